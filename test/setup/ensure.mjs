@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// Installs what the README's commands need and is missing, using only Node's
+// standard library (it runs before `npm ci`):
+//   - npm packages, exactly as package-lock.json pins them;
+//   - with --system, Debian packages for the given tools (as root: apt-get;
+//     otherwise it prints the exact command to run and exits non-zero).
+// Usage: node test/setup/ensure.mjs [--system gpg,chromium,...]
+
+import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+// tool on PATH -> Debian package that provides it
+const DEBIAN_PACKAGES = {
+  gpg: 'gnupg',
+  gpgconf: 'gnupg',
+  chromium: 'chromium',
+  'firefox-esr': 'firefox-esr',
+  swaks: 'swaks',
+};
+
+function log(msg) {
+  process.stderr.write(`[ensure] ${msg}\n`);
+}
+
+function ensureNpmPackages() {
+  const lock = readFileSync(join(root, 'package-lock.json'));
+  const want = createHash('sha256').update(lock).update(readFileSync(join(root, 'package.json'))).digest('hex');
+  const stamp = join(root, 'node_modules', '.letterlock-installed');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return;
+  log('installing npm packages (npm ci)...');
+  const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) {
+    log('npm ci failed; see the output above.');
+    process.exit(r.status ?? 1);
+  }
+  writeFileSync(stamp, want);
+}
+
+function onPath(tool) {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+function ensureSystemTools(tools) {
+  const missing = tools.filter((t) => !onPath(t));
+  if (missing.length === 0) return;
+  const packages = [...new Set(missing.map((t) => DEBIAN_PACKAGES[t] ?? t))];
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot) {
+    log(`missing: ${missing.join(', ')}. Install them with:`);
+    log(`  sudo apt-get update && sudo apt-get install -y ${packages.join(' ')}`);
+    process.exit(1);
+  }
+  log(`installing Debian packages: ${packages.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'inherit', 'inherit'], env });
+  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], { stdio: ['ignore', 'inherit', 'inherit'], env });
+  const still = tools.filter((t) => !onPath(t));
+  if (still.length) {
+    log(`still missing after install: ${still.join(', ')}`);
+    process.exit(1);
+  }
+}
+
+const args = process.argv.slice(2);
+ensureNpmPackages();
+const i = args.indexOf('--system');
+if (i >= 0) ensureSystemTools((args[i + 1] ?? '').split(',').filter(Boolean));
