@@ -32,7 +32,7 @@ export const ERROR_MESSAGES = {
   UNSIGNED: 'The message is not signed. Sign your posts with the key registered for your address.',
   SIGNER_UNKNOWN: 'The message is signed by a key that is not registered for any member of this list.',
   BAD_SIGNATURE: 'The signature on the message does not match its content.',
-  SIGNER_KEY_INVALID: 'The message is signed with a key that was expired or revoked when it signed.',
+  SIGNER_KEY_INVALID: 'The message is signed with a key that has been revoked, or that had expired when it signed.',
   // Reading
   NOT_MIME: 'The decrypted content is not a MIME message.',
 } as const;

@@ -2,6 +2,7 @@
 // (browser). One concept per module; this file only re-exports.
 
 export * from './errors.ts';
+export * from './bytes.ts';
 export * from './limits.ts';
 export * from './keys/policy.ts';
 export * from './keys/generate.ts';

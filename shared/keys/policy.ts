@@ -85,12 +85,16 @@ async function validAddresses(key: Key, date: Date): Promise<string[]> {
 
 /**
  * Applies the key policy and returns what the rest of the system needs to know.
- * Refusals, in the order they are checked: KEY_VERSION_UNSUPPORTED, KEY_REVOKED,
- * KEY_EXPIRED, KEY_TOO_WEAK, KEY_NO_ENCRYPTION, KEY_USERID_MISMATCH.
+ * Refusals, in the order they are checked: KEY_VERSION_UNSUPPORTED, KEY_TOO_WEAK
+ * (primary), KEY_REVOKED, KEY_EXPIRED, KEY_NO_ENCRYPTION, KEY_TOO_WEAK (encryption
+ * subkey), KEY_USERID_MISMATCH.
  */
 export async function checkKey(key: Key, options: KeyCheckOptions = {}): Promise<KeyFacts> {
   const date = options.date ?? new Date();
   if (key.keyPacket.version !== 4) fail('KEY_VERSION_UNSUPPORTED', `v${key.keyPacket.version} key`);
+  // The primary key's algorithm first: it needs no signature check, and a weak
+  // algorithm may be one openpgp.js cannot even verify self-signatures for.
+  checkAlgorithm(key.getAlgorithmInfo(), 'primary key');
 
   if (await key.isRevoked(undefined, undefined, date)) fail('KEY_REVOKED');
 
@@ -98,7 +102,7 @@ export async function checkKey(key: Key, options: KeyCheckOptions = {}): Promise
   try {
     const exp = await key.getExpirationTime();
     if (exp instanceof Date) expires = exp;
-    else if (exp === null) fail('KEY_EXPIRED', 'no valid self-signature');
+    else if (exp === null) fail('KEY_UNREADABLE', 'no valid self-signature');
   } catch (e) {
     if (isLetterlockError(e)) throw e;
     // openpgp throws when no user ID has a valid self-signature at all.
@@ -106,8 +110,6 @@ export async function checkKey(key: Key, options: KeyCheckOptions = {}): Promise
   }
   if (expires !== null && expires.getTime() <= date.getTime()) fail('KEY_EXPIRED');
   if (key.keyPacket.created.getTime() > date.getTime() + 5 * 60_000) fail('KEY_EXPIRED', 'created in the future');
-
-  checkAlgorithm(key.getAlgorithmInfo(), 'primary key');
 
   // Weak subkeys are refused only when they are the ones that would be used;
   // first find the encryption subkey with a relaxed RSA floor so a weak one is

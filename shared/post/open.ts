@@ -24,7 +24,7 @@ export interface OpenOptions {
 export interface OpenedPost {
   form: PayloadForm;
   outer: OuterFacts;
-  /** The decrypted OpenPGP packets (signature and literal data) as the sender made them. */
+  /** The decrypted OpenPGP packets (signatures, literal or compressed data), bodies byte for byte as the sender made them. */
   innerPackets: Uint8Array;
   verification: Verification;
 }
@@ -34,12 +34,8 @@ export async function openPost(raw: Uint8Array | string, options: OpenOptions): 
   const date = options.date ?? new Date();
   const found = await findPayload(raw, limits.maxMessageBytes);
   const message = await readPgpMessage(found.armored ?? found.binary!, limits);
-  const decrypted = await decryptWithKey(message, options.listKey, limits, date);
-
-  const innerPackets = decrypted.packets.write();
-  if (!(innerPackets instanceof Uint8Array)) fail('OPENPGP_MALFORMED', 'unexpected streamed content');
-
-  const verification = await verifyAgainst(decrypted, options.memberKeys, date);
+  const { innerPackets, message: inner } = await decryptWithKey(message, options.listKey, limits, date);
+  const verification = await verifyAgainst(inner, options.memberKeys, date);
   if ((options.requireSignature ?? true) && !verification.valid) fail(verification.code);
 
   return { form: found.form, outer: found.outer, innerPackets, verification };

@@ -31,7 +31,7 @@ export async function readMessage(input: string | Uint8Array, options: ReadOptio
   const limits = resolveLimits(options.limits);
   const date = options.date ?? new Date();
   const message = await readPgpMessage(input, limits);
-  const decrypted = await decryptWithKey(message, options.privateKey, limits, date);
+  const { message: decrypted } = await decryptWithKey(message, options.privateKey, limits, date);
   const content = decrypted.getLiteralData();
   if (!(content instanceof Uint8Array)) fail('OPENPGP_MALFORMED', 'no literal data');
   const verification = await verifyAgainst(decrypted, options.senderKeys, date);
