@@ -1,0 +1,131 @@
+// Benchmark (not a test): the cost of "seal once, wrap per recipient" against the
+// per-recipient full encryption other encrypted list servers do, measured in the
+// same run on the same machine. Prints medians over repeated runs.
+//
+//   npm run bench:seal            (full run, a few minutes)
+//   BENCH_QUICK=1 npm run bench:seal   (smaller sample, for a smoke check)
+
+import { diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { cpus } from 'node:os';
+import * as openpgp from 'openpgp';
+import {
+  composePost, generateKey, KeyRecipient, openPost, parsePrivateKey, readPublicKey, seal,
+  unlockPrivateKey, wrapMany, type Recipient,
+} from '../../shared/index.ts';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const REPEATS = QUICK ? 3 : 5;
+const DISTINCT_KEYS = QUICK ? 200 : 1000;
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const us = (ms: number) => `${(ms * 1000).toFixed(1)} µs`;
+const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+
+async function time(fn: () => Promise<unknown> | unknown): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+async function repeat(n: number, fn: () => Promise<unknown> | unknown): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) times.push(await time(fn));
+  return median(times);
+}
+
+console.log(`Letterlock seal/wrap benchmark — ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, openpgp ${openpgp.config.versionString}`);
+console.log(`Medians of ${REPEATS} runs.${QUICK ? ' QUICK mode: smaller samples.' : ''}\n`);
+
+// Keys: DISTINCT_KEYS real subscriber keys, cycled to make larger recipient lists
+// (the wrap cost does not depend on whether two recipients share a key: each wrap
+// makes a fresh ephemeral ECDH key).
+process.stdout.write(`Generating ${DISTINCT_KEYS} subscriber keys... `);
+let t0 = performance.now();
+const publicKeys: openpgp.PublicKey[] = [];
+for (let i = 0; i < DISTINCT_KEYS; i += 50) {
+  const batch = await Promise.all(Array.from({ length: Math.min(50, DISTINCT_KEYS - i) }, (_, j) =>
+    openpgp.generateKey({ userIDs: [{ email: `s${i + j}@example.org` }], format: 'object' }).then((k) => k.publicKey)));
+  publicKeys.push(...batch);
+}
+const recipients: Recipient[] = await Promise.all(publicKeys.map((k) => KeyRecipient.fromPublicKey(k)));
+console.log(fmt(performance.now() - t0));
+const recipientsOf = (n: number) => Array.from({ length: n }, (_, i) => recipients[i % recipients.length]!);
+
+// A real post, opened by the list, for each body size.
+const listGen = await generateKey({ kind: 'list', address: 'bench@lists.example.org', passphrase: 'x' });
+const aliceGen = await generateKey({ kind: 'subscriber', address: 'alice@example.org', passphrase: 'x' });
+const listKey = await unlockPrivateKey(await parsePrivateKey(listGen.privateKeyArmored), 'x');
+const alice = await unlockPrivateKey(await parsePrivateKey(aliceGen.privateKeyArmored), 'x');
+const alicePub = (await readPublicKey(aliceGen.publicKeyArmored)).key;
+
+async function innerPacketsOf(bytes: number): Promise<Uint8Array> {
+  const text = 'Lorem ipsum dolor sit amet, list. '.repeat(Math.ceil(bytes / 34)).slice(0, bytes);
+  const post = await composePost({ message: { subject: 'bench', from: { address: 'alice@example.org' }, to: [{ address: 'bench@lists.example.org' }], text }, senderKey: alice, listKey: listKey.toPublic() });
+  return (await openPost(post.pgpMime, { listKey, memberKeys: [alicePub] })).innerPackets;
+}
+
+// 1. Floor: Node's native X25519 (generate ephemeral + agreement), synchronous, one core.
+const peer = generateKeyPairSync('x25519');
+const FLOOR_N = 5000;
+const floorMs = await repeat(REPEATS, () => {
+  for (let i = 0; i < FLOOR_N; i++) {
+    const eph = generateKeyPairSync('x25519');
+    diffieHellman({ privateKey: eph.privateKey, publicKey: peer.publicKey });
+  }
+}) / FLOOR_N;
+console.log(`Floor: Node native X25519 keygen + agreement: ${us(floorMs)} per op on one core (${us(floorMs / cpus().length)} if every core did only this)\n`);
+
+// 2. Wrapping K.
+console.log('Wrapping K (one PKESK per recipient, wrapMany, 64 in flight):');
+const wrapPer: Record<number, number> = {};
+for (const n of QUICK ? [1000, 2000] : [1000, 10_000]) {
+  const list = recipientsOf(n);
+  const k = (await seal(new Uint8Array(10))).sessionKey;
+  await wrapMany(k, list.slice(0, 200)); // warm up
+  const ms = await repeat(REPEATS, () => wrapMany(k, list));
+  wrapPer[n] = ms / n;
+  console.log(`  ${String(n).padStart(6)} recipients: ${fmt(ms)} total, ${us(ms / n)} per recipient${n === 10_000 ? `   (target ≤ 250 µs: ${ms / n <= 0.25 ? 'met' : 'NOT met'})` : ''}`);
+}
+{
+  const list = recipientsOf(1000);
+  const k = (await seal(new Uint8Array(10))).sessionKey;
+  const serial = await repeat(REPEATS, () => wrapMany(k, list, { concurrency: 1 }));
+  console.log(`    1000 recipients, one at a time: ${us(serial / 1000)} per recipient (batched is ${(serial / 1000 / wrapPer[1000]!).toFixed(1)}× faster)`);
+}
+
+// 3. Seal + wrap vs per-recipient full encryption (the baseline), per body size.
+console.log('\nSeal once + wrap, vs per-recipient full encryption (baseline: openpgp.encrypt of the post to each recipient):');
+const N = 1000;
+for (const [label, size, baselineSample] of [['10 KB', 10 * 1024, QUICK ? 100 : 1000], ['1 MB', 1024 * 1024, QUICK ? 10 : 40]] as const) {
+  const inner = await innerPacketsOf(size);
+  const list = recipientsOf(N);
+  const sealWrap = await repeat(REPEATS, async () => {
+    const { sessionKey, body } = await seal(inner);
+    const wrapped = await wrapMany(sessionKey, list);
+    if (wrapped.length !== N || body.length < size) throw new Error('bad result');
+  });
+  const message = await openpgp.readMessage({ binaryMessage: inner });
+  const sampleKeys = publicKeys.slice(0, baselineSample);
+  // The baseline encrypts the same signed packets to each recipient separately
+  // (its own session key and its own full copy of the body), 64 in flight.
+  const baselineSampleMs = await repeat(REPEATS, async () => {
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(64, sampleKeys.length) }, async () => {
+      for (let i = next++; i < sampleKeys.length; i = next++) {
+        await openpgp.encrypt({ message, encryptionKeys: sampleKeys[i]!, format: 'binary' });
+      }
+    }));
+  });
+  const baselinePer = baselineSampleMs / baselineSample;
+  const baselineN = baselinePer * N;
+  console.log(`  ${label} body, ${N} recipients:`);
+  console.log(`    seal + wrap: ${fmt(sealWrap)} (${us(sealWrap / N)} per recipient)`);
+  console.log(`    baseline:    ${us(baselinePer)} per recipient (measured on ${baselineSample} recipients) → ${fmt(baselineN)} for ${N}`);
+  console.log(`    ratio:       seal + wrap is ${(baselineN / sealWrap).toFixed(1)}× faster${size === 1024 * 1024 ? `   (target ≥ 20×: ${baselineN / sealWrap >= 20 ? 'met' : 'NOT met'})` : ''}`);
+}
+
+console.log('\nMemory: peak RSS', `${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB`);
