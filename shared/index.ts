@@ -19,3 +19,5 @@ export * from './envelope/seal.ts';
 export * from './envelope/recipient.ts';
 export * from './envelope/copy.ts';
 export * from './reader/read.ts';
+export * from './api/types.ts';
+export * from './api/statements.ts';
