@@ -6,9 +6,8 @@
 //     otherwise it prints the exact command to run and exits non-zero).
 // Usage: node test/setup/ensure.mjs [--system gpg,chromium,...]
 
-import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,18 +26,18 @@ function log(msg) {
   process.stderr.write(`[ensure] ${msg}\n`);
 }
 
+// npm writes node_modules/.package-lock.json after every install; when it is at
+// least as new as package-lock.json, what the lock pins is what is installed.
 function ensureNpmPackages() {
-  const lock = readFileSync(join(root, 'package-lock.json'));
-  const want = createHash('sha256').update(lock).update(readFileSync(join(root, 'package.json'))).digest('hex');
-  const stamp = join(root, 'node_modules', '.letterlock-installed');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return;
+  const lock = join(root, 'package-lock.json');
+  const installed = join(root, 'node_modules', '.package-lock.json');
+  if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return;
   log('installing npm packages (npm ci)...');
   const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
   if (r.status !== 0) {
     log('npm ci failed; see the output above.');
     process.exit(r.status ?? 1);
   }
-  writeFileSync(stamp, want);
 }
 
 function onPath(tool) {
