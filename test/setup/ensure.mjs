@@ -4,7 +4,9 @@
 //   - npm packages, exactly as package-lock.json pins them;
 //   - with --system, Debian packages for the given tools (as root: apt-get;
 //     otherwise it prints the exact command to run and exits non-zero).
-// Usage: node test/setup/ensure.mjs [--system gpg,chromium,...]
+// Usage: node test/setup/ensure.mjs [--system gpg,chromium,...] [--no-npm]
+// (--no-npm: Debian packages only, for callers already running under npm, e.g. a
+// test starting the mail stack, where an `npm ci` would pull node_modules away.)
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -13,13 +15,25 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-// tool on PATH -> Debian package that provides it
+// tool on PATH -> Debian package(s) that provide it
 const DEBIAN_PACKAGES = {
   gpg: 'gnupg',
   gpgconf: 'gnupg',
   chromium: 'chromium',
   'firefox-esr': 'firefox-esr',
   swaks: 'swaks',
+  // The real mail stack (test/stack/). Dovecot's IMAP and LMTP servers live in
+  // separate packages from the `dovecot` binary; php8.2-cgi goes in the same
+  // install as Roundcube, or apt pulls in Apache to satisfy its PHP dependency.
+  postfix: 'postfix',
+  dovecot: ['dovecot-imapd', 'dovecot-lmtpd'],
+  roundcube: ['roundcube', 'roundcube-sqlite3', 'php-cli', 'php8.2-cgi', 'php-sqlite3'],
+};
+
+// Tools that are not (only) a command on PATH: present when all these files exist.
+const PROBES = {
+  dovecot: ['/usr/sbin/dovecot', '/usr/lib/dovecot/imap', '/usr/lib/dovecot/lmtp'],
+  roundcube: ['/var/lib/roundcube/public_html/index.php', '/usr/bin/php', '/usr/share/roundcube/SQL/sqlite.initial.sql', '/etc/php/8.2/mods-available/pdo_sqlite.ini'],
 };
 
 function log(msg) {
@@ -41,13 +55,14 @@ function ensureNpmPackages() {
 }
 
 function onPath(tool) {
+  if (PROBES[tool]) return PROBES[tool].every((f) => existsSync(f));
   return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
 }
 
 function ensureSystemTools(tools) {
   const missing = tools.filter((t) => !onPath(t));
   if (missing.length === 0) return;
-  const packages = [...new Set(missing.map((t) => DEBIAN_PACKAGES[t] ?? t))];
+  const packages = [...new Set(missing.flatMap((t) => DEBIAN_PACKAGES[t] ?? t))];
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (!isRoot) {
     log(`missing: ${missing.join(', ')}. Install them with:`);
@@ -66,6 +81,6 @@ function ensureSystemTools(tools) {
 }
 
 const args = process.argv.slice(2);
-ensureNpmPackages();
+if (!args.includes('--no-npm')) ensureNpmPackages();
 const i = args.indexOf('--system');
 if (i >= 0) ensureSystemTools((args[i + 1] ?? '').split(',').filter(Boolean));

@@ -1,0 +1,55 @@
+// Errors the extension shows, each a stable code and a sentence a person can act
+// on. Protocol refusals (shared/errors.ts) keep their own sentences; these add the
+// extension's own situations (locked, not allowed, server trouble).
+
+import { ERROR_MESSAGES, isLetterlockError } from '../shared/errors.ts';
+
+export const EXTENSION_ERRORS = {
+  LOCKED: 'Letterlock is locked. Unlock it with your passphrase to read or write encrypted mail.',
+  NO_KEY: 'You have no key yet. Create or import one in the Letterlock options.',
+  KEY_EXISTS: 'You already have a key. Remove it before creating or importing another.',
+  NO_KEY_FOR_MESSAGE: 'This message was not encrypted to your key, so it cannot be opened here.',
+  DAMAGED: 'This encrypted message is damaged or incomplete and cannot be read.',
+  NOT_FROM_LIST: 'This message is not from a list you are subscribed to.',
+  RATE_LIMITED: 'Too many operations in the last minute. Wait a moment and try again.',
+  FORBIDDEN: 'This part of Letterlock may not ask for that.',
+  SITE_NOT_ALLOWED: 'Letterlock is not allowed to act on this site.',
+  UNKNOWN_BLOCK: 'This message is no longer available. Reload the page.',
+  TOO_LARGE: 'This message is too large to open in the browser.',
+  BAD_INPUT: 'The request was not understood.',
+  LIST_UNKNOWN: 'This list has not been added yet. Add it in the Letterlock options.',
+  LIST_NOT_PINNED: 'Confirm the list key\'s fingerprint before using this list.',
+  LIST_KEY_CHANGED: 'The list key has changed since you confirmed it. Check the new fingerprint with the list owner before accepting it.',
+  FINGERPRINT_MISMATCH: 'The fingerprint you confirmed is not the one the server sent. Look the list up again.',
+  SERVER_UNREACHABLE: 'The list server could not be reached. Check its address and your connection.',
+  SERVER_ERROR: 'The list server answered with an error.',
+  SERVER_BAD_ANSWER: 'The list server sent an answer Letterlock does not understand.',
+  NO_CONFIRMATION: 'This message holds no subscription confirmation.',
+  NOT_SIGNED_IN: 'Sign in to the archive first.',
+  INTERNAL: 'Something went wrong inside Letterlock. Try again.',
+} as const;
+
+export type ExtensionErrorCode = keyof typeof EXTENSION_ERRORS;
+
+export interface ErrorView {
+  code: string;
+  message: string;
+}
+
+export class ExtensionError extends Error {
+  constructor(readonly code: ExtensionErrorCode | string, message?: string) {
+    super(message ?? (EXTENSION_ERRORS as Record<string, string>)[code] ?? code);
+    this.name = 'ExtensionError';
+  }
+}
+
+export function refuse(code: ExtensionErrorCode, detail?: string): never {
+  throw new ExtensionError(code, detail ? `${EXTENSION_ERRORS[code]} (${detail})` : EXTENSION_ERRORS[code]);
+}
+
+/** Turns anything thrown into a code and a sentence safe to show and to log (never content). */
+export function toErrorView(e: unknown): ErrorView {
+  if (e instanceof ExtensionError) return { code: e.code, message: e.message };
+  if (isLetterlockError(e)) return { code: e.code, message: ERROR_MESSAGES[e.code] };
+  return { code: 'INTERNAL', message: EXTENSION_ERRORS.INTERNAL };
+}

@@ -1,0 +1,172 @@
+// The one typed message bus between the extension's parts. Every request the
+// background answers is listed here with its payload, its answer and the callers
+// allowed to send it. The background hands out views, handles and results; never
+// key material (the only key text that leaves it is the passphrase-protected
+// backup and the public key, both asked for by the options page).
+
+import type { ErrorView } from './errors.ts';
+
+/** Who sent a message, decided by the background from `sender` (never from the payload). */
+export type Caller =
+  | 'page' // a top-level extension page: options, popup, archive
+  | 'reader' // the reader frame placed in an allowed webmail page
+  | 'composer' // the composer frame placed in an allowed webmail page
+  | 'content'; // the content script in an allowed webmail page (ciphertext and placement only)
+
+export interface Indicator {
+  word: string;
+  colour: string;
+}
+
+export interface KeyView {
+  fingerprint: string;
+  keyId: string;
+  address: string;
+  name: string;
+  created: string;
+  publicKey: string;
+}
+
+export type ListState = 'pinned' | 'confirmation-sent' | 'member' | 'pending-approval';
+
+export interface ListView {
+  address: string;
+  name: string;
+  server: string;
+  fingerprint: string;
+  state: ListState;
+  /** Set when the server now offers a different list key than the pinned one. */
+  changedFingerprint: string | null;
+}
+
+export interface ListCandidate {
+  address: string;
+  name: string;
+  description: string | null;
+  server: string;
+  fingerprint: string;
+  /** The fingerprint pinned earlier for this address, when it differs. */
+  pinnedFingerprint: string | null;
+}
+
+export interface StateView {
+  hasKey: boolean;
+  key: KeyView | null;
+  unlocked: boolean;
+  /** Milliseconds since the epoch when the key locks again; null when locked. */
+  lockAt: number | null;
+  timeoutMinutes: number;
+  opsPerMinute: number;
+  indicator: Indicator;
+  sites: string[];
+}
+
+export type SignatureView =
+  | { status: 'verified'; fingerprint: string; address: string | null }
+  | { status: 'unchecked'; reason: string }
+  | { status: 'invalid'; code: string; reason: string };
+
+export interface ReadView {
+  subject: string | null;
+  from: { address: string; name: string } | null;
+  date: string | null;
+  text: string | null;
+  /** HTML as sent; the reader sanitizes it and shows it only in a sandboxed frame. */
+  html: string | null;
+  attachments: { filename: string | null; size: number }[];
+  signature: SignatureView;
+  /** The list this message came through, when known. */
+  list: string | null;
+  /** True when the message carries a subscription confirmation the user can accept. */
+  confirmable: boolean;
+}
+
+export interface ArchiveThreadView {
+  rootId: number;
+  lastDate: string | null;
+  messages: { id: number; date: string | null; size: number; messageId: string | null; inReplyTo: string | null }[];
+}
+
+export interface ArchiveMessageView {
+  id: number;
+  read: ReadView | null;
+  error: ErrorView | null;
+}
+
+type Empty = Record<string, never>;
+
+/** Every request: its payload, its answer, and who may send it. */
+export interface Requests {
+  'state.get': { req: Empty; res: StateView };
+  'key.create': { req: { name: string; address: string; passphrase: string }; res: StateView };
+  'key.import': { req: { armored: string; passphrase: string }; res: StateView };
+  'key.export': { req: Empty; res: { armored: string } };
+  'key.remove': { req: { fingerprint: string }; res: StateView };
+  'key.unlock': { req: { passphrase: string }; res: StateView };
+  'key.lock': { req: Empty; res: StateView };
+  'settings.set': { req: { timeoutMinutes?: number; opsPerMinute?: number; indicator?: Indicator }; res: StateView };
+  'sites.set': { req: { sites: string[] }; res: StateView };
+  'lists.get': { req: Empty; res: ListView[] };
+  'list.lookup': { req: { address: string; server: string }; res: ListCandidate };
+  'list.pin': { req: { address: string; fingerprint: string }; res: ListView[] };
+  'list.subscribe': { req: { address: string; delivery: 'pgp-mime' | 'inline' }; res: ListView[] };
+  'list.remove': { req: { address: string }; res: ListView[] };
+  'content.stash': { req: { armored: string }; res: { blockId: string } };
+  'content.compose': { req: Empty; res: { composeId: string } };
+  'reader.open': { req: { blockId: string }; res: ReadView };
+  'reader.confirm': { req: { blockId: string }; res: { status: string; list: string } };
+  'composer.lists': { req: Empty; res: ListView[] };
+  'composer.send': { req: { composeId: string; list: string; subject: string; text: string }; res: { inserted: true } };
+  'archive.login': { req: { list: string }; res: { address: string; expiresAt: string } };
+  'archive.threads': { req: { list: string; before: string | null }; res: { threads: ArchiveThreadView[]; nextCursor: string | null } };
+  'archive.open': { req: { list: string; ids: number[] }; res: ArchiveMessageView[] };
+}
+
+export type RequestType = keyof Requests;
+
+/** Which callers may send each request: everything else is refused before any work. */
+export const ALLOWED: { readonly [K in RequestType]: readonly Caller[] } = {
+  'state.get': ['page', 'reader', 'composer'],
+  'key.create': ['page'],
+  'key.import': ['page'],
+  'key.export': ['page'],
+  'key.remove': ['page'],
+  'key.unlock': ['page'],
+  'key.lock': ['page'],
+  'settings.set': ['page'],
+  'sites.set': ['page'],
+  'lists.get': ['page'],
+  'list.lookup': ['page'],
+  'list.pin': ['page'],
+  'list.subscribe': ['page'],
+  'list.remove': ['page'],
+  'content.stash': ['content'],
+  'content.compose': ['content'],
+  'reader.open': ['reader'],
+  'reader.confirm': ['reader'],
+  'composer.lists': ['composer'],
+  'composer.send': ['composer'],
+  'archive.login': ['page'],
+  'archive.threads': ['page'],
+  'archive.open': ['page'],
+};
+
+export interface Envelope<K extends RequestType = RequestType> {
+  letterlock: 1;
+  type: K;
+  payload: Requests[K]['req'];
+}
+
+export type Answer<T> = { ok: true; value: T } | { ok: false; error: ErrorView };
+
+/** What the background pushes to a content script: armored text for one compose box. */
+export interface InsertArmored {
+  letterlock: 1;
+  type: 'insert-armored';
+  composeId: string;
+  armored: string;
+}
+
+export function isEnvelope(m: unknown): m is Envelope {
+  return typeof m === 'object' && m !== null && (m as Envelope).letterlock === 1 && typeof (m as Envelope).type === 'string' && typeof (m as Envelope).payload === 'object' && (m as Envelope).payload !== null;
+}

@@ -1,0 +1,141 @@
+// Members-only archive access (DESIGN.md step 8, rule 5). A member proves their
+// key by signing a single-use challenge and gets a short-lived session; for each
+// message they open, K is unwrapped with the archive key and re-wrapped to their
+// key. The server never decrypts a body: it handles only K, in memory.
+// Every request re-checks membership, so removing a member ends their sessions.
+
+import type { PrivateKey } from 'openpgp';
+import {
+  KeyIdentity, KeyRecipient, loginStatement, parsePrivateKey, readPublicKey, rewrap, unlockPrivateKey, verifyStatement,
+  type ArchiveMessage, type ChallengeResponse, type LoginResponse, type MemberKey, type ThreadPage,
+} from '../../shared/index.ts';
+import { ApiFailure, notFound, unauthorized } from '../http/errors.ts';
+import { hashToken, newToken } from '../registry/tokens.ts';
+import type { Db } from '../store/db.ts';
+import type { ListRecord } from '../store/lists.ts';
+import { getMember, type MemberRecord } from '../store/members.ts';
+import { getPost } from '../store/posts.ts';
+import { deleteSessions, getSession, insertChallenge, insertSession, takeChallenge } from '../store/registry.ts';
+import { metaOf, threadPage } from './threads.ts';
+
+export const CHALLENGE_TTL_MS = 2 * 60_000;
+export const SESSION_TTL_MS = 30 * 60_000;
+
+export interface Session {
+  list: ListRecord;
+  member: MemberRecord;
+}
+
+const loginFailed = () => new ApiFailure(401, 'SIGNATURE_INVALID', 'The log-in signature is not valid for a member of this list.');
+
+export class ArchiveAccess {
+  private readonly identities = new Map<number, Promise<KeyIdentity>>();
+  private readonly recipients = new Map<string, Promise<KeyRecipient>>();
+
+  constructor(private readonly deps: { db: Db; secret: string; publicUrl: string; now?: () => number }) {}
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
+  }
+
+  /**
+   * Issued to anyone who asks, member or not: answering differently would tell a
+   * stranger who is subscribed. The log-in is what checks membership.
+   */
+  challenge(list: ListRecord, address: string): ChallengeResponse {
+    const { token, hash } = newToken();
+    const expiresAt = new Date(this.now() + CHALLENGE_TTL_MS).toISOString();
+    const statement = loginStatement({ server: this.deps.publicUrl, list: list.address, address, challengeId: token, expiresAt });
+    insertChallenge(this.deps.db, hash, list.id, address, statement, this.now() + CHALLENGE_TTL_MS);
+    return { challengeId: token, statement, expiresAt };
+  }
+
+  async login(list: ListRecord, challengeId: string, signature: string): Promise<LoginResponse> {
+    const challenge = takeChallenge(this.deps.db, hashToken(challengeId), list.id, this.now());
+    if (!challenge) throw new ApiFailure(401, 'CHALLENGE_INVALID', 'The log-in challenge is unknown, used or expired. Ask for a new one.');
+    const member = getMember(this.deps.db, list.id, challenge.address);
+    if (!member || member.keyState !== 'valid') throw loginFailed();
+    const { key } = await readPublicKey(member.publicKey).catch(() => {
+      throw loginFailed();
+    });
+    if (!(await verifyStatement(challenge.statement, signature, key, new Date(this.now())))) throw loginFailed();
+    const { token, hash } = newToken();
+    const expiresAt = this.now() + SESSION_TTL_MS;
+    insertSession(this.deps.db, hash, list.id, member.address, member.fingerprint, expiresAt);
+    return { token, expiresAt: new Date(expiresAt).toISOString(), address: member.address, fingerprint: member.fingerprint };
+  }
+
+  /** The member behind a bearer token, checked against the member table right now. */
+  session(list: ListRecord, bearer: string | undefined): Session {
+    if (!bearer || !/^[A-Za-z0-9_-]{43}$/.test(bearer)) throw unauthorized();
+    const s = getSession(this.deps.db, hashToken(bearer), this.now());
+    if (!s || s.listId !== list.id) throw unauthorized();
+    const member = getMember(this.deps.db, list.id, s.address);
+    // Removed, re-keyed or revoked since the log-in: the session is over.
+    if (!member || member.fingerprint !== s.fingerprint || member.keyState !== 'valid') {
+      deleteSessions(this.deps.db, list.id, s.address);
+      throw unauthorized('Your archive session has ended. Sign in again.');
+    }
+    return { list, member };
+  }
+
+  threads(session: Session, before: number | null, limit: number): ThreadPage {
+    return threadPage(this.deps.db, session.list.id, before, limit);
+  }
+
+  async messages(session: Session, ids: number[]): Promise<ArchiveMessage[]> {
+    const identity = await this.archiveIdentity(session.list);
+    const recipient = await this.recipientFor(session.member);
+    const unique = [...new Set(ids)];
+    const posts = unique.map((id) => {
+      const p = getPost(this.deps.db, id);
+      if (!p || p.listId !== session.list.id) throw notFound(`No message ${id} in this archive.`);
+      return p;
+    });
+    return Promise.all(
+      posts.map(async (p): Promise<ArchiveMessage> => ({
+        meta: metaOf(p),
+        wrappedKey: Buffer.from(await rewrap(p.archivePkesk, identity, recipient)).toString('base64'),
+        body: Buffer.from(p.body.buffer, p.body.byteOffset, p.body.byteLength).toString('base64'),
+      })),
+    );
+  }
+
+  /**
+   * A member's public key by primary-key fingerprint or key ID, so a reader can
+   * verify a post's signature (signatures name the issuer's fingerprint). Keys
+   * that sign with a subkey are found by that subkey's owner fingerprint only.
+   */
+  memberKey(session: Session, id: string): MemberKey {
+    const upper = id.toUpperCase();
+    const row = this.deps.db.prepare('SELECT address, fingerprint, public_key FROM members WHERE list_id = ? AND (fingerprint = ? OR substr(fingerprint, 25) = ?) LIMIT 1')
+      .get(session.list.id, upper, upper) as { address: string; fingerprint: string; public_key: string } | undefined;
+    if (!row) throw notFound('No member of this list has that key.');
+    return { address: row.address, fingerprint: row.fingerprint, publicKey: row.public_key };
+  }
+
+  private archiveIdentity(list: ListRecord): Promise<KeyIdentity> {
+    let p = this.identities.get(list.id);
+    if (!p) {
+      p = parsePrivateKey(list.archivePrivate)
+        .then((k) => unlockPrivateKey(k, this.deps.secret))
+        .then((k: PrivateKey) => new KeyIdentity(k));
+      this.identities.set(list.id, p);
+      p.catch(() => this.identities.delete(list.id));
+    }
+    return p;
+  }
+
+  private recipientFor(member: MemberRecord): Promise<KeyRecipient> {
+    let p = this.recipients.get(member.fingerprint);
+    if (!p) {
+      p = readPublicKey(member.publicKey).then(({ key }) => KeyRecipient.fromPublicKey(key));
+      if (this.recipients.size > 1000) this.recipients.clear(); // a bound, not an LRU: rebuilding one is cheap
+      this.recipients.set(member.fingerprint, p);
+      p.catch(() => this.recipients.delete(member.fingerprint));
+    }
+    return p.catch((e: unknown) => {
+      throw new ApiFailure(403, 'FORBIDDEN', `Your registered key cannot be used: ${e instanceof Error ? e.message : 'unusable key'}`);
+    });
+  }
+}

@@ -1,0 +1,34 @@
+// The archive seal: an accepted post is stored as its encrypted body, K wrapped to
+// the archive key, and only the metadata needed to thread and page. Subject,
+// sender and body exist only inside the ciphertext.
+
+import type { Db } from '../store/db.ts';
+import { insertPost } from '../store/posts.ts';
+
+export interface ArchiveInput {
+  listId: number;
+  messageId: string | null;
+  inReplyTo: string | null;
+  references: string[];
+  date: Date | null;
+  size: number;
+  body: Uint8Array;
+  archivePkesk: Uint8Array;
+  /** K wrapped to the list key, kept only until the fan-out is done. */
+  listPkesk: Uint8Array;
+}
+
+/** Returns the post id, which the queued copies use to find the shared body. */
+export function archivePost(db: Db, input: ArchiveInput): number {
+  return insertPost(db, {
+    listId: input.listId,
+    messageId: input.messageId,
+    inReplyTo: input.inReplyTo,
+    references: input.references.slice(0, 100),
+    date: input.date ? input.date.getTime() : null,
+    size: input.size,
+    body: input.body,
+    archivePkesk: input.archivePkesk,
+    listPkesk: input.listPkesk,
+  });
+}

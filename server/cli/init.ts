@@ -1,0 +1,57 @@
+// `letterlock init`: the data folder (mode 0700), its SQLite database, the config
+// file, and the server secret (LETTERLOCK_SECRET, an existing 0600 file, or a new
+// random one written with mode 0600).
+
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { CONFIG_FILE, ConfigError, parseConfig, writeConfig, type Config } from '../config/config.ts';
+import { createSecretFile, defaultSecretFile, loadSecret, SECRET_ENV, secretVerifier, verifySecret } from '../config/secret.ts';
+import { DB_FILE } from '../app.ts';
+import { getMeta, openDb, setMeta } from '../store/db.ts';
+
+export interface InitOptions {
+  dataDir: string;
+  config: Partial<Record<keyof Config, unknown>>;
+}
+
+export interface InitResult {
+  created: boolean;
+  secretSource: string;
+  secret: string;
+}
+
+export function init(o: InitOptions): InitResult {
+  const dir = resolve(o.dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const configPath = join(dir, CONFIG_FILE);
+  if (!existsSync(configPath)) writeConfig(dir, o.config);
+  const config = parseConfig(JSON.parse(JSON.stringify(o.config)), 'options');
+  const secretFile = config.secretFile ? resolve(config.secretFile) : defaultSecretFile(dir);
+  let secretSource: string;
+  let secret: string;
+  if (process.env[SECRET_ENV]) {
+    secret = loadSecret(secretFile);
+    secretSource = `environment variable ${SECRET_ENV}`;
+  } else if (existsSync(secretFile)) {
+    secret = loadSecret(secretFile);
+    secretSource = `file ${secretFile}`;
+  } else {
+    createSecretFile(secretFile);
+    secret = loadSecret(secretFile);
+    secretSource = `new file ${secretFile} (mode 0600)`;
+  }
+  const db = openDb(join(dir, DB_FILE));
+  try {
+    const existing = getMeta(db, 'secret_verifier');
+    if (existing) {
+      if (!verifySecret(secret, existing)) throw new ConfigError(`${dir} was initialized with a different server secret`);
+      return { created: false, secretSource, secret };
+    }
+    setMeta(db, 'secret_verifier', secretVerifier(secret));
+    setMeta(db, 'created_at', new Date().toISOString());
+    return { created: true, secretSource, secret };
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,110 @@
+// The server's configuration: a JSON file in the data folder, validated with zod,
+// with a few environment overrides. Defaults bind everything to loopback.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+
+const Port = z.number().int().min(0).max(65535);
+const Host = z.string().min(1).max(255);
+
+export const ConfigSchema = z.object({
+  smtp: z.object({
+    host: Host.default('127.0.0.1'),
+    port: Port.default(2525),
+    /** Largest incoming mail in bytes (advertised with SIZE, enforced while streaming). */
+    maxMessageBytes: z.number().int().min(1024).max(200 * 1024 * 1024).default(25 * 1024 * 1024),
+    maxClients: z.number().int().min(1).max(10_000).default(32),
+  }).strict().prefault({}),
+  http: z.object({
+    host: Host.default('127.0.0.1'),
+    port: Port.default(8025),
+  }).strict().prefault({}),
+  /** Base URL written into List-Unsubscribe / List-Archive headers. */
+  publicUrl: z.string().url().optional(),
+  /** smtp://[user:pass@]host:port or smtps://...; absent: deliver into `maildir`. */
+  relay: z.string().regex(/^smtps?:\/\/[^\s]+$/, 'must be smtp://host:port or smtps://host:port').optional(),
+  relayOptions: z.object({
+    maxConnections: z.number().int().min(1).max(100).default(8),
+    /** Accept a self-signed relay certificate (only for a relay on a trusted network). */
+    tlsRejectUnauthorized: z.boolean().default(true),
+    requireTLS: z.boolean().default(false),
+  }).strict().prefault({}),
+  maildir: z.string().min(1).optional(),
+  delivery: z.object({
+    /** Copies in flight to the relay at once. */
+    concurrency: z.number().int().min(1).max(500).default(32),
+    /** Rows claimed at once; a crash may re-send at most these. */
+    batch: z.number().int().min(1).max(5000).default(64),
+    retryBaseMs: z.number().int().min(10).default(30_000),
+    retryMaxMs: z.number().int().min(10).default(3_600_000),
+    /** A temporary failure older than this becomes permanent. */
+    giveUpAfterMs: z.number().int().min(1000).default(5 * 24 * 3_600_000),
+    reportDelayMs: z.number().int().min(0).default(5_000),
+  }).strict().prefault({}),
+  pipeline: z.object({
+    /** Posts processed at once, and posts waiting; beyond that SMTP answers 451. */
+    concurrency: z.number().int().min(1).max(64).default(2),
+    maxWaiting: z.number().int().min(0).max(10_000).default(32),
+  }).strict().prefault({}),
+  secretFile: z.string().min(1).optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
+}).strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export const CONFIG_FILE = 'letterlock.json';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function parseConfig(value: unknown, where: string): Config {
+  const r = ConfigSchema.safeParse(value);
+  if (!r.success) {
+    throw new ConfigError(`${where}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  return r.data;
+}
+
+export interface LoadedConfig {
+  dataDir: string;
+  config: Config;
+}
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!/^\d+$/.test(v)) throw new ConfigError(`${name} must be a number`);
+  return Number(v);
+}
+
+/** Reads DATA/letterlock.json (absent: defaults) and applies environment overrides. */
+export function loadConfig(dataDir: string): LoadedConfig {
+  const dir = resolve(dataDir);
+  const file = join(dir, CONFIG_FILE);
+  let raw: Record<string, unknown> = {};
+  if (existsSync(file)) {
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`${file}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  const config = parseConfig(raw, file);
+  const smtpPort = envInt('LETTERLOCK_SMTP_PORT');
+  const httpPort = envInt('LETTERLOCK_HTTP_PORT');
+  if (smtpPort !== undefined) config.smtp.port = smtpPort;
+  if (httpPort !== undefined) config.http.port = httpPort;
+  if (process.env.LETTERLOCK_RELAY) config.relay = parseConfig({ relay: process.env.LETTERLOCK_RELAY }, 'LETTERLOCK_RELAY').relay;
+  return { dataDir: dir, config };
+}
+
+export function writeConfig(dataDir: string, value: unknown): void {
+  const config = parseConfig(value, 'config');
+  writeFileSync(join(dataDir, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+}
+
+export function dataDirFrom(flag: string | undefined): string {
+  return resolve(flag ?? process.env.LETTERLOCK_DATA ?? 'letterlock-data');
+}

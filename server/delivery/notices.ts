@@ -1,0 +1,71 @@
+// The content-free mails the list writes itself: a bounce to a refused sender,
+// a missed-message notice to a member whose key cannot be used, and the list
+// owner's report of failed deliveries. None of them carries any part of a post:
+// they are built only from codes, addresses, dates and message ids.
+
+import { formatDate, newMessageId, writeHeaders, domainOf, type HeaderList } from '../../shared/index.ts';
+import { reasonSentence, type ReasonCode } from '../pipeline/reasons.ts';
+import { listIdOf } from './headers.ts';
+
+function textMail(headers: HeaderList, lines: string[]): string {
+  return `${writeHeaders(headers)}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${lines.join('\r\n')}\r\n`;
+}
+
+function base(listAddress: string, to: string, subject: string): HeaderList {
+  return [
+    ['From', `<${listAddress}>`],
+    ['To', `<${to}>`],
+    ['Subject', subject],
+    ['Date', formatDate(new Date())],
+    ['Message-ID', newMessageId(domainOf(listAddress))],
+    ['List-Id', listIdOf(listAddress)],
+    ['Auto-Submitted', 'auto-replied'],
+  ];
+}
+
+/** Message ids are written only when they look like ids: they come from the sender. */
+function safeId(id: string | null): string {
+  return id && /^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>$/.test(id) ? id : '(none)';
+}
+
+export function bounceMail(listAddress: string, to: string, code: ReasonCode, messageId: string | null): string {
+  return textMail(base(listAddress, to, `Your post to ${listAddress} was not delivered`), [
+    `Your message to ${listAddress} was not delivered to the list.`,
+    '',
+    `Reason: ${reasonSentence(code)}`,
+    `Code: ${code}`,
+    `Message-ID: ${safeId(messageId)}`,
+    '',
+    'This notice does not quote your message. Nothing of its content was kept.',
+  ]);
+}
+
+export function heldMail(listAddress: string, to: string, messageId: string | null): string {
+  return textMail(base(listAddress, to, `Your post to ${listAddress} awaits moderation`), [
+    `Your message to ${listAddress} is held until a moderator approves it.`,
+    `Message-ID: ${safeId(messageId)}`,
+    '',
+    'It is kept only in the encrypted form it arrived in.',
+  ]);
+}
+
+export function missedNoticeMail(listAddress: string, to: string, code: ReasonCode, messageId: string | null): string {
+  return textMail(base(listAddress, to, `You missed a post on ${listAddress}`), [
+    `A post was sent to ${listAddress}, but it could not be encrypted to your key.`,
+    '',
+    `Reason: ${reasonSentence(code)}`,
+    `Message-ID: ${safeId(messageId)}`,
+    '',
+    'Send the list owner an updated public key to receive posts again.',
+  ]);
+}
+
+export function ownerReportMail(listAddress: string, owner: string, entries: Array<{ rcpt: string; reason: string; messageId: string | null }>): string {
+  const shown = entries.slice(0, 500);
+  return textMail(base(listAddress, owner, `Delivery problems on ${listAddress} (${entries.length})`), [
+    `${entries.length} recipient(s) of ${listAddress} did not receive a post:`,
+    '',
+    ...shown.map((e) => `- ${e.rcpt}: ${e.reason} (post ${safeId(e.messageId)})`),
+    ...(entries.length > shown.length ? [`... and ${entries.length - shown.length} more`] : []),
+  ]);
+}

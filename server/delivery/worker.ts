@@ -1,0 +1,188 @@
+// The delivery worker: takes due rows from the durable queue in batches, renders
+// each copy from the shared body and the row's PKESK, hands it to the relay with
+// bounded concurrency, and records the outcome right away. Temporary failures
+// (4xx, connection) are retried with exponential backoff; permanent ones (5xx, or
+// too old) are recorded and reported to the list owner.
+
+import type { HeaderList } from '../../shared/index.ts';
+import { toHex, randomBytes } from '../../shared/index.ts';
+import type { Config } from '../config/config.ts';
+import type { EventLog } from '../log/log.ts';
+import type { Db } from '../store/db.ts';
+import { getListById, type ListRecord } from '../store/lists.ts';
+import { getPost, getPostMessageId } from '../store/posts.ts';
+import type { DeliveryRow, QueueStore } from '../store/queue.ts';
+import { listHeaders, postHeaders, unsubscribeUrl } from './headers.ts';
+import { ownerReportMail } from './notices.ts';
+import type { Envelope, Relay, SendResult } from './relay.ts';
+import { PostRender } from './render.ts';
+import type { Tokens } from './tokens.ts';
+
+export interface WorkerOptions {
+  db: Db;
+  queue: QueueStore;
+  relay: Relay;
+  tokens: Tokens;
+  log: EventLog;
+  delivery: Config['delivery'];
+  publicUrl: string;
+}
+
+interface CachedPost {
+  render: PostRender;
+  list: ListRecord;
+  messageId: string | null;
+}
+
+export class DeliveryWorker {
+  private running = false;
+  private buffer: DeliveryRow[] = [];
+  private idleWait: Promise<void> | null = null;
+  private wakeIdle: (() => void) | null = null;
+  private lanes: Promise<void> | null = null;
+  private readonly posts = new Map<number, CachedPost>();
+  private lastReport = 0;
+  sent = 0;
+
+  constructor(private readonly o: WorkerOptions) {}
+
+  start(): number {
+    const recovered = this.o.queue.recoverInFlight();
+    if (recovered > 0) this.o.log.warn('delivery.recovered', { recovered });
+    this.running = true;
+    // `concurrency` lanes, each taking the next due row from a shared batch.
+    this.lanes = Promise.all(Array.from({ length: this.o.delivery.concurrency }, () => this.lane())).then(() => undefined);
+    return recovered;
+  }
+
+  kick(): void {
+    this.wakeIdle?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.kick();
+    await this.lanes;
+    this.o.queue.flushSent();
+    this.o.queue.unclaim(this.buffer.map((r) => r.id));
+    this.buffer = [];
+    this.o.relay.close();
+  }
+
+  private nextRow(): DeliveryRow | undefined {
+    if (this.buffer.length === 0) this.buffer = this.o.queue.claim(Date.now(), this.o.delivery.batch);
+    return this.buffer.shift();
+  }
+
+  /** All idle lanes share one wait, ended by kick() or by the next due retry. */
+  private waitForWork(): Promise<void> {
+    if (!this.idleWait) {
+      const next = this.o.queue.nextDueAt();
+      const ms = Math.max(20, Math.min(1000, next === null ? 1000 : next - Date.now()));
+      this.idleWait = new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.idleWait = null;
+          this.wakeIdle = null;
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        this.wakeIdle = done;
+      });
+    }
+    return this.idleWait;
+  }
+
+  private async lane(): Promise<void> {
+    while (this.running) {
+      const row = this.nextRow();
+      if (!row) {
+        this.flushReports(false);
+        await this.waitForWork();
+        continue;
+      }
+      await this.deliverOne(row);
+    }
+  }
+
+  private cachedPost(postId: number): CachedPost | null {
+    let c = this.posts.get(postId);
+    if (c) return c;
+    const post = getPost(this.o.db, postId);
+    if (!post) return null;
+    const list = getListById(this.o.db, post.listId);
+    if (!list) return null;
+    const headers = postHeaders({ listAddress: list.address, messageId: post.messageId, inReplyTo: post.inReplyTo, references: post.references, date: post.date });
+    c = { render: new PostRender(post.body, headers, toHex(randomBytes(12))), list, messageId: post.messageId };
+    if (this.posts.size >= 4) this.posts.delete(this.posts.keys().next().value!);
+    this.posts.set(postId, c);
+    return c;
+  }
+
+  private render(row: DeliveryRow): { envelope: Envelope; mail: string | Buffer } | null {
+    const { tokens, publicUrl } = this.o;
+    if (row.kind === 'copy') {
+      const c = this.cachedPost(row.post_id!);
+      if (!c || !row.pkesk) return null;
+      const rcptHeaders: HeaderList = listHeaders({
+        listAddress: c.list.address, publicUrl,
+        unsubscribeUrl: unsubscribeUrl(publicUrl, c.list.address, row.rcpt, tokens.unsubscribeToken(c.list.address, row.rcpt)),
+      });
+      return { envelope: { from: tokens.bounceAddress(c.list.address, row.id), to: row.rcpt }, mail: c.render.mail(new Uint8Array(row.pkesk), rcptHeaders) };
+    }
+    if (!row.mail) return null;
+    const list = getListById(this.o.db, row.list_id);
+    if (!list) return null;
+    // Bounces go out with the null sender so they can never bounce back (RFC 5321 6.1).
+    const from = row.kind === 'bounce' ? '' : tokens.bounceAddress(list.address, row.id);
+    return { envelope: { from, to: row.rcpt }, mail: row.mail };
+  }
+
+  private async deliverOne(row: DeliveryRow): Promise<void> {
+    const { queue, log, delivery } = this.o;
+    const out = this.render(row);
+    if (!out) {
+      queue.markFailed(row.id, 'INTERNAL: post or list no longer exists');
+      return;
+    }
+    const result: SendResult = await this.o.relay.send(out.envelope, out.mail);
+    if (result.ok) {
+      queue.markSent(row.id);
+      this.sent++;
+      return;
+    }
+    const tooOld = Date.now() - row.created_at > delivery.giveUpAfterMs;
+    if (result.permanent || tooOld) {
+      const reason = `${result.code}${tooOld && !result.permanent ? ' (gave up after retries)' : ''}: ${result.reason}`;
+      queue.markFailed(row.id, reason);
+      if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, reason);
+      log.warn('delivery.failed', { delivery: row.id, code: result.code as never, attempt: row.attempts + 1 });
+      return;
+    }
+    const backoff = Math.min(delivery.retryMaxMs, delivery.retryBaseMs * 2 ** Math.min(row.attempts, 20));
+    queue.retryLater(row.id, Date.now() + Math.round(backoff * (0.75 + Math.random() * 0.5)), `${result.code}: ${result.reason}`);
+    log.info('delivery.retry', { delivery: row.id, code: result.code as never, attempt: row.attempts + 1 });
+  }
+
+  /** One report mail per list owner for the failures gathered since the last one. */
+  flushReports(force: boolean): void {
+    const now = Date.now();
+    if (!force && now - this.lastReport < this.o.delivery.reportDelayMs) return;
+    this.lastReport = now;
+    const byList = this.o.queue.unreportedByList();
+    for (const [listId, entries] of byList) {
+      const list = getListById(this.o.db, listId);
+      const ids = entries.map((e) => e.id);
+      if (list?.owner) {
+        const withIds = entries.map((e) => ({ rcpt: e.rcpt, reason: e.reason, messageId: e.post_id ? getPostMessageId(this.o.db, e.post_id) : null }));
+        this.o.db.transaction(() => {
+          this.o.queue.add({ listId, postId: null, kind: 'report', rcpt: list.owner!, mail: ownerReportMail(list.address, list.owner!, withIds) });
+          this.o.queue.markReported(ids);
+        })();
+      } else {
+        this.o.queue.markReported(ids);
+      }
+      this.o.log.info('delivery.report', { list: list?.address ?? String(listId), count: entries.length });
+    }
+  }
+}

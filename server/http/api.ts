@@ -1,0 +1,348 @@
+// The HTTP port (fastify): list discovery and WKD, the key registry, the
+// members-only archive, the operator API, and the RFC 8058 one-click target.
+// Bodies are validated with the zod schemas of shared/api/types.ts; every error
+// is { error: code, message }; bodies are bounded; rate limits apply per IP and,
+// where an address is named, per address; CORS admits only extension origins.
+
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z, ZodError, type ZodType } from 'zod';
+import {
+  Address, ArchiveMessagesRequest, ChallengeRequest, ConfirmRequest, isLetterlockError, LoginRequest, RevocationRequest,
+  SignedRequest, SubscribeRequest, Token, UnsubscribeByMailRequest, type ListInfo,
+} from '../../shared/index.ts';
+import { ArchiveAccess } from '../archive/access.ts';
+import type { Tokens } from '../delivery/tokens.ts';
+import type { Pipeline } from '../pipeline/run.ts';
+import { Registry } from '../registry/registry.ts';
+import { getListSettings, setListSettings } from '../registry/settings.ts';
+import { sameSecret } from '../registry/tokens.ts';
+import type { Db } from '../store/db.ts';
+import { listHeld } from '../store/held.ts';
+import { allLists, getList, type ListRecord } from '../store/lists.ts';
+import { countMembers } from '../store/members.ts';
+import { countPosts } from '../store/posts.ts';
+import type { QueueStore } from '../store/queue.ts';
+import { ensureRegistrySchema, listPendingMembers, purgeExpired } from '../store/registry.ts';
+import type { ListKeys } from '../lists/lists.ts';
+import { ApiFailure, badRequest, notFound } from './errors.ts';
+import { wkdHash } from './wkd.ts';
+
+export interface ApiDeps {
+  db: Db;
+  queue: QueueStore;
+  tokens: Tokens;
+  secret: string;
+  publicUrl: string;
+  adminToken: string;
+  keysFor(list: ListRecord): Promise<ListKeys>;
+  pipeline?: Pick<Pipeline, 'approve' | 'reject'>;
+  onQueued(): void;
+  /** Extension origins admitted by CORS; defaults to any chrome-extension:// or moz-extension:// origin. */
+  corsOrigins?: RegExp[];
+  /** Requests per minute per IP (all routes), and per IP and per address on sensitive routes. */
+  rateLimit?: { perIp: number; sensitive: number };
+  bodyLimit?: number;
+  now?: () => number;
+}
+
+const EXTENSION_ORIGINS = [/^chrome-extension:\/\/[a-p]{32}$/, /^moz-extension:\/\/[0-9a-f-]{36}$/];
+
+function parse<T>(schema: ZodType<T>, data: unknown): T {
+  const r = schema.safeParse(data);
+  if (!r.success) {
+    // Name the fields and what is wrong with them; never echo the values.
+    const what = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+    throw badRequest(`The request is not valid (${what}).`);
+  }
+  return r.data;
+}
+
+function bearer(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  return typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+}
+
+function page(title: string, body: string): string {
+  const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title></head><body><h1>${esc(title)}</h1>${body}</body></html>`;
+}
+
+export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
+  ensureRegistrySchema(deps.db);
+  // publicUrl is read when used (a getter): it may be fixed only once the port is bound.
+  const registry = new Registry({
+    db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, ...(deps.now ? { now: deps.now } : {}),
+  });
+  const archive = new ArchiveAccess({ db: deps.db, secret: deps.secret, get publicUrl() { return deps.publicUrl; }, ...(deps.now ? { now: deps.now } : {}) });
+  const limits = deps.rateLimit ?? { perIp: 300, sensitive: 20 };
+
+  // The daily key-expiry check (first run a minute after start) and hourly
+  // housekeeping of spent challenges, sessions and tokens.
+  const now = () => deps.now?.() ?? Date.now();
+  const timers = [
+    setTimeout(() => registry.checkExpiringKeys(), 60_000),
+    setInterval(() => registry.checkExpiringKeys(), 24 * 3600_000),
+    setInterval(() => purgeExpired(deps.db, now()), 3600_000),
+  ];
+  for (const t of timers) t.unref();
+
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit ?? 128 * 1024, trustProxy: false });
+  app.addHook('onClose', async () => timers.forEach((t) => clearTimeout(t)));
+  // A plain HTML form (confirmation pages for people without the extension) posts urlencoded.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+  // RFC 8058 one-click POSTs "List-Unsubscribe=One-Click" as a form; some clients
+  // send it as multipart or plain text. The body is never used beyond that.
+  app.addContentTypeParser(['multipart/form-data', 'text/plain'], { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => done(null, body));
+
+  await app.register(cors, {
+    origin: (origin, cb) => cb(null, origin !== undefined && (deps.corsOrigins ?? EXTENSION_ORIGINS).some((r) => r.test(origin))),
+    methods: ['GET', 'POST', 'PUT', 'DELETE'],
+    allowedHeaders: ['content-type', 'authorization'],
+    maxAge: 600,
+  });
+  await app.register(rateLimit, {
+    global: true,
+    max: limits.perIp,
+    timeWindow: 60_000,
+    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'RATE_LIMITED', message: `Too many requests; try again in ${Math.ceil(ctx.ttl / 1000)} s.` }),
+  });
+
+  app.setErrorHandler((error: unknown, _req, reply) => {
+    if (error instanceof ApiFailure) return reply.status(error.status).send({ error: error.code, message: error.message });
+    if (isLetterlockError(error)) return reply.status(422).send({ error: error.code, message: error.message.split(' (')[0] });
+    if (error instanceof ZodError) return reply.status(400).send({ error: 'BAD_REQUEST', message: 'The request is not valid.' });
+    const e = error as { statusCode?: number; code?: string; error?: string; message?: string };
+    if (e.statusCode === 429 || e.error === 'RATE_LIMITED') return reply.status(429).send({ error: 'RATE_LIMITED', message: e.message ?? 'Too many requests.' });
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send({ error: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' });
+    if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+      return reply.status(e.statusCode).send({ error: 'BAD_REQUEST', message: 'The request could not be read (malformed JSON or unsupported content type).' });
+    }
+    return reply.status(500).send({ error: 'INTERNAL', message: 'Something went wrong on the server.' });
+  });
+  app.setNotFoundHandler((_req, reply) => reply.status(404).send({ error: 'NOT_FOUND', message: 'No such endpoint.' }));
+
+  const listOf = (address: string): ListRecord => {
+    const a = Address.safeParse(address);
+    const list = a.success ? getList(deps.db, a.data) : null;
+    if (!list) throw notFound('No such list here.');
+    return list;
+  };
+  const sensitive = (keyed: boolean) => ({
+    rateLimit: {
+      max: limits.sensitive,
+      timeWindow: 60_000,
+      hook: 'preHandler' as const,
+      // Per address where the body names one (so one address cannot be flooded
+      // from many IPs), per IP otherwise.
+      keyGenerator: (req: FastifyRequest) => {
+        const address = keyed ? (req.body as { address?: unknown } | undefined)?.address : undefined;
+        return typeof address === 'string' ? `addr:${address.trim().toLowerCase()}` : `ip:${req.ip}`;
+      },
+    },
+  });
+
+  // ---- health and discovery --------------------------------------------------------------
+
+  app.get('/health', async () => ({ ok: true, queue: deps.queue.stats() }));
+  // Unversioned summary routes for operators and the demo (public facts only: no member addresses).
+  app.get('/lists', async () => allLists(deps.db).map((l) => ({
+    address: l.address, fingerprint: l.listFingerprint, postPolicy: l.postPolicy, requireSignature: l.requireSignature,
+    maxBytes: l.maxBytes, members: countMembers(deps.db, l.id), posts: countPosts(deps.db, l.id),
+  })));
+  app.get<{ Params: { address: string } }>('/lists/:address', async (req) => {
+    const l = listOf(req.params.address);
+    return { ...listInfo(l), fingerprint: l.listFingerprint, publicKey: l.listPublic };
+  });
+  app.get<{ Params: { address: string } }>('/lists/:address/key', async (req, reply) => reply.type('application/pgp-keys').send(listOf(req.params.address).listPublic));
+
+  const listInfo = (list: ListRecord): ListInfo => {
+    const s = getListSettings(deps.db, list.id);
+    return {
+      address: list.address, name: s.name ?? list.address, description: s.description,
+      policy: { posting: list.postPolicy, signatureRequired: list.requireSignature, maxBytes: list.maxBytes, subscription: s.subscription },
+      listKey: { fingerprint: list.listFingerprint, armored: list.listPublic },
+      apiBase: deps.publicUrl,
+    };
+  };
+  app.get<{ Params: { address: string } }>('/v1/lists/:address', async (req) => listInfo(listOf(req.params.address)));
+
+  app.get<{ Params: { domain: string } }>('/.well-known/openpgpkey/:domain/policy', async (_req, reply) => reply.type('text/plain').send(''));
+  app.get<{ Params: { domain: string; hash: string } }>('/.well-known/openpgpkey/:domain/hu/:hash', async (req, reply) => {
+    const domain = req.params.domain.toLowerCase();
+    const list = allLists(deps.db).find((l) => {
+      const at = l.address.lastIndexOf('@');
+      return l.address.slice(at + 1) === domain && wkdHash(l.address.slice(0, at)) === req.params.hash;
+    });
+    if (!list) throw notFound('No key for that address.');
+    const { readKey } = await import('openpgp');
+    const key = await readKey({ armoredKey: list.listPublic });
+    return reply.type('application/octet-stream').header('access-control-allow-origin', '*').send(Buffer.from(key.write()));
+  });
+
+  // ---- subscription and the key life cycle ------------------------------------------------------
+
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/subscriptions', { config: sensitive(true) }, async (req, reply) => {
+    const list = listOf(req.params.address);
+    const body = parse(SubscribeRequest, req.body);
+    const { expiresAt } = await registry.subscribe(list, body);
+    return reply.status(202).send({ status: 'confirmation-sent', expiresAt });
+  });
+
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/subscriptions/confirm', { config: sensitive(false) }, async (req, reply) => {
+    const list = listOf(req.params.address);
+    const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded');
+    const { token } = parse(ConfirmRequest, req.body);
+    const result = await registry.confirm(list, token);
+    if (form) {
+      return reply.type('text/html').send(page(result.status === 'member' ? `You are now subscribed to ${list.address}` : `Your subscription to ${list.address} awaits a moderator`, ''));
+    }
+    return result;
+  });
+
+  // People without the extension follow the link in the (decrypted) confirmation
+  // mail: GET shows a button, only the POST changes anything.
+  const confirmPage = (action: string, title: string, button: string) => async (req: FastifyRequest<{ Params: { address: string }; Querystring: { token?: string } }>, reply: FastifyReply) => {
+    const list = listOf(req.params.address);
+    const token = parse(z.object({ token: Token }), req.query).token;
+    return reply.type('text/html').header('content-security-policy', "default-src 'none'; form-action 'self'").send(page(`${title} ${list.address}`,
+      `<form method="post" action="${action}"><input type="hidden" name="token" value="${token}"><button type="submit">${button}</button></form>`));
+  };
+  app.get('/v1/lists/:address/subscriptions/confirm', confirmPage('confirm', 'Confirm your subscription to', 'Confirm subscription'));
+
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/requests', { config: sensitive(false) }, async (req) => {
+    const list = listOf(req.params.address);
+    return { status: await registry.signedRequest(list, parse(SignedRequest, req.body)) };
+  });
+
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/revocations', { config: sensitive(false) }, async (req) => {
+    const list = listOf(req.params.address);
+    const { revocationCertificate } = parse(RevocationRequest, req.body);
+    await registry.revoke(list, revocationCertificate);
+    return { status: 'revoked' };
+  });
+
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/unsubscribe', { config: sensitive(true) }, async (req, reply) => {
+    const list = listOf(req.params.address);
+    const { address } = parse(UnsubscribeByMailRequest, req.body);
+    registry.requestUnsubscribe(list, address);
+    // The same answer for members and strangers.
+    return reply.status(202).send({ status: 'confirmation-sent-if-subscribed' });
+  });
+  app.get('/v1/lists/:address/unsubscribe/confirm', confirmPage('confirm', 'Leave', 'Unsubscribe'));
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/unsubscribe/confirm', { config: sensitive(false) }, async (req, reply) => {
+    const list = listOf(req.params.address);
+    const { token } = parse(ConfirmRequest, req.body);
+    registry.confirmUnsubscribe(list, token);
+    if (req.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) return reply.type('text/html').send(page(`You have left ${list.address}`, ''));
+    return { status: 'unsubscribed' };
+  });
+
+  // RFC 8058 one-click, the target of List-Unsubscribe in list mail.
+  app.post<{ Params: { address: string }; Querystring: { m?: string; t?: string } }>('/lists/:address/unsubscribe', async (req) => {
+    const list = listOf(req.params.address);
+    const member = (req.query.m ?? '').toLowerCase();
+    const token = req.query.t ?? '';
+    if (!member || !token || !sameSecret(token, deps.tokens.unsubscribeToken(list.address, member))) {
+      throw new ApiFailure(403, 'TOKEN_INVALID', 'This unsubscribe link is not valid.');
+    }
+    registry.removeMember(list, member);
+    return { status: 'unsubscribed' };
+  });
+  app.get<{ Params: { address: string } }>('/lists/:address/archive', async (req, reply) => {
+    const list = listOf(req.params.address);
+    return reply.type('text/html').send(page(`Archive of ${list.address}`, '<p>This archive is end-to-end encrypted. Members read it with the Letterlock browser extension, which decrypts it on their own machine.</p>'));
+  });
+
+  // ---- the archive ------------------------------------------------------------------------------------
+
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/auth/challenge', { config: sensitive(true) }, async (req) => {
+    const list = listOf(req.params.address);
+    return archive.challenge(list, parse(ChallengeRequest, req.body).address);
+  });
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/auth/login', { config: sensitive(false) }, async (req) => {
+    const list = listOf(req.params.address);
+    const { challengeId, signature } = parse(LoginRequest, req.body);
+    return archive.login(list, challengeId, signature);
+  });
+  app.get<{ Params: { address: string }; Querystring: { before?: string; limit?: string } }>('/v1/lists/:address/archive/threads', async (req) => {
+    const list = listOf(req.params.address);
+    const session = archive.session(list, bearer(req));
+    const q = parse(z.object({ before: z.coerce.number().int().positive().optional(), limit: z.coerce.number().int().min(1).max(100).default(20) }), req.query);
+    return archive.threads(session, q.before ?? null, q.limit);
+  });
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/archive/messages', async (req) => {
+    const list = listOf(req.params.address);
+    const session = archive.session(list, bearer(req));
+    return { messages: await archive.messages(session, parse(ArchiveMessagesRequest, req.body).ids) };
+  });
+  app.get<{ Params: { address: string; id: string } }>('/v1/lists/:address/members/keys/:id', async (req) => {
+    const list = listOf(req.params.address);
+    const session = archive.session(list, bearer(req));
+    const id = parse(z.string().regex(/^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{40})$/), req.params.id);
+    return archive.memberKey(session, id);
+  });
+
+  // ---- the operator API --------------------------------------------------------------------------------
+
+  await app.register(async (admin) => {
+    admin.addHook('onRequest', async (req) => {
+      const token = bearer(req);
+      if (!token || !sameSecret(token, deps.adminToken)) throw new ApiFailure(401, 'UNAUTHORIZED', 'The operator API needs the admin token.');
+    });
+    admin.get('/lists', async () => allLists(deps.db).map((l) => ({ ...listInfo(l), members: countMembers(deps.db, l.id), posts: countPosts(deps.db, l.id) })));
+    admin.put<{ Params: { address: string } }>('/lists/:address/settings', async (req) => {
+      const list = listOf(req.params.address);
+      setListSettings(deps.db, list.id, parse(z.object({ name: z.string().max(200).optional(), description: z.string().max(2000).optional(), subscription: z.enum(['open', 'moderated']).optional() }), req.body));
+      return listInfo(list);
+    });
+    admin.get<{ Params: { address: string }; Querystring: { after?: string; limit?: string } }>('/lists/:address/members', async (req) => {
+      const list = listOf(req.params.address);
+      const q = parse(z.object({ after: z.string().max(254).default(''), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query);
+      const rows = deps.db.prepare('SELECT address, fingerprint, key_state, expires_at FROM members WHERE list_id = ? AND address > ? ORDER BY address LIMIT ?')
+        .all(list.id, q.after, q.limit) as Array<{ address: string; fingerprint: string; key_state: string; expires_at: number | null }>;
+      return { members: rows.map((r) => ({ address: r.address, fingerprint: r.fingerprint, keyState: r.key_state, expiresAt: r.expires_at ? new Date(r.expires_at).toISOString() : null })) };
+    });
+    admin.post<{ Params: { address: string } }>('/lists/:address/members', async (req, reply) => {
+      const list = listOf(req.params.address);
+      const body = parse(SubscribeRequest, req.body);
+      await registry.admit(list, body.address, body.publicKey, body.delivery);
+      return reply.status(201).send({ status: 'member', address: body.address });
+    });
+    admin.delete<{ Params: { address: string; member: string } }>('/lists/:address/members/:member', async (req) => {
+      const list = listOf(req.params.address);
+      if (!registry.removeMember(list, parse(Address, req.params.member))) throw notFound('No such member.');
+      return { status: 'removed' };
+    });
+    admin.get<{ Params: { address: string } }>('/lists/:address/pending', async (req) => ({ pending: listPendingMembers(deps.db, listOf(req.params.address).id) }));
+    admin.post<{ Params: { address: string; member: string } }>('/lists/:address/pending/:member/approve', async (req) => {
+      const list = listOf(req.params.address);
+      await registry.approvePending(list, parse(Address, req.params.member));
+      return { status: 'member' };
+    });
+    admin.get<{ Params: { address: string } }>('/lists/:address/held', async (req) => ({
+      held: listHeld(deps.db, listOf(req.params.address).id).map((h) => ({ id: h.id, sender: h.sender, size: h.size, reason: h.reason, receivedAt: new Date(h.receivedAt).toISOString() })),
+    }));
+    admin.post<{ Params: { address: string; id: string; action: string } }>('/lists/:address/held/:id/:action', async (req) => {
+      const list = listOf(req.params.address);
+      const id = parse(z.coerce.number().int().positive(), req.params.id);
+      const held = listHeld(deps.db, list.id).find((h) => h.id === id);
+      if (!held || !deps.pipeline) throw notFound('No such held post.');
+      if (req.params.action === 'approve') return { outcome: await deps.pipeline.approve(id) };
+      if (req.params.action === 'reject') return { outcome: deps.pipeline.reject(id) };
+      throw notFound('No such action.');
+    });
+    admin.post('/key-expiry-check', async () => registry.checkExpiringKeys());
+    admin.get<{ Params: { address: string } }>('/lists/:address/failures', async (req) => {
+      const list = listOf(req.params.address);
+      const rows = deps.db.prepare(`SELECT id, post_id, rcpt, state, attempts, last_error FROM deliveries
+        WHERE list_id = ? AND state IN ('failed','bounced') ORDER BY id DESC LIMIT 500`).all(list.id) as Array<Record<string, unknown>>;
+      return { failures: rows.map((r) => ({ delivery: r.id, post: r.post_id, rcpt: r.rcpt, state: r.state, attempts: r.attempts, reason: r.last_error })) };
+    });
+  }, { prefix: '/v1/admin' });
+
+  return app;
+}

@@ -1,0 +1,17 @@
+// Step 8, deliver: put one page of copies on the durable queue: one row per
+// recipient holding only its PKESK (the body is stored once, in the post row),
+// and a content-free notice for each member whose key could not be used (the
+// owner hears of those in the next report). The delivery worker sends them.
+
+import { missedNoticeMail } from '../delivery/notices.ts';
+import type { ListRecord } from '../store/lists.ts';
+import type { QueueStore } from '../store/queue.ts';
+import type { WrappedPage } from './types.ts';
+
+export function deliver(page: WrappedPage, list: ListRecord, postId: number, messageId: string | null, queue: QueueStore): void {
+  for (const c of page.copies) queue.add({ listId: list.id, postId, kind: 'copy', rcpt: c.rcpt, pkesk: c.pkesk });
+  for (const m of page.missed) {
+    queue.add({ listId: list.id, postId, kind: 'notice', rcpt: m.rcpt, mail: missedNoticeMail(list.address, m.rcpt, m.code, messageId) });
+    queue.addReport(list.id, m.rcpt, postId, `${m.code}: missed a post (notice sent)`);
+  }
+}

@@ -1,0 +1,26 @@
+// Why a post is refused, in plain words for the bounce. Protocol refusals reuse
+// the coded sentences of shared/errors.ts; the list policy adds its own few.
+
+import { ERROR_MESSAGES, type ErrorCode } from '../../shared/index.ts';
+
+export const REFUSAL_MESSAGES = {
+  NOT_MEMBER: 'Only members of this list may post to it, and the sender address is not a member.',
+  NOT_POSTER: 'This is an announce-only list: only its named posters may post to it.',
+  REJECTED_BY_MODERATOR: 'A moderator of this list declined the post.',
+  KEY_STATE_INVALID: 'The key registered for the sender address is expired or revoked, so posts from it cannot be accepted.',
+} as const;
+
+export type RefusalCode = keyof typeof REFUSAL_MESSAGES;
+export type ReasonCode = ErrorCode | RefusalCode;
+
+export function reasonSentence(code: ReasonCode): string {
+  return code in REFUSAL_MESSAGES ? REFUSAL_MESSAGES[code as RefusalCode] : ERROR_MESSAGES[code as ErrorCode];
+}
+
+/** Thrown by a pipeline step for a policy refusal (protocol refusals are LetterlockErrors). */
+export class Refusal extends Error {
+  override name = 'Refusal';
+  constructor(readonly code: ReasonCode) {
+    super(reasonSentence(code));
+  }
+}

@@ -1,0 +1,53 @@
+// The values that flow one way through the pipeline. Each step takes the previous
+// step's value and returns the next; plaintext (the decrypted packets) exists
+// only in `Opened` and `Verified`, in memory, and never reaches the store or log.
+
+import type { OuterFacts, PayloadForm, PgpMessage, Sealed, Verification } from '../../shared/index.ts';
+import type { ListRecord } from '../store/lists.ts';
+import type { MemberRecord } from '../store/members.ts';
+import type { ReasonCode } from './reasons.ts';
+
+export interface Incoming {
+  list: ListRecord;
+  /** SMTP MAIL FROM; null for the null sender <>. */
+  envelopeFrom: string | null;
+  raw: Uint8Array;
+}
+
+export interface Parsed {
+  list: ListRecord;
+  envelopeFrom: string | null;
+  size: number;
+  form: PayloadForm;
+  /** The OpenPGP payload exactly as found (armored text or binary): ciphertext. */
+  payload: string | Uint8Array;
+  outer: OuterFacts;
+}
+
+export interface Opened extends Parsed {
+  decrypted: PgpMessage;
+  innerPackets: Uint8Array;
+}
+
+export interface Verified extends Opened {
+  member: MemberRecord | null;
+  verification: Verification | null;
+}
+
+export type Decision =
+  | { action: 'accept' }
+  | { action: 'hold'; reason: 'moderated' }
+  | { action: 'refuse'; code: ReasonCode };
+
+export interface SealedPost {
+  verified: Verified;
+  sealed: Sealed;
+}
+
+/** One page of the fan-out: the PKESKs of some members, notices for the rest. */
+export interface WrappedPage {
+  copies: Array<{ rcpt: string; pkesk: Uint8Array }>;
+  missed: Array<{ rcpt: string; code: 'KEY_EXPIRED' | 'KEY_REVOKED' | 'KEY_NO_ENCRYPTION' }>;
+  /** The last member address of the page: where a resumed fan-out continues. */
+  last: string;
+}

@@ -1,0 +1,130 @@
+// Step 7, wrap: K is wrapped once per member key (one PKESK each), a page of
+// members at a time. Each page's rows are committed to the queue with the
+// fan-out cursor, so delivery starts with the first page while later pages are
+// still being wrapped, memory stays bounded by the page size, and a crash
+// resumes at the next page (K is recovered from its wrap to the list key).
+// The key policy ran when each key was registered; a wrap only parses the stored
+// encryption key packet. A member whose key expired or was revoked gets a
+// notice instead of a copy.
+
+import * as openpgp from 'openpgp';
+import { KeyIdentity, wrapMany, type Recipient, type SessionKey } from '../../shared/index.ts';
+import { makePkesk } from '../../shared/envelope/packets.ts';
+import type { ListKeys } from '../lists/lists.ts';
+import { codeOf, type EventLog } from '../log/log.ts';
+import type { Db } from '../store/db.ts';
+import { getListById, type ListRecord } from '../store/lists.ts';
+import { iterateMembers, type MemberRecord } from '../store/members.ts';
+import { advanceWrap, finishWrap, getWrapState, unfinishedWraps } from '../store/posts.ts';
+import type { QueueStore } from '../store/queue.ts';
+import { deliver } from './deliver.ts';
+import type { WrappedPage } from './types.ts';
+
+type KeyPacket = Parameters<typeof makePkesk>[0];
+
+/** A recipient built from a stored, already validated encryption key packet. */
+export class PacketRecipient implements Recipient {
+  private constructor(readonly fingerprint: string, private readonly packet: KeyPacket) {}
+
+  static async fromPacket(fingerprint: string, body: Uint8Array): Promise<PacketRecipient> {
+    const packet = new openpgp.PublicSubkeyPacket();
+    await (packet as unknown as { read(b: Uint8Array): Promise<void> | void }).read(body);
+    return new PacketRecipient(fingerprint, packet as unknown as KeyPacket);
+  }
+
+  wrap(sessionKey: SessionKey): Promise<Uint8Array> {
+    return makePkesk(this.packet, sessionKey.data, openpgp.enums.symmetric[sessionKey.algorithm], false);
+  }
+}
+
+function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED' | null {
+  if (m.keyState === 'revoked') return 'KEY_REVOKED';
+  if (m.expiresAt !== null && m.expiresAt <= now) return 'KEY_EXPIRED';
+  return null;
+}
+
+/** Wraps K to one page of members. */
+export async function wrapPage(sessionKey: SessionKey, page: readonly MemberRecord[], now = Date.now()): Promise<WrappedPage> {
+  const copies: WrappedPage['copies'] = [];
+  const missed: WrappedPage['missed'] = [];
+  const recipients: PacketRecipient[] = [];
+  const addresses: string[] = [];
+  for (const m of page) {
+    const code = missedCode(m, now);
+    if (code) {
+      missed.push({ rcpt: m.address, code });
+      continue;
+    }
+    try {
+      recipients.push(await PacketRecipient.fromPacket(m.fingerprint, m.encryptionKey));
+      addresses.push(m.address);
+    } catch {
+      missed.push({ rcpt: m.address, code: 'KEY_NO_ENCRYPTION' });
+    }
+  }
+  const pkesks = await wrapMany(sessionKey, recipients);
+  for (let i = 0; i < pkesks.length; i++) copies.push({ rcpt: addresses[i]!, pkesk: pkesks[i]! });
+  return { copies, missed, last: page[page.length - 1]!.address };
+}
+
+export interface FanoutDeps {
+  db: Db;
+  queue: QueueStore;
+  log: EventLog;
+  keysFor(list: ListRecord): Promise<ListKeys>;
+  onQueued?(): void;
+  pageSize?: number;
+}
+
+/** Runs fan-out jobs one post at a time, in order. */
+export class Fanout {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly d: FanoutDeps) {}
+
+  /** Queues the fan-out of a post; `sessionKey` (if given) saves unwrapping K again. */
+  run(postId: number, sessionKey?: SessionKey): Promise<{ copies: number; notices: number }> {
+    const job = this.chain.then(() => this.wrapAll(postId, sessionKey));
+    this.chain = job.catch((e: unknown) => this.d.log.error('post.failed', { post: postId, code: codeOf(e) }));
+    return job;
+  }
+
+  /** After a restart: finish every fan-out a crash interrupted. */
+  resumeAll(): Promise<void> {
+    const jobs = unfinishedWraps(this.d.db).map((w) => this.run(w.postId));
+    return Promise.allSettled(jobs).then(() => undefined);
+  }
+
+  idle(): Promise<unknown> {
+    return this.chain;
+  }
+
+  private async wrapAll(postId: number, given?: SessionKey): Promise<{ copies: number; notices: number }> {
+    const { db, queue, log } = this.d;
+    const state = getWrapState(db, postId);
+    if (!state) return { copies: 0, notices: 0 }; // already done
+    const list = getListById(db, state.listId);
+    if (!list) throw new Error('list gone');
+    const keys = await this.d.keysFor(list);
+    const sessionKey = given ?? (await new KeyIdentity(keys.listKey).unwrap(state.listPkesk));
+    let copies = 0;
+    let notices = 0;
+    try {
+      for (const page of iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)) {
+        const wrapped = await wrapPage(sessionKey, page);
+        db.transaction(() => {
+          deliver(wrapped, list, postId, state.messageId, queue);
+          advanceWrap(db, postId, wrapped.last);
+        })();
+        copies += wrapped.copies.length;
+        notices += wrapped.missed.length;
+        this.d.onQueued?.();
+      }
+      finishWrap(db, postId);
+    } finally {
+      sessionKey.data.fill(0); // K leaves memory with the job
+    }
+    log.info('post.accepted', { list: list.address, post: postId, copies, notices });
+    return { copies, notices };
+  }
+}

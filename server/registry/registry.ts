@@ -1,0 +1,280 @@
+// The key registry (the role the proposal gives Postorius): subscription with
+// proof of address and key, confirmation, moderator approval, key change, key
+// revocation, unsubscribing, and the daily key-expiry check. Mail it sends goes
+// through the durable queue; a confirmation is encrypted to the key being
+// registered, so only whoever reads that mailbox AND holds that key can confirm.
+
+import * as openpgp from 'openpgp';
+import {
+  buildInnerMessage, buildPgpMimeMail, encryptInner, formatDate, newMessageId, parseStatement,
+  readPublicKey, verifyStatement, domainOf, type ConfirmResponse, type SignedRequest, type SubscribeRequest,
+} from '../../shared/index.ts';
+import { ApiFailure } from '../http/errors.ts';
+import type { ListKeys } from '../lists/lists.ts';
+import { registerMember } from '../lists/members.ts';
+import type { Db } from '../store/db.ts';
+import type { ListRecord } from '../store/lists.ts';
+import { getListById } from '../store/lists.ts';
+import { getMember, iterateMembers, removeMember } from '../store/members.ts';
+import type { QueueStore } from '../store/queue.ts';
+import {
+  countRecentTokens, deletePendingMember, deleteSessions, getDeliveryPreference, getPendingMember, insertPendingToken, recordNonce, recordWarning,
+  setDeliveryPreference, takePendingToken, upsertPendingMember, wasWarned,
+} from '../store/registry.ts';
+import { getListSettings } from './settings.ts';
+import { hashToken, newToken } from './tokens.ts';
+
+export const CONFIRM_TTL_MS = 48 * 3600_000;
+export const REQUEST_CLOCK_SKEW_MS = 10 * 60_000;
+export const EXPIRY_WARNING_MS = 14 * 86_400_000;
+const MAX_SUBSCRIBE_MAILS_PER_HOUR = 5;
+
+export interface RegistryDeps {
+  db: Db;
+  queue: QueueStore;
+  publicUrl: string;
+  keysFor(list: ListRecord): Promise<ListKeys>;
+  /** Wakes the delivery worker after mail was queued. */
+  onQueued(): void;
+  now?: () => number;
+}
+
+function textMail(from: string, to: string, subject: string, text: string): string {
+  // Content-free service mail: only what the registry itself says, never a post.
+  return [
+    `From: <${from}>`, `To: <${to}>`, `Subject: ${subject}`, `Date: ${formatDate(new Date())}`,
+    `Message-ID: ${newMessageId(domainOf(from))}`, 'Auto-Submitted: auto-generated', 'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', text.replace(/\r?\n/g, '\r\n'), '',
+  ].join('\r\n');
+}
+
+export class Registry {
+  constructor(private readonly deps: RegistryDeps) {}
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
+  }
+
+  private enqueue(list: ListRecord, rcpt: string, mail: string): void {
+    this.deps.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt, mail });
+    this.deps.onQueued();
+  }
+
+  // ---- subscription ---------------------------------------------------------------
+
+  async subscribe(list: ListRecord, req: SubscribeRequest): Promise<{ expiresAt: string }> {
+    // The key policy, with the user ID required to hold the subscribing address.
+    const { key, facts } = await readPublicKey(req.publicKey, { expectedAddress: req.address, date: new Date(this.now()) });
+    if (countRecentTokens(this.deps.db, list.id, req.address, this.now() - 3600_000) >= MAX_SUBSCRIBE_MAILS_PER_HOUR) {
+      throw new ApiFailure(429, 'RATE_LIMITED', 'Too many subscription requests for this address. Try again in an hour.');
+    }
+    const { token, hash } = newToken();
+    const expiresAt = this.now() + CONFIRM_TTL_MS;
+    insertPendingToken(this.deps.db, hash, {
+      purpose: 'subscribe', listId: list.id, address: req.address, fingerprint: facts.fingerprint, publicKey: key.armor(), delivery: req.delivery, expiresAt,
+    });
+    this.enqueue(list, req.address, await this.confirmationMail(list, req.address, key, facts.fingerprint, token, expiresAt));
+    return { expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  private async confirmationMail(list: ListRecord, address: string, key: openpgp.PublicKey, fingerprint: string, token: string, expiresAt: number): Promise<string> {
+    const { listKey } = await this.deps.keysFor(list);
+    const link = `${this.deps.publicUrl}/v1/lists/${encodeURIComponent(list.address)}/subscriptions/confirm?token=${token}`;
+    const text = [
+      `Someone, hopefully you, asked to subscribe ${address} to the encrypted mailing list ${list.address},`,
+      `with the OpenPGP key ${fingerprint}.`,
+      '',
+      'To confirm with the Letterlock extension, open this message in your webmail and press "Confirm subscription".',
+      `Without the extension, open this link and press the button there (valid until ${new Date(expiresAt).toUTCString()}):`,
+      link,
+      '',
+      `Letterlock-Confirm: ${token}`,
+      '',
+      'If you did not ask for this, ignore this message: nothing will happen.',
+      '',
+    ].join('\n');
+    const inner = buildInnerMessage({
+      subject: `Confirm your subscription to ${list.address}`, from: { address: list.address }, to: [{ address }], text,
+    });
+    const armored = await encryptInner(inner.bytes, listKey, key);
+    return buildPgpMimeMail([
+      ['From', `<${list.address}>`], ['To', `<${address}>`], ['Subject', `Confirm your subscription to ${list.address}`],
+      ['Date', formatDate(inner.date)], ['Message-ID', inner.messageId], ['Auto-Submitted', 'auto-generated'],
+    ], armored);
+  }
+
+  async confirm(list: ListRecord, token: string): Promise<ConfirmResponse> {
+    const pending = takePendingToken(this.deps.db, hashToken(token), 'subscribe', this.now());
+    if (!pending || pending.listId !== list.id || !pending.publicKey || !pending.fingerprint) {
+      throw new ApiFailure(400, 'TOKEN_INVALID', 'This confirmation link is unknown, already used or expired. Subscribe again to get a new one.');
+    }
+    const delivery = pending.delivery === 'inline' ? 'inline' : 'pgp-mime';
+    if (getListSettings(this.deps.db, list.id).subscription === 'moderated' && !getMember(this.deps.db, list.id, pending.address)) {
+      upsertPendingMember(this.deps.db, { listId: list.id, address: pending.address, fingerprint: pending.fingerprint, publicKey: pending.publicKey, delivery });
+      return { status: 'pending-approval', address: pending.address, fingerprint: pending.fingerprint };
+    }
+    await this.admit(list, pending.address, pending.publicKey, delivery);
+    return { status: 'member', address: pending.address, fingerprint: pending.fingerprint };
+  }
+
+  /** Makes (or re-keys) a member; sessions under an old key end. */
+  async admit(list: ListRecord, address: string, publicKey: string, delivery: 'pgp-mime' | 'inline'): Promise<void> {
+    const before = getMember(this.deps.db, list.id, address);
+    const { record } = await registerMember(this.deps.db, list.id, address, publicKey, new Date(this.now()));
+    setDeliveryPreference(this.deps.db, list.id, address, delivery);
+    deletePendingMember(this.deps.db, list.id, address);
+    if (before && before.fingerprint !== record.fingerprint) deleteSessions(this.deps.db, list.id, address);
+  }
+
+  async approvePending(list: ListRecord, address: string): Promise<void> {
+    const p = getPendingMember(this.deps.db, list.id, address);
+    if (!p) throw new ApiFailure(404, 'NOT_FOUND', 'No pending subscription for that address.');
+    await this.admit(list, p.address, p.publicKey, p.delivery === 'inline' ? 'inline' : 'pgp-mime');
+  }
+
+  removeMember(list: ListRecord, address: string): boolean {
+    const removed = removeMember(this.deps.db, list.id, address);
+    deleteSessions(this.deps.db, list.id, address);
+    deletePendingMember(this.deps.db, list.id, address);
+    return removed;
+  }
+
+  // ---- signed requests --------------------------------------------------------------
+
+  async signedRequest(list: ListRecord, req: SignedRequest): Promise<'unsubscribed' | 'key-changed' | 'delivery-changed'> {
+    const refused = (message: string) => new ApiFailure(401, 'SIGNATURE_INVALID', message);
+    let parsed;
+    try {
+      parsed = parseStatement(req.statement);
+    } catch {
+      throw new ApiFailure(400, 'BAD_REQUEST', 'The statement is not a Letterlock request.');
+    }
+    const f = parsed.fields;
+    if (parsed.kind !== 'request' || f.server !== this.deps.publicUrl || f.list !== list.address || !f.address || !f.nonce || !f.date || !f.action) {
+      throw refused('The request is not for this server and list.');
+    }
+    const when = Date.parse(f.date);
+    if (!Number.isFinite(when) || Math.abs(when - this.now()) > REQUEST_CLOCK_SKEW_MS) throw refused('The request is too old or dated in the future.');
+    const member = getMember(this.deps.db, list.id, f.address);
+    if (!member || member.keyState !== 'valid') throw refused('The request is not signed by the registered key of a member.');
+    const { key } = await readPublicKey(member.publicKey).catch(() => {
+      throw refused('The registered key of this member can no longer verify requests.');
+    });
+    if (!(await verifyStatement(req.statement, req.signature, key, new Date(this.now())))) {
+      throw refused('The request is not signed by the registered key of a member.');
+    }
+    // Only after the signature holds: a stranger cannot burn a member's nonces.
+    if (!recordNonce(this.deps.db, list.id, f.nonce, this.now())) throw new ApiFailure(409, 'CONFLICT', 'This request was already made once.');
+
+    switch (f.action) {
+      case 'unsubscribe':
+        this.removeMember(list, member.address);
+        return 'unsubscribed';
+      case 'delivery':
+        if (f.value !== 'pgp-mime' && f.value !== 'inline') throw new ApiFailure(400, 'BAD_REQUEST', 'Delivery must be pgp-mime or inline.');
+        setDeliveryPreference(this.deps.db, list.id, member.address, f.value);
+        return 'delivery-changed';
+      case 'key-change': {
+        if (!req.newPublicKey) throw new ApiFailure(400, 'BAD_REQUEST', 'A key change needs the new public key.');
+        const { facts } = await readPublicKey(req.newPublicKey, { expectedAddress: member.address, date: new Date(this.now()) });
+        if (facts.fingerprint !== f.value) throw refused('The signed request names a different new key.');
+        await this.admit(list, member.address, req.newPublicKey, getDeliveryPreference(this.deps.db, list.id, member.address));
+        return 'key-changed';
+      }
+      default:
+        throw new ApiFailure(400, 'BAD_REQUEST', 'Unknown request action.');
+    }
+  }
+
+  // ---- revocation ----------------------------------------------------------------------
+
+  /** Applies an uploaded revocation certificate to the member key it belongs to. Deliveries to it stop at once. */
+  async revoke(list: ListRecord, certificate: string): Promise<{ address: string; fingerprint: string }> {
+    let issuer: string;
+    try {
+      // openpgp.js and GnuPG armor revocation certificates as PUBLIC KEY BLOCKs
+      // holding one signature packet; read the packet whatever the armor says.
+      const { data } = await openpgp.unarmor(certificate);
+      const sig = await openpgp.readSignature({ binarySignature: data as Uint8Array });
+      const packet = sig.packets[0];
+      if (!packet || packet.signatureType !== openpgp.enums.signature.keyRevocation) throw new Error('not a key revocation');
+      issuer = packet.issuerFingerprint ? Buffer.from(packet.issuerFingerprint).toString('hex').toUpperCase() : packet.issuerKeyID.toHex().toUpperCase();
+    } catch {
+      throw new ApiFailure(400, 'BAD_REQUEST', 'That is not an OpenPGP key revocation certificate.');
+    }
+    const row = this.deps.db.prepare('SELECT address, public_key FROM members WHERE list_id = ? AND (fingerprint = ? OR substr(fingerprint, 25) = ?) LIMIT 1')
+      .get(list.id, issuer, issuer) as { address: string; public_key: string } | undefined;
+    if (!row) throw new ApiFailure(404, 'NOT_FOUND', 'No member of this list has the key this certificate revokes.');
+    let revoked: string;
+    try {
+      const key = await openpgp.readKey({ armoredKey: row.public_key });
+      revoked = (await openpgp.revokeKey({ key: key as openpgp.PublicKey, revocationCertificate: certificate, format: 'armored' })).publicKey;
+    } catch {
+      throw new ApiFailure(400, 'SIGNATURE_INVALID', 'The revocation certificate does not verify against the member\'s key.');
+    }
+    const { record } = await registerMember(this.deps.db, list.id, row.address, revoked, new Date(this.now()));
+    deleteSessions(this.deps.db, list.id, row.address);
+    return { address: row.address, fingerprint: record.fingerprint };
+  }
+
+  // ---- unsubscribe by mail -----------------------------------------------------------------
+
+  /** Always answers the same, member or not, so the endpoint tells nobody who is subscribed. */
+  requestUnsubscribe(list: ListRecord, address: string): void {
+    if (!getMember(this.deps.db, list.id, address)) return;
+    if (countRecentTokens(this.deps.db, list.id, address, this.now() - 3600_000) >= MAX_SUBSCRIBE_MAILS_PER_HOUR) return;
+    const { token, hash } = newToken();
+    insertPendingToken(this.deps.db, hash, { purpose: 'unsubscribe', listId: list.id, address, fingerprint: null, publicKey: null, delivery: null, expiresAt: this.now() + CONFIRM_TTL_MS });
+    const link = `${this.deps.publicUrl}/v1/lists/${encodeURIComponent(list.address)}/unsubscribe/confirm?token=${token}`;
+    this.enqueue(list, address, textMail(list.address, address, `Confirm leaving ${list.address}`, [
+      `Someone, hopefully you, asked to unsubscribe ${address} from ${list.address}.`,
+      'To confirm, open this link and press the button there:',
+      link,
+      '',
+      'If you did not ask for this, ignore this message: you stay subscribed.',
+    ].join('\n')));
+  }
+
+  confirmUnsubscribe(list: ListRecord, token: string): string {
+    const pending = takePendingToken(this.deps.db, hashToken(token), 'unsubscribe', this.now());
+    if (!pending || pending.listId !== list.id) throw new ApiFailure(400, 'TOKEN_INVALID', 'This link is unknown, already used or expired.');
+    this.removeMember(list, pending.address);
+    return pending.address;
+  }
+
+  // ---- daily key-expiry check ------------------------------------------------------------------
+
+  /** Warns each member whose key expires within 14 days (once per key) and tells the list owner. */
+  checkExpiringKeys(): { warned: number } {
+    const now = this.now();
+    let warned = 0;
+    const lists = this.deps.db.prepare('SELECT id FROM lists').all() as Array<{ id: number }>;
+    for (const { id } of lists) {
+      const list = getListById(this.deps.db, id);
+      if (!list) continue;
+      const soon: string[] = [];
+      for (const page of iterateMembers(this.deps.db, list.id)) {
+        for (const m of page) {
+          if (m.keyState !== 'valid' || m.expiresAt === null || m.expiresAt > now + EXPIRY_WARNING_MS) continue;
+          if (wasWarned(this.deps.db, list.id, m.address, m.fingerprint)) continue;
+          const when = new Date(m.expiresAt).toUTCString();
+          this.enqueue(list, m.address, textMail(list.address, m.address, `Your key for ${list.address} expires soon`, [
+            `Your OpenPGP key ${m.fingerprint}, registered for ${list.address}, ${m.expiresAt > now ? `expires on ${when}` : `expired on ${when}`}.`,
+            'After that you will get a short notice instead of the list\'s posts.',
+            'Extend the key\'s expiry date and upload it again (the Letterlock extension does this in its options), or register a new key.',
+          ].join('\n')));
+          recordWarning(this.deps.db, list.id, m.address, m.fingerprint, now);
+          soon.push(`${m.address} (${m.fingerprint}, ${when})`);
+          warned++;
+        }
+      }
+      if (soon.length && list.owner) {
+        this.enqueue(list, list.owner, textMail(list.address, list.owner, `Member keys of ${list.address} expiring soon`, [
+          `These members' keys expire within 14 days; each was told:`, ...soon.map((s) => `  ${s}`),
+        ].join('\n')));
+      }
+    }
+    return { warned };
+  }
+}
+

@@ -1,0 +1,129 @@
+// SMTP ingest (smtp-server): accepts mail only for the list addresses served and
+// their VERP bounce addresses (anything else is refused at RCPT), enforces the
+// size limit both in the SIZE extension and while streaming, and bounds work
+// with maxClients and the pipeline's work queue. The message is collected in
+// memory only: it never touches the disk.
+
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { EventLog } from '../log/log.ts';
+import { codeOf } from '../log/log.ts';
+import type { Tokens } from '../delivery/tokens.ts';
+import type { Db } from '../store/db.ts';
+import { getList, type ListRecord } from '../store/lists.ts';
+import type { QueueStore } from '../store/queue.ts';
+import type { Pipeline } from '../pipeline/run.ts';
+import { Busy, type WorkQueue } from '../pipeline/workqueue.ts';
+
+export interface IngestOptions {
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+  maxClients: number;
+  db: Db;
+  queue: QueueStore;
+  pipeline: Pipeline;
+  work: WorkQueue;
+  tokens: Tokens;
+  log: EventLog;
+}
+
+type Target = { kind: 'list'; list: ListRecord } | { kind: 'bounce'; list: ListRecord; deliveryId: number };
+
+function smtpError(message: string, responseCode: number): Error {
+  return Object.assign(new Error(message), { responseCode });
+}
+
+function resolveTarget(db: Db, tokens: Tokens, address: string): Target | null {
+  const a = address.toLowerCase();
+  const direct = getList(db, a);
+  if (direct) return { kind: 'list', list: direct };
+  const m = /^([^+@]+)\+bounces-[^@]+@(.+)$/.exec(a);
+  if (!m) return null;
+  const list = getList(db, `${m[1]}@${m[2]}`);
+  if (!list) return null;
+  const id = tokens.parseBounceAddress(list.address, a);
+  return id === null ? null : { kind: 'bounce', list, deliveryId: id };
+}
+
+export function createIngest(o: IngestOptions): SMTPServer {
+  const targets = new WeakMap<SMTPServerSession, Target[]>();
+  return new SMTPServer({
+    name: 'letterlock',
+    banner: 'Letterlock list server',
+    size: o.maxMessageBytes,
+    maxClients: o.maxClients,
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    logger: false,
+    socketTimeout: 60_000,
+    closeTimeout: 5_000,
+    onMailFrom(_address, session, callback) {
+      targets.set(session, []);
+      callback();
+    },
+    onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback) {
+      const t = resolveTarget(o.db, o.tokens, address.address);
+      if (!t) {
+        o.log.info('smtp.rcpt_refused', { code: 'NOT_MEMBER' as never });
+        return callback(smtpError('No such list here', 550));
+      }
+      const list = targets.get(session) ?? [];
+      if (list.length >= 10) return callback(smtpError('Too many list recipients in one message', 452));
+      list.push(t);
+      targets.set(session, list);
+      callback();
+    },
+    onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback) {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let over = false;
+      stream.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > o.maxMessageBytes) over = true; // stop buffering; keep draining the socket
+        else chunks.push(chunk);
+      });
+      stream.on('error', () => callback(smtpError('Error while receiving the message', 451)));
+      stream.on('end', () => {
+        if (over || stream.sizeExceeded) {
+          o.log.info('smtp.too_large', { bytes: size });
+          return callback(smtpError(`Message too large: this server accepts at most ${o.maxMessageBytes} bytes`, 552));
+        }
+        const raw = Buffer.concat(chunks, size);
+        chunks.length = 0;
+        const envelopeFrom = session.envelope.mailFrom ? (session.envelope.mailFrom.address || null) : null;
+        handle(o, targets.get(session) ?? [], envelopeFrom, raw).then(
+          (reply) => callback(null, reply),
+          (e) => {
+            if (e instanceof Busy) {
+              o.log.warn('smtp.busy', o.work.load.waiting ? { pending: o.work.load.waiting } : {});
+              return callback(smtpError('Busy, try again later', 451));
+            }
+            o.log.error('smtp.error', { code: codeOf(e) });
+            callback(smtpError('Temporary local problem, try again later', 451));
+          },
+        );
+      });
+    },
+  });
+}
+
+async function handle(o: IngestOptions, targets: Target[], envelopeFrom: string | null, raw: Buffer): Promise<string> {
+  const replies: string[] = [];
+  for (const t of targets) {
+    if (t.kind === 'bounce') {
+      // A bounce for one copy: record it and tell the owner; the bounce's content
+      // (which may quote the encrypted copy) is not kept.
+      const row = o.queue.get(t.deliveryId);
+      if (row && row.list_id === t.list.id) {
+        o.queue.markFailed(row.id, 'BOUNCED: the recipient\'s mail system returned the copy', 'bounced');
+        o.queue.addReport(row.list_id, row.rcpt, row.post_id, 'BOUNCED: the recipient\'s mail system returned the copy');
+      }
+      o.log.info('smtp.bounce_received', { list: t.list.address, delivery: t.deliveryId });
+      replies.push('bounce recorded');
+      continue;
+    }
+    const outcome = await o.work.run(() => o.pipeline.process({ list: t.list, envelopeFrom, raw }));
+    replies.push(outcome.result === 'refused' ? `refused (${outcome.code}), a bounce says why` : outcome.result);
+  }
+  return `OK: ${replies.join('; ')}`;
+}

@@ -1,0 +1,79 @@
+// Lists and their policies. Private keys are stored as armored OpenPGP keys that
+// are passphrase-protected with the server secret; nothing here unlocks them.
+
+import type { Db } from './db.ts';
+
+export type PostPolicy = 'members' | 'moderated' | 'announce';
+
+export interface ListRecord {
+  id: number;
+  address: string;
+  owner: string | null;
+  listFingerprint: string;
+  listPublic: string;
+  listPrivate: string;
+  archiveFingerprint: string;
+  archivePublic: string;
+  archivePrivate: string;
+  postPolicy: PostPolicy;
+  posters: string[];
+  requireSignature: boolean;
+  maxBytes: number;
+}
+
+interface Row {
+  id: number; address: string; owner: string | null; list_fingerprint: string; list_public: string; list_private: string;
+  archive_fingerprint: string; archive_public: string; archive_private: string; post_policy: PostPolicy; posters: string;
+  require_signature: number; max_bytes: number;
+}
+
+function fromRow(r: Row): ListRecord {
+  return {
+    id: r.id, address: r.address, owner: r.owner, listFingerprint: r.list_fingerprint, listPublic: r.list_public,
+    listPrivate: r.list_private, archiveFingerprint: r.archive_fingerprint, archivePublic: r.archive_public,
+    archivePrivate: r.archive_private, postPolicy: r.post_policy, posters: JSON.parse(r.posters) as string[],
+    requireSignature: r.require_signature === 1, maxBytes: r.max_bytes,
+  };
+}
+
+export type NewList = Omit<ListRecord, 'id'>;
+
+export function insertList(db: Db, l: NewList): number {
+  const r = db.prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint,
+    archive_public, archive_private, post_policy, posters, require_signature, max_bytes, created_at)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(l.address, l.owner, l.listFingerprint, l.listPublic, l.listPrivate,
+    l.archiveFingerprint, l.archivePublic, l.archivePrivate, l.postPolicy, JSON.stringify(l.posters), l.requireSignature ? 1 : 0,
+    l.maxBytes, Date.now());
+  return Number(r.lastInsertRowid);
+}
+
+export function getList(db: Db, address: string): ListRecord | null {
+  const r = db.prepare('SELECT * FROM lists WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
+  return r ? fromRow(r) : null;
+}
+
+export function getListById(db: Db, id: number): ListRecord | null {
+  const r = db.prepare('SELECT * FROM lists WHERE id = ?').get(id) as Row | undefined;
+  return r ? fromRow(r) : null;
+}
+
+export function allLists(db: Db): ListRecord[] {
+  return (db.prepare('SELECT * FROM lists ORDER BY address').all() as Row[]).map(fromRow);
+}
+
+export interface PolicyUpdate {
+  postPolicy?: PostPolicy;
+  posters?: string[];
+  requireSignature?: boolean;
+  maxBytes?: number;
+  owner?: string | null;
+}
+
+export function updatePolicy(db: Db, id: number, u: PolicyUpdate): void {
+  const cur = getListById(db, id);
+  if (!cur) throw new Error('no such list');
+  db.prepare('UPDATE lists SET post_policy = ?, posters = ?, require_signature = ?, max_bytes = ?, owner = ? WHERE id = ?').run(
+    u.postPolicy ?? cur.postPolicy, JSON.stringify(u.posters ?? cur.posters), (u.requireSignature ?? cur.requireSignature) ? 1 : 0,
+    u.maxBytes ?? cur.maxBytes, u.owner === undefined ? cur.owner : u.owner, id,
+  );
+}

@@ -1,0 +1,60 @@
+// Members of a list and their registered keys. The encryption key packet is kept
+// beside the armored key so a post is wrapped without re-parsing and re-verifying
+// thousands of keys: the key policy ran once, when the key was registered.
+
+import type { Db } from './db.ts';
+
+export interface MemberRecord {
+  listId: number;
+  address: string;
+  fingerprint: string;
+  publicKey: string;
+  encryptionKey: Uint8Array;
+  expiresAt: number | null;
+  keyState: 'valid' | 'revoked';
+}
+
+interface Row {
+  list_id: number; address: string; fingerprint: string; public_key: string; encryption_key: Buffer;
+  expires_at: number | null; key_state: 'valid' | 'revoked';
+}
+
+function fromRow(r: Row): MemberRecord {
+  return {
+    listId: r.list_id, address: r.address, fingerprint: r.fingerprint, publicKey: r.public_key,
+    encryptionKey: new Uint8Array(r.encryption_key), expiresAt: r.expires_at, keyState: r.key_state,
+  };
+}
+
+export function upsertMember(db: Db, m: MemberRecord): void {
+  db.prepare(`INSERT INTO members (list_id, address, fingerprint, public_key, encryption_key, expires_at, key_state, added_at)
+    VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(list_id, address) DO UPDATE SET fingerprint = excluded.fingerprint,
+    public_key = excluded.public_key, encryption_key = excluded.encryption_key, expires_at = excluded.expires_at,
+    key_state = excluded.key_state`).run(m.listId, m.address.toLowerCase(), m.fingerprint, m.publicKey, Buffer.from(m.encryptionKey),
+    m.expiresAt, m.keyState, Date.now());
+}
+
+export function removeMember(db: Db, listId: number, address: string): boolean {
+  return db.prepare('DELETE FROM members WHERE list_id = ? AND address = ?').run(listId, address.toLowerCase()).changes > 0;
+}
+
+export function getMember(db: Db, listId: number, address: string): MemberRecord | null {
+  const r = db.prepare('SELECT * FROM members WHERE list_id = ? AND address = ?').get(listId, address.toLowerCase()) as Row | undefined;
+  return r ? fromRow(r) : null;
+}
+
+export function countMembers(db: Db, listId: number): number {
+  return (db.prepare('SELECT count(*) AS n FROM members WHERE list_id = ?').get(listId) as { n: number }).n;
+}
+
+/** Members in address order, in pages, so a large list is never loaded at once. */
+export function* iterateMembers(db: Db, listId: number, pageSize = 1000, startAfter = ''): Generator<MemberRecord[]> {
+  let after = startAfter;
+  const stmt = db.prepare('SELECT * FROM members WHERE list_id = ? AND address > ? ORDER BY address LIMIT ?');
+  for (;;) {
+    const rows = (stmt.all(listId, after, pageSize) as Row[]).map(fromRow);
+    if (rows.length === 0) return;
+    yield rows;
+    after = rows[rows.length - 1]!.address;
+  }
+}

@@ -1,0 +1,225 @@
+// The key registry's and the archive's own state: pending subscriptions and
+// other single-use tokens, members awaiting a moderator, delivery preferences,
+// archive log-in challenges and sessions, seen request nonces, key-expiry
+// warnings, and thread roots. Tokens are stored only as SHA-256 hashes, so a
+// copy of the database cannot be used to confirm, unsubscribe or log in.
+
+import type { Db } from './db.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS list_settings (
+  list_id INTEGER PRIMARY KEY REFERENCES lists(id) ON DELETE CASCADE,
+  name TEXT,
+  description TEXT,
+  subscription TEXT NOT NULL DEFAULT 'open' CHECK (subscription IN ('open','moderated'))
+);
+
+CREATE TABLE IF NOT EXISTS pending_tokens (
+  token_hash TEXT PRIMARY KEY,
+  purpose TEXT NOT NULL CHECK (purpose IN ('subscribe','unsubscribe')),
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  fingerprint TEXT,
+  public_key TEXT,
+  delivery TEXT,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS pending_tokens_expiry ON pending_tokens(expires_at);
+
+CREATE TABLE IF NOT EXISTS pending_members (
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  public_key TEXT NOT NULL,
+  delivery TEXT NOT NULL,
+  requested_at INTEGER NOT NULL,
+  PRIMARY KEY (list_id, address)
+);
+
+CREATE TABLE IF NOT EXISTS member_prefs (
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  delivery TEXT NOT NULL CHECK (delivery IN ('pgp-mime','inline')),
+  PRIMARY KEY (list_id, address)
+);
+
+CREATE TABLE IF NOT EXISTS challenges (
+  id_hash TEXT PRIMARY KEY,
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  statement TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  used_at INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS sessions (
+  token_hash TEXT PRIMARY KEY,
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_member ON sessions(list_id, address);
+
+CREATE TABLE IF NOT EXISTS request_nonces (
+  list_id INTEGER NOT NULL,
+  nonce TEXT NOT NULL,
+  seen_at INTEGER NOT NULL,
+  PRIMARY KEY (list_id, nonce)
+);
+
+CREATE TABLE IF NOT EXISTS key_warnings (
+  list_id INTEGER NOT NULL,
+  address TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  warned_at INTEGER NOT NULL,
+  PRIMARY KEY (list_id, address, fingerprint)
+);
+
+CREATE TABLE IF NOT EXISTS thread_roots (
+  post_id INTEGER PRIMARY KEY REFERENCES posts(id) ON DELETE CASCADE,
+  list_id INTEGER NOT NULL,
+  root_id INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS thread_roots_list ON thread_roots(list_id, root_id);
+`;
+
+export function ensureRegistrySchema(db: Db): void {
+  db.exec(SCHEMA);
+}
+
+// ---- single-use tokens --------------------------------------------------------
+
+export interface PendingToken {
+  purpose: 'subscribe' | 'unsubscribe';
+  listId: number;
+  address: string;
+  fingerprint: string | null;
+  publicKey: string | null;
+  delivery: string | null;
+  expiresAt: number;
+  usedAt: number | null;
+}
+
+export function insertPendingToken(db: Db, tokenHash: string, t: Omit<PendingToken, 'usedAt'>): void {
+  db.prepare(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, fingerprint, public_key, delivery, created_at, expires_at)
+    VALUES (?,?,?,?,?,?,?,?,?)`).run(tokenHash, t.purpose, t.listId, t.address, t.fingerprint, t.publicKey, t.delivery, Date.now(), t.expiresAt);
+}
+
+/** Marks the token used and returns it, atomically: a second use finds it used. */
+export function takePendingToken(db: Db, tokenHash: string, purpose: PendingToken['purpose'], now: number): PendingToken | null {
+  return db.transaction(() => {
+    const r = db.prepare('SELECT * FROM pending_tokens WHERE token_hash = ? AND purpose = ?').get(tokenHash, purpose) as
+      | { purpose: PendingToken['purpose']; list_id: number; address: string; fingerprint: string | null; public_key: string | null; delivery: string | null; expires_at: number; used_at: number | null }
+      | undefined;
+    if (!r || r.used_at !== null || r.expires_at <= now) return null;
+    db.prepare('UPDATE pending_tokens SET used_at = ? WHERE token_hash = ?').run(now, tokenHash);
+    return { purpose: r.purpose, listId: r.list_id, address: r.address, fingerprint: r.fingerprint, publicKey: r.public_key, delivery: r.delivery, expiresAt: r.expires_at, usedAt: now };
+  })();
+}
+
+export function countRecentTokens(db: Db, listId: number, address: string, since: number): number {
+  return (db.prepare('SELECT count(*) AS n FROM pending_tokens WHERE list_id = ? AND address = ? AND created_at > ?').get(listId, address, since) as { n: number }).n;
+}
+
+// ---- members awaiting approval, delivery preferences -----------------------------
+
+export interface PendingMember {
+  listId: number;
+  address: string;
+  fingerprint: string;
+  publicKey: string;
+  delivery: string;
+}
+
+export function upsertPendingMember(db: Db, m: PendingMember): void {
+  db.prepare(`INSERT INTO pending_members (list_id, address, fingerprint, public_key, delivery, requested_at) VALUES (?,?,?,?,?,?)
+    ON CONFLICT(list_id, address) DO UPDATE SET fingerprint = excluded.fingerprint, public_key = excluded.public_key,
+    delivery = excluded.delivery, requested_at = excluded.requested_at`).run(m.listId, m.address, m.fingerprint, m.publicKey, m.delivery, Date.now());
+}
+
+export function getPendingMember(db: Db, listId: number, address: string): PendingMember | null {
+  const r = db.prepare('SELECT list_id, address, fingerprint, public_key, delivery FROM pending_members WHERE list_id = ? AND address = ?').get(listId, address) as
+    | { list_id: number; address: string; fingerprint: string; public_key: string; delivery: string }
+    | undefined;
+  return r ? { listId: r.list_id, address: r.address, fingerprint: r.fingerprint, publicKey: r.public_key, delivery: r.delivery } : null;
+}
+
+export function listPendingMembers(db: Db, listId: number): Array<{ address: string; fingerprint: string; requestedAt: string }> {
+  return (db.prepare('SELECT address, fingerprint, requested_at FROM pending_members WHERE list_id = ? ORDER BY requested_at').all(listId) as Array<{ address: string; fingerprint: string; requested_at: number }>)
+    .map((r) => ({ address: r.address, fingerprint: r.fingerprint, requestedAt: new Date(r.requested_at).toISOString() }));
+}
+
+export function deletePendingMember(db: Db, listId: number, address: string): boolean {
+  return db.prepare('DELETE FROM pending_members WHERE list_id = ? AND address = ?').run(listId, address).changes > 0;
+}
+
+export function setDeliveryPreference(db: Db, listId: number, address: string, delivery: 'pgp-mime' | 'inline'): void {
+  db.prepare(`INSERT INTO member_prefs (list_id, address, delivery) VALUES (?,?,?)
+    ON CONFLICT(list_id, address) DO UPDATE SET delivery = excluded.delivery`).run(listId, address, delivery);
+}
+
+export function getDeliveryPreference(db: Db, listId: number, address: string): 'pgp-mime' | 'inline' {
+  const r = db.prepare('SELECT delivery FROM member_prefs WHERE list_id = ? AND address = ?').get(listId, address) as { delivery: 'pgp-mime' | 'inline' } | undefined;
+  return r?.delivery ?? 'pgp-mime';
+}
+
+// ---- archive log-in ------------------------------------------------------------------
+
+export function insertChallenge(db: Db, idHash: string, listId: number, address: string, statement: string, expiresAt: number): void {
+  db.prepare('INSERT INTO challenges (id_hash, list_id, address, statement, expires_at) VALUES (?,?,?,?,?)').run(idHash, listId, address, statement, expiresAt);
+}
+
+/** Single use: the challenge is spent by the first attempt, right or wrong. */
+export function takeChallenge(db: Db, idHash: string, listId: number, now: number): { address: string; statement: string; expiresAt: number } | null {
+  return db.transaction(() => {
+    const r = db.prepare('SELECT address, statement, expires_at, used_at FROM challenges WHERE id_hash = ? AND list_id = ?').get(idHash, listId) as
+      | { address: string; statement: string; expires_at: number; used_at: number | null }
+      | undefined;
+    if (!r || r.used_at !== null) return null;
+    db.prepare('UPDATE challenges SET used_at = ? WHERE id_hash = ?').run(now, idHash);
+    return r.expires_at > now ? { address: r.address, statement: r.statement, expiresAt: r.expires_at } : null;
+  })();
+}
+
+export function insertSession(db: Db, tokenHash: string, listId: number, address: string, fingerprint: string, expiresAt: number): void {
+  db.prepare('INSERT INTO sessions (token_hash, list_id, address, fingerprint, created_at, expires_at) VALUES (?,?,?,?,?,?)')
+    .run(tokenHash, listId, address, fingerprint, Date.now(), expiresAt);
+}
+
+export function getSession(db: Db, tokenHash: string, now: number): { listId: number; address: string; fingerprint: string } | null {
+  const r = db.prepare('SELECT list_id, address, fingerprint, expires_at FROM sessions WHERE token_hash = ?').get(tokenHash) as
+    | { list_id: number; address: string; fingerprint: string; expires_at: number }
+    | undefined;
+  return r && r.expires_at > now ? { listId: r.list_id, address: r.address, fingerprint: r.fingerprint } : null;
+}
+
+export function deleteSessions(db: Db, listId: number, address: string): number {
+  return db.prepare('DELETE FROM sessions WHERE list_id = ? AND address = ?').run(listId, address).changes;
+}
+
+/** Housekeeping: expired challenges, sessions, tokens and old nonces. */
+export function purgeExpired(db: Db, now: number): void {
+  db.prepare('DELETE FROM challenges WHERE expires_at < ?').run(now - 3600_000);
+  db.prepare('DELETE FROM sessions WHERE expires_at < ?').run(now);
+  db.prepare('DELETE FROM pending_tokens WHERE expires_at < ?').run(now - 86_400_000);
+  db.prepare('DELETE FROM request_nonces WHERE seen_at < ?').run(now - 86_400_000);
+}
+
+/** Records a signed request's nonce; false when it was seen before (a replay). */
+export function recordNonce(db: Db, listId: number, nonce: string, now: number): boolean {
+  return db.prepare('INSERT OR IGNORE INTO request_nonces (list_id, nonce, seen_at) VALUES (?,?,?)').run(listId, nonce, now).changes === 1;
+}
+
+// ---- key expiry warnings ----------------------------------------------------------------
+
+export function wasWarned(db: Db, listId: number, address: string, fingerprint: string): boolean {
+  return db.prepare('SELECT 1 FROM key_warnings WHERE list_id = ? AND address = ? AND fingerprint = ?').get(listId, address, fingerprint) !== undefined;
+}
+
+export function recordWarning(db: Db, listId: number, address: string, fingerprint: string, now: number): void {
+  db.prepare('INSERT OR REPLACE INTO key_warnings (list_id, address, fingerprint, warned_at) VALUES (?,?,?,?)').run(listId, address, fingerprint, now);
+}

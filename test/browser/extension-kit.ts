@@ -1,0 +1,196 @@
+// Shared parts of the extension's browser tests: building the extension, a
+// loopback page shaped like a webmail (a message view in a same-origin frame, a
+// compose box, and a hostile script), and the real list server in-process.
+
+import { createServer, type Server } from 'node:http';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'vite';
+import { armorMessage, findPayload } from '../../shared/index.ts';
+import { startServer, type RunningServer } from '../../server/app.ts';
+import { loadConfig } from '../../server/config/config.ts';
+import { createEventLog } from '../../server/log/log.ts';
+import { addList, initData, person, SECRET, Sink, tempDir, type Person } from '../integration/server/harness.ts';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const ARTIFACTS = join(ROOT, 'test-artifacts', 'extension');
+export const PASSPHRASE = 'correct horse battery staple 42';
+export const GECKO_ID = 'letterlock@letterlock.org';
+
+/** Builds the extension for one browser into a temporary folder. */
+export async function buildExtension(target: 'chrome' | 'firefox', testHosts: string[] = []): Promise<string> {
+  const outDir = mkdtempSync(join(tmpdir(), `letterlock-ext-${target}-`));
+  const before = process.env.LETTERLOCK_TEST_HOSTS;
+  process.env.LETTERLOCK_TEST_HOSTS = testHosts.join(',');
+  try {
+    await build({ configFile: join(ROOT, 'vite.config.ts'), root: ROOT, mode: target, logLevel: 'error', build: { outDir, emptyOutDir: true } });
+  } finally {
+    if (before === undefined) delete process.env.LETTERLOCK_TEST_HOSTS;
+    else process.env.LETTERLOCK_TEST_HOSTS = before;
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return outDir;
+}
+
+export function removeDir(dir: string | undefined): void {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** How Roundcube shows a text/plain body: escaped lines joined with <br>. */
+function messageHtml(text: string): string {
+  return `<div class="message-part"><div class="pre">${text.split('\n').map(escapeHtml).join('<br>\n')}</div></div>`;
+}
+
+// The hostile page script: everything a page could try against the extension.
+// The test calls window.hostile.probe() and checks every attempt failed.
+const HOSTILE = String.raw`
+window.hostile = {
+  async probe(extensionId, marker) {
+    const docs = [document];
+    for (const f of document.querySelectorAll('iframe:not([data-letterlock])')) {
+      try { if (f.contentDocument) docs.push(f.contentDocument); } catch (e) {}
+    }
+    const ours = docs.flatMap((d) => [...d.querySelectorAll('iframe[data-letterlock]')]);
+    const out = { frames: ours.length, frameReads: [], runtime: null, browserGlobal: typeof browser, fakeInsert: null, reachable: '' };
+    for (const f of ours) {
+      let r;
+      try {
+        const d = f.contentDocument || f.contentWindow.document;
+        r = d ? 'read:' + d.documentElement.outerHTML.length : 'null';
+      } catch (e) { r = 'blocked'; }
+      out.frameReads.push(r);
+      try { f.contentWindow.postMessage({ letterlock: 1, type: 'reader.open', payload: {} }, '*'); } catch (e) {}
+    }
+    try {
+      if (typeof chrome === 'undefined' || !chrome.runtime || !chrome.runtime.sendMessage) out.runtime = 'no-api';
+      else {
+        const answer = await chrome.runtime.sendMessage(extensionId, { letterlock: 1, type: 'key.export', payload: {} });
+        out.runtime = 'answered:' + JSON.stringify(answer);
+      }
+    } catch (e) { out.runtime = 'refused'; }
+    const box = document.getElementById('composebody');
+    const before = box.value;
+    window.postMessage({ letterlock: 1, type: 'insert-armored', composeId: 'x', armored: 'FAKE' }, '*');
+    await new Promise((r) => setTimeout(r, 50));
+    out.fakeInsert = box.value === before ? 'ignored' : 'inserted';
+    let all = '';
+    for (const d of docs) all += d.documentElement.outerHTML + '\n';
+    for (const d of docs) for (const t of d.querySelectorAll('textarea, input')) all += t.value + '\n';
+    for (const s of [localStorage, sessionStorage]) for (let i = 0; i < s.length; i++) all += s.getItem(s.key(i));
+    all += document.cookie + window.name;
+    out.reachable = all.includes(marker) ? 'MARKER FOUND' : 'clean';
+    return out;
+  },
+};`;
+
+/** The webmail-shaped test site; reachable as 127.0.0.1 (allowed) and as localhost (not allowed). */
+export class Webmail {
+  /** Plain-text bodies shown in the message view, one message part each. */
+  messages: string[] = [];
+  private server: Server | null = null;
+  port = 0;
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const html = (body: string) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(body);
+      switch (url.pathname) {
+        case '/':
+          return html(`<!doctype html><html><head><title>Webmail</title></head><body>
+<div id="messagelist">Inbox</div>
+<iframe id="messagecontframe" src="/message" style="width:100%;height:700px;border:0"></iframe>
+<div id="compose"><textarea id="composebody" name="_message" rows="12" cols="80"></textarea></div>
+<script src="/hostile.js"></script></body></html>`);
+        case '/message':
+          return html(`<!doctype html><html><body><div id="messagebody">${this.messages.map(messageHtml).join('\n')}</div></body></html>`);
+        case '/hostile.js':
+          return res.writeHead(200, { 'content-type': 'text/javascript' }).end(HOSTILE);
+        case '/attack': {
+          // A site the user never allowed frames extension pages directly.
+          const base = url.searchParams.get('base') ?? '';
+          const block = url.searchParams.get('block') ?? '';
+          return html(`<!doctype html><html><body><p>attack</p>
+<iframe id="steal-reader" src="${escapeHtml(base)}extension/pages/reader/index.html#${escapeHtml(block)}" style="width:600px;height:300px"></iframe>
+<iframe id="steal-options" src="${escapeHtml(base)}extension/pages/options/index.html" style="width:600px;height:300px"></iframe>
+<textarea id="composebody"></textarea>
+<script>window.received = []; addEventListener('message', (e) => window.received.push(e.data));</script>
+<script src="/hostile.js"></script></body></html>`);
+        }
+        default:
+          return res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    const a = this.server.address();
+    this.port = typeof a === 'object' && a ? a.port : 0;
+  }
+
+  get allowedUrl(): string {
+    return `http://127.0.0.1:${this.port}/`;
+  }
+
+  attackUrl(extensionBase: string, block: string): string {
+    return `http://localhost:${this.port}/attack?base=${encodeURIComponent(extensionBase)}&block=${encodeURIComponent(block)}`;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (s) await new Promise((r) => s.close(r));
+  }
+}
+
+/** The armored OpenPGP block of a delivered mail, as a webmail would show it. */
+export async function armoredOf(raw: Buffer | string): Promise<string> {
+  const found = await findPayload(raw, 30 * 1024 * 1024);
+  return found.armored ?? armorMessage(found.binary!);
+}
+
+export function artifact(name: string): string {
+  return join(ARTIFACTS, name);
+}
+
+export function readText(path: string): string {
+  return readFileSync(path, 'utf8');
+}
+
+export const LIST = 'club@lists.test';
+
+/** The real list server, in-process, delivering to a loopback SMTP sink. */
+export class ListServerUnderTest {
+  sink = new Sink();
+  dataDir = '';
+  server: RunningServer | null = null;
+  alice!: Person; // an existing member who posts
+
+  async start(): Promise<void> {
+    await this.sink.start();
+    this.dataDir = tempDir('ext');
+    initData(this.dataDir, this.sink.port);
+    this.alice = await person('alice@example.org');
+    await addList(this.dataDir, LIST, { owner: 'owner@example.org' }, [this.alice]);
+    const { config } = loadConfig(this.dataDir);
+    this.server = await startServer(this.dataDir, config, SECRET, { log: createEventLog({ file: join(this.dataDir, 'logs', 'server.log'), stdout: false }) });
+  }
+
+  get base(): string {
+    return `http://127.0.0.1:${this.server!.httpPort}`;
+  }
+
+  /** The n-th mail (1-based) the server delivered to an address. */
+  async mailTo(address: string, n: number): Promise<Buffer> {
+    await this.sink.waitFor(() => this.sink.to(address).length >= n, 30_000, `mail ${n} to ${address}`);
+    return this.sink.to(address)[n - 1]!.raw;
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.close();
+    await this.sink.stop();
+    removeDir(this.dataDir);
+  }
+}

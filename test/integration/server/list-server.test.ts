@@ -1,0 +1,290 @@
+// The list server over real SMTP on loopback: posts go in with nodemailer, copies
+// come out at a loopback SMTP sink, every copy is decrypted by the real gpg, and
+// each policy case ends in the right bounce or hold.
+
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import * as openpgp from 'openpgp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KeyIdentity, parsePrivateKey, readMessage, unlockPrivateKey, assembleCopy, ERROR_MESSAGES } from '../../../shared/index.ts';
+import { openData, startServer, type RunningServer } from '../../../server/app.ts';
+import { loadConfig } from '../../../server/config/config.ts';
+import { createEventLog } from '../../../server/log/log.ts';
+import { getList } from '../../../server/store/lists.ts';
+import { REFUSAL_MESSAGES } from '../../../server/pipeline/reasons.ts';
+import { registerMember } from '../../../server/lists/members.ts';
+import { Gpg } from '../../support/gpg.ts';
+import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
+import { badSignaturePost, unsignedPost, wrongKeyPost } from './policy-mail.ts';
+
+const OPEN = 'open@lists.test';
+const MOD = 'mod@lists.test';
+const SMALL = 'small@lists.test';
+const ANNOUNCE = 'announce@lists.test';
+const OWNER = 'owner@example.org';
+
+let sink: Sink;
+let dataDir: string;
+let server: RunningServer;
+let gpg: Gpg;
+let alice: Person, bob: Person, carol: Person, dave: Person, eve: Person, frank: Person;
+const keys: Record<string, openpgp.PublicKey> = {};
+
+function text(m: SinkMessage): string {
+  return m.raw.toString('utf8');
+}
+
+function header(m: SinkMessage, name: string): string | null {
+  const head = text(m).split(/\r\n\r\n/)[0]!.replace(/\r\n[ \t]+/g, ' ');
+  const line = head.split('\r\n').find((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
+  return line ? line.slice(name.length + 1).trim() : null;
+}
+
+const bounces = (rcpt: string) => sink.to(rcpt).filter((m) => m.from === '');
+
+/** Waits for the next bounce to `rcpt` after `before` of them (counted before sending). */
+async function bounceFor(rcpt: string, marker: string, before: number): Promise<SinkMessage> {
+  await sink.waitFor(() => bounces(rcpt).length > before, 20_000, `bounce to ${rcpt}`);
+  expect(bounces(rcpt)).toHaveLength(before + 1);
+  const m = bounces(rcpt).at(-1)!;
+  expect(m.from).toBe(''); // null sender: a bounce never bounces back
+  expect(text(m)).not.toContain(marker);
+  expect(text(m)).not.toContain(Buffer.from(marker).toString('base64').slice(0, 12));
+  return m;
+}
+
+beforeAll(async () => {
+  sink = new Sink();
+  await sink.start();
+  dataDir = tempDir('it-data');
+  initData(dataDir, sink.port, { smtp: { port: 0, maxMessageBytes: 2 * 1024 * 1024 } });
+  [alice, bob, carol, dave, eve, frank] = await Promise.all([
+    person('alice@example.org'), person('bob@example.org'), person('carol@example.org'), person('dave@example.org'),
+    person('eve@example.org', 2), person('frank@example.org'),
+  ]);
+  await addList(dataDir, OPEN, { owner: OWNER }, [alice, bob, carol]);
+  await addList(dataDir, MOD, { owner: OWNER, postPolicy: 'moderated' }, [alice, bob]);
+  await addList(dataDir, SMALL, { owner: OWNER, maxBytes: 20_000 }, [alice, bob]);
+  await addList(dataDir, ANNOUNCE, { owner: OWNER, postPolicy: 'announce', posters: ['alice@example.org'] }, [alice, bob]);
+  for (const l of [OPEN, MOD, SMALL, ANNOUNCE]) keys[l] = await listPublicKey(dataDir, l);
+  gpg = new Gpg();
+  for (const p of [alice, bob, carol]) await gpg.importKey(p.privateArmored, p.passphrase);
+  const { config } = loadConfig(dataDir);
+  server = await startServer(dataDir, config, SECRET, { log: createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: 'debug', stdout: false }) });
+});
+
+afterAll(async () => {
+  await server?.close();
+  await sink?.stop();
+  gpg?.cleanup();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('accepted post', () => {
+  it('reaches every subscriber; each copy decrypts in gpg with the sender\'s good signature', async () => {
+    const marker = `MARKER-accepted-${Date.now()}`;
+    const reply = await send(server.smtpPort, alice.address, OPEN, await compose(alice, OPEN, keys[OPEN]!, `Hello list ${marker}\n`, `Subject ${marker}`));
+    expect(reply).toMatch(/^250 .*accepted/);
+    await sink.waitFor(() => [alice, bob, carol].every((p) => sink.to(p.address).some((m) => m.from.includes('+bounces-'))), 20_000, 'three copies');
+    const aliceSigningKeyId = alice.publicKey.getKeyID().toHex().toUpperCase();
+    const envelopeSenders = new Set<string>();
+    for (const p of [alice, bob, carol]) {
+      const copy = sink.to(p.address).find((m) => m.from.includes('+bounces-'))!;
+      expect(text(copy)).not.toContain(marker); // the sink sees only ciphertext
+      envelopeSenders.add(copy.from);
+      expect(copy.from).toMatch(/^open\+bounces-\d+-[0-9a-f]{16}@lists\.test$/);
+      expect(header(copy, 'Subject')).toBe('...');
+      expect(header(copy, 'List-Id')).toBe('<open.lists.test>');
+      expect(header(copy, 'List-Post')).toBe('<mailto:open@lists.test>');
+      expect(header(copy, 'List-Unsubscribe')).toMatch(/^<http:\/\/127\.0\.0\.1:\d+\/lists\/open%40lists\.test\/unsubscribe\?m=.+&t=[0-9a-f]{16}>$/);
+      expect(header(copy, 'List-Unsubscribe-Post')).toBe('List-Unsubscribe=One-Click');
+      expect(header(copy, 'List-Archive')).toMatch(/\/lists\/open%40lists\.test\/archive>$/);
+      const r = await gpg.run(['--decrypt'], copy.raw, p.passphrase);
+      expect(r.code, r.stderr).toBe(0);
+      const encTo = (await p.publicKey.getEncryptionKey()).getKeyID().toHex().toUpperCase();
+      expect(r.status.filter((s) => s.startsWith('ENC_TO '))).toEqual([expect.stringContaining(`ENC_TO ${encTo}`)]);
+      expect(r.status.some((s) => s.startsWith(`GOODSIG ${aliceSigningKeyId}`))).toBe(true);
+      expect(r.stdout.toString()).toContain(Buffer.from(`Hello list ${marker}`).toString('base64').slice(0, 16));
+    }
+    expect(envelopeSenders.size).toBe(3); // one VERP sender per recipient
+  });
+
+  it('stores the body once, one PKESK per recipient, and an archive record the archive key opens', async () => {
+    const db = openData(dataDir, SECRET);
+    try {
+      const list = getList(db, OPEN)!;
+      const post = db.prepare('SELECT * FROM posts WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(list.id) as Record<string, unknown>;
+      // Threading metadata and ciphertext only: no subject, no sender.
+      expect(Object.keys(post).sort()).toEqual(['archive_pkesk', 'body', 'created_at', 'date', 'id', 'in_reply_to', 'list_id', 'list_pkesk', 'message_id', 'refs', 'size', 'wrap_after', 'wrap_done'].sort());
+      expect(post.wrap_done).toBe(1);
+      expect(post.list_pkesk).toBeNull(); // K's wrap to the list key is dropped once the fan-out is done
+      const rows = db.prepare("SELECT kind, pkesk, mail, state FROM deliveries WHERE post_id = ? AND kind = 'copy'").all(post.id) as Array<{ pkesk: Buffer | null; state: string }>;
+      expect(rows).toHaveLength(3);
+      expect(rows.every((r) => r.state === 'sent' && r.pkesk === null)).toBe(true); // a sent row keeps nothing
+      const archivePriv = await unlockPrivateKey(await parsePrivateKey(list.archivePrivate), SECRET);
+      const record = assembleCopy(new Uint8Array(post.archive_pkesk as Buffer), new Uint8Array(post.body as Buffer));
+      const read = await readMessage(record, { privateKey: archivePriv, senderKeys: [alice.publicKey] });
+      expect(read.verification.valid).toBe(true);
+      expect(read.message.text).toMatch(/^Hello list MARKER-accepted-/);
+      expect(new KeyIdentity(archivePriv)).toBeTruthy();
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('refused posts bounce with the reason and no content', () => {
+  const cases: Array<[string, () => Promise<{ from: Person; list: string; raw: string }>, string]> = [
+    ['non-member', async () => ({ from: dave, list: OPEN, raw: await compose(dave, OPEN, keys[OPEN]!, 'M') }), REFUSAL_MESSAGES.NOT_MEMBER],
+    ['unsigned', async () => ({ from: alice, list: OPEN, raw: await unsignedPost(alice.address, OPEN, keys[OPEN]!, 'M') }), ERROR_MESSAGES.UNSIGNED],
+    ['bad signature', async () => ({ from: alice, list: OPEN, raw: await badSignaturePost(alice.address, OPEN, keys[OPEN]!, alice.privateKey, 'M') }), ERROR_MESSAGES.BAD_SIGNATURE],
+    ['signed by another member\'s key', async () => ({ from: alice, list: OPEN, raw: (await compose(bob, OPEN, keys[OPEN]!, 'M')).replace(/^From: .*$/m, `From: <${alice.address}>`) }), ERROR_MESSAGES.SIGNER_UNKNOWN],
+    ['wrong list key', async () => ({ from: alice, list: OPEN, raw: await wrongKeyPost(alice.address, OPEN, keys[MOD]!, alice.privateKey, 'M') }), ERROR_MESSAGES.WRONG_KEY],
+    ['too large for the list', async () => ({ from: alice, list: SMALL, raw: await compose(alice, SMALL, keys[SMALL]!, `M ${'x'.repeat(40_000)}`) }), ERROR_MESSAGES.TOO_LARGE],
+    ['announce list, not a poster', async () => ({ from: bob, list: ANNOUNCE, raw: await compose(bob, ANNOUNCE, keys[ANNOUNCE]!, 'M') }), REFUSAL_MESSAGES.NOT_POSTER],
+  ];
+  for (const [name, make, sentence] of cases) {
+    it(name, async () => {
+      const marker = `MARKER-${name.replace(/\W/g, '')}-${Date.now()}`;
+      const { from, list, raw } = await make();
+      const withMarker = raw.replace(/\bM\b/, marker);
+      const copiesBefore = sink.messages.filter((m) => m.from.startsWith(list.split('@')[0]! + '+bounces-')).length;
+      const before = bounces(from.address).length;
+      const reply = await send(server.smtpPort, from.address, list, withMarker);
+      expect(reply).toMatch(/^250 .*refused/);
+      const bounce = await bounceFor(from.address, marker, before);
+      expect(text(bounce).replace(/\r\n/g, '\n')).toContain(`Reason: ${sentence}`);
+      expect(header(bounce, 'Subject')).toMatch(/was not delivered/);
+      expect(text(bounce)).not.toMatch(/BEGIN PGP MESSAGE/);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(sink.messages.filter((m) => m.from.startsWith(list.split('@')[0]! + '+bounces-')).length).toBe(copiesBefore);
+    });
+  }
+
+  it('an announce list delivers its named poster\'s post', async () => {
+    await send(server.smtpPort, alice.address, ANNOUNCE, await compose(alice, ANNOUNCE, keys[ANNOUNCE]!, 'announcement'));
+    await sink.waitFor(() => sink.to(bob.address).some((m) => m.from.startsWith('announce+bounces-')), 20_000, 'announce copy');
+  });
+});
+
+describe('SMTP ingest limits', () => {
+  it('refuses unknown recipients at RCPT', async () => {
+    await expect(send(server.smtpPort, alice.address, 'nobody@lists.test', 'Subject: x\r\n\r\nx\r\n')).rejects.toMatchObject({ responseCode: 550 });
+  });
+
+  it('refuses a message over the server size limit with 552', async () => {
+    const big = `From: <${alice.address}>\r\nSubject: big\r\n\r\n${('y'.repeat(998) + '\r\n').repeat(2200)}`;
+    await expect(send(server.smtpPort, alice.address, OPEN, big)).rejects.toMatchObject({ responseCode: 552 });
+  });
+});
+
+describe('moderated list', () => {
+  it('holds the post as ciphertext, tells the sender, and delivers it after approval from the CLI', async () => {
+    const marker = `MARKER-moderated-${Date.now()}`;
+    const before = bounces(alice.address).length;
+    const reply = await send(server.smtpPort, alice.address, MOD, await compose(alice, MOD, keys[MOD]!, `held ${marker}`));
+    expect(reply).toMatch(/^250 .*held/);
+    const notice = await bounceFor(alice.address, marker, before);
+    expect(text(notice)).toMatch(/held until a moderator approves it/);
+    const db = openData(dataDir, SECRET);
+    const held = db.prepare('SELECT id, payload FROM held').all() as Array<{ id: number; payload: Buffer }>;
+    db.close();
+    expect(held).toHaveLength(1);
+    expect(held[0]!.payload.toString('latin1')).toMatch(/^-----BEGIN PGP MESSAGE-----/);
+    expect(sink.to(bob.address).filter((m) => m.from.startsWith('mod+bounces-'))).toHaveLength(0);
+
+    const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'server/cli/main.ts', '--data', dataDir, ...args], { cwd: join(import.meta.dirname, '..', '..', '..'), env: { ...process.env, LETTERLOCK_SECRET: SECRET }, encoding: 'utf8' });
+    const listed = cli(['held', 'list', MOD]);
+    expect(listed.stdout).toMatch(new RegExp(`^${held[0]!.id}\\s+.*from alice@example.org`, 'm'));
+    const approved = cli(['held', 'approve', String(held[0]!.id)]);
+    expect(approved.status, approved.stderr).toBe(0);
+    expect(approved.stdout).toMatch(/accepted \(2 copies queued/);
+    await sink.waitFor(() => sink.to(bob.address).some((m) => m.from.startsWith('mod+bounces-')), 20_000, 'approved copy');
+    const copy = sink.to(bob.address).find((m) => m.from.startsWith('mod+bounces-'))!;
+    const r = await gpg.run(['--decrypt'], copy.raw, bob.passphrase);
+    expect(r.status.some((s) => s.startsWith('GOODSIG'))).toBe(true);
+    expect(cli(['held', 'list']).stdout.trim()).toBe('');
+  });
+});
+
+describe('members whose key cannot be used, and failed deliveries', () => {
+  it('an expired or revoked key gets a notice without content; the owner is told', async () => {
+    const db = openData(dataDir, SECRET);
+    const list = getList(db, OPEN)!;
+    // Eve's key expires 2 s after creation; it was valid when she was registered.
+    await registerMember(db, list.id, eve.address, eve.publicArmored, new Date(eve.publicKey.keyPacket.created.getTime() + 500));
+    await registerMember(db, list.id, frank.address, frank.publicArmored);
+    const { publicKey: revoked } = await openpgp.revokeKey({ key: frank.privateKey, format: 'object' });
+    const r = await registerMember(db, list.id, frank.address, revoked.armor());
+    expect(r.revoked).toBe(true);
+    db.close();
+    while ((eve.publicKey.keyPacket.created.getTime() + 2000) > Date.now()) await new Promise((res) => setTimeout(res, 100));
+
+    const marker = `MARKER-missed-${Date.now()}`;
+    const ownerBefore = sink.to(OWNER).length;
+    await send(server.smtpPort, alice.address, OPEN, await compose(alice, OPEN, keys[OPEN]!, `post ${marker}`));
+    for (const [p, code] of [[eve, 'KEY_EXPIRED'], [frank, 'KEY_REVOKED']] as const) {
+      await sink.waitFor(() => sink.to(p.address).length > 0, 20_000, `notice to ${p.address}`);
+      const notice = sink.to(p.address)[0]!;
+      expect(text(notice)).toContain('could not be encrypted to your key');
+      expect(text(notice).replace(/\r\n/g, '\n')).toContain(ERROR_MESSAGES[code]);
+      expect(text(notice)).not.toContain(marker);
+      expect(text(notice)).not.toMatch(/BEGIN PGP MESSAGE/);
+    }
+    await sink.waitFor(() => sink.to(OWNER).length > ownerBefore, 20_000, 'owner report');
+    const report = sink.to(OWNER).slice(ownerBefore).map(text).join('\n');
+    expect(report).toContain('eve@example.org: KEY_EXPIRED');
+    expect(report).toContain('frank@example.org: KEY_REVOKED');
+    const dbm = openData(dataDir, SECRET);
+    const l = getList(dbm, OPEN)!;
+    dbm.prepare('DELETE FROM members WHERE list_id = ? AND address IN (?, ?)').run(l.id, eve.address, frank.address);
+    dbm.close();
+  });
+
+  it('retries temporary failures until delivered; reports permanent ones to the owner', async () => {
+    let bobRefusals = 0;
+    sink.refuse = (rcpt) => {
+      if (rcpt === carol.address) return 550;
+      if (rcpt === bob.address && bobRefusals < 2) return (bobRefusals++, 451);
+      return undefined;
+    };
+    const ownerBefore = sink.to(OWNER).length;
+    const bobBefore = sink.to(bob.address).length;
+    await send(server.smtpPort, alice.address, OPEN, await compose(alice, OPEN, keys[OPEN]!, 'retry test'));
+    await sink.waitFor(() => sink.to(bob.address).length > bobBefore, 20_000, 'bob after retries');
+    expect(bobRefusals).toBe(2);
+    await sink.waitFor(() => sink.to(OWNER).slice(ownerBefore).some((m) => text(m).includes('carol@example.org')), 20_000, 'owner report for carol');
+    const report = sink.to(OWNER).slice(ownerBefore).map(text).join('\n');
+    expect(report).toMatch(/carol@example\.org: SMTP_550/);
+    expect(report).not.toContain('bob@example.org');
+    sink.refuse = () => undefined;
+  });
+
+  it('a bounce to a VERP address marks that copy bounced and tells the owner', async () => {
+    const copy = sink.to(alice.address).filter((m) => m.from.startsWith('open+bounces-')).at(-1)!;
+    const ownerBefore = sink.to(OWNER).length;
+    await send(server.smtpPort, '', copy.from, 'From: <MAILER-DAEMON@example.org>\r\nSubject: Undelivered\r\n\r\nUser unknown\r\n');
+    await sink.waitFor(() => sink.to(OWNER).slice(ownerBefore).some((m) => text(m).includes('alice@example.org: BOUNCED')), 20_000, 'bounce report');
+    const tampered = copy.from.replace(/-([0-9a-f]{16})@/, '-0000000000000000@');
+    await expect(send(server.smtpPort, '', tampered, 'Subject: x\r\n\r\nx\r\n')).rejects.toMatchObject({ responseCode: 550 });
+  });
+});
+
+describe('HTTP port', () => {
+  it('serves health and list info, and one-click unsubscribe with a valid token only', async () => {
+    const base = `http://127.0.0.1:${server.httpPort}`;
+    const health = await (await fetch(`${base}/health`)).json() as { ok: boolean };
+    expect(health.ok).toBe(true);
+    const lists = await (await fetch(`${base}/lists`)).json() as Array<{ address: string; members: number }>;
+    expect(lists.find((l) => l.address === OPEN)?.members).toBe(3);
+    const copy = sink.to(carol.address).find((m) => m.from.startsWith('open+bounces-'))!;
+    const url = /^<(.+)>$/.exec(header(copy, 'List-Unsubscribe')!)![1]!;
+    const bad = await fetch(url.replace(/t=[0-9a-f]+/, 't=0000000000000000'), { method: 'POST', body: 'List-Unsubscribe=One-Click' });
+    expect(bad.status).toBe(403);
+    const ok = await fetch(url, { method: 'POST', body: 'List-Unsubscribe=One-Click' });
+    expect(ok.status).toBe(200);
+    const after = await (await fetch(`${base}/lists`)).json() as Array<{ address: string; members: number }>;
+    expect(after.find((l) => l.address === OPEN)?.members).toBe(2);
+  });
+});

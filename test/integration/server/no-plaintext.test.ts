@@ -1,0 +1,116 @@
+// DESIGN.md rule 1, proven: posts carrying a unique marker go through every path
+// (accepted, held then approved, refused, relay down then recovered, SIGKILL
+// during delivery and restart) on a server run as a child process whose TMPDIR is
+// a folder the test owns. Afterwards every file under the data folder, the logs
+// and that temporary folder is scanned, raw and decoded: the marker is nowhere.
+
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, expect, it } from 'vitest';
+import { openData } from '../../../server/app.ts';
+import { addList, compose, initData, listPublicKey, person, seedMembers, send, Sink, SECRET, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
+import { findMarker, scan } from './scan.ts';
+import { unsignedPost } from './policy-mail.ts';
+
+const MARKER = `LLMARK${randomBytes(6).toString('hex').toUpperCase()}`;
+const OPEN = 'open@lists.test';
+const MOD = 'mod@lists.test';
+const BIG = 'big@lists.test';
+
+let root = '';
+let sink: Sink | null = null;
+let child: Child | null = null;
+
+afterAll(async () => {
+  if (child) await stopChild(child, 'SIGKILL');
+  await sink?.stop();
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+/** The marker in the body, the protected subject and the outer Subject a webmail user might type. */
+async function markedPost(from: Person, list: string, path: string): Promise<string> {
+  const key = await listPublicKey(join(root, 'data'), list);
+  const raw = await compose(from, list, key, `Body of the ${path} post: ${MARKER} (${path})\n`, `${MARKER} subject ${path}`);
+  return raw.replace(/^Subject: \.\.\.$/m, `Subject: outer ${MARKER} ${path}`);
+}
+
+it('no plaintext of any post is left in the data folder, the logs or the temporary folder', async () => {
+  root = tempDir('noplain');
+  const dataDir = join(root, 'data');
+  const childTmp = join(root, 'tmp');
+  mkdirSync(childTmp);
+  const env = { TMPDIR: childTmp };
+  sink = new Sink();
+  const relayPort = await sink.start();
+  initData(dataDir, relayPort);
+  const [alice, bob, mallory] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('mallory@example.org')]);
+  await addList(dataDir, OPEN, { owner: 'owner@example.org' }, [alice, bob]);
+  await addList(dataDir, MOD, { owner: 'owner@example.org', postPolicy: 'moderated' }, [alice, bob]);
+  await addList(dataDir, BIG, { owner: 'owner@example.org' }, [alice, bob]);
+  await seedMembers(dataDir, BIG, 600, [alice, bob]);
+  const copies = (list: string) => sink!.messages.filter((m) => m.from.startsWith(`${list.split('@')[0]}+bounces-`));
+
+  child = await spawnServer(dataDir, env);
+  // 1. accepted
+  await send(child.smtpPort, alice.address, OPEN, await markedPost(alice, OPEN, 'accepted'));
+  await sink.waitFor(() => copies(OPEN).length >= 2, 20_000, 'accepted copies');
+  // 2. refused: a non-member and an unsigned post
+  await send(child.smtpPort, mallory.address, OPEN, await markedPost(mallory, OPEN, 'refused'));
+  const unsigned = (await unsignedPost(alice.address, OPEN, await listPublicKey(dataDir, OPEN), `unsigned ${MARKER}`)).replace(/^Subject: \.\.\.$/m, `Subject: ${MARKER}`);
+  await send(child.smtpPort, alice.address, OPEN, unsigned);
+  await sink.waitFor(() => sink!.to(mallory.address).length >= 1 && sink!.to(alice.address).some((m) => m.from === ''), 20_000, 'bounces');
+  // 3. held, then approved with the CLI (its TMPDIR is scanned too)
+  await send(child.smtpPort, alice.address, MOD, await markedPost(alice, MOD, 'held'));
+  const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'server/cli/main.ts', '--data', dataDir, ...args], {
+    cwd: join(import.meta.dirname, '..', '..', '..'), env: { ...process.env, LETTERLOCK_SECRET: SECRET, ...env }, encoding: 'utf8',
+  });
+  const heldId = /^(\d+)\s/m.exec(cli(['held', 'list']).stdout)?.[1];
+  expect(heldId).toBeDefined();
+  expect(cli(['held', 'approve', heldId!]).status).toBe(0);
+  await sink.waitFor(() => copies(MOD).length >= 2, 20_000, 'approved copies');
+  // 4. relay down, then recovered
+  await sink.stop();
+  await send(child.smtpPort, bob.address, OPEN, await markedPost(bob, OPEN, 'relay-down'));
+  const db = openData(dataDir, SECRET);
+  const retried = () => (db.prepare("SELECT count(*) AS n FROM deliveries WHERE attempts > 0 AND state = 'queued'").get() as { n: number }).n;
+  await sink.waitFor(() => retried() >= 2, 20_000, 'retries while the relay is down');
+  db.close();
+  const before = copies(OPEN).length;
+  await sink.start(relayPort);
+  await sink.waitFor(() => copies(OPEN).length >= before + 2, 30_000, 'delivery after the relay came back');
+  // 5. SIGKILL during delivery, then restart
+  await send(child.smtpPort, alice.address, BIG, await markedPost(alice, BIG, 'killed'));
+  await sink.waitFor(() => copies(BIG).length >= 50, 30_000, 'delivery under way');
+  await stopChild(child, 'SIGKILL');
+  expect(copies(BIG).length).toBeLessThan(602);
+  child = await spawnServer(dataDir, env);
+  await sink.waitFor(() => new Set(copies(BIG).flatMap((m) => m.to)).size >= 602, 60_000, 'all copies after restart');
+  await stopChild(child);
+  const logFile = join(root, 'server-output.log');
+  writeFileSync(logFile, child.output());
+  child = null;
+
+  // The sink holds only ciphertext too (it stands for the subscribers' MTAs).
+  for (const m of sink.messages) expect(findMarker(m.raw, MARKER), `${m.from} -> ${m.to}`).toBeNull();
+
+  const roots = [root]; // holds the data folder (with logs/), the child's TMPDIR and its captured output
+  // Control: the scan finds the marker raw and base64-encoded (folded), and quoted-printable.
+  const controls = [
+    join(childTmp, 'control-raw.txt'), join(childTmp, 'control-b64.txt'), join(dataDir, 'control-qp.txt'),
+  ];
+  writeFileSync(controls[0]!, `xx ${MARKER} yy`);
+  writeFileSync(controls[1]!, Buffer.from(`abc${MARKER}def`.repeat(3)).toString('base64').replace(/(.{20})/g, '$1\r\n'));
+  writeFileSync(controls[2]!, `Subject: =?x?= ${MARKER.slice(0, 5)}=\r\n${MARKER.slice(5, 8)}=${MARKER.charCodeAt(8).toString(16).toUpperCase()}${MARKER.slice(9)}`);
+  const found = scan(roots, MARKER);
+  expect(found.map((f) => f.how).sort()).toEqual(['base64', 'quoted-printable', 'raw']);
+  for (const c of controls) unlinkSync(c);
+
+  const hits = scan(roots, MARKER);
+  expect(hits).toEqual([]);
+  const scanned = (await import('./scan.ts')).listFiles(root);
+  expect(scanned.some((f) => f.endsWith('letterlock.db'))).toBe(true);
+  expect(scanned.some((f) => f.endsWith('server.log'))).toBe(true);
+  console.log(`no-plaintext: scanned ${scanned.length} files (data folder, logs, TMPDIR); marker ${MARKER} found nowhere`);
+});
