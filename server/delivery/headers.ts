@@ -35,6 +35,8 @@ export interface CopyHeaderInput {
   inReplyTo: string | null;
   references: string[];
   date: number | null;
+  /** The Autocrypt header value for the list key (autocrypt.ts). */
+  autocrypt?: string;
 }
 
 /** Headers shared by every copy of one post (computed once per post). */
@@ -48,6 +50,7 @@ export function postHeaders(p: CopyHeaderInput): HeaderList {
   if (p.messageId) h.push(['Message-ID', p.messageId]);
   if (p.inReplyTo) h.push(['In-Reply-To', p.inReplyTo]);
   if (p.references.length) h.push(['References', p.references.join(' ')]);
+  if (p.autocrypt) h.push(['Autocrypt', p.autocrypt]);
   return h;
 }
 

@@ -4,7 +4,7 @@
 // post (per PKESK length class), so a copy costs a header and a short prefix,
 // not a base64 pass over the whole body.
 
-import { writeHeaders, type HeaderList } from '../../shared/index.ts';
+import { writeHeaders, type DeliveryForm, type HeaderList } from '../../shared/index.ts';
 
 const LINE_BYTES = 48; // 64 base64 characters per armor line
 
@@ -27,27 +27,40 @@ export class PostRender {
     this.boundary = `=_ll_${boundaryTag}`;
   }
 
-  private tail(skip: number): Buffer {
-    let t = this.tails.get(skip);
+  private tail(skip: number, form: DeliveryForm): Buffer {
+    const cacheKey = form === 'inline' ? -1 - skip : skip;
+    let t = this.tails.get(cacheKey);
     if (t === undefined) {
       const lines = skip < this.body.byteLength ? `\r\n${base64Lines(this.body.subarray(skip))}` : '';
-      t = Buffer.from(`${lines}\r\n-----END PGP MESSAGE-----\r\n\r\n--${this.boundary}--\r\n`, 'latin1');
-      this.tails.set(skip, t);
+      const close = form === 'inline' ? '' : `\r\n--${this.boundary}--\r\n`;
+      t = Buffer.from(`${lines}\r\n-----END PGP MESSAGE-----\r\n${close}`, 'latin1');
+      this.tails.set(cacheKey, t);
     }
     return t;
   }
 
   /**
    * The whole copy for one recipient: RFC 4880 armor of pkesk ‖ body (no CRC
-   * line: it is optional, and RFC 9580 drops it) inside PGP/MIME. Only the
-   * headers and the first armor lines are made per copy.
+   * line: it is optional, and RFC 9580 drops it) inside PGP/MIME, or as the
+   * whole text/plain body for subscribers who read list mail in webmail. Only
+   * the headers and the first armor lines are made per copy.
    */
-  mail(pkesk: Uint8Array, recipientHeaders: HeaderList): Buffer {
+  mail(pkesk: Uint8Array, recipientHeaders: HeaderList, form: DeliveryForm = 'pgp-mime'): Buffer {
     const skip = (LINE_BYTES - (pkesk.byteLength % LINE_BYTES)) % LINE_BYTES;
     const head = new Uint8Array(pkesk.byteLength + Math.min(skip, this.body.byteLength));
     head.set(pkesk, 0);
     head.set(this.body.subarray(0, skip), pkesk.byteLength);
     const b = this.boundary;
+    if (form === 'inline') {
+      const inline =
+        `${this.headerText}\r\n${writeHeaders(recipientHeaders)}\r\n` +
+        `MIME-Version: 1.0\r\n` +
+        `Content-Type: text/plain; charset=us-ascii\r\n` +
+        `Content-Transfer-Encoding: 7bit\r\n` +
+        `\r\n` +
+        `-----BEGIN PGP MESSAGE-----\r\n\r\n${base64Lines(head)}`;
+      return Buffer.concat([Buffer.from(inline, 'utf8'), this.tail(skip, form)]);
+    }
     const prefix =
       `${this.headerText}\r\n${writeHeaders(recipientHeaders)}\r\n` +
       `MIME-Version: 1.0\r\n` +
@@ -66,6 +79,6 @@ export class PostRender {
       `Content-Disposition: inline; filename="encrypted.asc"\r\n` +
       `\r\n` +
       `-----BEGIN PGP MESSAGE-----\r\n\r\n${base64Lines(head)}`;
-    return Buffer.concat([Buffer.from(prefix, 'utf8'), this.tail(skip)]);
+    return Buffer.concat([Buffer.from(prefix, 'utf8'), this.tail(skip, form)]);
   }
 }

@@ -16,6 +16,8 @@ import { listHeaders, postHeaders, unsubscribeUrl } from './headers.ts';
 import { ownerReportMail } from './notices.ts';
 import type { Envelope, Relay, SendResult } from './relay.ts';
 import { PostRender } from './render.ts';
+import { autocryptHeader } from './autocrypt.ts';
+import { getDeliveryPreference } from '../store/registry.ts';
 import type { Tokens } from './tokens.ts';
 
 export interface WorkerOptions {
@@ -112,7 +114,10 @@ export class DeliveryWorker {
     if (!post) return null;
     const list = getListById(this.o.db, post.listId);
     if (!list) return null;
-    const headers = postHeaders({ listAddress: list.address, messageId: post.messageId, inReplyTo: post.inReplyTo, references: post.references, date: post.date });
+    const headers = postHeaders({
+      listAddress: list.address, messageId: post.messageId, inReplyTo: post.inReplyTo, references: post.references, date: post.date,
+      autocrypt: autocryptHeader(list.address, list.listPublic),
+    });
     c = { render: new PostRender(post.body, headers, toHex(randomBytes(12))), list, messageId: post.messageId };
     if (this.posts.size >= 4) this.posts.delete(this.posts.keys().next().value!);
     this.posts.set(postId, c);
@@ -128,7 +133,9 @@ export class DeliveryWorker {
         listAddress: c.list.address, publicUrl,
         unsubscribeUrl: unsubscribeUrl(publicUrl, c.list.address, row.rcpt, tokens.unsubscribeToken(c.list.address, row.rcpt)),
       });
-      return { envelope: { from: tokens.bounceAddress(c.list.address, row.id), to: row.rcpt }, mail: c.render.mail(new Uint8Array(row.pkesk), rcptHeaders) };
+      // Each subscriber chose PGP/MIME (mail clients) or an inline body (webmail) at subscription.
+      const form = getDeliveryPreference(this.o.db, row.list_id, row.rcpt);
+      return { envelope: { from: tokens.bounceAddress(c.list.address, row.id), to: row.rcpt }, mail: c.render.mail(new Uint8Array(row.pkesk), rcptHeaders, form) };
     }
     if (!row.mail) return null;
     const list = getListById(this.o.db, row.list_id);
@@ -156,12 +163,12 @@ export class DeliveryWorker {
       const reason = `${result.code}${tooOld && !result.permanent ? ' (gave up after retries)' : ''}: ${result.reason}`;
       queue.markFailed(row.id, reason);
       if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, reason);
-      log.warn('delivery.failed', { delivery: row.id, code: result.code as never, attempt: row.attempts + 1 });
+      log.warn('delivery.failed', { delivery: row.id, code: result.code, attempt: row.attempts + 1 });
       return;
     }
     const backoff = Math.min(delivery.retryMaxMs, delivery.retryBaseMs * 2 ** Math.min(row.attempts, 20));
     queue.retryLater(row.id, Date.now() + Math.round(backoff * (0.75 + Math.random() * 0.5)), `${result.code}: ${result.reason}`);
-    log.info('delivery.retry', { delivery: row.id, code: result.code as never, attempt: row.attempts + 1 });
+    log.info('delivery.retry', { delivery: row.id, code: result.code, attempt: row.attempts + 1 });
   }
 
   /** One report mail per list owner for the failures gathered since the last one. */

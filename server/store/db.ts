@@ -3,6 +3,7 @@
 // no column ever holds a post's plaintext (DESIGN.md, rule 1).
 
 import Database from 'better-sqlite3';
+import { ensureRegistrySchema } from './registry.ts';
 
 export type Db = Database.Database;
 
@@ -116,6 +117,7 @@ export function openDb(path: string): Db {
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   db.exec(SCHEMA);
+  ensureRegistrySchema(db); // the key registry's and archive's tables (registry.ts)
   return db;
 }
 

@@ -293,6 +293,31 @@ describe('key life cycle', () => {
   });
 });
 
+describe('delivery form and Autocrypt', () => {
+  it('a subscriber who chose inline gets an armored text body; PGP/MIME stays the default; both carry the list key as Autocrypt', async () => {
+    const webmail = await person('webmail@example.org');
+    await subscribeAndConfirm(LIST, webmail); // subscribeAndConfirm asks for inline delivery
+    const before = { webmail: sink.to(webmail.address).length, bob: sink.to(bob.address).length };
+    await send(server.smtpPort, alice.address, LIST, await compose(alice, LIST, await listPublicKey(dataDir, LIST), 'Read me in webmail', 'inline test'));
+    const inline = await mailTo(webmail.address, before.webmail + 1);
+    const mime = await mailTo(bob.address, before.bob + 1);
+    const headOf = (m: string) => m.split('\r\n\r\n')[0]!.replace(/\r\n[ \t]+/g, ' ');
+    expect(headOf(inline)).toMatch(/^Content-Type: text\/plain; charset=us-ascii$/m);
+    expect(inline.split('\r\n\r\n').slice(1).join('\r\n\r\n')).toMatch(/^-----BEGIN PGP MESSAGE-----\r\n/);
+    expect(headOf(mime)).toMatch(/^Content-Type: multipart\/encrypted; protocol="application\/pgp-encrypted";/m);
+    const read = await readMail(inline, { privateKey: webmail.privateKey, senderKeys: [alice.publicKey] });
+    expect(read.message.text).toBe('Read me in webmail');
+    expect(read.verification.valid).toBe(true);
+    for (const m of [inline, mime]) {
+      const value = /^Autocrypt: (.*)$/m.exec(headOf(m))![1]!;
+      expect(value).toMatch(new RegExp(`^addr=${LIST}; prefer-encrypt=mutual; keydata=`));
+      const keydata = value.split('keydata=')[1]!.replace(/\s+/g, '');
+      const key = await openpgp.readKey({ binaryKey: new Uint8Array(Buffer.from(keydata, 'base64')) });
+      expect(key.getFingerprint().toUpperCase()).toBe((await listPublicKey(dataDir, LIST)).getFingerprint().toUpperCase());
+    }
+  });
+});
+
 describe('the archive', () => {
   it('end to end: a post through SMTP is read from the archive by its sender and by a member who joined later, signature verified with the fetched key', async () => {
     const marker = `ARCHIVE-${Date.now()}`;
