@@ -19,6 +19,7 @@ import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, 
 
 const LIST = 'club@lists.test';
 const MODERATED = 'closed@lists.test';
+const HELD = 'held@lists.test';
 const OWNER = 'owner@example.org';
 
 let sink: Sink, dataDir: string, server: RunningServer, base: string, admin: string;
@@ -32,6 +33,7 @@ beforeAll(async () => {
   [alice, bob, carol] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('carol@example.org')]);
   await addList(dataDir, LIST, { owner: OWNER }, [alice, bob]);
   await addList(dataDir, MODERATED, { owner: OWNER }, [alice]);
+  await addList(dataDir, HELD, { owner: OWNER, postPolicy: 'moderated' }, [alice, bob]);
   const { config } = loadConfig(dataDir);
   server = await startServer(dataDir, config, SECRET, { log: createEventLog({ file: join(dataDir, 'logs', 'server.log'), stdout: false }) });
   base = `http://127.0.0.1:${server.httpPort}`;
@@ -446,6 +448,77 @@ describe('attacks that must fail', () => {
   it('a message id from another list is not served', async () => {
     const token = await login(LIST, bob);
     expectError(await api('POST', `/v1/lists/${LIST}/archive/messages`, { ids: [999_999] }, token), 404, 'NOT_FOUND');
+  });
+});
+
+describe('operator API', () => {
+  it('lists the lists with counts, adds a member by key (policy applies), and refuses unknown pending approvals', async () => {
+    const lists = await api<Array<{ address: string; members: number; posts: number; listKey: { fingerprint: string } }>>('GET', '/v1/admin/lists', undefined, admin);
+    expect(lists.status).toBe(200);
+    expect(lists.body.map((l) => l.address).sort()).toEqual([MODERATED, HELD, LIST].sort());
+    const nia = await person('nia@example.org');
+    expect((await api('POST', `/v1/admin/lists/${LIST}/members`, { address: nia.address, publicKey: nia.publicArmored }, admin)).status).toBe(201);
+    expectError(await api('POST', `/v1/admin/lists/${LIST}/members`, { address: 'other@example.org', publicKey: nia.publicArmored }, admin), 422, 'KEY_USERID_MISMATCH');
+    expectError(await api('POST', `/v1/admin/lists/${LIST}/pending/nobody@example.org/approve`, undefined, admin), 404, 'NOT_FOUND');
+    expectError(await api('DELETE', `/v1/admin/lists/${LIST}/members/nobody@example.org`, undefined, admin), 404, 'NOT_FOUND');
+    expectError(await api('GET', '/v1/admin/lists/nolist@lists.test/members', undefined, admin), 404, 'NOT_FOUND');
+  });
+
+  it('held posts: listed without content, approved (delivered) or rejected (bounced)', async () => {
+    const listKey = await listPublicKey(dataDir, HELD);
+    const marker = `HELD-${Date.now()}`;
+    const bobBefore = sink.to(bob.address).length;
+    await send(server.smtpPort, alice.address, HELD, await compose(alice, HELD, listKey, `first ${marker}`, `held ${marker}`));
+    await send(server.smtpPort, alice.address, HELD, await compose(alice, HELD, listKey, `second ${marker}`, `held ${marker}`));
+    let held: Array<{ id: number; sender: string }> = [];
+    for (let i = 0; i < 100 && held.length < 2; i++) {
+      held = (await api<{ held: Array<{ id: number; sender: string }> }>('GET', `/v1/admin/lists/${HELD}/held`, undefined, admin)).body.held;
+      if (held.length < 2) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(held).toHaveLength(2);
+    expect(JSON.stringify(held)).not.toContain(marker);
+    expect(held[0]!.sender).toBe(alice.address);
+    const approved = await api<{ outcome: { result: string } }>('POST', `/v1/admin/lists/${HELD}/held/${held[0]!.id}/approve`, undefined, admin);
+    expect(approved.body.outcome.result).toBe('accepted');
+    await sink.waitFor(() => sink.to(bob.address).length > bobBefore, 20_000, 'approved copy to bob');
+    const rejected = await api<{ outcome: { result: string; code: string } }>('POST', `/v1/admin/lists/${HELD}/held/${held[1]!.id}/reject`, undefined, admin);
+    expect(rejected.body.outcome).toMatchObject({ result: 'refused', code: 'REJECTED_BY_MODERATOR' });
+    expect((await api<{ held: unknown[] }>('GET', `/v1/admin/lists/${HELD}/held`, undefined, admin)).body.held).toHaveLength(0);
+    expectError(await api('POST', `/v1/admin/lists/${HELD}/held/${held[1]!.id}/approve`, undefined, admin), 404, 'NOT_FOUND');
+  });
+
+  it('delivery failures: a copy the relay refuses for good is listed for the operator', async () => {
+    const oz = await person('oz@example.org');
+    await api('POST', `/v1/admin/lists/${LIST}/members`, { address: oz.address, publicKey: oz.publicArmored }, admin);
+    sink.refuse = (rcpt) => (rcpt === oz.address ? 550 : undefined);
+    try {
+      await send(server.smtpPort, alice.address, LIST, await compose(alice, LIST, await listPublicKey(dataDir, LIST), 'to everyone', 'failure test'));
+      let failures: Array<{ rcpt: string; state: string; reason: string }> = [];
+      for (let i = 0; i < 200 && !failures.some((f) => f.rcpt === oz.address); i++) {
+        failures = (await api<{ failures: typeof failures }>('GET', `/v1/admin/lists/${LIST}/failures`, undefined, admin)).body.failures;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const f = failures.find((x) => x.rcpt === oz.address)!;
+      expect(f.state).toBe('failed');
+      expect(f.reason).toMatch(/^SMTP_550: 550 /);
+    } finally {
+      sink.refuse = () => undefined;
+    }
+  });
+
+  it('member keys: unknown key 404, and a non-hex id is refused', async () => {
+    const token = await login(LIST, bob);
+    expectError(await api('GET', `/v1/lists/${LIST}/members/keys/${'0'.repeat(40)}`, undefined, token), 404, 'NOT_FOUND');
+    expectError(await api('GET', `/v1/lists/${LIST}/members/keys/zzzz`, undefined, token), 400, 'BAD_REQUEST');
+    expectError(await api('GET', `/v1/lists/${LIST}/members/keys/${alice.publicKey.getFingerprint()}`), 401, 'UNAUTHORIZED');
+  });
+
+  it('the pages for people: unsubscribe confirmation page and the archive pointer', async () => {
+    const page = await fetch(`${base}/v1/lists/${LIST}/unsubscribe/confirm?token=${'A'.repeat(43)}`);
+    expect(await page.text()).toContain('<form method="post"');
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(await (await fetch(`${base}/lists/${LIST}/archive`)).text()).toContain('end-to-end encrypted');
+    expectError(await api('GET', `/v1/lists/${LIST}/unsubscribe/confirm?token=<script>`), 400, 'BAD_REQUEST');
   });
 });
 
