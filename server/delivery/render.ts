@@ -4,7 +4,7 @@
 // post (per PKESK length class), so a copy costs a header and a short prefix,
 // not a base64 pass over the whole body.
 
-import { writeHeaders, type DeliveryForm, type HeaderList } from '../../shared/index.ts';
+import { encryptedBodyFrame, writeHeaders, type DeliveryForm, type HeaderList } from '../../shared/index.ts';
 
 const LINE_BYTES = 48; // 64 base64 characters per armor line
 
@@ -20,11 +20,12 @@ export class PostRender {
   /** Per alignment: the body's armor lines and the closing MIME lines, as bytes. */
   private readonly tails = new Map<number, Buffer>();
   readonly headerText: string;
-  private readonly boundary: string;
+  private readonly frames: Record<DeliveryForm, { head: string; tail: string }>;
 
   constructor(private readonly body: Uint8Array, headers: HeaderList, boundaryTag: string) {
     this.headerText = writeHeaders(headers);
-    this.boundary = `=_ll_${boundaryTag}`;
+    const boundary = `=_ll_${boundaryTag}`;
+    this.frames = { 'pgp-mime': encryptedBodyFrame('pgp-mime', boundary), inline: encryptedBodyFrame('inline') };
   }
 
   private tail(skip: number, form: DeliveryForm): Buffer {
@@ -32,8 +33,7 @@ export class PostRender {
     let t = this.tails.get(cacheKey);
     if (t === undefined) {
       const lines = skip < this.body.byteLength ? `\r\n${base64Lines(this.body.subarray(skip))}` : '';
-      const close = form === 'inline' ? '' : `\r\n--${this.boundary}--\r\n`;
-      t = Buffer.from(`${lines}\r\n-----END PGP MESSAGE-----\r\n${close}`, 'latin1');
+      t = Buffer.from(`${lines}\r\n-----END PGP MESSAGE-----\r\n${this.frames[form].tail}`, 'latin1');
       this.tails.set(cacheKey, t);
     }
     return t;
@@ -50,34 +50,8 @@ export class PostRender {
     const head = new Uint8Array(pkesk.byteLength + Math.min(skip, this.body.byteLength));
     head.set(pkesk, 0);
     head.set(this.body.subarray(0, skip), pkesk.byteLength);
-    const b = this.boundary;
-    if (form === 'inline') {
-      const inline =
-        `${this.headerText}\r\n${writeHeaders(recipientHeaders)}\r\n` +
-        `MIME-Version: 1.0\r\n` +
-        `Content-Type: text/plain; charset=us-ascii\r\n` +
-        `Content-Transfer-Encoding: 7bit\r\n` +
-        `\r\n` +
-        `-----BEGIN PGP MESSAGE-----\r\n\r\n${base64Lines(head)}`;
-      return Buffer.concat([Buffer.from(inline, 'utf8'), this.tail(skip, form)]);
-    }
     const prefix =
-      `${this.headerText}\r\n${writeHeaders(recipientHeaders)}\r\n` +
-      `MIME-Version: 1.0\r\n` +
-      `Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n boundary="${b}"\r\n` +
-      `\r\n` +
-      `This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n` +
-      `--${b}\r\n` +
-      `Content-Type: application/pgp-encrypted\r\n` +
-      `Content-Description: PGP/MIME version identification\r\n` +
-      `\r\n` +
-      `Version: 1\r\n` +
-      `\r\n` +
-      `--${b}\r\n` +
-      `Content-Type: application/octet-stream; name="encrypted.asc"\r\n` +
-      `Content-Description: OpenPGP encrypted message\r\n` +
-      `Content-Disposition: inline; filename="encrypted.asc"\r\n` +
-      `\r\n` +
+      `${this.headerText}\r\n${writeHeaders(recipientHeaders)}\r\n${this.frames[form].head}` +
       `-----BEGIN PGP MESSAGE-----\r\n\r\n${base64Lines(head)}`;
     return Buffer.concat([Buffer.from(prefix, 'utf8'), this.tail(skip, form)]);
   }
