@@ -10,7 +10,7 @@ import { ConfigError, dataDirFrom, loadConfig } from '../config/config.ts';
 import { defaultSecretFile, loadSecret } from '../config/secret.ts';
 import { createList, normalizeAddress, UsageError } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
-import { createEventLog } from '../log/log.ts';
+import { codeOf, createEventLog } from '../log/log.ts';
 import { Pipeline } from '../pipeline/run.ts';
 import { Fanout } from '../pipeline/wrap.ts';
 import { listHeld } from '../store/held.ts';
@@ -99,6 +99,16 @@ async function main(argv: string[]): Promise<number> {
     const { config } = loadConfig(dataDir);
     const secret = secretFor(dataDir);
     const server = await startServer(dataDir, config, secret);
+    // A crash report must not print an error's message either (it could quote
+    // input): log the code, exit, and let the supervisor restart us (the queue
+    // and any interrupted fan-out resume).
+    const crash = (e: unknown) => {
+      server.log.error('server.error', { code: codeOf(e) });
+      process.stderr.write(`letterlock: stopped after an internal error (${codeOf(e)})\n`);
+      process.exit(70);
+    };
+    process.on('uncaughtException', crash);
+    process.on('unhandledRejection', crash);
     console.error(`letterlock: SMTP on ${config.smtp.host}:${server.smtpPort}, HTTP on ${config.http.host}:${server.httpPort}, delivering via ${server.relay}`);
     const stop = () => {
       server.close().then(() => process.exit(0), () => process.exit(1));

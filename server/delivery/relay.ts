@@ -15,7 +15,7 @@ export interface Envelope {
 
 export type SendResult =
   | { ok: true }
-  | { ok: false; permanent: boolean; code: string; reason: string };
+  | { ok: false; permanent: boolean; code: `SMTP_${number}` | `NET_${string}`; reason: string };
 
 export interface Relay {
   send(envelope: Envelope, mail: string | Buffer): Promise<SendResult>;
@@ -28,10 +28,15 @@ function cleanReply(text: string | undefined): string {
   return (text ?? '').replace(/[^\x20-\x7e]/g, ' ').slice(0, 200);
 }
 
+// Only a 5xx answer about this message or recipient is permanent. A 5xx during
+// AUTH or TLS is the relay's configuration, not the recipient's: retrying keeps
+// the copy until the operator fixes it, instead of dropping every copy at once.
+const RELAY_LEVEL = new Set(['EAUTH', 'ETLS', 'ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EPROTOCOL', 'EDNS']);
+
 export function classifySmtpError(e: unknown): Extract<SendResult, { ok: false }> {
   const err = e as { responseCode?: number; response?: string; code?: string };
   if (typeof err.responseCode === 'number') {
-    const permanent = err.responseCode >= 500 && err.responseCode < 600;
+    const permanent = err.responseCode >= 500 && err.responseCode < 600 && !RELAY_LEVEL.has(err.code ?? '');
     return { ok: false, permanent, code: `SMTP_${err.responseCode}`, reason: cleanReply(err.response) };
   }
   // Connection refused, timeouts, TLS trouble: the relay may come back.

@@ -16,7 +16,7 @@ export type EventName =
   | 'member.missed';
 
 /** Codes are the only strings that describe what happened. */
-export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | 'INTERNAL' | 'OK';
+export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK';
 
 export interface EventFields {
   list?: string; // a list address

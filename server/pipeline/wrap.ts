@@ -7,9 +7,7 @@
 // encryption key packet. A member whose key expired or was revoked gets a
 // notice instead of a copy.
 
-import * as openpgp from 'openpgp';
-import { KeyIdentity, wrapMany, type Recipient, type SessionKey } from '../../shared/index.ts';
-import { makePkesk } from '../../shared/envelope/packets.ts';
+import { KeyIdentity, wrapMany, type SessionKey } from '../../shared/index.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
 import type { Db } from '../store/db.ts';
@@ -18,24 +16,8 @@ import { iterateMembers, type MemberRecord } from '../store/members.ts';
 import { advanceWrap, finishWrap, getWrapState, unfinishedWraps } from '../store/posts.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { deliver } from './deliver.ts';
+import { PacketRecipient } from './recipient.ts';
 import type { WrappedPage } from './types.ts';
-
-type KeyPacket = Parameters<typeof makePkesk>[0];
-
-/** A recipient built from a stored, already validated encryption key packet. */
-export class PacketRecipient implements Recipient {
-  private constructor(readonly fingerprint: string, private readonly packet: KeyPacket) {}
-
-  static async fromPacket(fingerprint: string, body: Uint8Array): Promise<PacketRecipient> {
-    const packet = new openpgp.PublicSubkeyPacket();
-    await (packet as unknown as { read(b: Uint8Array): Promise<void> | void }).read(body);
-    return new PacketRecipient(fingerprint, packet as unknown as KeyPacket);
-  }
-
-  wrap(sessionKey: SessionKey): Promise<Uint8Array> {
-    return makePkesk(this.packet, sessionKey.data, openpgp.enums.symmetric[sessionKey.algorithm], false);
-  }
-}
 
 function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED' | null {
   if (m.keyState === 'revoked') return 'KEY_REVOKED';

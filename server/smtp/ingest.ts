@@ -64,12 +64,14 @@ export function createIngest(o: IngestOptions): SMTPServer {
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback) {
       const t = resolveTarget(o.db, o.tokens, address.address);
       if (!t) {
-        o.log.info('smtp.rcpt_refused', { code: 'NOT_MEMBER' as never });
+        o.log.info('smtp.rcpt_refused', { code: 'NO_SUCH_LIST' });
         return callback(smtpError('No such list here', 550));
       }
       const list = targets.get(session) ?? [];
       if (list.length >= 10) return callback(smtpError('Too many list recipients in one message', 452));
-      list.push(t);
+      // The same list named twice (e.g. To and Cc) is one post, not two.
+      const same = list.some((x) => x.kind === t.kind && x.list.id === t.list.id && (t.kind === 'list' || (x.kind === 'bounce' && x.deliveryId === t.deliveryId)));
+      if (!same) list.push(t);
       targets.set(session, list);
       callback();
     },
@@ -77,29 +79,35 @@ export function createIngest(o: IngestOptions): SMTPServer {
       const chunks: Buffer[] = [];
       let size = 0;
       let over = false;
+      let answered = false;
+      const answer: typeof callback = (err, reply) => {
+        if (answered) return;
+        answered = true;
+        callback(err, reply);
+      };
       stream.on('data', (chunk: Buffer) => {
         size += chunk.length;
         if (size > o.maxMessageBytes) over = true; // stop buffering; keep draining the socket
         else chunks.push(chunk);
       });
-      stream.on('error', () => callback(smtpError('Error while receiving the message', 451)));
+      stream.on('error', () => answer(smtpError('Error while receiving the message', 451)));
       stream.on('end', () => {
         if (over || stream.sizeExceeded) {
           o.log.info('smtp.too_large', { bytes: size });
-          return callback(smtpError(`Message too large: this server accepts at most ${o.maxMessageBytes} bytes`, 552));
+          return answer(smtpError(`Message too large: this server accepts at most ${o.maxMessageBytes} bytes`, 552));
         }
         const raw = Buffer.concat(chunks, size);
         chunks.length = 0;
         const envelopeFrom = session.envelope.mailFrom ? (session.envelope.mailFrom.address || null) : null;
         handle(o, targets.get(session) ?? [], envelopeFrom, raw).then(
-          (reply) => callback(null, reply),
+          (reply) => answer(null, reply),
           (e) => {
             if (e instanceof Busy) {
               o.log.warn('smtp.busy', o.work.load.waiting ? { pending: o.work.load.waiting } : {});
-              return callback(smtpError('Busy, try again later', 451));
+              return answer(smtpError('Busy, try again later', 451));
             }
             o.log.error('smtp.error', { code: codeOf(e) });
-            callback(smtpError('Temporary local problem, try again later', 451));
+            answer(smtpError('Temporary local problem, try again later', 451));
           },
         );
       });

@@ -60,7 +60,8 @@ const pool = await Promise.all(Array.from({ length: 16 }, async (_, i) => {
 
 async function dataFolder(n: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), `letterlock-bench-${n}-`));
-  init({ dataDir: dir, config: { smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${sinkPort}`, logLevel: 'warn' } });
+  init({ dataDir: dir, config: { smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${sinkPort}`, logLevel: 'warn',
+    ...(process.env.FANOUT_CONNECTIONS ? { relayOptions: { maxConnections: Number(process.env.FANOUT_CONNECTIONS) } } : {}) } });
   const db = openData(dir, SECRET);
   const list = await createList(db, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
   await registerMember(db, list.id, 'sender@example.org', sender.publicKeyArmored);

@@ -33,9 +33,29 @@ export class Sink {
   private server: SMTPServer | null = null;
   port = 0;
 
+  /** With `auth`, the sink demands STARTTLS (smtp-server's built-in certificate) and a login. */
+  constructor(private readonly auth?: { user: string; pass: string }) {}
+
+  /** Logins seen (user names), for the relay-auth test. */
+  readonly logins: string[] = [];
+
   async start(port = 0): Promise<number> {
+    const auth = this.auth;
     const server = new SMTPServer({
-      authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'], logger: false, size: 64 * 1024 * 1024, closeTimeout: 100,
+      logger: false, size: 64 * 1024 * 1024, closeTimeout: 100,
+      ...(auth
+        ? {
+          authOptional: false, allowInsecureAuth: false, authMethods: ['PLAIN', 'LOGIN'],
+          onAuth: (a, session, cb) => {
+            if (!session.secure) return cb(new Error('TLS first'));
+            if (a.username === auth.user && a.password === auth.pass) {
+              this.logins.push(a.username!);
+              return cb(null, { user: a.username });
+            }
+            cb(Object.assign(new Error('Invalid username or password'), { responseCode: 535 }));
+          },
+        }
+        : { authOptional: true, disabledCommands: ['AUTH', 'STARTTLS'] }),
       onRcptTo: (address, _session, cb) => {
         const code = this.refuse(address.address);
         if (code) return cb(Object.assign(new Error(code >= 500 ? 'No such user' : 'Try later'), { responseCode: code }));

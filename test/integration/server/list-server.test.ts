@@ -135,20 +135,21 @@ describe('accepted post', () => {
 });
 
 describe('refused posts bounce with the reason and no content', () => {
-  const cases: Array<[string, () => Promise<{ from: Person; list: string; raw: string }>, string]> = [
-    ['non-member', async () => ({ from: dave, list: OPEN, raw: await compose(dave, OPEN, keys[OPEN]!, 'M') }), REFUSAL_MESSAGES.NOT_MEMBER],
-    ['unsigned', async () => ({ from: alice, list: OPEN, raw: await unsignedPost(alice.address, OPEN, keys[OPEN]!, 'M') }), ERROR_MESSAGES.UNSIGNED],
-    ['bad signature', async () => ({ from: alice, list: OPEN, raw: await badSignaturePost(alice.address, OPEN, keys[OPEN]!, alice.privateKey, 'M') }), ERROR_MESSAGES.BAD_SIGNATURE],
-    ['signed by another member\'s key', async () => ({ from: alice, list: OPEN, raw: (await compose(bob, OPEN, keys[OPEN]!, 'M')).replace(/^From: .*$/m, `From: <${alice.address}>`) }), ERROR_MESSAGES.SIGNER_UNKNOWN],
-    ['wrong list key', async () => ({ from: alice, list: OPEN, raw: await wrongKeyPost(alice.address, OPEN, keys[MOD]!, alice.privateKey, 'M') }), ERROR_MESSAGES.WRONG_KEY],
-    ['too large for the list', async () => ({ from: alice, list: SMALL, raw: await compose(alice, SMALL, keys[SMALL]!, `M ${'x'.repeat(40_000)}`) }), ERROR_MESSAGES.TOO_LARGE],
-    ['announce list, not a poster', async () => ({ from: bob, list: ANNOUNCE, raw: await compose(bob, ANNOUNCE, keys[ANNOUNCE]!, 'M') }), REFUSAL_MESSAGES.NOT_POSTER],
+  const cases: Array<[string, (M: string) => Promise<{ from: Person; list: string; raw: string }>, string]> = [
+    ['not encrypted at all', async (M) => ({ from: alice, list: OPEN, raw: `From: <${alice.address}>\r\nTo: <${OPEN}>\r\nSubject: ${M}\r\n\r\nplain ${M}\r\n` }), ERROR_MESSAGES.NO_PAYLOAD],
+    ['non-member', async (M) => ({ from: dave, list: OPEN, raw: await compose(dave, OPEN, keys[OPEN]!, M) }), REFUSAL_MESSAGES.NOT_MEMBER],
+    ['unsigned', async (M) => ({ from: alice, list: OPEN, raw: await unsignedPost(alice.address, OPEN, keys[OPEN]!, M) }), ERROR_MESSAGES.UNSIGNED],
+    ['bad signature', async (M) => ({ from: alice, list: OPEN, raw: await badSignaturePost(alice.address, OPEN, keys[OPEN]!, alice.privateKey, M) }), ERROR_MESSAGES.BAD_SIGNATURE],
+    ['signed by another member\'s key', async (M) => ({ from: alice, list: OPEN, raw: (await compose(bob, OPEN, keys[OPEN]!, M)).replace(/^From: .*$/m, `From: <${alice.address}>`) }), ERROR_MESSAGES.SIGNER_UNKNOWN],
+    ['wrong list key', async (M) => ({ from: alice, list: OPEN, raw: await wrongKeyPost(alice.address, OPEN, keys[MOD]!, alice.privateKey, M) }), ERROR_MESSAGES.WRONG_KEY],
+    ['too large for the list', async (M) => ({ from: alice, list: SMALL, raw: await compose(alice, SMALL, keys[SMALL]!, `${M} ${'x'.repeat(40_000)}`) }), ERROR_MESSAGES.TOO_LARGE],
+    ['announce list, not a poster', async (M) => ({ from: bob, list: ANNOUNCE, raw: await compose(bob, ANNOUNCE, keys[ANNOUNCE]!, M) }), REFUSAL_MESSAGES.NOT_POSTER],
   ];
   for (const [name, make, sentence] of cases) {
     it(name, async () => {
       const marker = `MARKER-${name.replace(/\W/g, '')}-${Date.now()}`;
-      const { from, list, raw } = await make();
-      const withMarker = raw.replace(/\bM\b/, marker);
+      const { from, list, raw } = await make(marker);
+      const withMarker = raw;
       const copiesBefore = sink.messages.filter((m) => m.from.startsWith(list.split('@')[0]! + '+bounces-')).length;
       const before = bounces(from.address).length;
       const reply = await send(server.smtpPort, from.address, list, withMarker);
@@ -204,6 +205,18 @@ describe('moderated list', () => {
     const copy = sink.to(bob.address).find((m) => m.from.startsWith('mod+bounces-'))!;
     const r = await gpg.run(['--decrypt'], copy.raw, bob.passphrase);
     expect(r.status.some((s) => s.startsWith('GOODSIG'))).toBe(true);
+    expect(cli(['held', 'list']).stdout.trim()).toBe('');
+
+    // A rejected post: the sender is told why, and nothing of it is kept.
+    const marker2 = `MARKER-rejected-${Date.now()}`;
+    let n = bounces(alice.address).length;
+    await send(server.smtpPort, alice.address, MOD, await compose(alice, MOD, keys[MOD]!, `to reject ${marker2}`));
+    await bounceFor(alice.address, marker2, n);
+    const id2 = /^(\d+)\s/m.exec(cli(['held', 'list', MOD]).stdout)?.[1];
+    n = bounces(alice.address).length;
+    expect(cli(['held', 'reject', id2!]).stdout).toMatch(/refused \(REJECTED_BY_MODERATOR\)/);
+    const rejected = await bounceFor(alice.address, marker2, n);
+    expect(text(rejected).replace(/\r\n/g, '\n')).toContain(`Reason: ${REFUSAL_MESSAGES.REJECTED_BY_MODERATOR}`);
     expect(cli(['held', 'list']).stdout.trim()).toBe('');
   });
 });

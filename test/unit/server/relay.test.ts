@@ -8,6 +8,9 @@ describe('relay error classes', () => {
     expect(classifySmtpError({ responseCode: 550, response: '550 5.1.1 no such user' })).toMatchObject({ permanent: true, code: 'SMTP_550' });
     expect(classifySmtpError({ responseCode: 451, response: '451 try later' })).toMatchObject({ permanent: false, code: 'SMTP_451' });
     expect(classifySmtpError({ code: 'ECONNREFUSED' })).toMatchObject({ permanent: false, code: 'NET_ECONNREFUSED' });
+    expect(classifySmtpError({ code: 'EENVELOPE', responseCode: 550 })).toMatchObject({ permanent: true });
+    // A relay that refuses our login or TLS is a configuration problem: keep retrying.
+    expect(classifySmtpError({ code: 'EAUTH', responseCode: 535 })).toMatchObject({ permanent: false, code: 'SMTP_535' });
     expect(classifySmtpError({ responseCode: 552, response: 'x\u0000\u00ff'.repeat(100) }).reason).toMatch(/^[\x20-\x7e]{0,200}$/);
   });
 });

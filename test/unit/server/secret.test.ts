@@ -1,7 +1,7 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createSecretFile, loadSecret, readSecretFile, secretVerifier, tokenKey, verifySecret } from '../../../server/config/secret.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-secret-'));
@@ -45,4 +45,4 @@ describe('server secret', () => {
   });
 });
 
-process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
