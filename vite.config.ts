@@ -1,7 +1,28 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { crx } from '@crxjs/vite-plugin';
 import preact from '@preact/preset-vite';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
 import { FRAME_PAGES, manifest, type Target } from './extension/manifest.ts';
+
+/**
+ * crxjs lists every dynamically registered script as web-accessible; the content
+ * script needs no such access (the browser injects it), so web pages are left
+ * able to load only the reader and composer frames.
+ */
+function onlyFramesWebAccessible(): Plugin {
+  return {
+    name: 'letterlock:web-accessible-frames',
+    enforce: 'post',
+    // After crxjs has written its manifest (it edits it up to the last bundle hook).
+    writeBundle(options) {
+      const file = join(options.dir ?? '', 'manifest.json');
+      const m = JSON.parse(readFileSync(file, 'utf8')) as { web_accessible_resources?: { resources: string[] }[] };
+      for (const w of m.web_accessible_resources ?? []) w.resources = w.resources.filter((r) => FRAME_PAGES.includes(r));
+      writeFileSync(file, `${JSON.stringify(m, null, 2)}\n`);
+    },
+  };
+}
 
 // The browser extension: one source, two builds.
 //   vite build --mode chrome   -> dist/chrome   (MV3 service worker)
@@ -11,7 +32,7 @@ export default defineConfig(({ mode }) => {
   // Set only by the browser tests (see extension/manifest.ts); never in release builds.
   const testHosts = (process.env.LETTERLOCK_TEST_HOSTS ?? '').split(',').filter(Boolean);
   return {
-    plugins: [preact(), crx({ manifest: manifest(target, testHosts), browser: target })],
+    plugins: [preact(), crx({ manifest: manifest(target, testHosts), browser: target }), onlyFramesWebAccessible()],
     build: {
       target: 'es2022',
       outDir: `dist/${target}`,

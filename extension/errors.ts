@@ -10,10 +10,8 @@ export const EXTENSION_ERRORS = {
   KEY_EXISTS: 'You already have a key. Remove it before creating or importing another.',
   NO_KEY_FOR_MESSAGE: 'This message was not encrypted to your key, so it cannot be opened here.',
   DAMAGED: 'This encrypted message is damaged or incomplete and cannot be read.',
-  NOT_FROM_LIST: 'This message is not from a list you are subscribed to.',
   RATE_LIMITED: 'Too many operations in the last minute. Wait a moment and try again.',
   FORBIDDEN: 'This part of Letterlock may not ask for that.',
-  SITE_NOT_ALLOWED: 'Letterlock is not allowed to act on this site.',
   UNKNOWN_BLOCK: 'This message is no longer available. Reload the page.',
   TOO_LARGE: 'This message is too large to open in the browser.',
   BAD_INPUT: 'The request was not understood.',
@@ -25,7 +23,6 @@ export const EXTENSION_ERRORS = {
   SERVER_ERROR: 'The list server answered with an error.',
   SERVER_BAD_ANSWER: 'The list server sent an answer Letterlock does not understand.',
   NO_CONFIRMATION: 'This message holds no subscription confirmation.',
-  NOT_SIGNED_IN: 'Sign in to the archive first.',
   INTERNAL: 'Something went wrong inside Letterlock. Try again.',
 } as const;
 

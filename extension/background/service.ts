@@ -138,44 +138,46 @@ export class Service {
   }
 
   private run<K extends RequestType>(type: K, p: Requests[K]['req'], sender: Sender): Promise<Requests[K]['res']> {
-    const handlers: { [T in RequestType]: (p: Requests[T]['req'], s: Sender) => Promise<Requests[T]['res']> } = {
-      'state.get': () => this.state(),
-      'key.create': (q) => this.createKey(q),
-      'key.import': (q) => this.importKey(q),
-      'key.export': async () => ({ armored: (await this.requireStoredKey()).privateArmored }),
-      'key.remove': (q) => this.removeKey(q.fingerprint),
-      'key.unlock': (q) => this.unlock(str(q.passphrase, 1024, 'the passphrase')),
-      'key.lock': async () => {
-        await this.d.session.lock();
-        this.d.lockChanged(null);
-        return this.state();
-      },
-      'settings.set': (q) => this.setSettings(q),
-      'sites.set': (q) => this.setSites(q.sites),
-      'lists.get': () => this.listViews(),
-      'list.lookup': (q) => this.lookup(q.address, q.server),
-      'list.pin': (q) => this.pin(q.address, q.fingerprint),
-      'list.subscribe': (q) => this.subscribe(q.address, q.delivery),
-      'list.remove': async (q) => {
-        await this.d.store.removeList(String(q.address));
-        return this.listViews();
-      },
-      'content.stash': async (q, s) => this.stashBlock(str(q.armored, MAX_BLOCK_CHARS, 'the block'), s.tab!.id!),
-      'content.compose': async (_q, s) => {
-        const composeId = this.d.randomId();
-        this.remember(this.composeTargets, composeId, { tabId: s.tab!.id!, frameId: s.frameId ?? 0 });
-        return { composeId };
-      },
-      'reader.open': async (q, s) => this.readView(await this.read(this.stashed(q.blockId, s))),
-      'reader.confirm': (q, s) => this.confirm(this.stashed(q.blockId, s)),
-      'composer.lists': async () => (await this.listViews()).filter((l) => l.state === 'member' && !l.changedFingerprint),
-      'composer.send': (q, s) => this.send(q, s),
-      'archive.login': (q) => this.login(q.list),
-      'archive.threads': (q) => this.threads(q.list, q.before),
-      'archive.open': (q) => this.openArchived(q.list, q.ids),
-    };
-    return (handlers[type] as (p: Requests[K]['req'], s: Sender) => Promise<Requests[K]['res']>)(p, sender);
+    return (this.handlers[type] as (p: Requests[K]['req'], s: Sender) => Promise<Requests[K]['res']>)(p, sender);
   }
+
+  /** One handler per request type; the bus has checked the caller before any of these runs. */
+  private readonly handlers: { [T in RequestType]: (p: Requests[T]['req'], s: Sender) => Promise<Requests[T]['res']> } = {
+    'state.get': () => this.state(),
+    'key.create': (q) => this.createKey(q),
+    'key.import': (q) => this.importKey(q),
+    'key.export': async () => ({ armored: (await this.requireStoredKey()).privateArmored }),
+    'key.remove': (q) => this.removeKey(q.fingerprint),
+    'key.unlock': (q) => this.unlock(str(q.passphrase, 1024, 'the passphrase')),
+    'key.lock': async () => {
+      await this.d.session.lock();
+      this.d.lockChanged(null);
+      return this.state();
+    },
+    'settings.set': (q) => this.setSettings(q),
+    'sites.set': (q) => this.setSites(q.sites),
+    'lists.get': () => this.listViews(),
+    'list.lookup': (q) => this.lookup(q.address, q.server),
+    'list.pin': (q) => this.pin(q.address, q.fingerprint),
+    'list.subscribe': (q) => this.subscribe(q.address, q.delivery),
+    'list.remove': async (q) => {
+      await this.d.store.removeList(String(q.address));
+      return this.listViews();
+    },
+    'content.stash': async (q, s) => this.stashBlock(str(q.armored, MAX_BLOCK_CHARS, 'the block'), s.tab!.id!),
+    'content.compose': async (_q, s) => {
+      const composeId = this.d.randomId();
+      this.remember(this.composeTargets, composeId, { tabId: s.tab!.id!, frameId: s.frameId ?? 0 });
+      return { composeId };
+    },
+    'reader.open': async (q, s) => this.readView(await this.read(this.stashed(q.blockId, s))),
+    'reader.confirm': (q, s) => this.confirm(this.stashed(q.blockId, s)),
+    'composer.lists': async () => (await this.listViews()).filter((l) => l.state === 'member' && !l.changedFingerprint),
+    'composer.send': (q, s) => this.send(q, s),
+    'archive.login': (q) => this.login(q.list),
+    'archive.threads': (q) => this.threads(q.list, q.before),
+    'archive.open': (q) => this.openArchived(q.list, q.ids),
+  };
 
   // ---- key and state --------------------------------------------------------
 
@@ -328,11 +330,10 @@ export class Service {
     if (!c) refuse('LIST_UNKNOWN');
     if (c.fingerprint !== fingerprint) refuse('FINGERPRINT_MISMATCH');
     const existing = await this.d.store.getList(address);
-    const sameKey = existing?.fingerprint === fingerprint;
     await this.d.store.putList({
       address, name: c.info.name, server: c.server, apiBase: c.info.apiBase, fingerprint, listKeyArmored: c.info.listKey.armored,
-      // A newly confirmed key starts over: the membership was tied to the old one's list.
-      state: sameKey && existing ? existing.state : 'pinned',
+      // Membership belongs to the subscriber's key, so a newly confirmed list key keeps it.
+      state: existing?.state ?? 'pinned',
       maxBytes: c.info.policy.maxBytes, changed: null,
     });
     this.candidates.delete(address);
@@ -460,16 +461,15 @@ export class Service {
       attachments: m.attachments.map((a) => ({ filename: a.filename, size: a.size })),
       signature: r.signature,
       list: r.list?.address ?? null,
-      confirmable: r.list !== null && m.text !== null && CONFIRMATION_TOKEN_LINE.test(m.text),
+      confirmable: confirmationToken(r) !== null,
     };
   }
 
   /** One click: the token is taken from the decrypted mail here, never from the frame. */
   private async confirm(armored: string): Promise<{ status: string; list: string }> {
     const r = await this.read(armored);
-    const token = r.result.message.text ? CONFIRMATION_TOKEN_LINE.exec(r.result.message.text)?.[1] : undefined;
-    if (!r.list) refuse('NOT_FROM_LIST');
-    if (!token) refuse('NO_CONFIRMATION');
+    const token = confirmationToken(r);
+    if (!token || !r.list) refuse('NO_CONFIRMATION');
     const list = await this.requireList(r.list.address);
     const answer = await this.d.server.confirm(list.server, list.address, { token });
     await this.d.store.putList({ ...list, state: answer.status === 'member' ? 'member' : 'pending-approval' });
@@ -485,6 +485,7 @@ export class Service {
     if (list.state !== 'member') refuse('LIST_NOT_PINNED', 'you are not a member of this list yet');
     const subject = str(q.subject, 998, 'the subject');
     const text = str(q.text, Math.min(MAX_POST_TEXT, list.maxBytes), 'the text');
+    if (text.trim() === '') refuse('BAD_INPUT', 'the message is empty');
     const senderKey = this.d.session.requireKey();
     const own = await this.requireStoredKey();
     this.d.rate.take();
@@ -561,6 +562,16 @@ export class Service {
     }
     return out;
   }
+}
+
+/**
+ * The subscription token of a confirmation mail: only from a mail the pinned list
+ * key signed, so a look-alike mail cannot make the user confirm someone else's request.
+ */
+function confirmationToken(r: { result: ReadResult; list: StoredList | null; signature: SignatureView }): string | null {
+  const text = r.result.message.text;
+  if (!r.list || !text || r.signature.status !== 'verified' || r.signature.address !== r.list.address) return null;
+  return CONFIRMATION_TOKEN_LINE.exec(text)?.[1] ?? null;
 }
 
 function keyView(k: StoredKey): KeyView {

@@ -24,14 +24,18 @@ const area: SessionArea = {
   remove: (k) => sessionStorage.remove(k),
 };
 
+/** Registers the content script for exactly the allowed sites (nothing when there are none). */
 async function registerContent(sites: string[]): Promise<void> {
+  const matches = sites.map((s) => `${s}/*`).sort();
   const existing = await browser.scripting.getRegisteredContentScripts({ ids: [CONTENT_ID] });
+  // The worker starts often; leave a registration that is already right alone.
+  if (existing.length === 1 && JSON.stringify([...(existing[0]!.matches ?? [])].sort()) === JSON.stringify(matches)) return;
   if (existing.length) await browser.scripting.unregisterContentScripts({ ids: [CONTENT_ID] });
   if (sites.length === 0) return;
   await browser.scripting.registerContentScripts([{
     id: CONTENT_ID,
     js: [contentScript],
-    matches: sites.map((s) => `${s}/*`),
+    matches,
     allFrames: true,
     runAt: 'document_idle',
     persistAcrossSessions: true,
@@ -50,7 +54,7 @@ const ready: Promise<Service> = (async () => {
     server: new ListServer((url, init) => fetch(url, init)),
     extensionId: browser.runtime.id,
     extensionBase: browser.runtime.getURL('/'),
-    hasHostAccess: (origin) => browser.permissions.contains({ origins: [`${origin}/*`] }),
+    hasHostAccess: (site) => browser.permissions.contains({ origins: [`${site}/*`] }),
     pushToFrame: async (tabId, frameId, message) => {
       await browser.tabs.sendMessage(tabId, message, { frameId });
     },
@@ -61,11 +65,9 @@ const ready: Promise<Service> = (async () => {
     },
     randomId: () => toHex(randomBytes(16)),
   });
-  // Sites whose permission the user withdrew in the browser's own UI are dropped.
-  const allowed: string[] = [];
-  for (const s of settings.sites) if (await browser.permissions.contains({ origins: [`${s}/*`] })) allowed.push(s);
-  if (allowed.length !== settings.sites.length) await store.putSettings({ ...settings, sites: allowed });
-  await registerContent(allowed).catch(() => {});
+  // Sites whose access the user withdrew in the browser's own UI are dropped, and
+  // the content script registration is brought in line with the list.
+  await service.recheckSites().catch(() => {});
   return service;
 })();
 

@@ -1,15 +1,19 @@
 // The content script, registered only on the sites the user allowed. It carries
 // ciphertext and places the extension's frames; it imports no crypto and never
-// sees plaintext, keys or passphrases. Page scripts cannot reach it: it listens
-// to no window messages, only to the background (runtime messages).
+// sees plaintext, keys or passphrases. Page scripts cannot drive it: it acts on
+// runtime messages from the background only, and takes window messages only
+// from the extension's own origin (the state words of frames it placed).
 
 import browser from 'webextension-polyfill';
 import { ask } from '../ask.ts';
 import type { InsertArmored } from '../messages.ts';
-import { findBlocks } from './finder.ts';
+import { encryptedAttachments } from './attachments.ts';
+import { extractBlocks, findBlocks } from './finder.ts';
 
 /** Largest armored block forwarded to the background (characters). */
 export const MAX_FORWARDED = 4 * 1024 * 1024;
+/** Most reader frames one document shows at once: a page stuffed with blocks cannot flood the background. */
+export const MAX_READERS = 50;
 
 const READER = browser.runtime.getURL('extension/pages/reader/index.html');
 const COMPOSER = browser.runtime.getURL('extension/pages/composer/index.html');
@@ -47,6 +51,10 @@ async function placeReaders(doc: Document): Promise<void> {
         found.container.before(note(doc, 'Letterlock: this encrypted message is too large to open in the browser.'));
         continue;
       }
+      if (doc.querySelectorAll('iframe[data-letterlock="reader"]').length >= MAX_READERS) {
+        found.container.before(note(doc, 'Letterlock: too many encrypted messages on this page; open this one on its own.'));
+        continue;
+      }
       try {
         const { blockId } = await ask('content.stash', { armored: block.armored });
         found.container.before(frame(`${READER}#${blockId}`, 'reader', doc, 420));
@@ -59,14 +67,100 @@ async function placeReaders(doc: Document): Promise<void> {
   }
 }
 
+/**
+ * PGP/MIME mail a webmail cannot show (Roundcube: "This is an encrypted message
+ * and can not be displayed") lists its encrypted part as an attachment. Its
+ * armored text is fetched from the page's own origin (what the user could
+ * download) and only that ciphertext goes to the background; the reader frame
+ * goes where the webmail's notice was.
+ */
+async function placeAttachmentReaders(doc: Document): Promise<void> {
+  const founds = encryptedAttachments(doc, handled);
+  // Marked before any await, so an overlapping scan does not fetch them twice.
+  for (const found of founds) handled.add(found.link);
+  for (const found of founds) {
+    if (doc.querySelectorAll('iframe[data-letterlock="reader"]').length >= MAX_READERS) return;
+    let armored: string;
+    try {
+      armored = await fetchArmored(found.url, doc);
+    } catch (e) {
+      found.place(note(doc, `Letterlock: the encrypted part could not be fetched (${(e as Error).message}).`));
+      continue;
+    }
+    try {
+      const { blockId } = await ask('content.stash', { armored });
+      const f = frame(`${READER}#${blockId}`, 'reader', doc, 420);
+      f.setAttribute('data-letterlock-source', 'attachment');
+      found.place(f);
+    } catch {
+      return; // the background refused (site no longer allowed): leave the page as it is
+    }
+  }
+}
+
+/**
+ * The first armored OpenPGP message of a same-origin attachment, size-limited.
+ * Firefox gives content scripts `content.fetch`, which sends the request as the
+ * page (with its session cookie); Chromium's content-script fetch already does.
+ */
+async function fetchArmored(url: string, doc: Document): Promise<string> {
+  const u = new URL(url, doc.baseURI);
+  if (u.origin !== location.origin) throw new Error('not on this site');
+  const pageFetch = (globalThis as { content?: { fetch?: typeof fetch } }).content?.fetch ?? fetch;
+  const res = await pageFetch(u.href, { credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
+  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+  const declared = Number(res.headers.get('content-length') ?? '0');
+  if (declared > MAX_FORWARDED) throw new Error('too large');
+  // Read with a cap: a lying or missing Content-Length cannot make us hold more.
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_FORWARDED) {
+      void reader.cancel();
+      throw new Error('too large');
+    }
+    chunks.push(value);
+  }
+  const text = new TextDecoder().decode(concat(chunks, size));
+  const block = extractBlocks(text)[0];
+  if (!block) throw new Error('no OpenPGP message in it');
+  return block.armored;
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+// Tag names, not instanceof: elements of same-origin inner frames come from another realm.
 function isComposeBox(el: Element): el is HTMLElement {
-  if (el instanceof HTMLTextAreaElement) return !el.disabled && !el.readOnly;
-  return el instanceof HTMLElement && el.isContentEditable && el.getAttribute('contenteditable') !== null;
+  if (el.tagName === 'TEXTAREA') return !(el as HTMLTextAreaElement).disabled && !(el as HTMLTextAreaElement).readOnly;
+  return (el as HTMLElement).isContentEditable === true;
+}
+
+function looksLikeComposeBox(el: HTMLElement): boolean {
+  const r = el.getBoundingClientRect();
+  if (r.width < 80 || r.height < 30) return false;
+  const style = el.ownerDocument.defaultView?.getComputedStyle(el);
+  return !style || (style.visibility !== 'hidden' && Number(style.opacity) > 0.1);
 }
 
 function placeComposeButtons(doc: Document): void {
   for (const el of doc.querySelectorAll('textarea, [contenteditable=""], [contenteditable="true"]')) {
     if (withButton.has(el) || !isComposeBox(el)) continue;
+    // Webmails keep hidden textareas (Roundcube's recipient fields: collapsed, or
+    // 10 px wide and transparent off-screen): no button there. Not marked, so a
+    // later scan adds one if the box is shown.
+    if (!looksLikeComposeBox(el)) continue;
     withButton.add(el);
     const button = doc.createElement('button');
     button.type = 'button';
@@ -87,8 +181,8 @@ async function openComposer(box: HTMLElement, button: HTMLButtonElement): Promis
 
 /** Puts the armored text (ciphertext only) into the page's compose box. */
 function insert(box: HTMLElement, armored: string): void {
-  if (box instanceof HTMLTextAreaElement) {
-    box.value = armored;
+  if (box.tagName === 'TEXTAREA') {
+    (box as HTMLTextAreaElement).value = armored;
   } else {
     const doc = box.ownerDocument;
     box.replaceChildren();
@@ -100,6 +194,25 @@ function insert(box: HTMLElement, armored: string): void {
   }
   box.dispatchEvent(new Event('input', { bubbles: true }));
   box.dispatchEvent(new Event('change', { bubbles: true }));
+  hideSubject(box.ownerDocument);
+}
+
+/**
+ * The subject typed in the composer travels inside the encryption (protected
+ * headers); the webmail's own Subject field would go out in plaintext. It gets
+ * the placeholder the list itself uses for copies ("..."; shared's
+ * PLACEHOLDER_SUBJECT, not imported: that module pulls in crypto), keeping a
+ * reply's "Re: ..." as it is.
+ */
+export const PLACEHOLDER_SUBJECT = '...';
+const SUBJECT_FIELDS = '#compose-subject, input[name="_subject"], input[name="subject"]';
+function hideSubject(doc: Document): void {
+  for (const field of doc.querySelectorAll<HTMLInputElement>(SUBJECT_FIELDS)) {
+    if (/^(?:(?:re|fwd?|aw|wg|sv|antw):\s*)*\.\.\.$/i.test(field.value.trim())) continue;
+    field.value = PLACEHOLDER_SUBJECT;
+    field.dispatchEvent(new Event('input', { bubbles: true }));
+    field.dispatchEvent(new Event('change', { bubbles: true }));
+  }
 }
 
 browser.runtime.onMessage.addListener((message: unknown, sender: browser.Runtime.MessageSender) => {
@@ -121,7 +234,7 @@ const EXTENSION_ORIGIN = new URL(READER).origin;
 const STATES = /^(loading|decrypted|error|ready|busy|inserted)$/;
 window.addEventListener('message', (ev: MessageEvent) => {
   if (ev.origin !== EXTENSION_ORIGIN) return;
-  const data = ev.data as { letterlock?: unknown; state?: unknown; signature?: unknown };
+  const data = ev.data as { letterlock?: unknown; state?: unknown; signature?: unknown; step?: unknown };
   if (data?.letterlock !== 'frame-state') return;
   for (const f of document.querySelectorAll<HTMLIFrameElement>('iframe[data-letterlock]')) {
     if (f.contentWindow !== ev.source) continue;
@@ -129,6 +242,7 @@ window.addEventListener('message', (ev: MessageEvent) => {
     f.setAttribute('data-test-state', STATES.test(state) ? state : 'unknown');
     if (f.getAttribute('data-letterlock') === 'reader') {
       f.setAttribute('data-test-signature', /^(verified|unchecked|invalid)$/.test(String(data.signature)) ? String(data.signature) : '');
+      f.setAttribute('data-test-step', /^(busy|confirmed|error)$/.test(String(data.step)) ? String(data.step) : '');
     }
   }
 });
@@ -158,6 +272,7 @@ function scan(): void {
   for (const doc of [document, ...innerDocuments(document)]) {
     watch(doc);
     void placeReaders(doc);
+    void placeAttachmentReaders(doc);
     placeComposeButtons(doc);
   }
 }
@@ -172,6 +287,8 @@ function watch(doc: Document): void {
   if (observed.has(doc) || !doc.documentElement) return;
   observed.add(doc);
   new MutationObserver(schedule).observe(doc.documentElement, { childList: true, subtree: true, characterData: true });
+  // A compose box shown by a style change (no DOM mutation) gets its button when focused.
+  doc.addEventListener('focusin', schedule);
 }
 
 scan();

@@ -4,7 +4,7 @@
 // write a post in the composer, browse the archive; the page's hostile script
 // fails at every attempt; a stopped service worker comes back unlocked.
 
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
@@ -74,6 +74,11 @@ describe('the extension in Chromium', () => {
     await page.click('[data-test=site-add]');
     await page.locator('[data-test=site][data-site="http://127.0.0.1"]').waitFor();
     await page.close();
+
+    const popup = await openPage('popup');
+    await popup.locator('[data-test=lock][data-test-state=unlocked]').waitFor();
+    expect(await popup.textContent('[data-test=security-word]')).toBe('otter');
+    await popup.close();
   });
 
   it('adds the list (fingerprint shown, then pinned), subscribes, and confirms with one click in webmail', async () => {
@@ -165,9 +170,9 @@ describe('the extension in Chromium', () => {
     await composer.locator('[data-test=composer-text]').fill(`My answer. ${marker}`);
     await mail.screenshot({ path: artifact('chromium-composer.png'), fullPage: true });
     const probe = (await mail.evaluate(([id, m]) => (window as unknown as { hostile: { probe(a: string, b: string): Promise<Record<string, unknown>> } }).hostile.probe(id!, m!), [extId, marker]));
-    expect(probe.frames).toBe(1);
-    expect(probe.frameReads).toHaveLength(1);
-    expect(['null', 'blocked']).toContain((probe.frameReads as string[])[0]);
+    expect(probe.frames).toBeGreaterThan(0);
+    expect((probe.frameReads as string[]).length).toBeGreaterThan(0);
+    for (const r of probe.frameReads as string[]) expect(['null', 'blocked']).toContain(r);
     expect(probe.reachable).toBe('clean');
     await composer.locator('[data-test=composer-send]').click();
     await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'));
@@ -184,6 +189,7 @@ describe('the extension in Chromium', () => {
     const copy = await list.mailTo(list.alice.address, aliceHad + 1);
     const alice = list.alice;
     const read = await readMail(copy, { privateKey: await unlockPrivateKey(await parsePrivateKey(alice.privateArmored), alice.passphrase), senderKeys: [] });
+    expect(read.message.subject).toBe('Reply from Bob');
     expect(read.message.text).toContain(marker);
 
     const archive = await openPage('archive');
@@ -221,7 +227,7 @@ describe('the extension in Chromium', () => {
     expect(await (optionsFrame ? optionsFrame.locator('[data-test=options]').count() : Promise.resolve(0))).toBe(0);
     expect(await attack.locator('[data-letterlock]').count()).toBe(0); // no content script on this site
     // All the framed reader told the page is that it failed.
-    expect(await attack.evaluate('JSON.stringify(window.received)')).toBe(JSON.stringify([{ letterlock: 'frame-state', state: 'loading', signature: '' }, { letterlock: 'frame-state', state: 'error', signature: '' }]));
+    expect(await attack.evaluate('JSON.stringify(window.received)')).toBe(JSON.stringify([{ letterlock: 'frame-state', state: 'loading', signature: '', step: '' }, { letterlock: 'frame-state', state: 'error', signature: '', step: '' }]));
     await Promise.all([mail.close(), attack.close()]);
   });
 
@@ -253,6 +259,5 @@ describe('the extension in Chromium', () => {
     expect(await reader.locator('[data-test=reader]').getAttribute('data-test-error')).toBe('LOCKED');
     await Promise.all([mail.close(), options.close()]);
     await cdp.detach().catch(() => {});
-    writeFileSync(artifact('chromium-done.txt'), 'ok\n');
   });
 });

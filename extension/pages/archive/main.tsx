@@ -86,7 +86,7 @@ function Archive() {
                 {threads.flatMap((t) => t.messages.filter((m) => matches(m.id)).map((m) => {
                   const v = opened.get(m.id);
                   return (
-                    <tr data-test="archive-message" data-id={m.id} data-test-state={v?.read ? 'decrypted' : v?.error ? 'error' : 'pending'}>
+                    <tr data-test="archive-message" data-id={m.id} data-thread={t.rootId} data-test-state={v?.read ? 'decrypted' : v?.error ? 'error' : 'pending'}>
                       <td>{m.id === t.rootId ? '' : '↳ '}<a href="#" data-test="archive-open" onClick={(e) => { e.preventDefault(); setCurrent(m.id); }}>
                         {v?.read ? v.read.subject ?? '(no subject)' : v?.error ? `(${v.error.message})` : '(not decrypted)'}
                       </a></td>

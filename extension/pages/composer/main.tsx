@@ -57,7 +57,7 @@ function Composer() {
             {(lists ?? []).map((l) => <option value={l.address}>{l.name ? `${l.name} <${l.address}>` : l.address}</option>)}
           </select>
         </label>
-        <label>Subject <input type="text" data-test="composer-subject" maxLength={998} value={subject} onInput={(e) => setSubject((e.target as HTMLInputElement).value)} /></label>
+        <label>Subject (encrypted: the mail's visible subject becomes "...") <input type="text" data-test="composer-subject" maxLength={998} value={subject} onInput={(e) => setSubject((e.target as HTMLInputElement).value)} /></label>
         <label>Message <textarea data-test="composer-text" value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} /></label>
         <button type="submit" data-test="composer-send" disabled={phase !== 'ready' || !list}>Sign, encrypt and put into the mail</button>
         {state && !state.unlocked && <p>Letterlock is locked: unlock it from the toolbar button first.</p>}

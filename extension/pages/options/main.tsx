@@ -2,7 +2,7 @@
 // webmail sites Letterlock may act on, and the lists (add, confirm the key's
 // fingerprint, subscribe, state).
 
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import browser from 'webextension-polyfill';
 import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
@@ -55,7 +55,7 @@ function CreateKey({ onState }: { onState: SetState }) {
       {pass && <p class={`hint-${hint.level}`} data-test="passphrase-hint" data-test-state={hint.level}>{hint.text}</p>}
       <label>Passphrase again <input type="password" data-test="key-passphrase-again" autocomplete="new-password" value={again} onInput={(e) => setAgain(value(e))} /></label>
       <button type="submit" data-test="create-key-submit" disabled={busy}>{busy ? 'Creating…' : 'Create key'}</button>
-      <ErrorLine error={error === null ? null : error} />
+      <ErrorLine error={error} />
     </form>
   );
 }
@@ -175,9 +175,14 @@ function Lists({ state }: { state: StateView }) {
   const [address, setAddress] = useState('');
   const [server, setServer] = useState('');
   const [candidate, setCandidate] = useState<ListCandidate | null>(null);
-  const [delivery, setDelivery] = useState<'pgp-mime' | 'inline'>('pgp-mime');
+  // Webmail shows PGP/MIME only as an attachment, so someone who allowed a webmail
+  // site gets the inline form unless they choose otherwise (mail programs: PGP/MIME).
+  const [chosenDelivery, setDelivery] = useState<'pgp-mime' | 'inline' | null>(null);
+  const delivery = chosenDelivery ?? (state.sites.length > 0 ? 'inline' : 'pgp-mime');
   const [error, busy, run] = useAction();
-  if (lists === null) void ask('lists.get', {}).then(setLists, () => setLists([]));
+  useEffect(() => {
+    void ask('lists.get', {}).then(setLists, () => setLists([]));
+  }, []);
   const lookup = () => run(async () => {
     setCandidate(null);
     let pattern: string;
@@ -206,10 +211,12 @@ function Lists({ state }: { state: StateView }) {
               <td>
                 {l.state === 'pinned' && !l.changedFingerprint && state.hasKey && (
                   <>
-                    <select data-test="delivery" value={delivery} onChange={(e) => setDelivery((e.target as HTMLSelectElement).value as 'pgp-mime' | 'inline')}>
-                      <option value="pgp-mime">PGP/MIME (mail programs)</option>
-                      <option value="inline">Inline (webmail)</option>
-                    </select>
+                    <label>How list mail reaches you
+                      <select data-test="delivery" data-test-default={state.sites.length > 0 ? 'inline' : 'pgp-mime'} value={delivery} onChange={(e) => setDelivery((e.target as HTMLSelectElement).value as 'pgp-mime' | 'inline')}>
+                        <option value="inline">I read mail in webmail (recommended with the extension)</option>
+                        <option value="pgp-mime">I read mail in a mail program (PGP/MIME: Thunderbird, GnuPG)</option>
+                      </select>
+                    </label>
                     <button type="button" data-test="subscribe" onClick={() => void run(async () => setLists(await ask('list.subscribe', { address: l.address, delivery })))}>Subscribe</button>
                   </>
                 )}

@@ -36,8 +36,8 @@ function Reader() {
   // The placing content script learns the state word only (to size and mark the
   // frame): never text, sender or fingerprint. The page may see these words.
   useEffect(() => {
-    reportState(view, view === 'decrypted' && read ? read.signature.status : '');
-  }, [view, read]);
+    reportState(view, view === 'decrypted' && read ? read.signature.status : '', confirm?.state ?? '');
+  }, [view, read, confirm]);
 
   const doConfirm = async () => {
     setConfirm({ state: 'busy', text: 'Confirming…' });

@@ -79,10 +79,10 @@ export function passphraseHint(p: string): { level: 'weak' | 'fair' | 'strong'; 
 }
 
 /**
- * Tells the content script that placed this frame its state word (to mark and
- * size the frame). Only the word: never text, sender or fingerprint. The page
+ * Tells the content script that placed this frame its state words (to mark and
+ * size the frame; `step`: the last action, e.g. a confirmed subscription). Only the word: never text, sender or fingerprint. The page
  * may see these words; it already knows a block or a compose box is there.
  */
-export function reportState(state: string, signature = ''): void {
-  window.parent.postMessage({ letterlock: 'frame-state', state, signature }, '*');
+export function reportState(state: string, signature = '', step = ''): void {
+  window.parent.postMessage({ letterlock: 'frame-state', state, signature, step }, '*');
 }

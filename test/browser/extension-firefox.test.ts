@@ -1,0 +1,206 @@
+// The built extension in real headless Firefox ESR (puppeteer-core over WebDriver
+// BiDi), against the real list server and the loopback webmail page. Site access
+// goes through Firefox's real optional-permission path (its prompt answered yes
+// by preference). Extension frames inside web pages are not reachable from the
+// driver in Firefox, so frames are checked by the state word they report to the
+// content script, and driven by keyboard; extension pages are checked directly.
+
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import puppeteer, { type Browser, type ElementHandle, type Frame, type Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { composePost, parsePrivateKey, readMail, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
+import { send } from '../integration/server/harness.ts';
+import { armoredOf, artifact, buildExtension, GECKO_ID, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+
+const CAROL = 'carol@example.org';
+const UUID = randomUUID();
+const BASE = `moz-extension://${UUID}/`;
+let extDir: string, profile: string, browser: Browser;
+const site = new Webmail();
+const list = new ListServerUnderTest();
+
+/** moz-extension pages never report their load to the driver: start, then wait for content. */
+async function newPage(): Promise<Page> {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1280, height: 1000 });
+  return page;
+}
+
+async function openPage(path: string, ready: string): Promise<Page> {
+  const page = await browser.newPage();
+  void page.goto(`${BASE}extension/pages/${path}/index.html`).catch(() => {});
+  await page.waitForSelector(ready, { timeout: 30_000 });
+  return page;
+}
+
+async function messageFrame(page: Page): Promise<Frame> {
+  const handle = await page.waitForSelector('#messagecontframe');
+  return (await handle!.contentFrame())!;
+}
+
+async function frameState(frame: Frame | Page, kind: string, state: string): Promise<ElementHandle<Element>> {
+  return (await frame.waitForSelector(`iframe[data-letterlock="${kind}"][data-test-state="${state}"]`, { timeout: 30_000 }))!;
+}
+
+/** Focuses a cross-origin frame by clicking its top-left corner (before every control), then tabs to its n-th control. */
+async function focusInFrame(page: Page, frame: ElementHandle<Element>, tabs: number): Promise<void> {
+  await frame.scrollIntoView();
+  const box = (await frame.boundingBox())!;
+  await page.mouse.click(box.x + 4, box.y + 4);
+  for (let i = 0; i < tabs; i++) await page.keyboard.press('Tab');
+}
+
+beforeAll(async () => {
+  [extDir] = await Promise.all([buildExtension('firefox'), site.start(), list.start()]);
+  profile = mkdtempSync(join(tmpdir(), 'letterlock-firefox-'));
+  browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: '/usr/bin/firefox-esr',
+    headless: true,
+    userDataDir: profile,
+    args: ['--remote-allow-system-access'],
+    extraPrefsFirefox: {
+      'extensions.webextensions.uuids': JSON.stringify({ [GECKO_ID]: UUID }),
+      // Answer the optional-permission prompt "allow" (no prompt UI under automation).
+      'extensions.webextOptionalPermissionPrompts': false,
+    },
+  });
+  await browser.installExtension(extDir);
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await Promise.all([site.stop(), list.stop()]);
+  removeDir(extDir);
+  removeDir(profile);
+});
+
+describe('the extension in Firefox', () => {
+  it('options: indicator, a new key, a site allowed through the optional-permission request', async () => {
+    const page = await openPage('options', '[data-test=options][data-test-state=ready]');
+    await page.locator('[data-test=indicator-word]').fill('heron');
+    await page.click('[data-test=indicator-save]');
+    await page.waitForSelector('[data-test=security-indicator][data-test-state=chosen]');
+    await page.locator('[data-test=key-name]').fill('Carol');
+    await page.locator('[data-test=key-address]').fill(CAROL);
+    await page.locator('[data-test=key-passphrase]').fill(PASSPHRASE);
+    await page.locator('[data-test=key-passphrase-again]').fill(PASSPHRASE);
+    await page.click('[data-test=create-key-submit]');
+    await page.waitForSelector('[data-test=key][data-test-state=present]', { timeout: 60_000 });
+    expect((await page.$eval('[data-test=key-fingerprint]', (e) => e.textContent))!.replace(/ /g, '')).toMatch(/^[0-9A-F]{40}$/);
+    await page.locator('[data-test=site-input]').fill('http://127.0.0.1');
+    await page.click('[data-test=site-add]');
+    await page.waitForSelector('[data-test=site][data-site="http://127.0.0.1"]');
+    await page.close();
+  });
+
+  it('adds and pins the list, subscribes, and confirms with one click in the webmail reader frame', async () => {
+    const info = (await (await fetch(`${list.base}/v1/lists/${LIST}`)).json()) as { listKey: { fingerprint: string } };
+    const page = await openPage('options', '[data-test=options][data-test-state=ready]');
+    await page.locator('[data-test=list-address]').fill(LIST);
+    await page.locator('[data-test=list-server]').fill(list.base);
+    await page.click('[data-test=list-lookup]');
+    await page.waitForSelector('[data-test=list-candidate][data-test-state=new]');
+    expect((await page.$eval('[data-test=candidate-fingerprint]', (e) => e.textContent))!.replace(/ /g, '')).toBe(info.listKey.fingerprint);
+    await page.click('[data-test=list-pin]');
+    await page.waitForSelector(`[data-test=list-row][data-list="${LIST}"][data-test-state=pinned]`);
+    await page.click('[data-test=subscribe]');
+    await page.waitForSelector(`[data-test=list-row][data-list="${LIST}"][data-test-state=confirmation-sent]`);
+    await page.screenshot({ path: artifact('firefox-options.png'), fullPage: true });
+
+    site.messages = [await armoredOf(await list.mailTo(CAROL, 1))];
+    const mail = await newPage();
+    await mail.goto(site.allowedUrl);
+    const frame = await frameState(await messageFrame(mail), 'reader', 'decrypted');
+    expect(await frame.evaluate((f) => f.getAttribute('data-test-signature'))).toBe('verified');
+    // The reader's only control is "Confirm subscription".
+    await focusInFrame(mail, frame, 1);
+    await mail.keyboard.press('Enter');
+    await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="confirmed"]', { timeout: 30_000 });
+    await page.close();
+    // The options page shows the membership the confirmation made.
+    const again = await openPage('options', `[data-test=list-row][data-list="${LIST}"][data-test-state=member]`);
+    await Promise.all([again.close(), mail.close()]);
+  });
+
+  it('a member\'s post shows decrypted and verified in the reader frame; the page reaches nothing', async () => {
+    const marker = `FXMARKER-${Math.random().toString(36).slice(2)}`;
+    const alice = list.alice;
+    const { key: listKey } = await readPublicKey(((await (await fetch(`${list.base}/v1/lists/${LIST}`)).json()) as { listKey: { armored: string } }).listKey.armored);
+    const post = await composePost({ message: { subject: 'Firefox notes', from: { address: alice.address }, to: [{ address: LIST }], text: `Hello. ${marker}` }, senderKey: alice.privateKey, listKey });
+    await send(list.server!.smtpPort, alice.address, LIST, post.pgpMime);
+    site.messages = [await armoredOf(await list.mailTo(CAROL, 2))];
+    const mail = await newPage();
+    await mail.goto(site.allowedUrl);
+    const frame = await frameState(await messageFrame(mail), 'reader', 'decrypted');
+    expect(await frame.evaluate((f) => f.getAttribute('data-test-signature'))).toBe('verified');
+    await mail.screenshot({ path: artifact('firefox-reader.png'), fullPage: true });
+    const probe = (await mail.evaluate((m) => (window as unknown as { hostile: { probe(a: string, b: string): Promise<Record<string, unknown>> } }).hostile.probe('', m), marker));
+    expect(probe.frames).toBe(1);
+    expect(['null', 'blocked']).toContain((probe.frameReads as string[])[0]);
+    expect(probe.runtime).toBe('no-api');
+    expect(probe.browserGlobal).toBe('undefined');
+    expect(probe.fakeInsert).toBe('ignored');
+    expect(probe.reachable).toBe('clean');
+    await mail.close();
+
+    const archive = await openPage('archive', '[data-test=archive]');
+    await archive.waitForSelector('[data-test=archive-list] option');
+    await archive.click('[data-test=archive-sign-in]');
+    await archive.waitForSelector('[data-test=archive][data-test-state=signed-in]');
+    const row = await archive.waitForSelector('[data-test=archive-message][data-test-state=decrypted] ::-p-text(Firefox notes)');
+    await row!.click();
+    await archive.waitForSelector('[data-test=archive-view][data-test-state=decrypted]');
+    expect(await archive.$eval('[data-test=archive-view] [data-test=plaintext]', (e) => e.textContent)).toContain(marker);
+    expect(await archive.$eval('[data-test=archive-view] [data-test=signature]', (e) => e.getAttribute('data-test-state'))).toBe('verified');
+    await archive.screenshot({ path: artifact('firefox-archive.png'), fullPage: true });
+    await archive.close();
+  });
+
+  it('the composer puts the armored post into the compose box; the list accepts it', async () => {
+    const marker = `FXCOMPOSED-${Math.random().toString(36).slice(2)}`;
+    const mail = await newPage();
+    await mail.goto(site.allowedUrl);
+    await (await mail.waitForSelector('[data-letterlock=compose-button]'))!.click();
+    const frame = await frameState(mail, 'composer', 'ready');
+    await focusInFrame(mail, frame, 2); // list, then subject
+    await mail.keyboard.type('From Firefox');
+    await mail.keyboard.press('Tab');
+    await mail.keyboard.type(`Written in the composer. ${marker}`);
+    await mail.screenshot({ path: artifact('firefox-composer.png') });
+    const probe = (await mail.evaluate((m) => (window as unknown as { hostile: { probe(a: string, b: string): Promise<Record<string, unknown>> } }).hostile.probe('', m), marker));
+    expect((probe.frameReads as string[]).length).toBeGreaterThan(0);
+    for (const r of probe.frameReads as string[]) expect(['null', 'blocked']).toContain(r);
+    expect(probe.reachable).toBe('clean');
+    await mail.keyboard.press('Tab');
+    await mail.keyboard.press('Enter');
+    await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), { timeout: 30_000 });
+    const armored = await mail.$eval('#composebody', (e) => (e as HTMLTextAreaElement).value);
+    expect(armored).not.toContain(marker);
+    await mail.close();
+    const had = list.sink.to(list.alice.address).length;
+    await send(list.server!.smtpPort, CAROL, LIST, `From: <${CAROL}>\r\nTo: <${LIST}>\r\nSubject: ...\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\n/g, '\r\n')}`);
+    const alice = list.alice;
+    const read = await readMail(await list.mailTo(alice.address, had + 1), { privateKey: await unlockPrivateKey(await parsePrivateKey(alice.privateArmored), alice.passphrase), senderKeys: [] });
+    expect(read.message.subject).toBe('From Firefox');
+    expect(read.message.text).toContain(marker);
+  });
+
+  it('a site the user did not allow gets no content script, and a framed reader tells it only "error"', async () => {
+    site.messages = [await armoredOf(await list.mailTo(CAROL, 2))];
+    const mail = await newPage();
+    await mail.goto(site.allowedUrl);
+    const frame = await frameState(await messageFrame(mail), 'reader', 'decrypted');
+    const block = new URL((await frame.evaluate((f) => f.getAttribute('src')))!).hash.slice(1);
+    const attack = await newPage();
+    await attack.goto(site.attackUrl(BASE, block));
+    await attack.waitForFunction(() => (window as unknown as { received: { state: string }[] }).received.some((m) => m.state === 'error'), { timeout: 30_000 });
+    const received = await attack.evaluate(() => (window as unknown as { received: { state: string }[] }).received.map((m) => m.state));
+    expect(received).not.toContain('decrypted');
+    expect(await attack.$$eval('[data-letterlock]', (els) => els.length)).toBe(0); // no content script on this site
+    await Promise.all([mail.close(), attack.close()]);
+  });
+});

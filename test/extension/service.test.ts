@@ -1,0 +1,345 @@
+// The background's API, run in Node with its real parts: the key store on
+// fake-indexeddb, the session over a fake session storage, and the list server
+// client over a fake fetch. Senders are shaped like the browser's MessageSender.
+
+import 'fake-indexeddb/auto';
+import * as openpgp from 'openpgp';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { composePost, generateKey, KeyRecipient, loginStatement, openPost, readPrivateKeyForStorage, seal, toBase64, wrapMany, type ListInfo } from '../../shared/index.ts';
+import { ListServer, type Fetch } from '../../extension/background/server.ts';
+import { PAGES, Service, type Sender } from '../../extension/background/service.ts';
+import { RateLimiter, UnlockedSession } from '../../extension/background/session.ts';
+import { KeyStore } from '../../extension/background/store.ts';
+import type { Answer, InsertArmored, RequestType, Requests } from '../../extension/messages.ts';
+import { makeKey, type TestKey } from '../support/keys.ts';
+import { MemoryArea } from './fakes.ts';
+
+const ID = 'abcdefghijklmnopabcdefghijklmnop';
+const BASE = `chrome-extension://${ID}/`;
+const SITE = 'https://mail.example.org';
+const LIST = 'club@lists.example.org';
+const SERVER = 'https://lists.example.org';
+
+const senders = {
+  options: { id: ID, url: `${BASE}${PAGES.top[0]}`, frameId: 0, tab: { id: 1, url: `${BASE}${PAGES.top[0]}` } },
+  popup: { id: ID, url: `${BASE}${PAGES.top[1]}` },
+  content: (tab = 7) => ({ id: ID, url: `${SITE}/inbox`, frameId: 0, tab: { id: tab, url: `${SITE}/inbox` } }),
+  reader: (tab = 7, site = SITE) => ({ id: ID, url: `${BASE}${PAGES.reader}#x`, frameId: 3, tab: { id: tab, url: `${site}/inbox` } }),
+  composer: (tab = 7) => ({ id: ID, url: `${BASE}${PAGES.composer}#x`, frameId: 4, tab: { id: tab, url: `${SITE}/inbox` } }),
+} satisfies Record<string, Sender | ((...a: never[]) => Sender)>;
+
+let listKey: TestKey, alice: TestKey, stranger: TestKey;
+let dbCounter = 0;
+
+beforeAll(async () => {
+  [listKey, alice, stranger] = await Promise.all([makeKey(LIST, 'list'), makeKey('alice@example.org'), makeKey('eve@example.org')]);
+});
+
+interface World {
+  service: Service;
+  store: KeyStore;
+  area: MemoryArea;
+  pushed: InsertArmored[];
+  confirmed: string[];
+  clock: { now: number };
+  listInfo: ListInfo;
+  ask<K extends RequestType>(type: K, payload: Requests[K]['req'], sender: Sender): Promise<Answer<Requests[K]['res']>>;
+  ok<K extends RequestType>(type: K, payload: Requests[K]['req'], sender: Sender): Promise<Requests[K]['res']>;
+}
+
+const worlds: World[] = [];
+afterEach(() => {
+  for (const w of worlds.splice(0)) w.store.close();
+});
+
+type Route = (path: string, init: RequestInit | undefined) => Response | null;
+
+async function world(opsPerMinute = 120, extra: Route = () => null): Promise<World> {
+  const store = await KeyStore.open(`test-${++dbCounter}`);
+  const area = new MemoryArea();
+  const clock = { now: Date.UTC(2030, 0, 1) };
+  const pushed: InsertArmored[] = [];
+  const confirmed: string[] = [];
+  const listInfo: ListInfo = {
+    address: LIST, name: 'Club', description: null,
+    policy: { posting: 'members', signatureRequired: true, maxBytes: 1_000_000, subscription: 'open' },
+    listKey: { fingerprint: listKey.fingerprint, armored: listKey.publicArmored }, apiBase: SERVER,
+  };
+  const fetchFn: Fetch = async (url, init) => {
+    const path = new URL(url).pathname;
+    const answer = extra(path, init);
+    if (answer) return answer;
+    if (path === `/v1/lists/${encodeURIComponent(LIST)}` && (init?.method ?? 'GET') === 'GET') return Response.json(listInfo);
+    if (path.endsWith('/subscriptions/confirm') && init?.method === 'POST') {
+      confirmed.push((JSON.parse(String(init.body)) as { token: string }).token);
+      return Response.json({ status: 'member', address: 'bob@example.org', fingerprint: 'F'.repeat(40) });
+    }
+    if (path.endsWith('/subscriptions') && init?.method === 'POST') return Response.json({ status: 'confirmation-sent', expiresAt: new Date().toISOString() }, { status: 202 });
+    return Response.json({ error: 'NOT_FOUND', message: 'No such thing.' }, { status: 404 });
+  };
+  let n = 0;
+  const service = new Service({
+    store, session: new UnlockedSession(area, () => clock.now), rate: new RateLimiter(opsPerMinute, () => clock.now),
+    server: new ListServer(fetchFn), extensionId: ID, extensionBase: BASE,
+    hasHostAccess: async (site) => site === SITE,
+    pushToFrame: async (_tab, _frame, m) => void pushed.push(m),
+    sitesChanged: async () => {}, lockChanged: () => {}, randomId: () => `id${++n}`,
+  });
+  const w: World = {
+    service, store, area, pushed, confirmed, clock, listInfo,
+    ask: (type, payload, sender) => service.handle({ letterlock: 1, type, payload }, sender) as never,
+    ok: async (type, payload, sender) => {
+      const a = await w.ask(type, payload, sender);
+      if (!a.ok) throw new Error(`${a.error.code}: ${a.error.message}`);
+      return a.value;
+    },
+  };
+  worlds.push(w);
+  return w;
+}
+
+/** A world with Bob's key imported (fast iterated S2K), unlocked, and the site allowed. */
+async function bobWorld(opsPerMinute?: number, extra?: Route) {
+  const w = await world(opsPerMinute, extra);
+  const g = await generateKey({ kind: 'subscriber', address: 'bob@example.org', name: 'Bob', passphrase: 'bob passphrase' });
+  await w.ok('key.import', { armored: g.privateKeyArmored, passphrase: 'bob passphrase' }, senders.options);
+  await w.ok('sites.set', { sites: [SITE] }, senders.options);
+  const bobPublic = await openpgp.readKey({ armoredKey: g.publicKeyArmored });
+  return { w, g, bobPublic };
+}
+
+async function postTo(recipient: openpgp.Key, from: TestKey, text: string): Promise<string> {
+  const post = await composePost({ message: { subject: 'Hi', from: { address: from.address }, to: [{ address: LIST }], text }, senderKey: from.privateKey, listKey: recipient as openpgp.PublicKey });
+  return post.armored;
+}
+
+describe('who may ask what (sender checks)', () => {
+  it('derives the caller from the sender, never from the message', async () => {
+    const { w } = await bobWorld();
+    expect(await w.service.callerOf(senders.options)).toBe('page');
+    expect(await w.service.callerOf(senders.popup)).toBe('page');
+    expect(await w.service.callerOf(senders.content())).toBe('content');
+    expect(await w.service.callerOf(senders.reader())).toBe('reader');
+    expect(await w.service.callerOf(senders.composer())).toBe('composer');
+    // Our reader framed on a site the user did not allow, another extension, an
+    // options page framed inside a web page, a content script on another site.
+    expect(await w.service.callerOf(senders.reader(7, 'https://evil.example'))).toBeNull();
+    expect(await w.service.callerOf({ ...senders.options, id: 'other' })).toBeNull();
+    expect(await w.service.callerOf({ id: ID, url: `${BASE}${PAGES.top[0]}`, frameId: 2, tab: { id: 7, url: `${SITE}/` } })).toBeNull();
+    expect(await w.service.callerOf({ id: ID, url: 'https://evil.example/', tab: { id: 9, url: 'https://evil.example/' } })).toBeNull();
+    expect(await w.service.callerOf({ id: ID, url: `${SITE}/` })).toBeNull(); // no tab: not a content script
+  });
+
+  it('refuses requests outside a caller\'s allowance, and junk, with words', async () => {
+    const { w } = await bobWorld();
+    expect(await w.ask('key.export', {}, senders.content())).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('key.export', {}, senders.reader())).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('reader.open', { blockId: 'id1' }, senders.content())).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.service.handle({ type: 'state.get' }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    expect(await w.service.handle({ letterlock: 1, type: 'toString', payload: {} }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    expect(await w.service.handle(null, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+  });
+});
+
+describe('keys', () => {
+  it('creates an Argon2-protected key, stores only the protected form, and hands out no secret', async () => {
+    const w = await world();
+    const state = await w.ok('key.create', { name: 'Bob', address: 'Bob@Example.org', passphrase: 'a long passphrase' }, senders.options);
+    expect(state).toMatchObject({ hasKey: true, unlocked: true, key: { address: 'bob@example.org', name: 'Bob' } });
+    expect(JSON.stringify(state)).not.toContain('PRIVATE KEY');
+    const stored = (await w.store.getKey())!;
+    const { key } = await readPrivateKeyForStorage(stored.privateArmored); // refuses unprotected keys
+    expect((key.keyPacket as unknown as { s2k: { type: string } }).s2k.type).toBe('argon2');
+    // Only the session area (browser memory) holds the unlocked key.
+    expect(JSON.stringify([...w.area.data.values()])).toContain('PRIVATE KEY');
+    const backup = await w.ok('key.export', {}, senders.options);
+    expect(backup.armored).toBe(stored.privateArmored);
+    expect((await w.ask('key.create', { name: '', address: 'x@example.org', passphrase: 'another passphrase' }, senders.options))).toMatchObject({ ok: false, error: { code: 'KEY_EXISTS' } });
+  });
+
+  it('refuses an unprotected key, a wrong passphrase, a short passphrase and a public key', async () => {
+    const w = await world();
+    const bare = await openpgp.generateKey({ userIDs: [{ email: 'x@example.org' }], format: 'armored' });
+    expect(await w.ask('key.import', { armored: bare.privateKey, passphrase: '' }, senders.options)).toMatchObject({ ok: false, error: { code: 'KEY_UNPROTECTED' } });
+    expect(await w.ask('key.import', { armored: alice.privateArmored, passphrase: 'wrong' }, senders.options)).toMatchObject({ ok: false, error: { code: 'KEY_PASSPHRASE_WRONG' } });
+    expect(await w.ask('key.import', { armored: alice.publicArmored, passphrase: 'x' }, senders.options)).toMatchObject({ ok: false, error: { code: 'KEY_NOT_PRIVATE' } });
+    expect(await w.ask('key.create', { name: '', address: 'x@example.org', passphrase: 'short' }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    expect((await w.ok('state.get', {}, senders.options)).hasKey).toBe(false);
+  });
+});
+
+describe('reading', () => {
+  it('decrypts a block for the reader frame of the tab that found it, and says the signature was not checked without the sender key', async () => {
+    const { w, bobPublic } = await bobWorld();
+    const armored = await postTo(bobPublic, alice, 'secret words');
+    const { blockId } = await w.ok('content.stash', { armored }, senders.content(7));
+    const read = await w.ok('reader.open', { blockId }, senders.reader(7));
+    expect(read.text).toBe('secret words');
+    expect(read.signature).toEqual({ status: 'unchecked', reason: 'Signature not checked: sender key unavailable.' });
+    expect(await w.ask('reader.open', { blockId }, senders.reader(8))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('reader.open', { blockId: 'nope' }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'UNKNOWN_BLOCK' } });
+  });
+
+  it('verifies a signature by a key the user has (their own sent copy)', async () => {
+    const { w, g } = await bobWorld();
+    const bobUnlocked = await openpgp.decryptKey({ privateKey: await openpgp.readPrivateKey({ armoredKey: g.privateKeyArmored }), passphrase: 'bob passphrase' });
+    const armored = await composePost({ message: { subject: 'Mine', from: { address: 'bob@example.org' }, to: [{ address: LIST }], text: 'sent copy' }, senderKey: bobUnlocked, listKey: listKey.publicKey }).then((p) => p.armored);
+    const { blockId } = await w.ok('content.stash', { armored }, senders.content());
+    const read = await w.ok('reader.open', { blockId }, senders.reader());
+    expect(read.signature).toEqual({ status: 'verified', fingerprint: g.facts.fingerprint, address: 'bob@example.org' });
+  });
+
+  it('says why it cannot read: locked, not for this key, damaged, too large', async () => {
+    const { w, bobPublic } = await bobWorld();
+    const stash = async (armored: string) => (await w.ok('content.stash', { armored }, senders.content())).blockId;
+    const forBob = await stash(await postTo(bobPublic, alice, 'x'));
+    const forStranger = await stash(await postTo(stranger.publicKey, alice, 'x'));
+    // Truncated in transit: the body lines after the session keys are gone.
+    const lines = (await postTo(bobPublic, alice, 'x')).trimEnd().split('\n');
+    lines.splice(lines.length - 4, 3);
+    const damaged = await stash(lines.join('\n'));
+    expect(await w.ask('reader.open', { blockId: forStranger }, senders.reader())).toMatchObject({ ok: false, error: { code: 'NO_KEY_FOR_MESSAGE' } });
+    expect(await w.ask('reader.open', { blockId: damaged }, senders.reader())).toMatchObject({ ok: false, error: { code: 'DAMAGED' } });
+    expect(await w.ask('content.stash', { armored: 'x'.repeat(5 * 1024 * 1024) }, senders.content())).toMatchObject({ ok: false, error: { code: 'TOO_LARGE' } });
+    await w.ok('key.lock', {}, senders.options);
+    expect(await w.ask('reader.open', { blockId: forBob }, senders.reader())).toMatchObject({ ok: false, error: { code: 'LOCKED', message: expect.stringContaining('Unlock') } });
+  });
+
+  it('limits crypto operations per minute', async () => {
+    const { w, bobPublic } = await bobWorld(10);
+    const { blockId } = await w.ok('content.stash', { armored: await postTo(bobPublic, alice, 'x') }, senders.content());
+    for (let i = 0; i < 10; i++) await w.ok('reader.open', { blockId }, senders.reader());
+    expect(await w.ask('reader.open', { blockId }, senders.reader())).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
+    w.clock.now += 61_000;
+    await w.ok('reader.open', { blockId }, senders.reader());
+  });
+});
+
+describe('lists', () => {
+  it('shows the fingerprint, pins only the confirmed one, and warns (never switches) when the key changes', async () => {
+    const { w } = await bobWorld();
+    const candidate = await w.ok('list.lookup', { address: LIST, server: `${SERVER}/` }, senders.options);
+    expect(candidate).toMatchObject({ fingerprint: listKey.fingerprint, pinnedFingerprint: null, server: SERVER });
+    expect(await w.ask('list.pin', { address: LIST, fingerprint: stranger.fingerprint }, senders.options)).toMatchObject({ ok: false, error: { code: 'FINGERPRINT_MISMATCH' } });
+    expect((await w.ok('list.pin', { address: LIST, fingerprint: listKey.fingerprint }, senders.options))[0]).toMatchObject({ state: 'pinned', changedFingerprint: null });
+    expect((await w.ok('list.subscribe', { address: LIST, delivery: 'inline' }, senders.options))[0]!.state).toBe('confirmation-sent');
+
+    // The server now offers another key for the list.
+    const other = await makeKey(LIST, 'list');
+    w.listInfo.listKey = { fingerprint: other.fingerprint, armored: other.publicArmored };
+    const again = await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    expect(again.pinnedFingerprint).toBe(listKey.fingerprint);
+    const [row] = await w.ok('lists.get', {}, senders.options);
+    expect(row).toMatchObject({ fingerprint: listKey.fingerprint, changedFingerprint: other.fingerprint });
+    expect(await w.ask('list.subscribe', { address: LIST, delivery: 'inline' }, senders.options)).toMatchObject({ ok: false, error: { code: 'LIST_KEY_CHANGED' } });
+  });
+
+  it('refuses a server answer whose key does not match its fingerprint or address, and bad server addresses', async () => {
+    const { w } = await bobWorld();
+    w.listInfo.listKey = { fingerprint: listKey.fingerprint, armored: stranger.publicArmored };
+    expect(await w.ask('list.lookup', { address: LIST, server: SERVER }, senders.options)).toMatchObject({ ok: false, error: { code: 'KEY_USERID_MISMATCH' } });
+    expect(await w.ask('list.lookup', { address: LIST, server: 'ftp://x' }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    expect(await w.ask('list.lookup', { address: 'nobody@lists.example.org', server: SERVER }, senders.options)).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+  });
+});
+
+describe('confirming a subscription', () => {
+  it('offers one-click confirmation only for a mail the pinned list key signed, and sends the token from the mail', async () => {
+    const { w, bobPublic } = await bobWorld();
+    await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: listKey.fingerprint }, senders.options);
+    await w.ok('list.subscribe', { address: LIST, delivery: 'pgp-mime' }, senders.options);
+    const token = 'T'.repeat(43);
+    const mail = async (signer: TestKey) => (await composePost({
+      message: { subject: 'Confirm', from: { address: LIST }, to: [{ address: 'bob@example.org' }], text: `Press the button.\n\nLetterlock-Confirm: ${token}\n` },
+      senderKey: signer.privateKey, listKey: bobPublic as openpgp.PublicKey,
+    })).armored;
+    const forged = (await w.ok('content.stash', { armored: await mail(stranger) }, senders.content())).blockId;
+    expect((await w.ok('reader.open', { blockId: forged }, senders.reader())).confirmable).toBe(false);
+    expect(await w.ask('reader.confirm', { blockId: forged }, senders.reader())).toMatchObject({ ok: false, error: { code: 'NO_CONFIRMATION' } });
+    const real = (await w.ok('content.stash', { armored: await mail(listKey) }, senders.content())).blockId;
+    const view = await w.ok('reader.open', { blockId: real }, senders.reader());
+    expect(view).toMatchObject({ confirmable: true, list: LIST, signature: { status: 'verified', address: LIST } });
+    expect(await w.ok('reader.confirm', { blockId: real }, senders.reader())).toEqual({ status: 'member', list: LIST });
+    expect(w.confirmed).toEqual([token]);
+    expect((await w.ok('lists.get', {}, senders.options))[0]!.state).toBe('member');
+  });
+});
+
+describe('writing', () => {
+  it('composes only for a compose box its own tab opened, and pushes only armored text', async () => {
+    const { w } = await bobWorld();
+    await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: listKey.fingerprint }, senders.options);
+    const { composeId } = await w.ok('content.compose', {}, senders.content(7));
+    const send = { composeId, list: LIST, subject: 'S', text: 'plain words' };
+    expect(await w.ask('composer.send', send, senders.composer(7))).toMatchObject({ ok: false, error: { code: 'LIST_NOT_PINNED' } });
+    const stored = (await w.store.getList(LIST))!;
+    await w.store.putList({ ...stored, state: 'member' });
+    expect(await w.ask('composer.send', send, senders.composer(8))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('composer.send', { ...send, text: '  ' }, senders.composer(7))).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    await w.ok('composer.send', send, senders.composer(7));
+    expect(w.pushed).toHaveLength(1);
+    expect(w.pushed[0]!.armored).toMatch(/^-----BEGIN PGP MESSAGE-----/);
+    expect(w.pushed[0]!.armored).not.toContain('plain words');
+  });
+});
+
+describe('archive', () => {
+  const TOKEN = 'S'.repeat(43);
+  const CHALLENGE = 'C'.repeat(43);
+
+  /** A fake archive API: log-in by challenge, one thread, one record, Alice's member key. */
+  async function archiveWorld(statementList = LIST) {
+    const calls: string[] = [];
+    let unauthorizedOnce = true;
+    const post = await composePost({ message: { subject: 'Archived', from: { address: alice.address }, to: [{ address: LIST }], text: 'from the archive' }, senderKey: alice.privateKey, listKey: listKey.publicKey });
+    const opened = await openPost(post.inline, { listKey: listKey.privateKey, memberKeys: [alice.publicKey] });
+    const sealed = await seal(opened.innerPackets);
+    let record: { wrappedKey: string; body: string } | null = null;
+    const { w, bobPublic } = await bobWorld(120, (path, init) => {
+      const auth = (init?.headers as Record<string, string> | undefined)?.authorization;
+      calls.push(`${init?.method ?? 'GET'} ${path.split('/').slice(4).join('/')}`);
+      if (path.endsWith('/auth/challenge')) {
+        const statement = loginStatement({ server: SERVER, list: statementList, address: 'bob@example.org', challengeId: CHALLENGE, expiresAt: '2030-01-01T00:05:00Z' });
+        return Response.json({ challengeId: CHALLENGE, statement, expiresAt: '2030-01-01T00:05:00Z' });
+      }
+      if (path.endsWith('/auth/login')) return Response.json({ token: TOKEN, expiresAt: '2999-01-01T00:00:00Z', address: 'bob@example.org', fingerprint: 'F'.repeat(40) });
+      if (!/\/(archive|members)\//.test(path)) return null;
+      if (auth !== `Bearer ${TOKEN}`) return Response.json({ error: 'UNAUTHORIZED', message: 'Sign in.' }, { status: 401 });
+      if (path.endsWith('/archive/threads')) {
+        if (unauthorizedOnce) {
+          unauthorizedOnce = false; // the session expired on the server: the client signs in again
+          return Response.json({ error: 'UNAUTHORIZED', message: 'Sign in again.' }, { status: 401 });
+        }
+        return Response.json({ threads: [{ rootId: 1, lastDate: null, messages: [{ id: 1, messageId: null, inReplyTo: null, references: [], date: null, size: 10 }] }], nextCursor: null });
+      }
+      if (path.endsWith('/archive/messages')) return Response.json({ messages: [{ meta: { id: 1, messageId: null, inReplyTo: null, references: [], date: null, size: 10 }, ...record! }] });
+      if (path.includes('/members/keys/')) return Response.json({ address: alice.address, fingerprint: alice.fingerprint, publicKey: alice.publicArmored });
+      return null;
+    });
+    const [pkesk] = await wrapMany(sealed.sessionKey, [await KeyRecipient.fromPublicKey(bobPublic as openpgp.PublicKey)]);
+    record = { wrappedKey: toBase64(pkesk!), body: toBase64(sealed.body) };
+    await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: listKey.fingerprint }, senders.options);
+    return { w, calls };
+  }
+
+  it('signs in by signing the challenge, signs in again when the session ends, and decrypts records with the member\'s signature checked', async () => {
+    const { w, calls } = await archiveWorld();
+    await w.ok('archive.login', { list: LIST }, senders.options);
+    const page = await w.ok('archive.threads', { list: LIST, before: null }, senders.options);
+    expect(page.threads[0]!.messages.map((m) => m.id)).toEqual([1]);
+    expect(calls.filter((c) => c.endsWith('auth/login'))).toHaveLength(2);
+    const [view] = await w.ok('archive.open', { list: LIST, ids: [1] }, senders.options);
+    expect(view!.read).toMatchObject({ subject: 'Archived', text: 'from the archive', signature: { status: 'verified', address: alice.address, fingerprint: alice.fingerprint } });
+    expect(await w.ask('archive.open', { list: LIST, ids: [] }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    expect(await w.ask('archive.open', { list: LIST, ids: Array.from({ length: 51 }, (_, i) => i + 1) }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+  });
+
+  it('refuses to sign a log-in statement that names another list', async () => {
+    const { w, calls } = await archiveWorld('other@lists.example.org');
+    expect(await w.ask('archive.login', { list: LIST }, senders.options)).toMatchObject({ ok: false, error: { code: 'SERVER_BAD_ANSWER' } });
+    expect(calls.some((c) => c.endsWith('auth/login'))).toBe(false);
+  });
+});
