@@ -71,8 +71,10 @@ function ensureSystemTools(tools) {
   }
   log(`installing Debian packages: ${packages.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('apt-get', ['update', '-q'], { stdio: ['ignore', 'inherit', 'inherit'], env });
-  execFileSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', ...packages], { stdio: ['ignore', 'inherit', 'inherit'], env });
+  // Wait for the dpkg lock rather than fail: test files starting in parallel may install at once.
+  const lock = ['-o', 'DPkg::Lock::Timeout=300'];
+  execFileSync('apt-get', [...lock, 'update', '-q'], { stdio: ['ignore', 'inherit', 'inherit'], env });
+  execFileSync('apt-get', [...lock, 'install', '-y', '-q', '--no-install-recommends', ...packages], { stdio: ['ignore', 'inherit', 'inherit'], env });
   const still = tools.filter((t) => !onPath(t));
   if (still.length) {
     log(`still missing after install: ${still.join(', ')}`);

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startServer, openData, type RunningServer } from '../../server/app.ts';
 import { init } from '../../server/cli/init.ts';
-import { loadConfig } from '../../server/config/config.ts';
+import { CONFIG_FILE, parseConfig } from '../../server/config/config.ts';
 import { createList } from '../../server/lists/lists.ts';
 import { registerMember } from '../../server/lists/members.ts';
 import { createEventLog } from '../../server/log/log.ts';
@@ -302,18 +302,20 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
     if (options.failAfter === name) throw new StackError(`failing on purpose after ${name} (failAfter)`);
   };
 
-  let t = Date.now();
-  ensureStackSystem(options.install ?? true);
-  lap('install-check', t);
-
+  // Options first: bad ones are refused before anything is installed or started.
   const userDomain = options.userDomain ?? 'example.test';
   const listDomain = options.listDomain ?? `lists.${userDomain}`;
   const listAddress = `${options.listName ?? 'demo'}@${listDomain}`;
   const names = options.users ?? DEFAULT_USERS;
+  if (names.length === 0) throw new StackError('the stack needs at least one mailbox user');
   for (const n of names) if (!/^[a-z][a-z0-9._-]*$/.test(n)) throw new StackError(`bad user name ${JSON.stringify(n)} (lower-case letters, digits, . _ -)`);
   if (!/^[a-z0-9.-]+$/.test(userDomain) || !/^[a-z0-9.-]+$/.test(listDomain)) throw new StackError('domains must be lower-case DNS names');
   if (listDomain === userDomain) throw new StackError('the list domain must differ from the user domain (Postfix routes them differently)');
   const users: Record<string, StackUser> = Object.fromEntries(names.map((n) => [n, { name: n, address: `${n}@${userDomain}`, password: `${n}-password` }]));
+
+  let t = Date.now();
+  ensureStackSystem(options.install ?? true);
+  lap('install-check', t);
 
   const root = mkdtempSync(join(tmpdir(), 'letterlock-stack-'));
   // Postfix and Dovecot drop to their own users (postfix, dovenull, uid 5000): they must reach inside.
@@ -398,7 +400,10 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
         db.close();
       }
     }
-    const { config } = loadConfig(folders.listData);
+    // The file as written, not loadConfig(): its LETTERLOCK_* environment overrides
+    // (ports, relay) from a developer's shell would cut the stack's wiring.
+    const configFile = join(folders.listData, CONFIG_FILE);
+    const config = parseConfig(JSON.parse(readFileSync(configFile, 'utf8')), configFile);
     const server = await startServer(folders.listData, config, secret, {
       log: createEventLog({ file: join(folders.listData, 'logs', 'server.log'), stdout: false, level: 'info' }),
     });
@@ -452,6 +457,8 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
       ], join(folders.logs, 'php.out'), {
         // Several workers: Roundcube's page fires requests in parallel (list refresh, preview).
         env: { ...process.env, ROUNDCUBE_CONFIG_DIR: cfgDir, PHP_CLI_SERVER_WORKERS: '4', TMPDIR: folders.tmp },
+        // php -S does not pass SIGTERM on to its workers: stop them all at once.
+        leaderFirst: false,
       });
       started.push({ name: 'roundcube', stop: () => php.stop() });
       await waitForPort(rcPort, 'Roundcube (php -S)', 15_000, undefined, php.exited);

@@ -103,17 +103,19 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 
 /**
  * SIGTERM to the group's leader first (a master process then stops and reaps its
- * own workers), then to the whole group, then SIGKILL after `graceMs`; resolves
+ * own workers; skipped with `leaderFirst` false), then to the whole group, then SIGKILL after `graceMs`; resolves
  * when no member is left.
  */
-export async function stopGroup(pgid: number, graceMs = 5000): Promise<void> {
+export async function stopGroup(pgid: number, graceMs = 5000, leaderFirst = true): Promise<void> {
   if (groupMembers(pgid).length === 0) return;
-  try {
-    process.kill(pgid, 'SIGTERM');
-  } catch { /* the leader is gone; its group may not be */ }
-  const leaderEnd = Date.now() + Math.min(2000, graceMs);
-  while (groupMembers(pgid).length > 0 && Date.now() < leaderEnd) await sleep(25);
-  if (groupMembers(pgid).length === 0) return;
+  if (leaderFirst) {
+    try {
+      process.kill(pgid, 'SIGTERM');
+    } catch { /* the leader is gone; its group may not be */ }
+    const leaderEnd = Date.now() + Math.min(2000, graceMs);
+    while (groupMembers(pgid).length > 0 && Date.now() < leaderEnd) await sleep(25);
+    if (groupMembers(pgid).length === 0) return;
+  }
   signalGroup(pgid, 'SIGTERM');
   const end = Date.now() + graceMs;
   while (groupMembers(pgid).length > 0 && Date.now() < end) await sleep(50);
@@ -156,11 +158,12 @@ export interface Daemon {
  * Starts a long-running program in its own process group, stdout and stderr to
  * `logFile` (some daemons hold stderr open; a pipe would keep the test waiting).
  */
-export function startDaemon(name: string, command: string, args: string[], logFile: string, options: SpawnOptions = {}): Daemon {
+export function startDaemon(name: string, command: string, args: string[], logFile: string, options: SpawnOptions & { leaderFirst?: boolean } = {}): Daemon {
+  const { leaderFirst = true, ...spawnOptions } = options;
   const fd = openSync(logFile, 'a');
   let proc: ChildProcess;
   try {
-    proc = spawn(command, args, { ...options, detached: true, stdio: ['ignore', fd, fd] });
+    proc = spawn(command, args, { ...spawnOptions, detached: true, stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }
@@ -174,7 +177,7 @@ export function startDaemon(name: string, command: string, args: string[], logFi
     name, proc, pgid,
     exited: () => ended,
     async stop() {
-      await stopGroup(pgid);
+      await stopGroup(pgid, 5000, leaderFirst);
       untrackGroup(pgid);
     },
   };

@@ -5,11 +5,13 @@
 // replies from Roundcube and the reply reaches Bob. Screenshots: test-artifacts/stack/.
 
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import PostalMime from 'postal-mime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, readPublicKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
+import { listFiles, scan } from '../integration/server/scan.ts';
 import { makeKey, type TestKey } from '../support/keys.ts';
 import { waitForMail } from './imap.ts';
 import { startMailStack, type MailStack } from './mailstack.ts';
@@ -122,4 +124,16 @@ describe('Roundcube on the real stack, driven by the page helpers (no extension)
     await waitForRow(page, `Re: ${subject}`);
     await screenshot(page, '08-bob-inbox-reply');
   }, 120_000);
+
+  it("after all that, no file of the stack (Roundcube's database and temp, Dovecot, Postfix, the list server) holds the post's marker", async () => {
+    for (const c of contexts.splice(0)) await c.close();
+    await stack.stop({ remove: false });
+    const roots = stack.scanRoots();
+    expect(scan(roots, MARKER)).toEqual([]);
+    // Control: the plain mail Bob wrote in Roundcube is found, in Carol's mailbox and Bob's Sent folder.
+    const plain = scan(roots, 'lunch at noon?').map((h) => h.file);
+    expect(plain.some((f) => f.startsWith(join(stack.folders.mail, 'carol')))).toBe(true);
+    expect(plain.some((f) => f.startsWith(join(stack.folders.mail, 'bob', 'Maildir', '.Sent')))).toBe(true);
+    expect(listFiles(stack.folders.roundcube).some((f) => f === stack.folders.roundcubeDb)).toBe(true);
+  }, 60_000);
 });

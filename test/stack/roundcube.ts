@@ -84,9 +84,31 @@ export async function waitForRow(page: Page, subject: string | RegExp, timeoutMs
   }
 }
 
+/** A message by its IMAP uid (list copies all share the subject "..."). */
+export interface ByUid {
+  uid: number;
+}
+
+/** The inbox row of the message with this IMAP uid; reloads the inbox until it shows up. */
+export async function waitForUidRow(page: Page, uid: number, timeoutMs = 30_000): Promise<Locator> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    await openInbox(page);
+    // Roundcube keeps each row's element by uid; its id is an encoded form of the uid.
+    const id = await page.evaluate((u) => (window as unknown as { rcmail: { message_list: { rows: Record<string, { obj?: HTMLElement }> } } }).rcmail.message_list.rows[u]?.obj?.id ?? null, uid);
+    if (id) return page.locator(`[id="${id}"]`);
+    if (Date.now() > end) throw new Error(`no message with uid ${uid} in the inbox after ${timeoutMs} ms`);
+    await page.waitForTimeout(500);
+  }
+}
+
+function rowOf(page: Page, which: string | RegExp | ByUid): Promise<Locator> {
+  return typeof which === 'object' && 'uid' in which ? waitForUidRow(page, which.uid) : waitForRow(page, which);
+}
+
 /** Opens a message in the preview frame (one click on its row); returns the frame once its body is shown. */
-export async function openInPreview(page: Page, subject: string | RegExp): Promise<Frame> {
-  const row = await waitForRow(page, subject);
+export async function openInPreview(page: Page, which: string | RegExp | ByUid): Promise<Frame> {
+  const row = await rowOf(page, which);
   await row.click();
   const frameEl = page.locator(SELECTORS.previewFrame);
   await frameEl.waitFor({ state: 'visible', timeout: 20_000 });
@@ -99,8 +121,8 @@ export async function openInPreview(page: Page, subject: string | RegExp): Promi
 }
 
 /** Opens a message in the full view (double click on its row); waits for its body. */
-export async function openFullView(page: Page, subject: string | RegExp): Promise<void> {
-  const row = await waitForRow(page, subject);
+export async function openFullView(page: Page, which: string | RegExp | ByUid): Promise<void> {
+  const row = await rowOf(page, which);
   await Promise.all([page.waitForURL(/_action=show/, { timeout: 20_000 }), row.dblclick()]);
   await page.locator(SELECTORS.messageBody).waitFor({ state: 'attached', timeout: 20_000 });
 }
@@ -131,7 +153,7 @@ export async function openCompose(page: Page): Promise<void> {
 /**
  * Fills the compose form. Recipients are typed into the recipient widget (which
  * keeps them in textarea#_to); the body replaces the textarea's text, or with
- * `append` goes before what is there (a reply's quoted text).
+ * `prepend` goes before what is there (a reply's quoted text).
  */
 export async function fillCompose(page: Page, draft: Draft, options: { prepend?: boolean } = {}): Promise<void> {
   for (const address of draft.to ?? []) {

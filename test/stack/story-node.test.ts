@@ -58,7 +58,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   gpg?.cleanup();
-  if (process.env.STACK_DEBUG) console.log(readFileSync(join(stack.folders.logs, 'postfix.log'), 'utf8'), readFileSync(join(stack.folders.listData, 'logs', 'server.log'), 'utf8'));
+  // STACK_DEBUG=1 prints Postfix's and the list server's logs (the path each mail took).
+  if (process.env.STACK_DEBUG && stack) console.log(readFileSync(join(stack.folders.logs, 'postfix.log'), 'utf8'), readFileSync(join(stack.folders.listData, 'logs', 'server.log'), 'utf8'));
   await stack?.stop();
   console.log(`[stack] story-node total ${Date.now() - started} ms`);
 });
