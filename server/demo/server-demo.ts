@@ -52,7 +52,8 @@ console.log(`
 Letterlock list server is running${fresh ? ' (new demo data folder)' : ''}.
   data folder  ${d}/  (SQLite: letterlock.db, secret: secret (0600), logs: logs/server.log)
   SMTP ingest  ${config.smtp.host}:${server.smtpPort}   accepts mail for ${DEMO_LIST}
-  HTTP         http://${config.http.host}:${server.httpPort}/lists   (list info and key)
+  HTTP API     http://${config.http.host}:${server.httpPort}/v1/lists/${DEMO_LIST}   (list info and key; archive; registry)
+  operator API bearer token in ${DEMO_DIR}/admin-token (mode 0600), e.g. curl -H "Authorization: Bearer $(cat ${DEMO_DIR}/admin-token)" http://${config.http.host}:${server.httpPort}/v1/admin/lists
   delivery     ${server.relay}  (no relay configured: copies land in ${rel(maildir)}/<address>/new/)
 
 Next steps (in another terminal):
@@ -70,7 +71,9 @@ Next steps (in another terminal):
   5. With a real MTA: route mail for lists.localhost to smtp:[127.0.0.1]:${server.smtpPort}
      (Postfix: transport_maps = inline:{ lists.localhost=smtp:[127.0.0.1]:${server.smtpPort} }),
      and set "relay": "smtp://127.0.0.1:25" in ${d}/letterlock.json so copies go out through it.
-     The browser extension posts to ${DEMO_LIST} with the list key from http://${config.http.host}:${server.httpPort}/lists/${DEMO_LIST}/key
+  6. With the browser extension (npm run build:extension, then load dist/chrome or dist/firefox):
+     in its options add the list ${DEMO_LIST} at server http://${config.http.host}:${server.httpPort}, check the
+     list key fingerprint against \`list show\`, subscribe, and read the archive in the extension's archive viewer.
 
 Stop with Ctrl-C.`);
 
