@@ -100,14 +100,13 @@ async function placeAttachmentReaders(doc: Document): Promise<void> {
 
 /**
  * The first armored OpenPGP message of a same-origin attachment, size-limited.
- * Firefox gives content scripts `content.fetch`, which sends the request as the
- * page (with its session cookie); Chromium's content-script fetch already does.
+ * In MV3 a content script's fetch goes out as the page's own request (Chromium
+ * and Firefox alike), so the webmail's session cookie comes with it.
  */
 async function fetchArmored(url: string, doc: Document): Promise<string> {
   const u = new URL(url, doc.baseURI);
   if (u.origin !== location.origin) throw new Error('not on this site');
-  const pageFetch = (globalThis as { content?: { fetch?: typeof fetch } }).content?.fetch ?? fetch;
-  const res = await pageFetch(u.href, { credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
+  const res = await fetch(u.href, { credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
   const declared = Number(res.headers.get('content-length') ?? '0');
   if (declared > MAX_FORWARDED) throw new Error('too large');

@@ -13,7 +13,7 @@ import puppeteer, { type Browser, type ElementHandle, type Frame, type Page } fr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, parsePrivateKey, readMail, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, artifact, buildExtension, GECKO_ID, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, artifact, buildExtension, GECKO_ID, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 
 const CAROL = 'carol@example.org';
 const UUID = randomUUID();
@@ -31,8 +31,7 @@ async function newPage(): Promise<Page> {
 
 async function openPage(path: string, ready: string): Promise<Page> {
   const page = await browser.newPage();
-  void page.goto(`${BASE}extension/pages/${path}/index.html`).catch(() => {});
-  await page.waitForSelector(ready, { timeout: 30_000 });
+  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}/index.html`, ready);
   return page;
 }
 

@@ -33,6 +33,26 @@ export async function buildExtension(target: 'chrome' | 'firefox', testHosts: st
   return outDir;
 }
 
+/**
+ * Firefox: load an extension page and wait for its ready selector. `goto` on a
+ * moz-extension URL never reports its load (TOOLCHAIN.md), and under load
+ * WebDriver BiDi can fail an evaluation in a page that is still loading
+ * ("Protocol error (script.evaluate)"): that is the driver, so retry it until the
+ * deadline; any other error is the page's and is thrown at once.
+ */
+export async function openFirefoxExtensionPage(page: { goto(url: string): Promise<unknown>; waitForSelector(s: string, o: { timeout: number }): Promise<unknown> }, url: string, ready: string, timeoutMs = 30_000): Promise<void> {
+  void page.goto(url).catch(() => {});
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await page.waitForSelector(ready, { timeout: Math.max(1000, end - Date.now()) });
+      return;
+    } catch (e) {
+      if (!/Protocol error/.test(`${e} ${(e as { cause?: unknown }).cause}`) || Date.now() > end) throw e;
+    }
+  }
+}
+
 export function removeDir(dir: string | undefined): void {
   if (dir) rmSync(dir, { recursive: true, force: true });
 }

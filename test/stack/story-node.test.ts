@@ -5,19 +5,19 @@
 // the stack holds the post's plaintext.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import PostalMime from 'postal-mime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, CONFIRMATION_TOKEN_LINE, readPublicKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { findMarker, listFiles, scan } from '../integration/server/scan.ts';
+import { findMarker, listFiles } from '../integration/server/scan.ts';
 import { Gpg } from '../support/gpg.ts';
 import { makeKey, type TestKey } from '../support/keys.ts';
 import { armoredMessageOf, waitForMail, type FetchedMail } from './imap.ts';
 import { startMailStack, type MailStack } from './mailstack.ts';
 import { run } from './procs.ts';
+import { api as kitApi, scanStack } from './story-kit.ts';
 
 const MARKER = `LLSTACK-${randomUUID()}`;
 const SUBJECT = `Grüße vom Stammtisch ✉ ${MARKER}`;
@@ -31,13 +31,8 @@ let listArmored: string;
 let confirmation: FetchedMail;
 const started = Date.now();
 
-async function api(path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${stack.urls.api}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: await res.json() as Record<string, unknown> };
+function api(path: string, body?: unknown) {
+  return kitApi(stack, path, body);
 }
 
 /** The decrypted inner entity (protected headers + body) as a parsed mail. */
@@ -148,34 +143,11 @@ describe('the story on the real mail stack (no browser)', () => {
     const roots = [...stack.scanRoots(), gpg.home];
     const files = roots.flatMap((r) => listFiles(r));
     const f = stack.folders;
-    // The scan reaches where each part keeps its data.
-    for (const [what, prefix] of [
-      ['Postfix config', f.postfixConfig], ['Postfix queue', f.postfixQueue], ['Postfix data', f.postfixData],
-      ["Dave's mailbox", join(f.mail, 'dave', 'Maildir')], ['Dovecot state', f.dovecotState], ['Roundcube DB', f.roundcubeDb],
-      ['list server data', f.listData], ['logs', f.logs],
-    ] as const) {
-      expect(files.some((p) => p.startsWith(prefix)), `${what} (${prefix}) has files`).toBe(true);
-    }
     const daveMail = files.filter((p) => p.startsWith(join(f.mail, 'dave', 'Maildir')) && /\/(cur|new)\//.test(p));
     expect(daveMail.length).toBeGreaterThanOrEqual(2);
 
-    // Control: the marker planted raw, as base64 and as quoted-printable is found in each form.
-    const control = mkdtempSync(join(tmpdir(), 'letterlock-stack-control-'));
-    try {
-      writeFileSync(join(control, 'raw.txt'), `x ${BODY} y`);
-      writeFileSync(join(control, 'b64.txt'), Buffer.from(BODY).toString('base64').replace(/(.{76})/g, '$1\r\n'));
-      writeFileSync(join(control, 'qp.txt'), MARKER.replace(/-/g, '=2D'));
-      expect(scan([control], MARKER).map((h) => h.how).sort()).toEqual(['base64', 'quoted-printable', 'raw']);
-      // And planted inside the stack folder, the scan of the stack finds it there.
-      writeFileSync(join(stack.root, 'planted.txt'), SUBJECT);
-      expect(scan(roots, MARKER).map((h) => h.file)).toEqual([join(stack.root, 'planted.txt')]);
-      rmSync(join(stack.root, 'planted.txt'));
-    } finally {
-      rmSync(control, { recursive: true, force: true });
-    }
-
-    const hits = scan(roots, MARKER);
-    expect(hits, `plaintext marker found in: ${hits.map((h) => `${h.file} (${h.how})`).join(', ')}`).toEqual([]);
+    // Controls (raw, base64, quoted-printable, and planted inside the stack folder) first, then the scan.
+    scanStack(stack, MARKER, SUBJECT, { extraRoots: [gpg.home], mailboxes: ['dave'] });
     console.log(`[stack] scanned ${files.length} files under ${roots.join(', ')}`);
   }, 60_000);
 });
