@@ -13,7 +13,7 @@ import puppeteer, { type Browser, type ElementHandle, type Frame, type Page } fr
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, parsePrivateKey, readMail, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, artifact, buildExtension, GECKO_ID, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, artifact, buildExtension, focusInFrame, frameState, GECKO_ID, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 
 const CAROL = 'carol@example.org';
 const UUID = randomUUID();
@@ -40,17 +40,7 @@ async function messageFrame(page: Page): Promise<Frame> {
   return (await handle!.contentFrame())!;
 }
 
-async function frameState(frame: Frame | Page, kind: string, state: string): Promise<ElementHandle<Element>> {
-  return (await frame.waitForSelector(`iframe[data-letterlock="${kind}"][data-test-state="${state}"]`, { timeout: 30_000 }))!;
-}
 
-/** Focuses a cross-origin frame by clicking its top-left corner (before every control), then tabs to its n-th control. */
-async function focusInFrame(page: Page, frame: ElementHandle<Element>, tabs: number): Promise<void> {
-  await frame.scrollIntoView();
-  const box = (await frame.boundingBox())!;
-  await page.mouse.click(box.x + 4, box.y + 4);
-  for (let i = 0; i < tabs; i++) await page.keyboard.press('Tab');
-}
 
 beforeAll(async () => {
   [extDir] = await Promise.all([buildExtension('firefox'), site.start(), list.start()]);

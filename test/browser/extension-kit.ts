@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ElementHandle, Frame as PuppeteerFrame, Page as PuppeteerPage } from 'puppeteer-core';
 import { build } from 'vite';
 import { armorMessage, findPayload } from '../../shared/index.ts';
 import { startServer, type RunningServer } from '../../server/app.ts';
@@ -51,6 +52,23 @@ export async function openFirefoxExtensionPage(page: { goto(url: string): Promis
       if (!/Protocol error/.test(`${e} ${(e as { cause?: unknown }).cause}`) || Date.now() > end) throw e;
     }
   }
+}
+
+/** Firefox: waits for an extension frame placed in a page to report `state`. */
+export async function frameState(where: PuppeteerPage | PuppeteerFrame, kind: string, state: string): Promise<ElementHandle<Element>> {
+  return (await where.waitForSelector(`iframe[data-letterlock="${kind}"][data-test-state="${state}"]`, { timeout: 30_000 }))!;
+}
+
+/**
+ * Firefox: the driver cannot reach into extension frames placed in a page, so a
+ * test focuses the frame by clicking its top-left corner (before every control)
+ * and tabs to its n-th control.
+ */
+export async function focusInFrame(page: PuppeteerPage, frame: ElementHandle<Element>, tabs: number): Promise<void> {
+  await frame.scrollIntoView();
+  const box = (await frame.boundingBox())!;
+  await page.mouse.click(box.x + 4, box.y + 4);
+  for (let i = 0; i < tabs; i++) await page.keyboard.press('Tab');
 }
 
 export function removeDir(dir: string | undefined): void {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import puppeteer, { type Browser, type ElementHandle, type Frame, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findMarker } from '../integration/server/scan.ts';
-import { buildExtension, GECKO_ID, openFirefoxExtensionPage, PASSPHRASE, removeDir } from '../browser/extension-kit.ts';
+import { buildExtension, focusInFrame, frameState, GECKO_ID, openFirefoxExtensionPage, PASSPHRASE, removeDir } from '../browser/extension-kit.ts';
 import { Gpg } from '../support/gpg.ts';
 import { makeKey } from '../support/keys.ts';
 import { fetchAll, waitForMail, type FetchedMail } from './imap.ts';
@@ -128,17 +128,8 @@ async function openFullView(p: Person, uid: number): Promise<void> {
   await p.mail.waitForSelector(SELECTORS.messageBody);
 }
 
-async function readerState(where: Page | Frame, state: string): Promise<ElementHandle<Element>> {
-  return (await where.waitForSelector(`iframe[data-letterlock="reader"][data-test-state="${state}"]`, { timeout: 30_000 }))!;
-}
+const readerState = (where: Page | Frame, state: string) => frameState(where, 'reader', state);
 
-/** Focuses a cross-origin frame by clicking its top-left corner (before every control), then tabs to its n-th control. */
-async function focusInFrame(page: Page, frame: ElementHandle<Element>, tabs: number): Promise<void> {
-  await frame.scrollIntoView();
-  const box = (await frame.boundingBox())!;
-  await page.mouse.click(box.x + 4, box.y + 4);
-  for (let i = 0; i < tabs; i++) await page.keyboard.press('Tab');
-}
 
 async function install(p: Person, delivery: 'default' | 'pgp-mime'): Promise<void> {
   const page = await extensionPage(p, 'options', '[data-test=options][data-test-state=ready]');
