@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type ElementHandle, type Frame, type Page } from 'puppeteer-core';
+import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, parsePrivateKey, readMail, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, artifact, buildExtension, focusInFrame, frameState, GECKO_ID, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, artifact, buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 
 const CAROL = 'carol@example.org';
 const UUID = randomUUID();
@@ -45,19 +45,7 @@ async function messageFrame(page: Page): Promise<Frame> {
 beforeAll(async () => {
   [extDir] = await Promise.all([buildExtension('firefox'), site.start(), list.start()]);
   profile = mkdtempSync(join(tmpdir(), 'letterlock-firefox-'));
-  browser = await puppeteer.launch({
-    browser: 'firefox',
-    executablePath: '/usr/bin/firefox-esr',
-    headless: true,
-    userDataDir: profile,
-    args: ['--remote-allow-system-access'],
-    extraPrefsFirefox: {
-      'extensions.webextensions.uuids': JSON.stringify({ [GECKO_ID]: UUID }),
-      // Answer the optional-permission prompt "allow" (no prompt UI under automation).
-      'extensions.webextOptionalPermissionPrompts': false,
-    },
-  });
-  await browser.installExtension(extDir);
+  browser = await launchFirefoxWithExtension(extDir!, profile, UUID);
 }, 180_000);
 
 afterAll(async () => {

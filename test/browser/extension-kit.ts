@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ElementHandle, Frame as PuppeteerFrame, Page as PuppeteerPage } from 'puppeteer-core';
+import puppeteer, { type Browser as PuppeteerBrowser, type ElementHandle, type Frame as PuppeteerFrame, type Page as PuppeteerPage } from 'puppeteer-core';
 import { build } from 'vite';
 import { armorMessage, findPayload } from '../../shared/index.ts';
 import { startServer, type RunningServer } from '../../server/app.ts';
@@ -52,6 +52,33 @@ export async function openFirefoxExtensionPage(page: { goto(url: string): Promis
       if (!/Protocol error/.test(`${e} ${(e as { cause?: unknown }).cause}`) || Date.now() > end) throw e;
     }
   }
+}
+
+/**
+ * Firefox ESR (Debian's) over WebDriver BiDi with the built extension installed,
+ * its moz-extension UUID fixed so tests can open its pages, and the
+ * optional-permission prompt answered "allow" (there is no prompt UI under
+ * automation). Closes the browser again if the install fails.
+ */
+export async function launchFirefoxWithExtension(extDir: string, profile: string, uuid: string): Promise<PuppeteerBrowser> {
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: '/usr/bin/firefox-esr',
+    headless: true,
+    userDataDir: profile,
+    args: ['--remote-allow-system-access'],
+    extraPrefsFirefox: {
+      'extensions.webextensions.uuids': JSON.stringify({ [GECKO_ID]: uuid }),
+      'extensions.webextOptionalPermissionPrompts': false,
+    },
+  });
+  try {
+    await browser.installExtension(extDir);
+  } catch (e) {
+    await browser.close();
+    throw e;
+  }
+  return browser;
 }
 
 /** Firefox: waits for an extension frame placed in a page to report `state`. */

@@ -15,10 +15,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type ElementHandle, type Frame, type Page } from 'puppeteer-core';
+import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findMarker } from '../integration/server/scan.ts';
-import { buildExtension, focusInFrame, frameState, GECKO_ID, openFirefoxExtensionPage, PASSPHRASE, removeDir } from '../browser/extension-kit.ts';
+import { buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, openFirefoxExtensionPage, PASSPHRASE, removeDir } from '../browser/extension-kit.ts';
 import { Gpg } from '../support/gpg.ts';
 import { makeKey } from '../support/keys.ts';
 import { fetchAll, waitForMail, type FetchedMail } from './imap.ts';
@@ -61,21 +61,15 @@ async function shot(page: Page, name: string): Promise<void> {
 async function launch(name: string, user: StackUser): Promise<Person> {
   const uuid = randomUUID();
   const profile = mkdtempSync(join(tmpdir(), `letterlock-fxstory-${name}-`));
-  const browser = await puppeteer.launch({
-    browser: 'firefox',
-    executablePath: '/usr/bin/firefox-esr',
-    headless: true,
-    userDataDir: profile,
-    args: ['--remote-allow-system-access'],
-    extraPrefsFirefox: {
-      'extensions.webextensions.uuids': JSON.stringify({ [GECKO_ID]: uuid }),
-      // Answer the optional-permission prompt "allow" (no prompt UI under automation).
-      'extensions.webextOptionalPermissionPrompts': false,
-    },
-  });
+  let browser: Browser;
+  try {
+    browser = await launchFirefoxWithExtension(extDir, profile, uuid);
+  } catch (e) {
+    removeDir(profile);
+    throw e;
+  }
   let mail: Page;
   try {
-    await browser.installExtension(extDir);
     mail = await browser.newPage();
     await mail.setViewport({ width: 1400, height: 1000 });
   } catch (e) {
