@@ -9,6 +9,8 @@ import { ask } from '../ask.ts';
 import type { InsertArmored } from '../messages.ts';
 import { encryptedAttachments } from './attachments.ts';
 import { extractBlocks, findBlocks } from './finder.ts';
+// Byte helpers only (no crypto): the content script must not bundle OpenPGP.
+import { concatBytes, fromUtf8 } from '../../shared/bytes.ts';
 
 /** Largest armored block forwarded to the background (characters). */
 export const MAX_FORWARDED = 4 * 1024 * 1024;
@@ -124,21 +126,12 @@ async function fetchArmored(url: string, doc: Document): Promise<string> {
     }
     chunks.push(value);
   }
-  const text = new TextDecoder().decode(concat(chunks, size));
+  const text = fromUtf8(concatBytes(chunks));
   const block = extractBlocks(text)[0];
   if (!block) throw new Error('no OpenPGP message in it');
   return block.armored;
 }
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
 
 // Tag names, not instanceof: elements of same-origin inner frames come from another realm.
 function isComposeBox(el: Element): el is HTMLElement {
