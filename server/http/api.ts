@@ -7,6 +7,7 @@
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import * as openpgp from 'openpgp';
 import { z, ZodError, type ZodType } from 'zod';
 import {
   Address, ArchiveMessagesRequest, ChallengeRequest, ConfirmRequest, isLetterlockError, LoginRequest, RevocationRequest,
@@ -178,8 +179,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
       return l.address.slice(at + 1) === domain && wkdHash(l.address.slice(0, at)) === req.params.hash;
     });
     if (!list) throw notFound('No key for that address.');
-    const { readKey } = await import('openpgp');
-    const key = await readKey({ armoredKey: list.listPublic });
+    const key = await openpgp.readKey({ armoredKey: list.listPublic });
     return reply.type('application/octet-stream').header('access-control-allow-origin', '*').send(Buffer.from(key.write()));
   });
 

@@ -16,9 +16,9 @@ export interface TestKey {
   fingerprint: string;
 }
 
-export async function makeKey(address: string, kind: KeyKind = 'subscriber', name?: string): Promise<TestKey> {
+export async function makeKey(address: string, kind: KeyKind = 'subscriber', name?: string, expiresInSeconds?: number): Promise<TestKey> {
   const passphrase = `pass-${address}`;
-  const g = await generateKey({ kind, address, passphrase, ...(name ? { name } : {}) });
+  const g = await generateKey({ kind, address, passphrase, ...(name ? { name } : {}), ...(expiresInSeconds ? { expiresInSeconds } : {}) });
   const privateKey = await unlockPrivateKey(await parsePrivateKey(g.privateKeyArmored), passphrase);
   const { key: publicKey } = await readPublicKey(g.publicKeyArmored);
   return {

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import type { AddressInfo } from 'node:net';
-import { composePost, generateKey, parsePrivateKey, readPublicKey, unlockPrivateKey } from '../../../shared/index.ts';
+import { composePost, readPublicKey } from '../../../shared/index.ts';
 import type { PrivateKey, PublicKey } from 'openpgp';
 import { init } from '../../../server/cli/init.ts';
+import { makeKey } from '../../support/keys.ts';
 import { openData } from '../../../server/app.ts';
 import { createList, type CreateListOptions } from '../../../server/lists/lists.ts';
 import { registerMember } from '../../../server/lists/members.ts';
@@ -114,12 +115,8 @@ export interface Person {
   publicKey: PublicKey;
 }
 
-export async function person(address: string, expiresInSeconds?: number): Promise<Person> {
-  const passphrase = `pass-${address}`;
-  const g = await generateKey({ kind: 'subscriber', address, passphrase, ...(expiresInSeconds ? { expiresInSeconds } : {}) });
-  const privateKey = await unlockPrivateKey(await parsePrivateKey(g.privateKeyArmored), passphrase);
-  const { key: publicKey } = await readPublicKey(g.publicKeyArmored);
-  return { address, passphrase, publicArmored: g.publicKeyArmored, privateArmored: g.privateKeyArmored, revocationCertificate: g.revocationCertificate, privateKey, publicKey };
+export function person(address: string, expiresInSeconds?: number): Promise<Person> {
+  return makeKey(address, 'subscriber', undefined, expiresInSeconds);
 }
 
 export function tempDir(prefix: string): string {
