@@ -42,8 +42,13 @@ export interface ApiDeps {
   onQueued(): void;
   /** Extension origins admitted by CORS; defaults to any chrome-extension:// or moz-extension:// origin. */
   corsOrigins?: RegExp[];
-  /** Requests per minute per IP (all routes), and per IP and per address on sensitive routes. */
-  rateLimit?: { perIp: number; sensitive: number };
+  /**
+   * Requests per minute: per IP on every route; per named address on routes whose
+   * body names one (subscribe, unsubscribe, log-in challenge); per IP on the other
+   * sensitive routes (confirm, log-in, signed requests), which carry single-use
+   * secrets and so get a wider window (many members may share one NAT address).
+   */
+  rateLimit?: { perIp: number; perAddress: number; sensitivePerIp: number };
   bodyLimit?: number;
   now?: () => number;
 }
@@ -77,7 +82,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, ...(deps.now ? { now: deps.now } : {}),
   });
   const archive = new ArchiveAccess({ db: deps.db, secret: deps.secret, get publicUrl() { return deps.publicUrl; }, ...(deps.now ? { now: deps.now } : {}) });
-  const limits = deps.rateLimit ?? { perIp: 300, sensitive: 20 };
+  const limits = deps.rateLimit ?? { perIp: 300, perAddress: 20, sensitivePerIp: 60 };
 
   // The daily key-expiry check (first run a minute after start) and hourly
   // housekeeping of spent challenges, sessions and tokens.
@@ -134,7 +139,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   };
   const sensitive = (keyed: boolean) => ({
     rateLimit: {
-      max: limits.sensitive,
+      max: keyed ? limits.perAddress : limits.sensitivePerIp,
       timeWindow: 60_000,
       hook: 'preHandler' as const,
       // Per address where the body names one (so one address cannot be flooded
