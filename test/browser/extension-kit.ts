@@ -49,7 +49,7 @@ export async function openFirefoxExtensionPage(page: { goto(url: string): Promis
       await page.waitForSelector(ready, { timeout: Math.max(1000, end - Date.now()) });
       return;
     } catch (e) {
-      if (!/Protocol error/.test(`${e} ${(e as { cause?: unknown }).cause}`) || Date.now() > end) throw e;
+      if (!causedByProtocolError(e) || Date.now() > end) throw e;
     }
   }
 }
@@ -79,6 +79,14 @@ export async function launchFirefoxWithExtension(extDir: string, profile: string
     throw e;
   }
   return browser;
+}
+
+/** True when `e` or an error in its cause chain is the driver's "Protocol error". */
+function causedByProtocolError(e: unknown): boolean {
+  for (let x: unknown = e, depth = 0; x && depth < 8; x = (x as { cause?: unknown }).cause, depth++) {
+    if (/Protocol error/.test(String(x))) return true;
+  }
+  return false;
 }
 
 /** Firefox: waits for an extension frame placed in a page to report `state`. */
