@@ -13,7 +13,7 @@ import { ApiFailure, notFound, unauthorized } from '../http/errors.ts';
 import { hashToken, newToken } from '../registry/tokens.ts';
 import type { Db } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
-import { getMember, type MemberRecord } from '../store/members.ts';
+import { findMemberByKeyId, getMember, type MemberRecord } from '../store/members.ts';
 import { getPost } from '../store/posts.ts';
 import { deleteSessions, getSession, insertChallenge, insertSession, takeChallenge } from '../store/registry.ts';
 import { metaOf, threadPage } from './threads.ts';
@@ -107,11 +107,9 @@ export class ArchiveAccess {
    * that sign with a subkey are found by that subkey's owner fingerprint only.
    */
   memberKey(session: Session, id: string): MemberKey {
-    const upper = id.toUpperCase();
-    const row = this.deps.db.prepare('SELECT address, fingerprint, public_key FROM members WHERE list_id = ? AND (fingerprint = ? OR substr(fingerprint, 25) = ?) LIMIT 1')
-      .get(session.list.id, upper, upper) as { address: string; fingerprint: string; public_key: string } | undefined;
-    if (!row) throw notFound('No member of this list has that key.');
-    return { address: row.address, fingerprint: row.fingerprint, publicKey: row.public_key };
+    const m = findMemberByKeyId(this.deps.db, session.list.id, id.toUpperCase());
+    if (!m) throw notFound('No member of this list has that key.');
+    return { address: m.address, fingerprint: m.fingerprint, publicKey: m.publicKey };
   }
 
   private archiveIdentity(list: ListRecord): Promise<KeyIdentity> {

@@ -11,7 +11,7 @@ function textMail(headers: HeaderList, lines: string[]): string {
   return `${writeHeaders(headers)}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${lines.join('\r\n')}\r\n`;
 }
 
-function base(listAddress: string, to: string, subject: string): HeaderList {
+function base(listAddress: string, to: string, subject: string, autoSubmitted = 'auto-replied'): HeaderList {
   return [
     ['From', `<${listAddress}>`],
     ['To', `<${to}>`],
@@ -19,8 +19,13 @@ function base(listAddress: string, to: string, subject: string): HeaderList {
     ['Date', formatDate(new Date())],
     ['Message-ID', newMessageId(domainOf(listAddress))],
     ['List-Id', listIdOf(listAddress)],
-    ['Auto-Submitted', 'auto-replied'],
+    ['Auto-Submitted', autoSubmitted],
   ];
+}
+
+/** A content-free service mail from the list (the key registry's confirmations and warnings). */
+export function serviceMail(listAddress: string, to: string, subject: string, lines: string[]): string {
+  return textMail(base(listAddress, to, subject, 'auto-generated'), lines);
 }
 
 /** Message ids are written only when they look like ids: they come from the sender. */

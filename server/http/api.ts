@@ -20,7 +20,7 @@ import { Registry } from '../registry/registry.ts';
 import { getListSettings, setListSettings } from '../registry/settings.ts';
 import { sameSecret } from '../registry/tokens.ts';
 import type { Db } from '../store/db.ts';
-import { listHeld } from '../store/held.ts';
+import { getHeld, listHeld } from '../store/held.ts';
 import { allLists, getList, type ListRecord } from '../store/lists.ts';
 import { countMembers } from '../store/members.ts';
 import { countPosts } from '../store/posts.ts';
@@ -334,8 +334,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     admin.post<{ Params: { address: string; id: string; action: string } }>('/lists/:address/held/:id/:action', async (req) => {
       const list = listOf(req.params.address);
       const id = parse(z.coerce.number().int().positive(), req.params.id);
-      const held = listHeld(deps.db, list.id).find((h) => h.id === id);
-      if (!held || !deps.pipeline) throw notFound('No such held post.');
+      const held = getHeld(deps.db, id);
+      if (!held || held.listId !== list.id || !deps.pipeline) throw notFound('No such held post.');
       if (req.params.action === 'approve') return { outcome: await deps.pipeline.approve(id) };
       if (req.params.action === 'reject') return { outcome: deps.pipeline.reject(id) };
       throw notFound('No such action.');

@@ -9,13 +9,14 @@ import {
   buildInnerMessage, buildPgpMimeMail, encryptInner, formatDate, newMessageId, parseStatement,
   readPublicKey, verifyStatement, domainOf, type ConfirmResponse, type SignedRequest, type SubscribeRequest,
 } from '../../shared/index.ts';
+import { serviceMail } from '../delivery/notices.ts';
 import { ApiFailure } from '../http/errors.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
 import type { Db } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
 import { getListById } from '../store/lists.ts';
-import { getMember, iterateMembers, removeMember } from '../store/members.ts';
+import { findMemberByKeyId, getMember, iterateMembers, removeMember } from '../store/members.ts';
 import type { QueueStore } from '../store/queue.ts';
 import {
   countRecentTokens, deletePendingMember, deleteSessions, getDeliveryPreference, getPendingMember, insertPendingToken, recordNonce, recordWarning,
@@ -39,14 +40,6 @@ export interface RegistryDeps {
   now?: () => number;
 }
 
-function textMail(from: string, to: string, subject: string, text: string): string {
-  // Content-free service mail: only what the registry itself says, never a post.
-  return [
-    `From: <${from}>`, `To: <${to}>`, `Subject: ${subject}`, `Date: ${formatDate(new Date())}`,
-    `Message-ID: ${newMessageId(domainOf(from))}`, 'Auto-Submitted: auto-generated', 'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit', '', text.replace(/\r?\n/g, '\r\n'), '',
-  ].join('\r\n');
-}
 
 export class Registry {
   constructor(private readonly deps: RegistryDeps) {}
@@ -202,12 +195,11 @@ export class Registry {
     } catch {
       throw new ApiFailure(400, 'BAD_REQUEST', 'That is not an OpenPGP key revocation certificate.');
     }
-    const row = this.deps.db.prepare('SELECT address, public_key FROM members WHERE list_id = ? AND (fingerprint = ? OR substr(fingerprint, 25) = ?) LIMIT 1')
-      .get(list.id, issuer, issuer) as { address: string; public_key: string } | undefined;
+    const row = findMemberByKeyId(this.deps.db, list.id, issuer);
     if (!row) throw new ApiFailure(404, 'NOT_FOUND', 'No member of this list has the key this certificate revokes.');
     let revoked: string;
     try {
-      const key = await openpgp.readKey({ armoredKey: row.public_key });
+      const key = await openpgp.readKey({ armoredKey: row.publicKey });
       revoked = (await openpgp.revokeKey({ key: key as openpgp.PublicKey, revocationCertificate: certificate, format: 'armored' })).publicKey;
     } catch {
       throw new ApiFailure(400, 'SIGNATURE_INVALID', 'The revocation certificate does not verify against the member\'s key.');
@@ -226,13 +218,13 @@ export class Registry {
     const { token, hash } = newToken();
     insertPendingToken(this.deps.db, hash, { purpose: 'unsubscribe', listId: list.id, address, fingerprint: null, publicKey: null, delivery: null, expiresAt: this.now() + CONFIRM_TTL_MS });
     const link = `${this.deps.publicUrl}/v1/lists/${encodeURIComponent(list.address)}/unsubscribe/confirm?token=${token}`;
-    this.enqueue(list, address, textMail(list.address, address, `Confirm leaving ${list.address}`, [
+    this.enqueue(list, address, serviceMail(list.address, address, `Confirm leaving ${list.address}`, [
       `Someone, hopefully you, asked to unsubscribe ${address} from ${list.address}.`,
       'To confirm, open this link and press the button there:',
       link,
       '',
       'If you did not ask for this, ignore this message: you stay subscribed.',
-    ].join('\n')));
+    ]));
   }
 
   confirmUnsubscribe(list: ListRecord, token: string): string {
@@ -258,20 +250,20 @@ export class Registry {
           if (m.keyState !== 'valid' || m.expiresAt === null || m.expiresAt > now + EXPIRY_WARNING_MS) continue;
           if (wasWarned(this.deps.db, list.id, m.address, m.fingerprint)) continue;
           const when = new Date(m.expiresAt).toUTCString();
-          this.enqueue(list, m.address, textMail(list.address, m.address, `Your key for ${list.address} expires soon`, [
+          this.enqueue(list, m.address, serviceMail(list.address, m.address, `Your key for ${list.address} expires soon`, [
             `Your OpenPGP key ${m.fingerprint}, registered for ${list.address}, ${m.expiresAt > now ? `expires on ${when}` : `expired on ${when}`}.`,
             'After that you will get a short notice instead of the list\'s posts.',
             'Extend the key\'s expiry date and upload it again (the Letterlock extension does this in its options), or register a new key.',
-          ].join('\n')));
+          ]));
           recordWarning(this.deps.db, list.id, m.address, m.fingerprint, now);
           soon.push(`${m.address} (${m.fingerprint}, ${when})`);
           warned++;
         }
       }
       if (soon.length && list.owner) {
-        this.enqueue(list, list.owner, textMail(list.address, list.owner, `Member keys of ${list.address} expiring soon`, [
+        this.enqueue(list, list.owner, serviceMail(list.address, list.owner, `Member keys of ${list.address} expiring soon`, [
           `These members' keys expire within 14 days; each was told:`, ...soon.map((s) => `  ${s}`),
-        ].join('\n')));
+        ]));
       }
     }
     return { warned };

@@ -43,6 +43,12 @@ export function getMember(db: Db, listId: number, address: string): MemberRecord
   return r ? fromRow(r) : null;
 }
 
+/** The member whose primary key has this fingerprint or key ID (upper-case hex). */
+export function findMemberByKeyId(db: Db, listId: number, id: string): MemberRecord | null {
+  const r = db.prepare('SELECT * FROM members WHERE list_id = ? AND (fingerprint = ? OR substr(fingerprint, 25) = ?) LIMIT 1').get(listId, id, id) as Row | undefined;
+  return r ? fromRow(r) : null;
+}
+
 export function countMembers(db: Db, listId: number): number {
   return (db.prepare('SELECT count(*) AS n FROM members WHERE list_id = ?').get(listId) as { n: number }).n;
 }
