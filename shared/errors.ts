@@ -22,6 +22,8 @@ export const ERROR_MESSAGES = {
   TOO_LARGE: 'The message is larger than this list accepts.',
   DECOMPRESSED_TOO_LARGE: 'The message expands to more than this list accepts when decompressed.',
   TOO_MANY_PACKETS: 'The encrypted message has an unreasonable number of parts.',
+  HEADERS_TOO_LARGE: 'The message headers are too large, nested too deeply, or hold too many encoded words.',
+  TOO_COMPLEX: 'The message took too long to process and was refused. Send a simpler message.',
   // Posts: decryption
   OPENPGP_MALFORMED: 'The encrypted message is damaged or truncated and cannot be read.',
   LEGACY_UNPROTECTED: 'The message uses an old encryption format without integrity protection, which is refused. Update your OpenPGP program.',

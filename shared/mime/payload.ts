@@ -6,6 +6,7 @@
 import PostalMime from 'postal-mime';
 import { fromUtf8 } from '../bytes.ts';
 import { fail } from '../errors.ts';
+import { armoredBlocks, htmlToText } from './armor-scan.ts';
 
 export type PayloadForm = 'pgp-mime' | 'inline';
 
@@ -25,30 +26,51 @@ export interface FoundPayload {
   outer: OuterFacts;
 }
 
-// An armored message begins at the start of a line; a quoted one ("> -----BEGIN")
-// in a reply is history, not a payload.
-const ARMORED_BLOCK = /^-----BEGIN PGP MESSAGE-----\r?$[\s\S]*?^-----END PGP MESSAGE-----\r?$/gm;
-
-function armoredBlocks(text: string | undefined): string[] {
-  return text ? Array.from(text.matchAll(ARMORED_BLOCK), (m) => m[0]) : [];
-}
-
 function contentTypeOf(headers: Array<{ key: string; value: string }>): string {
   return (headers.find((h) => h.key === 'content-type')?.value ?? 'text/plain').toLowerCase();
 }
 
+// Bounds on the header work an incoming mail may ask of the MIME parser, checked
+// before it runs: header bytes across all parts, MIME nesting, and RFC 2047
+// encoded words (postal-mime decodes runs of base64 encoded words in time
+// quadratic in their number: 100,000 of them took 25 s).
+export const MIME_LIMITS = Object.freeze({ maxHeaderBytes: 256 * 1024, maxNestingDepth: 16, maxEncodedWords: 2000 });
+
+/** Counts "=?" (the opening of an encoded word) in one forward pass, stopping past `limit`. */
+function countEncodedWords(raw: Uint8Array | string, limit: number): number {
+  let n = 0;
+  if (typeof raw === 'string') {
+    for (let i = raw.indexOf('=?'); i >= 0 && n <= limit; i = raw.indexOf('=?', i + 2)) n++;
+    return n;
+  }
+  for (let i = raw.indexOf(0x3d); i >= 0 && n <= limit; i = raw.indexOf(0x3d, i + 1)) if (raw[i + 1] === 0x3f) n++;
+  return n;
+}
+
+// An outer id is kept only when it is one: printable ASCII without angle
+// brackets or spaces, of bounded length. Anything else (NUL, CR/LF, 8-bit) is
+// dropped here, before it can reach a header writer.
+const MESSAGE_ID = /<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>/g;
+
 function messageIds(value: string | undefined): string[] {
-  return value ? (value.match(/<[^<>\s]+>/g) ?? []) : [];
+  return value ? (value.slice(0, 64 * 1024).match(MESSAGE_ID) ?? []) : [];
 }
 
 export async function findPayload(raw: Uint8Array | string, maxBytes: number): Promise<FoundPayload> {
   const size = typeof raw === 'string' ? raw.length : raw.byteLength;
   if (size > maxBytes) fail('TOO_LARGE', `${size} bytes, limit ${maxBytes}`);
 
+  if (countEncodedWords(raw, MIME_LIMITS.maxEncodedWords) > MIME_LIMITS.maxEncodedWords) {
+    fail('HEADERS_TOO_LARGE', `more than ${MIME_LIMITS.maxEncodedWords} encoded words`);
+  }
   let mail;
   try {
-    mail = await PostalMime.parse(raw, { attachmentEncoding: 'arraybuffer' });
+    mail = await PostalMime.parse(raw, {
+      attachmentEncoding: 'arraybuffer', maxHeadersSize: MIME_LIMITS.maxHeaderBytes, maxNestingDepth: MIME_LIMITS.maxNestingDepth,
+    });
   } catch (e) {
+    const text = e instanceof Error ? e.message : '';
+    if (/Maximum (header size|MIME nesting depth)/i.test(text)) fail('HEADERS_TOO_LARGE', undefined, e);
     fail('MIME_MALFORMED', undefined, e);
   }
 
@@ -80,7 +102,7 @@ export async function findPayload(raw: Uint8Array | string, maxBytes: number): P
   // Inline: prefer the plain-text body; an HTML alternative usually repeats it.
   let blocks = armoredBlocks(mail.text);
   if (blocks.length === 0 && mail.html) {
-    blocks = armoredBlocks(mail.html.replace(/<br\s*\/?>/gi, '\n').replace(/<[^>]*>/g, '').replace(/&#43;/g, '+').replace(/&#x2b;/gi, '+'));
+    blocks = armoredBlocks(htmlToText(mail.html));
   }
   const encryptedAttachments = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/pgp-encrypted' || /\.(pgp|gpg)$/i.test(a.filename ?? ''));
   if (blocks.length + encryptedAttachments.length > 1) fail('MULTIPLE_PAYLOADS');
