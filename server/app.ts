@@ -14,6 +14,7 @@ import { ensureAdminToken } from './http/admin-token.ts';
 import { createApi } from './http/api.ts';
 import { unlockList, type ListKeys } from './lists/lists.ts';
 import { codeOf, createEventLog, type EventLog } from './log/log.ts';
+import { OpenPool } from './pipeline/pool.ts';
 import { Pipeline } from './pipeline/run.ts';
 import { WorkQueue } from './pipeline/workqueue.ts';
 import { Fanout } from './pipeline/wrap.ts';
@@ -80,7 +81,8 @@ export async function startServer(dataDir: string, config: Config, secret: strin
   // Unlock every list key now: the S2K work is paid at start, not by the first post.
   await Promise.all(allLists(db).map((l) => keysFor(l)));
   const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick() });
-  const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, onQueued: () => worker?.kick() });
+  const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
+  const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick() });
   const work = new WorkQueue(config.pipeline.concurrency, config.pipeline.maxWaiting);
 
   const smtp: SMTPServer = createIngest({
@@ -116,6 +118,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
       await http.close();
       await fanout.idle();
       await worker!.stop();
+      await pool.close();
       db.close();
     },
   };

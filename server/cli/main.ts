@@ -11,6 +11,7 @@ import { defaultSecretFile, loadSecret } from '../config/secret.ts';
 import { createList, normalizeAddress, UsageError } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
 import { codeOf, createEventLog } from '../log/log.ts';
+import { OpenPool } from '../pipeline/pool.ts';
 import { Pipeline } from '../pipeline/run.ts';
 import { Fanout } from '../pipeline/wrap.ts';
 import { listHeld } from '../store/held.ts';
@@ -187,7 +188,8 @@ async function main(argv: string[]): Promise<number> {
       const queue = new QueueStore(db);
       const log = createEventLog({ file: `${dataDir}/logs/cli.log`, stdout: false });
       const keysFor = listKeyCache(secret);
-      const pipeline = new Pipeline({ db, queue, log, keysFor, fanout: new Fanout({ db, queue, log, keysFor }) });
+      const pool = new OpenPool({ threads: 1, budgetMs: loadConfig(dataDir).config.pipeline.budgetMs });
+      const pipeline = new Pipeline({ db, queue, log, keysFor, pool, fanout: new Fanout({ db, queue, log, keysFor }) });
       if (sub === 'list') {
         const l = rest[0] ? needList(db, rest[0]) : null;
         for (const h of listHeld(db, l?.id)) {
@@ -197,7 +199,7 @@ async function main(argv: string[]): Promise<number> {
       }
       if (sub === 'approve' || sub === 'reject') {
         const id = z.coerce.number().int().min(1).parse(rest[0]);
-        const outcome = sub === 'approve' ? await pipeline.approve(id) : pipeline.reject(id);
+        const outcome = sub === 'approve' ? await pipeline.approve(id).finally(() => pool.close()) : pipeline.reject(id);
         // The fan-out runs here, to the end, before the command returns.
         const copies = outcome.result === 'accepted' ? (await outcome.fanout).copies : 0;
         console.log(`held post ${id}: ${outcome.result}${outcome.result === 'accepted' ? ` (${copies} copies queued; a running server delivers them)` : outcome.result === 'refused' ? ` (${outcome.code})` : ''}`);

@@ -46,6 +46,10 @@ export const ConfigSchema = z.object({
     /** Posts processed at once, and posts waiting; beyond that SMTP answers 451. */
     concurrency: z.number().int().min(1).max(64).default(2),
     maxWaiting: z.number().int().min(0).max(10_000).default(32),
+    /** Worker threads that parse, decrypt and verify posts; 0: one per core. */
+    threads: z.number().int().min(0).max(64).default(0),
+    /** Time one post's parsing, or its decryption and signature check, may take; past it the post is refused (TOO_COMPLEX). */
+    budgetMs: z.number().int().min(100).max(600_000).default(30_000),
   }).strict().prefault({}),
   secretFile: z.string().min(1).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),

@@ -1,14 +1,14 @@
 // Step 2, open: decrypt the payload in memory with the list key, under limits,
-// accepting only integrity-protected encryption (shared/post/decrypt.ts).
+// accepting only integrity-protected encryption (shared/post/decrypt.ts), and
+// check the signature against the claimed sender's key (step 3). Both run in the
+// open pool: a worker thread with a time budget, off the event loop.
 
 import type { PrivateKey } from 'openpgp';
-import { decryptWithKey, readPgpMessage, resolveLimits } from '../../shared/index.ts';
-import type { Opened, Parsed } from './types.ts';
+import type { MemberRecord } from '../store/members.ts';
+import type { OpenPool } from './pool.ts';
+import type { Parsed, Verified } from './types.ts';
 
-export async function open(parsed: Parsed, listKey: PrivateKey, date = new Date()): Promise<Opened> {
-  const limits = resolveLimits({ maxMessageBytes: parsed.list.maxBytes });
-  const message = await readPgpMessage(parsed.payload, limits);
-  // innerPackets: the sender's packets byte for byte (for sealing); decrypted: parsed, for verifying.
-  const { innerPackets, message: decrypted } = await decryptWithKey(message, listKey, limits, date);
-  return { ...parsed, decrypted, innerPackets };
+export async function open(parsed: Parsed, listKey: PrivateKey, sender: MemberRecord | null, pool: OpenPool, date = new Date()): Promise<Verified> {
+  const opened = await pool.open(parsed.payload, parsed.list.maxBytes, listKey, sender?.publicKey ?? null, date);
+  return { ...parsed, innerPackets: opened.innerPackets, member: sender, verification: opened.verification };
 }

@@ -19,7 +19,8 @@ import { parse } from './parse.ts';
 import { Refusal, type ReasonCode } from './reasons.ts';
 import { seal } from './seal.ts';
 import type { Incoming, Parsed } from './types.ts';
-import { verify } from './verify.ts';
+import type { OpenPool } from './pool.ts';
+import { claimedSender } from './verify.ts';
 import type { Fanout } from './wrap.ts';
 
 export type Outcome =
@@ -33,6 +34,8 @@ export interface PipelineDeps {
   log: EventLog;
   keysFor(list: ListRecord): Promise<ListKeys>;
   fanout: Fanout;
+  /** Worker threads for the parse/open/verify work that input controls. */
+  pool: OpenPool;
   /** Called after new rows were queued, to wake the delivery worker. */
   onQueued?(): void;
 }
@@ -52,7 +55,7 @@ export class Pipeline {
     log.info('post.received', { list: incoming.list.address, bytes: incoming.raw.byteLength });
     let parsed: Parsed;
     try {
-      parsed = await parse(incoming);
+      parsed = await parse(incoming, this.deps.pool);
     } catch (e) {
       const code = refusalCode(e);
       if (!code) throw e;
@@ -88,8 +91,7 @@ export class Pipeline {
     const list = parsed.list;
     try {
       const keys = await this.deps.keysFor(list);
-      const opened = await open(parsed, keys.listKey);
-      const verified = await verify(opened, db);
+      const verified = await open(parsed, keys.listKey, claimedSender(parsed, db), this.deps.pool);
       const decision = decide(verified, { approved });
       if (decision.action === 'refuse') throw new Refusal(decision.code);
       if (decision.action === 'hold') {

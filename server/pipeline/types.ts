@@ -1,8 +1,8 @@
 // The values that flow one way through the pipeline. Each step takes the previous
 // step's value and returns the next; plaintext (the decrypted packets) exists
-// only in `Opened` and `Verified`, in memory, and never reaches the store or log.
+// only in `Verified`, in memory, and never reaches the store or log.
 
-import type { OuterFacts, PayloadForm, PgpMessage, Sealed, Verification } from '../../shared/index.ts';
+import type { OuterFacts, PayloadForm, Sealed, Verification } from '../../shared/index.ts';
 import type { ListRecord } from '../store/lists.ts';
 import type { MemberRecord } from '../store/members.ts';
 import type { ReasonCode } from './reasons.ts';
@@ -24,13 +24,13 @@ export interface Parsed {
   outer: OuterFacts;
 }
 
-export interface Opened extends Parsed {
-  decrypted: PgpMessage;
+/** Opened with the list key (in the open pool) and checked against the claimed sender's key. */
+export interface Verified extends Parsed {
+  /** The sender's signed packets, bodies byte for byte: plaintext, memory only. */
   innerPackets: Uint8Array;
-}
-
-export interface Verified extends Opened {
+  /** The member in From; null when From is not a member. */
   member: MemberRecord | null;
+  /** The signature check against that member's key; null without a member. */
   verification: Verification | null;
 }
 

@@ -1,0 +1,84 @@
+// Runs inside a worker thread of the open pool (pool.ts): the part of the
+// pipeline whose cost an incoming mail controls (MIME parsing, dearmoring,
+// decryption, decompression, signature checking). A slow or hostile input
+// costs one worker until its time budget ends, never the server's event loop.
+// Results cross the thread boundary as plain data: coded refusals come back as
+// { ok: false, code }, because error classes do not survive structured cloning.
+
+import type { PrivateKey } from 'openpgp';
+import * as openpgp from 'openpgp';
+import {
+  decryptWithKey, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, verifyAgainst,
+  type ErrorCode, type OuterFacts, type PayloadForm, type Verification,
+} from '../../shared/index.ts';
+
+export interface ParseTask {
+  kind: 'parse';
+  raw: Uint8Array;
+  maxBytes: number;
+}
+
+export interface ParsedMail {
+  form: PayloadForm;
+  /** The OpenPGP payload exactly as found (armored text or binary): ciphertext. */
+  payload: string | Uint8Array;
+  outer: OuterFacts;
+}
+
+export interface OpenTask {
+  kind: 'open';
+  payload: string | Uint8Array;
+  maxBytes: number;
+  /** The unlocked list key as binary packets, and its fingerprint (the worker's cache key). */
+  listKey: Uint8Array;
+  listFingerprint: string;
+  /** The registered key of the member in From, armored; null: nobody to verify against. */
+  memberKey: string | null;
+  date: number;
+}
+
+export interface OpenedMail {
+  /** The sender's packets under the encryption, bodies byte for byte (for sealing). */
+  innerPackets: Uint8Array;
+  verification: Verification | null;
+}
+
+export type Task = ParseTask | OpenTask;
+export type TaskResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode | 'INTERNAL' };
+
+// Unlocked list keys parsed once per worker; a handful of lists at most in practice.
+const listKeys = new Map<string, Promise<PrivateKey>>();
+
+function listKeyFor(task: OpenTask): Promise<PrivateKey> {
+  let key = listKeys.get(task.listFingerprint);
+  if (!key) {
+    if (listKeys.size >= 256) listKeys.delete(listKeys.keys().next().value!);
+    key = openpgp.readPrivateKey({ binaryKey: task.listKey });
+    listKeys.set(task.listFingerprint, key);
+  }
+  return key;
+}
+
+async function parseMail(task: ParseTask): Promise<ParsedMail> {
+  const found = await findPayload(task.raw, task.maxBytes);
+  return { form: found.form, payload: found.armored ?? found.binary!, outer: found.outer };
+}
+
+async function openMail(task: OpenTask): Promise<OpenedMail> {
+  const limits = resolveLimits({ maxMessageBytes: task.maxBytes });
+  const date = new Date(task.date);
+  const message = await readPgpMessage(task.payload, limits);
+  const { innerPackets, message: decrypted } = await decryptWithKey(message, await listKeyFor(task), limits, date);
+  // Only the From member's key is offered, so another member's valid signature does not pass as theirs.
+  const verification = task.memberKey ? await verifyAgainst(decrypted, [await parsePublicKey(task.memberKey)], date) : null;
+  return { innerPackets, verification };
+}
+
+export default async function run(task: Task): Promise<TaskResult<ParsedMail | OpenedMail>> {
+  try {
+    return { ok: true, value: task.kind === 'parse' ? await parseMail(task) : await openMail(task) };
+  } catch (e) {
+    // Messages of foreign errors may quote input: only the code leaves the worker.
+    return { ok: false, code: isLetterlockError(e) ? e.code : 'INTERNAL' };
+  }
+}

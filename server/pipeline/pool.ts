@@ -1,0 +1,85 @@
+// The open pool: worker threads (piscina) that run the input-controlled part of
+// the pipeline (open-worker.ts) with a time budget per task. When the budget
+// runs out the task's thread is terminated (piscina does this for aborted
+// tasks) and the post is refused as TOO_COMPLEX; the event loop that serves
+// SMTP, HTTP and delivery never waits on a post's parsing or decryption.
+
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { PrivateKey } from 'openpgp';
+import { Piscina } from 'piscina';
+import { fail, type ErrorCode } from '../../shared/index.ts';
+import type { OpenedMail, OpenTask, ParsedMail, ParseTask, Task, TaskResult } from './open-worker.ts';
+
+export interface OpenPoolOptions {
+  /** Worker threads; 0 or absent: one per core. */
+  threads?: number;
+  /** Time one parse or open may take before the post is refused. */
+  budgetMs: number;
+  /** Heap limit of one worker, in MB: a decompression or parser blow-up ends that worker, not the server. */
+  maxHeapMb?: number;
+}
+
+export class OpenPool {
+  private piscina: Piscina<Task, TaskResult<ParsedMail | OpenedMail>> | null = null;
+  private readonly keyBytes = new WeakMap<PrivateKey, Uint8Array>();
+
+  constructor(private readonly o: OpenPoolOptions) {}
+
+  /** Threads start with the first task, so commands that never open a post pay nothing. */
+  private get pool(): Piscina<Task, TaskResult<ParsedMail | OpenedMail>> {
+    if (this.piscina) return this.piscina;
+    const threads = this.o.threads || availableParallelism();
+    this.piscina = new Piscina({
+      filename: fileURLToPath(new URL('./open-worker.ts', import.meta.url)),
+      minThreads: threads,
+      maxThreads: threads,
+      // The server runs its TypeScript through tsx; workers load it the same way
+      // (also when the server runs inside a test runner that has no tsx hook).
+      execArgv: ['--import', 'tsx'],
+      resourceLimits: { maxOldGenerationSizeMb: this.o.maxHeapMb ?? 1024 },
+      idleTimeout: 60_000,
+    });
+    return this.piscina;
+  }
+
+  /** Finds the payload and the outer facts of a raw mail. */
+  parse(raw: Uint8Array, maxBytes: number): Promise<ParsedMail> {
+    return this.run<ParsedMail>({ kind: 'parse', raw, maxBytes } satisfies ParseTask);
+  }
+
+  /** Decrypts the payload with the list key and checks it against the member's key (if any). */
+  open(payload: string | Uint8Array, maxBytes: number, listKey: PrivateKey, memberKey: string | null, date = new Date()): Promise<OpenedMail> {
+    let bytes = this.keyBytes.get(listKey);
+    if (!bytes) {
+      bytes = listKey.write();
+      this.keyBytes.set(listKey, bytes);
+    }
+    const task: OpenTask = { kind: 'open', payload, maxBytes, listKey: bytes, listFingerprint: listKey.getFingerprint(), memberKey, date: date.getTime() };
+    return this.run<OpenedMail>(task);
+  }
+
+  private async run<T>(task: Task): Promise<T> {
+    let result: TaskResult<ParsedMail | OpenedMail>;
+    try {
+      result = await this.pool.run(task, { signal: AbortSignal.timeout(this.o.budgetMs) });
+    } catch (e) {
+      // Aborted at the budget, or the worker died (its heap limit, a crash):
+      // either way this one input is refused and the pool replaces the thread.
+      const name = e && typeof e === 'object' && 'name' in e ? String((e as { name: unknown }).name) : '';
+      const code = e && typeof e === 'object' && 'code' in e ? String((e as { code: unknown }).code) : '';
+      if (name === 'AbortError' || name === 'TimeoutError' || code === 'ERR_WORKER_OUT_OF_MEMORY') fail('TOO_COMPLEX');
+      throw e;
+    }
+    if (!result.ok) {
+      if (result.code === 'INTERNAL') throw Object.assign(new Error('open worker failed'), { code: 'INTERNAL' });
+      fail(result.code as ErrorCode);
+    }
+    return result.value as T;
+  }
+
+  async close(): Promise<void> {
+    await this.piscina?.destroy();
+    this.piscina = null;
+  }
+}
