@@ -5,6 +5,7 @@
 // Results cross the thread boundary as plain data: coded refusals come back as
 // { ok: false, code }, because error classes do not survive structured cloning.
 
+import { setPriority } from 'node:os';
 import type { PrivateKey } from 'openpgp';
 import * as openpgp from 'openpgp';
 import {
@@ -45,6 +46,15 @@ export interface OpenedMail {
 
 export type Task = ParseTask | OpenTask;
 export type TaskResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode | 'INTERNAL' };
+
+// On Linux a priority set with pid 0 applies to the calling thread only: the
+// pool's threads yield the cores to the main thread, which serves SMTP, HTTP and
+// delivery, when a heavy post competes with them.
+try {
+  setPriority(0, 10);
+} catch {
+  // not permitted or not supported: the pool still works, only without the yield
+}
 
 // Unlocked list keys parsed once per worker; a handful of lists at most in practice.
 const listKeys = new Map<string, Promise<PrivateKey>>();
