@@ -88,16 +88,10 @@ export async function findPayload(raw: Uint8Array | string, maxBytes: number): P
     const parts = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/octet-stream');
     if (parts.length === 0) fail('NO_PAYLOAD', 'PGP/MIME without an encrypted part');
     if (parts.length > 1) fail('MULTIPLE_PAYLOADS');
-    const bytes = new Uint8Array(parts[0]!.content as ArrayBuffer);
-    const asText = fromUtf8(bytes.subarray(0, 64)).trimStart();
-    if (asText.startsWith('-----BEGIN PGP')) {
-      const blocks = armoredBlocks(fromUtf8(bytes));
-      if (blocks.length > 1) fail('MULTIPLE_PAYLOADS');
-      if (blocks.length === 0) fail('NO_PAYLOAD', 'the encrypted part is not an armored message');
-      return { form: 'pgp-mime', armored: blocks[0]!, binary: null, outer };
-    }
-    return { form: 'pgp-mime', armored: null, binary: bytes, outer };
+    return { form: 'pgp-mime', ...encryptedPart(parts[0]!), outer };
   }
+  const mangled = topType.startsWith('multipart/mixed') ? exchangeMangled(mail) : null;
+  if (mangled) return { form: 'pgp-mime', ...encryptedPart(mangled), outer };
 
   // Inline: prefer the plain-text body; an HTML alternative usually repeats it.
   let blocks = armoredBlocks(mail.text);
@@ -109,4 +103,36 @@ export async function findPayload(raw: Uint8Array | string, maxBytes: number): P
   if (blocks.length === 1) return { form: 'inline', armored: blocks[0]!, binary: null, outer };
   if (encryptedAttachments.length === 1) fail('NO_PAYLOAD', 'encrypted attachments are not posts; send PGP/MIME or an inline encrypted body');
   fail('NO_PAYLOAD');
+}
+
+type Attachment = Awaited<ReturnType<typeof PostalMime.parse>>['attachments'][number];
+
+/** The encrypted part of PGP/MIME, armored (the usual) or binary. */
+function encryptedPart(part: Attachment): { armored: string | null; binary: Uint8Array | null } {
+  const bytes = new Uint8Array(part.content as ArrayBuffer);
+  const asText = fromUtf8(bytes.subarray(0, 64)).trimStart();
+  if (!asText.startsWith('-----BEGIN PGP')) return { armored: null, binary: bytes };
+  const blocks = armoredBlocks(fromUtf8(bytes));
+  if (blocks.length > 1) fail('MULTIPLE_PAYLOADS');
+  if (blocks.length === 0) fail('NO_PAYLOAD', 'the encrypted part is not an armored message');
+  return { armored: blocks[0]!, binary: null };
+}
+
+/**
+ * PGP/MIME as Exchange and Outlook deliver it: the multipart/encrypted wrapper
+ * turned into multipart/mixed, its two parts into attachments (the
+ * "application/pgp-encrypted" version part and "encrypted.asc"), sometimes after
+ * an empty text part. Recognised the way Thunderbird's and Enigmail's repair
+ * code does: exactly one version part saying "Version: 1", exactly one
+ * octet-stream (or .asc) part, and no text beyond whitespace.
+ */
+function exchangeMangled(mail: Awaited<ReturnType<typeof PostalMime.parse>>): Attachment | null {
+  const version = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/pgp-encrypted');
+  if (version.length !== 1) return null;
+  const versionText = fromUtf8(new Uint8Array(version[0]!.content as ArrayBuffer).subarray(0, 256));
+  if (!/^\s*Version:\s*1\s*$/im.test(versionText)) return null;
+  const encrypted = mail.attachments.filter((a) => a !== version[0] && (a.mimeType.toLowerCase() === 'application/octet-stream' || /\.asc$/i.test(a.filename ?? '')));
+  if (encrypted.length !== 1 || mail.attachments.length !== 2) return null;
+  if ((mail.text ?? '').trim() !== '' || (mail.html !== undefined && htmlToText(mail.html).trim() !== '')) return null;
+  return encrypted[0]!;
 }

@@ -82,6 +82,32 @@ describe('inline armor in the shapes clients send', () => {
   });
 });
 
+describe('PGP/MIME mangled by Exchange/Outlook', () => {
+  function mangled(withEmptyText: boolean): string {
+    const b = 'exch-boundary';
+    const parts = [
+      ...(withEmptyText ? ['Content-Type: text/plain; charset="us-ascii"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\r\n'] : []),
+      'Content-Type: application/pgp-encrypted\r\nContent-Disposition: attachment; filename="PGPMIME Versions Identification"\r\nContent-Description: PGP/MIME Versions Identification\r\nContent-Transfer-Encoding: base64\r\n\r\nVmVyc2lvbjogMQ0K\r\n',
+      `Content-Type: application/octet-stream; name="encrypted.asc"\r\nContent-Disposition: attachment; filename="encrypted.asc"\r\nContent-Description: OpenPGP encrypted message.asc\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(armored).toString('base64').replace(/.{76}/g, '$&\r\n')}\r\n`,
+    ];
+    return mail(`multipart/mixed; boundary="${b}"`, `${parts.map((p) => `--${b}\r\n${p}`).join('')}--${b}--`);
+  }
+
+  it('with and without the extra empty text part: found as PGP/MIME and opened', async () => {
+    for (const withEmptyText of [true, false]) {
+      const opened = await openPost(mangled(withEmptyText), { listKey: list.privateKey, memberKeys: [alice.publicKey] });
+      expect(opened.form).toBe('pgp-mime');
+      expect(opened.verification.valid).toBe(true);
+    }
+  });
+
+  it('a multipart/mixed with real text beside the parts is not taken for it', async () => {
+    const raw = mangled(true).replace('quoted-printable\r\n\r\n\r\n', 'quoted-printable\r\n\r\nHello, see the attachment\r\n');
+    const e = await findPayload(raw, 1e6).catch((x: unknown) => x);
+    expect(isLetterlockError(e, 'NO_PAYLOAD')).toBe(true);
+  });
+});
+
 describe('hostile shapes get a clear refusal', () => {
   it('100,000 encoded words in a Subject: HEADERS_TOO_LARGE before the MIME parser runs', async () => {
     const subject = Array.from({ length: 100_000 }, (_, i) => `=?utf-8?b?${Buffer.from(`w${i}`).toString('base64')}?=`).join(' ');
