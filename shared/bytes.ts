@@ -67,3 +67,16 @@ export function toBase64Lines(bytes: Uint8Array): string {
   for (let i = 0; i < b64.length; i += 76) lines.push(b64.slice(i, i + 76));
   return lines.join('\r\n');
 }
+
+/** Bytes as a string of one char per byte (0-255): byte offsets stay string offsets, and it converts back exactly. */
+export function toBinaryString(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.byteLength; i += 8192) s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return s;
+}
+
+export function fromBinaryString(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
+  return out;
+}

@@ -7,8 +7,13 @@ import { buildInlineMail, buildPgpMimeMail } from '../mime/pgpmime.ts';
 
 export type DeliveryForm = 'pgp-mime' | 'inline';
 
+/**
+ * With the CRC24 line: RFC 9580 makes it optional, but GnuPG 2.2 (Debian 12's)
+ * misreads armor without it whenever the last base64 line has no '=' padding
+ * ("invalid radix64 character 2D skipped") and exits 2.
+ */
 export function armorMessage(bytes: Uint8Array): string {
-  return openpgp.armor(openpgp.enums.armor.message, bytes);
+  return openpgp.armor(openpgp.enums.armor.message, bytes, undefined, undefined, undefined, true);
 }
 
 export function buildCopyMail(headers: HeaderList, copy: Uint8Array, form: DeliveryForm = 'pgp-mime'): string {

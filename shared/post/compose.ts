@@ -4,6 +4,7 @@
 // then framed as PGP/MIME for mail clients or inline for webmail text boxes.
 
 import * as openpgp from 'openpgp';
+import { armorMessage } from '../envelope/copy.ts';
 import type { PrivateKey, PublicKey } from 'openpgp';
 import { formatAddress, formatDate, type HeaderList } from '../mime/encode.ts';
 import { buildInnerMessage, type InnerMessageInput } from '../mime/inner.ts';
@@ -31,12 +32,13 @@ export interface ComposedPost {
 
 export async function encryptInner(inner: Uint8Array, senderKey: PrivateKey, listKey: PublicKey): Promise<string> {
   const message = await openpgp.createMessage({ binary: inner, format: 'binary' });
-  return openpgp.encrypt({
+  const encrypted = await openpgp.encrypt({
     message,
     encryptionKeys: [listKey, senderKey.toPublic()],
     signingKeys: senderKey,
-    format: 'armored',
+    format: 'binary',
   });
+  return armorMessage(encrypted); // with the CRC line GnuPG 2.2 needs (envelope/copy.ts)
 }
 
 export async function composePost(options: ComposeOptions): Promise<ComposedPost> {

@@ -2,9 +2,11 @@
 // and the subscriber (did the original sender write this?). The outcome is data,
 // not an exception, so each caller applies its own policy.
 
+import * as openpgp from 'openpgp';
 import type { PublicKey } from 'openpgp';
 import type { PgpMessage } from './decrypt.ts';
 import { ERROR_MESSAGES } from '../errors.ts';
+import { splitMultipartSigned } from '../mime/signed.ts';
 
 export type VerificationFailure = 'UNSIGNED' | 'SIGNER_UNKNOWN' | 'BAD_SIGNATURE' | 'SIGNER_KEY_INVALID';
 
@@ -16,14 +18,41 @@ function invalid(code: VerificationFailure, signerKeyId: string | null): Verific
   return { valid: false, code, reason: ERROR_MESSAGES[code], signerKeyId };
 }
 
-/** Verifies every signature on `message` against `keys`; valid if any member key's signature holds. */
+type SignatureResults = Awaited<ReturnType<PgpMessage['verify']>>;
+
+/**
+ * RFC 3156 §6.1 (sign, then encrypt, as gpgme-based clients do): the encrypted
+ * content is a multipart/signed MIME entity whose detached signature covers its
+ * first part. Null when the content is not one.
+ */
+async function detachedMimeSignatures(message: PgpMessage, keys: readonly PublicKey[], date: Date): Promise<SignatureResults | null> {
+  const data = message.getLiteralData();
+  if (!(data instanceof Uint8Array)) return null;
+  const signed = splitMultipartSigned(data);
+  if (!signed) return null;
+  try {
+    const signature = await openpgp.readSignature({ armoredSignature: signed.signature });
+    const content = await openpgp.createMessage({ binary: signed.content });
+    return (await openpgp.verify({ message: content, signature, verificationKeys: [...keys], date, format: 'binary' })).signatures;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Verifies every signature on `message` (inline signature packets, or the
+ * detached signature of an RFC 3156 §6.1 multipart/signed inside) against
+ * `keys`; valid if any of those keys' signatures holds, so a post signed by
+ * several people passes when one of them is the member.
+ */
 export async function verifyAgainst(message: PgpMessage, keys: readonly PublicKey[], date: Date = new Date()): Promise<Verification> {
-  let results: Awaited<ReturnType<PgpMessage['verify']>>;
+  let results: SignatureResults;
   try {
     results = await message.verify([...keys], date);
   } catch {
     return invalid('UNSIGNED', null);
   }
+  if (results.length === 0) results = (await detachedMimeSignatures(message, keys, date)) ?? [];
   if (results.length === 0) return invalid('UNSIGNED', null);
 
   let firstFailure: Verification | null = null;

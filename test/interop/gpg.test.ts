@@ -76,6 +76,58 @@ describe('GnuPG → Letterlock', () => {
   });
 });
 
+describe('GnuPG → Letterlock, RFC 3156 §6.1 (sign, then encrypt, as gpgme clients do)', () => {
+  /** A multipart/signed entity as Evolution, KMail and Mutt make it: a detached gpg signature over the first part's exact bytes. */
+  async function mimeSigned(protectedHeaders: boolean, lineEnd: '\r\n' | '\n'): Promise<Uint8Array> {
+    const b = 'gpgme-signed-boundary';
+    const part = [
+      'Content-Type: text/plain; charset=iso-8859-1',
+      'Content-Transfer-Encoding: 8bit',
+      '',
+      'Signed first, then encrypted. Gr\xfc\xdfe (8-bit latin-1).',
+      '',
+    ].join('\r\n');
+    const partBytes = Uint8Array.from(part, (c) => c.charCodeAt(0));
+    const sig = (await gpg.mustRun(['--armor', '--detach-sign', '--digest-algo', 'SHA256', '--local-user', dave.fingerprint], partBytes, 'dave-pass')).stdout.toString();
+    const head = [
+      `Content-Type: multipart/signed; micalg=pgp-sha256;${lineEnd} protocol="application/pgp-signature"; boundary="${b}"`,
+      ...(protectedHeaders ? ['Subject: Protected §6.1 subject', 'From: Dave <dave@example.org>', `To: <${LIST_ADDRESS}>`] : []),
+      'MIME-Version: 1.0',
+    ].join(lineEnd);
+    const text = `${head}${lineEnd}${lineEnd}This is an OpenPGP/MIME signed message (RFC 4880 and 3156)${lineEnd}--${b}${lineEnd}` +
+      `${part.replace(/\r\n/g, lineEnd)}${lineEnd}--${b}${lineEnd}Content-Type: application/pgp-signature; name="signature.asc"${lineEnd}` +
+      `Content-Description: OpenPGP digital signature${lineEnd}${lineEnd}${sig.replace(/\r?\n/g, lineEnd)}${lineEnd}--${b}--${lineEnd}`;
+    return Uint8Array.from(text, (c) => c.charCodeAt(0));
+  }
+
+  for (const [name, protectedHeaders, lineEnd] of [['CRLF, protected headers', true, '\r\n'], ['LF, no protected headers', false, '\n']] as const) {
+    it(`a multipart/signed encrypted by gpg (${name}) verifies by its detached signature; the sealed content is the signed entity whole`, async () => {
+      const signed = await mimeSigned(protectedHeaders, lineEnd);
+      const encrypted = await gpg.mustRun(['--armor', '--encrypt', '--recipient', list.fingerprint, '--recipient', dave.fingerprint], signed);
+      const mail = buildPgpMimeMail([['From', 'Dave <dave@example.org>'], ['To', `<${LIST_ADDRESS}>`], ['Subject', '...']], encrypted.stdout.toString());
+      const { key: daveKey } = await readPublicKey(dave.publicKey, { expectedAddress: 'dave@example.org' });
+      const opened = await openPost(mail, { listKey: list.privateKey, memberKeys: [daveKey] });
+      expect(opened.verification).toMatchObject({ valid: true, signerFingerprint: dave.fingerprint });
+      // A reader of the copy gets the same multipart/signed and verifies the same signature.
+      const copy = await seal(opened.innerPackets);
+      const [pkesk] = await wrapMany(copy.sessionKey, [await KeyRecipient.fromPublicKey(bob.publicKey)]);
+      const read = await readMail(buildCopyMail([['From', `<${LIST_ADDRESS}>`]], assembleCopy(pkesk!, copy.body)), { privateKey: bob.privateKey, senderKeys: [daveKey] });
+      expect(read.verification).toMatchObject({ valid: true, signerFingerprint: dave.fingerprint });
+      expect(equalBytes(read.content, signed)).toBe(true);
+    });
+  }
+
+  it('a multipart/signed whose signed part was altered is BAD_SIGNATURE, not UNSIGNED', async () => {
+    const signed = await mimeSigned(false, '\r\n');
+    const text = Array.from(signed, (c) => String.fromCharCode(c)).join('').replace('Signed first', 'Signed LAST');
+    const encrypted = await gpg.mustRun(['--armor', '--encrypt', '--recipient', list.fingerprint], Uint8Array.from(text, (c) => c.charCodeAt(0)));
+    const mail = buildPgpMimeMail([['From', 'Dave <dave@example.org>'], ['To', `<${LIST_ADDRESS}>`]], encrypted.stdout.toString());
+    const { key: daveKey } = await readPublicKey(dave.publicKey, { expectedAddress: 'dave@example.org' });
+    const e = await openPost(mail, { listKey: list.privateKey, memberKeys: [daveKey] }).catch((x: unknown) => x);
+    expect(isLetterlockError(e, 'BAD_SIGNATURE')).toBe(true);
+  });
+});
+
 describe('Letterlock → GnuPG', () => {
   it('a subscriber copy made by shared/ decrypts in gpg with a good signature by the original sender, and carries the protected subject', async () => {
     const bobGpg = new Gpg();
