@@ -12,11 +12,12 @@ import { openData, startServer, type RunningServer } from '../../../server/app.t
 import { loadConfig } from '../../../server/config/config.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { getList } from '../../../server/store/lists.ts';
+import { upsertMember } from '../../../server/store/members.ts';
 import type { Db } from '../../../server/store/db.ts';
 import { addList, initData, SECRET, Sink, tempDir } from './harness.ts';
 
 const LIST = 'club@lists.test';
-const OTHER = ['two@lists.test', 'three@lists.test', 'four@lists.test', 'five@lists.test', 'six@lists.test'] as const;
+const OTHER = ['two@lists.test', 'three@lists.test', 'four@lists.test', 'five@lists.test', 'six@lists.test', 'seven@lists.test', 'eight@lists.test'] as const;
 // Defaults except where a test needs a smaller number to reach, or (sensitivePerIp)
 // a route limit looser than the per-IP one, to show the per-IP one still holds.
 const LIMITS = {
@@ -31,6 +32,7 @@ const PER_IP = 300; // the default
 const CHALLENGES_PER_IP = 30; // the default
 const SUBSCRIBES_PER_IP = 10; // the default
 const MAILS_PER_ADDRESS = 5; // the default
+const MAILS_PER_IP = 20; // the default
 
 let sink: Sink, dataDir: string, server: RunningServer, port: number;
 
@@ -274,6 +276,19 @@ describe('subscriptions and confirmation mails', () => {
     expect(statuses(replies)).toEqual({ 202: LIMITS.mailPerList.max, 429: 20 - LIMITS.mailPerList.max });
     await queueDrained();
     expect(sink.messages.filter((m) => m.to.some((t) => t.endsWith('@victims3.test')))).toHaveLength(LIMITS.mailPerList.max);
+  });
+
+  it('unsubscribe mails asked for from one IP are bounded, dropped silently (the answer never tells who is subscribed)', async () => {
+    // 25 members over three lists (each within its own hourly mail bound).
+    const members = Array.from({ length: 25 }, (_, i) => ({ list: [OTHER[5], OTHER[6], LIST][i % 3]!, address: `m${i}@members.test` }));
+    for (const m of members) {
+      upsertMember(server.db, { listId: getList(server.db, m.list)!.id, address: m.address, fingerprint: 'F'.repeat(40), publicKey: 'unused', encryptionKey: new Uint8Array(1), expiresAt: null, keyState: 'valid' });
+    }
+    const replies = await flood(25, 2, (i) => call('127.0.4.1', 'POST', `/v1/lists/${members[i]!.list}/unsubscribe`, { address: members[i]!.address }));
+    expect(statuses(replies)).toEqual({ 202: 25 });
+    await sink.waitFor(() => sink.messages.filter((m) => m.to.some((t) => t.endsWith('@members.test'))).length >= MAILS_PER_IP, 30_000, 'the unsubscribe mails');
+    await queueDrained();
+    expect(sink.messages.filter((m) => m.to.some((t) => t.endsWith('@members.test')))).toHaveLength(MAILS_PER_IP);
   });
 
   it('pending subscriptions have caps per list and in all: past them 503 BUSY with Retry-After', async () => {
