@@ -139,6 +139,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(rateLimit, {
     global: true,
     max: limits.perIp.max,
+    // Room for many clients before the LRU forgets one (a forgotten IP starts afresh).
+    cache: 50_000,
     timeWindow: limits.perIp.windowSeconds * 1000,
     // The default key: req.ip, IPv4-mapped IPv6 as IPv4, other IPv6 per /64.
     errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'RATE_LIMITED', message: `Too many requests; try again in ${Math.ceil(ctx.ttl / 1000)} s.` }),
@@ -176,7 +178,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   };
   // Route limits, on top of the per-IP one. The IP key is normalized as the
   // per-IP limit's is; the address is the one the body names, if valid.
-  const clientOf = (req: FastifyRequest): string => normalizeIP(req.ip);
+  // req.ip is undefined only for a socket already gone; such a request is refused anyway.
+  const clientOf = (req: FastifyRequest): string => normalizeIP(req.ip ?? '0.0.0.0');
   type Rules = (req: FastifyRequest) => Rule[];
   const perIp = (route: string, rate: Rate): Rules => (req) => [{ bucket: `ip:${route}`, key: clientOf(req), rate }];
   const perAddress = (route: string): Rules => (req) => {
