@@ -17,7 +17,7 @@ import type { Db } from '../../../server/store/db.ts';
 import { addList, initData, SECRET, Sink, tempDir } from './harness.ts';
 
 const LIST = 'club@lists.test';
-const OTHER = ['two@lists.test', 'three@lists.test', 'four@lists.test', 'five@lists.test', 'six@lists.test', 'seven@lists.test', 'eight@lists.test'] as const;
+const OTHER = ['two@lists.test', 'three@lists.test', 'four@lists.test', 'five@lists.test', 'six@lists.test', 'seven@lists.test', 'eight@lists.test', 'nine@lists.test'] as const;
 // Defaults except where a test needs a smaller number to reach, or (sensitivePerIp)
 // a route limit looser than the per-IP one, to show the per-IP one still holds.
 const LIMITS = {
@@ -279,8 +279,8 @@ describe('subscriptions and confirmation mails', () => {
   });
 
   it('unsubscribe mails asked for from one IP are bounded, dropped silently (the answer never tells who is subscribed)', async () => {
-    // 25 members over three lists (each within its own hourly mail bound).
-    const members = Array.from({ length: 25 }, (_, i) => ({ list: [OTHER[5], OTHER[6], LIST][i % 3]!, address: `m${i}@members.test` }));
+    // 25 members over three fresh lists (each within its own hourly mail bound).
+    const members = Array.from({ length: 25 }, (_, i) => ({ list: [OTHER[5], OTHER[6], OTHER[7]][i % 3]!, address: `m${i}@members.test` }));
     for (const m of members) {
       upsertMember(server.db, { listId: getList(server.db, m.list)!.id, address: m.address, fingerprint: 'F'.repeat(40), publicKey: 'unused', encryptionKey: new Uint8Array(1), expiresAt: null, keyState: 'valid' });
     }
