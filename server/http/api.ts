@@ -82,10 +82,10 @@ function page(title: string, body: string): string {
 
 export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   ensureRegistrySchema(deps.db);
-  // publicUrl is read when used (a getter): it may be fixed only once the port is bound.
   const limits = deps.limits ?? HttpLimitsSchema.parse(undefined);
   const now = () => deps.now?.() ?? Date.now();
   const limiter = new Limiter(deps.db, deps.secret, now);
+  // publicUrl is read when used (a getter): it may be fixed only once the port is bound.
   const registry = new Registry({
     db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, limits, limiter, ...(deps.now ? { now: deps.now } : {}),
   });
