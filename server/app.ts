@@ -98,6 +98,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
   let publicUrl = config.publicUrl ?? '';
   const http = await createApi({
     db, queue, tokens, secret, adminToken: ensureAdminToken(dataDir).token, keysFor, pipeline,
+    limits: config.http.limits, trustProxy: config.http.trustProxy,
     get publicUrl() { return publicUrl; },
     onQueued: () => worker?.kick(),
   });

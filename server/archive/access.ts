@@ -9,13 +9,13 @@ import {
   KeyIdentity, KeyRecipient, loginStatement, parsePrivateKey, readPublicKey, rewrap, unlockPrivateKey, verifyStatement,
   type ArchiveMessage, type ChallengeResponse, type LoginResponse, type MemberKey, type ThreadPage,
 } from '../../shared/index.ts';
-import { ApiFailure, notFound, unauthorized } from '../http/errors.ts';
+import { ApiFailure, busy, notFound, unauthorized } from '../http/errors.ts';
 import { hashToken, newToken } from '../registry/tokens.ts';
 import type { Db } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
 import { findMemberByKeyId, getMember, type MemberRecord } from '../store/members.ts';
 import { getPost } from '../store/posts.ts';
-import { deleteSessions, getSession, insertChallenge, insertSession, takeChallenge } from '../store/registry.ts';
+import { countPendingChallenges, deleteSessions, getSession, insertChallenge, insertSession, takeChallenge } from '../store/registry.ts';
 import { metaOf, threadPage } from './threads.ts';
 
 export const CHALLENGE_TTL_MS = 2 * 60_000;
@@ -32,7 +32,7 @@ export class ArchiveAccess {
   private readonly identities = new Map<number, Promise<KeyIdentity>>();
   private readonly recipients = new Map<string, Promise<KeyRecipient>>();
 
-  constructor(private readonly deps: { db: Db; secret: string; publicUrl: string; now?: () => number }) {}
+  constructor(private readonly deps: { db: Db; secret: string; publicUrl: string; now?: () => number; maxPendingChallenges?: number }) {}
 
   private now(): number {
     return this.deps.now?.() ?? Date.now();
@@ -43,6 +43,11 @@ export class ArchiveAccess {
    * stranger who is subscribed. The log-in is what checks membership.
    */
   challenge(list: ListRecord, address: string): ChallengeResponse {
+    // A cap on the rows strangers can make us hold; each lives 2 minutes.
+    const pending = countPendingChallenges(this.deps.db, this.now());
+    if (pending.n >= (this.deps.maxPendingChallenges ?? 10_000)) {
+      throw busy('Too many log-ins are under way on this server. Try again in a moment.', ((pending.soonest ?? this.now()) - this.now()) / 1000);
+    }
     const { token, hash } = newToken();
     const expiresAt = new Date(this.now() + CHALLENGE_TTL_MS).toISOString();
     const statement = loginStatement({ server: this.deps.publicUrl, list: list.address, address, challengeId: token, expiresAt });

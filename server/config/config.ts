@@ -2,11 +2,59 @@
 // with a few environment overrides. Defaults bind everything to loopback.
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
 const Port = z.number().int().min(0).max(65535);
 const Host = z.string().min(1).max(255);
+
+/** An IP address, a CIDR, or one of proxy-addr's names (loopback, linklocal, uniquelocal). */
+const ProxyAddress = z.string().max(64).refine((s) => {
+  if (s === 'loopback' || s === 'linklocal' || s === 'uniquelocal') return true;
+  const [ip, bits, ...rest] = s.split('/');
+  const v = isIP(ip ?? '');
+  if (!v || rest.length) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128));
+}, 'must be an IP address, a CIDR, or loopback/linklocal/uniquelocal');
+
+/** At most `max` events per `windowSeconds` (a sliding window). */
+const Rate = (max: number, windowSeconds: number) => z.object({
+  max: z.number().int().min(1).max(1_000_000).default(max),
+  windowSeconds: z.number().int().min(1).max(7 * 86_400).default(windowSeconds),
+}).strict().prefault({});
+
+/**
+ * The HTTP API's limits. A request must pass every limit that applies to it:
+ * `perIp` on every route, and on top of it the route's own (see the README).
+ */
+export const HttpLimitsSchema = z.object({
+  /** Every route, per client IP (IPv6 per /64). */
+  perIp: Rate(300, 60),
+  /** Per named address on the routes whose body names one: subscribe, unsubscribe, log-in challenge. */
+  perAddress: Rate(20, 60),
+  /** Per IP and route on confirmation, unsubscribe, log-in, signed-request and revocation routes. */
+  sensitivePerIp: Rate(60, 60),
+  /** Subscription requests per IP. */
+  subscribePerIp: Rate(10, 3600),
+  /** Log-in challenges per IP. */
+  challengePerIp: Rate(30, 600),
+  /** Confirmation mails (subscribe and unsubscribe) to one address, over all lists. */
+  mailPerAddress: Rate(5, 3600),
+  /** Confirmation mails asked for from one IP. */
+  mailPerIp: Rate(20, 3600),
+  /** Confirmation mails from one list. */
+  mailPerList: Rate(500, 3600),
+  /** Unconfirmed subscriptions waiting (48 h each), per list and in all; beyond: 503. */
+  maxPendingSubscriptionsPerList: z.number().int().min(1).max(10_000_000).default(1000),
+  maxPendingSubscriptions: z.number().int().min(1).max(10_000_000).default(10_000),
+  /** Unused log-in challenges waiting (2 minutes each); beyond: 503. */
+  maxPendingChallenges: z.number().int().min(1).max(10_000_000).default(10_000),
+  /** How often stale rows (expired challenges, sessions and tokens, old nonces and limit counters) are deleted; also at start. */
+  purgeIntervalSeconds: z.number().int().min(1).max(86_400).default(600),
+}).strict().prefault({});
+
+export type HttpLimits = z.infer<typeof HttpLimitsSchema>;
 
 export const ConfigSchema = z.object({
   smtp: z.object({
@@ -19,6 +67,14 @@ export const ConfigSchema = z.object({
   http: z.object({
     host: Host.default('127.0.0.1'),
     port: Port.default(8025),
+    /**
+     * Whose word to take for the client address. false (the default): the TCP
+     * peer, so X-Forwarded-For is ignored and cannot be forged. Behind a reverse
+     * proxy, list the proxy's addresses or CIDRs: only then is X-Forwarded-For read,
+     * and only the hops those addresses vouch for. Every per-IP limit keys on it.
+     */
+    trustProxy: z.union([z.literal(false), z.array(ProxyAddress).min(1).max(64)]).default(false),
+    limits: HttpLimitsSchema,
   }).strict().prefault({}),
   /** Base URL written into List-Unsubscribe / List-Archive headers. */
   publicUrl: z.string().url().optional(),

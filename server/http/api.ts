@@ -1,11 +1,17 @@
 // The HTTP port (fastify): list discovery and WKD, the key registry, the
 // members-only archive, the operator API, and the RFC 8058 one-click target.
 // Bodies are validated with the zod schemas of shared/api/types.ts; every error
-// is { error: code, message }; bodies are bounded; rate limits apply per IP and,
-// where an address is named, per address; CORS admits only extension origins.
+// is { error: code, message }; bodies are bounded; CORS admits only extension origins.
+//
+// Rate limits add up. @fastify/rate-limit gives one limit per request (a route's
+// own config replaces the global one), so it is used only for the per-IP limit
+// on every route, and routes never configure it; the limits of single routes,
+// named addresses, confirmation mails and pending rows are checked on top, in
+// the database (server/registry/limits.ts). The client IP is the TCP peer unless
+// http.trustProxy names the reverse proxies whose X-Forwarded-For may be believed.
 
 import cors from '@fastify/cors';
-import rateLimit from '@fastify/rate-limit';
+import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import * as openpgp from 'openpgp';
 import { z, ZodError, type ZodType } from 'zod';
@@ -14,8 +20,10 @@ import {
   SignedRequest, SubscribeRequest, Token, UnsubscribeByMailRequest, type ListInfo,
 } from '../../shared/index.ts';
 import { ArchiveAccess } from '../archive/access.ts';
+import { HttpLimitsSchema, type HttpLimits } from '../config/config.ts';
 import type { Tokens } from '../delivery/tokens.ts';
 import type { Pipeline } from '../pipeline/run.ts';
+import { Limiter, type Rate, type Rule } from '../registry/limits.ts';
 import { Registry } from '../registry/registry.ts';
 import { getListSettings, setListSettings } from '../registry/settings.ts';
 import { sameSecret } from '../registry/tokens.ts';
@@ -25,7 +33,7 @@ import { allLists, getList, type ListRecord } from '../store/lists.ts';
 import { countMembers } from '../store/members.ts';
 import { countPosts } from '../store/posts.ts';
 import type { QueueStore } from '../store/queue.ts';
-import { ensureRegistrySchema, listPendingMembers, purgeExpired } from '../store/registry.ts';
+import { ensureRegistrySchema, listPendingMembers, purgeStale } from '../store/registry.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { ApiFailure, badRequest, notFound } from './errors.ts';
 import { wkdHash } from './wkd.ts';
@@ -42,13 +50,10 @@ export interface ApiDeps {
   onQueued(): void;
   /** Extension origins admitted by CORS; defaults to any chrome-extension:// or moz-extension:// origin. */
   corsOrigins?: RegExp[];
-  /**
-   * Requests per minute: per IP on every route; per named address on routes whose
-   * body names one (subscribe, unsubscribe, log-in challenge); per IP on the other
-   * sensitive routes (confirm, log-in, signed requests), which carry single-use
-   * secrets and so get a wider window (many members may share one NAT address).
-   */
-  rateLimit?: { perIp: number; perAddress: number; sensitivePerIp: number };
+  /** The limits of config http.limits; absent: its defaults. */
+  limits?: HttpLimits;
+  /** config http.trustProxy: false (the TCP peer is the client) or the proxies' addresses/CIDRs. */
+  trustProxy?: false | string[];
   bodyLimit?: number;
   now?: () => number;
 }
@@ -77,24 +82,48 @@ function page(title: string, body: string): string {
 
 export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   ensureRegistrySchema(deps.db);
+  const limits = deps.limits ?? HttpLimitsSchema.parse(undefined);
+  const now = () => deps.now?.() ?? Date.now();
+  const limiter = new Limiter(deps.db, deps.secret, now);
   // publicUrl is read when used (a getter): it may be fixed only once the port is bound.
   const registry = new Registry({
-    db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, ...(deps.now ? { now: deps.now } : {}),
+    db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, limits, limiter, ...(deps.now ? { now: deps.now } : {}),
   });
-  const archive = new ArchiveAccess({ db: deps.db, secret: deps.secret, get publicUrl() { return deps.publicUrl; }, ...(deps.now ? { now: deps.now } : {}) });
-  const limits = deps.rateLimit ?? { perIp: 300, perAddress: 20, sensitivePerIp: 60 };
+  const archive = new ArchiveAccess({
+    db: deps.db, secret: deps.secret, get publicUrl() { return deps.publicUrl; }, maxPendingChallenges: limits.maxPendingChallenges, ...(deps.now ? { now: deps.now } : {}),
+  });
 
-  // The daily key-expiry check (first run a minute after start) and hourly
-  // housekeeping of spent challenges, sessions and tokens.
-  const now = () => deps.now?.() ?? Date.now();
+  // Housekeeping of stale rows, at start and then every purgeIntervalSeconds, in
+  // chunks with a yield between them so a large backlog never blocks the loop.
+  let purging = false;
+  const purge = async (): Promise<void> => {
+    if (purging) return;
+    purging = true;
+    try {
+      for (let round = 0; round < 10_000 && purgeStale(deps.db, now()).more; round++) await new Promise((r) => setImmediate(r));
+    } catch {
+      // A failed purge (say, a full disk) is tried again at the next interval.
+    } finally {
+      purging = false;
+    }
+  };
+  await purge();
+  // The daily key-expiry check (first run a minute after start). A failure in a
+  // timer must not end the process: it is tried again next time.
+  const guarded = (f: () => unknown) => () => {
+    try {
+      void Promise.resolve(f()).catch(() => {});
+    } catch { /* tried again at the next tick */ }
+  };
   const timers = [
-    setTimeout(() => registry.checkExpiringKeys(), 60_000),
-    setInterval(() => registry.checkExpiringKeys(), 24 * 3600_000),
-    setInterval(() => purgeExpired(deps.db, now()), 3600_000),
+    setTimeout(guarded(() => registry.checkExpiringKeys()), 60_000),
+    setInterval(guarded(() => registry.checkExpiringKeys()), 24 * 3600_000),
+    setInterval(guarded(purge), limits.purgeIntervalSeconds * 1000),
   ];
   for (const t of timers) t.unref();
 
-  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit ?? 128 * 1024, trustProxy: false });
+  // trustProxy false: req.ip is the socket's peer address, whatever X-Forwarded-For says.
+  const app = Fastify({ logger: false, bodyLimit: deps.bodyLimit ?? 128 * 1024, trustProxy: deps.trustProxy ?? false });
   app.addHook('onClose', async () => timers.forEach((t) => clearTimeout(t)));
   // A plain HTML form (confirmation pages for people without the extension) posts urlencoded.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
@@ -104,21 +133,30 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   // send it as multipart or plain text. The body is never used beyond that.
   app.addContentTypeParser(['multipart/form-data', 'text/plain'], { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => done(null, body));
 
+  // The per-IP limit on every route (onRequest: before the body is read). It is
+  // registered first so the CORS preflight route gets it too; no route sets its
+  // own rateLimit config, which would replace this one.
+  await app.register(rateLimit, {
+    global: true,
+    max: limits.perIp.max,
+    // Room for many clients before the LRU forgets one (a forgotten IP starts afresh).
+    cache: 50_000,
+    timeWindow: limits.perIp.windowSeconds * 1000,
+    // The default key: req.ip, IPv4-mapped IPv6 as IPv4, other IPv6 per /64.
+    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'RATE_LIMITED', message: `Too many requests; try again in ${Math.ceil(ctx.ttl / 1000)} s.` }),
+  });
   await app.register(cors, {
     origin: (origin, cb) => cb(null, origin !== undefined && (deps.corsOrigins ?? EXTENSION_ORIGINS).some((r) => r.test(origin))),
     methods: ['GET', 'POST', 'PUT', 'DELETE'],
     allowedHeaders: ['content-type', 'authorization'],
     maxAge: 600,
   });
-  await app.register(rateLimit, {
-    global: true,
-    max: limits.perIp,
-    timeWindow: 60_000,
-    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, error: 'RATE_LIMITED', message: `Too many requests; try again in ${Math.ceil(ctx.ttl / 1000)} s.` }),
-  });
 
   app.setErrorHandler((error: unknown, _req, reply) => {
-    if (error instanceof ApiFailure) return reply.status(error.status).send({ error: error.code, message: error.message });
+    if (error instanceof ApiFailure) {
+      if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
+      return reply.status(error.status).send({ error: error.code, message: error.message });
+    }
     if (isLetterlockError(error)) return reply.status(422).send({ error: error.code, message: error.message.split(' (')[0] });
     if (error instanceof ZodError) return reply.status(400).send({ error: 'BAD_REQUEST', message: 'The request is not valid.' });
     const e = error as { statusCode?: number; code?: string; error?: string; message?: string };
@@ -129,7 +167,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     }
     return reply.status(500).send({ error: 'INTERNAL', message: 'Something went wrong on the server.' });
   });
-  app.setNotFoundHandler((_req, reply) => reply.status(404).send({ error: 'NOT_FOUND', message: 'No such endpoint.' }));
+  // Unknown paths count against the per-IP limit too.
+  app.setNotFoundHandler({ preHandler: app.rateLimit() }, (_req, reply) => reply.status(404).send({ error: 'NOT_FOUND', message: 'No such endpoint.' }));
 
   const listOf = (address: string): ListRecord => {
     const a = Address.safeParse(address);
@@ -137,18 +176,19 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (!list) throw notFound('No such list here.');
     return list;
   };
-  const sensitive = (keyed: boolean) => ({
-    rateLimit: {
-      max: keyed ? limits.perAddress : limits.sensitivePerIp,
-      timeWindow: 60_000,
-      hook: 'preHandler' as const,
-      // Per address where the body names one (so one address cannot be flooded
-      // from many IPs), per IP otherwise.
-      keyGenerator: (req: FastifyRequest) => {
-        const address = keyed ? (req.body as { address?: unknown } | undefined)?.address : undefined;
-        return typeof address === 'string' ? `addr:${address.trim().toLowerCase()}` : `ip:${req.ip}`;
-      },
-    },
+  // Route limits, on top of the per-IP one. The IP key is normalized as the
+  // per-IP limit's is; the address is the one the body names, if valid.
+  // req.ip is undefined only for a socket already gone; such a request is refused anyway.
+  const clientOf = (req: FastifyRequest): string => normalizeIP(req.ip ?? '0.0.0.0');
+  type Rules = (req: FastifyRequest) => Rule[];
+  const perIp = (route: string, rate: Rate): Rules => (req) => [{ bucket: `ip:${route}`, key: clientOf(req), rate }];
+  const perAddress = (route: string): Rules => (req) => {
+    const a = Address.safeParse((req.body as { address?: unknown } | undefined)?.address);
+    return a.success ? [{ bucket: `address:${route}`, key: a.data, rate: limits.perAddress }] : [];
+  };
+  // preHandler: after the body is parsed (the address is in it), before any work.
+  const limited = (...rules: Rules[]) => ({
+    preHandler: async (req: FastifyRequest) => limiter.take(rules.flatMap((r) => r(req))),
   });
 
   // ---- health and discovery --------------------------------------------------------------
@@ -190,14 +230,14 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // ---- subscription and the key life cycle ------------------------------------------------------
 
-  app.post<{ Params: { address: string } }>('/v1/lists/:address/subscriptions', { config: sensitive(true) }, async (req, reply) => {
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/subscriptions', limited(perAddress('subscribe'), perIp('subscribe', limits.subscribePerIp)), async (req, reply) => {
     const list = listOf(req.params.address);
     const body = parse(SubscribeRequest, req.body);
-    const { expiresAt } = await registry.subscribe(list, body);
+    const { expiresAt } = await registry.subscribe(list, body, clientOf(req));
     return reply.status(202).send({ status: 'confirmation-sent', expiresAt });
   });
 
-  app.post<{ Params: { address: string } }>('/v1/lists/:address/subscriptions/confirm', { config: sensitive(false) }, async (req, reply) => {
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/subscriptions/confirm', limited(perIp('confirm', limits.sensitivePerIp)), async (req, reply) => {
     const list = listOf(req.params.address);
     const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded');
     const { token } = parse(ConfirmRequest, req.body);
@@ -218,27 +258,27 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   };
   app.get('/v1/lists/:address/subscriptions/confirm', confirmPage('confirm', 'Confirm your subscription to', 'Confirm subscription'));
 
-  app.post<{ Params: { address: string } }>('/v1/lists/:address/requests', { config: sensitive(false) }, async (req) => {
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/requests', limited(perIp('requests', limits.sensitivePerIp)), async (req) => {
     const list = listOf(req.params.address);
     return { status: await registry.signedRequest(list, parse(SignedRequest, req.body)) };
   });
 
-  app.post<{ Params: { address: string } }>('/v1/lists/:address/revocations', { config: sensitive(false) }, async (req) => {
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/revocations', limited(perIp('revocations', limits.sensitivePerIp)), async (req) => {
     const list = listOf(req.params.address);
     const { revocationCertificate } = parse(RevocationRequest, req.body);
     await registry.revoke(list, revocationCertificate);
     return { status: 'revoked' };
   });
 
-  app.post<{ Params: { address: string } }>('/v1/lists/:address/unsubscribe', { config: sensitive(true) }, async (req, reply) => {
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/unsubscribe', limited(perAddress('unsubscribe'), perIp('unsubscribe', limits.sensitivePerIp)), async (req, reply) => {
     const list = listOf(req.params.address);
     const { address } = parse(UnsubscribeByMailRequest, req.body);
-    registry.requestUnsubscribe(list, address);
+    registry.requestUnsubscribe(list, address, clientOf(req));
     // The same answer for members and strangers.
     return reply.status(202).send({ status: 'confirmation-sent-if-subscribed' });
   });
   app.get('/v1/lists/:address/unsubscribe/confirm', confirmPage('confirm', 'Leave', 'Unsubscribe'));
-  app.post<{ Params: { address: string } }>('/v1/lists/:address/unsubscribe/confirm', { config: sensitive(false) }, async (req, reply) => {
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/unsubscribe/confirm', limited(perIp('unsubscribe-confirm', limits.sensitivePerIp)), async (req, reply) => {
     const list = listOf(req.params.address);
     const { token } = parse(ConfirmRequest, req.body);
     registry.confirmUnsubscribe(list, token);
@@ -264,11 +304,11 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // ---- the archive ------------------------------------------------------------------------------------
 
-  app.post<{ Params: { address: string } }>('/v1/lists/:address/auth/challenge', { config: sensitive(true) }, async (req) => {
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/auth/challenge', limited(perAddress('challenge'), perIp('challenge', limits.challengePerIp)), async (req) => {
     const list = listOf(req.params.address);
     return archive.challenge(list, parse(ChallengeRequest, req.body).address);
   });
-  app.post<{ Params: { address: string } }>('/v1/lists/:address/auth/login', { config: sensitive(false) }, async (req) => {
+  app.post<{ Params: { address: string } }>('/v1/lists/:address/auth/login', limited(perIp('login', limits.sensitivePerIp)), async (req) => {
     const list = listOf(req.params.address);
     const { challengeId, signature } = parse(LoginRequest, req.body);
     return archive.login(list, challengeId, signature);

@@ -10,7 +10,8 @@ import {
   readPublicKey, verifyStatement, domainOf, type ConfirmResponse, type SignedRequest, type SubscribeRequest,
 } from '../../shared/index.ts';
 import { serviceMail } from '../delivery/notices.ts';
-import { ApiFailure } from '../http/errors.ts';
+import type { HttpLimits } from '../config/config.ts';
+import { ApiFailure, busy } from '../http/errors.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
 import type { Db } from '../store/db.ts';
@@ -19,16 +20,16 @@ import { getListById } from '../store/lists.ts';
 import { findMemberByKeyId, getMember, iterateMembers, removeMember } from '../store/members.ts';
 import type { QueueStore } from '../store/queue.ts';
 import {
-  countRecentTokens, deletePendingMember, deleteSessions, getDeliveryPreference, getPendingMember, insertPendingToken, recordNonce, recordWarning,
+  countPendingSubscriptions, deletePendingMember, deleteSessions, getDeliveryPreference, getPendingMember, insertPendingToken, recordNonce, recordWarning,
   setDeliveryPreference, takePendingToken, upsertPendingMember, wasWarned,
 } from '../store/registry.ts';
+import type { Limiter, Rule } from './limits.ts';
 import { getListSettings } from './settings.ts';
 import { hashToken, newToken } from './tokens.ts';
 
 export const CONFIRM_TTL_MS = 48 * 3600_000;
 export const REQUEST_CLOCK_SKEW_MS = 10 * 60_000;
 export const EXPIRY_WARNING_MS = 14 * 86_400_000;
-const MAX_SUBSCRIBE_MAILS_PER_HOUR = 5;
 
 export interface RegistryDeps {
   db: Db;
@@ -37,6 +38,8 @@ export interface RegistryDeps {
   keysFor(list: ListRecord): Promise<ListKeys>;
   /** Wakes the delivery worker after mail was queued. */
   onQueued(): void;
+  limits: HttpLimits;
+  limiter: Limiter;
   now?: () => number;
 }
 
@@ -55,19 +58,39 @@ export class Registry {
 
   // ---- subscription ---------------------------------------------------------------
 
-  async subscribe(list: ListRecord, req: SubscribeRequest): Promise<{ expiresAt: string }> {
+  /** `client`: the requester's IP (normalized), for the per-IP mail bound. */
+  async subscribe(list: ListRecord, req: SubscribeRequest, client: string | null = null): Promise<{ expiresAt: string }> {
     // The key policy, with the user ID required to hold the subscribing address.
     const { key, facts } = await readPublicKey(req.publicKey, { expectedAddress: req.address, date: new Date(this.now()) });
-    if (countRecentTokens(this.deps.db, list.id, req.address, this.now() - 3600_000) >= MAX_SUBSCRIBE_MAILS_PER_HOUR) {
-      throw new ApiFailure(429, 'RATE_LIMITED', 'Too many subscription requests for this address. Try again in an hour.');
+    const now = this.now();
+    // Caps on what strangers can make the server hold: each pending subscription
+    // waits 48 h for its confirmation.
+    const limits = this.deps.limits;
+    const retry = (soonest: number | null) => Math.min(3600, Math.max(60, ((soonest ?? now) - now) / 1000));
+    const ofList = countPendingSubscriptions(this.deps.db, list.id, now);
+    if (ofList.n >= limits.maxPendingSubscriptionsPerList) {
+      throw busy('This list has too many subscriptions waiting for confirmation. Try again later.', retry(ofList.soonest));
     }
+    const all = countPendingSubscriptions(this.deps.db, null, now);
+    if (all.n >= limits.maxPendingSubscriptions) throw busy('This server has too many subscriptions waiting for confirmation. Try again later.', retry(all.soonest));
+    this.deps.limiter.take(this.mailRules(list, req.address, client), (s) => `Too many confirmation mails were asked for (for this address, from your network or for this list). Try again in ${s} s.`);
     const { token, hash } = newToken();
-    const expiresAt = this.now() + CONFIRM_TTL_MS;
+    const expiresAt = now + CONFIRM_TTL_MS;
     insertPendingToken(this.deps.db, hash, {
       purpose: 'subscribe', listId: list.id, address: req.address, fingerprint: facts.fingerprint, publicKey: key.armor(), delivery: req.delivery, expiresAt,
     });
     this.enqueue(list, req.address, await this.confirmationMail(list, req.address, key, facts.fingerprint, token, expiresAt));
     return { expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  /** Confirmation mails: per address over all lists, per requesting IP, per list. */
+  private mailRules(list: ListRecord, address: string, client: string | null): Rule[] {
+    const l = this.deps.limits;
+    return [
+      { bucket: 'mail:address', key: address.toLowerCase(), rate: l.mailPerAddress },
+      { bucket: 'mail:list', key: String(list.id), rate: l.mailPerList },
+      ...(client === null ? [] : [{ bucket: 'mail:ip', key: client, rate: l.mailPerIp }]),
+    ];
   }
 
   private async confirmationMail(list: ListRecord, address: string, key: openpgp.PublicKey, fingerprint: string, token: string, expiresAt: number): Promise<string> {
@@ -212,9 +235,11 @@ export class Registry {
   // ---- unsubscribe by mail -----------------------------------------------------------------
 
   /** Always answers the same, member or not, so the endpoint tells nobody who is subscribed. */
-  requestUnsubscribe(list: ListRecord, address: string): void {
+  requestUnsubscribe(list: ListRecord, address: string, client: string | null = null): void {
     if (!getMember(this.deps.db, list.id, address)) return;
-    if (countRecentTokens(this.deps.db, list.id, address, this.now() - 3600_000) >= MAX_SUBSCRIBE_MAILS_PER_HOUR) return;
+    // Over a mail bound the request is dropped silently: a 429 here would tell
+    // a stranger that the address is subscribed.
+    if (this.deps.limiter.tryTake(this.mailRules(list, address, client)) > 0) return;
     const { token, hash } = newToken();
     insertPendingToken(this.deps.db, hash, { purpose: 'unsubscribe', listId: list.id, address, fingerprint: null, publicKey: null, delivery: null, expiresAt: this.now() + CONFIRM_TTL_MS });
     const link = `${this.deps.publicUrl}/v1/lists/${encodeURIComponent(list.address)}/unsubscribe/confirm?token=${token}`;

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS pending_tokens (
   used_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS pending_tokens_expiry ON pending_tokens(expires_at);
+CREATE INDEX IF NOT EXISTS pending_tokens_list ON pending_tokens(list_id, expires_at);
 
 CREATE TABLE IF NOT EXISTS pending_members (
   list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS challenges (
   used_at INTEGER
 );
 
+CREATE INDEX IF NOT EXISTS challenges_expiry ON challenges(expires_at);
+
 CREATE TABLE IF NOT EXISTS sessions (
   token_hash TEXT PRIMARY KEY,
   list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
@@ -70,6 +73,19 @@ CREATE TABLE IF NOT EXISTS request_nonces (
   seen_at INTEGER NOT NULL,
   PRIMARY KEY (list_id, nonce)
 );
+
+CREATE INDEX IF NOT EXISTS request_nonces_seen ON request_nonces(seen_at);
+
+-- The API's rate limits: one row per counted request per limit (a sliding
+-- window). key is a keyed hash of the IP or address, never the value itself.
+CREATE TABLE IF NOT EXISTS rate_events (
+  bucket TEXT NOT NULL,
+  key TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  until INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rate_events_key ON rate_events(bucket, key, at);
+CREATE INDEX IF NOT EXISTS rate_events_until ON rate_events(until);
 
 CREATE TABLE IF NOT EXISTS key_warnings (
   list_id INTEGER NOT NULL,
@@ -121,8 +137,12 @@ export function takePendingToken(db: Db, tokenHash: string, purpose: PendingToke
   })();
 }
 
-export function countRecentTokens(db: Db, listId: number, address: string, since: number): number {
-  return (db.prepare('SELECT count(*) AS n FROM pending_tokens WHERE list_id = ? AND address = ? AND created_at > ?').get(listId, address, since) as { n: number }).n;
+/** Unconfirmed, unexpired subscriptions: of one list, or (listId null) of all. */
+export function countPendingSubscriptions(db: Db, listId: number | null, now: number): { n: number; soonest: number | null } {
+  const r = (listId === null
+    ? db.prepare(`SELECT count(*) AS n, min(expires_at) AS soonest FROM pending_tokens WHERE expires_at > ? AND purpose = 'subscribe' AND used_at IS NULL`).get(now)
+    : db.prepare(`SELECT count(*) AS n, min(expires_at) AS soonest FROM pending_tokens WHERE list_id = ? AND expires_at > ? AND purpose = 'subscribe' AND used_at IS NULL`).get(listId, now)) as { n: number; soonest: number | null };
+  return r;
 }
 
 // ---- members awaiting approval, delivery preferences -----------------------------
@@ -173,16 +193,18 @@ export function insertChallenge(db: Db, idHash: string, listId: number, address:
   db.prepare('INSERT INTO challenges (id_hash, list_id, address, statement, expires_at) VALUES (?,?,?,?,?)').run(idHash, listId, address, statement, expiresAt);
 }
 
-/** Single use: the challenge is spent by the first attempt, right or wrong. */
+/** Single use: the challenge is spent (deleted) by the first attempt, right or wrong. */
 export function takeChallenge(db: Db, idHash: string, listId: number, now: number): { address: string; statement: string; expiresAt: number } | null {
-  return db.transaction(() => {
-    const r = db.prepare('SELECT address, statement, expires_at, used_at FROM challenges WHERE id_hash = ? AND list_id = ?').get(idHash, listId) as
-      | { address: string; statement: string; expires_at: number; used_at: number | null }
-      | undefined;
-    if (!r || r.used_at !== null) return null;
-    db.prepare('UPDATE challenges SET used_at = ? WHERE id_hash = ?').run(now, idHash);
-    return r.expires_at > now ? { address: r.address, statement: r.statement, expiresAt: r.expires_at } : null;
-  })();
+  const r = db.prepare('DELETE FROM challenges WHERE id_hash = ? AND list_id = ? RETURNING address, statement, expires_at, used_at').get(idHash, listId) as
+    | { address: string; statement: string; expires_at: number; used_at: number | null }
+    | undefined;
+  if (!r || r.used_at !== null) return null;
+  return r.expires_at > now ? { address: r.address, statement: r.statement, expiresAt: r.expires_at } : null;
+}
+
+/** Challenges not yet used nor expired, and when the first of them expires. */
+export function countPendingChallenges(db: Db, now: number): { n: number; soonest: number | null } {
+  return db.prepare('SELECT count(*) AS n, min(expires_at) AS soonest FROM challenges WHERE expires_at > ? AND used_at IS NULL').get(now) as { n: number; soonest: number | null };
 }
 
 export function insertSession(db: Db, tokenHash: string, listId: number, address: string, fingerprint: string, expiresAt: number): void {
@@ -201,12 +223,43 @@ export function deleteSessions(db: Db, listId: number, address: string): number 
   return db.prepare('DELETE FROM sessions WHERE list_id = ? AND address = ?').run(listId, address).changes;
 }
 
-/** Housekeeping: expired challenges, sessions, tokens and old nonces. */
-export function purgeExpired(db: Db, now: number): void {
-  db.prepare('DELETE FROM challenges WHERE expires_at < ?').run(now - 3600_000);
-  db.prepare('DELETE FROM sessions WHERE expires_at < ?').run(now);
-  db.prepare('DELETE FROM pending_tokens WHERE expires_at < ?').run(now - 86_400_000);
-  db.prepare('DELETE FROM request_nonces WHERE seen_at < ?').run(now - 86_400_000);
+/** Nonces are kept this long: far beyond the clock skew a signed request may have. */
+export const NONCE_KEEP_MS = 86_400_000;
+
+/**
+ * Housekeeping: deletes up to `chunk` stale rows from each table (expired or used
+ * challenges and tokens, expired sessions, old nonces, past rate-limit rows) and
+ * says whether any table may hold more, so a caller can go on after yielding.
+ */
+export function purgeStale(db: Db, now: number, chunk = 5000): { deleted: number; more: boolean } {
+  const statements: Array<[string, unknown[]]> = [
+    ['DELETE FROM challenges WHERE rowid IN (SELECT rowid FROM challenges WHERE expires_at <= ? OR used_at IS NOT NULL LIMIT ?)', [now]],
+    ['DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE expires_at <= ? LIMIT ?)', [now]],
+    ['DELETE FROM pending_tokens WHERE rowid IN (SELECT rowid FROM pending_tokens WHERE expires_at <= ? OR used_at IS NOT NULL LIMIT ?)', [now]],
+    ['DELETE FROM request_nonces WHERE rowid IN (SELECT rowid FROM request_nonces WHERE seen_at < ? LIMIT ?)', [now - NONCE_KEEP_MS]],
+    ['DELETE FROM rate_events WHERE rowid IN (SELECT rowid FROM rate_events WHERE until <= ? LIMIT ?)', [now]],
+  ];
+  let deleted = 0;
+  let more = false;
+  for (const [sql, args] of statements) {
+    const n = db.prepare(sql).run(...args, chunk).changes;
+    deleted += n;
+    if (n >= chunk) more = true;
+  }
+  return { deleted, more };
+}
+
+// ---- rate-limit events -----------------------------------------------------------------
+
+/** Events of one limit key since `since`, and the time of the `nth` oldest of them (0-based). */
+export function rateWindow(db: Db, bucket: string, key: string, since: number, nth: number): { n: number; at: number | null } {
+  const { n } = db.prepare('SELECT count(*) AS n FROM rate_events WHERE bucket = ? AND key = ? AND at > ?').get(bucket, key, since) as { n: number };
+  const row = db.prepare('SELECT at FROM rate_events WHERE bucket = ? AND key = ? AND at > ? ORDER BY at LIMIT 1 OFFSET ?').get(bucket, key, since, Math.max(0, nth)) as { at: number } | undefined;
+  return { n, at: row?.at ?? null };
+}
+
+export function addRateEvent(db: Db, bucket: string, key: string, at: number, until: number): void {
+  db.prepare('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)').run(bucket, key, at, until);
 }
 
 /** Records a signed request's nonce; false when it was seen before (a replay). */

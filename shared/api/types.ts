@@ -27,7 +27,7 @@ export type ApiError = z.infer<typeof ApiError>;
 /** Error codes the API answers with, beside the key-policy codes of shared/errors.ts. */
 export const API_ERROR_CODES = [
   'BAD_REQUEST', 'NOT_FOUND', 'PAYLOAD_TOO_LARGE', 'RATE_LIMITED', 'UNAUTHORIZED', 'FORBIDDEN',
-  'TOKEN_INVALID', 'CHALLENGE_INVALID', 'SIGNATURE_INVALID', 'NOT_A_MEMBER', 'ALREADY_MEMBER', 'CONFLICT',
+  'TOKEN_INVALID', 'CHALLENGE_INVALID', 'SIGNATURE_INVALID', 'NOT_A_MEMBER', 'ALREADY_MEMBER', 'CONFLICT', 'BUSY',
 ] as const;
 
 /** How a subscriber receives list mail (the type is DeliveryForm in envelope/copy.ts). */

@@ -1,0 +1,74 @@
+// Rate limits that add up: a request is checked against every limit that applies
+// to it (per IP, per route, per named address, per list) and counted under each
+// only when all of them pass, so a refused request spends nobody's quota. Kept in
+// the database (a sliding window, one row per counted request), so the bounds hold
+// across restarts and across processes sharing the database. Keys are stored as
+// keyed hashes: the table holds no IP address and no mail address.
+
+import { createHmac } from 'node:crypto';
+import { ApiFailure } from '../http/errors.ts';
+import type { Db } from '../store/db.ts';
+import { addRateEvent, rateWindow } from '../store/registry.ts';
+
+export interface Rate {
+  max: number;
+  windowSeconds: number;
+}
+
+/** One limit to pass: at most rate.max events per window for (bucket, key). */
+export interface Rule {
+  bucket: string;
+  key: string;
+  rate: Rate;
+}
+
+export class RateLimited extends ApiFailure {
+  constructor(readonly retryAfterSeconds: number, message = `Too many requests; try again in ${retryAfterSeconds} s.`) {
+    super(429, 'RATE_LIMITED', message);
+    this.retryAfter = retryAfterSeconds;
+  }
+}
+
+export class Limiter {
+  private readonly salt: Buffer;
+
+  constructor(private readonly db: Db, secret: string, private readonly now: () => number = Date.now) {
+    this.salt = createHmac('sha256', secret).update('letterlock rate-limit keys').digest();
+  }
+
+  private hash(bucket: string, key: string): string {
+    return createHmac('sha256', this.salt).update(`${bucket}\0${key}`).digest('base64url').slice(0, 27);
+  }
+
+  /**
+   * Counts the event under every rule when all of them pass and returns 0;
+   * otherwise counts nothing and returns the seconds until every failing rule
+   * has room again. Synchronous, so check and count cannot interleave.
+   */
+  tryTake(rules: Rule[]): number {
+    const now = this.now();
+    return this.db.transaction(() => {
+      let wait = 0;
+      const keys = rules.map((r) => this.hash(r.bucket, r.key));
+      rules.forEach((r, i) => {
+        const windowMs = r.rate.windowSeconds * 1000;
+        const since = now - windowMs;
+        const { n, at } = rateWindow(this.db, r.bucket, keys[i]!, since, 0);
+        if (n < r.rate.max) return;
+        // Room returns when enough of the oldest events leave the window.
+        const nth = n - r.rate.max;
+        const freeing = nth === 0 ? at : rateWindow(this.db, r.bucket, keys[i]!, since, nth).at;
+        wait = Math.max(wait, Math.max(1, Math.ceil(((freeing ?? now) + windowMs - now) / 1000)));
+      });
+      if (wait > 0) return wait;
+      rules.forEach((r, i) => addRateEvent(this.db, r.bucket, keys[i]!, now, now + r.rate.windowSeconds * 1000));
+      return 0;
+    })();
+  }
+
+  /** tryTake, refusing with 429 and Retry-After when a limit is reached. */
+  take(rules: Rule[], message?: (seconds: number) => string): void {
+    const wait = this.tryTake(rules);
+    if (wait > 0) throw new RateLimited(wait, message?.(wait));
+  }
+}
