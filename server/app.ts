@@ -13,6 +13,7 @@ import { DeliveryWorker } from './delivery/worker.ts';
 import { ensureAdminToken } from './http/admin-token.ts';
 import { createApi } from './http/api.ts';
 import { unlockList, type ListKeys } from './lists/lists.ts';
+import { backfillMemberKeyIds } from './lists/members.ts';
 import { codeOf, createEventLog, type EventLog } from './log/log.ts';
 import { OpenPool } from './pipeline/pool.ts';
 import { Pipeline } from './pipeline/run.ts';
@@ -80,6 +81,8 @@ export async function startServer(dataDir: string, config: Config, secret: strin
   const keysFor = listKeyCache(secret);
   // Unlock every list key now: the S2K work is paid at start, not by the first post.
   await Promise.all(allLists(db).map((l) => keysFor(l)));
+  // Data folders from before the key-ID index: index their members' subkeys, in the background.
+  void backfillMemberKeyIds(db).catch((e: unknown) => log.warn('server.error', { code: codeOf(e) }));
   const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick() });
   const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
   const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick() });

@@ -6,7 +6,7 @@ import * as openpgp from 'openpgp';
 import type { PublicKey } from 'openpgp';
 import { checkKey, isLetterlockError, parsePublicKey, type KeyFacts } from '../../shared/index.ts';
 import type { Db } from '../store/db.ts';
-import { getMember, upsertMember, type MemberRecord } from '../store/members.ts';
+import { getMember, membersWithoutKeyIds, setMemberKeyIds, upsertMember, type MemberRecord } from '../store/members.ts';
 import { normalizeAddress } from './lists.ts';
 
 export interface RegisteredKey {
@@ -52,6 +52,24 @@ export async function registerMember(db: Db, listId: number, address: string, ar
   const record: MemberRecord = {
     listId, address: addr, fingerprint: facts.fingerprint, publicKey: key.armor(), encryptionKey: packet, expiresAt, keyState: 'valid',
   };
-  upsertMember(db, record);
+  upsertMember(db, record, keyFingerprints(key));
   return { facts, record, revoked: false };
+}
+
+/** The fingerprints of a key and all its subkeys, upper-case. */
+export function keyFingerprints(key: PublicKey): string[] {
+  return [key.getFingerprint(), ...key.getSubkeys().map((s) => s.getFingerprint())].map((f) => f.toUpperCase());
+}
+
+/** Fills the key-ID index for members registered before it existed; bounded work per call. */
+export async function backfillMemberKeyIds(db: Db, limit = 10_000): Promise<number> {
+  const rows = membersWithoutKeyIds(db, limit);
+  for (const r of rows) {
+    try {
+      setMemberKeyIds(db, r.listId, r.address, keyFingerprints(await parsePublicKey(r.publicKey)));
+    } catch {
+      // An unreadable stored key keeps its primary-key lookup only.
+    }
+  }
+  return rows.length;
 }

@@ -39,6 +39,17 @@ CREATE TABLE IF NOT EXISTS members (
   PRIMARY KEY (list_id, address)
 );
 
+-- Every key ID of a member's key (primary and subkeys, 40-hex fingerprint and
+-- 16-hex key ID), so a signature made by a signing subkey finds its member.
+CREATE TABLE IF NOT EXISTS member_key_ids (
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  PRIMARY KEY (list_id, address, fingerprint)
+);
+CREATE INDEX IF NOT EXISTS member_key_ids_lookup ON member_key_ids(list_id, key_id);
+
 -- A held post is kept as the OpenPGP payload that arrived (encrypted to the list
 -- key) plus the outer envelope facts; never the outer Subject or body text.
 CREATE TABLE IF NOT EXISTS held (

@@ -26,15 +26,35 @@ function fromRow(r: Row): MemberRecord {
   };
 }
 
-export function upsertMember(db: Db, m: MemberRecord): void {
+/**
+ * Adds or updates a member; `keyFingerprints` (primary and subkeys) replaces the
+ * member's rows in the key-ID index when given.
+ */
+export function upsertMember(db: Db, m: MemberRecord, keyFingerprints?: readonly string[]): void {
   db.prepare(`INSERT INTO members (list_id, address, fingerprint, public_key, encryption_key, expires_at, key_state, added_at)
     VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(list_id, address) DO UPDATE SET fingerprint = excluded.fingerprint,
     public_key = excluded.public_key, encryption_key = excluded.encryption_key, expires_at = excluded.expires_at,
     key_state = excluded.key_state`).run(m.listId, m.address.toLowerCase(), m.fingerprint, m.publicKey, Buffer.from(m.encryptionKey),
     m.expiresAt, m.keyState, Date.now());
+  if (keyFingerprints) setMemberKeyIds(db, m.listId, m.address, keyFingerprints);
+}
+
+export function setMemberKeyIds(db: Db, listId: number, address: string, fingerprints: readonly string[]): void {
+  const addr = address.toLowerCase();
+  db.prepare('DELETE FROM member_key_ids WHERE list_id = ? AND address = ?').run(listId, addr);
+  const insert = db.prepare('INSERT OR IGNORE INTO member_key_ids (list_id, address, fingerprint, key_id) VALUES (?,?,?,?)');
+  for (const f of fingerprints) insert.run(listId, addr, f.toUpperCase(), f.toUpperCase().slice(-16));
+}
+
+/** Members whose key-ID rows are missing (data folders made before the index): filled at start. */
+export function membersWithoutKeyIds(db: Db, limit: number): Array<{ listId: number; address: string; publicKey: string }> {
+  return (db.prepare(`SELECT list_id, address, public_key FROM members m WHERE NOT EXISTS
+    (SELECT 1 FROM member_key_ids k WHERE k.list_id = m.list_id AND k.address = m.address) LIMIT ?`).all(limit) as Array<{ list_id: number; address: string; public_key: string }>)
+    .map((r) => ({ listId: r.list_id, address: r.address, publicKey: r.public_key }));
 }
 
 export function removeMember(db: Db, listId: number, address: string): boolean {
+  db.prepare('DELETE FROM member_key_ids WHERE list_id = ? AND address = ?').run(listId, address.toLowerCase());
   return db.prepare('DELETE FROM members WHERE list_id = ? AND address = ?').run(listId, address.toLowerCase()).changes > 0;
 }
 
@@ -43,9 +63,12 @@ export function getMember(db: Db, listId: number, address: string): MemberRecord
   return r ? fromRow(r) : null;
 }
 
-/** The member whose primary key has this fingerprint or key ID (upper-case hex). */
+/** The member whose key (primary or any subkey) has this fingerprint or key ID (upper-case hex). */
 export function findMemberByKeyId(db: Db, listId: number, id: string): MemberRecord | null {
-  const r = db.prepare('SELECT * FROM members WHERE list_id = ? AND (fingerprint = ? OR substr(fingerprint, 25) = ?) LIMIT 1').get(listId, id, id) as Row | undefined;
+  const r = (db.prepare(`SELECT m.* FROM member_key_ids k JOIN members m ON m.list_id = k.list_id AND m.address = k.address
+      WHERE k.list_id = ? AND ${id.length === 40 ? 'k.fingerprint' : 'k.key_id'} = ? LIMIT 1`).get(listId, id)
+    // Rows not yet in the index (see membersWithoutKeyIds): the primary key still finds them.
+    ?? db.prepare('SELECT * FROM members WHERE list_id = ? AND (fingerprint = ? OR substr(fingerprint, 25) = ?) LIMIT 1').get(listId, id, id)) as Row | undefined;
   return r ? fromRow(r) : null;
 }
 
