@@ -69,6 +69,14 @@ export class StartError extends Error {
 }
 
 function listenError(what: 'HTTP' | 'SMTP', host: string, port: number, e: unknown): StartError {
+  const err = listenErrorText(what, host, port, e);
+  // Keep the system's code (e.g. EADDRINUSE) for the log line; the message is for the operator.
+  const code = (e as { code?: string } | null)?.code;
+  if (code) Object.assign(err, { code });
+  return err;
+}
+
+function listenErrorText(what: 'HTTP' | 'SMTP', host: string, port: number, e: unknown): StartError {
   const code = (e as { code?: string } | null)?.code;
   const key = what === 'HTTP' ? 'http' : 'smtp';
   const fix = `set ${key}.port in letterlock.json or LETTERLOCK_${what}_PORT`;
