@@ -10,12 +10,12 @@ import type { ErrorCode } from '../../shared/index.ts';
 import type { RefusalCode } from '../pipeline/reasons.ts';
 
 export type EventName =
-  | 'server.started' | 'server.stopping' | 'server.error' | 'server.start_failed' | 'log.dropped'
+  | 'server.started' | 'server.stopping' | 'server.error'
   | 'smtp.listening' | 'smtp.rcpt_refused' | 'smtp.too_large' | 'smtp.busy' | 'smtp.bounce_received' | 'smtp.error'
   | 'http.listening'
+  | 'server.start_failed' | 'log.dropped' | 'delivery.error' | 'smtp.client_refused' | 'smtp.client_cut' // robustness (issue 10)
   | 'post.received' | 'post.refused' | 'post.held' | 'post.accepted' | 'post.failed' | 'post.approved' | 'post.rejected'
-  | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report' | 'delivery.error'
-  | 'smtp.client_refused' | 'smtp.client_cut'
+  | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report'
   | 'member.missed';
 
 /** Codes are the only strings that describe what happened. */
