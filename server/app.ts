@@ -2,6 +2,7 @@
 // ingest, HTTP port and the delivery worker. `serve` and the demo both use it.
 
 import type { AddressInfo } from 'node:net';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
 import type { Config } from './config/config.ts';
@@ -10,7 +11,7 @@ import { verifySecret } from './config/secret.ts';
 import { MaildirRelay, SmtpRelay, type Relay } from './delivery/relay.ts';
 import { createTokens } from './delivery/tokens.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
-import { ensureAdminToken } from './http/admin-token.ts';
+import { ADMIN_TOKEN_FILE, ensureAdminToken } from './http/admin-token.ts';
 import { createApi } from './http/api.ts';
 import { unlockList, type ListKeys } from './lists/lists.ts';
 import { backfillMemberKeyIds } from './lists/members.ts';
@@ -64,66 +65,139 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function listen(server: { listen(port: number, host: string, cb: () => void): unknown; once(e: 'error', cb: (e: Error) => void): unknown }, port: number, host: string): Promise<void> {
+/** A start that failed for a reason the operator can fix: one line, no stack trace. */
+export class StartError extends Error {
+  override name = 'StartError';
+}
+
+function listenError(what: 'HTTP' | 'SMTP', host: string, port: number, e: unknown): StartError {
+  const err = listenErrorText(what, host, port, e);
+  // Keep the system's code (e.g. EADDRINUSE) for the log line; the message is for the operator.
+  const code = (e as { code?: string } | null)?.code;
+  if (code) Object.assign(err, { code });
+  return err;
+}
+
+function listenErrorText(what: 'HTTP' | 'SMTP', host: string, port: number, e: unknown): StartError {
+  const code = (e as { code?: string } | null)?.code;
+  const key = what === 'HTTP' ? 'http' : 'smtp';
+  const fix = `set ${key}.port in letterlock.json or LETTERLOCK_${what}_PORT`;
+  if (code === 'EADDRINUSE') return new StartError(`${what} port ${host}:${port} is in use: ${fix}`);
+  if (code === 'EACCES') return new StartError(`${what} port ${host}:${port} is not allowed for this user (ports below 1024 need privileges): ${fix}`);
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') return new StartError(`${what} host ${host} is not an address of this machine: set ${key}.host in letterlock.json`);
+  return new StartError(`${what} could not listen on ${host}:${port} (${codeOf(e)})`);
+}
+
+function adminToken(dataDir: string): string {
+  const path = join(dataDir, ADMIN_TOKEN_FILE);
+  try {
+    if (existsSync(path) && !statSync(path).isFile()) throw new StartError(`the admin token ${path} is not a file: remove it and start again`);
+    return ensureAdminToken(dataDir).token;
+  } catch (e) {
+    if (e instanceof StartError) throw e;
+    const code = (e as { code?: string } | null)?.code;
+    throw new StartError(code ? `cannot write the admin token ${path} (${code})` : `admin token: ${(e as Error).message}`);
+  }
+}
+
+function listen(server: { listen(port: number, host: string, cb: () => void): unknown; once(e: 'error', cb: (e: Error) => void): unknown; off(e: 'error', cb: (e: Error) => void): unknown }, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => resolve());
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
 }
 
+/**
+ * Starts everything or nothing: the admin token, HTTP and the delivery worker
+ * come first and SMTP listens last, so a server that says 250 can also deliver.
+ * If any step fails, what was opened is closed again and the error is thrown
+ * (a StartError carries a one-line reason for the operator).
+ */
 export async function startServer(dataDir: string, config: Config, secret: string, options: { log?: EventLog } = {}): Promise<RunningServer> {
   const log = options.log ?? createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: config.logLevel });
   const db = openData(dataDir, secret);
-  const queue = new QueueStore(db);
-  const tokens = createTokens(secret);
-  const relay = makeRelay(dataDir, config);
-  let worker: DeliveryWorker | null = null;
-  const keysFor = listKeyCache(secret);
-  // Unlock every list key now: the S2K work is paid at start, not by the first post.
-  await Promise.all(allLists(db).map((l) => keysFor(l)));
-  // Data folders from before the key-ID index: index their members' subkeys, in the background.
-  void backfillMemberKeyIds(db).catch((e: unknown) => log.warn('server.error', { code: codeOf(e) }));
-  const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick() });
-  const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
-  const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick() });
-  const work = new WorkQueue(config.pipeline.concurrency, config.pipeline.maxWaiting);
-
-  const smtp: SMTPServer = createIngest({
-    host: config.smtp.host, port: config.smtp.port, maxMessageBytes: config.smtp.maxMessageBytes, maxClients: config.smtp.maxClients,
-    db, queue, pipeline, work, tokens, log,
-  });
-  smtp.on('error', (e) => log.error('smtp.error', { code: codeOf(e) }));
-  await listen(smtp.server as never, config.smtp.port, config.smtp.host);
-  const smtpPort = (smtp.server.address() as AddressInfo).port;
-  log.info('smtp.listening', { port: smtpPort });
-  // The public URL goes into statements members sign, so it must be known before
-  // the HTTP port opens; with port 0 it is taken from the port the OS gave.
-  let publicUrl = config.publicUrl ?? '';
-  const http = await createApi({
-    db, queue, tokens, secret, adminToken: ensureAdminToken(dataDir).token, keysFor, pipeline,
-    limits: config.http.limits, trustProxy: config.http.trustProxy,
-    get publicUrl() { return publicUrl; },
-    onQueued: () => worker?.kick(),
-  });
-  await http.listen({ port: config.http.port, host: config.http.host });
-  const httpPort = (http.server.address() as AddressInfo).port;
-  if (!publicUrl) publicUrl = `http://${config.http.host}:${httpPort}`;
-  log.info('http.listening', { port: httpPort });
-  worker = new DeliveryWorker({ db, queue, relay, tokens, log, delivery: config.delivery, publicUrl });
-  worker.start();
-  void fanout.resumeAll(); // fan-outs a crash interrupted
-  log.info('server.started', {});
-
-  return {
-    smtpPort, httpPort, relay: relay.description, worker: worker!, db, log,
-    async close() {
-      log.info('server.stopping', {});
-      await new Promise<void>((r) => smtp.close(() => r()));
-      await http.close();
-      await fanout.idle();
-      await worker!.stop();
-      await pool.close();
-      db.close();
-    },
+  // What is open so far, closed in reverse order if a later step fails.
+  const undo: Array<() => Promise<unknown> | void> = [() => { db.close(); }];
+  const rollback = async () => {
+    for (const u of undo.reverse()) {
+      try { await u(); } catch { /* keep closing the rest */ }
+    }
   };
+  try {
+    const queue = new QueueStore(db);
+    const tokens = createTokens(secret);
+    const relay = makeRelay(dataDir, config);
+    undo.push(() => relay.close());
+    let worker: DeliveryWorker | null = null;
+    const keysFor = listKeyCache(secret);
+    // Unlock every list key now: the S2K work is paid at start, not by the first post.
+    await Promise.all(allLists(db).map((l) => keysFor(l)));
+    // Data folders from before the key-ID index: index their members' subkeys, in the background.
+    void backfillMemberKeyIds(db).catch((e: unknown) => log.warn('server.error', { code: codeOf(e) }));
+    const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick() });
+    undo.push(async () => { fanout.stop(); await fanout.idle(); });
+    const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
+    undo.push(() => pool.close());
+    const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick() });
+    const work = new WorkQueue(config.pipeline.concurrency, config.pipeline.maxWaiting);
+
+    // The public URL goes into statements members sign, so it must be known before
+    // the HTTP port opens; with port 0 it is taken from the port the OS gave.
+    let publicUrl = config.publicUrl ?? '';
+    const http = await createApi({
+      db, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline,
+      limits: config.http.limits, trustProxy: config.http.trustProxy,
+      get publicUrl() { return publicUrl; },
+      onQueued: () => worker?.kick(),
+    });
+    undo.push(() => http.close());
+    try {
+      await http.listen({ port: config.http.port, host: config.http.host });
+    } catch (e) {
+      throw listenError('HTTP', config.http.host, config.http.port, e);
+    }
+    const httpPort = (http.server.address() as AddressInfo).port;
+    if (!publicUrl) publicUrl = `http://${config.http.host}:${httpPort}`;
+    log.info('http.listening', { port: httpPort });
+
+    worker = new DeliveryWorker({ db, queue, relay, tokens, log, delivery: config.delivery, publicUrl });
+    worker.start();
+    undo.push(() => worker!.stop());
+    void fanout.resumeAll(); // fan-outs a crash interrupted
+
+    const smtp: SMTPServer = createIngest({
+      host: config.smtp.host, port: config.smtp.port, maxMessageBytes: config.smtp.maxMessageBytes, maxClients: config.smtp.maxClients,
+      hygiene: config.smtp,
+      db, queue, pipeline, work, tokens, log,
+    });
+    smtp.on('error', (e) => log.error('smtp.error', { code: codeOf(e) }));
+    try {
+      await listen(smtp.server as never, config.smtp.port, config.smtp.host);
+    } catch (e) {
+      throw listenError('SMTP', config.smtp.host, config.smtp.port, e);
+    }
+    undo.push(() => new Promise<void>((r) => smtp.close(() => r())));
+    const smtpPort = (smtp.server.address() as AddressInfo).port;
+    log.info('smtp.listening', { port: smtpPort });
+    log.info('server.started', {});
+
+    let closing: Promise<void> | null = null;
+    return {
+      smtpPort, httpPort, relay: relay.description, worker, db, log,
+      close() {
+        closing ??= (async () => {
+          log.info('server.stopping', {});
+          await rollback();
+        })();
+        return closing;
+      },
+    };
+  } catch (e) {
+    log.error('server.start_failed', { code: codeOf(e) });
+    await rollback();
+    throw e;
+  }
 }

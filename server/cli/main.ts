@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { isLetterlockError } from '../../shared/index.ts';
-import { listKeyCache, openData, startServer } from '../app.ts';
+import { join } from 'node:path';
+import { listKeyCache, openData, StartError, startServer, type RunningServer } from '../app.ts';
 import { ConfigError, dataDirFrom, loadConfig } from '../config/config.ts';
 import { defaultSecretFile, loadSecret } from '../config/secret.ts';
 import { createList, normalizeAddress, UsageError } from '../lists/lists.ts';
@@ -99,23 +100,37 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'serve') {
     const { config } = loadConfig(dataDir);
     const secret = secretFor(dataDir);
-    const server = await startServer(dataDir, config, secret);
-    // A crash report must not print an error's message either (it could quote
-    // input): log the code, exit, and let the supervisor restart us (the queue
-    // and any interrupted fan-out resume).
-    const crash = (e: unknown) => {
-      server.log.error('server.error', { code: codeOf(e) });
-      process.stderr.write(`letterlock: stopped after an internal error (${codeOf(e)})\n`);
-      process.exit(70);
-    };
-    process.on('uncaughtException', crash);
-    process.on('unhandledRejection', crash);
-    console.error(`letterlock: SMTP on ${config.smtp.host}:${server.smtpPort}, HTTP on ${config.http.host}:${server.httpPort}, delivering via ${server.relay}`);
+    const log = createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: config.logLevel });
+    let server: RunningServer | null = null;
+    let stopping = false;
+    // Signals first: a SIGTERM during start stops the start, and after it a clean close.
     const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      if (!server) process.exit(0); // nothing accepted yet: SMTP opens last
+      // A close that hangs (a relay that never answers) must not keep the process.
+      setTimeout(() => process.exit(1), 15_000).unref();
       server.close().then(() => process.exit(0), () => process.exit(1));
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // An error that escapes every isolation is a bug: log its code only (a message
+    // could quote input), exit, and let the supervisor restart us (the queue and
+    // any interrupted fan-out resume). Failures of one row or post never get here.
+    const crash = (kind: 'UNCAUGHT_EXCEPTION' | 'UNHANDLED_REJECTION') => (e: unknown) => {
+      const code = codeOf(e);
+      log.error('server.error', { code: code === 'INTERNAL' ? kind : code });
+      process.stderr.write(`letterlock: stopped after an internal error (${code === 'INTERNAL' ? kind : code})\n`);
+      process.exit(70);
+    };
+    process.on('uncaughtException', crash('UNCAUGHT_EXCEPTION'));
+    process.on('unhandledRejection', crash('UNHANDLED_REJECTION'));
+    server = await startServer(dataDir, config, secret, { log });
+    if (stopping) {
+      await server.close();
+      process.exit(0);
+    }
+    console.error(`letterlock: SMTP on ${config.smtp.host}:${server.smtpPort}, HTTP on ${config.http.host}:${server.httpPort}, delivering via ${server.relay}`);
     return -1; // keep running
   }
 
@@ -221,11 +236,13 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (e: unknown) => {
-    if (e instanceof UsageError || e instanceof ConfigError) console.error(`letterlock: ${e.message}`);
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof StartError) console.error(`letterlock: ${e.message}`);
     else if (isLetterlockError(e)) console.error(`letterlock: ${e.code}: ${e.message}`);
     else if (e instanceof z.ZodError) console.error(`letterlock: invalid argument: ${e.issues.map((i) => i.message).join('; ')}`);
     else if (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) console.error(`letterlock: ${e.message}\n\n${USAGE}`);
     else console.error(`letterlock: ${e instanceof Error ? `${e.name}: ${e.message}` : 'failed'}`);
     process.exitCode = 1;
+    // Whatever a failed start may have left open, the process ends in bounded time.
+    setTimeout(() => process.exit(1), 3000).unref();
   },
 );

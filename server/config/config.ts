@@ -62,7 +62,19 @@ export const ConfigSchema = z.object({
     port: Port.default(2525),
     /** Largest incoming mail in bytes (advertised with SIZE, enforced while streaming). */
     maxMessageBytes: z.number().int().min(1024).max(200 * 1024 * 1024).default(25 * 1024 * 1024),
-    maxClients: z.number().int().min(1).max(10_000).default(32),
+    maxClients: z.number().int().min(1).max(10_000).default(100),
+    /** From connect (or the end of the last message) to DATA; NOOP, RSET and HELO do not extend it. */
+    dataDeadlineMs: z.number().int().min(1000).max(3_600_000).default(30_000),
+    /** From DATA to the next command: the message itself, on a slow link. */
+    messageDeadlineMs: z.number().int().min(1000).max(3_600_000).default(600_000),
+    maxCommandsBeforeData: z.number().int().min(5).max(10_000).default(30),
+    /** Open connections per client address (IPv6: per /64); more get 421. */
+    perIpConnections: z.number().int().min(1).max(10_000).default(10),
+    /** More connections than this from one address within a minute: 421 for floodCooldownMs. */
+    floodConnectionsPerMinute: z.number().int().min(1).max(1_000_000).default(60),
+    floodCooldownMs: z.number().int().min(0).max(86_400_000).default(60_000),
+    /** Client addresses (e.g. the local MTA) that skip the per-address limits. */
+    trustedClients: z.array(z.union([z.ipv4(), z.ipv6()])).max(1000).default([]),
   }).strict().prefault({}),
   http: z.object({
     host: Host.default('127.0.0.1'),

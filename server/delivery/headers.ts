@@ -39,17 +39,52 @@ export interface CopyHeaderInput {
   autocrypt?: string;
 }
 
+// The threading headers come from the sender and are copied onto every copy, so
+// they are checked where they are written (not only at ingest): a stored id that
+// is not a plain printable msg-id is dropped, never passed to the header writer.
+export const MAX_ID_CHARS = 250;
+export const MAX_REFERENCES = 20;
+const MSG_ID = /^<[\x21-\x3b\x3d\x3f-\x7e]{1,248}>$/; // printable ASCII, no < > or space inside
+
+/** A message id fit to write into a header, or null. */
+export function safeMessageId(id: unknown): string | null {
+  return typeof id === 'string' && id.length <= MAX_ID_CHARS && MSG_ID.test(id) ? id : null;
+}
+
+/** At most the last MAX_REFERENCES valid ids (the nearest ancestors matter most). */
+export function safeReferences(refs: unknown): string[] {
+  if (!Array.isArray(refs)) return [];
+  const out: string[] = [];
+  // Walk from the end and stop early: the input's length does not bound the work.
+  for (let i = refs.length - 1; i >= 0 && out.length < MAX_REFERENCES; i--) {
+    const id = safeMessageId(refs[i]);
+    if (id) out.unshift(id);
+  }
+  return out;
+}
+
+/** A date the header writer can format; anything else is replaced by now. */
+function safeDate(date: number | null): Date {
+  const d = new Date(typeof date === 'number' && Number.isFinite(date) ? date : Date.now());
+  const y = d.getUTCFullYear();
+  return Number.isNaN(d.getTime()) || y < 1970 || y > 9999 ? new Date() : d;
+}
+
 /** Headers shared by every copy of one post (computed once per post). */
 export function postHeaders(p: CopyHeaderInput): HeaderList {
   const h: HeaderList = [
     ['From', `<${p.listAddress}>`],
     ['To', `<${p.listAddress}>`],
     ['Subject', PLACEHOLDER_SUBJECT],
-    ['Date', formatDate(new Date(p.date ?? Date.now()))],
+    ['Date', formatDate(safeDate(p.date))],
   ];
-  if (p.messageId) h.push(['Message-ID', p.messageId]);
-  if (p.inReplyTo) h.push(['In-Reply-To', p.inReplyTo]);
-  if (p.references.length) h.push(['References', p.references.join(' ')]);
+  const messageId = safeMessageId(p.messageId);
+  const inReplyTo = safeMessageId(p.inReplyTo);
+  const references = safeReferences(p.references);
+  if (messageId) h.push(['Message-ID', messageId]);
+  if (inReplyTo) h.push(['In-Reply-To', inReplyTo]);
+  // 20 ids of at most 250 characters, folded at spaces: no line over 998 octets.
+  if (references.length) h.push(['References', references.join(' ')]);
   if (p.autocrypt) h.push(['Autocrypt', p.autocrypt]);
   return h;
 }

@@ -5,7 +5,7 @@
 
 import { formatDate, newMessageId, writeHeaders, domainOf, type HeaderList } from '../../shared/index.ts';
 import { reasonSentence, type ReasonCode } from '../pipeline/reasons.ts';
-import { listIdOf } from './headers.ts';
+import { listIdOf, safeMessageId } from './headers.ts';
 
 function textMail(headers: HeaderList, lines: string[]): string {
   return `${writeHeaders(headers)}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${lines.join('\r\n')}\r\n`;
@@ -30,7 +30,7 @@ export function serviceMail(listAddress: string, to: string, subject: string, li
 
 /** Message ids are written only when they look like ids: they come from the sender. */
 function safeId(id: string | null): string {
-  return id && /^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>$/.test(id) ? id : '(none)';
+  return safeMessageId(id) ?? '(none)';
 }
 
 export function bounceMail(listAddress: string, to: string, code: ReasonCode, messageId: string | null): string {

@@ -7,8 +7,8 @@
 import type { HeaderList } from '../../shared/index.ts';
 import { toHex, randomBytes } from '../../shared/index.ts';
 import type { Config } from '../config/config.ts';
-import type { EventLog } from '../log/log.ts';
-import type { Db } from '../store/db.ts';
+import { codeOf, type EventLog } from '../log/log.ts';
+import { isStorageError, type Db } from '../store/db.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { getPost, getPostMessageId } from '../store/posts.ts';
 import type { DeliveryRow, QueueStore } from '../store/queue.ts';
@@ -19,6 +19,10 @@ import { PostRender } from './render.ts';
 import { autocryptHeader } from './autocrypt.ts';
 import { getDeliveryPreference } from '../store/registry.ts';
 import type { Tokens } from './tokens.ts';
+
+/** The reason recorded for a row that could not be made into mail: content-free. */
+export const RENDER_FAILED = 'RENDER_FAILED: the copy could not be written as mail';
+const STORAGE_RETRY_MS = 1000;
 
 export interface WorkerOptions {
   db: Db;
@@ -44,6 +48,8 @@ export class DeliveryWorker {
   private lanes: Promise<void> | null = null;
   private readonly posts = new Map<number, CachedPost>();
   private lastReport = 0;
+  /** Outcome writes the database refused, retried in order before new work. */
+  private unrecorded: Array<() => void> = [];
   sent = 0;
 
   constructor(private readonly o: WorkerOptions) {}
@@ -65,8 +71,14 @@ export class DeliveryWorker {
     this.running = false;
     this.kick();
     await this.lanes;
-    this.o.queue.flushSent();
-    this.o.queue.unclaim(this.buffer.map((r) => r.id));
+    try {
+      this.retryUnrecorded();
+      this.o.queue.flushSent();
+      this.o.queue.unclaim(this.buffer.map((r) => r.id));
+    } catch (e) {
+      // Rows left 'sending' go back to the queue at the next start (counted as possibly re-sent).
+      this.o.log.error('delivery.error', { code: codeOf(e) });
+    }
     this.buffer = [];
     this.o.relay.close();
   }
@@ -97,14 +109,57 @@ export class DeliveryWorker {
 
   private async lane(): Promise<void> {
     while (this.running) {
-      const row = this.nextRow();
-      if (!row) {
-        this.flushReports(false);
-        await this.waitForWork();
-        continue;
+      // A lane never ends on an error: one row's failure stays with that row, and
+      // a failing database (disk full) pauses the lane and is retried.
+      try {
+        if (!this.retryUnrecorded()) {
+          await this.pause();
+          continue;
+        }
+        const row = this.nextRow();
+        if (!row) {
+          this.flushReports(false);
+          await this.waitForWork();
+          continue;
+        }
+        await this.deliverOne(row);
+      } catch (e) {
+        this.o.log.error('delivery.error', { code: codeOf(e) });
+        await this.pause();
       }
-      await this.deliverOne(row);
     }
+  }
+
+  /** After a storage error: wait a little, then try again. */
+  private pause(): Promise<void> {
+    return new Promise<void>((resolve) => setTimeout(resolve, STORAGE_RETRY_MS));
+  }
+
+  /**
+   * Records an outcome; if the database refuses (disk full, I/O error) the write
+   * is kept in memory and retried before any new row is claimed. It stays
+   * bounded: no new rows are claimed while writes are pending.
+   */
+  private record(write: () => void): void {
+    try {
+      write();
+    } catch (e) {
+      this.o.log.error('delivery.error', { code: codeOf(e) });
+      this.unrecorded.push(write);
+    }
+  }
+
+  /** True when no recorded outcome is waiting for the database. */
+  private retryUnrecorded(): boolean {
+    while (this.unrecorded.length > 0) {
+      try {
+        this.unrecorded[0]!();
+      } catch {
+        return false;
+      }
+      this.unrecorded.shift();
+    }
+    return true;
   }
 
   private cachedPost(postId: number): CachedPost | null {
@@ -147,27 +202,50 @@ export class DeliveryWorker {
 
   private async deliverOne(row: DeliveryRow): Promise<void> {
     const { queue, log, delivery } = this.o;
-    const out = this.render(row);
-    if (!out) {
-      queue.markFailed(row.id, 'INTERNAL: post or list no longer exists');
+    let out: ReturnType<DeliveryWorker['render']>;
+    try {
+      out = this.render(row);
+    } catch (e) {
+      // The row cannot be written as mail (e.g. a header the writer refuses): it
+      // alone fails, with a reason that quotes nothing; delivery goes on.
+      if (isStorageError(e)) throw e; // the disk, not the row: retried
+      log.error('delivery.failed', { delivery: row.id, code: 'RENDER_FAILED' });
+      this.record(() => {
+        queue.markFailed(row.id, RENDER_FAILED);
+        if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, RENDER_FAILED);
+      });
       return;
     }
-    const result: SendResult = await this.o.relay.send(out.envelope, out.mail);
+    if (!out) {
+      this.record(() => queue.markFailed(row.id, 'INTERNAL: post or list no longer exists'));
+      return;
+    }
+    let result: SendResult;
+    try {
+      result = await this.o.relay.send(out.envelope, out.mail);
+    } catch (e) {
+      // A relay that throws instead of answering: a temporary failure of this row.
+      result = { ok: false, permanent: false, code: 'NET_ERROR', reason: 'relay error' };
+      log.error('delivery.error', { delivery: row.id, code: codeOf(e) });
+    }
     if (result.ok) {
-      queue.markSent(row.id);
+      this.record(() => queue.markSent(row.id));
       this.sent++;
       return;
     }
     const tooOld = Date.now() - row.created_at > delivery.giveUpAfterMs;
     if (result.permanent || tooOld) {
       const reason = `${result.code}${tooOld && !result.permanent ? ' (gave up after retries)' : ''}: ${result.reason}`;
-      queue.markFailed(row.id, reason);
-      if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, reason);
+      this.record(() => {
+        queue.markFailed(row.id, reason);
+        if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, reason);
+      });
       log.warn('delivery.failed', { delivery: row.id, code: result.code, attempt: row.attempts + 1 });
       return;
     }
     const backoff = Math.min(delivery.retryMaxMs, delivery.retryBaseMs * 2 ** Math.min(row.attempts, 20));
-    queue.retryLater(row.id, Date.now() + Math.round(backoff * (0.75 + Math.random() * 0.5)), `${result.code}: ${result.reason}`);
+    const nextAt = Date.now() + Math.round(backoff * (0.75 + Math.random() * 0.5));
+    this.record(() => queue.retryLater(row.id, nextAt, `${result.code}: ${result.reason}`));
     log.info('delivery.retry', { delivery: row.id, code: result.code, attempt: row.attempts + 1 });
   }
 
@@ -178,18 +256,25 @@ export class DeliveryWorker {
     this.lastReport = now;
     const byList = this.o.queue.unreportedByList();
     for (const [listId, entries] of byList) {
-      const list = getListById(this.o.db, listId);
       const ids = entries.map((e) => e.id);
-      if (list?.owner) {
-        const withIds = entries.map((e) => ({ rcpt: e.rcpt, reason: e.reason, messageId: e.post_id ? getPostMessageId(this.o.db, e.post_id) : null }));
-        this.o.db.transaction(() => {
-          this.o.queue.add({ listId, postId: null, kind: 'report', rcpt: list.owner!, mail: ownerReportMail(list.address, list.owner!, withIds) });
+      try {
+        const list = getListById(this.o.db, listId);
+        if (list?.owner) {
+          const withIds = entries.map((e) => ({ rcpt: e.rcpt, reason: e.reason, messageId: e.post_id ? getPostMessageId(this.o.db, e.post_id) : null }));
+          this.o.db.transaction(() => {
+            this.o.queue.add({ listId, postId: null, kind: 'report', rcpt: list.owner!, mail: ownerReportMail(list.address, list.owner!, withIds) });
+            this.o.queue.markReported(ids);
+          })();
+        } else {
           this.o.queue.markReported(ids);
-        })();
-      } else {
-        this.o.queue.markReported(ids);
+        }
+        this.o.log.info('delivery.report', { list: list?.address ?? String(listId), count: entries.length });
+      } catch (e) {
+        if (isStorageError(e)) throw e; // kept unreported; the next flush tries again
+        // A report that cannot be written is dropped, not retried forever.
+        this.o.log.error('delivery.error', { code: codeOf(e), count: entries.length });
+        this.record(() => this.o.queue.markReported(ids));
       }
-      this.o.log.info('delivery.report', { list: list?.address ?? String(listId), count: entries.length });
     }
   }
 }

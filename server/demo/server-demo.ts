@@ -7,9 +7,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { generateKey } from '../../shared/index.ts';
-import { openData, startServer } from '../app.ts';
+import { openData, StartError, startServer, type RunningServer } from '../app.ts';
 import { init } from '../cli/init.ts';
-import { loadConfig } from '../config/config.ts';
+import { ConfigError, loadConfig } from '../config/config.ts';
 import { createList } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
 import { createEventLog } from '../log/log.ts';
@@ -43,9 +43,30 @@ const people = join(DEMO_DIR, 'people');
 }
 
 const { config } = loadConfig(DEMO_DIR);
-const server = await startServer(DEMO_DIR, config, secret, {
-  log: createEventLog({ file: join(DEMO_DIR, 'logs', 'server.log'), level: config.logLevel, stdout: false }),
-});
+// Signals first; SMTP opens last inside startServer; a failed start is one line and exit 1.
+let server: RunningServer | null = null;
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  if (!server) process.exit(0);
+  setTimeout(() => process.exit(1), 15_000).unref();
+  server.close().then(() => process.exit(0), () => process.exit(1));
+};
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);
+try {
+  server = await startServer(DEMO_DIR, config, secret, {
+    log: createEventLog({ file: join(DEMO_DIR, 'logs', 'server.log'), level: config.logLevel, stdout: false }),
+  });
+} catch (e) {
+  console.error(`letterlock demo: ${e instanceof StartError || e instanceof ConfigError ? e.message : `could not start (${e instanceof Error ? e.name : 'error'})`}`);
+  process.exit(1);
+}
+if (stopping) {
+  await server.close();
+  process.exit(0);
+}
 const maildir = config.maildir ?? join(DEMO_DIR, 'maildir');
 const d = rel(DEMO_DIR);
 console.log(`
@@ -77,6 +98,3 @@ Next steps (in another terminal):
 
 Stop with Ctrl-C.`);
 
-const stop = () => void server.close().then(() => process.exit(0));
-process.once('SIGINT', stop);
-process.once('SIGTERM', stop);

@@ -3,6 +3,8 @@
 // keys whose values are numbers, booleans, error codes or addresses. There is no
 // `message` field and no way to log an Error object or a string of content.
 
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { ErrorCode } from '../../shared/index.ts';
 import type { RefusalCode } from '../pipeline/reasons.ts';
@@ -11,12 +13,14 @@ export type EventName =
   | 'server.started' | 'server.stopping' | 'server.error'
   | 'smtp.listening' | 'smtp.rcpt_refused' | 'smtp.too_large' | 'smtp.busy' | 'smtp.bounce_received' | 'smtp.error'
   | 'http.listening'
+  | 'server.start_failed' | 'log.dropped' | 'delivery.error' | 'smtp.client_refused' | 'smtp.client_cut' // robustness (issue 10)
   | 'post.received' | 'post.refused' | 'post.held' | 'post.accepted' | 'post.failed' | 'post.approved' | 'post.rejected'
   | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report'
   | 'member.missed';
 
 /** Codes are the only strings that describe what happened. */
-export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK';
+export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | `SQLITE_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK'
+  | 'RENDER_FAILED' | 'PER_IP_LIMIT' | 'FLOOD' | 'DATA_DEADLINE' | 'TOO_MANY_COMMANDS' | 'UNHANDLED_REJECTION' | 'UNCAUGHT_EXCEPTION';
 
 export interface EventFields {
   list?: string; // a list address
@@ -53,10 +57,65 @@ export function codeOf(e: unknown): LogCode {
   return 'INTERNAL';
 }
 
+/**
+ * An append-only log file that never throws and never emits 'error': a full
+ * disk (ENOSPC) or an I/O error must not stop the server. Lines are dropped and
+ * counted while writes fail; the first line that fits again is preceded by a
+ * log.dropped line with the count. Writes are synchronous, so a line is on disk
+ * (or counted as dropped) before the next event is logged.
+ */
+export class SafeLogFile {
+  private fd = -1;
+  private dropped = 0;
+  private midLine = false;
+
+  constructor(readonly path: string) {
+    // At start a log that cannot be opened is a configuration error: say so.
+    mkdirSync(dirname(path), { recursive: true });
+    this.fd = openSync(path, 'a', 0o600);
+  }
+
+  get droppedLines(): number {
+    return this.dropped;
+  }
+
+  write(line: string): boolean {
+    let text = line;
+    if (this.dropped > 0 || this.midLine) {
+      const note = `{"level":40,"time":${Date.now()},"pid":${process.pid},"event":"log.dropped","count":${this.dropped}}\n`;
+      text = `${this.midLine ? '\n' : ''}${note}${line}`;
+    }
+    const bytes = Buffer.from(text, 'utf8');
+    let off = 0;
+    try {
+      if (this.fd < 0) this.fd = openSync(this.path, 'a', 0o600);
+      while (off < bytes.length) off += writeSync(this.fd, bytes, off);
+      this.dropped = 0;
+      this.midLine = false;
+    } catch {
+      this.dropped++;
+      if (off > 0) this.midLine = true; // a torn line: the next write starts a fresh one
+    }
+    return true;
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      try { closeSync(this.fd); } catch { /* already gone */ }
+      this.fd = -1;
+    }
+  }
+}
+
 export function createEventLog(options: { file?: string; level?: string; stdout?: boolean }): EventLog {
   const streams: pino.StreamEntry[] = [];
-  if (options.file) streams.push({ stream: pino.destination({ dest: options.file, mkdir: true, sync: true }) });
-  if (options.stdout ?? true) streams.push({ stream: process.stdout });
+  if (options.file) streams.push({ stream: new SafeLogFile(options.file) });
+  if (options.stdout ?? true) {
+    // stdout may be a pipe that closed or a file on a full disk: an 'error' there
+    // must not become an uncaught exception. Lines that cannot be written are lost.
+    if (!process.stdout.listenerCount('error')) process.stdout.on('error', () => {});
+    streams.push({ stream: { write: (line: string) => { try { process.stdout.write(line); } catch { /* dropped */ } return true; } } });
+  }
   const logger: Logger = pino({ level: options.level ?? 'info', base: { pid: process.pid } }, pino.multistream(streams));
   return {
     info: (event, fields = {}) => logger.info({ event, ...fields }),

@@ -4,14 +4,32 @@
 // owner hears of those in the next report). The delivery worker sends them.
 
 import { missedNoticeMail } from '../delivery/notices.ts';
+import { isStorageError } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
 import type { WrappedPage } from './types.ts';
 
+export const ROW_FAILED = 'INTERNAL: the copy could not be queued';
+
+/**
+ * Call inside the page's transaction. Each row is isolated: one that cannot be
+ * made (a notice the writer refuses) is reported to the owner and the others go
+ * on; a storage error (disk full) is rethrown so the whole page rolls back and is retried.
+ */
 export function deliver(page: WrappedPage, list: ListRecord, postId: number, messageId: string | null, queue: QueueStore): void {
-  for (const c of page.copies) queue.add({ listId: list.id, postId, kind: 'copy', rcpt: c.rcpt, pkesk: c.pkesk });
+  const isolated = (rcpt: string, add: () => void) => {
+    try {
+      add();
+    } catch (e) {
+      if (isStorageError(e)) throw e;
+      queue.addReport(list.id, rcpt, postId, ROW_FAILED);
+    }
+  };
+  for (const c of page.copies) isolated(c.rcpt, () => queue.add({ listId: list.id, postId, kind: 'copy', rcpt: c.rcpt, pkesk: c.pkesk }));
   for (const m of page.missed) {
-    queue.add({ listId: list.id, postId, kind: 'notice', rcpt: m.rcpt, mail: missedNoticeMail(list.address, m.rcpt, m.code, messageId) });
-    queue.addReport(list.id, m.rcpt, postId, `${m.code}: missed a post (notice sent)`);
+    isolated(m.rcpt, () => {
+      queue.add({ listId: list.id, postId, kind: 'notice', rcpt: m.rcpt, mail: missedNoticeMail(list.address, m.rcpt, m.code, messageId) });
+      queue.addReport(list.id, m.rcpt, postId, `${m.code}: missed a post (notice sent)`);
+    });
   }
 }

@@ -10,7 +10,7 @@
 import { KeyIdentity, wrapMany, type SessionKey } from '../../shared/index.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
-import type { Db } from '../store/db.ts';
+import { isStorageError, type Db } from '../store/db.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { iterateMembers, type MemberRecord } from '../store/members.ts';
 import { advanceWrap, finishWrap, getWrapState, unfinishedWraps } from '../store/posts.ts';
@@ -49,6 +49,21 @@ export async function wrapPage(sessionKey: SessionKey, page: readonly MemberReco
   return { copies, missed, last: page[page.length - 1]!.address };
 }
 
+/** The slow path of a page whose batch wrap threw: a member whose wrap fails gets a notice. */
+async function wrapEach(sessionKey: SessionKey, page: readonly MemberRecord[]): Promise<WrappedPage> {
+  const out: WrappedPage = { copies: [], missed: [], last: page[page.length - 1]!.address };
+  for (const m of page) {
+    try {
+      const one = await wrapPage(sessionKey, [m]);
+      out.copies.push(...one.copies);
+      out.missed.push(...one.missed);
+    } catch {
+      out.missed.push({ rcpt: m.address, code: 'KEY_NO_ENCRYPTION' });
+    }
+  }
+  return out;
+}
+
 export interface FanoutDeps {
   db: Db;
   queue: QueueStore;
@@ -67,8 +82,40 @@ export class Fanout {
   /** Queues the fan-out of a post; `sessionKey` (if given) saves unwrapping K again. */
   run(postId: number, sessionKey?: SessionKey): Promise<{ copies: number; notices: number }> {
     const job = this.chain.then(() => this.wrapAll(postId, sessionKey));
-    this.chain = job.catch((e: unknown) => this.d.log.error('post.failed', { post: postId, code: codeOf(e) }));
+    this.chain = job.catch((e: unknown) => {
+      // The post stays unfinished (its cursor is committed page by page); the
+      // next post's fan-out runs anyway. A storage error (disk full) is retried
+      // soon; anything else at the next start.
+      this.d.log.error('post.failed', { post: postId, code: codeOf(e) });
+      if (isStorageError(e)) this.retrySoon();
+    });
     return job;
+  }
+
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  private retrySoon(): void {
+    if (this.retryTimer || this.stopped) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.stopped) return;
+      try {
+        // A post already waiting in the chain runs twice at most: the second run reads its cursor and does nothing.
+        for (const w of unfinishedWraps(this.d.db)) this.run(w.postId).catch(() => {});
+      } catch (e) {
+        this.d.log.error('post.failed', { code: codeOf(e) });
+        this.retrySoon();
+      }
+    }, 5_000);
+    this.retryTimer.unref();
+  }
+
+  /** No more retries; then wait for idle(). */
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 
   /** After a restart: finish every fan-out a crash interrupted. */
@@ -93,7 +140,16 @@ export class Fanout {
     let notices = 0;
     try {
       for (const page of iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)) {
-        const wrapped = await wrapPage(sessionKey, page);
+        // Stopping: leave the rest to the next start (the cursor is committed).
+        if (this.stopped) return { copies, notices };
+        let wrapped: WrappedPage;
+        try {
+          wrapped = await wrapPage(sessionKey, page);
+        } catch (e) {
+          // One bad key must not stop the page (nor the post): wrap member by member.
+          log.error('post.failed', { list: list.address, post: postId, code: codeOf(e), count: page.length });
+          wrapped = await wrapEach(sessionKey, page);
+        }
         db.transaction(() => {
           deliver(wrapped, list, postId, state.messageId, queue);
           advanceWrap(db, postId, wrapped.last);

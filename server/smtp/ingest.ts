@@ -13,12 +13,15 @@ import { getList, type ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
 import type { Pipeline } from '../pipeline/run.ts';
 import { Busy, type WorkQueue } from '../pipeline/workqueue.ts';
+import { ConnectionGuard, type HygieneOptions } from './hygiene.ts';
 
 export interface IngestOptions {
   host: string;
   port: number;
   maxMessageBytes: number;
   maxClients: number;
+  /** Per-address caps and deadlines (hygiene.ts); absent: none beyond maxClients and the idle timeout. */
+  hygiene?: HygieneOptions;
   db: Db;
   queue: QueueStore;
   pipeline: Pipeline;
@@ -47,7 +50,8 @@ function resolveTarget(db: Db, tokens: Tokens, address: string): Target | null {
 
 export function createIngest(o: IngestOptions): SMTPServer {
   const targets = new WeakMap<SMTPServerSession, Target[]>();
-  return new SMTPServer({
+  const guard = o.hygiene ? new ConnectionGuard(o.hygiene, o.log) : null;
+  const server = new SMTPServer({
     name: 'letterlock',
     banner: 'Letterlock list server',
     size: o.maxMessageBytes,
@@ -57,6 +61,15 @@ export function createIngest(o: IngestOptions): SMTPServer {
     logger: false,
     socketTimeout: 60_000,
     closeTimeout: 5_000,
+    // The list has no use for the client's DNS name, and a slow resolver would hold the slot.
+    disableReverseLookup: true,
+    onConnect(session, callback) {
+      if (guard) guard.onConnect(session, callback);
+      else callback();
+    },
+    onClose(session) {
+      guard?.onClose(session);
+    },
     onMailFrom(_address, session, callback) {
       targets.set(session, []);
       callback();
@@ -113,6 +126,8 @@ export function createIngest(o: IngestOptions): SMTPServer {
       });
     },
   });
+  guard?.attach(server);
+  return server;
 }
 
 async function handle(o: IngestOptions, targets: Target[], envelopeFrom: string | null, raw: Buffer): Promise<string> {

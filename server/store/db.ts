@@ -7,6 +7,12 @@ import { ensureRegistrySchema } from './registry.ts';
 
 export type Db = Database.Database;
 
+/** SQLite refusing a write for a reason outside the data (disk full, I/O, busy, read-only): worth retrying. */
+export function isStorageError(e: unknown): boolean {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === 'string' && /^SQLITE_(FULL|IOERR|BUSY|LOCKED|READONLY|CANTOPEN|NOMEM|PROTOCOL)/.test(c);
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 

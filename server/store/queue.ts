@@ -70,7 +70,7 @@ export class QueueStore {
     this.pendingSent.push(id);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flushSent());
+      setImmediate(() => this.flushDeferred());
     }
   }
 
@@ -80,7 +80,30 @@ export class QueueStore {
     if (ids.length === 0) return;
     this.pendingSent = [];
     const now = Date.now();
-    this.db.transaction(() => { for (const id of ids) this.sentStmt.run(now, id); })();
+    try {
+      this.db.transaction(() => { for (const id of ids) this.sentStmt.run(now, id); })();
+    } catch (e) {
+      // Disk full or I/O error: keep the ids and try again shortly. A deferred
+      // flush must never throw (it runs outside any caller that could catch it).
+      this.pendingSent = ids.concat(this.pendingSent);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setTimeout(() => this.flushDeferred(), 1000).unref();
+      }
+      if (!this.deferred) throw e;
+    }
+  }
+
+  /** True while flushSent runs from its own timer: errors are kept, not thrown. */
+  private deferred = false;
+
+  private flushDeferred(): void {
+    this.deferred = true;
+    try {
+      this.flushSent();
+    } finally {
+      this.deferred = false;
+    }
   }
 
   /** Claimed rows never handed to the relay (clean stop): back to the queue, not counted. */

@@ -129,7 +129,9 @@ export function initData(dataDir: string, relayPort: number, extra: Record<strin
   init({
     dataDir,
     config: {
-      smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${relayPort}`,
+      // 127.0.0.1 is trusted (skips the per-address connection caps) so tests that
+      // send hundreds of posts are not cooled down; hygiene.test.ts floods from 127.0.0.2.
+      smtp: { port: 0, trustedClients: ['127.0.0.1'] }, http: { port: 0 }, relay: `smtp://127.0.0.1:${relayPort}`,
       delivery: { retryBaseMs: 150, retryMaxMs: 1000, reportDelayMs: 200 },
       logLevel: 'debug',
       ...extra,

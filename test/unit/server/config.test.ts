@@ -19,6 +19,13 @@ describe('config', () => {
     expect(() => parseConfig({ relay: 'http://x' }, 'f.json')).toThrow(/relay: must be smtp:\/\/host:port/);
     expect(() => parseConfig({ smtpp: {} }, 'f.json')).toThrow(/f\.json/);
   });
+  it('SMTP connection limits: defaults, and trusted clients must be IP addresses', () => {
+    const c = parseConfig({}, 'test');
+    expect(c.smtp).toMatchObject({ maxClients: 100, perIpConnections: 10, dataDeadlineMs: 30_000, floodConnectionsPerMinute: 60, trustedClients: [] });
+    expect(parseConfig({ smtp: { trustedClients: ['127.0.0.1', '::1'] } }, 'f.json').smtp.trustedClients).toEqual(['127.0.0.1', '::1']);
+    expect(() => parseConfig({ smtp: { trustedClients: ['mta.example.org'] } }, 'f.json')).toThrow(/smtp\.trustedClients\.0/);
+    expect(() => parseConfig({ smtp: { dataDeadlineMs: 10 } }, 'f.json')).toThrow(/smtp\.dataDeadlineMs/);
+  });
   it('reports a broken config file clearly', () => {
     writeFileSync(join(dir, 'letterlock.json'), '{ not json');
     expect(() => loadConfig(dir)).toThrow(/not valid JSON/);
