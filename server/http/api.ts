@@ -23,6 +23,7 @@ import { ArchiveAccess } from '../archive/access.ts';
 import { HttpLimitsSchema, type HttpLimits } from '../config/config.ts';
 import type { Tokens } from '../delivery/tokens.ts';
 import type { Pipeline } from '../pipeline/run.ts';
+import { watchLoopDelay } from './loop-delay.ts';
 import { Limiter, type Rate, type Rule } from '../registry/limits.ts';
 import { Registry } from '../registry/registry.ts';
 import { getListSettings, setListSettings } from '../registry/settings.ts';
@@ -193,7 +194,9 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // ---- health and discovery --------------------------------------------------------------
 
-  app.get('/health', async () => ({ ok: true, queue: deps.queue.stats() }));
+  const loopDelay = watchLoopDelay();
+  app.addHook('onClose', async () => loopDelay.stop());
+  app.get('/health', async () => ({ ok: true, queue: deps.queue.stats(), eventLoopDelay: loopDelay.snapshot() }));
   // Unversioned summary routes for operators and the demo (public facts only: no member addresses).
   app.get('/lists', async () => allLists(deps.db).map((l) => ({
     address: l.address, fingerprint: l.listFingerprint, postPolicy: l.postPolicy, requireSignature: l.requireSignature,

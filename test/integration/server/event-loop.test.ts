@@ -46,22 +46,26 @@ const HOSTILE: Array<[string, () => string]> = [
   ['5,000 nested multiparts', () => mail('Content-Type: multipart/mixed; boundary=b0\r\n', Array.from({ length: 5000 }, (_, i) => `--b${i}\r\nContent-Type: multipart/mixed; boundary=b${i + 1}\r\n\r\n`).join(''))],
 ];
 
-/** Polls GET /health until stopped; returns the worst answer time seen. */
-function watchLatency(port: number): { stop(): Promise<{ worst: number; count: number }> } {
+interface Health { eventLoopDelay: { lastSecondMs: number; maxLastMinuteMs: number } }
+
+async function health(port: number): Promise<Health> {
+  const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(30_000) });
+  return (await r.json()) as Health;
+}
+
+/** Polls GET /health until stopped; returns the answer times seen, sorted. */
+function watchLatency(port: number): { stop(): Promise<number[]> } {
   let running = true;
-  let worst = 0;
-  let count = 0;
+  const times: number[] = [];
   const loop = (async () => {
     while (running) {
       const t = performance.now();
-      const r = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(30_000) });
-      await r.arrayBuffer();
-      worst = Math.max(worst, performance.now() - t);
-      count++;
+      await health(port);
+      times.push(performance.now() - t);
       await new Promise((res) => setTimeout(res, 25));
     }
   })();
-  return { async stop() { running = false; await loop; return { worst, count }; } };
+  return { async stop() { running = false; await loop; return times.sort((a, b) => a - b); } };
 }
 
 async function reply(raw: string): Promise<string> {
@@ -77,11 +81,19 @@ describe('hostile input does not block the event loop', () => {
     const watch = watchLatency(child.httpPort);
     const t0 = performance.now();
     const replies = await Promise.all(HOSTILE.map(async ([name, make]) => [name, await reply(make()), Math.round(performance.now() - t0)] as const));
-    const { worst, count } = await watch.stop();
+    const times = await watch.stop();
+    // The server's own measure of its event loop over the storm (< 60 s ago).
+    const loop = (await health(child.httpPort)).eventLoopDelay;
     for (const [name, r, ms] of replies) console.log(`event loop: ${name}: ${r.slice(0, 90)} after ${ms} ms`);
-    console.log(`event loop: ${count} health requests, worst ${worst.toFixed(0)} ms`);
-    expect(count).toBeGreaterThan(10);
-    expect(worst).toBeLessThan(1000);
+    const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+    console.log(`event loop: ${times.length} health requests: median ${at(0.5).toFixed(0)} ms, p95 ${at(0.95).toFixed(0)} ms, ` +
+      `worst ${at(1).toFixed(0)} ms; the server's own worst event-loop delay ${loop.maxLastMinuteMs} ms`);
+    expect(times.length).toBeGreaterThan(10);
+    // The property: the server's loop never stalled for a second. From outside, the
+    // answer time also counts CPU the machine gave to other processes, so the
+    // bound there is on the 95th percentile; the worst is printed.
+    expect(loop.maxLastMinuteMs).toBeLessThan(1000);
+    expect(at(0.95)).toBeLessThan(1000);
     for (const [, r] of replies) {
       expect(r).not.toMatch(/^no reply|^4\d\d/); // decided, not left to retry
       expect(r).not.toMatch(/accepted/);
