@@ -12,11 +12,13 @@ export type EventName =
   | 'smtp.listening' | 'smtp.rcpt_refused' | 'smtp.too_large' | 'smtp.busy' | 'smtp.bounce_received' | 'smtp.error'
   | 'http.listening'
   | 'post.received' | 'post.refused' | 'post.held' | 'post.accepted' | 'post.failed' | 'post.approved' | 'post.rejected'
+  | 'post.duplicate' | 'bounce.queued' | 'bounce.suppressed'
   | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report'
   | 'member.missed';
 
 /** Codes are the only strings that describe what happened. */
-export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK';
+export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK'
+  | 'NULL_SENDER' | 'AUTOMATIC_SENDER' | 'AUTO_SUBMITTED' | 'LIST_ADDRESS' | 'RATE_RECIPIENT' | 'RATE_LIST' | 'UNKNOWN_SENDER';
 
 export interface EventFields {
   list?: string; // a list address

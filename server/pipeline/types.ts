@@ -32,6 +32,10 @@ export interface Opened extends Parsed {
 export interface Verified extends Opened {
   member: MemberRecord | null;
   verification: Verification | null;
+  /** Hex SHA-256 of the verified signature packet; null unless a member's signature verified. */
+  signatureDigest: string | null;
+  /** Lower-cased bare addresses of the signed (protected) To and Cc; null when the signed content states none. */
+  protectedRecipients: string[] | null;
 }
 
 export type Decision =

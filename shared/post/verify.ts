@@ -6,10 +6,14 @@ import type { PublicKey } from 'openpgp';
 import type { PgpMessage } from './decrypt.ts';
 import { ERROR_MESSAGES } from '../errors.ts';
 
-export type VerificationFailure = 'UNSIGNED' | 'SIGNER_UNKNOWN' | 'BAD_SIGNATURE' | 'SIGNER_KEY_INVALID';
+export type VerificationFailure = 'UNSIGNED' | 'SIGNER_UNKNOWN' | 'BAD_SIGNATURE' | 'SIGNER_KEY_INVALID' | 'SIGNATURE_FROM_FUTURE';
 
 export type Verification =
-  | { valid: true; signerFingerprint: string; signerKeyId: string; signedAt: Date | null }
+  | {
+    valid: true; signerFingerprint: string; signerKeyId: string; signedAt: Date | null;
+    /** The verified signature packet as written (public data): what replay protection digests. */
+    signaturePacket?: Uint8Array;
+  }
   | { valid: false; code: VerificationFailure; reason: string; signerKeyId: string | null };
 
 function invalid(code: VerificationFailure, signerKeyId: string | null): Verification {
@@ -37,10 +41,20 @@ export async function verifyAgainst(message: PgpMessage, keys: readonly PublicKe
     try {
       await result.verified;
       const signature = await result.signature;
-      const created = signature.packets[0]?.created ?? null;
-      return { valid: true, signerFingerprint: signer.getFingerprint().toUpperCase(), signerKeyId: keyId, signedAt: created };
+      const packet = signature.packets[0];
+      const created = packet?.created ?? null;
+      return {
+        valid: true, signerFingerprint: signer.getFingerprint().toUpperCase(), signerKeyId: keyId, signedAt: created,
+        ...(packet ? { signaturePacket: packet.write() } : {}),
+      };
     } catch (e) {
       const text = e instanceof Error ? e.message : '';
+      // Dated after `date`: refused with its own code, so a sender with a wrong clock is told so.
+      const created = await result.signature.then((s) => s.packets[0]?.created ?? null, () => null);
+      if (created && created.getTime() > date.getTime() && /in the future/i.test(text)) {
+        firstFailure ??= invalid('SIGNATURE_FROM_FUTURE', keyId);
+        continue;
+      }
       const keyProblem = /expired|revoked|not yet valid|no valid|created after/i.test(text);
       firstFailure ??= invalid(keyProblem ? 'SIGNER_KEY_INVALID' : 'BAD_SIGNATURE', keyId);
     }
