@@ -6,8 +6,8 @@
 // - protectedRecipients: the lower-cased bare addresses of the To and Cc headers
 //   inside the signed content (protected headers, as our composer and
 //   Thunderbird write them), or null when the signed content has no MIME header
-//   block or names no To/Cc (bare text from inline clients): then nothing signed
-//   says which list the post was meant for.
+//   block (bare text from inline clients) or its To/Cc name no address at all:
+//   then nothing signed says which list the post was meant for.
 // Only the first MAX_PROTECTED_HEADER_BYTES of the content are read, line by line.
 
 import { fromUtf8, toHex } from '../bytes.ts';
@@ -79,7 +79,8 @@ export function protectedRecipientsOf(content: Uint8Array): string[] | null {
       out.add(a);
     }
   }
-  return [...out];
+  // "To: undisclosed-recipients:;" names nobody: no statement about the list either way.
+  return out.size > 0 ? [...out] : null;
 }
 
 /**

@@ -198,7 +198,7 @@ describe('replay protection', () => {
     const reply = await refusedWith(send(server.smtpPort, alice.address, B, p.raw));
     expect(reply).toMatch(/^550 5\.7\.1 WRONG_LIST: /);
     expect(reply).toContain(REFUSAL_MESSAGES.WRONG_LIST);
-    // Cc naming the list is enough; To naming both lists is accepted on both.
+    // Signed headers naming both lists: accepted on both.
     const both = await post(alice, [A, B], [A, B], 'for both');
     expect(await sendMany(alice.address, [A, B], both.raw)).toMatch(/^250 .*accepted; accepted/);
   });

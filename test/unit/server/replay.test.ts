@@ -41,6 +41,7 @@ describe('signed (protected) recipients', () => {
     expect(protectedRecipientsOf(utf8('just words'))).toBeNull();
     expect(protectedRecipientsOf(utf8('Content-Type: text/plain\r\n\r\nTo: news@lists.test'))).toBeNull();
     expect(protectedRecipientsOf(utf8('To: news@lists.test\r\n\r\nbody'))).toBeNull();
+    expect(protectedRecipientsOf(utf8('Content-Type: text/plain\r\nTo: undisclosed-recipients:;\r\n\r\nbody'))).toBeNull();
   });
 
   it('reads only the first 64 KB, quickly, whatever the content', () => {
