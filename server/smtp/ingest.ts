@@ -178,5 +178,6 @@ async function handle(o: IngestOptions, targets: Target[], envelopeFrom: string 
   }
   if (refused.length > 0 && taken === 0) throw refusalReply(refused);
   if (refused.length > 0) o.pipeline.bounceRefusals(envelopeFrom, refused);
-  return `OK: ${replies.join('; ')}`;
+  const ok = `OK: ${replies.join('; ')}`;
+  return ok.length > MAX_REPLY_CHARS ? `${ok.slice(0, MAX_REPLY_CHARS - 3)}...` : ok;
 }
