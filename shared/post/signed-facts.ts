@@ -1,8 +1,10 @@
 // Facts about a post's signed content that the list's replay protection needs,
 // computed as plain data right where the post is decrypted and verified (so the
 // work can run in a worker thread and only these values cross back):
-// - signatureDigest: SHA-256 (hex) of the verified signature packet. A post
-//   whose signature was accepted before is a replay, whatever envelope it came in.
+// - signatureDigest: SHA-256 (hex) of the verified signature packet's signed
+//   part (verify.ts, signedPartOf: without the unhashed subpackets and the
+//   signature value, which can be altered without breaking it). A post whose
+//   signature was accepted before is a replay, whatever envelope it came in.
 // - protectedRecipients: the lower-cased bare addresses of the To and Cc headers
 //   inside the signed content (protected headers, as our composer and
 //   Thunderbird write them), or null when the signed content has no MIME header
@@ -30,7 +32,7 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 export async function signedContentFacts(message: PgpMessage, verification: Verification | null): Promise<SignedContentFacts> {
-  const packet = verification?.valid ? verification.signaturePacket : undefined;
+  const packet = verification?.valid ? verification.signedPart : undefined;
   const signatureDigest = packet ? await sha256Hex(packet) : null;
   let content: unknown = null;
   try {

@@ -4,6 +4,7 @@
 
 import type { PublicKey } from 'openpgp';
 import type { PgpMessage } from './decrypt.ts';
+import { concatBytes } from '../bytes.ts';
 import { ERROR_MESSAGES } from '../errors.ts';
 
 export type VerificationFailure = 'UNSIGNED' | 'SIGNER_UNKNOWN' | 'BAD_SIGNATURE' | 'SIGNER_KEY_INVALID' | 'SIGNATURE_FROM_FUTURE';
@@ -11,8 +12,8 @@ export type VerificationFailure = 'UNSIGNED' | 'SIGNER_UNKNOWN' | 'BAD_SIGNATURE
 export type Verification =
   | {
     valid: true; signerFingerprint: string; signerKeyId: string; signedAt: Date | null;
-    /** The verified signature packet as written (public data): what replay protection digests. */
-    signaturePacket?: Uint8Array;
+    /** The parts of the verified signature packet that it covers itself (public data): what replay protection digests. */
+    signedPart?: Uint8Array;
   }
   | { valid: false; code: VerificationFailure; reason: string; signerKeyId: string | null };
 
@@ -21,6 +22,18 @@ function invalid(code: VerificationFailure, signerKeyId: string | null): Verific
 }
 
 /** Verifies every signature on `message` against `keys`; valid if any member key's signature holds. */
+/**
+ * The bytes that identify one signature and that nobody can change without
+ * breaking it: the hashed part (version, type, algorithms, hashed subpackets
+ * with the creation time, issuer and any salt notation), the left 16 bits of
+ * the signed hash, and a v6 salt. Left out: the unhashed subpackets, which
+ * anyone may edit, and the signature value, which for ECDSA has a second valid
+ * form. A replay with either changed is still the same signature.
+ */
+function signedPartOf(packet: { signatureData: Uint8Array | null; signedHashValue: Uint8Array | null; salt?: Uint8Array | null }): Uint8Array {
+  return concatBytes([packet.signatureData ?? new Uint8Array(0), packet.signedHashValue ?? new Uint8Array(0), packet.salt ?? new Uint8Array(0)]);
+}
+
 export async function verifyAgainst(message: PgpMessage, keys: readonly PublicKey[], date: Date = new Date()): Promise<Verification> {
   let results: Awaited<ReturnType<PgpMessage['verify']>>;
   try {
@@ -45,7 +58,7 @@ export async function verifyAgainst(message: PgpMessage, keys: readonly PublicKe
       const created = packet?.created ?? null;
       return {
         valid: true, signerFingerprint: signer.getFingerprint().toUpperCase(), signerKeyId: keyId, signedAt: created,
-        ...(packet ? { signaturePacket: packet.write() } : {}),
+        ...(packet ? { signedPart: signedPartOf(packet) } : {}),
       };
     } catch (e) {
       const text = e instanceof Error ? e.message : '';

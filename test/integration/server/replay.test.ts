@@ -173,6 +173,18 @@ describe('replay protection', () => {
     expect(sink.messages.length).toBe(copiesBefore);
   });
 
+  it('a replay whose signature packet was edited where no signature covers it (unhashed subpackets) is still REPLAYED', async () => {
+    const inner = buildInnerMessage({ subject: 's', from: { address: alice.address }, to: [{ address: A }], text: 'edited packet' });
+    const signed = await openpgp.sign({ message: await openpgp.createMessage({ binary: inner.bytes, format: 'binary' }), signingKeys: alice.privateKey, format: 'object' });
+    const mail = async (id: string) => buildPgpMimeMail(outerHeaders(alice.address, [A], id), await openpgp.encrypt({ message: signed as never, encryptionKeys: keys[A]! }));
+    expect(await send(server.smtpPort, alice.address, A, await mail(inner.messageId))).toMatch(/^250 .*accepted/);
+    const sig = signed.packets.filterByTag(openpgp.enums.packet.signature)[0] as unknown as { unhashedSubpackets: Array<{ type: number; critical: boolean; body: Uint8Array }> };
+    sig.unhashedSubpackets.push({ type: 101, critical: false, body: new Uint8Array([1, 2, 3, 4]) }); // a private, unhashed subpacket
+    const before = postsOn(A);
+    expect(await refusedWith(send(server.smtpPort, alice.address, A, await mail(newMessageId('example.org'))))).toMatch(/^550 5\.7\.1 REPLAYED: /);
+    expect(postsOn(A)).toBe(before);
+  });
+
   it('the same mail sent twice, one after the other and at the same time, gives one post each', async () => {
     const once = await post(alice, [A], [A], 'sent twice');
     const before = postsOn(A);
