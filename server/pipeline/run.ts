@@ -175,6 +175,7 @@ export class Pipeline {
   private refuse(list: ListRecord, envelopeFrom: string | null, outer: OuterFacts, code: ReasonCode, bounce: boolean): Outcome {
     const bounced = bounce && queueBounce(this.deps, list, envelopeFrom, outer.autoSubmitted, (to) => bounceMail(list.address, to, code, outer.messageId));
     this.deps.log.info('post.refused', { list: list.address, code });
-    return { result: 'refused', code, bounced, outer };
+    // The outer facts go back to ingest only (for the one bounce of a multi-list message).
+    return bounce ? { result: 'refused', code, bounced } : { result: 'refused', code, bounced, outer };
   }
 }

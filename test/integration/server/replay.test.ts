@@ -66,6 +66,7 @@ beforeAll(async () => {
   const db = openData(dataDir, SECRET);
   try {
     await registerMember(db, getList(db, A)!.id, oldie.address, made.publicKey);
+    await registerMember(db, getList(db, MOD)!.id, oldie.address, made.publicKey);
   } finally {
     db.close();
   }
@@ -241,6 +242,28 @@ describe('replay protection', () => {
     } finally {
       await api('PUT', `/v1/admin/lists/${A}/settings`, { replayWindowDays: 7 });
     }
+  });
+
+  it('a held post is judged by the window as of when it was held, not when a moderator approves it', async () => {
+    const signedAt = Date.now() - 3 * DAY;
+    const first = await post(oldie, [MOD], [MOD], 'held early', new Date(signedAt));
+    const second = await post(oldie, [MOD], [MOD], 'held late', new Date(signedAt + 1000));
+    expect(await send(server.smtpPort, oldie.address, MOD, first.raw)).toMatch(/^250 .*held/);
+    expect(await send(server.smtpPort, oldie.address, MOD, second.raw)).toMatch(/^250 .*held/);
+    const [early, late] = await heldIds(MOD);
+    // As if the first had waited two days for a moderator, held when its signature was a day old;
+    // the window is now two days, so only the first was fresh when it was held.
+    server.db.prepare('UPDATE held SET received_at = ? WHERE id = ?').run(signedAt + DAY, early);
+    expect((await api('PUT', `/v1/admin/lists/${MOD}/settings`, { replayWindowDays: 2 })).status).toBe(200);
+    try {
+      const ok = await api('POST', `/v1/admin/lists/${MOD}/held/${early}/approve`);
+      expect((ok.body.outcome as { result: string }).result).toBe('accepted');
+      const stale = await api('POST', `/v1/admin/lists/${MOD}/held/${late}/approve`);
+      expect(stale.body.outcome).toMatchObject({ result: 'refused', code: 'SIGNATURE_TOO_OLD' });
+    } finally {
+      await api('PUT', `/v1/admin/lists/${MOD}/settings`, { replayWindowDays: 7 });
+    }
+    expect(await heldIds(MOD)).toEqual([]);
   });
 
   it('signed bare text (no signed headers): the digest and the window still apply', async () => {
