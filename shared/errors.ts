@@ -35,6 +35,7 @@ export const ERROR_MESSAGES = {
   SIGNER_UNKNOWN: 'The message is signed by a key that is not registered for any member of this list.',
   BAD_SIGNATURE: 'The signature on the message does not match its content.',
   SIGNER_KEY_INVALID: 'The message is signed with a key that has been revoked, or that had expired when it signed.',
+  SIGNATURE_FROM_FUTURE: 'The signature is dated in the future. Check the date and time of the computer that signed the message, then send it again.',
   // Reading
   NOT_MIME: 'The decrypted content is not a MIME message.',
 } as const;

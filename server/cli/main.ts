@@ -16,7 +16,7 @@ import { OpenPool } from '../pipeline/pool.ts';
 import { Pipeline } from '../pipeline/run.ts';
 import { Fanout } from '../pipeline/wrap.ts';
 import { listHeld } from '../store/held.ts';
-import { allLists, getList, updatePolicy, type ListRecord } from '../store/lists.ts';
+import { allLists, getList, MAX_REPLAY_WINDOW_DAYS, updatePolicy, type ListRecord } from '../store/lists.ts';
 import { countMembers, iterateMembers, removeMember } from '../store/members.ts';
 import { QueueStore } from '../store/queue.ts';
 import { init } from './init.ts';
@@ -25,8 +25,9 @@ const USAGE = `usage: npm run letterlock -- <command> [--data DIR]
 
   init [--smtp-port N] [--http-port N] [--relay smtp://host:port] [--secret-file PATH]
   list create ADDRESS [--owner ADDR] [--policy members|moderated|announce] [--poster ADDR]...
-                      [--no-signature] [--max-bytes N]
+                      [--no-signature] [--max-bytes N] [--replay-window-days N]
   list set ADDRESS    [--owner ADDR] [--policy ...] [--poster ADDR]... [--signature|--no-signature] [--max-bytes N]
+                      [--replay-window-days N]   (signatures older than N days are refused; default 7)
   list show ADDRESS   (fingerprint and armored public key)
   list ls
   member add LIST ADDRESS KEYFILE   (a public key; the key policy applies)
@@ -42,6 +43,7 @@ The server secret is $LETTERLOCK_SECRET, else the secret file (mode 0600).`;
 
 const Policy = z.enum(['members', 'moderated', 'announce']);
 const PositiveInt = z.coerce.number().int().min(1024).max(200 * 1024 * 1024);
+const WindowDays = z.coerce.number().int().min(1).max(MAX_REPLAY_WINDOW_DAYS);
 const PortArg = z.coerce.number().int().min(0).max(65535);
 
 function secretFor(dataDir: string): string {
@@ -73,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
       signature: { type: 'boolean' },
       'no-signature': { type: 'boolean' },
       'max-bytes': { type: 'string' },
+      'replay-window-days': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -149,23 +152,25 @@ async function main(argv: string[]): Promise<number> {
         const maxBytes = values['max-bytes'] === undefined ? undefined : PositiveInt.parse(values['max-bytes']);
         const posters = values.poster?.map(normalizeAddress);
         const requireSignature = values['no-signature'] ? false : values.signature ? true : undefined;
+        const replayWindowDays = values['replay-window-days'] === undefined ? undefined : WindowDays.parse(values['replay-window-days']);
         if (sub === 'create') {
           const { config } = loadConfig(dataDir);
           const l = await createList(db, secret, address, {
             owner: values.owner ?? null, postPolicy: policy, posters, requireSignature, maxBytes: maxBytes ?? config.smtp.maxMessageBytes,
           });
+          if (replayWindowDays !== undefined) updatePolicy(db, l.id, { replayWindowDays });
           console.log(`created ${l.address}\nlist key    ${l.listFingerprint}\narchive key ${l.archiveFingerprint}`);
         } else {
           const l = needList(db, address);
-          updatePolicy(db, l.id, { postPolicy: policy, posters, requireSignature, maxBytes, owner: values.owner === undefined ? undefined : normalizeAddress(values.owner) });
+          updatePolicy(db, l.id, { postPolicy: policy, posters, requireSignature, maxBytes, owner: values.owner === undefined ? undefined : normalizeAddress(values.owner), replayWindowDays });
           const u = needList(db, address);
-          console.log(`${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, posters [${u.posters.join(', ')}], owner ${u.owner ?? '-'}`);
+          console.log(`${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, posters [${u.posters.join(', ')}], owner ${u.owner ?? '-'}`);
         }
         return 0;
       }
       if (sub === 'show') {
         const l = needList(db, rest[0]);
-        console.log(`list      ${l.address}\nfingerprint ${l.listFingerprint}\npolicy    ${l.postPolicy}${l.postPolicy === 'announce' ? ` (posters: ${l.posters.join(', ')})` : ''}\nsignature ${l.requireSignature ? 'required' : 'optional'}\nmax size  ${l.maxBytes} bytes\nowner     ${l.owner ?? '-'}\nmembers   ${countMembers(db, l.id)}\n`);
+        console.log(`list      ${l.address}\nfingerprint ${l.listFingerprint}\npolicy    ${l.postPolicy}${l.postPolicy === 'announce' ? ` (posters: ${l.posters.join(', ')})` : ''}\nsignature ${l.requireSignature ? 'required' : 'optional'}\nmax size  ${l.maxBytes} bytes\nreplay    ${l.replayWindowDays}-day window\nowner     ${l.owner ?? '-'}\nmembers   ${countMembers(db, l.id)}\n`);
         process.stdout.write(l.listPublic.endsWith('\n') ? l.listPublic : `${l.listPublic}\n`);
         return 0;
       }

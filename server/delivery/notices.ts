@@ -45,6 +45,20 @@ export function bounceMail(listAddress: string, to: string, code: ReasonCode, me
   ]);
 }
 
+/** One bounce for a message sent to several lists at once: each refused list and why (the others took it). */
+export function refusalsMail(fromList: string, to: string, refusals: ReadonlyArray<{ list: string; code: ReasonCode }>, messageId: string | null): string {
+  const shown = refusals.slice(0, 20);
+  return textMail(base(fromList, to, `Your post was not delivered to ${shown.length === 1 ? shown[0]!.list : `${refusals.length} lists`}`), [
+    `Your message was accepted by some of the lists it was sent to, but not by ${refusals.length === 1 ? 'this one' : 'these'}:`,
+    '',
+    ...shown.flatMap((r) => [`- ${r.list}: ${reasonSentence(r.code)}`, `  Code: ${r.code}`]),
+    '',
+    `Message-ID: ${safeId(messageId)}`,
+    '',
+    'This notice does not quote your message. Nothing of its content was kept.',
+  ]);
+}
+
 export function heldMail(listAddress: string, to: string, messageId: string | null): string {
   return textMail(base(listAddress, to, `Your post to ${listAddress} awaits moderation`), [
     `Your message to ${listAddress} is held until a moderator approves it.`,

@@ -30,7 +30,7 @@ import { getListSettings, setListSettings } from '../registry/settings.ts';
 import { sameSecret } from '../registry/tokens.ts';
 import type { Db } from '../store/db.ts';
 import { getHeld, listHeld } from '../store/held.ts';
-import { allLists, getList, type ListRecord } from '../store/lists.ts';
+import { allLists, getList, getListById, MAX_REPLAY_WINDOW_DAYS, updatePolicy, type ListRecord } from '../store/lists.ts';
 import { countMembers } from '../store/members.ts';
 import { countPosts } from '../store/posts.ts';
 import type { QueueStore } from '../store/queue.ts';
@@ -212,7 +212,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     const s = getListSettings(deps.db, list.id);
     return {
       address: list.address, name: s.name ?? list.address, description: s.description,
-      policy: { posting: list.postPolicy, signatureRequired: list.requireSignature, maxBytes: list.maxBytes, subscription: s.subscription },
+      policy: { posting: list.postPolicy, signatureRequired: list.requireSignature, maxBytes: list.maxBytes, subscription: s.subscription, replayWindowDays: list.replayWindowDays },
       listKey: { fingerprint: list.listFingerprint, armored: list.listPublic },
       apiBase: deps.publicUrl,
     };
@@ -344,8 +344,13 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     admin.get('/lists', async () => allLists(deps.db).map((l) => ({ ...listInfo(l), members: countMembers(deps.db, l.id), posts: countPosts(deps.db, l.id) })));
     admin.put<{ Params: { address: string } }>('/lists/:address/settings', async (req) => {
       const list = listOf(req.params.address);
-      setListSettings(deps.db, list.id, parse(z.object({ name: z.string().max(200).optional(), description: z.string().max(2000).optional(), subscription: z.enum(['open', 'moderated']).optional() }), req.body));
-      return listInfo(list);
+      const { replayWindowDays, ...settings } = parse(z.object({
+        name: z.string().max(200).optional(), description: z.string().max(2000).optional(), subscription: z.enum(['open', 'moderated']).optional(),
+        replayWindowDays: z.number().int().min(1).max(MAX_REPLAY_WINDOW_DAYS).optional(),
+      }), req.body);
+      setListSettings(deps.db, list.id, settings);
+      if (replayWindowDays !== undefined) updatePolicy(deps.db, list.id, { replayWindowDays });
+      return listInfo(getListById(deps.db, list.id) ?? list);
     });
     admin.get<{ Params: { address: string }; Querystring: { after?: string; limit?: string } }>('/lists/:address/members', async (req) => {
       const list = listOf(req.params.address);

@@ -15,12 +15,14 @@ export type EventName =
   | 'http.listening'
   | 'server.start_failed' | 'log.dropped' | 'delivery.error' | 'smtp.client_refused' | 'smtp.client_cut' // robustness (issue 10)
   | 'post.received' | 'post.refused' | 'post.held' | 'post.accepted' | 'post.failed' | 'post.approved' | 'post.rejected'
+  | 'post.duplicate' | 'bounce.queued' | 'bounce.suppressed'
   | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report'
   | 'member.missed';
 
 /** Codes are the only strings that describe what happened. */
 export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | `SQLITE_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK'
-  | 'RENDER_FAILED' | 'PER_IP_LIMIT' | 'FLOOD' | 'DATA_DEADLINE' | 'TOO_MANY_COMMANDS' | 'UNHANDLED_REJECTION' | 'UNCAUGHT_EXCEPTION';
+  | 'RENDER_FAILED' | 'PER_IP_LIMIT' | 'FLOOD' | 'DATA_DEADLINE' | 'TOO_MANY_COMMANDS' | 'UNHANDLED_REJECTION' | 'UNCAUGHT_EXCEPTION'
+  | 'NULL_SENDER' | 'AUTOMATIC_SENDER' | 'AUTO_SUBMITTED' | 'LIST_ADDRESS' | 'RATE_RECIPIENT' | 'RATE_LIST' | 'UNKNOWN_SENDER';
 
 export interface EventFields {
   list?: string; // a list address

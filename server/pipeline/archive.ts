@@ -2,26 +2,45 @@
 // wrapped to the archive key, threading metadata only) with K also wrapped to
 // the list key. The record is the durable anchor of the fan-out that follows:
 // once it is committed the post is accepted, and wrapping can resume after a
-// crash without ever storing K bare.
+// crash without ever storing K bare. The signature's digest (replay protection)
+// is recorded in the same transaction, after checking again for a duplicate
+// Message-ID or a digest another copy recorded meanwhile: of two copies of one
+// post racing through the pipeline, exactly one is archived.
 
 import { wrapMany } from '../../shared/index.ts';
 import { archivePost } from '../archive/archive.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import type { Db } from '../store/db.ts';
+import { purgeSignatures, recordSignature, setSignaturePost } from '../store/replay.ts';
+import { Refusal } from './reasons.ts';
+import { duplicateOf, replayWindowMs } from './replay.ts';
 import type { SealedPost } from './types.ts';
 
-export async function archive(post: SealedPost, keys: ListKeys, messageId: string, db: Db): Promise<number> {
+export type Archived = { postId: number; duplicate: false } | { postId: number; duplicate: true };
+
+export async function archive(post: SealedPost, keys: ListKeys, messageId: string, db: Db, now = Date.now()): Promise<Archived> {
   const { verified, sealed } = post;
   const [archivePkesk, listPkesk] = await wrapMany(sealed.sessionKey, [keys.archive, keys.listRecipient]);
-  return archivePost(db, {
-    listId: verified.list.id,
-    messageId,
-    inReplyTo: verified.outer.inReplyTo,
-    references: verified.outer.references,
-    date: verified.outer.date,
-    size: sealed.body.byteLength,
-    body: sealed.body,
-    archivePkesk: archivePkesk!,
-    listPkesk: listPkesk!,
-  });
+  const listId = verified.list.id;
+  return db.transaction((): Archived => {
+    const dup = duplicateOf(db, verified, now);
+    if (dup !== null) return { postId: dup, duplicate: true };
+    const digest = verified.signatureDigest;
+    const signedAt = verified.verification?.valid ? verified.verification.signedAt?.getTime() ?? now : now;
+    if (digest && !recordSignature(db, listId, digest, signedAt, null, now)) throw new Refusal('REPLAYED'); // rolls back
+    const postId = archivePost(db, {
+      listId,
+      messageId,
+      inReplyTo: verified.outer.inReplyTo,
+      references: verified.outer.references,
+      date: verified.outer.date,
+      size: sealed.body.byteLength,
+      body: sealed.body,
+      archivePkesk: archivePkesk!,
+      listPkesk: listPkesk!,
+    });
+    if (digest) setSignaturePost(db, listId, digest, postId);
+    purgeSignatures(db, listId, replayWindowMs(verified.list), now);
+    return { postId, duplicate: false };
+  })();
 }

@@ -9,8 +9,8 @@ import { setPriority } from 'node:os';
 import type { PrivateKey } from 'openpgp';
 import * as openpgp from 'openpgp';
 import {
-  decryptWithKey, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, verifyAgainst,
-  type ErrorCode, type OuterFacts, type PayloadForm, type Verification,
+  decryptWithKey, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, SIGNATURE_CLOCK_SKEW_MS,
+  signedContentFacts, verifyAgainst, type ErrorCode, type OuterFacts, type PayloadForm, type Verification,
 } from '../../shared/index.ts';
 
 export interface ParseTask {
@@ -42,6 +42,9 @@ export interface OpenedMail {
   /** The sender's packets under the encryption, bodies byte for byte (for sealing). */
   innerPackets: Uint8Array;
   verification: Verification | null;
+  /** What replay protection needs of the signed content (pipeline/replay.ts), as plain data. */
+  signatureDigest: string | null;
+  protectedRecipients: string[] | null;
 }
 
 export type Task = ParseTask | OpenTask;
@@ -79,9 +82,12 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   const date = new Date(task.date);
   const message = await readPgpMessage(task.payload, limits);
   const { innerPackets, message: decrypted } = await decryptWithKey(message, await listKeyFor(task), limits, date);
-  // Only the From member's key is offered, so another member's valid signature does not pass as theirs.
-  const verification = task.memberKey ? await verifyAgainst(decrypted, [await parsePublicKey(task.memberKey)], date) : null;
-  return { innerPackets, verification };
+  if (!task.memberKey) return { innerPackets, verification: null, signatureDigest: null, protectedRecipients: null };
+  // Only the From member's key is offered, so another member's valid signature
+  // does not pass as theirs. A signature dated up to the allowed clock skew ahead
+  // still verifies; beyond it verifyAgainst says SIGNATURE_FROM_FUTURE.
+  const verification = await verifyAgainst(decrypted, [await parsePublicKey(task.memberKey)], new Date(date.getTime() + SIGNATURE_CLOCK_SKEW_MS));
+  return { innerPackets, verification, ...(await signedContentFacts(decrypted, verification)) };
 }
 
 export default async function run(task: Task): Promise<TaskResult<ParsedMail | OpenedMail>> {

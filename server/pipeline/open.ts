@@ -10,5 +10,5 @@ import type { Parsed, Verified } from './types.ts';
 
 export async function open(parsed: Parsed, listKey: PrivateKey, sender: MemberRecord | null, pool: OpenPool, date = new Date()): Promise<Verified> {
   const opened = await pool.open(parsed.payload, parsed.list.maxBytes, listKey, sender?.publicKey ?? null, date);
-  return { ...parsed, innerPackets: opened.innerPackets, member: sender, verification: opened.verification };
+  return { ...parsed, ...opened, member: sender };
 }

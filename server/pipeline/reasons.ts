@@ -1,4 +1,4 @@
-// Why a post is refused, in plain words for the bounce. Protocol refusals reuse
+// Why a post is refused, in plain words for the SMTP reply or the bounce. Protocol refusals reuse
 // the coded sentences of shared/errors.ts; the list policy adds its own few.
 
 import { ERROR_MESSAGES, type ErrorCode } from '../../shared/index.ts';
@@ -8,6 +8,10 @@ export const REFUSAL_MESSAGES = {
   NOT_POSTER: 'This is an announce-only list: only its named posters may post to it.',
   REJECTED_BY_MODERATOR: 'A moderator of this list declined the post.',
   KEY_STATE_INVALID: 'The key registered for the sender address is expired or revoked, so posts from it cannot be accepted.',
+  // Replay protection (pipeline/replay.ts)
+  REPLAYED: 'This list already accepted a post with this very signature: a signed post is accepted once. Write and sign a new message to post again.',
+  WRONG_LIST: 'The signed headers of this post address other recipients, not this list, so it was not meant for this list. Address the list in To or Cc and sign again.',
+  SIGNATURE_TOO_OLD: 'The signature on this post is older than this list accepts (or carries no date). Sign the message again and send it now.',
 } as const;
 
 export type RefusalCode = keyof typeof REFUSAL_MESSAGES;

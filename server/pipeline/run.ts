@@ -1,11 +1,15 @@
-// The pipeline, step after step: parse -> open -> verify -> decide -> seal ->
-// archive -> wrap -> deliver. Data flows one way. A refusal at any step becomes a
-// content-free bounce; a hold keeps the ciphertext as it arrived. A post is
-// accepted (SMTP 250) once its archive record is committed; the fan-out (wrap +
-// queue, page by page) then runs in the background and resumes after a crash.
+// The pipeline, step after step: parse -> open -> verify -> decide -> replay ->
+// seal -> archive -> wrap -> deliver. Data flows one way. A refusal of a post that
+// arrived over SMTP is returned to ingest, which answers 550 with the reason while
+// the sender's MTA waits (no bounce, so no backscatter); only refusals made later
+// (a moderator's rejection, a held post that fails on approval) become a
+// content-free bounce, under the rules of backscatter.ts. A hold keeps the
+// ciphertext as it arrived. A post is accepted (SMTP 250) once its archive record
+// is committed; the fan-out (wrap + queue, page by page) then runs in the
+// background and resumes after a crash.
 
-import { domainOf, isLetterlockError, newMessageId, type ErrorCode } from '../../shared/index.ts';
-import { bounceMail, heldMail } from '../delivery/notices.ts';
+import { domainOf, isLetterlockError, newMessageId, type ErrorCode, type OuterFacts } from '../../shared/index.ts';
+import { bounceMail, heldMail, refusalsMail } from '../delivery/notices.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
 import type { Db } from '../store/db.ts';
@@ -13,10 +17,12 @@ import { deleteHeld, getHeld, insertHeld } from '../store/held.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { archive } from './archive.ts';
+import { queueBounce } from './backscatter.ts';
 import { decide } from './decide.ts';
 import { open } from './open.ts';
 import { parse } from './parse.ts';
 import { Refusal, type ReasonCode } from './reasons.ts';
+import { checkReplay } from './replay.ts';
 import { seal } from './seal.ts';
 import type { Incoming, Parsed } from './types.ts';
 import type { OpenPool } from './pool.ts';
@@ -26,7 +32,10 @@ import type { Fanout } from './wrap.ts';
 export type Outcome =
   | { result: 'accepted'; postId: number; fanout: Promise<{ copies: number; notices: number }> }
   | { result: 'held'; heldId: number }
-  | { result: 'refused'; code: ReasonCode; bounced: boolean };
+  /** The same outer Message-ID was accepted already (an MTA retry): success, no second post. */
+  | { result: 'duplicate'; postId: number }
+  /** `outer`: the outer facts when the mail could be parsed (for a later bounce's rules). */
+  | { result: 'refused'; code: ReasonCode; bounced: boolean; outer?: OuterFacts | null };
 
 export interface PipelineDeps {
   db: Db;
@@ -49,7 +58,10 @@ function refusalCode(e: unknown): ReasonCode | null {
 export class Pipeline {
   constructor(private readonly deps: PipelineDeps) {}
 
-  /** Runs a post that just arrived over SMTP. Unknown errors propagate (SMTP answers 451). */
+  /**
+   * Runs a post that just arrived over SMTP. A refusal is returned, not bounced:
+   * ingest answers it with a 550. Unknown errors propagate (SMTP answers 451).
+   */
   async process(incoming: Incoming): Promise<Outcome> {
     const { log } = this.deps;
     log.info('post.received', { list: incoming.list.address, bytes: incoming.raw.byteLength });
@@ -59,9 +71,27 @@ export class Pipeline {
     } catch (e) {
       const code = refusalCode(e);
       if (!code) throw e;
-      return this.refuse(incoming.list, incoming.envelopeFrom, null, code);
+      log.info('post.refused', { list: incoming.list.address, code });
+      return { result: 'refused', code, bounced: false, outer: null };
     }
-    return this.fromParsed(parsed, false);
+    return this.fromParsed(parsed, { approved: false });
+  }
+
+  /**
+   * One bounce for a message some of its lists accepted and others refused
+   * (ingest answered 250 for the whole message): it names each refused list.
+   */
+  bounceRefusals(envelopeFrom: string | null, refusals: ReadonlyArray<{ list: ListRecord; code: ReasonCode; outer: OuterFacts | null }>): boolean {
+    const first = refusals[0];
+    if (!first) return false;
+    const outer = refusals.find((r) => r.outer)?.outer ?? null;
+    if (!outer) {
+      // Unparsed everywhere it was refused: whether it was automatic is unknown, so no bounce.
+      this.deps.log.info('bounce.suppressed', { list: first.list.address, code: 'UNKNOWN_SENDER' });
+      return false;
+    }
+    const items = refusals.map((r) => ({ list: r.list.address, code: r.code }));
+    return queueBounce(this.deps, first.list, envelopeFrom, outer.autoSubmitted, (to) => refusalsMail(first.list.address, to, items, outer.messageId));
   }
 
   /** A moderator's approval runs the held ciphertext through the pipeline again, from open. */
@@ -70,7 +100,8 @@ export class Pipeline {
     if (!h) throw new Error(`no held post ${heldId}`);
     const list = getListById(this.deps.db, h.listId)!;
     const parsed: Parsed = { list, envelopeFrom: h.envelopeFrom, size: h.size, form: 'pgp-mime', payload: h.payload, outer: h.outer };
-    const outcome = await this.fromParsed(parsed, true);
+    // Replay rules judge the post as of when it was held: a moderator may approve it after the window.
+    const outcome = await this.fromParsed(parsed, { approved: true, heldAt: h.receivedAt });
     deleteHeld(this.deps.db, heldId);
     this.deps.log.info('post.approved', { list: list.address, held: heldId });
     return outcome;
@@ -80,20 +111,23 @@ export class Pipeline {
     const h = getHeld(this.deps.db, heldId);
     if (!h) throw new Error(`no held post ${heldId}`);
     const list = getListById(this.deps.db, h.listId)!;
-    const outcome = this.refuse(list, h.envelopeFrom, h.outer.messageId, 'REJECTED_BY_MODERATOR');
+    const outcome = this.refuse(list, h.envelopeFrom, h.outer, 'REJECTED_BY_MODERATOR', true);
     deleteHeld(this.deps.db, heldId);
     this.deps.log.info('post.rejected', { list: list.address, held: heldId });
     return outcome;
   }
 
-  private async fromParsed(parsed: Parsed, approved: boolean): Promise<Outcome> {
-    const { db, queue, log } = this.deps;
+  /** `approved`: a moderator's approval of a held post (bounces are then asynchronous); `heldAt`: when it was held. */
+  private async fromParsed(parsed: Parsed, how: { approved: boolean; heldAt?: number }): Promise<Outcome> {
+    const { db, log } = this.deps;
     const list = parsed.list;
     try {
       const keys = await this.deps.keysFor(list);
       const verified = await open(parsed, keys.listKey, claimedSender(parsed, db), this.deps.pool);
-      const decision = decide(verified, { approved });
+      const decision = decide(verified, { approved: how.approved });
       if (decision.action === 'refuse') throw new Refusal(decision.code);
+      const replay = checkReplay(verified, db, how.heldAt === undefined ? {} : { heldAt: how.heldAt });
+      if (replay.action === 'duplicate') return this.duplicate(list, replay.postId);
       if (decision.action === 'hold') {
         // Keep only the payload as it arrived (ciphertext to the list key).
         const heldId = db.transaction(() => {
@@ -101,17 +135,26 @@ export class Pipeline {
             listId: list.id, sender: parsed.outer.from, envelopeFrom: parsed.envelopeFrom, payload: parsed.payload,
             outer: parsed.outer, size: parsed.size, reason: decision.reason,
           });
-          const to = parsed.envelopeFrom ?? parsed.outer.from;
-          if (to) queue.add({ listId: list.id, postId: null, kind: 'bounce', rcpt: to, mail: heldMail(list.address, to, parsed.outer.messageId) });
+          queueBounce(this.deps, list, parsed.envelopeFrom, parsed.outer.autoSubmitted, (to) => heldMail(list.address, to, parsed.outer.messageId));
           return id;
         })();
         log.info('post.held', { list: list.address, held: heldId });
-        this.deps.onQueued?.();
         return { result: 'held', heldId };
       }
       const sealed = await seal(verified);
       const messageId = parsed.outer.messageId ?? newMessageId(domainOf(list.address));
-      const postId = await archive(sealed, keys, messageId, db);
+      let archived;
+      try {
+        archived = await archive(sealed, keys, messageId, db);
+      } catch (e) {
+        sealed.sealed.sessionKey.data.fill(0); // no fan-out will take K
+        throw e;
+      }
+      if (archived.duplicate) {
+        sealed.sealed.sessionKey.data.fill(0);
+        return this.duplicate(list, archived.postId);
+      }
+      const postId = archived.postId;
       const fanout = this.deps.fanout.run(postId, sealed.sealed.sessionKey);
       fanout.catch(() => {}); // logged by the fan-out; resumed on restart
       return { result: 'accepted', postId, fanout };
@@ -121,29 +164,20 @@ export class Pipeline {
         log.error('post.failed', { list: list.address, code: codeOf(e) });
         throw e;
       }
-      return this.refuse(list, parsed.envelopeFrom, parsed.outer.messageId, code);
+      return this.refuse(list, parsed.envelopeFrom, parsed.outer, code, how.approved);
     }
   }
 
-  private refuse(list: ListRecord, envelopeFrom: string | null, messageId: string | null, code: ReasonCode): Outcome {
-    const { queue, log } = this.deps;
-    // Bounces go to the envelope sender (where mail systems expect them): never to
-    // the null sender <> (a bounce must not bounce) nor to the list's own
-    // addresses (no loops).
-    const own = splitLocal(list.address);
-    const to = envelopeFrom?.toLowerCase() ?? null;
-    const ownAddress = to !== null && (to === list.address || (to.startsWith(`${own.local}+`) && to.endsWith(`@${own.domain}`)));
-    const bounced = to !== null && !ownAddress;
-    if (bounced) {
-      queue.add({ listId: list.id, postId: null, kind: 'bounce', rcpt: to, mail: bounceMail(list.address, to, code, messageId) });
-      this.deps.onQueued?.();
-    }
-    log.info('post.refused', { list: list.address, code });
-    return { result: 'refused', code, bounced };
+  private duplicate(list: ListRecord, postId: number): Outcome {
+    this.deps.log.info('post.duplicate', { list: list.address, post: postId });
+    return { result: 'duplicate', postId };
   }
-}
 
-function splitLocal(address: string): { local: string; domain: string } {
-  const at = address.lastIndexOf('@');
-  return { local: address.slice(0, at), domain: address.slice(at + 1) };
+  /** `bounce`: only for refusals made after the SMTP session (moderation); SMTP refusals are answered with a 550. */
+  private refuse(list: ListRecord, envelopeFrom: string | null, outer: OuterFacts, code: ReasonCode, bounce: boolean): Outcome {
+    const bounced = bounce && queueBounce(this.deps, list, envelopeFrom, outer.autoSubmitted, (to) => bounceMail(list.address, to, code, outer.messageId));
+    this.deps.log.info('post.refused', { list: list.address, code });
+    // The outer facts go back to ingest only (for the one bounce of a multi-list message).
+    return bounce ? { result: 'refused', code, bounced } : { result: 'refused', code, bounced, outer };
+  }
 }

@@ -32,6 +32,10 @@ export interface Verified extends Parsed {
   member: MemberRecord | null;
   /** The signature check against that member's key; null without a member. */
   verification: Verification | null;
+  /** Hex SHA-256 of the verified signature packet; null unless a member's signature verified. */
+  signatureDigest: string | null;
+  /** Lower-cased bare addresses of the signed (protected) To and Cc; null when the signed content states none. */
+  protectedRecipients: string[] | null;
 }
 
 export type Decision =

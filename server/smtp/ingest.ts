@@ -14,6 +14,8 @@ import type { QueueStore } from '../store/queue.ts';
 import type { Pipeline } from '../pipeline/run.ts';
 import { Busy, type WorkQueue } from '../pipeline/workqueue.ts';
 import { ConnectionGuard, type HygieneOptions } from './hygiene.ts';
+import { reasonSentence, type ReasonCode } from '../pipeline/reasons.ts';
+import type { OuterFacts } from '../../shared/index.ts';
 
 export interface IngestOptions {
   host: string;
@@ -115,6 +117,7 @@ export function createIngest(o: IngestOptions): SMTPServer {
         handle(o, targets.get(session) ?? [], envelopeFrom, raw).then(
           (reply) => answer(null, reply),
           (e) => {
+            if (e instanceof SmtpRefusal) return answer(e);
             if (e instanceof Busy) {
               o.log.warn('smtp.busy', o.work.load.waiting ? { pending: o.work.load.waiting } : {});
               return answer(smtpError('Busy, try again later', 451));
@@ -130,8 +133,41 @@ export function createIngest(o: IngestOptions): SMTPServer {
   return server;
 }
 
+/** A refusal decided within DATA: answered with this 5xx while the sending MTA waits, so it tells its own user. */
+export class SmtpRefusal extends Error {
+  override name = 'SmtpRefusal';
+  readonly responseCode = 550;
+}
+
+/** RFC 3463 enhanced status for a refusal: size, format, cryptography, else policy. */
+function enhancedStatus(code: ReasonCode): string {
+  if (code === 'TOO_LARGE' || code === 'DECOMPRESSED_TOO_LARGE') return '5.3.4';
+  if (['MIME_MALFORMED', 'NO_PAYLOAD', 'MULTIPLE_PAYLOADS', 'OPENPGP_MALFORMED', 'NOT_ENCRYPTED', 'TOO_MANY_PACKETS', 'LEGACY_UNPROTECTED'].includes(code)) return '5.6.0';
+  if (code === 'WRONG_KEY' || code === 'DECRYPTION_FAILED') return '5.7.5';
+  return '5.7.1';
+}
+
+const MAX_REPLY_CHARS = 480; // one reply line stays under RFC 5321's 512 octets
+
+function refusalReply(refusals: ReadonlyArray<{ list: ListRecord; code: ReasonCode }>): SmtpRefusal {
+  const statuses = new Set(refusals.map((r) => enhancedStatus(r.code)));
+  const status = statuses.size === 1 ? [...statuses][0]! : '5.7.1';
+  const text = refusals.length === 1
+    ? `${status} ${refusals[0]!.code}: ${reasonSentence(refusals[0]!.code)}`
+    : `${status} Refused by every list: ${refusals.map((r) => `${r.list.address} ${r.code}: ${reasonSentence(r.code)}`).join(' | ')}`;
+  return new SmtpRefusal(text.length > MAX_REPLY_CHARS ? `${text.slice(0, MAX_REPLY_CHARS - 3)}...` : text);
+}
+
+/**
+ * Runs the message for each target. Every refusal is decided here, within DATA:
+ * if every list refuses, the reply is one 550 with the reasons and no bounce is
+ * sent; if some lists take it and others refuse, the reply is 250 (the reply is
+ * per message, not per list) and one bounce names each refused list.
+ */
 async function handle(o: IngestOptions, targets: Target[], envelopeFrom: string | null, raw: Buffer): Promise<string> {
   const replies: string[] = [];
+  const refused: Array<{ list: ListRecord; code: ReasonCode; outer: OuterFacts | null }> = [];
+  let taken = 0;
   for (const t of targets) {
     if (t.kind === 'bounce') {
       // A bounce for one copy: record it and tell the owner; the bounce's content
@@ -143,10 +179,20 @@ async function handle(o: IngestOptions, targets: Target[], envelopeFrom: string 
       }
       o.log.info('smtp.bounce_received', { list: t.list.address, delivery: t.deliveryId });
       replies.push('bounce recorded');
+      taken++;
       continue;
     }
     const outcome = await o.work.run(() => o.pipeline.process({ list: t.list, envelopeFrom, raw }));
-    replies.push(outcome.result === 'refused' ? `refused (${outcome.code}), a bounce says why` : outcome.result);
+    if (outcome.result === 'refused') {
+      refused.push({ list: t.list, code: outcome.code, outer: outcome.outer ?? null });
+      replies.push(`${t.list.address} refused (${outcome.code})`);
+    } else {
+      taken++;
+      replies.push(outcome.result === 'duplicate' ? 'accepted before (duplicate Message-ID)' : outcome.result);
+    }
   }
-  return `OK: ${replies.join('; ')}`;
+  if (refused.length > 0 && taken === 0) throw refusalReply(refused);
+  if (refused.length > 0) o.pipeline.bounceRefusals(envelopeFrom, refused);
+  const ok = `OK: ${replies.join('; ')}`;
+  return ok.length > MAX_REPLY_CHARS ? `${ok.slice(0, MAX_REPLY_CHARS - 3)}...` : ok;
 }

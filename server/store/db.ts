@@ -3,7 +3,9 @@
 // no column ever holds a post's plaintext (DESIGN.md, rule 1).
 
 import Database from 'better-sqlite3';
+import { ensureBounceSchema } from './bounces.ts';
 import { ensureRegistrySchema } from './registry.ts';
+import { ensureReplaySchema } from './replay.ts';
 
 export type Db = Database.Database;
 
@@ -135,7 +137,16 @@ export function openDb(path: string): Db {
   db.pragma('busy_timeout = 5000');
   db.exec(SCHEMA);
   ensureRegistrySchema(db); // the key registry's and archive's tables (registry.ts)
+  addColumn(db, 'lists', 'replay_window_days', 'INTEGER NOT NULL DEFAULT 7'); // replay protection (replay.ts)
+  ensureReplaySchema(db);
+  ensureBounceSchema(db);
   return db;
+}
+
+/** Migration for data folders made before a column existed: adds it once, with its default. */
+function addColumn(db: Db, table: string, column: string, definition: string): void {
+  const columns = db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>;
+  if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
 }
 
 export function getMeta(db: Db, key: string): string | null {

@@ -26,7 +26,7 @@ function fromRow(r: Row): HeldRecord {
   return {
     id: r.id, listId: r.list_id, sender: r.sender, envelopeFrom: r.envelope_from,
     payload: r.payload_armored ? r.payload.toString('latin1') : new Uint8Array(r.payload),
-    outer: { ...o, date: o.date ? new Date(o.date) : null }, size: r.size, reason: r.reason, receivedAt: r.received_at,
+    outer: { ...o, date: o.date ? new Date(o.date) : null, autoSubmitted: o.autoSubmitted ?? false }, size: r.size, reason: r.reason, receivedAt: r.received_at,
   };
 }
 

@@ -19,12 +19,18 @@ export interface ListRecord {
   posters: string[];
   requireSignature: boolean;
   maxBytes: number;
+  /** Replay protection: signatures older than this many days are refused. */
+  replayWindowDays: number;
 }
+
+/** The replay window a new list gets. */
+export const DEFAULT_REPLAY_WINDOW_DAYS = 7;
+export const MAX_REPLAY_WINDOW_DAYS = 365;
 
 interface Row {
   id: number; address: string; owner: string | null; list_fingerprint: string; list_public: string; list_private: string;
   archive_fingerprint: string; archive_public: string; archive_private: string; post_policy: PostPolicy; posters: string;
-  require_signature: number; max_bytes: number;
+  require_signature: number; max_bytes: number; replay_window_days?: number;
 }
 
 function fromRow(r: Row): ListRecord {
@@ -32,11 +38,11 @@ function fromRow(r: Row): ListRecord {
     id: r.id, address: r.address, owner: r.owner, listFingerprint: r.list_fingerprint, listPublic: r.list_public,
     listPrivate: r.list_private, archiveFingerprint: r.archive_fingerprint, archivePublic: r.archive_public,
     archivePrivate: r.archive_private, postPolicy: r.post_policy, posters: JSON.parse(r.posters) as string[],
-    requireSignature: r.require_signature === 1, maxBytes: r.max_bytes,
+    requireSignature: r.require_signature === 1, maxBytes: r.max_bytes, replayWindowDays: r.replay_window_days ?? DEFAULT_REPLAY_WINDOW_DAYS,
   };
 }
 
-export type NewList = Omit<ListRecord, 'id'>;
+export type NewList = Omit<ListRecord, 'id' | 'replayWindowDays'> & { replayWindowDays?: number };
 
 export function insertList(db: Db, l: NewList): number {
   const r = db.prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint,
@@ -44,7 +50,9 @@ export function insertList(db: Db, l: NewList): number {
     VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(l.address, l.owner, l.listFingerprint, l.listPublic, l.listPrivate,
     l.archiveFingerprint, l.archivePublic, l.archivePrivate, l.postPolicy, JSON.stringify(l.posters), l.requireSignature ? 1 : 0,
     l.maxBytes, Date.now());
-  return Number(r.lastInsertRowid);
+  const id = Number(r.lastInsertRowid);
+  if (l.replayWindowDays !== undefined) db.prepare('UPDATE lists SET replay_window_days = ? WHERE id = ?').run(l.replayWindowDays, id);
+  return id;
 }
 
 export function getList(db: Db, address: string): ListRecord | null {
@@ -67,6 +75,7 @@ export interface PolicyUpdate {
   requireSignature?: boolean;
   maxBytes?: number;
   owner?: string | null;
+  replayWindowDays?: number;
 }
 
 export function updatePolicy(db: Db, id: number, u: PolicyUpdate): void {
@@ -76,4 +85,5 @@ export function updatePolicy(db: Db, id: number, u: PolicyUpdate): void {
     u.postPolicy ?? cur.postPolicy, JSON.stringify(u.posters ?? cur.posters), (u.requireSignature ?? cur.requireSignature) ? 1 : 0,
     u.maxBytes ?? cur.maxBytes, u.owner === undefined ? cur.owner : u.owner, id,
   );
+  if (u.replayWindowDays !== undefined) db.prepare('UPDATE lists SET replay_window_days = ? WHERE id = ?').run(u.replayWindowDays, id);
 }

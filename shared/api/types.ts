@@ -45,6 +45,8 @@ export const ListInfo = z.object({
     signatureRequired: z.boolean(),
     maxBytes: z.number().int().positive(),
     subscription: z.enum(['open', 'moderated']),
+    /** Replay protection: posts signed longer ago than this are refused (absent from older servers). */
+    replayWindowDays: z.number().int().positive().optional(),
   }),
   listKey: z.object({ fingerprint: Fingerprint, armored: ArmoredPublicKey }),
   /** Base URL of this API, as the server knows itself (for the extension to pin). */

@@ -7,6 +7,7 @@ import PostalMime from 'postal-mime';
 import { fromUtf8 } from '../bytes.ts';
 import { fail } from '../errors.ts';
 import { armoredBlocks, htmlToText } from './armor-scan.ts';
+import { isAutomatic } from './automatic.ts';
 
 export type PayloadForm = 'pgp-mime' | 'inline';
 
@@ -16,6 +17,8 @@ export interface OuterFacts {
   inReplyTo: string | null;
   references: string[];
   date: Date | null;
+  /** Sent by a program (RFC 3834 Auto-Submitted other than "no", or Precedence bulk/junk/list): never answered with a bounce. */
+  autoSubmitted: boolean;
 }
 
 export interface FoundPayload {
@@ -80,6 +83,7 @@ export async function findPayload(raw: Uint8Array | string, maxBytes: number): P
     inReplyTo: messageIds(mail.inReplyTo)[0] ?? null,
     references: messageIds(mail.references).slice(0, 100),
     date: mail.date && !Number.isNaN(Date.parse(mail.date)) ? new Date(mail.date) : null,
+    autoSubmitted: isAutomatic(mail.headers),
   };
 
   const topType = contentTypeOf(mail.headers);

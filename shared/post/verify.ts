@@ -5,17 +5,34 @@
 import * as openpgp from 'openpgp';
 import type { PublicKey } from 'openpgp';
 import type { PgpMessage } from './decrypt.ts';
+import { concatBytes } from '../bytes.ts';
 import { ERROR_MESSAGES } from '../errors.ts';
 import { splitMultipartSigned } from '../mime/signed.ts';
 
-export type VerificationFailure = 'UNSIGNED' | 'SIGNER_UNKNOWN' | 'BAD_SIGNATURE' | 'SIGNER_KEY_INVALID';
+export type VerificationFailure = 'UNSIGNED' | 'SIGNER_UNKNOWN' | 'BAD_SIGNATURE' | 'SIGNER_KEY_INVALID' | 'SIGNATURE_FROM_FUTURE';
 
 export type Verification =
-  | { valid: true; signerFingerprint: string; signerKeyId: string; signedAt: Date | null }
+  | {
+    valid: true; signerFingerprint: string; signerKeyId: string; signedAt: Date | null;
+    /** The parts of the verified signature packet that it covers itself (public data): what replay protection digests. */
+    signedPart?: Uint8Array;
+  }
   | { valid: false; code: VerificationFailure; reason: string; signerKeyId: string | null };
 
 function invalid(code: VerificationFailure, signerKeyId: string | null): Verification {
   return { valid: false, code, reason: ERROR_MESSAGES[code], signerKeyId };
+}
+
+/**
+ * The bytes that identify one signature and that nobody can change without
+ * breaking it: the hashed part (version, type, algorithms, hashed subpackets
+ * with the creation time, issuer and any salt notation), the left 16 bits of
+ * the signed hash, and a v6 salt. Left out: the unhashed subpackets, which
+ * anyone may edit, and the signature value, which for ECDSA has a second valid
+ * form. A replay with either changed is still the same signature.
+ */
+function signedPartOf(packet: { signatureData: Uint8Array | null; signedHashValue: Uint8Array | null; salt?: Uint8Array | null }): Uint8Array {
+  return concatBytes([packet.signatureData ?? new Uint8Array(0), packet.signedHashValue ?? new Uint8Array(0), packet.salt ?? new Uint8Array(0)]);
 }
 
 type SignatureResults = Awaited<ReturnType<PgpMessage['verify']>>;
@@ -66,10 +83,20 @@ export async function verifyAgainst(message: PgpMessage, keys: readonly PublicKe
     try {
       await result.verified;
       const signature = await result.signature;
-      const created = signature.packets[0]?.created ?? null;
-      return { valid: true, signerFingerprint: signer.getFingerprint().toUpperCase(), signerKeyId: keyId, signedAt: created };
+      const packet = signature.packets[0];
+      const created = packet?.created ?? null;
+      return {
+        valid: true, signerFingerprint: signer.getFingerprint().toUpperCase(), signerKeyId: keyId, signedAt: created,
+        ...(packet ? { signedPart: signedPartOf(packet) } : {}),
+      };
     } catch (e) {
       const text = e instanceof Error ? e.message : '';
+      // Dated after `date`: refused with its own code, so a sender with a wrong clock is told so.
+      const created = await result.signature.then((s) => s.packets[0]?.created ?? null, () => null);
+      if (created && created.getTime() > date.getTime() && /in the future/i.test(text)) {
+        firstFailure ??= invalid('SIGNATURE_FROM_FUTURE', keyId);
+        continue;
+      }
       const keyProblem = /expired|revoked|not yet valid|no valid|created after/i.test(text);
       firstFailure ??= invalid(keyProblem ? 'SIGNER_KEY_INVALID' : 'BAD_SIGNATURE', keyId);
     }

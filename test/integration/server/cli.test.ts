@@ -45,6 +45,13 @@ it('init, list create/show, member add/list/remove, and the secret file checks',
   expect(shown.stdout).toContain(fpr!);
   expect(shown.stdout).toMatch(/policy\s+moderated/);
   expect(shown.stdout).toContain('-----BEGIN PGP PUBLIC KEY BLOCK-----');
+  expect(shown.stdout).toMatch(/replay\s+7-day window/);
+  // The replay window is a list setting: 1 to 365 days.
+  const set = cli(['list', 'set', 'news@lists.test', '--data', data, '--replay-window-days', '3']);
+  expect(set.status, set.stderr).toBe(0);
+  expect(set.stdout).toContain('replay window 3 days');
+  expect(cli(['list', 'show', 'news@lists.test', '--data', data]).stdout).toMatch(/replay\s+3-day window/);
+  expect(cli(['list', 'set', 'news@lists.test', '--data', data, '--replay-window-days', '0']).status).not.toBe(0);
 
   const wrong = await generateKey({ kind: 'subscriber', address: 'someone-else@example.org', passphrase: 'p' });
   writeFileSync(join(root, 'wrong.asc'), wrong.publicKeyArmored);

@@ -56,16 +56,21 @@ it('no plaintext of any post is left in the data folder, the logs or the tempora
   // 1. accepted
   await send(child.smtpPort, alice.address, OPEN, await markedPost(alice, OPEN, 'accepted'));
   await sink.waitFor(() => copies(OPEN).length >= 2, 20_000, 'accepted copies');
-  // 2. refused: a non-member and an unsigned post
-  await send(child.smtpPort, mallory.address, OPEN, await markedPost(mallory, OPEN, 'refused'));
+  // 2. refused at SMTP time (550 with the reason, no bounce): a non-member and an unsigned post
+  await expect(send(child.smtpPort, mallory.address, OPEN, await markedPost(mallory, OPEN, 'refused'))).rejects.toMatchObject({ responseCode: 550 });
   const unsigned = (await unsignedPost(alice.address, OPEN, await listPublicKey(dataDir, OPEN), `unsigned ${MARKER}`)).replace(/^Subject: \.\.\.$/m, `Subject: ${MARKER}`);
-  await send(child.smtpPort, alice.address, OPEN, unsigned);
-  await sink.waitFor(() => sink!.to(mallory.address).length >= 1 && sink!.to(alice.address).some((m) => m.from === ''), 20_000, 'bounces');
+  await expect(send(child.smtpPort, alice.address, OPEN, unsigned)).rejects.toMatchObject({ responseCode: 550 });
+  // 2b. refused later, by a moderator: the one path that still bounces
+  await send(child.smtpPort, alice.address, MOD, await markedPost(alice, MOD, 'rejected'));
   // 3. held, then approved with the CLI (its TMPDIR is scanned too)
   await send(child.smtpPort, alice.address, MOD, await markedPost(alice, MOD, 'held'));
   const cli = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'server/cli/main.ts', '--data', dataDir, ...args], {
     cwd: join(import.meta.dirname, '..', '..', '..'), env: { ...process.env, LETTERLOCK_SECRET: SECRET, ...env }, encoding: 'utf8',
   });
+  const rejectId = /^(\d+)\s/m.exec(cli(['held', 'list']).stdout)?.[1];
+  expect(rejectId).toBeDefined();
+  expect(cli(['held', 'reject', rejectId!]).status).toBe(0);
+  await sink.waitFor(() => sink!.to(alice.address).some((m) => m.from === '' && m.raw.includes('was not delivered')), 20_000, 'the rejection bounce');
   const heldId = /^(\d+)\s/m.exec(cli(['held', 'list']).stdout)?.[1];
   expect(heldId).toBeDefined();
   expect(cli(['held', 'approve', heldId!]).status).toBe(0);

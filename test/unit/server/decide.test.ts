@@ -6,14 +6,14 @@ import type { Verification } from '../../../shared/index.ts';
 
 const list = (over: Partial<ListRecord> = {}): ListRecord => ({
   id: 1, address: 'l@x.test', owner: null, listFingerprint: '', listPublic: '', listPrivate: '', archiveFingerprint: '',
-  archivePublic: '', archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000, ...over,
+  archivePublic: '', archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000, replayWindowDays: 7, ...over,
 });
 const member = (address = 'a@x.test', keyState: 'valid' | 'revoked' = 'valid'): MemberRecord => ({
   listId: 1, address, fingerprint: 'F', publicKey: '', encryptionKey: new Uint8Array(), expiresAt: null, keyState,
 });
 const good: Verification = { valid: true, signerFingerprint: 'F', signerKeyId: 'K', signedAt: null };
 const bad = (code: 'UNSIGNED' | 'BAD_SIGNATURE' | 'SIGNER_UNKNOWN'): Verification => ({ valid: false, code, reason: '', signerKeyId: null });
-const outer = { from: 'a@x.test', messageId: null, inReplyTo: null, references: [], date: null };
+const outer = { from: 'a@x.test', messageId: null, inReplyTo: null, references: [], date: null, autoSubmitted: false };
 
 describe('decide (list policy)', () => {
   it('accepts a member with a good signature', () => {

@@ -82,7 +82,7 @@ describe('finding the payload', () => {
     expect(found.armored).toContain('wV4DAAAAAAAAAAASAQdA');
     expect(found.outer).toEqual({
       from: 'alice@example.org', messageId: '<m2@example.org>', inReplyTo: '<m1@example.org>',
-      references: ['<m0@example.org>', '<m1@example.org>'], date: new Date('2026-12-01T10:00:00Z'),
+      references: ['<m0@example.org>', '<m1@example.org>'], date: new Date('2026-12-01T10:00:00Z'), autoSubmitted: false,
     });
     expect(JSON.stringify(found)).not.toContain('Real subject');
   });

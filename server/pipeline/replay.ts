@@ -1,0 +1,63 @@
+// Step 3b, replay: between verify and seal. A signed post is accepted once per
+// list, only while its signature is recent, and only on a list its signed
+// headers name:
+// - a post whose outer Message-ID this list accepted within the window is a
+//   duplicate (an MTA retry, or the same mail sent twice): answered as success,
+//   not posted again;
+// - a signature dated before the list's window (default 7 days) is refused as
+//   SIGNATURE_TOO_OLD, one dated beyond the clock skew ahead as
+//   SIGNATURE_FROM_FUTURE;
+// - signed protected To/Cc headers that do not name this list: WRONG_LIST;
+// - a signature whose digest this list accepted before: REPLAYED.
+// Signed content that is bare text (inline PGP from some clients) has no signed
+// headers: only the digest and the window apply to it. An unsigned post (lists
+// that do not require signatures) has only the Message-ID check.
+// The digest is recorded in the same transaction as the archive record
+// (archive.ts), which checks again: two copies racing through the pipeline give
+// one post. A held post is judged by the window at the time it was held.
+
+import { SIGNATURE_CLOCK_SKEW_MS } from '../../shared/index.ts';
+import type { Db } from '../store/db.ts';
+import type { ListRecord } from '../store/lists.ts';
+import { acceptedMessageId, signatureSeen } from '../store/replay.ts';
+import { Refusal, type ReasonCode } from './reasons.ts';
+import type { Verified } from './types.ts';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export function replayWindowMs(list: Pick<ListRecord, 'replayWindowDays'>): number {
+  return list.replayWindowDays * DAY_MS;
+}
+
+type ReplayFacts = Pick<Verified, 'list' | 'verification' | 'signatureDigest' | 'protectedRecipients'>;
+
+/** The pure part: the window and the signed recipients, judged at time `at` (ms). */
+export function judgeFreshness(v: ReplayFacts, at: number): ReasonCode | null {
+  if (!v.verification?.valid) return null; // nothing signed to judge (unsigned posts where allowed)
+  if (v.protectedRecipients !== null && !v.protectedRecipients.includes(v.list.address.toLowerCase())) return 'WRONG_LIST';
+  const signedAt = v.verification.signedAt?.getTime() ?? null;
+  if (signedAt === null || signedAt < at - replayWindowMs(v.list)) return 'SIGNATURE_TOO_OLD';
+  if (signedAt > at + SIGNATURE_CLOCK_SKEW_MS) return 'SIGNATURE_FROM_FUTURE';
+  return null;
+}
+
+export type ReplayVerdict = { action: 'new' } | { action: 'duplicate'; postId: number };
+
+/** A duplicate of an accepted post's Message-ID within the window, or null. */
+export function duplicateOf(db: Db, v: Pick<Verified, 'list' | 'outer'>, now: number): number | null {
+  return v.outer.messageId ? acceptedMessageId(db, v.list.id, v.outer.messageId, now - replayWindowMs(v.list)) : null;
+}
+
+/**
+ * Runs the checks; throws a Refusal for a replay. `heldAt` (ms) is when a held
+ * post arrived: its window counts from then, not from the approval.
+ */
+export function checkReplay(v: Verified, db: Db, options: { now?: number; heldAt?: number } = {}): ReplayVerdict {
+  const now = options.now ?? Date.now();
+  const dup = duplicateOf(db, v, now);
+  if (dup !== null) return { action: 'duplicate', postId: dup };
+  const code = judgeFreshness(v, options.heldAt ?? now);
+  if (code) throw new Refusal(code);
+  if (v.signatureDigest && signatureSeen(db, v.list.id, v.signatureDigest)) throw new Refusal('REPLAYED');
+  return { action: 'new' };
+}
