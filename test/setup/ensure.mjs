@@ -19,6 +19,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEBIAN_PACKAGES = {
   gpg: 'gnupg',
   gpgconf: 'gnupg',
+  // The other OpenPGP implementations every copy must read (test/interop/copies.test.ts):
+  // RNP, Thunderbird's engine (rnp and rnpkeys), and Sequoia's sq and sqop.
+  rnp: 'rnp',
+  sq: 'sq',
+  sqop: 'sqop',
   chromium: 'chromium',
   'firefox-esr': 'firefox-esr',
   swaks: 'swaks',
