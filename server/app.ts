@@ -163,7 +163,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     if (!publicUrl) publicUrl = `http://${config.http.host}:${httpPort}`;
     log.info('http.listening', { port: httpPort });
 
-    worker = new DeliveryWorker({ db, queue, relay, tokens, log, delivery: config.delivery, publicUrl });
+    worker = new DeliveryWorker({ db, queue, relay, tokens, log, delivery: config.delivery, publicUrl, keysFor });
     worker.start();
     undo.push(() => worker!.stop());
     void fanout.resumeAll(); // fan-outs a crash interrupted

@@ -16,6 +16,7 @@ export * from './post/decrypt.ts';
 export * from './post/open.ts';
 export * from './post/verify.ts';
 export * from './post/signed-facts.ts';
+export * from './post/display.ts';
 export * from './envelope/seal.ts';
 export * from './envelope/recipient.ts';
 export * from './envelope/copy.ts';

@@ -16,6 +16,9 @@ export interface ArchiveInput {
   archivePkesk: Uint8Array;
   /** K wrapped to the list key, kept only until the fan-out is done. */
   listPkesk: Uint8Array;
+  /** Author name and clear subject, encrypted to the list key (delivery/display.ts). */
+  display?: Uint8Array | null;
+  bareText?: boolean;
 }
 
 /** Returns the post id, which the queued copies use to find the shared body. */
@@ -30,5 +33,7 @@ export function archivePost(db: Db, input: ArchiveInput): number {
     body: input.body,
     archivePkesk: input.archivePkesk,
     listPkesk: input.listPkesk,
+    display: input.display ?? null,
+    bareText: input.bareText ?? false,
   });
 }

@@ -28,6 +28,8 @@ const USAGE = `usage: npm run letterlock -- <command> [--data DIR]
                       [--no-signature] [--max-bytes N] [--replay-window-days N]
   list set ADDRESS    [--owner ADDR] [--policy ...] [--poster ADDR]... [--signature|--no-signature] [--max-bytes N]
                       [--replay-window-days N]   (signatures older than N days are refused; default 7)
+                      [--reply-to author|list]   (Reply-To of copies; default author, as Mailman's DMARC mitigation)
+                      [--hide-subjects|--show-subjects]   (hide: copies show "..." even when the sender sent a subject in clear)
   list show ADDRESS   (fingerprint and armored public key)
   list ls
   member add LIST ADDRESS KEYFILE   (a public key; the key policy applies)
@@ -76,6 +78,9 @@ async function main(argv: string[]): Promise<number> {
       'no-signature': { type: 'boolean' },
       'max-bytes': { type: 'string' },
       'replay-window-days': { type: 'string' },
+      'reply-to': { type: 'string' },
+      'hide-subjects': { type: 'boolean' },
+      'show-subjects': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -153,24 +158,27 @@ async function main(argv: string[]): Promise<number> {
         const posters = values.poster?.map(normalizeAddress);
         const requireSignature = values['no-signature'] ? false : values.signature ? true : undefined;
         const replayWindowDays = values['replay-window-days'] === undefined ? undefined : WindowDays.parse(values['replay-window-days']);
+        const replyTo = values['reply-to'] === undefined ? undefined : z.enum(['author', 'list']).parse(values['reply-to']);
+        const hideSubjects = values['hide-subjects'] ? true : values['show-subjects'] ? false : undefined;
+        const shown = { replyTo, hideSubjects };
         if (sub === 'create') {
           const { config } = loadConfig(dataDir);
           const l = await createList(db, secret, address, {
             owner: values.owner ?? null, postPolicy: policy, posters, requireSignature, maxBytes: maxBytes ?? config.smtp.maxMessageBytes,
           });
-          if (replayWindowDays !== undefined) updatePolicy(db, l.id, { replayWindowDays });
+          updatePolicy(db, l.id, { replayWindowDays, ...shown });
           console.log(`created ${l.address}\nlist key    ${l.listFingerprint}\narchive key ${l.archiveFingerprint}`);
         } else {
           const l = needList(db, address);
-          updatePolicy(db, l.id, { postPolicy: policy, posters, requireSignature, maxBytes, owner: values.owner === undefined ? undefined : normalizeAddress(values.owner), replayWindowDays });
+          updatePolicy(db, l.id, { postPolicy: policy, posters, requireSignature, maxBytes, owner: values.owner === undefined ? undefined : normalizeAddress(values.owner), replayWindowDays, ...shown });
           const u = needList(db, address);
-          console.log(`${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, posters [${u.posters.join(', ')}], owner ${u.owner ?? '-'}`);
+          console.log(`${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, reply-to ${u.replyTo}, subjects ${u.hideSubjects ? 'hidden' : 'shown when sent in clear'}, posters [${u.posters.join(', ')}], owner ${u.owner ?? '-'}`);
         }
         return 0;
       }
       if (sub === 'show') {
         const l = needList(db, rest[0]);
-        console.log(`list      ${l.address}\nfingerprint ${l.listFingerprint}\npolicy    ${l.postPolicy}${l.postPolicy === 'announce' ? ` (posters: ${l.posters.join(', ')})` : ''}\nsignature ${l.requireSignature ? 'required' : 'optional'}\nmax size  ${l.maxBytes} bytes\nreplay    ${l.replayWindowDays}-day window\nowner     ${l.owner ?? '-'}\nmembers   ${countMembers(db, l.id)}\n`);
+        console.log(`list      ${l.address}\nfingerprint ${l.listFingerprint}\npolicy    ${l.postPolicy}${l.postPolicy === 'announce' ? ` (posters: ${l.posters.join(', ')})` : ''}\nsignature ${l.requireSignature ? 'required' : 'optional'}\nmax size  ${l.maxBytes} bytes\nreplay    ${l.replayWindowDays}-day window\nreply-to  ${l.replyTo}\nsubjects  ${l.hideSubjects ? 'hidden' : 'shown when sent in clear'}\nowner     ${l.owner ?? '-'}\nmembers   ${countMembers(db, l.id)}\n`);
         process.stdout.write(l.listPublic.endsWith('\n') ? l.listPublic : `${l.listPublic}\n`);
         return 0;
       }

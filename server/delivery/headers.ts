@@ -37,6 +37,8 @@ export interface CopyHeaderInput {
   date: number | null;
   /** The Autocrypt header value for the list key (autocrypt.ts). */
   autocrypt?: string;
+  /** From, Reply-To and Subject as the post is shown (display.ts); absent: the list's own From and "...". */
+  shown?: HeaderList;
 }
 
 // The threading headers come from the sender and are copied onto every copy, so
@@ -72,12 +74,8 @@ function safeDate(date: number | null): Date {
 
 /** Headers shared by every copy of one post (computed once per post). */
 export function postHeaders(p: CopyHeaderInput): HeaderList {
-  const h: HeaderList = [
-    ['From', `<${p.listAddress}>`],
-    ['To', `<${p.listAddress}>`],
-    ['Subject', PLACEHOLDER_SUBJECT],
-    ['Date', formatDate(safeDate(p.date))],
-  ];
+  const shown = p.shown ?? [['From', `<${p.listAddress}>`], ['Subject', PLACEHOLDER_SUBJECT]];
+  const h: HeaderList = [...shown, ['To', `<${p.listAddress}>`], ['Date', formatDate(safeDate(p.date))]];
   const messageId = safeMessageId(p.messageId);
   const inReplyTo = safeMessageId(p.inReplyTo);
   const references = safeReferences(p.references);

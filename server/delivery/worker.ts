@@ -12,7 +12,9 @@ import { isStorageError, type Db } from '../store/db.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { getPost, getPostMessageId } from '../store/posts.ts';
 import type { DeliveryRow, QueueStore } from '../store/queue.ts';
+import { displayHeaders, openDisplay } from './display.ts';
 import { listHeaders, postHeaders, unsubscribeUrl } from './headers.ts';
+import type { ListKeys } from '../lists/lists.ts';
 import { ownerReportMail } from './notices.ts';
 import type { Envelope, Relay, SendResult } from './relay.ts';
 import { PostRender } from './render.ts';
@@ -32,12 +34,16 @@ export interface WorkerOptions {
   log: EventLog;
   delivery: Config['delivery'];
   publicUrl: string;
+  /** The list's unlocked keys: the list key opens a post's sealed display (display.ts). Absent: copies show the list alone. */
+  keysFor?(list: ListRecord): Promise<ListKeys>;
 }
 
 interface CachedPost {
   render: PostRender;
   list: ListRecord;
   messageId: string | null;
+  /** Bare-text content (inline clients) goes inline to everyone: see render(). */
+  bareText: boolean;
 }
 
 export class DeliveryWorker {
@@ -46,7 +52,7 @@ export class DeliveryWorker {
   private idleWait: Promise<void> | null = null;
   private wakeIdle: (() => void) | null = null;
   private lanes: Promise<void> | null = null;
-  private readonly posts = new Map<number, CachedPost>();
+  private readonly posts = new Map<number, Promise<CachedPost | null>>();
   private lastReport = 0;
   /** Outcome writes the database refused, retried in order before new work. */
   private unrecorded: Array<() => void> = [];
@@ -162,34 +168,49 @@ export class DeliveryWorker {
     return true;
   }
 
-  private cachedPost(postId: number): CachedPost | null {
+  /** The shared parts of one post's copies, made once (lanes asking at once share the promise). */
+  private cachedPost(postId: number): Promise<CachedPost | null> {
     let c = this.posts.get(postId);
-    if (c) return c;
+    if (!c) {
+      c = this.loadPost(postId);
+      if (this.posts.size >= 4) this.posts.delete(this.posts.keys().next().value!);
+      this.posts.set(postId, c);
+      c.catch(() => this.posts.delete(postId));
+    }
+    return c;
+  }
+
+  private async loadPost(postId: number): Promise<CachedPost | null> {
     const post = getPost(this.o.db, postId);
     if (!post) return null;
     const list = getListById(this.o.db, post.listId);
     if (!list) return null;
+    // The author's name and a clear subject are opened in memory only; a post
+    // from before they were kept shows the list alone.
+    const display = post.display && this.o.keysFor ? await openDisplay(post.display, (await this.o.keysFor(list)).listKey) : null;
     const headers = postHeaders({
       listAddress: list.address, messageId: post.messageId, inReplyTo: post.inReplyTo, references: post.references, date: post.date,
       autocrypt: autocryptHeader(list.address, list.listPublic),
+      shown: displayHeaders(list.address, display, { replyTo: list.replyTo, hideSubjects: list.hideSubjects }),
     });
-    c = { render: new PostRender(post.body, headers, toHex(randomBytes(12))), list, messageId: post.messageId };
-    if (this.posts.size >= 4) this.posts.delete(this.posts.keys().next().value!);
-    this.posts.set(postId, c);
-    return c;
+    return { render: new PostRender(post.body, headers, toHex(randomBytes(12))), list, messageId: post.messageId, bareText: post.bareText };
   }
 
-  private render(row: DeliveryRow): { envelope: Envelope; mail: string | Buffer } | null {
+  private async render(row: DeliveryRow): Promise<{ envelope: Envelope; mail: string | Buffer } | null> {
     const { tokens, publicUrl } = this.o;
     if (row.kind === 'copy') {
-      const c = this.cachedPost(row.post_id!);
+      const c = await this.cachedPost(row.post_id!);
       if (!c || !row.pkesk) return null;
       const rcptHeaders: HeaderList = listHeaders({
         listAddress: c.list.address, publicUrl,
         unsubscribeUrl: unsubscribeUrl(publicUrl, c.list.address, row.rcpt, tokens.unsubscribeToken(c.list.address, row.rcpt)),
       });
-      // Each subscriber chose PGP/MIME (mail clients) or an inline body (webmail) at subscription.
-      const form = getDeliveryPreference(this.o.db, row.list_id, row.rcpt);
+      // Each subscriber chose PGP/MIME (mail clients) or an inline body (webmail) at
+      // subscription. A post whose signed content is bare text (inline clients sign
+      // text, not a MIME entity) goes inline to everyone: in PGP/MIME it would
+      // decrypt to something that is not a MIME entity (RFC 3156 §4), while inline
+      // every client shows the text and verifies the sender's signature on it.
+      const form = c.bareText ? 'inline' : getDeliveryPreference(this.o.db, row.list_id, row.rcpt);
       return { envelope: { from: tokens.bounceAddress(c.list.address, row.id), to: row.rcpt }, mail: c.render.mail(new Uint8Array(row.pkesk), rcptHeaders, form) };
     }
     if (!row.mail) return null;
@@ -202,9 +223,9 @@ export class DeliveryWorker {
 
   private async deliverOne(row: DeliveryRow): Promise<void> {
     const { queue, log, delivery } = this.o;
-    let out: ReturnType<DeliveryWorker['render']>;
+    let out: Awaited<ReturnType<DeliveryWorker['render']>>;
     try {
-      out = this.render(row);
+      out = await this.render(row);
     } catch (e) {
       // The row cannot be written as mail (e.g. a header the writer refuses): it
       // alone fails, with a reason that quotes nothing; delivery goes on.

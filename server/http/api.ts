@@ -344,12 +344,14 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     admin.get('/lists', async () => allLists(deps.db).map((l) => ({ ...listInfo(l), members: countMembers(deps.db, l.id), posts: countPosts(deps.db, l.id) })));
     admin.put<{ Params: { address: string } }>('/lists/:address/settings', async (req) => {
       const list = listOf(req.params.address);
-      const { replayWindowDays, ...settings } = parse(z.object({
+      const { replayWindowDays, replyTo, hideSubjects, ...settings } = parse(z.object({
         name: z.string().max(200).optional(), description: z.string().max(2000).optional(), subscription: z.enum(['open', 'moderated']).optional(),
         replayWindowDays: z.number().int().min(1).max(MAX_REPLAY_WINDOW_DAYS).optional(),
+        replyTo: z.enum(['author', 'list']).optional(),
+        hideSubjects: z.boolean().optional(),
       }), req.body);
       setListSettings(deps.db, list.id, settings);
-      if (replayWindowDays !== undefined) updatePolicy(deps.db, list.id, { replayWindowDays });
+      updatePolicy(deps.db, list.id, { replayWindowDays, replyTo, hideSubjects });
       return listInfo(getListById(deps.db, list.id) ?? list);
     });
     admin.get<{ Params: { address: string }; Querystring: { after?: string; limit?: string } }>('/lists/:address/members', async (req) => {

@@ -9,6 +9,7 @@
 
 import { wrapMany } from '../../shared/index.ts';
 import { archivePost } from '../archive/archive.ts';
+import { displayOf, sealDisplay } from '../delivery/display.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import type { Db } from '../store/db.ts';
 import { purgeSignatures, recordSignature, setSignaturePost } from '../store/replay.ts';
@@ -21,6 +22,7 @@ export type Archived = { postId: number; duplicate: false } | { postId: number; 
 export async function archive(post: SealedPost, keys: ListKeys, messageId: string, db: Db, now = Date.now()): Promise<Archived> {
   const { verified, sealed } = post;
   const [archivePkesk, listPkesk] = await wrapMany(sealed.sessionKey, [keys.archive, keys.listRecipient]);
+  const display = verified.member ? await sealDisplay(displayOf(verified.member.address, verified.inner, verified.clear), keys.listKey) : null;
   const listId = verified.list.id;
   return db.transaction((): Archived => {
     const dup = duplicateOf(db, verified, now);
@@ -38,6 +40,8 @@ export async function archive(post: SealedPost, keys: ListKeys, messageId: strin
       body: sealed.body,
       archivePkesk: archivePkesk!,
       listPkesk: listPkesk!,
+      display,
+      bareText: verified.inner ? !verified.inner.isMime : false,
     });
     if (digest) setSignaturePost(db, listId, digest, postId);
     purgeSignatures(db, listId, replayWindowMs(verified.list), now);

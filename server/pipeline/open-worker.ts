@@ -10,7 +10,7 @@ import type { PrivateKey } from 'openpgp';
 import * as openpgp from 'openpgp';
 import {
   decryptWithKey, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, SIGNATURE_CLOCK_SKEW_MS,
-  signedContentFacts, verifyAgainst, type ErrorCode, type OuterFacts, type PayloadForm, type Verification,
+  innerDisplay, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type OuterFacts, type PayloadForm, type Verification,
 } from '../../shared/index.ts';
 
 export interface ParseTask {
@@ -24,6 +24,7 @@ export interface ParsedMail {
   /** The OpenPGP payload exactly as found (armored text or binary): ciphertext. */
   payload: string | Uint8Array;
   outer: OuterFacts;
+  clear: ClearFacts;
 }
 
 export interface OpenTask {
@@ -45,6 +46,8 @@ export interface OpenedMail {
   /** What replay protection needs of the signed content (pipeline/replay.ts), as plain data. */
   signatureDigest: string | null;
   protectedRecipients: string[] | null;
+  /** What copies may show before they are opened (delivery/headers.ts); null without a member. */
+  inner: InnerDisplay | null;
 }
 
 export type Task = ParseTask | OpenTask;
@@ -74,7 +77,7 @@ function listKeyFor(task: OpenTask): Promise<PrivateKey> {
 
 async function parseMail(task: ParseTask): Promise<ParsedMail> {
   const found = await findPayload(task.raw, task.maxBytes);
-  return { form: found.form, payload: found.armored ?? found.binary!, outer: found.outer };
+  return { form: found.form, payload: found.armored ?? found.binary!, outer: found.outer, clear: found.clear };
 }
 
 async function openMail(task: OpenTask): Promise<OpenedMail> {
@@ -82,12 +85,14 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   const date = new Date(task.date);
   const message = await readPgpMessage(task.payload, limits);
   const { innerPackets, message: decrypted } = await decryptWithKey(message, await listKeyFor(task), limits, date);
-  if (!task.memberKey) return { innerPackets, verification: null, signatureDigest: null, protectedRecipients: null };
+  if (!task.memberKey) return { innerPackets, verification: null, signatureDigest: null, protectedRecipients: null, inner: null };
   // Only the From member's key is offered, so another member's valid signature
   // does not pass as theirs. A signature dated up to the allowed clock skew ahead
   // still verifies; beyond it verifyAgainst says SIGNATURE_FROM_FUTURE.
   const verification = await verifyAgainst(decrypted, [await parsePublicKey(task.memberKey)], new Date(date.getTime() + SIGNATURE_CLOCK_SKEW_MS));
-  return { innerPackets, verification, ...(await signedContentFacts(decrypted, verification)) };
+  const content = decrypted.getLiteralData();
+  const inner = content instanceof Uint8Array ? await innerDisplay(content) : null;
+  return { innerPackets, verification, ...(await signedContentFacts(decrypted, verification)), inner };
 }
 
 export default async function run(task: Task): Promise<TaskResult<ParsedMail | OpenedMail>> {

@@ -99,7 +99,7 @@ export class Pipeline {
     const h = getHeld(this.deps.db, heldId);
     if (!h) throw new Error(`no held post ${heldId}`);
     const list = getListById(this.deps.db, h.listId)!;
-    const parsed: Parsed = { list, envelopeFrom: h.envelopeFrom, size: h.size, form: 'pgp-mime', payload: h.payload, outer: h.outer };
+    const parsed: Parsed = { list, envelopeFrom: h.envelopeFrom, size: h.size, form: 'pgp-mime', payload: h.payload, outer: h.outer, clear: null };
     // Replay rules judge the post as of when it was held: a moderator may approve it after the window.
     const outcome = await this.fromParsed(parsed, { approved: true, heldAt: h.receivedAt });
     deleteHeld(this.deps.db, heldId);

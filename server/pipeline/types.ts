@@ -2,7 +2,7 @@
 // step's value and returns the next; plaintext (the decrypted packets) exists
 // only in `Verified`, in memory, and never reaches the store or log.
 
-import type { OuterFacts, PayloadForm, Sealed, Verification } from '../../shared/index.ts';
+import type { ClearFacts, InnerDisplay, OuterFacts, PayloadForm, Sealed, Verification } from '../../shared/index.ts';
 import type { ListRecord } from '../store/lists.ts';
 import type { MemberRecord } from '../store/members.ts';
 import type { ReasonCode } from './reasons.ts';
@@ -22,6 +22,8 @@ export interface Parsed {
   /** The OpenPGP payload exactly as found (armored text or binary): ciphertext. */
   payload: string | Uint8Array;
   outer: OuterFacts;
+  /** The outer Subject and From name as sent in clear: memory only, never stored in clear; null for a held post. */
+  clear: ClearFacts | null;
 }
 
 /** Opened with the list key (in the open pool) and checked against the claimed sender's key. */
@@ -36,6 +38,8 @@ export interface Verified extends Parsed {
   signatureDigest: string | null;
   /** Lower-cased bare addresses of the signed (protected) To and Cc; null when the signed content states none. */
   protectedRecipients: string[] | null;
+  /** Whether the signed content is MIME, and its protected Subject and author name. */
+  inner: InnerDisplay | null;
 }
 
 export type Decision =

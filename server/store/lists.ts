@@ -21,6 +21,10 @@ export interface ListRecord {
   maxBytes: number;
   /** Replay protection: signatures older than this many days are refused. */
   replayWindowDays: number;
+  /** Copies never show a subject outside the encryption ("..."), even one the sender sent in clear. */
+  hideSubjects: boolean;
+  /** Where replies go: the author (Mailman's DMARC mitigation default) or the list. */
+  replyTo: 'author' | 'list';
 }
 
 /** The replay window a new list gets. */
@@ -30,7 +34,7 @@ export const MAX_REPLAY_WINDOW_DAYS = 365;
 interface Row {
   id: number; address: string; owner: string | null; list_fingerprint: string; list_public: string; list_private: string;
   archive_fingerprint: string; archive_public: string; archive_private: string; post_policy: PostPolicy; posters: string;
-  require_signature: number; max_bytes: number; replay_window_days?: number;
+  require_signature: number; max_bytes: number; replay_window_days?: number; hide_subjects?: number; reply_to?: string;
 }
 
 function fromRow(r: Row): ListRecord {
@@ -39,10 +43,11 @@ function fromRow(r: Row): ListRecord {
     listPrivate: r.list_private, archiveFingerprint: r.archive_fingerprint, archivePublic: r.archive_public,
     archivePrivate: r.archive_private, postPolicy: r.post_policy, posters: JSON.parse(r.posters) as string[],
     requireSignature: r.require_signature === 1, maxBytes: r.max_bytes, replayWindowDays: r.replay_window_days ?? DEFAULT_REPLAY_WINDOW_DAYS,
+    hideSubjects: r.hide_subjects === 1, replyTo: r.reply_to === 'list' ? 'list' : 'author',
   };
 }
 
-export type NewList = Omit<ListRecord, 'id' | 'replayWindowDays'> & { replayWindowDays?: number };
+export type NewList = Omit<ListRecord, 'id' | 'replayWindowDays' | 'hideSubjects' | 'replyTo'> & { replayWindowDays?: number; hideSubjects?: boolean; replyTo?: 'author' | 'list' };
 
 export function insertList(db: Db, l: NewList): number {
   const r = db.prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint,
@@ -52,6 +57,8 @@ export function insertList(db: Db, l: NewList): number {
     l.maxBytes, Date.now());
   const id = Number(r.lastInsertRowid);
   if (l.replayWindowDays !== undefined) db.prepare('UPDATE lists SET replay_window_days = ? WHERE id = ?').run(l.replayWindowDays, id);
+  if (l.hideSubjects !== undefined) db.prepare('UPDATE lists SET hide_subjects = ? WHERE id = ?').run(l.hideSubjects ? 1 : 0, id);
+  if (l.replyTo !== undefined) db.prepare('UPDATE lists SET reply_to = ? WHERE id = ?').run(l.replyTo, id);
   return id;
 }
 
@@ -76,6 +83,8 @@ export interface PolicyUpdate {
   maxBytes?: number;
   owner?: string | null;
   replayWindowDays?: number;
+  hideSubjects?: boolean;
+  replyTo?: 'author' | 'list';
 }
 
 export function updatePolicy(db: Db, id: number, u: PolicyUpdate): void {
@@ -86,4 +95,6 @@ export function updatePolicy(db: Db, id: number, u: PolicyUpdate): void {
     u.maxBytes ?? cur.maxBytes, u.owner === undefined ? cur.owner : u.owner, id,
   );
   if (u.replayWindowDays !== undefined) db.prepare('UPDATE lists SET replay_window_days = ? WHERE id = ?').run(u.replayWindowDays, id);
+  if (u.hideSubjects !== undefined) db.prepare('UPDATE lists SET hide_subjects = ? WHERE id = ?').run(u.hideSubjects ? 1 : 0, id);
+  if (u.replyTo !== undefined) db.prepare('UPDATE lists SET reply_to = ? WHERE id = ?').run(u.replyTo, id);
 }

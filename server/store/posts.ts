@@ -14,25 +14,30 @@ export interface PostRecord {
   size: number;
   body: Uint8Array;
   archivePkesk: Uint8Array;
+  /** Author name and clear subject, encrypted to the list key (delivery/display.ts); null for older posts. */
+  display: Uint8Array | null;
+  /** The signed content is bare text (inline clients), not a MIME entity: every copy goes inline. */
+  bareText: boolean;
 }
 
 interface Row {
   id: number; list_id: number; message_id: string | null; in_reply_to: string | null; refs: string; date: number | null;
-  size: number; body: Buffer; archive_pkesk: Buffer;
+  size: number; body: Buffer; archive_pkesk: Buffer; display?: Buffer | null; bare_text?: number;
 }
 
 function fromRow(r: Row): PostRecord {
   return {
     id: r.id, listId: r.list_id, messageId: r.message_id, inReplyTo: r.in_reply_to, references: JSON.parse(r.refs) as string[],
     date: r.date, size: r.size, body: new Uint8Array(r.body.buffer, r.body.byteOffset, r.body.byteLength),
-    archivePkesk: new Uint8Array(r.archive_pkesk),
+    archivePkesk: new Uint8Array(r.archive_pkesk), display: r.display ? new Uint8Array(r.display) : null, bareText: r.bare_text === 1,
   };
 }
 
 export function insertPost(db: Db, p: Omit<PostRecord, 'id'> & { listPkesk: Uint8Array }): number {
-  return Number(db.prepare(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, created_at)
-    VALUES (?,?,?,?,?,?,?,?,?,?)`).run(p.listId, p.messageId, p.inReplyTo, JSON.stringify(p.references), p.date, p.size,
-    Buffer.from(p.body.buffer, p.body.byteOffset, p.body.byteLength), Buffer.from(p.archivePkesk), Buffer.from(p.listPkesk), Date.now()).lastInsertRowid);
+  return Number(db.prepare(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, display, bare_text, created_at)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`).run(p.listId, p.messageId, p.inReplyTo, JSON.stringify(p.references), p.date, p.size,
+    Buffer.from(p.body.buffer, p.body.byteOffset, p.body.byteLength), Buffer.from(p.archivePkesk), Buffer.from(p.listPkesk),
+    p.display ? Buffer.from(p.display) : null, p.bareText ? 1 : 0, Date.now()).lastInsertRowid);
 }
 
 export interface WrapState {

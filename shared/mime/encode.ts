@@ -102,3 +102,13 @@ export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
   return at >= 0 ? address.slice(at + 1) : 'localhost';
 }
+
+const MAX_SHOWN_CHARS = 500;
+
+/** Printable, one line, bounded: text from a post that goes into a header of every copy. */
+export function headerText(value: string | null | undefined): string | null {
+  if (!value) return null;
+  // eslint-disable-next-line no-control-regex
+  const clean = value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').replace(/\s+/g, ' ').trim().slice(0, MAX_SHOWN_CHARS);
+  return clean === '' ? null : clean;
+}

@@ -6,6 +6,7 @@
 import PostalMime from 'postal-mime';
 import { fromUtf8 } from '../bytes.ts';
 import { fail } from '../errors.ts';
+import { headerText } from './encode.ts';
 import { armoredBlocks, htmlToText } from './armor-scan.ts';
 import { isAutomatic } from './automatic.ts';
 
@@ -21,8 +22,19 @@ export interface OuterFacts {
   autoSubmitted: boolean;
 }
 
+/**
+ * What the sender put in clear on the outer mail: its Subject and the From
+ * display name. Held in memory only (a list may show them on copies of posts
+ * whose signed content has no protected headers); never stored in clear.
+ */
+export interface ClearFacts {
+  subject: string | null;
+  fromName: string | null;
+}
+
 export interface FoundPayload {
   form: PayloadForm;
+  clear: ClearFacts;
   /** Armored text or binary OpenPGP, exactly as found. */
   armored: string | null;
   binary: Uint8Array | null;
@@ -77,6 +89,7 @@ export async function findPayload(raw: Uint8Array | string, maxBytes: number): P
     fail('MIME_MALFORMED', undefined, e);
   }
 
+  const clear: ClearFacts = { subject: headerText(mail.subject), fromName: headerText(mail.from?.name) };
   const outer: OuterFacts = {
     from: mail.from?.address ? mail.from.address.toLowerCase() : null,
     messageId: messageIds(mail.messageId)[0] ?? null,
@@ -92,10 +105,10 @@ export async function findPayload(raw: Uint8Array | string, maxBytes: number): P
     const parts = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/octet-stream');
     if (parts.length === 0) fail('NO_PAYLOAD', 'PGP/MIME without an encrypted part');
     if (parts.length > 1) fail('MULTIPLE_PAYLOADS');
-    return { form: 'pgp-mime', ...encryptedPart(parts[0]!), outer };
+    return { form: 'pgp-mime', ...encryptedPart(parts[0]!), outer, clear };
   }
   const mangled = topType.startsWith('multipart/mixed') ? exchangeMangled(mail) : null;
-  if (mangled) return { form: 'pgp-mime', ...encryptedPart(mangled), outer };
+  if (mangled) return { form: 'pgp-mime', ...encryptedPart(mangled), outer, clear };
 
   // Inline: prefer the plain-text body; an HTML alternative usually repeats it.
   let blocks = armoredBlocks(mail.text);
@@ -104,7 +117,7 @@ export async function findPayload(raw: Uint8Array | string, maxBytes: number): P
   }
   const encryptedAttachments = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/pgp-encrypted' || /\.(pgp|gpg)$/i.test(a.filename ?? ''));
   if (blocks.length + encryptedAttachments.length > 1) fail('MULTIPLE_PAYLOADS');
-  if (blocks.length === 1) return { form: 'inline', armored: blocks[0]!, binary: null, outer };
+  if (blocks.length === 1) return { form: 'inline', armored: blocks[0]!, binary: null, outer, clear };
   if (encryptedAttachments.length === 1) fail('NO_PAYLOAD', 'encrypted attachments are not posts; send PGP/MIME or an inline encrypted body');
   fail('NO_PAYLOAD');
 }

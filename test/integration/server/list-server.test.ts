@@ -115,8 +115,11 @@ describe('accepted post', () => {
     try {
       const list = getList(db, OPEN)!;
       const post = db.prepare('SELECT * FROM posts WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(list.id) as Record<string, unknown>;
-      // Threading metadata and ciphertext only: no subject, no sender.
-      expect(Object.keys(post).sort()).toEqual(['archive_pkesk', 'body', 'created_at', 'date', 'id', 'in_reply_to', 'list_id', 'list_pkesk', 'message_id', 'refs', 'size', 'wrap_after', 'wrap_done'].sort());
+      // Threading metadata and ciphertext only: no subject, no sender in clear. The
+      // author's name and address for the copies' From are sealed to the list key.
+      expect(Object.keys(post).sort()).toEqual(['archive_pkesk', 'bare_text', 'body', 'created_at', 'date', 'display', 'id', 'in_reply_to', 'list_id', 'list_pkesk', 'message_id', 'refs', 'size', 'wrap_after', 'wrap_done'].sort());
+      expect(Buffer.from(post.display as Buffer).toString('latin1')).not.toContain(alice.address);
+      expect(post.bare_text).toBe(0);
       expect(post.wrap_done).toBe(1);
       expect(post.list_pkesk).toBeNull(); // K's wrap to the list key is dropped once the fan-out is done
       const rows = db.prepare("SELECT kind, pkesk, mail, state FROM deliveries WHERE post_id = ? AND kind = 'copy'").all(post.id) as Array<{ pkesk: Buffer | null; state: string }>;

@@ -6,7 +6,7 @@ import type { Verification } from '../../../shared/index.ts';
 
 const list = (over: Partial<ListRecord> = {}): ListRecord => ({
   id: 1, address: 'l@x.test', owner: null, listFingerprint: '', listPublic: '', listPrivate: '', archiveFingerprint: '',
-  archivePublic: '', archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000, replayWindowDays: 7, ...over,
+  archivePublic: '', archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000, replayWindowDays: 7, hideSubjects: false, replyTo: 'author', ...over,
 });
 const member = (address = 'a@x.test', keyState: 'valid' | 'revoked' = 'valid'): MemberRecord => ({
   listId: 1, address, fingerprint: 'F', publicKey: '', encryptionKey: new Uint8Array(), expiresAt: null, keyState,

@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function setup() {
   const db = openDb(join(dir, `${Math.random()}.db`));
   const listId = insertList(db, { address: 'l@x.test', owner: null, listFingerprint: 'A', listPublic: 'p', listPrivate: 'k', archiveFingerprint: 'B', archivePublic: 'p', archivePrivate: 'k', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000 });
-  const postId = insertPost(db, { listId, messageId: '<m@x>', inReplyTo: null, references: [], date: null, size: 5000, body: new Uint8Array(5000), archivePkesk: new Uint8Array(96), listPkesk: new Uint8Array(96) });
+  const postId = insertPost(db, { listId, messageId: '<m@x>', inReplyTo: null, references: [], date: null, size: 5000, body: new Uint8Array(5000), archivePkesk: new Uint8Array(96), listPkesk: new Uint8Array(96), display: null, bareText: false });
   return { db, q: new QueueStore(db), listId, postId };
 }
 

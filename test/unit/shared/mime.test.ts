@@ -72,7 +72,7 @@ describe('inner entity with protected headers', () => {
 });
 
 describe('finding the payload', () => {
-  it('finds the armored part of PGP/MIME and the outer threading facts, never the outer subject', async () => {
+  it('finds the armored part of PGP/MIME and the outer threading facts; the clear subject and name apart from them (memory only)', async () => {
     const mail = buildPgpMimeMail([
       ['From', 'Alice <Alice@Example.org>'], ['Subject', 'Real subject typed in webmail'], ['Message-ID', '<m2@example.org>'],
       ['In-Reply-To', '<m1@example.org>'], ['References', '<m0@example.org> <m1@example.org>'], ['Date', 'Tue, 01 Dec 2026 10:00:00 +0000'],
@@ -84,7 +84,10 @@ describe('finding the payload', () => {
       from: 'alice@example.org', messageId: '<m2@example.org>', inReplyTo: '<m1@example.org>',
       references: ['<m0@example.org>', '<m1@example.org>'], date: new Date('2026-12-01T10:00:00Z'), autoSubmitted: false,
     });
-    expect(JSON.stringify(found)).not.toContain('Real subject');
+    // The outer facts are stored with held posts: they never carry the subject or the name.
+    expect(JSON.stringify(found.outer)).not.toContain('Real subject');
+    expect(JSON.stringify(found.outer)).not.toContain('Alice"');
+    expect(found.clear).toEqual({ subject: 'Real subject typed in webmail', fromName: 'Alice' });
   });
 
   it('finds binary OpenPGP in the PGP/MIME part', async () => {
