@@ -41,8 +41,8 @@ const SKIP_KNOWN = process.env.FUZZ_SKIP_KNOWN === '1';
 const LATENCY_MS = 1000;
 const REPLY_MS = 60_000;
 const GENERATE_MS = 30_000;
-const RSS_CEILING_MB = envInt('FUZZ_RSS_CEILING_MB', 1024);
-const RSS_GROWTH_MB = envInt('FUZZ_RSS_GROWTH_MB', 256);
+const RSS_CEILING_MB = envInt('FUZZ_RSS_CEILING_MB', 768);
+const RSS_GROWTH_MB = envInt('FUZZ_RSS_GROWTH_MB', 192);
 
 const LIST = 'fuzz@lists.test';
 const ROOT = join(import.meta.dirname, '..', '..', '..');
