@@ -25,7 +25,7 @@ import type { MutateBatch, MutateWorkerData } from '../../support/mutate-worker.
 import { RawSmtp, type Reply } from '../../support/smtp-raw.ts';
 import { addList, initData, listPublicKey, person, Sink, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
 import { unsignedPost, wrongKeyPost } from './policy-mail.ts';
-import { cpuSeconds, LatencyProbe, rssMb } from './watch.ts';
+import { cpuSeconds, LatencyProbe, rssMb, type LatencyReport } from './watch.ts';
 
 function envInt(name: string, dflt: number): number {
   const v = process.env[name];
@@ -160,6 +160,7 @@ describe('fuzz', () => {
     });
 
     const probe = new LatencyProbe(`http://127.0.0.1:${w.child.httpPort}/health`);
+    let latency: LatencyReport;
     const codes = new Map<string, number>();
     const failures: Array<{ kind: string; labels: string[] }> = [];
     const slowest: Slow[] = [];
@@ -181,6 +182,12 @@ describe('fuzz', () => {
       which.forEach((m, i) => writeFileSync(join(dir, `${String(i).padStart(3, '0')}.eml`), m.bytes));
       writeFileSync(join(dir, 'labels.json'), JSON.stringify({ why, seed: FC_SEED, inputs: which.map((m) => m.labels) }, null, 1));
       return `${dir}: ${which.map((m) => `[${m.labels.join(' + ')}] ${m.bytes.length} bytes`).join('; ')}`;
+    };
+    /** An SMTP error is a death if the process exits soon after (its exit event may trail the refused connect). */
+    const deathOr = async (e: unknown): Promise<Error> => {
+      const end = Date.now() + 3000;
+      while (alive(w) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      return alive(w) ? (e as Error) : new Error(`${deathNote(w)}\ninputs kept in ${keep('server died')}`);
     };
     /** The inputs the server was handling while the HTTP API was slow. */
     const duringSlow = () => recent.filter((m) => probe.slow.some((x) => m.start < x.at + x.ms && m.end > x.at - 100));
@@ -205,7 +212,7 @@ describe('fuzz', () => {
             if (!slots[s] || slots[s]!.closed) {
               if (!alive(w)) throw new Error(`${deathNote(w)}\ninputs kept in ${keep('server died')}`);
               if (slots[s]) reconnects++;
-              slots[s] = await RawSmtp.connect(w.child.smtpPort);
+              slots[s] = await RawSmtp.connect(w.child.smtpPort).catch(async (e) => { throw await deathOr(e); });
             }
             // Senders vary: the null sender (no bounce today: cheaper), a member, a non-member.
             const from = ['', poster.address, '', stranger.address][sent % 4]!;
@@ -221,7 +228,8 @@ describe('fuzz', () => {
               code = (e as Error).name;
               slots[s]?.destroy();
               slots[s] = null;
-              if (!alive(w)) throw new Error(`${deathNote(w)}\ninputs kept in ${keep('server died')}`);
+              const dead = await deathOr(e);
+              if (dead !== e) throw dead;
               failures.push({ kind: `${(e as Error).name}: ${(e as Error).message}`, labels: m.labels });
             }
             sent++;
@@ -236,7 +244,7 @@ describe('fuzz', () => {
         }));
         if (!alive(w)) throw new Error(`${deathNote(w)}\ninputs kept in ${keep('server died')}`);
         rss.push(rssMb(w.child.proc.pid!));
-        const check = await validPost(w, `batch ${batch.index}`);
+        const check = await validPost(w, `batch ${batch.index}`).catch(async (e) => { throw await deathOr(e); });
         if (check.reply.code !== 250) throw new Error(`the valid post after batch ${batch.index} was answered ${check.reply.text}\ninputs kept in ${keep('valid post refused')}`);
         checks.push(check.deliveredMs);
         if (probe.worstMs > LATENCY_MS) throw new Error(`the HTTP API took ${probe.worstMs.toFixed(0)} ms during batch ${batch.index}\ninputs kept in ${keep('event loop blocked', duringSlow())}`);
@@ -244,8 +252,8 @@ describe('fuzz', () => {
     } finally {
       await Promise.all(slots.map((c) => c?.quit()));
       await worker.terminate();
+      latency = await probe.stop();
     }
-    const latency = await probe.stop();
     const seconds = (performance.now() - t0) / 1000;
     const serverCpu = cpuSeconds(w.child.proc.pid!) - cpu0.server;
     const testCpu = (() => { const u = process.cpuUsage(cpu0.test); return (u.user + u.system) / 1e6; })();
