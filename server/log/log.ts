@@ -13,10 +13,12 @@ export type EventName =
   | 'http.listening'
   | 'post.received' | 'post.refused' | 'post.held' | 'post.accepted' | 'post.failed' | 'post.approved' | 'post.rejected'
   | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report'
-  | 'member.missed';
+  | 'member.missed'
+  | 'request.received' | 'request.refused' | 'request.done' | 'request.answered' | 'request.unanswered';
 
 /** Codes are the only strings that describe what happened. */
-export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK';
+export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK'
+  | 'REQUEST_STALE' | 'REQUEST_REPLAYED' | 'UNSUBSCRIBED' | 'KEY_REPLACED' | 'DELIVERY_CHANGED';
 
 export interface EventFields {
   list?: string; // a list address

@@ -36,12 +36,16 @@ export interface OpenTask {
   /** The registered key of the member in From, armored; null: nobody to verify against. */
   memberKey: string | null;
   date: number;
+  /** Set for requests to a list's -request address (server/commands): return the decrypted content up to this many bytes. */
+  contentMax?: number;
 }
 
 export interface OpenedMail {
   /** The sender's packets under the encryption, bodies byte for byte (for sealing). */
   innerPackets: Uint8Array;
   verification: Verification | null;
+  /** Only when asked (contentMax): the literal data, plaintext for the caller's memory only; null when larger than contentMax. */
+  content?: Uint8Array | null;
 }
 
 export type Task = ParseTask | OpenTask;
@@ -81,7 +85,10 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   const { innerPackets, message: decrypted } = await decryptWithKey(message, await listKeyFor(task), limits, date);
   // Only the From member's key is offered, so another member's valid signature does not pass as theirs.
   const verification = task.memberKey ? await verifyAgainst(decrypted, [await parsePublicKey(task.memberKey)], date) : null;
-  return { innerPackets, verification };
+  if (task.contentMax === undefined) return { innerPackets, verification };
+  const literal = decrypted.getLiteralData();
+  const content = literal instanceof Uint8Array && literal.byteLength <= task.contentMax ? literal : null;
+  return { innerPackets, verification, content };
 }
 
 export default async function run(task: Task): Promise<TaskResult<ParsedMail | OpenedMail>> {
