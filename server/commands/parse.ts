@@ -16,9 +16,10 @@ export type Command =
   | { name: 'fetch-keys' }
   | { name: 'unsubscribe' }
   | { name: 'delivery'; form: 'pgp-mime' | 'inline' }
-  | { name: 'replace-key' };
+  | { name: 'replace-key' }
+  | { name: 'list-name'; address: string };
 
-/** A line that looked like a command and could not be read: answered, never executed. */
+/** A line that looked like a command and could not be read: then none of the mail's commands runs (as in Schleuder), so a typo never leaves half a request done. */
 export interface CommandError {
   line: string;
   problem: string;
@@ -59,6 +60,9 @@ function one(name: string, arg: string): Command | string {
       if (form === 'pgp-mime' || form === 'inline') return { name: 'delivery', form };
       return 'x-delivery needs pgp-mime or inline';
     }
+    case 'list-name':
+      // Schleuder's guard: a request naming another list runs nowhere.
+      return /^\S{1,254}$/.test(arg) ? { name: 'list-name', address: arg.replace(/^<|>$/g, '').toLowerCase() } : 'x-list-name needs the list\'s address';
     case 'replace-key':
       return arg ? 'x-replace-key takes no argument: attach the new key or paste it below the commands' : { name: 'replace-key' };
     default:
@@ -84,10 +88,14 @@ export function parseCommands(text: string): ParsedCommands {
       errors.push({ line: echo(line), problem: 'line too long' });
       break;
     }
-    const m = LINE.exec(line);
-    if (!m) break; // the first line that is not a command ends them
+    if (!/^x-/i.test(line)) break; // the first line that is not a command ends them
     seen++;
     if (seen > MAX_COMMANDS) return { commands: [], errors: [], tooMany: true };
+    const m = LINE.exec(line);
+    if (!m) {
+      errors.push({ line: echo(line), problem: 'not a command line (x-NAME, then an argument if it takes one)' });
+      continue;
+    }
     const parsed = one(m[1]!.toLowerCase(), (m[2] ?? '').trim());
     if (typeof parsed === 'string') errors.push({ line: echo(line), problem: parsed });
     else commands.push(parsed);

@@ -17,7 +17,7 @@ import type { Db } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
 import { getMember } from '../store/members.ts';
 import type { QueueStore } from '../store/queue.ts';
-import { recordNonce } from '../store/registry.ts';
+import { addRateEvent, rateWindow, recordNonce } from '../store/registry.ts';
 import { buildAnswerMail } from './answer.ts';
 import { MAX_CONTENT_BYTES, readContent } from './content.ts';
 import { parseCommands } from './parse.ts';
@@ -35,11 +35,14 @@ export const REQUEST_REFUSAL =
 /** The one refusal of a request, answered with SMTP 550 while the sender's MTA waits. */
 export class RequestRefusal extends Error {
   override name = 'RequestRefusal';
-  readonly responseCode = 550;
-  constructor(readonly reason: LogCode) {
-    super(REQUEST_REFUSAL);
+  constructor(readonly reason: LogCode, readonly responseCode = 550, message = REQUEST_REFUSAL) {
+    super(message);
   }
 }
+
+/** Answers one member may ask for per hour: each costs a signature and an encryption, and perhaps megabytes of keys. */
+export const MAX_REQUESTS_PER_HOUR = 30;
+const HOUR_MS = 3_600_000;
 
 export interface RequestDeps {
   db: Db;
@@ -90,9 +93,17 @@ export class RequestHandler {
     if (!member || member.keyState !== 'valid' || !v?.valid) this.refuse(list, v && !v.valid ? v.code : 'NOT_MEMBER');
     const signedAt = v.signedAt?.getTime() ?? 0;
     if (signedAt < now.getTime() - REQUEST_MAX_AGE_MS || signedAt > now.getTime() + REQUEST_MAX_FUTURE_MS) this.refuse(list, 'REQUEST_STALE');
+    // Counted only once the signature holds (nobody else can use up a member's budget); a 451 lets the
+    // sender's MTA try again later, within the signature's 12 hours.
+    const bucketKey = `${list.id}:${member.address}`;
+    if (rateWindow(db, 'request', bucketKey, now.getTime() - HOUR_MS, 0).n >= MAX_REQUESTS_PER_HOUR) {
+      log.warn('request.refused', { list: list.address, code: 'REQUEST_LIMITED' });
+      throw new RequestRefusal('REQUEST_LIMITED', 451, `4.7.1 More than ${MAX_REQUESTS_PER_HOUR} requests in an hour from this address; try again later`);
+    }
     // The signed packets differ with every signature: their digest marks this request as done.
     const digest = createHash('sha256').update(opened.innerPackets).digest('hex');
     if (!recordNonce(db, list.id, `request:${digest}`, now.getTime())) this.refuse(list, 'REQUEST_REPLAYED');
+    addRateEvent(db, 'request', bucketKey, now.getTime(), now.getTime() + HOUR_MS);
 
     const content = await readContent(opened.content);
     const commands = parseCommands(content.text);

@@ -38,8 +38,9 @@ export function helpLines(listAddress: string): string[] {
     `Commands for ${listAddress}, sent to ${requestAddressOf(listAddress)}:`,
     '',
     'Write each command on its own line at the top of the message; the first other',
-    'line ends the commands. Upper or lower case, at most ' + MAX_COMMANDS + ' commands. Sign the',
-    'message with your registered key and encrypt it to the list key.',
+    'line ends the commands. Upper or lower case, at most ' + MAX_COMMANDS + ' commands; if one',
+    'is not understood, none runs. Sign the message with your registered key and',
+    'encrypt it to the list key.',
     '',
     '  x-list-members          the members: address and key fingerprint',
     '  x-fetch-key ADDRESS     one member\'s public key (an address or fingerprint)',
@@ -50,6 +51,7 @@ export function helpLines(listAddress: string): string[] {
     '                          block below the commands; sign with your CURRENT key',
     '  x-unsubscribe           leave the list',
     '  x-help                  this text',
+    `  x-list-name ADDRESS     optional: run only if ADDRESS is ${listAddress}`,
     '',
     'Keys come back as an attachment (keys.asc) that gpg --import reads.',
   ];
@@ -97,7 +99,13 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
     out(`More than ${MAX_COMMANDS} commands in one message: none of them was run. Send them in several messages.`, '');
     return answer;
   }
-  for (const e of parsed.errors) out(`> ${e.line}`, `Not understood: ${e.problem}.`, '');
+  const wrongList = parsed.commands.filter((c) => c.name === 'list-name' && c.address !== list.address && c.address !== requestAddressOf(list.address));
+  if (parsed.errors.length > 0 || wrongList.length > 0) {
+    for (const e of parsed.errors) out(`> ${e.line}`, `Not understood: ${e.problem}.`, '');
+    if (wrongList.length > 0) out(`x-list-name names another list than ${list.address}.`, '');
+    out('None of the commands in your message was run. Send x-help for the list of commands.', '');
+    return answer;
+  }
   if (parsed.commands.length === 0 && parsed.errors.length === 0) out('No command was found at the top of your message.', '', ...helpLines(list.address), '');
 
   let current = member;
@@ -177,6 +185,8 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
         }
         break;
       }
+      case 'list-name':
+        break; // checked above
       case 'unsubscribe':
         out('> x-unsubscribe');
         removeMember(db, list.id, current.address);

@@ -18,7 +18,7 @@ export type EventName =
 
 /** Codes are the only strings that describe what happened. */
 export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK'
-  | 'REQUEST_STALE' | 'REQUEST_REPLAYED' | 'UNSUBSCRIBED' | 'KEY_REPLACED' | 'DELIVERY_CHANGED';
+  | 'REQUEST_STALE' | 'REQUEST_REPLAYED' | 'REQUEST_LIMITED' | 'UNSUBSCRIBED' | 'KEY_REPLACED' | 'DELIVERY_CHANGED';
 
 export interface EventFields {
   list?: string; // a list address

@@ -129,7 +129,7 @@ beforeAll(async () => {
   const listKey = await listPublicKey(dataDir, NEWS);
   listFpr = listKey.getFingerprint().toUpperCase();
   listArmored = listKey.armor();
-  [alice, dave, erin, mallory] = await Promise.all(['alice@example.org', 'dave@example.org', 'erin@example.org', 'mallory@example.org'].map(gpgMember));
+  [alice, dave, erin, mallory] = await Promise.all([gpgMember('alice@example.org'), gpgMember('dave@example.org'), gpgMember('erin@example.org'), gpgMember('mallory@example.org')]);
   const d = openData(dataDir, SECRET);
   try {
     for (const m of [alice, dave, erin]) await registerMember(d, getList(d, NEWS)!.id, m.address, m.publicKey);
@@ -180,13 +180,30 @@ describe('commands by mail', () => {
   });
 
   it('x-fetch-keys: every member\'s key in one attachment; x-fetch-key by fingerprint; unknown names answered', async () => {
-    const a = await ask(dave, await request(dave, `x-fetch-keys\nx-fetch-key ${erin.fingerprint.replace(/(.{4})/g, '$1 ').trim()}\nx-fetch-key nobody@example.org\nx-frobnicate\n`));
+    const a = await ask(dave, await request(dave, `x-list-name ${NEWS}\nx-fetch-keys\nx-fetch-key ${erin.fingerprint.replace(/(.{4})/g, '$1 ').trim()}\nx-fetch-key nobody@example.org\n`));
     expect(a.text).toContain('4 keys are attached');
     expect(a.text).toContain('No member of this list has that address or fingerprint.');
-    expect(a.text).toContain('unknown command x-frobnicate');
     const r = await dave.gpg.mustRun(['--import', '--import-options', 'show-only', '--with-colons'], a.keys!);
     const fprs = r.stdout.toString().split('\n').filter((l) => l.startsWith('fpr:')).map((l) => l.split(':')[9]);
     for (const f of [alice.fingerprint, erin.fingerprint, bob.publicKey.getFingerprint().toUpperCase()]) expect(fprs).toContain(f);
+  });
+
+  it('requests in the other shapes clients send: RFC 3156 §6.1 (multipart/signed, then encrypted) and inline armor', async () => {
+    // gpgme clients (Evolution, KMail, Mutt): a detached signature over the MIME entity, the whole encrypted.
+    const entity = 'Content-Type: text/plain; charset=us-ascii\r\n\r\nx-list-members\r\n';
+    const sig = await erin.gpg.mustRun(['--armor', '--detach-sign', '--local-user', erin.fingerprint, '--output', '-', erin.gpg.file('entity.txt', entity)], undefined, PASS);
+    const signed = `Content-Type: multipart/signed; micalg=pgp-sha256; protocol="application/pgp-signature"; boundary="sig"\r\n\r\n` +
+      `--sig\r\n${entity}\r\n--sig\r\nContent-Type: application/pgp-signature; name="signature.asc"\r\n\r\n${sig.stdout.toString().replace(/\r?\n/g, '\r\n')}\r\n--sig--\r\n`;
+    const enc = await erin.gpg.mustRun(['--armor', '--recipient', listFpr, '--encrypt', '--output', '-', erin.gpg.file('signed.eml', signed)]);
+    const headers: Array<[string, string]> = [['From', `<${erin.address}>`], ['To', `<${REQUEST}>`], ['Subject', '...'], ['Date', formatDate(new Date())], ['Message-ID', newMessageId('example.org')]];
+    const a = await ask(erin, buildPgpMimeMail(headers, enc.stdout.toString()));
+    expect(a.text).toContain(`${alice.address} ${alice.fingerprint}`);
+
+    // Webmail: the armored block pasted into a text/plain body.
+    const inline = await request(erin, 'x-help\n');
+    const armor = /-----BEGIN PGP MESSAGE-----[\s\S]+-----END PGP MESSAGE-----/.exec(inline)![0];
+    const b = await ask(erin, `${headers.map(([k, v]) => `${k}: ${k === 'Message-ID' ? newMessageId('example.org') : v}`).join('\r\n')}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n${armor}\r\n`);
+    expect(b.text).toContain('x-replace-key');
   });
 
   it('x-delivery inline: the next post arrives inline, and pgp-mime switches back', async () => {
@@ -258,6 +275,15 @@ describe('commands by mail', () => {
     const a = await ask(erin, await request(erin, `x-replace-key\n\n${mallory.publicKey}`));
     expect(a.text).toContain('KEY_USERID_MISMATCH');
     expect(db((d, id) => getMember(d, id, erin.address)!.fingerprint)).toBe(erin.fingerprint);
+  });
+
+  it('an unknown command, or x-list-name naming another list: none runs', async () => {
+    const a = await ask(erin, await request(erin, 'x-delivery inline\nx-frobnicate\n'));
+    expect(a.text).toContain('unknown command x-frobnicate');
+    expect(a.text).toContain('None of the commands in your message was run');
+    const b = await ask(erin, await request(erin, 'X-List-Name: other@lists.example.org\nx-delivery inline\n'));
+    expect(b.text).toContain('None of the commands in your message was run');
+    expect(db((d, id) => getDeliveryPreference(d, id, erin.address))).toBe('pgp-mime');
   });
 
   it('more than 20 commands: none runs', async () => {
