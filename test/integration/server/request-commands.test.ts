@@ -17,6 +17,7 @@ import { getList } from '../../../server/store/lists.ts';
 import { getMember } from '../../../server/store/members.ts';
 import { getDeliveryPreference } from '../../../server/store/registry.ts';
 import { Gpg } from '../../support/gpg.ts';
+import { scan } from './scan.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
 
 const NEWS = 'news@lists.example.org';
@@ -290,6 +291,15 @@ describe('commands by mail', () => {
     const a = await ask(erin, await request(erin, `${'x-list-members\n'.repeat(20)}x-unsubscribe\n`));
     expect(a.text).toContain('none of them was run');
     expect(db((d, id) => getMember(d, id, erin.address))).not.toBeNull();
+  });
+
+  it('no plaintext of a request or an answer is left in the data folder or the log', async () => {
+    const marker = `REQMARKER${Date.now()}`;
+    await ask(erin, await request(erin, `x-fetch-key ${marker}@example.org\nx-help\n\n${marker} below the commands\n`));
+    await refused(await request(mallory, `x-help\n${marker}\n`), mallory.address);
+    // Control: the scan reads the log (its event names are there).
+    expect(scan([dataDir], 'request.answered').length).toBeGreaterThan(0);
+    expect(scan([dataDir], marker)).toEqual([]);
   });
 
   it('x-unsubscribe removes the member, who gets no more posts and can no longer ask', async () => {
