@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { isLetterlockError } from '../../shared/index.ts';
 import type { ListKeys } from '../lists/lists.ts';
-import type { EventLog, LogCode } from '../log/log.ts';
+import { codeOf, type EventLog, type LogCode } from '../log/log.ts';
 import type { OpenedMail, ParsedMail } from '../pipeline/open-worker.ts';
 import type { OpenPool } from '../pipeline/pool.ts';
 import type { Db } from '../store/db.ts';
@@ -105,11 +105,19 @@ export class RequestHandler {
     if (!recordNonce(db, list.id, `request:${digest}`, now.getTime())) this.refuse(list, 'REQUEST_REPLAYED');
     addRateEvent(db, 'request', bucketKey, now.getTime(), now.getTime() + HOUR_MS);
 
-    const content = await readContent(opened.content);
+    // From here the request counts as done (its digest is recorded): a failure must not turn into a
+    // 451 whose retry would then be refused as a replay.
+    const content = await readContent(opened.content).catch(() => ({ text: '', keys: [] }));
     const commands = parseCommands(content.text);
     const answer = await runCommands(db, list, member, commands, content, now);
-    const mail = await buildAnswerMail(list.address, keys.listKey, member.address, parsed.outer.messageId, answer, now);
     for (const code of answer.done) log.info('request.done', { list: list.address, code });
+    let mail: string | null;
+    try {
+      mail = await buildAnswerMail(list.address, keys.listKey, member.address, parsed.outer.messageId, answer, now);
+    } catch (e) {
+      log.error('request.unanswered', { list: list.address, code: codeOf(e) });
+      return 'OK: request done, but its answer could not be made; the server log has the code';
+    }
     if (!mail) {
       log.warn('request.unanswered', { list: list.address, code: 'KEY_NO_ENCRYPTION' });
       return 'OK: request done; no key of yours can take the answer';
