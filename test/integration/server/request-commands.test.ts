@@ -9,13 +9,13 @@ import PostalMime from 'postal-mime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPgpMimeMail, formatDate, newMessageId } from '../../../shared/index.ts';
 import { openData, startServer, type RunningServer } from '../../../server/app.ts';
-import { REQUEST_REFUSAL } from '../../../server/commands/request.ts';
+import { MAX_REQUESTS_PER_HOUR, REQUEST_REFUSAL } from '../../../server/commands/request.ts';
 import { loadConfig } from '../../../server/config/config.ts';
 import { registerMember } from '../../../server/lists/members.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { getMember } from '../../../server/store/members.ts';
-import { getDeliveryPreference } from '../../../server/store/registry.ts';
+import { addRateEvent, getDeliveryPreference } from '../../../server/store/registry.ts';
 import { Gpg } from '../../support/gpg.ts';
 import { scan } from './scan.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
@@ -300,6 +300,20 @@ describe('commands by mail', () => {
     // Control: the scan reads the log (its event names are there).
     expect(scan([dataDir], 'request.answered').length).toBeGreaterThan(0);
     expect(scan([dataDir], marker)).toEqual([]);
+  });
+
+  it(`more than ${MAX_REQUESTS_PER_HOUR} requests in an hour: 451, so the sender's MTA tries again later`, async () => {
+    const key = db((_d, id) => `${id}:${erin.address}`);
+    const now = Date.now();
+    // The hour's budget used up (as 30 earlier requests would), straight in the server's database.
+    db((d) => { for (let i = 0; i < MAX_REQUESTS_PER_HOUR; i++) addRateEvent(d, 'request', key, now - 1000, now + 3_600_000); });
+    const raw = await request(erin, 'x-help\n');
+    const error = await send(server.smtpPort, erin.address, REQUEST, raw).then(() => null, (e: Error & { responseCode?: number; response?: string }) => e);
+    expect(error?.responseCode).toBe(451);
+    expect(error?.response).toMatch(/4\.7\.1 More than 30 requests in an hour/);
+    // Not recorded as done: the same mail goes through once the budget is back.
+    db((d) => d.prepare('DELETE FROM rate_events WHERE bucket = ? AND key = ?').run('request', key));
+    await ask(erin, raw);
   });
 
   it('x-unsubscribe removes the member, who gets no more posts and can no longer ask', async () => {
