@@ -30,6 +30,14 @@ function isKeyAttachment(a: { mimeType?: string; filename?: string | null }): bo
   return type === 'application/pgp-keys' || /\.(asc|pub|gpg|key|pgp)$/i.test(a.filename ?? '');
 }
 
+// A "legacy display part" (the draft protected-headers form: Subject and such
+// repeated as the first lines of the text) comes before the commands; it is skipped.
+const LEGACY_DISPLAY = /^(?:[ \t]*\r?\n)*(?:(?:Subject|From|To|Cc|Date|Reply-To|Message-ID|Followup-To|Newsgroups): [^\r\n]{0,998}\r?\n){1,16}\r?\n/i;
+
+function withoutLegacyDisplay(text: string): string {
+  return text.replace(LEGACY_DISPLAY, '');
+}
+
 export async function readContent(literal: Uint8Array): Promise<RequestContent> {
   // RFC 3156 §6.1: the signed entity is the first part of a multipart/signed.
   const entity = splitMultipartSigned(literal)?.content ?? literal;
@@ -38,7 +46,7 @@ export async function readContent(literal: Uint8Array): Promise<RequestContent> 
     return { text, keys: keyBlocks(text) };
   }
   const mail = await PostalMime.parse(entity, { attachmentEncoding: 'arraybuffer' });
-  const text = mail.text ?? (mail.html ? htmlToText(mail.html) : '');
+  const text = withoutLegacyDisplay(mail.text ?? (mail.html ? htmlToText(mail.html) : ''));
   const keys: Array<string | Uint8Array> = [];
   for (const a of (mail.attachments ?? []).slice(0, MAX_ATTACHMENTS)) {
     if (keys.length >= MAX_KEYS) break;

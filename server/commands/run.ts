@@ -88,9 +88,12 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
   const answer: Answer = { lines: [], keys: [], recipients: [member.publicKey], done: [] };
   const out = (...l: string[]) => answer.lines.push(...l);
   let keyBytes = 0;
+  const attached = new Set<string>(); // fingerprints
   const addKey = (m: MemberRecord): boolean => {
+    if (attached.has(m.fingerprint)) return true;
     if (answer.keys.length >= MAX_FETCHED_KEYS || keyBytes + m.publicKey.length > MAX_KEY_BYTES) return false;
     answer.keys.push(m.publicKey);
+    attached.add(m.fingerprint);
     keyBytes += m.publicKey.length;
     return true;
   };
@@ -133,7 +136,6 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
         out(`> x-fetch-key ${c.target.replace(/[^\x20-\x7e]/g, '?').slice(0, 100)}`);
         const m = findTarget(db, list, c.target);
         if (!m) out('No member of this list has that address or fingerprint.', '');
-        else if (answer.keys.includes(m.publicKey)) out(`The key of ${m.address} (${m.fingerprint}) is attached.`, '');
         else if (addKey(m)) out(`The key of ${m.address} (${m.fingerprint}) is attached.`, '');
         else out('This answer is full; fetch that key in another request.', '');
         break;
@@ -144,7 +146,6 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
         let full = false;
         for (const page of iterateMembers(db, list.id, 500)) {
           for (const m of page) {
-            if (answer.keys.includes(m.publicKey)) { n++; continue; }
             if (!addKey(m)) { full = true; break; }
             n++;
           }
