@@ -21,6 +21,7 @@ import { Pipeline } from './pipeline/run.ts';
 import { WorkQueue } from './pipeline/workqueue.ts';
 import { Fanout } from './pipeline/wrap.ts';
 import { createIngest } from './smtp/ingest.ts';
+import { RequestHandler } from './commands/request.ts';
 import { getMeta, openDb, type Db } from './store/db.ts';
 import { allLists, type ListRecord } from './store/lists.ts';
 import { QueueStore } from './store/queue.ts';
@@ -172,6 +173,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
       host: config.smtp.host, port: config.smtp.port, maxMessageBytes: config.smtp.maxMessageBytes, maxClients: config.smtp.maxClients,
       hygiene: config.smtp,
       db, queue, pipeline, work, tokens, log,
+      requests: new RequestHandler({ db, queue, log, keysFor, pool, onQueued: () => worker?.kick() }),
     });
     smtp.on('error', (e) => log.error('smtp.error', { code: codeOf(e) }));
     try {

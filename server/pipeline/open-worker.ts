@@ -37,6 +37,8 @@ export interface OpenTask {
   /** The registered key of the member in From, armored; null: nobody to verify against. */
   memberKey: string | null;
   date: number;
+  /** Set for requests to a list's -request address (server/commands): return the decrypted content up to this many bytes. */
+  contentMax?: number;
 }
 
 export interface OpenedMail {
@@ -48,6 +50,8 @@ export interface OpenedMail {
   protectedRecipients: string[] | null;
   /** What copies may show before they are opened (delivery/headers.ts); null without a member. */
   inner: InnerDisplay | null;
+  /** Only when asked (contentMax): the literal data, plaintext for the caller's memory only; null when larger than contentMax. */
+  content?: Uint8Array | null;
 }
 
 export type Task = ParseTask | OpenTask;
@@ -85,14 +89,17 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   const date = new Date(task.date);
   const message = await readPgpMessage(task.payload, limits);
   const { innerPackets, message: decrypted } = await decryptWithKey(message, await listKeyFor(task), limits, date);
-  if (!task.memberKey) return { innerPackets, verification: null, signatureDigest: null, protectedRecipients: null, inner: null };
+  const literal = decrypted.getLiteralData();
+  const content = literal instanceof Uint8Array ? literal : null;
+  // The literal data itself leaves the worker only when asked (commands by mail), within contentMax.
+  const asked = task.contentMax === undefined ? {} : { content: content && content.byteLength <= task.contentMax ? content : null };
+  if (!task.memberKey) return { innerPackets, verification: null, signatureDigest: null, protectedRecipients: null, inner: null, ...asked };
   // Only the From member's key is offered, so another member's valid signature
   // does not pass as theirs. A signature dated up to the allowed clock skew ahead
   // still verifies; beyond it verifyAgainst says SIGNATURE_FROM_FUTURE.
   const verification = await verifyAgainst(decrypted, [await parsePublicKey(task.memberKey)], new Date(date.getTime() + SIGNATURE_CLOCK_SKEW_MS));
-  const content = decrypted.getLiteralData();
-  const inner = content instanceof Uint8Array ? await innerDisplay(content) : null;
-  return { innerPackets, verification, ...(await signedContentFacts(decrypted, verification)), inner };
+  const inner = content ? await innerDisplay(content) : null;
+  return { innerPackets, verification, ...(await signedContentFacts(decrypted, verification)), inner, ...asked };
 }
 
 export default async function run(task: Task): Promise<TaskResult<ParsedMail | OpenedMail>> {

@@ -49,13 +49,13 @@ export class OpenPool {
   }
 
   /** Decrypts the payload with the list key and checks it against the member's key (if any). */
-  open(payload: string | Uint8Array, maxBytes: number, listKey: PrivateKey, memberKey: string | null, date = new Date()): Promise<OpenedMail> {
+  open(payload: string | Uint8Array, maxBytes: number, listKey: PrivateKey, memberKey: string | null, date = new Date(), contentMax?: number): Promise<OpenedMail> {
     let bytes = this.keyBytes.get(listKey);
     if (!bytes) {
       bytes = listKey.write();
       this.keyBytes.set(listKey, bytes);
     }
-    const task: OpenTask = { kind: 'open', payload, maxBytes, listKey: bytes, listFingerprint: listKey.getFingerprint(), memberKey, date: date.getTime() };
+    const task: OpenTask = { kind: 'open', payload, maxBytes, listKey: bytes, listFingerprint: listKey.getFingerprint(), memberKey, date: date.getTime(), ...(contentMax === undefined ? {} : { contentMax }) };
     return this.run<OpenedMail>(task);
   }
 

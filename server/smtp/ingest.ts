@@ -16,6 +16,7 @@ import { Busy, type WorkQueue } from '../pipeline/workqueue.ts';
 import { ConnectionGuard, type HygieneOptions } from './hygiene.ts';
 import { reasonSentence, type ReasonCode } from '../pipeline/reasons.ts';
 import type { OuterFacts } from '../../shared/index.ts';
+import { RequestRefusal, type RequestHandler } from '../commands/request.ts';
 
 export interface IngestOptions {
   host: string;
@@ -30,18 +31,26 @@ export interface IngestOptions {
   work: WorkQueue;
   tokens: Tokens;
   log: EventLog;
+  /** Commands mailed to a list's -request address (server/commands); absent: those addresses are not served. */
+  requests?: RequestHandler;
 }
 
-type Target = { kind: 'list'; list: ListRecord } | { kind: 'bounce'; list: ListRecord; deliveryId: number };
+type Target =
+  | { kind: 'list'; list: ListRecord }
+  | { kind: 'bounce'; list: ListRecord; deliveryId: number }
+  | { kind: 'request'; list: ListRecord };
 
 function smtpError(message: string, responseCode: number): Error {
   return Object.assign(new Error(message), { responseCode });
 }
 
-function resolveTarget(db: Db, tokens: Tokens, address: string): Target | null {
+function resolveTarget(db: Db, tokens: Tokens, address: string, requests: boolean): Target | null {
   const a = address.toLowerCase();
   const direct = getList(db, a);
   if (direct) return { kind: 'list', list: direct };
+  const r = requests ? /^([^+@]+)-request@(.+)$/.exec(a) : null;
+  const commandsFor = r ? getList(db, `${r[1]}@${r[2]}`) : null;
+  if (commandsFor) return { kind: 'request', list: commandsFor };
   const m = /^([^+@]+)\+bounces-[^@]+@(.+)$/.exec(a);
   if (!m) return null;
   const list = getList(db, `${m[1]}@${m[2]}`);
@@ -77,15 +86,20 @@ export function createIngest(o: IngestOptions): SMTPServer {
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback) {
-      const t = resolveTarget(o.db, o.tokens, address.address);
+      const t = resolveTarget(o.db, o.tokens, address.address, o.requests !== undefined);
       if (!t) {
         o.log.info('smtp.rcpt_refused', { code: 'NO_SUCH_LIST' });
         return callback(smtpError('No such list here', 550));
       }
       const list = targets.get(session) ?? [];
+      // A request is answered (or refused) on its own: its reply must not mix with a post's.
+      if (list.length > 0 && (t.kind === 'request' || list.some((x) => x.kind === 'request'))) {
+        if (list.some((x) => x.kind === t.kind && x.list.id === t.list.id)) return callback();
+        return callback(smtpError('Send requests to a -request address in a mail of their own', 452));
+      }
       if (list.length >= 10) return callback(smtpError('Too many list recipients in one message', 452));
       // The same list named twice (e.g. To and Cc) is one post, not two.
-      const same = list.some((x) => x.kind === t.kind && x.list.id === t.list.id && (t.kind === 'list' || (x.kind === 'bounce' && x.deliveryId === t.deliveryId)));
+      const same = list.some((x) => x.kind === t.kind && x.list.id === t.list.id && (t.kind !== 'bounce' || (x.kind === 'bounce' && x.deliveryId === t.deliveryId)));
       if (!same) list.push(t);
       targets.set(session, list);
       callback();
@@ -118,6 +132,7 @@ export function createIngest(o: IngestOptions): SMTPServer {
           (reply) => answer(null, reply),
           (e) => {
             if (e instanceof SmtpRefusal) return answer(e);
+            if (e instanceof RequestRefusal) return answer(smtpError(e.message, e.responseCode));
             if (e instanceof Busy) {
               o.log.warn('smtp.busy', o.work.load.waiting ? { pending: o.work.load.waiting } : {});
               return answer(smtpError('Busy, try again later', 451));
@@ -166,6 +181,8 @@ function refusalReply(refusals: ReadonlyArray<{ list: ListRecord; code: ReasonCo
  */
 async function handle(o: IngestOptions, targets: Target[], envelopeFrom: string | null, raw: Buffer): Promise<string> {
   const replies: string[] = [];
+  const request = targets[0]?.kind === 'request' ? targets[0] : null;
+  if (request) return await o.work.run(() => o.requests!.handle(request.list, raw));
   const refused: Array<{ list: ListRecord; code: ReasonCode; outer: OuterFacts | null }> = [];
   let taken = 0;
   for (const t of targets) {
