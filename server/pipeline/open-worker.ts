@@ -10,7 +10,7 @@ import type { PrivateKey } from 'openpgp';
 import * as openpgp from 'openpgp';
 import {
   decryptWithKey, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, SIGNATURE_CLOCK_SKEW_MS,
-  innerDisplay, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type OuterFacts, type PayloadForm, type Verification,
+  innerDisplay, outerFactsOf, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type OuterFacts, type PayloadForm, type Verification,
 } from '../../shared/index.ts';
 
 export interface ParseTask {
@@ -55,7 +55,7 @@ export interface OpenedMail {
 }
 
 export type Task = ParseTask | OpenTask;
-export type TaskResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode | 'INTERNAL' };
+export type TaskResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode | 'INTERNAL'; outer?: OuterFacts | null };
 
 // On Linux a priority set with pid 0 applies to the calling thread only: the
 // pool's threads yield the cores to the main thread, which serves SMTP, HTTP and
@@ -107,6 +107,6 @@ export default async function run(task: Task): Promise<TaskResult<ParsedMail | O
     return { ok: true, value: task.kind === 'parse' ? await parseMail(task) : await openMail(task) };
   } catch (e) {
     // Messages of foreign errors may quote input: only the code leaves the worker.
-    return { ok: false, code: isLetterlockError(e) ? e.code : 'INTERNAL' };
+    return isLetterlockError(e) ? { ok: false, code: e.code, outer: outerFactsOf(e) } : { ok: false, code: 'INTERNAL' };
   }
 }

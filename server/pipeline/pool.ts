@@ -73,7 +73,12 @@ export class OpenPool {
     }
     if (!result.ok) {
       if (result.code === 'INTERNAL') throw Object.assign(new Error('open worker failed'), { code: 'INTERNAL' });
-      fail(result.code as ErrorCode);
+      try {
+        fail(result.code as ErrorCode);
+      } catch (e) {
+        if (result.outer) Object.assign(e as object, { outer: result.outer }); // the refused post's outer facts (Message-ID)
+        throw e;
+      }
     }
     return result.value as T;
   }

@@ -8,7 +8,7 @@
 // is committed; the fan-out (wrap + queue, page by page) then runs in the
 // background and resumes after a crash.
 
-import { domainOf, isLetterlockError, newMessageId, type ErrorCode, type OuterFacts } from '../../shared/index.ts';
+import { domainOf, isLetterlockError, newMessageId, outerFactsOf, type ErrorCode, type OuterFacts } from '../../shared/index.ts';
 import { bounceMail, heldMail, refusalsMail } from '../delivery/notices.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
@@ -72,7 +72,7 @@ export class Pipeline {
       const code = refusalCode(e);
       if (!code) throw e;
       log.info('post.refused', { list: incoming.list.address, code });
-      return { result: 'refused', code, bounced: false, outer: null };
+      return { result: 'refused', code, bounced: false, outer: outerFactsOf(e) };
     }
     return this.fromParsed(parsed, { approved: false });
   }

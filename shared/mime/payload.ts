@@ -5,7 +5,7 @@
 
 import PostalMime from 'postal-mime';
 import { fromUtf8 } from '../bytes.ts';
-import { fail } from '../errors.ts';
+import { fail, isLetterlockError } from '../errors.ts';
 import { headerText } from './encode.ts';
 import { armoredBlocks, htmlToText } from './armor-scan.ts';
 import { isAutomatic } from './automatic.ts';
@@ -71,6 +71,12 @@ function messageIds(value: string | undefined): string[] {
   return value ? (value.slice(0, 64 * 1024).match(MESSAGE_ID) ?? []) : [];
 }
 
+/** The outer facts a refusal carries when they were read before it (see findPayload). */
+export function outerFactsOf(e: unknown): OuterFacts | null {
+  const outer = e && typeof e === 'object' && 'outer' in e ? (e as { outer: unknown }).outer : null;
+  return outer && typeof outer === 'object' ? (outer as OuterFacts) : null;
+}
+
 export async function findPayload(raw: Uint8Array | string, maxBytes: number): Promise<FoundPayload> {
   const size = typeof raw === 'string' ? raw.length : raw.byteLength;
   if (size > maxBytes) fail('TOO_LARGE', `${size} bytes, limit ${maxBytes}`);
@@ -99,27 +105,33 @@ export async function findPayload(raw: Uint8Array | string, maxBytes: number): P
     autoSubmitted: isAutomatic(mail.headers),
   };
 
-  const topType = contentTypeOf(mail.headers);
-  if (topType.startsWith('multipart/encrypted')) {
-    if (!/protocol\s*=\s*"?application\/pgp-encrypted"?/.test(topType)) fail('NO_PAYLOAD', 'multipart/encrypted with an unknown protocol');
-    const parts = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/octet-stream');
-    if (parts.length === 0) fail('NO_PAYLOAD', 'PGP/MIME without an encrypted part');
-    if (parts.length > 1) fail('MULTIPLE_PAYLOADS');
-    return { form: 'pgp-mime', ...encryptedPart(parts[0]!), outer, clear };
-  }
-  const mangled = topType.startsWith('multipart/mixed') ? exchangeMangled(mail) : null;
-  if (mangled) return { form: 'pgp-mime', ...encryptedPart(mangled), outer, clear };
+  try {
+    const topType = contentTypeOf(mail.headers);
+    if (topType.startsWith('multipart/encrypted')) {
+      if (!/protocol\s*=\s*"?application\/pgp-encrypted"?/.test(topType)) fail('NO_PAYLOAD', 'multipart/encrypted with an unknown protocol');
+      const parts = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/octet-stream');
+      if (parts.length === 0) fail('NO_PAYLOAD', 'PGP/MIME without an encrypted part');
+      if (parts.length > 1) fail('MULTIPLE_PAYLOADS');
+      return { form: 'pgp-mime', ...encryptedPart(parts[0]!), outer, clear };
+    }
+    const mangled = topType.startsWith('multipart/mixed') ? exchangeMangled(mail) : null;
+    if (mangled) return { form: 'pgp-mime', ...encryptedPart(mangled), outer, clear };
 
-  // Inline: prefer the plain-text body; an HTML alternative usually repeats it.
-  let blocks = armoredBlocks(mail.text);
-  if (blocks.length === 0 && mail.html) {
-    blocks = armoredBlocks(htmlToText(mail.html));
+    // Inline: prefer the plain-text body; an HTML alternative usually repeats it.
+    let blocks = armoredBlocks(mail.text);
+    if (blocks.length === 0 && mail.html) {
+      blocks = armoredBlocks(htmlToText(mail.html));
+    }
+    const encryptedAttachments = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/pgp-encrypted' || /\.(pgp|gpg)$/i.test(a.filename ?? ''));
+    if (blocks.length + encryptedAttachments.length > 1) fail('MULTIPLE_PAYLOADS');
+    if (blocks.length === 1) return { form: 'inline', armored: blocks[0]!, binary: null, outer, clear };
+    if (encryptedAttachments.length === 1) fail('NO_PAYLOAD', 'encrypted attachments are not posts; send PGP/MIME or an inline encrypted body');
+    fail('NO_PAYLOAD');
+  } catch (e) {
+    // A refusal after the outer facts were read carries them, so a notice can name the post's Message-ID.
+    if (isLetterlockError(e)) Object.assign(e, { outer });
+    throw e;
   }
-  const encryptedAttachments = mail.attachments.filter((a) => a.mimeType.toLowerCase() === 'application/pgp-encrypted' || /\.(pgp|gpg)$/i.test(a.filename ?? ''));
-  if (blocks.length + encryptedAttachments.length > 1) fail('MULTIPLE_PAYLOADS');
-  if (blocks.length === 1) return { form: 'inline', armored: blocks[0]!, binary: null, outer, clear };
-  if (encryptedAttachments.length === 1) fail('NO_PAYLOAD', 'encrypted attachments are not posts; send PGP/MIME or an inline encrypted body');
-  fail('NO_PAYLOAD');
 }
 
 type Attachment = Awaited<ReturnType<typeof PostalMime.parse>>['attachments'][number];

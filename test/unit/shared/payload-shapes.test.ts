@@ -5,7 +5,7 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { armoredBlocks, htmlToText } from '../../../shared/mime/armor-scan.ts';
-import { composePost, findPayload, isLetterlockError, openPost } from '../../../shared/index.ts';
+import { composePost, findPayload, isLetterlockError, openPost, outerFactsOf } from '../../../shared/index.ts';
 import { LIST_ADDRESS, makeKey, type TestKey } from '../../support/keys.ts';
 
 let list: TestKey, alice: TestKey;
@@ -74,6 +74,12 @@ describe('inline armor in the shapes clients send', () => {
     const quoted = lines().map((l) => `> ${l}`).join('\n');
     const e = await findPayload(mail('text/plain', `On Monday Bob wrote:\n${quoted}\n`), 1e6).catch((x: unknown) => x);
     expect(isLetterlockError(e, 'NO_PAYLOAD')).toBe(true);
+  });
+
+  it('a refusal found after the headers were read carries the outer facts (a notice can name the Message-ID)', async () => {
+    const e = await findPayload(mail('text/plain', 'no armor here').replace('Subject: ...', 'Subject: ...\r\nMessage-ID: <kept@example.org>'), 1e6).catch((x: unknown) => x);
+    expect(isLetterlockError(e, 'NO_PAYLOAD')).toBe(true);
+    expect(outerFactsOf(e)?.messageId).toBe('<kept@example.org>');
   });
 
   it('two blocks are refused as MULTIPLE_PAYLOADS', async () => {
