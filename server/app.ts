@@ -141,6 +141,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick() });
     undo.push(async () => { fanout.stop(); await fanout.idle(); });
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
+    pool.warm();
     undo.push(() => pool.close());
     const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick() });
     const work = new WorkQueue(config.pipeline.concurrency, config.pipeline.maxWaiting);

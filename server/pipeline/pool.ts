@@ -43,6 +43,11 @@ export class OpenPool {
     return this.piscina;
   }
 
+  /** Starts the threads now (a server does at start), so the first post does not wait for them to load. */
+  warm(): void {
+    void this.pool;
+  }
+
   /** Finds the payload and the outer facts of a raw mail. */
   parse(raw: Uint8Array, maxBytes: number): Promise<ParsedMail> {
     return this.run<ParsedMail>({ kind: 'parse', raw, maxBytes } satisfies ParseTask);
