@@ -270,6 +270,8 @@ interface Case {
   signature: 'inline' | 'detached';
   /** Further signers whose good signature the tools may also report (the two-signature post). */
   alsoSigned?: Sender[];
+  /** Signed by a signing subkey (the primary can only certify). */
+  bySubkey?: boolean;
   threading: Threading;
   raw: string;
   /** Exactly what the author signed: what every tool must print. */
@@ -305,18 +307,18 @@ async function buildCorpus(): Promise<Case[]> {
   const text = (who: string) => `Hello list, this is ${who}.\r\nGrüße, ✓ and a line with trailing space \r\n-- \r\n${who}\r\n`;
 
   // §6.2 combined, a MIME entity signed and encrypted in one OpenPGP message.
-  const combined = (name: string, a: Sender, protectedSubject: string | null, extra?: { also?: Sender[]; args?: string[] }) => built.push(async () => {
+  const combined = (name: string, a: Sender, protectedSubject: string | null, extra?: { also?: Sender[]; args?: string[]; bySubkey?: boolean }) => built.push(async () => {
     const t = threading(name.replace(/\W+/g, '-'));
     const signed = mimeEntity(a, text(a.name), protectedSubject, t);
     const armored = await a.signEncrypt(signed, extra?.args);
     const raw = pgpMime(outerHeaders(a, protectedSubject === null ? `Clear subject from ${a.name}` : '...', t), armored);
-    return { name, author: a, signature: 'inline', threading: t, raw, signed, ...(protectedSubject ? { protectedSubject } : {}), ...(extra?.also ? { alsoSigned: extra.also } : {}) };
+    return { name, author: a, signature: 'inline', threading: t, raw, signed, ...(protectedSubject ? { protectedSubject } : {}), ...(extra?.also ? { alsoSigned: extra.also } : {}), ...(extra?.bySubkey ? { bySubkey: true } : {}) };
   });
   combined('gpg, §6.2 with protected headers "v1"', s.gpg, 'Protected subject from gpg ✓');
   combined('gpg, §6.2 without protected headers', s.gpg, null);
   combined('rnp as sender (RSA 2048 key made by rnpkeys), §6.2 with protected headers', s.rnp, 'Protected subject from rnp');
   combined('sq as sender (key made by sq key generate), §6.2', s.sq, null);
-  combined('gpg member with a certify-only primary and a signing subkey', s.sub, 'Signed by a subkey');
+  combined('gpg member with a certify-only primary and a signing subkey', s.sub, 'Signed by a subkey', { bySubkey: true });
   combined('gpg NIST P-256 member', s.p256, null);
   combined('gpg NIST P-384 member', s.p384, null);
   combined('gpg RSA 2048 member', s.rsa2048, null);
@@ -513,6 +515,10 @@ function problems(c: Case): string[] {
       const allowed = [c.author, ...(c.alsoSigned ?? [])].flatMap((s) => (tool === 'gpg' || tool === 'sqop' ? [s.fingerprint] : s.keyIds));
       if (!v.goodSigners.some((g) => own.includes(g))) say(`no good signature by the author (${JSON.stringify(v.goodSigners)})`);
       if (v.goodSigners.some((g) => !allowed.includes(g))) say(`good signatures by others: ${JSON.stringify(v.goodSigners)}`);
+      // The corpus is what it says: the co-signed post carries both signatures through the list,
+      if (tool === 'gpg' && c.alsoSigned?.some((o) => !v.goodSigners.includes(o.fingerprint))) say(`not co-signed: ${JSON.stringify(v.goodSigners)}`);
+      // and the subkey member's post is signed by the subkey, not the certify-only primary.
+      if (tool === 'rnp' && c.bySubkey && (v.goodSigners.includes(c.author.keyIds[0]!) || v.goodSigners.length === 0)) say(`not signed by a subkey: ${JSON.stringify(v.goodSigners)}`);
     }
   }
   if (c.signature === 'detached') {
