@@ -31,8 +31,7 @@ function isBlank(c: number): boolean {
 export function armoredBlocks(text: string | undefined, max = 2): string[] {
   if (!text) return [];
   const blocks: string[] = [];
-  let current: string[] | null = null;
-  let inHeaders = false;
+  let current: { headers: string[]; body: string[] } | null = null;
   let pos = 0;
   while (pos <= text.length && blocks.length < max) {
     let nl = text.indexOf('\n', pos);
@@ -40,35 +39,29 @@ export function armoredBlocks(text: string | undefined, max = 2): string[] {
     const line = trimLine(text.slice(pos, nl));
     pos = nl + 1;
     if (line === BEGIN) {
-      current = [BEGIN];
-      inHeaders = true;
+      current = { headers: [], body: [] };
       continue;
     }
     if (!current) continue;
     if (line === END) {
-      if (inHeaders) current.push(''); // no body: let the armor reader refuse it
-      current.push(END);
-      blocks.push(current.join('\n'));
+      // No body: the armor reader refuses it.
+      blocks.push([BEGIN, ...current.headers, '', ...current.body, END].join('\n'));
       current = null;
       continue;
     }
-    if (line === '') {
-      if (inHeaders) {
-        current.push('');
-        inHeaders = false;
-      }
-      continue;
-    }
-    if (inHeaders && !/^[A-Za-z][A-Za-z0-9-]{0,40}: /.test(line)) {
-      // No empty line after BEGIN (some webmail drops it): the body starts here.
-      current.push('');
-      inHeaders = false;
-    }
-    current.push(line);
-    if (current.length > 1_000_000) current = null; // not an armor block any reader would take
+    if (line === '') continue;
+    // "Name: value" can never be a base64 line (no ':' or space in base64), so before the
+    // first base64 line it is an armor header, whether the blank line after BEGIN is
+    // missing (some webmail drops it) or blank lines come between the headers (Gmail's
+    // <div> per line puts one after every line).
+    if (current.body.length === 0 && ARMOR_HEADER.test(line)) current.headers.push(line);
+    else current.body.push(line);
+    if (current.headers.length + current.body.length > 1_000_000) current = null; // not an armor block any reader would take
   }
   return blocks;
 }
+
+const ARMOR_HEADER = /^[A-Za-z][A-Za-z0-9-]{0,40}: /;
 
 const BREAKING_TAGS = new Set(['br', 'div', 'p', 'tr', 'li', 'pre', 'blockquote', 'table', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6']);
 

@@ -131,8 +131,13 @@ export class OpenPgpTools {
     if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   }
 
-  /** Decrypts `message` (armored or binary) with each tool in parallel, as the holder of `recipientFingerprint`. */
-  async decryptAll(message: Uint8Array | string, recipientFingerprint: string): Promise<Record<Tool, Verdict>> {
+  /**
+   * Decrypts `message` (armored or binary) with each tool in parallel, as the holder of `recipientFingerprint`.
+   * With `signed: false` (an RFC 3156 §6.1 copy, whose signature is a MIME part inside, not an OpenPGP
+   * signature around it) sq and sqop are not asked to verify, since sq then fails a message with no signature.
+   */
+  async decryptAll(message: Uint8Array | string, recipientFingerprint: string, opts: { signed?: boolean } = {}): Promise<Record<Tool, Verdict>> {
+    const signers = opts.signed === false ? [] : this.signerFiles;
     const key = this.keyFiles.get(recipientFingerprint);
     if (!key) throw new Error(`no key for ${recipientFingerprint}`);
     const id = this.n++;
@@ -143,8 +148,8 @@ export class OpenPgpTools {
       const [gpg, rnp, sq, sqop] = await Promise.all([
         this.gpg.run(['--decrypt', input]),
         run('rnp', ['--homedir', this.rnpHome, '--notty', '--decrypt', '--output', '-', input]),
-        run('sq', ['decrypt', '--recipient-key', key, ...this.signerFiles.flatMap((f) => ['--signer-cert', f]), input]),
-        run('sqop', ['decrypt', '--verifications-out', verifications, ...this.signerFiles.flatMap((f) => ['--verify-with', f]), '--', key], message),
+        run('sq', ['decrypt', '--recipient-key', key, ...signers.flatMap((f) => ['--signer-cert', f]), input]),
+        run('sqop', ['decrypt', ...(signers.length ? ['--verifications-out', verifications] : []), ...signers.flatMap((f) => ['--verify-with', f]), '--', key], message),
       ]);
       const lines = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean);
       const complaints = (s: string) => lines(s).filter((l) => !l.startsWith('[GNUPG:]') && !TRUST_NOTE.test(l) && COMPLAINT.test(l));
@@ -159,9 +164,10 @@ export class OpenPgpTools {
         },
         rnp: {
           tool: 'rnp', code: rnp.code, plaintext: rnp.stdout, stderr: rnp.stderr, complaints: complaints(rnp.stderr),
-          // "Good signature made <date>" then "using <alg> key <key ID>".
+          // "Good signature made <date>" then "using <alg> key <key ID>", maybe with rnp's
+          // "[parse() ...]" log lines between (it logs subpackets it does not know).
           goodSigners: /Signature\(s\) verified successfully/.test(rnp.stderr)
-            ? [...rnp.stderr.matchAll(/Good signature made [^\n]*\n\s*using \S+ key ([0-9a-f]{16})/gi)].map((m) => m[1]!.toUpperCase())
+            ? [...rnp.stderr.matchAll(/Good signature made [^\n]*\n(?:\s*\[[^\n]*\n)*\s*using \S+ key ([0-9a-f]{16})/gi)].map((m) => m[1]!.toUpperCase())
             : [],
         },
         sq: {

@@ -64,6 +64,17 @@ describe('inline armor in the shapes clients send', () => {
     await opens(mail('text/html; charset=utf-8', html));
   });
 
+  it('HTML as Gmail makes it, with armor headers (Mailvelope writes Version and Comment): the blank <div> after each header line does not end the headers', async () => {
+    const body = withoutCrc().slice(1).filter((l, i) => !(i === 0 && l === ''));
+    const withHeaders = ['-----BEGIN PGP MESSAGE-----', 'Version: Mailvelope v5.1.0', 'Comment: https://mailvelope.com', '', ...body];
+    const html = `<div dir="ltr">${withHeaders.map((l) => (l === '' ? '<div><br></div>' : `<div>${l.replace(/\+/g, '&#43;').replace(/ /g, '&nbsp;')}</div>`)).join('\r\n')}</div>`;
+    await opens(mail('text/html; charset=utf-8', html));
+    // A header line after the first base64 line is not a header: the armor is refused, not rebuilt.
+    const late = [...withHeaders.slice(0, 5), 'Comment: late', ...withHeaders.slice(5)].join('\n');
+    const e = await openPost(mail('text/plain', late), { listKey: list.privateKey, memberKeys: [alice.publicKey] }).catch((x: unknown) => x);
+    expect(isLetterlockError(e)).toBe(true);
+  });
+
   it('HTML as Outlook on the web makes it: <p> and <br> with &nbsp; padding and a missing blank line', async () => {
     const noBlank = lines().filter((l, i) => !(i === 1 && l === ''));
     const html = `<html><body><p class="x">${noBlank.map((l) => `&nbsp;${l.replace(/\//g, '&#x2F;')}`).join('<br>\r\n')}</p></body></html>`;
