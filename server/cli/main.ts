@@ -28,7 +28,7 @@ const USAGE = `usage: npm run letterlock -- <command> [--data DIR]
                       [--no-signature] [--max-bytes N] [--replay-window-days N]
   list set ADDRESS    [--owner ADDR] [--policy ...] [--poster ADDR]... [--signature|--no-signature] [--max-bytes N]
                       [--replay-window-days N]   (signatures older than N days are refused; default 7)
-                      [--reply-to author|list]   (Reply-To of copies; default author, as Mailman's DMARC mitigation)
+                      [--reply-to list|author]   (Reply-To of copies; default list)
                       [--hide-subjects|--show-subjects]   (hide: copies show "..." even when the sender sent a subject in clear)
   list show ADDRESS   (fingerprint and armored public key)
   list ls

@@ -140,7 +140,7 @@ export function openDb(path: string): Db {
   addColumn(db, 'lists', 'replay_window_days', 'INTEGER NOT NULL DEFAULT 7'); // replay protection (replay.ts)
   // How copies show a post before it is opened (delivery/display.ts).
   addColumn(db, 'lists', 'hide_subjects', 'INTEGER NOT NULL DEFAULT 0');
-  addColumn(db, 'lists', 'reply_to', "TEXT NOT NULL DEFAULT 'author'");
+  addColumn(db, 'lists', 'reply_to', "TEXT NOT NULL DEFAULT 'list'");
   addColumn(db, 'posts', 'display', 'BLOB'); // author name and clear subject, encrypted to the list key
   addColumn(db, 'posts', 'bare_text', 'INTEGER NOT NULL DEFAULT 0'); // signed content is not MIME: delivered inline
   ensureReplaySchema(db);

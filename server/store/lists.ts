@@ -23,7 +23,7 @@ export interface ListRecord {
   replayWindowDays: number;
   /** Copies never show a subject outside the encryption ("..."), even one the sender sent in clear. */
   hideSubjects: boolean;
-  /** Where replies go: the author (Mailman's DMARC mitigation default) or the list. */
+  /** Where replies go: the list (the default, as a discussion list wants) or the author. */
   replyTo: 'author' | 'list';
 }
 
@@ -43,7 +43,7 @@ function fromRow(r: Row): ListRecord {
     listPrivate: r.list_private, archiveFingerprint: r.archive_fingerprint, archivePublic: r.archive_public,
     archivePrivate: r.archive_private, postPolicy: r.post_policy, posters: JSON.parse(r.posters) as string[],
     requireSignature: r.require_signature === 1, maxBytes: r.max_bytes, replayWindowDays: r.replay_window_days ?? DEFAULT_REPLAY_WINDOW_DAYS,
-    hideSubjects: r.hide_subjects === 1, replyTo: r.reply_to === 'list' ? 'list' : 'author',
+    hideSubjects: r.hide_subjects === 1, replyTo: r.reply_to === 'author' ? 'author' : 'list',
   };
 }
 

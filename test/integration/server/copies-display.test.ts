@@ -35,12 +35,17 @@ beforeAll(async () => {
   for (const l of [SHOW, HIDE]) keys[l] = await listPublicKey(dataDir, l);
   const { config } = loadConfig(dataDir);
   server = await startServer(dataDir, config, 'integration-test-secret-0123456789', { log: createEventLog({ file: `${dataDir}/logs/server.log`, stdout: false }) });
-  // The operator's settings: one list hides clear subjects and sends replies to the list.
+  // The operator's settings: one list hides clear subjects (replies go to the list, the
+  // default); the other sends replies to the author.
   const token = readFileSync(`${dataDir}/admin-token`, 'utf8').trim();
   const r = await fetch(`http://127.0.0.1:${server.httpPort}/v1/admin/lists/${HIDE}/settings`, {
-    method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ hideSubjects: true, replyTo: 'list' }),
+    method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ hideSubjects: true }),
   });
   expect(r.status).toBe(200);
+  const r2 = await fetch(`http://127.0.0.1:${server.httpPort}/v1/admin/lists/${SHOW}/settings`, {
+    method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ replyTo: 'author' }),
+  });
+  expect(r2.status).toBe(200);
 });
 
 afterAll(async () => {
@@ -63,7 +68,7 @@ async function plainMimePost(from: Person, name: string, list: string, subject: 
 }
 
 describe('what a copy shows before it is opened', () => {
-  it('a post with protected headers: the author via the list, Reply-To the author, Subject "..." (the real one is inside)', async () => {
+  it('a post with protected headers: the author via the list, Reply-To the author (as set), Subject "..." (the real one is inside)', async () => {
     const marker = `prot-${Date.now()}`;
     const post = await composePost({
       message: { subject: `Protected ${marker}`, from: { address: alice.address, name: 'Alice Example' }, to: [{ address: SHOW }], text: 'hello' },
@@ -94,7 +99,7 @@ describe('what a copy shows before it is opened', () => {
     expect(read.verification.valid).toBe(true);
   });
 
-  it('a list that hides subjects shows "..." and sends replies to the list', async () => {
+  it('a list that hides subjects shows "..."; replies go to the list by default', async () => {
     const id = `<hide-${Date.now()}@example.org>`;
     const raw = await plainMimePost(bob, 'Bob Builder', HIDE, 'Hidden clear subject', 'body', id);
     expect(await send(server.smtpPort, bob.address, HIDE, raw)).toMatch(/^250/);
