@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
-import PostalMime from 'postal-mime';
+import { findPayload } from '../../shared/index.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openData, startServer, type RunningServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config/config.ts';
@@ -381,12 +381,15 @@ function headerOf(raw: Buffer, name: string): string | undefined {
   return new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(head)?.[1]?.trim();
 }
 
-/** The armored message in a PGP/MIME copy. */
+/**
+ * The armored message in a copy: PGP/MIME, or inline for posts whose signed
+ * content is bare text (README, "What a copy shows"), found the way the
+ * extension finds it.
+ */
 async function armorOfCopy(copy: Buffer): Promise<string> {
-  const parsed = await PostalMime.parse(copy, { attachmentEncoding: 'arraybuffer' });
-  const part = parsed.attachments.find((a) => a.mimeType === 'application/octet-stream');
-  if (!part) throw new Error('the copy has no PGP/MIME encrypted part');
-  return Buffer.from(part.content as ArrayBuffer).toString('latin1');
+  const found = await findPayload(copy, 64 * 1024 * 1024);
+  if (!found.armored) throw new Error('the copy has no armored message');
+  return found.armored;
 }
 
 beforeAll(async () => {

@@ -151,7 +151,8 @@ describe('replay protection', () => {
   it('a member re-wraps K from their own copy to the list key and resends it as alice: 550 REPLAYED, nothing delivered', async () => {
     const original = await post(alice, [A], [A], 'original words');
     expect(await send(server.smtpPort, alice.address, A, original.raw)).toMatch(/^250 .*accepted/);
-    await sink.waitFor(() => copiesTo(bob.address, A).length >= 1, 30_000, 'bob\'s copy');
+    // Both members' copies are in before counting, so only a redelivery could add to the sink.
+    await sink.waitFor(() => copiesTo(bob.address, A).length >= 1 && copiesTo(alice.address, A).length >= 1, 30_000, 'both copies');
     const { pkesk, body } = await copyParts(copiesTo(bob.address, A)[0]!);
 
     const bobIdentity = new KeyIdentity(bob.privateKey);

@@ -70,7 +70,8 @@ describe('PostRender armor', () => {
   it('gives every copy of one post its own CRC, from cached tails, in any order (property)', () => {
     fc.assert(
       fc.property(
-        fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+        // 0xd2 opens a SEIPD packet, which may be a v2 one (no CRC line: tested below).
+        fc.uint8Array({ minLength: 0, maxLength: 3000 }).filter((b) => b[0] !== 0xd2),
         fc.array(fc.record({ pkesk: fc.uint8Array({ minLength: 1, maxLength: 700 }), form: fc.constantFrom<DeliveryForm>('pgp-mime', 'inline') }), { minLength: 1, maxLength: 8 }),
         (body, copies) => {
           const render = new PostRender(body, [['Subject', '...']], 'tag');
