@@ -52,7 +52,7 @@ function contentTypeOf(headers: Array<{ key: string; value: string }>): string {
 export const MIME_LIMITS = Object.freeze({ maxHeaderBytes: 256 * 1024, maxNestingDepth: 16, maxEncodedWords: 2000 });
 
 /** Counts "=?" (the opening of an encoded word) in one forward pass, stopping past `limit`. */
-function countEncodedWords(raw: Uint8Array | string, limit: number): number {
+export function countEncodedWords(raw: Uint8Array | string, limit: number): number {
   let n = 0;
   if (typeof raw === 'string') {
     for (let i = raw.indexOf('=?'); i >= 0 && n <= limit; i = raw.indexOf('=?', i + 2)) n++;

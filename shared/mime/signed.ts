@@ -15,8 +15,8 @@ export interface MimeSigned {
 
 const MAX_HEADER_BYTES = 64 * 1024;
 
-/** The header block of an entity and where its body starts; null if there is none within the bound. */
-function headerBlock(text: string): { headers: string; bodyStart: number } | null {
+/** The header block of an entity (a binary string) and where its body starts; null if there is none within the bound. */
+export function headerBlock(text: string): { headers: string; bodyStart: number } | null {
   const m = /\r?\n\r?\n/.exec(text.slice(0, MAX_HEADER_BYTES));
   if (!m) return null;
   return { headers: text.slice(0, m.index), bodyStart: m.index + m[0].length };

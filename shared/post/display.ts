@@ -6,8 +6,10 @@
 
 import PostalMime from 'postal-mime';
 import { looksLikeMime } from '../mime/parse-inner.ts';
+import { fromBinaryString, toBinaryString } from '../bytes.ts';
 import { headerText } from '../mime/encode.ts';
-import { MIME_LIMITS } from '../mime/payload.ts';
+import { headerBlock } from '../mime/signed.ts';
+import { countEncodedWords, MIME_LIMITS } from '../mime/payload.ts';
 import { MAX_PROTECTED_HEADER_BYTES } from './signed-facts.ts';
 
 export interface InnerDisplay {
@@ -19,26 +21,11 @@ export interface InnerDisplay {
   fromName: string | null;
 }
 
-function headerBlock(content: Uint8Array): Uint8Array | null {
-  const head = content.subarray(0, MAX_PROTECTED_HEADER_BYTES);
-  for (let i = 0; i + 1 < head.length; i++) {
-    if (head[i] !== 0x0a) continue;
-    if (head[i + 1] === 0x0a) return head.subarray(0, i + 2);
-    if (head[i + 1] === 0x0d && head[i + 2] === 0x0a) return head.subarray(0, i + 3);
-  }
-  return null;
-}
-
-function countEncodedWords(bytes: Uint8Array): number {
-  let n = 0;
-  for (let i = bytes.indexOf(0x3d); i >= 0; i = bytes.indexOf(0x3d, i + 1)) if (bytes[i + 1] === 0x3f) n++;
-  return n;
-}
-
 export async function innerDisplay(content: Uint8Array): Promise<InnerDisplay> {
   if (!looksLikeMime(content)) return { isMime: false, subject: null, fromName: null };
-  const block = headerBlock(content);
-  if (!block || countEncodedWords(block) > MIME_LIMITS.maxEncodedWords) return { isMime: true, subject: null, fromName: null };
+  const head = headerBlock(toBinaryString(content.subarray(0, MAX_PROTECTED_HEADER_BYTES)));
+  const block = head ? fromBinaryString(`${head.headers}\r\n\r\n`) : null;
+  if (!block || countEncodedWords(block, MIME_LIMITS.maxEncodedWords) > MIME_LIMITS.maxEncodedWords) return { isMime: true, subject: null, fromName: null };
   try {
     const mail = await PostalMime.parse(block, { maxHeadersSize: MAX_PROTECTED_HEADER_BYTES });
     return { isMime: true, subject: headerText(mail.subject), fromName: headerText(mail.from?.name) };
