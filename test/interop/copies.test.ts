@@ -30,6 +30,7 @@ import { setDeliveryPreference } from '../../server/store/registry.ts';
 import { initData, listPublicKey, SECRET, send, Sink, tempDir } from '../integration/server/harness.ts';
 import { KEY_KINDS, makeKindKey, OpenPgpTools, TOOLS, type KeyKind, type KindKey, type Verdict } from '../support/openpgp-tools.ts';
 import { LIST_ADDRESS, makeKey, type TestKey } from '../support/keys.ts';
+import { referenceCrc24 } from '../support/crc24.ts';
 
 const LINE_BYTES = 48;
 
@@ -70,19 +71,6 @@ function textOf(length: number, seed: number): string {
   const out: string[] = [];
   for (let i = 0; i < length; i++) out.push(next() % 61 === 0 ? '\n' : alphabet[next() % alphabet.length]!);
   return out.join('');
-}
-
-/** RFC 4880 section 6.1's CRC-24, bit by bit: the test's own oracle, not render.ts's table. */
-function referenceCrc24(bytes: Uint8Array): number {
-  let crc = 0xb704ce;
-  for (const b of bytes) {
-    crc ^= b << 16;
-    for (let i = 0; i < 8; i++) {
-      crc <<= 1;
-      if (crc & 0x1000000) crc ^= 0x1864cfb;
-    }
-  }
-  return crc & 0xffffff;
 }
 
 /** What is wrong with the armor's shape, if anything; the data must be exactly `expected`. */

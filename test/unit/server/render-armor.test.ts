@@ -8,22 +8,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PostRender } from '../../../server/delivery/render.ts';
 import type { DeliveryForm } from '../../../shared/index.ts';
+import { referenceCrc24 } from '../../support/crc24.ts';
 
 function bytes(n: number, seed: number): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 131 + seed * 7 + (i >> 5)) & 0xff);
-}
-
-/** RFC 4880 section 6.1, bit by bit. */
-function referenceCrc24(data: Uint8Array): number {
-  let crc = 0xb704ce;
-  for (const b of data) {
-    crc ^= b << 16;
-    for (let i = 0; i < 8; i++) {
-      crc <<= 1;
-      if (crc & 0x1000000) crc ^= 0x1864cfb;
-    }
-  }
-  return crc & 0xffffff;
 }
 
 /** The armor RFC 4880 describes for `data`: 64-character lines, padding only at the end, then the CRC line. */
