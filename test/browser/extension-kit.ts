@@ -37,19 +37,29 @@ export async function buildExtension(target: 'chrome' | 'firefox', testHosts: st
 /**
  * Firefox: load an extension page and wait for its ready selector. `goto` on a
  * moz-extension URL never reports its load (TOOLCHAIN.md), and under load
- * WebDriver BiDi can fail an evaluation in a page that is still loading
- * ("Protocol error (script.evaluate)"): that is the driver, so retry it until the
- * deadline; any other error is the page's and is thrown at once.
+ * WebDriver BiDi can fail evaluations in a page that is still loading
+ * ("Protocol error (script.evaluate)"), sometimes until the page is loaded
+ * again: that is the driver, so the page is reloaded and waited for again until
+ * the deadline; any other error is the page's and is thrown at once.
  */
 export async function openFirefoxExtensionPage(page: { goto(url: string): Promise<unknown>; waitForSelector(s: string, o: { timeout: number }): Promise<unknown> }, url: string, ready: string, timeoutMs = 30_000): Promise<void> {
   void page.goto(url).catch(() => {});
   const end = Date.now() + timeoutMs;
+  let loadedAt = Date.now();
   for (;;) {
     try {
-      await page.waitForSelector(ready, { timeout: Math.max(1000, end - Date.now()) });
+      // Short waits, so a page the driver has lost is noticed and loaded again below.
+      await page.waitForSelector(ready, { timeout: Math.max(1000, Math.min(8000, end - Date.now())) });
       return;
     } catch (e) {
-      if (!causedByProtocolError(e) || Date.now() > end) throw e;
+      const lost = causedByProtocolError(e) || /Waiting for selector .* failed|Timeout/i.test(String((e as Error)?.message ?? ''));
+      if (!lost || Date.now() > end) throw e;
+      // The driver failed evaluations in this page for a while (seen in CI: "right-hand
+      // side of 'in' should be an object"): load the page again rather than wait on it.
+      if (Date.now() - loadedAt > 5000) {
+        loadedAt = Date.now();
+        void page.goto(url).catch(() => {});
+      }
     }
   }
 }
