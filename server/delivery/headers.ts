@@ -3,7 +3,7 @@
 // headers of RFC 2919 (List-Id), RFC 2369 (List-Post, List-Unsubscribe,
 // List-Archive) and RFC 8058 (one-click unsubscribe).
 
-import { formatDate, PLACEHOLDER_SUBJECT, type HeaderList } from '../../shared/index.ts';
+import { formatDate, isPlainMessageId, PLACEHOLDER_SUBJECT, type HeaderList } from '../../shared/index.ts';
 import { splitAddress } from './tokens.ts';
 
 export interface ListHeaderInput {
@@ -44,13 +44,11 @@ export interface CopyHeaderInput {
 // The threading headers come from the sender and are copied onto every copy, so
 // they are checked where they are written (not only at ingest): a stored id that
 // is not a plain printable msg-id is dropped, never passed to the header writer.
-export const MAX_ID_CHARS = 250;
 export const MAX_REFERENCES = 20;
-const MSG_ID = /^<[\x21-\x3b\x3d\x3f-\x7e]{1,248}>$/; // printable ASCII, no < > or space inside
 
-/** A message id fit to write into a header, or null. */
+/** A message id fit to write into a header (the same rule as at ingest, shared/mime/payload.ts), or null. */
 export function safeMessageId(id: unknown): string | null {
-  return typeof id === 'string' && id.length <= MAX_ID_CHARS && MSG_ID.test(id) ? id : null;
+  return isPlainMessageId(id) ? id : null;
 }
 
 /** At most the last MAX_REFERENCES valid ids (the nearest ancestors matter most). */

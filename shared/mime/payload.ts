@@ -65,7 +65,16 @@ export function countEncodedWords(raw: Uint8Array | string, limit: number): numb
 // An outer id is kept only when it is one: printable ASCII without angle
 // brackets or spaces, of bounded length. Anything else (NUL, CR/LF, 8-bit) is
 // dropped here, before it can reach a header writer.
-const MESSAGE_ID = /<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>/g;
+const ID_CHARS = '[\\x21-\\x3b\\x3d\\x3f-\\x7e]'; // printable ASCII without < > or space
+/** The longest message id kept, brackets included. */
+export const MAX_MESSAGE_ID_CHARS = 250;
+const MESSAGE_ID = new RegExp(`<${ID_CHARS}{1,${MAX_MESSAGE_ID_CHARS - 2}}>`, 'g');
+const ONE_MESSAGE_ID = new RegExp(`^<${ID_CHARS}{1,${MAX_MESSAGE_ID_CHARS - 2}}>$`);
+
+/** True for a message id fit to write into a header: the rule ingest keeps ids by. */
+export function isPlainMessageId(id: unknown): id is string {
+  return typeof id === 'string' && id.length <= MAX_MESSAGE_ID_CHARS && ONE_MESSAGE_ID.test(id);
+}
 
 function messageIds(value: string | undefined): string[] {
   return value ? (value.slice(0, 64 * 1024).match(MESSAGE_ID) ?? []) : [];
