@@ -83,7 +83,8 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.USAGE;
     }
     await program.parseAsync(argv, { from: 'user' });
-    return EXIT.OK;
+    // A command that printed its result may still end as refused (e.g. an import with refusals).
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and --version end here with 0; commander has already printed its error line.
