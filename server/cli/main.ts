@@ -18,6 +18,7 @@ import * as listCommands from './commands/list.ts';
 import * as memberCommands from './commands/member.ts';
 import * as queueCommands from './commands/queue.ts';
 import * as serveCommands from './commands/serve.ts';
+import * as statusCommands from './commands/status.ts';
 import { CliError, EXIT } from './output.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -60,6 +61,7 @@ Examples:
   heldCommands.register(program);
   queueCommands.register(program);
   serveCommands.register(program);
+  statusCommands.register(program);
   return program;
 }
 
