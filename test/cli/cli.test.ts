@@ -59,6 +59,14 @@ describe('the command itself', () => {
     expect(list.stdout).toMatch(/announce\s+only the --poster addresses may post/);
     expect(list.stdout).toContain('letterlock list create news@lists.example.org');
 
+    // help, several levels deep; an unknown one is one line, exit 2.
+    const deep = letterlock(['help', 'member', 'add']);
+    expect(deep.status).toBe(0);
+    expect(deep.stdout).toContain('Usage: letterlock member add [options] <list> <address> <keyfile>');
+    const nosuch = letterlock(['help', 'member', 'frob']);
+    expect(nosuch.status).toBe(2);
+    expect(oneLine(nosuch)).toBe("letterlock: unknown command 'member frob' (see: letterlock help)");
+
     const add = letterlock(['member', 'add', '--help']);
     expect(add.status).toBe(0);
     expect(add.stdout).toContain('Usage: letterlock member add [options] <list> <address> <keyfile>');
@@ -71,6 +79,10 @@ describe('the command itself', () => {
     expect(unknown.status).toBe(2);
     expect(oneLine(unknown)).toBe("letterlock: unknown command 'frobnicate' (see: letterlock help)");
     expect(unknown.stdout).toBe('');
+
+    const typo = letterlock(['membr', ...d]);
+    expect(typo.status).toBe(2);
+    expect(oneLine(typo)).toBe("letterlock: unknown command 'membr' (Did you mean member?) (see: letterlock help)");
 
     const none = letterlock([]);
     expect(none.status).toBe(2);

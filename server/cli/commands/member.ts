@@ -210,6 +210,6 @@ Examples:
         }
       }
       if (rows.length === 0) note(g, `No members in ${l.address} yet.`);
-      emit(g, rows, () => (rows.length ? table(human, ['ADDRESS', 'FINGERPRINT', 'EXPIRES', 'STATE']).replace(/ +$/gm, '') : ''));
+      emit(g, rows, () => (rows.length ? table(human, ['ADDRESS', 'FINGERPRINT', 'EXPIRES', 'STATE']) : ''));
     }));
 }
