@@ -186,6 +186,55 @@ export class OpenPgpTools {
     }
   }
 
+  /**
+   * Checks a detached signature over `data` (an RFC 3156 §6.1 first part, canonical CRLF) with each
+   * tool, as a mail client does after decrypting a §6.1 copy. `plaintext` is empty; the verdict is
+   * the exit status, the complaints and the good signers, in the same forms as decryptAll's.
+   */
+  async verifyDetachedAll(data: Uint8Array, signature: string): Promise<Record<Tool, Verdict>> {
+    const id = this.n++;
+    const dataFile = join(this.dir, `part-${id}`);
+    const sigFile = join(this.dir, `part-${id}.asc`);
+    writeFileSync(dataFile, data);
+    writeFileSync(sigFile, signature);
+    try {
+      const [gpg, rnp, sq, sqop] = await Promise.all([
+        this.gpg.run(['--verify', sigFile, dataFile]),
+        run('rnp', ['--homedir', this.rnpHome, '--notty', '--verify', sigFile, '--source', dataFile]),
+        run('sq', ['verify', ...this.signerFiles.flatMap((f) => ['--signer-cert', f]), '--detached', sigFile, dataFile]),
+        run('sqop', ['verify', sigFile, ...this.signerFiles], data),
+      ]);
+      const lines = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean);
+      const complaints = (s: string) => lines(s).filter((l) => !l.startsWith('[GNUPG:]') && !TRUST_NOTE.test(l) && COMPLAINT.test(l));
+      const none = Buffer.alloc(0);
+      return {
+        gpg: {
+          tool: 'gpg', code: gpg.code, plaintext: none, stderr: gpg.stderr, complaints: complaints(gpg.stderr),
+          goodSigners: gpg.status.some((s) => s.startsWith('GOODSIG '))
+            ? gpg.status.filter((s) => s.startsWith('VALIDSIG ')).map((s) => s.split(' ').at(-1)!.toUpperCase())
+            : [],
+        },
+        rnp: {
+          tool: 'rnp', code: rnp.code, plaintext: none, stderr: rnp.stderr, complaints: complaints(rnp.stderr),
+          goodSigners: /Signature\(s\) verified successfully/.test(rnp.stderr)
+            ? [...rnp.stderr.matchAll(/Good signature made [^\n]*\n(?:\s*\[[^\n]*\n)*\s*using \S+ key ([0-9a-f]{16})/gi)].map((m) => m[1]!.toUpperCase())
+            : [],
+        },
+        sq: {
+          tool: 'sq', code: sq.code, plaintext: none, stderr: sq.stderr, complaints: complaints(sq.stderr),
+          goodSigners: [...sq.stderr.matchAll(/Good signature from ([0-9A-F]{16})/g)].map((m) => m[1]!),
+        },
+        sqop: {
+          tool: 'sqop', code: sqop.code, plaintext: none, stderr: sqop.stderr, complaints: complaints(sqop.stderr),
+          goodSigners: lines(sqop.stdout.toString('utf8')).map((l) => l.split(' ')[2]?.toUpperCase() ?? ''),
+        },
+      };
+    } finally {
+      rmSync(dataFile, { force: true });
+      rmSync(sigFile, { force: true });
+    }
+  }
+
   cleanup(): void {
     this.gpg.cleanup();
     rmSync(this.dir, { recursive: true, force: true });
