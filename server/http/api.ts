@@ -330,7 +330,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get<{ Params: { address: string; id: string } }>('/v1/lists/:address/members/keys/:id', async (req) => {
     const list = listOf(req.params.address);
     const session = archive.session(list, bearer(req));
-    const id = parse(z.string().regex(/^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{40})$/), req.params.id);
+    const id = parse(z.string().regex(/^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/), req.params.id);
     return archive.memberKey(session, id);
   });
 

@@ -100,7 +100,7 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   const memberKey = await parsePublicKey(task.memberKey);
   const verifyDate = new Date(date.getTime() + SIGNATURE_CLOCK_SKEW_MS);
   const verification = await verifyAgainst(decrypted, [memberKey], verifyDate);
-  // Signatures naming the list as intended recipient go out detached (§6.1), where Sequoia readers accept them.
+  // Signatures naming the list as intended recipient, or v6 ones, go out detached (§6.1), where Sequoia and GnuPG 2.2 readers cope.
   const detached = verification.valid ? await detachedForm(decrypted, [memberKey], verifyDate) : null;
   const sealed = detached?.content ?? content;
   const inner = sealed ? await innerDisplay(sealed) : null;

@@ -1,12 +1,16 @@
-// RFC 9580 §5.2.3.36: a signature may name the keys its message was encrypted to
-// (Intended Recipient Fingerprint, subpacket 35). Sequoia (sq 0.27, sqop) adds one
-// naming the list key, the only recipient its user chose, and as a reader it refuses
-// a signature that does not name the key it decrypted with ("Not an intended
-// recipient"). The list cannot change the signature, and every subscriber decrypts
-// with their own key, so a copy that kept the signature inline would fail for every
-// Sequoia reader.
-//
-// The check applies only to signatures inside the encrypted message. So such a post
+// Two kinds of signature that some readers refuse inside an encrypted message,
+// though the post is sound:
+// - RFC 9580 §5.2.3.36: a signature may name the keys its message was encrypted to
+//   (Intended Recipient Fingerprint, subpacket 35). Sequoia (sq 0.27, sqop) adds one
+//   naming the list key, the only recipient its user chose, and as a reader it
+//   refuses a signature that does not name the key it decrypted with ("Not an
+//   intended recipient"). Every subscriber decrypts with their own key, so a copy
+//   that kept the signature inline would fail for every Sequoia reader.
+// - A v6 signature (RFC 9580, from a v6 member key): GnuPG 2.2 meets its v6
+//   one-pass-signature packet, stops ("onepass_sig with unknown version 6") and
+//   prints nothing, so a v4 member on gpg could not even read the post.
+// The list cannot change a signature. Both failures apply only to signatures
+// inside the encrypted message, so such a post
 // (RFC 3156 §6.2, signed and encrypted in one) is delivered in the §6.1 form that
 // gpgme-based clients send: the same signature packets, byte for byte, as the
 // detached signature of a multipart/signed whose first part is the signed MIME
@@ -36,6 +40,11 @@ function inlineSignatures(message: PgpMessage): SignaturePacket[] {
 /** True when a signature inside the message names intended recipients. */
 export function namesIntendedRecipients(message: PgpMessage): boolean {
   return inlineSignatures(message).some((s) => (s.unknownSubpackets ?? []).some((u) => u.type === INTENDED_RECIPIENT_SUBPACKET));
+}
+
+/** True when a signature inside the message is a v6 one (RFC 9580), which GnuPG 2.2 cannot parse inline. */
+export function hasV6Signature(message: PgpMessage): boolean {
+  return inlineSignatures(message).some((s) => s.version === 6);
 }
 
 const HEADER_LINE = /^[\x21-\x39\x3b-\x7e]{1,76}:/;
@@ -88,13 +97,13 @@ export function multipartSigned(content: Uint8Array, signatures: readonly Signat
 
 /**
  * The inner packets to seal instead of the sender's, when the post's signatures
- * name intended recipients: one literal data packet holding the §6.1 form (and
+ * name intended recipients or are v6 ones: one literal data packet holding the §6.1 form (and
  * that form's bytes, the new literal content). Null
  * when the post has no such signature or cannot be carried so; then the sender's
  * packets are sealed as they came.
  */
 export async function detachedForm(message: PgpMessage, signerKeys: readonly PublicKey[], date: Date): Promise<{ innerPackets: Uint8Array; content: Uint8Array } | null> {
-  if (!namesIntendedRecipients(message)) return null;
+  if (!namesIntendedRecipients(message) && !hasV6Signature(message)) return null;
   const content = message.getLiteralData();
   if (!(content instanceof Uint8Array) || !isMimeEntity(content)) return null;
   const before = await verifyAgainst(message, signerKeys, date);
