@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { composePost, isLetterlockError, parsePrivateKey, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
-import { DEMO_LIST, DEMO_PEOPLE, demoDir, displayName, envPrefix, gpgSteps, passphraseOf, readRunInfo, shown, type DemoPerson } from './settings.ts';
+import { DEMO_LIST, DEMO_PEOPLE, demoDir, displayName, envPrefix, gpgSteps, passphraseOf, quote, readRunInfo, shown, type DemoPerson } from './settings.ts';
 
 const USAGE = `usage: npm run demo:post [-- --from alice|bob|carol] [--subject TEXT] [--text TEXT]
 
@@ -134,7 +134,7 @@ const reader: DemoPerson = person === 'bob' ? 'alice' : 'bob';
 const [gpgImport, gpgDecrypt] = gpgSteps(DEMO_DIR, maildir, reader, person);
 console.log(`sent ${post.messageId} as ${address} to ${smtp.host}:${smtp.port}: ${response}
 copies (one per member, in a moment):
-  ls ${shown(maildir)}/*/new/
+  ls ${quote(shown(maildir))}/*/new/
 read ${displayName(reader)}'s copy with GnuPG (${displayName(person)}'s signature is checked end to end):
   ${gpgImport}
   ${gpgDecrypt}`);

@@ -17,7 +17,7 @@ import { createList } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
 import { createEventLog } from '../log/log.ts';
 import { getList } from '../store/lists.ts';
-import { DEFAULT_PORTS, DEMO_LIST, DEMO_PEOPLE, demoDir, displayName, envPrefix, gpgSteps, passphraseOf, removeRunInfo, shown, writeRunInfo } from './settings.ts';
+import { DEFAULT_PORTS, DEMO_LIST, DEMO_PEOPLE, demoDir, displayName, envPrefix, gpgSteps, passphraseOf, quote, removeRunInfo, shown, writeRunInfo } from './settings.ts';
 
 const USAGE = `usage: npm start [-- --help]
 
@@ -133,8 +133,9 @@ if (stopping) {
 
 const maildir = config.maildir ?? join(DEMO_DIR, 'maildir');
 const d = shown(DEMO_DIR);
+const qd = quote(d); // for commands to paste; d itself in prose
 const env = envPrefix(DEMO_DIR);
-const admin = join(d, 'admin-token');
+const admin = quote(join(d, 'admin-token'));
 const api = `http://${config.http.host}:${server.httpPort}`;
 const [gpgImport, gpgDecrypt] = gpgSteps(DEMO_DIR, maildir, 'bob', 'alice');
 console.log(`
@@ -150,14 +151,14 @@ Next steps (in another terminal, in this folder):
        ${env}npm run demo:post
      (or as Bob with a text of your own:  ${env}npm run demo:post -- --from bob --text "hello")
   2. Watch the encrypted copies arrive, one per member:
-       ls ${shown(maildir)}/*/new/
+       ls ${quote(shown(maildir))}/*/new/
   3. Read Bob's copy with GnuPG itself (Alice's signature is checked end to end;
      show-mail.ts decodes the MIME text gpg prints, as a mail client would):
        ${gpgImport}
        ${gpgDecrypt}
   4. Manage the list (same data folder):
-       LETTERLOCK_DATA=${d} npm run letterlock -- list show ${DEMO_LIST}
-       LETTERLOCK_DATA=${d} npm run letterlock -- member list ${DEMO_LIST}
+       LETTERLOCK_DATA=${qd} npm run letterlock -- list show ${DEMO_LIST}
+       LETTERLOCK_DATA=${qd} npm run letterlock -- member list ${DEMO_LIST}
   5. With a real MTA: route mail for lists.localhost to smtp:[127.0.0.1]:${server.smtpPort}
      (Postfix: transport_maps = inline:{ lists.localhost=smtp:[127.0.0.1]:${server.smtpPort} }),
      and set "relay": "smtp://127.0.0.1:25" in ${d}/letterlock.json so copies go out through it

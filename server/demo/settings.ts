@@ -30,7 +30,7 @@ export function shown(p: string, cwd = process.cwd()): string {
   return r.startsWith('..') || isAbsolute(r) ? p : r;
 }
 
-const quote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+export const quote = (v: string) => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
 
 /**
  * The environment prefix that makes a printed command reach this demo: the data

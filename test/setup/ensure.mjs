@@ -4,6 +4,8 @@
 //   - npm packages, exactly as package-lock.json pins them;
 //   - with --system, Debian packages for the given tools (as root: apt-get;
 //     otherwise it prints the exact command to run and exits non-zero).
+// While npm ci runs (minutes on a first install) it says what is happening every
+// 10 s (ENSURE_HEARTBEAT_MS changes the interval, for tests).
 // Usage: node test/setup/ensure.mjs [--system gpg,chromium,...] [--no-npm]
 // (--no-npm: Debian packages only, for callers already running under npm, e.g. a
 // test starting the mail stack, where an `npm ci` would pull node_modules away.)
@@ -71,9 +73,10 @@ function npmPhase() {
 
 async function ensureNpmPackages() {
   if (npmPackagesCurrent()) return;
-  log('installing the npm packages package-lock.json pins (npm ci). On a first install');
-  log('this takes a few minutes: better-sqlite3, the embedded SQLite, compiles natively');
-  log('(about 1-2 minutes on 2 cores). Progress every 10 s; npm\'s own output follows.');
+  // Measured from a clean clone on a busy 2-core machine: 3:36 in all, about 2:30 of it compiling.
+  log('installing the npm packages package-lock.json pins (npm ci). A first install takes');
+  log('3-4 minutes on 2 cores, most of it compiling better-sqlite3 (the embedded SQLite)');
+  log('natively; progress every 10 s, npm\'s summary at the end.');
   const t0 = Date.now();
   const child = spawn('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
   const beat = setInterval(() => log(`still installing, ${elapsed(Date.now() - t0)} elapsed: ${npmPhase()}...`), HEARTBEAT_MS);
