@@ -6,12 +6,14 @@
 //   systemd-analyze, Postfix's with postconf/postmap, logrotate's with logrotate -d,
 //   Caddy's and nginx's with their own checks and, run for real in front of a stand-in
 //   backend, route WKD (direct and advanced), the API, and keep the operator API out.
+// - the Node.js version the README asks for is one every locked package accepts.
 // A tool that is not installed skips its own check (they are not test dependencies);
 // the link, path and schema checks always run.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request, type Server } from 'node:http';
+import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -68,6 +70,23 @@ describe('links', () => {
 
   it('no document points to the team handbook a clone does not have', () => {
     for (const file of DOCS) expect(read(file), file).not.toMatch(/shared\/DESIGN\.md/);
+  });
+});
+
+describe('README', () => {
+  it('the Node.js version it asks for is one every installed package accepts (no EBADENGINE)', () => {
+    const floor = /Node\.js (\d+\.\d+)\+/.exec(read('README.md'))?.[1];
+    expect(floor).toBeDefined();
+    const version = `${floor}.0`;
+    // semver comes with npm's own dependency tree here; a transitive package, read as such.
+    const semver = createRequire(import.meta.url)('semver') as { satisfies(v: string, range: string): boolean };
+    const pkg = JSON.parse(read('package.json')) as { engines: { node: string } };
+    expect(semver.satisfies(version, pkg.engines.node)).toBe(true);
+    const lock = JSON.parse(read('package-lock.json')) as { packages: Record<string, { engines?: { node?: string } | string[] }> };
+    const refuse = Object.entries(lock.packages)
+      .filter(([path, p]) => path !== '' && !Array.isArray(p.engines) && p.engines?.node && !semver.satisfies(version, p.engines.node))
+      .map(([path, p]) => `${path} wants node ${(p.engines as { node: string }).node}`);
+    expect(refuse).toEqual([]);
   });
 });
 
