@@ -35,6 +35,11 @@ const DEBIAN_PACKAGES = {
   postfix: 'postfix',
   dovecot: ['dovecot-imapd', 'dovecot-lmtpd'],
   roundcube: ['roundcube', 'roundcube-sqlite3', 'php-cli', 'php8.2-cgi', 'php-sqlite3'],
+  // What checks the deployment guide's snippets (test/docs/docs.test.ts) with each tool's own parser.
+  caddy: 'caddy',
+  nginx: 'nginx-light',
+  logrotate: 'logrotate',
+  'systemd-analyze': 'systemd',
 };
 
 // Tools that are not (only) a command on PATH: present when all these files exist.
