@@ -127,13 +127,11 @@ function listen(server: { listen(port: number, host: string, cb: () => void): un
 export async function startServer(dataDir: string, config: Config, secret: string, options: { log?: EventLog } = {}): Promise<RunningServer> {
   const baseLog = options.log ?? createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: config.logLevel });
   const db = openData(dataDir, secret);
-  // One loop-delay watcher for /health and /metrics; one metrics registry per server.
-  const loopDelay = watchLoopDelay();
-  const metrics = new ServerMetrics({ db, loopDelay });
-  // Refusals and holds are counted from the event log's codes on their way through.
+  // One metrics registry per server. Refusals and holds are counted from the event log's codes on their way through.
+  const metrics = new ServerMetrics({ db });
   const log = metrics.tap(baseLog);
   // What is open so far, closed in reverse order if a later step fails.
-  const undo: Array<() => Promise<unknown> | void> = [() => { db.close(); }, () => loopDelay.stop()];
+  const undo: Array<() => Promise<unknown> | void> = [() => { db.close(); }];
   const rollback = async () => {
     for (const u of undo.reverse()) {
       try { await u(); } catch { /* keep closing the rest */ }
@@ -167,6 +165,11 @@ export async function startServer(dataDir: string, config: Config, secret: strin
 
     // The public URL goes into statements members sign, so it must be known before
     // the HTTP port opens; with port 0 it is taken from the port the OS gave.
+    // One loop-delay watcher for /health and /metrics, started after the key unlocking
+    // above: that start-up work is not a delay any post or request caused.
+    const loopDelay = watchLoopDelay();
+    undo.push(() => loopDelay.stop());
+    metrics.watchLoop(loopDelay);
     const http = await createApi({
       db, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline,
       limits: config.http.limits, trustProxy: config.http.trustProxy,

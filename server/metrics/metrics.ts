@@ -86,18 +86,21 @@ export class ServerMetrics implements FanoutObserver {
         try { this.set((held.get() as { n: number }).n); } catch { /* see above */ }
       },
     });
-    const loop = o.loopDelay;
-    if (loop) {
-      new Gauge({
-        name: 'letterlock_event_loop_delay_seconds', help: 'Worst delay of the main event loop in the last second and the last minute.', labelNames: ['window'] as const, registers,
-        collect() {
-          const s = loop.snapshot();
-          this.set({ window: '1s' }, s.lastSecondMs / 1000);
-          this.set({ window: '60s' }, s.maxLastMinuteMs / 1000);
-        },
-      });
-    }
+    if (o.loopDelay) this.watchLoop(o.loopDelay);
     if (o.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The loop-delay figures of /health, as a gauge (given once the server's start-up work is done). */
+  watchLoop(loop: LoopDelay): void {
+    new Gauge({
+      name: 'letterlock_event_loop_delay_seconds', help: 'Worst delay of the main event loop in the last second and the last minute.', labelNames: ['window'] as const,
+      registers: [this.registry],
+      collect() {
+        const s = loop.snapshot();
+        this.set({ window: '1s' }, s.lastSecondMs / 1000);
+        this.set({ window: '60s' }, s.maxLastMinuteMs / 1000);
+      },
+    });
   }
 
   delivery(e: DeliveryEvent): void {
