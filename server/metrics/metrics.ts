@@ -125,6 +125,10 @@ export class ServerMetrics implements FanoutObserver {
         const code = fields?.code;
         this.refusals.inc({ reason: code && REASONS.has(code) ? code : 'OTHER' });
         this.posts.inc({ outcome: 'refused' });
+      } else if (event === 'smtp.too_large') {
+        // Refused while streaming, before the pipeline (SMTP 552): the same reason code as a post found too large later.
+        this.refusals.inc({ reason: 'TOO_LARGE' });
+        this.posts.inc({ outcome: 'refused' });
       } else if (event === 'post.held') {
         this.posts.inc({ outcome: 'held' });
       }

@@ -98,7 +98,10 @@ describe('metrics registry', () => {
     log.info('post.refused', { code: 'WRONG_KEY' });
     log.info('post.refused', { code: 'SMTP_550' });
     log.info('post.held', {});
+    log.info('smtp.too_large', { bytes: 99 });
     const t = await m.scrape();
+    expect(t).toMatch(/^letterlock_refusals_total\{reason="TOO_LARGE"\} 1$/m);
+    expect(t).toMatch(/^letterlock_posts_total\{outcome="refused"\} 4$/m);
     expect(t).toMatch(/^letterlock_refusals_total\{reason="NOT_MEMBER"\} 1$/m);
     expect(t).toMatch(/^letterlock_refusals_total\{reason="WRONG_KEY"\} 1$/m);
     expect(t).toMatch(/^letterlock_refusals_total\{reason="OTHER"\} 1$/m);
