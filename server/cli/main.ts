@@ -18,6 +18,7 @@ import * as listCommands from './commands/list.ts';
 import * as memberCommands from './commands/member.ts';
 import * as queueCommands from './commands/queue.ts';
 import * as serveCommands from './commands/serve.ts';
+import * as statusCommands from './commands/status.ts';
 import { CliError, EXIT } from './output.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -60,6 +61,7 @@ Examples:
   heldCommands.register(program);
   queueCommands.register(program);
   serveCommands.register(program);
+  statusCommands.register(program);
   return program;
 }
 
@@ -83,7 +85,8 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.USAGE;
     }
     await program.parseAsync(argv, { from: 'user' });
-    return EXIT.OK;
+    // A command that printed its result may still end as refused (e.g. an import with refusals).
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and --version end here with 0; commander has already printed its error line.
