@@ -16,10 +16,15 @@ export interface NotifySettings {
   moderators: string[];
 }
 
+/** The address rule of lists/lists.ts normalizeAddress: these addresses go into mail headers. */
+function isAddress(a: unknown): a is string {
+  return typeof a === 'string' && a.length <= 254 && /^[^\s@<>"(),;:]+@[a-z0-9.-]+$/.test(a);
+}
+
 function parseModerators(json: string | null | undefined): string[] {
   try {
     const v = JSON.parse(json ?? '[]') as unknown;
-    return Array.isArray(v) ? v.filter((a): a is string => typeof a === 'string').slice(0, MAX_MODERATORS) : [];
+    return Array.isArray(v) ? v.filter(isAddress).slice(0, MAX_MODERATORS) : [];
   } catch {
     return [];
   }
@@ -37,7 +42,9 @@ export function setNotifySettings(db: Db, listId: number, s: Partial<NotifySetti
   if (s.digest !== undefined) db.prepare('UPDATE lists SET notify_digest = ? WHERE id = ?').run(s.digest ? 1 : 0, listId);
   if (s.moderators !== undefined) {
     if (s.moderators.length > MAX_MODERATORS) throw new Error(`a list has at most ${MAX_MODERATORS} moderators`);
-    const unique = [...new Set(s.moderators.map((a) => a.toLowerCase()))];
+    const unique = [...new Set(s.moderators.map((a) => a.trim().toLowerCase()))];
+    const bad = unique.find((a): boolean => !isAddress(a));
+    if (bad !== undefined) throw new Error(`not a valid moderator address: ${JSON.stringify(bad.slice(0, 100))}`);
     db.prepare('UPDATE lists SET moderators = ? WHERE id = ?').run(JSON.stringify(unique), listId);
   }
   return getNotifySettings(db, listId);

@@ -170,6 +170,12 @@ describe('switches and notice text', () => {
     expect(getNotifySettings(db, id)).toEqual({ held: true, digest: true, moderators: [] });
     expect(setNotifySettings(db, id, { held: false, moderators: ['A@Example.org', 'a@example.org', 'b@example.org'] })).toEqual({ held: false, digest: true, moderators: ['a@example.org', 'b@example.org'] });
     expect(() => setNotifySettings(db, id, { moderators: Array.from({ length: 51 }, (_, i) => `m${i}@x.org`) })).toThrow(/at most 50/);
+    // They go into mail headers: no line breaks, no display names, no lists of addresses.
+    for (const bad of ['a@x.org\r\nBcc: b@y.org', 'Ann <a@x.org>', 'a@x.org, b@y.org', 'no-at-sign', '']) {
+      expect(() => setNotifySettings(db, id, { moderators: [bad] }), bad).toThrow(/not a valid moderator address/);
+    }
+    db.prepare('UPDATE lists SET moderators = ? WHERE id = ?').run(JSON.stringify(['ok@x.org', 'x@y.org\nBcc: z@w.org', 42]), id);
+    expect(getNotifySettings(db, id).moderators).toEqual(['ok@x.org']);
   });
 
   it('a held notice is metadata only; a sender address cannot add lines', () => {
