@@ -153,7 +153,9 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
     pool.warm();
     undo.push(() => pool.close());
-    // The public URL is known once HTTP listens (below); notices read it when they are written.
+    // The public URL goes into statements members sign, so it must be known before
+    // the HTTP port opens; with port 0 it is taken from the port the OS gave (below).
+    // Held-post notices read it when they are written.
     let publicUrl = config.publicUrl ?? '';
     const held = new HeldNotifier({ db, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: () => worker?.kick() });
     undo.push(async () => { held.stop(); await held.idle(); });
@@ -163,8 +165,6 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     });
     const work = new WorkQueue(config.pipeline.concurrency, config.pipeline.maxWaiting);
 
-    // The public URL goes into statements members sign, so it must be known before
-    // the HTTP port opens; with port 0 it is taken from the port the OS gave.
     // One loop-delay watcher for /health and /metrics, started after the key unlocking
     // above: that start-up work is not a delay any post or request caused.
     const loopDelay = watchLoopDelay();
