@@ -16,7 +16,7 @@ import { safeMessageId } from '../delivery/headers.ts';
 import type { Db } from '../store/db.ts';
 import { getHeld, type HeldRecord } from '../store/held.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
-import { getNotifySettings, registeredKeyOf } from '../store/notify.ts';
+import { getNotifySettings, isAddress, MAX_MODERATORS, registeredKeyOf } from '../store/notify.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { sealedNoticeMail } from './sealed.ts';
 
@@ -79,10 +79,21 @@ export function heldNoticeLines(list: ListRecord, held: HeldRecord, publicUrl: s
   ];
 }
 
-/** The list's moderators: its owner and the moderators set on it, each once. */
+/**
+ * A list bound to Mailman 3 (server/mailman/, issue 11) also has the owners and
+ * moderators Mailman names, from the roster last synced; none when that part is absent.
+ */
+function mailmanModerators(db: Db, listId: number): string[] {
+  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mailman_roster'").get()) return [];
+  const rows = db.prepare("SELECT DISTINCT address FROM mailman_roster WHERE list_id = ? AND role IN ('owner', 'moderator') ORDER BY address LIMIT ?")
+    .all(listId, MAX_MODERATORS) as Array<{ address: string }>;
+  return rows.map((r) => r.address.toLowerCase()).filter(isAddress);
+}
+
+/** The list's moderators: its owner, the moderators set on it, and for a Mailman list Mailman's; each once. */
 export function moderatorsOf(db: Db, list: ListRecord): string[] {
   const s = getNotifySettings(db, list.id);
-  return [...new Set([...(list.owner ? [list.owner.toLowerCase()] : []), ...s.moderators])];
+  return [...new Set([...(list.owner ? [list.owner.toLowerCase()] : []), ...s.moderators, ...mailmanModerators(db, list.id)])];
 }
 
 export class HeldNotifier {

@@ -17,7 +17,7 @@ export interface NotifySettings {
 }
 
 /** The address rule of lists/lists.ts normalizeAddress: these addresses go into mail headers. */
-function isAddress(a: unknown): a is string {
+export function isAddress(a: unknown): a is string {
   return typeof a === 'string' && a.length <= 254 && /^[^\s@<>"(),;:]+@[a-z0-9.-]+$/.test(a);
 }
 

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ServerMetrics } from '../../../server/metrics/metrics.ts';
 import { digestLines, gatherDigest, MAX_LISTED, reasonCode } from '../../../server/ops/digest.ts';
 import { probeTcp } from '../../../server/ops/health.ts';
-import { heldNoticeLines, reasonWords } from '../../../server/ops/held-notice.ts';
+import { heldNoticeLines, moderatorsOf, reasonWords } from '../../../server/ops/held-notice.ts';
 import { isLoopbackPeer, registerOpsRoutes, type MetricsAccess } from '../../../server/ops/routes.ts';
 import { openDb, type Db } from '../../../server/store/db.ts';
 import type { ListRecord } from '../../../server/store/lists.ts';
@@ -176,6 +176,25 @@ describe('switches and notice text', () => {
     }
     db.prepare('UPDATE lists SET moderators = ? WHERE id = ?').run(JSON.stringify(['ok@x.org', 'x@y.org\nBcc: z@w.org', 42]), id);
     expect(getNotifySettings(db, id).moderators).toEqual(['ok@x.org']);
+  });
+
+  it('moderators: the owner, those set on the list, and for a list bound to Mailman its owners and moderators', () => {
+    const db = memoryDb();
+    const id = addList(db, 'mm@lists.test');
+    const list = { id, owner: 'owner@example.org' } as ListRecord;
+    setNotifySettings(db, id, { moderators: ['mod@example.org', 'owner@example.org'] });
+    expect(moderatorsOf(db, list)).toEqual(['owner@example.org', 'mod@example.org']);
+    // The roster table of server/mailman/store.ts (issue 11), as it is made there.
+    db.exec(`CREATE TABLE mailman_roster (list_id INTEGER NOT NULL, address TEXT NOT NULL, role TEXT NOT NULL, delivery_enabled INTEGER NOT NULL DEFAULT 1,
+      moderation_action TEXT, PRIMARY KEY (list_id, address, role))`);
+    const roster = db.prepare('INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,?)');
+    roster.run(id, 'mmowner@example.org', 'owner');
+    roster.run(id, 'mmmod@example.org', 'moderator');
+    roster.run(id, 'mod@example.org', 'moderator');
+    roster.run(id, 'member@example.org', 'member');
+    roster.run(id, 'x@y.org\r\nBcc: z@w.org', 'moderator');
+    roster.run(id + 1, 'elsewhere@example.org', 'moderator');
+    expect(moderatorsOf(db, list)).toEqual(['owner@example.org', 'mod@example.org', 'mmmod@example.org', 'mmowner@example.org']);
   });
 
   it('a held notice is metadata only; a sender address cannot add lines', () => {
