@@ -18,13 +18,15 @@ export type EventName =
   | 'post.duplicate' | 'bounce.queued' | 'bounce.suppressed'
   | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report'
   | 'member.missed'
-  | 'request.received' | 'request.refused' | 'request.done' | 'request.answered' | 'request.unanswered';
+  | 'request.received' | 'request.refused' | 'request.done' | 'request.answered' | 'request.unanswered'
+  | 'notice.queued' | 'notice.suppressed' | 'notice.failed' | 'digest.queued' | 'digest.failed'; // operators told (server/ops/)
 
 /** Codes are the only strings that describe what happened. */
 export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | `SQLITE_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK'
   | 'RENDER_FAILED' | 'PER_IP_LIMIT' | 'FLOOD' | 'DATA_DEADLINE' | 'TOO_MANY_COMMANDS' | 'UNHANDLED_REJECTION' | 'UNCAUGHT_EXCEPTION'
   | 'NULL_SENDER' | 'AUTOMATIC_SENDER' | 'AUTO_SUBMITTED' | 'LIST_ADDRESS' | 'RATE_RECIPIENT' | 'RATE_LIST' | 'UNKNOWN_SENDER'
-  | 'REQUEST_STALE' | 'REQUEST_REPLAYED' | 'REQUEST_LIMITED' | 'UNSUBSCRIBED' | 'KEY_REPLACED' | 'DELIVERY_CHANGED';
+  | 'REQUEST_STALE' | 'REQUEST_REPLAYED' | 'REQUEST_LIMITED' | 'UNSUBSCRIBED' | 'KEY_REPLACED' | 'DELIVERY_CHANGED'
+  | 'NO_KEY' | 'NOTIFY_OFF' | 'BUSY';
 
 export interface EventFields {
   list?: string; // a list address

@@ -47,6 +47,8 @@ export interface PipelineDeps {
   pool: OpenPool;
   /** Called after new rows were queued, to wake the delivery worker. */
   onQueued?(): void;
+  /** Called after a hold is committed (the moderators' notices, server/ops/held-notice.ts); must not throw. */
+  onHeld?(list: ListRecord, heldId: number): void;
 }
 
 function refusalCode(e: unknown): ReasonCode | null {
@@ -139,6 +141,7 @@ export class Pipeline {
           return id;
         })();
         log.info('post.held', { list: list.address, held: heldId });
+        this.deps.onHeld?.(list, heldId);
         return { result: 'held', heldId };
       }
       const sealed = await seal(verified);

@@ -18,6 +18,7 @@ import type { QueueStore } from '../store/queue.ts';
 import { deliver } from './deliver.ts';
 import { PacketRecipient } from './recipient.ts';
 import type { WrappedPage } from './types.ts';
+import type { FanoutObserver } from '../metrics/metrics.ts';
 
 function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED' | null {
   if (m.keyState === 'revoked') return 'KEY_REVOKED';
@@ -71,6 +72,8 @@ export interface FanoutDeps {
   keysFor(list: ListRecord): Promise<ListKeys>;
   onQueued?(): void;
   pageSize?: number;
+  /** Told each page's wrap time and each finished fan-out's (metrics). */
+  observe?: FanoutObserver;
 }
 
 /** Runs fan-out jobs one post at a time, in order. */
@@ -138,11 +141,13 @@ export class Fanout {
     const sessionKey = given ?? (await new KeyIdentity(keys.listKey).unwrap(state.listPkesk));
     let copies = 0;
     let notices = 0;
+    const started = performance.now();
     try {
       for (const page of iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)) {
         // Stopping: leave the rest to the next start (the cursor is committed).
         if (this.stopped) return { copies, notices };
         let wrapped: WrappedPage;
+        const pageStarted = performance.now();
         try {
           wrapped = await wrapPage(sessionKey, page);
         } catch (e) {
@@ -150,6 +155,7 @@ export class Fanout {
           log.error('post.failed', { list: list.address, post: postId, code: codeOf(e), count: page.length });
           wrapped = await wrapEach(sessionKey, page);
         }
+        this.d.observe?.wrapPage((performance.now() - pageStarted) / 1000, wrapped.copies.length);
         db.transaction(() => {
           deliver(wrapped, list, postId, state.messageId, queue);
           advanceWrap(db, postId, wrapped.last);
@@ -159,6 +165,7 @@ export class Fanout {
         this.d.onQueued?.();
       }
       finishWrap(db, postId);
+      this.d.observe?.fanout((performance.now() - started) / 1000, copies, notices);
     } finally {
       sessionKey.data.fill(0); // K leaves memory with the job
     }

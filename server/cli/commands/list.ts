@@ -8,6 +8,7 @@ import type { Db } from '../../store/db.ts';
 import { globals, needList, withStore } from '../context.ts';
 import { emit, note, plural, size, table } from '../output.ts';
 import { collectAddress, maxBytesArg, oneOf, windowDaysArg } from './args.ts';
+import { applyNotify, NOTIFY_HELP, notifyJson, notifyLine, notifyOptions, type NotifyOpts } from './notify.ts';
 
 export const POLICY_HELP = `Posting policies (--policy):
   members    any member may post; posts from others are refused (the default)
@@ -90,18 +91,19 @@ Example:
       emit(globals(cmd), listJson(db, u), () => `created ${u.address}\nlist key    ${u.listFingerprint}\narchive key ${u.archiveFingerprint}\npolicy      ${u.postPolicy}`);
     }));
 
-  policyOptions(list.command('set <address>').description("change a list's policy"), true)
-    .addHelpText('after', `\n${POLICY_HELP}\n\n--json prints the list as list show does (without the key).
+  notifyOptions(policyOptions(list.command('set <address>').description("change a list's policy"), true))
+    .addHelpText('after', `\n${POLICY_HELP}\n\n${NOTIFY_HELP}\n\n--json prints the list as list show does (without the key).
 
 Example:
   letterlock list set news@lists.example.org --policy moderated --replay-window-days 3`)
-    .action(async (address: string, o: ListOpts, cmd: Command) => withStore(cmd, ({ db }) => {
+    .action(async (address: string, o: ListOpts & NotifyOpts, cmd: Command) => withStore(cmd, ({ db }) => {
       const l = needList(db, address);
       updatePolicy(db, l.id, { ...changes(o), owner: o.owner === undefined ? undefined : normalizeAddress(o.owner) });
+      applyNotify(db, l.id, o);
       const u = needList(db, address);
-      emit(globals(cmd), listJson(db, u), () => {
+      emit(globals(cmd), { ...listJson(db, u), ...notifyJson(db, u.id) }, () => {
         const posters = u.postPolicy === 'announce' || u.posters.length ? `, posters ${u.posters.length ? u.posters.join(', ') : 'none'}` : '';
-        return `${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, reply-to ${u.replyTo}, subjects ${u.hideSubjects ? 'hidden' : 'shown when sent in clear'}${posters}, owner ${u.owner ?? '-'}`;
+        return `${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, reply-to ${u.replyTo}, subjects ${u.hideSubjects ? 'hidden' : 'shown when sent in clear'}${posters}, owner ${u.owner ?? '-'}\n${notifyLine(db, u.id)}`;
       });
     }));
 
@@ -109,7 +111,7 @@ Example:
     .addHelpText('after', '\n--json prints the list as an object, with "publicKey" (armored).')
     .action(async (address: string, _o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
       const l = needList(db, address);
-      emit(globals(cmd), { ...listJson(db, l), publicKey: l.listPublic }, () => `${describe(db, l)}\n\n${l.listPublic.trimEnd()}`);
+      emit(globals(cmd), { ...listJson(db, l), ...notifyJson(db, l.id), publicKey: l.listPublic }, () => `${describe(db, l)}\n${notifyLine(db, l.id)}\n\n${l.listPublic.trimEnd()}`);
     }));
 
   list.command('ls').description('all lists, with fingerprint, policy and members')
