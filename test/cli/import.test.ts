@@ -3,6 +3,7 @@
 // must import the good keys, refuse the others by reason in words, show progress
 // on stderr, and stay within its size bounds.
 
+import { spawnSync } from 'node:child_process';
 import { rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
@@ -12,7 +13,7 @@ import { openData } from '../../server/app.ts';
 import { createList } from '../../server/lists/lists.ts';
 import { makeKey, type TestKey } from '../support/keys.ts';
 import { tempDir } from '../integration/server/harness.ts';
-import { CLI_SECRET, letterlock, oneLine } from './run.ts';
+import { BIN, CLI_SECRET, letterlock, oneLine, ROOT } from './run.ts';
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 300_000 });
 
@@ -132,6 +133,16 @@ it('an mbox: Autocrypt headers, key attachments and armored blocks; the latest m
   const fprs = Object.fromEntries(members().map((m) => [m.address, m.fingerprint]));
   for (const n of ['ann', 'ben', 'cat']) expect(fprs[`${n}@example.org`]).toBe(nk[n]!.fingerprint);
   expect(fprs['dan@example.org']).toBe(k.dan!.fingerprint);
+});
+
+it('on a terminal, a progress bar instead of lines', () => {
+  // script(1) (util-linux, on every Debian) gives the command a pseudo-terminal.
+  const cmd = [process.execPath, BIN, 'member', 'import', LIST, join(root, 'good.csv'), '--data', data].map((a) => `'${a}'`).join(' ');
+  const r = spawnSync('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, env: { ...process.env, LETTERLOCK_SECRET: CLI_SECRET }, encoding: 'utf8', timeout: 120_000 });
+  expect(r.status, r.stdout).toBe(0);
+  expect(r.stdout).toMatch(new RegExp(`importing into ${LIST.replace('.', '\\.')} \\[[█░]+\\] 100% \\| 2/2 \\| ETA`));
+  expect(r.stdout).not.toContain('(100%)'); // the plain lines are for logs and pipes only
+  expect(r.stdout).toContain(`imported 2 of 2 entries into ${LIST}: 2 already members`);
 });
 
 it('bounds and bad files: one line each, nothing imported', () => {
