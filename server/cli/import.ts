@@ -57,7 +57,24 @@ function tooMany(): never {
   throw new ImportSourceError(`more than ${MAX_IMPORT_ENTRIES} entries: split the file`);
 }
 
-const BLOCK = /-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----[\s\S]*?-----END PGP \1 KEY BLOCK-----/g;
+/**
+ * The armored key blocks in text, in one pass: a lazy regex would rescan the rest
+ * of the file for every BEGIN line that has no END, quadratic in a hostile file.
+ */
+export function* keyBlocks(text: string): Generator<{ kind: 'PUBLIC' | 'PRIVATE'; block: string }> {
+  let pos = 0;
+  for (;;) {
+    const b = text.indexOf('-----BEGIN PGP ', pos);
+    if (b < 0) return;
+    const kind = text.startsWith('PUBLIC KEY BLOCK-----', b + 15) ? 'PUBLIC' : text.startsWith('PRIVATE KEY BLOCK-----', b + 15) ? 'PRIVATE' : null;
+    if (!kind) { pos = b + 15; continue; }
+    const end = `-----END PGP ${kind} KEY BLOCK-----`;
+    const e = text.indexOf(end, b);
+    if (e < 0) return; // no END after this BEGIN: none after any later BEGIN either
+    yield { kind, block: text.slice(b, e + end.length) };
+    pos = e + end.length;
+  }
+}
 
 /** The address of a key: its primary user ID's email, else the first user ID with one. */
 async function addressOf(key: openpgp.Key): Promise<string | null> {
@@ -74,19 +91,19 @@ async function addressOf(key: openpgp.Key): Promise<string | null> {
 /** Every key in armored text (several blocks, or one block of several keys); secret blocks are refusals. */
 async function keysInText(text: string, where: (i: number) => string, given: string | null, out: ImportEntry[]): Promise<number> {
   let found = 0;
-  for (const m of text.matchAll(BLOCK)) {
+  for (const { kind, block } of keyBlocks(text)) {
     if (out.length >= MAX_IMPORT_ENTRIES) tooMany();
-    if (m[1] === 'PRIVATE') {
+    if (kind === 'PRIVATE') {
       // Named in the summary by its address when it can be read; never imported.
-      const key = given ? null : await openpgp.readKey({ armoredKey: m[0] }).catch(() => null);
+      const key = given ? null : await openpgp.readKey({ armoredKey: block }).catch(() => null);
       out.push({ where: where(out.length), address: given ?? (key ? await addressOf(key) : null), refused: 'SECRET_KEY' });
       found++;
       continue;
     }
-    const keys = await openpgp.readKeys({ armoredKeys: m[0] }).catch(() => null);
+    const keys = await openpgp.readKeys({ armoredKeys: block }).catch(() => null);
     if (!keys) {
       // Kept as one entry: the key policy names what is wrong (KEY_UNREADABLE).
-      out.push({ where: where(out.length), address: given, armored: m[0] });
+      out.push({ where: where(out.length), address: given, armored: block });
       found++;
       continue;
     }

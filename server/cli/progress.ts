@@ -14,7 +14,8 @@ export function startProgress(label: string, total: number, o: { tty?: boolean; 
   if (tty) {
     const bar = new cliProgress.SingleBar({
       format: `${label} [{bar}] {percentage}% | {value}/{total} | ETA {eta_formatted}`,
-      stream: process.stderr, hideCursor: true, etaBuffer: 50,
+      // The cursor stays visible: a Ctrl-C mid-import must not leave the terminal without one.
+      stream: process.stderr, hideCursor: false, etaBuffer: 50,
     }, cliProgress.Presets.shades_classic);
     bar.start(total, 0);
     return { tick: (n = 1) => bar.increment(n), stop: () => bar.stop() };

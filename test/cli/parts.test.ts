@@ -3,7 +3,7 @@
 // the plain progress lines.
 
 import { afterEach, expect, it, vi } from 'vitest';
-import { csvRows, detectFormat, mboxMails } from '../../server/cli/import.ts';
+import { csvRows, detectFormat, keyBlocks, mboxMails } from '../../server/cli/import.ts';
 import { date, duration, plural, size, table } from '../../server/cli/output.ts';
 import { startProgress } from '../../server/cli/progress.ts';
 
@@ -61,4 +61,15 @@ it('plain progress: the first line, at most one line per interval, and the last'
   }
   p.stop();
   expect(lines).toEqual(['importing: 0/100 (0%)\n', 'importing: 40/100 (40%)\n', 'importing: 80/100 (80%)\n', 'importing: 100/100 (100%)\n']);
+});
+
+it('key blocks are found in one pass, even in a file of BEGIN lines without an END', () => {
+  const pub = '-----BEGIN PGP PUBLIC KEY BLOCK-----\nAAAA\n-----END PGP PUBLIC KEY BLOCK-----';
+  const sec = '-----BEGIN PGP PRIVATE KEY BLOCK-----\nBBBB\n-----END PGP PRIVATE KEY BLOCK-----';
+  expect([...keyBlocks(`x\n${pub}\n-----BEGIN PGP MESSAGE-----\n${sec}\n${pub}`)].map((b) => b.kind)).toEqual(['PUBLIC', 'PRIVATE', 'PUBLIC']);
+  // 60 MB of unterminated BEGIN lines (the import file's bound is 64 MB): a quadratic scan would never end.
+  const hostile = '-----BEGIN PGP PUBLIC KEY BLOCK-----\n'.repeat(1_600_000);
+  const t0 = performance.now();
+  expect([...keyBlocks(hostile)]).toEqual([]);
+  expect(performance.now() - t0).toBeLessThan(5_000);
 });
