@@ -315,6 +315,8 @@ export function migrate(db: Conn, steps: readonly Migration[] = MIGRATIONS): { f
   const latest = steps[steps.length - 1]!.version;
   const from = schemaVersion(db);
   if (from > latest) throw tooNew(from, latest);
+  // The usual case: nothing to do, and no write lock taken (a running server may be writing).
+  if (from === latest) return { from, to: from };
   for (const step of steps) {
     db.transaction(() => {
       const now = schemaVersion(db);
