@@ -26,6 +26,8 @@ import { SCHEMA_VERSION } from '../../../server/store/migrations.ts';
 import { Gpg } from '../../support/gpg.ts';
 import { addList, compose, initData, listPublicKey, person, SECRET, send, Sink, tempDir, type Person } from './harness.ts';
 
+// Generous budgets: keys, servers and openpgp work on a slow, busy machine.
+const SLOW = 240_000;
 const LIST = 'kept@lists.test';
 const OPERATOR_PASS = 'operator-passphrase';
 
@@ -68,7 +70,7 @@ beforeAll(async () => {
   const stranger = await gpg.generateKey('Someone Else', 'else@example.org', 'else-pass');
   strangerSecret = join(work, 'stranger-secret.asc');
   writeFileSync(strangerSecret, stranger.secretKey, { mode: 0o600 });
-});
+}, SLOW);
 
 afterAll(async () => {
   await server?.close();
@@ -123,7 +125,7 @@ describe('backup of a running server, restored into a new folder', () => {
     expect(readdirSync(dataDir).filter((n) => n.startsWith('.backup-'))).toEqual([]);
     // Never overwrites.
     await refused(backup({ dataDir, to: operatorPublic, out: file }), 'OUT_EXISTS');
-  });
+  }, SLOW);
 
   it('opens by hand with gpg and tar (no Letterlock needed)', async () => {
     const r = await gpg.mustRun(['--decrypt', file], undefined, OPERATOR_PASS);
@@ -138,7 +140,7 @@ describe('backup of a running server, restored into a new folder', () => {
     const db = new Database(join(out, 'letterlock.db'), { readonly: true });
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     db.close();
-  });
+  }, SLOW);
 
   it('restores into a new folder where a server starts with the members, delivers, and serves the archive', async () => {
     const target = join(work, 'restored');
@@ -166,7 +168,7 @@ describe('backup of a running server, restored into a new folder', () => {
     } finally {
       await again.close();
     }
-  });
+  }, SLOW);
 
   it('refuses a non-empty folder, and with --force replaces its database (stale WAL files too)', async () => {
     const target = join(work, 'occupied');
@@ -181,7 +183,7 @@ describe('backup of a running server, restored into a new folder', () => {
     const db = openDb(join(target, 'letterlock.db'));
     expect(countMembers(db, getList(db, LIST)!.id)).toBe(2);
     db.close();
-  });
+  }, SLOW);
 
   it('refuses the wrong key, a public key, a locked key without its passphrase and a wrong passphrase, and creates nothing', async () => {
     const target = join(work, 'never');
@@ -193,7 +195,7 @@ describe('backup of a running server, restored into a new folder', () => {
     // The backup side: a secret key is not where the public one goes.
     await refused(backup({ dataDir, to: operatorSecret, out: join(work, 'x.pgp') }), 'KEY_IS_SECRET');
     await refused(backup({ dataDir: join(work, 'nothing-here'), to: operatorPublic, out: join(work, 'y.pgp') }), 'NOT_INITIALIZED');
-  });
+  }, SLOW);
 
   it('refuses a damaged file: a flipped byte, a truncated file, a file that is no backup', async () => {
     const bytes = readFileSync(file);
@@ -208,7 +210,7 @@ describe('backup of a running server, restored into a new folder', () => {
     writeFileSync(join(work, 'text.pgp'), 'just some text\n');
     await refused(restore({ file: join(work, 'text.pgp'), key: operatorSecret, passphrase: OPERATOR_PASS, dataDir: join(work, 'f3') }), 'NOT_A_BACKUP');
     for (const d of ['f1', 'f2', 'f3']) expect(existsSync(join(work, d))).toBe(false);
-  });
+  }, SLOW);
 });
 
 /** A bundle made by hand, encrypted to the operator, as a backup of another version or a damaged one would be. */
@@ -237,7 +239,7 @@ describe('restore checks what is inside', () => {
     const e = await refused(restore({ file: r.file, key: operatorSecret, passphrase: OPERATOR_PASS, dataDir: join(work, 'future-restored') }), 'SCHEMA_TOO_NEW');
     expect(e.message).toContain(`schema version ${SCHEMA_VERSION + 1}`);
     expect(existsSync(join(work, 'future-restored'))).toBe(false);
-  });
+  }, SLOW);
 
   it('refuses a database that fails the integrity check, at backup and at restore', async () => {
     const folder = join(work, 'damaged');
@@ -262,5 +264,5 @@ describe('restore checks what is inside', () => {
     const crafted = await craftedBackup('crafted-damaged.pgp', bytes);
     await refused(restore({ file: crafted, key: operatorSecret, passphrase: OPERATOR_PASS, dataDir: join(work, 'damaged-restored') }), 'CORRUPT');
     expect(existsSync(join(work, 'damaged-restored'))).toBe(false);
-  });
+  }, SLOW);
 });

@@ -8,6 +8,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeKey } from '../../support/keys.ts';
 import { tempDir } from './harness.ts';
 
+// Each command is a fresh Node process (about 1 s idle, 5 s or more on a busy
+// machine): every test gets a generous budget.
+const SLOW = 240_000;
 const root = tempDir('cli-backup');
 const data = join(root, 'data');
 const pub = join(root, 'ops.asc');
@@ -30,7 +33,7 @@ beforeAll(async () => {
   expect(init.status, init.stderr).toBe(0);
   const list = cli(['list', 'create', 'keep@lists.test', '--data', data]);
   expect(list.status, list.stderr).toBe(0);
-});
+}, SLOW);
 
 it('backup: --json describes the file; human output says what is inside and how to restore', () => {
   const out = join(root, 'one.pgp');
@@ -45,7 +48,7 @@ it('backup: --json describes the file; human output says what is inside and how 
   expect(human.stdout).toMatch(/^backup written: .*two\.pgp \([\d.]+ KB, encrypted to [0-9A-F]{40}\)$/m);
   expect(human.stdout).toMatch(/^contains: letterlock\.db, letterlock\.json, secret \(database schema \d+, [\d.]+ KB\)$/m);
   expect(human.stdout).toContain('letterlock restore FILE --key');
-});
+}, SLOW);
 
 it('backup refusals: no key (2), not initialized (3), a secret key as --to (1), an existing --out (1)', () => {
   const noKey = cli(['backup', '--data', data]);
@@ -61,7 +64,7 @@ it('backup refusals: no key (2), not initialized (3), a secret key as --to (1), 
   expect(exists.status).toBe(1);
   expect(exists.stderr).toMatch(/exists: a backup never overwrites a file/);
   for (const r of [noKey, nowhere, secret, exists]) expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-});
+}, SLOW);
 
 it('restore: into a new folder (--json), then refused there as not empty (1), without --key (2), with a wrong passphrase (1)', () => {
   const target = join(root, 'restored');
@@ -88,4 +91,20 @@ it('restore: into a new folder (--json), then refused there as not empty (1), wi
   expect(wrong.stderr).toMatch(/the passphrase does not unlock the key/);
   expect(existsSync(join(root, 'other'))).toBe(false);
   expect(readdirSync(root).filter((n) => n.endsWith('.part'))).toEqual([]);
-});
+}, SLOW);
+
+it('a data folder from a newer Letterlock (schema version) is refused in one line, exit 1, and left as it was', async () => {
+  const future = join(root, 'future');
+  expect(cli(['init', '--data', future]).status).toBe(0);
+  const { default: Database } = await import('better-sqlite3');
+  const { SCHEMA_VERSION } = await import('../../../server/store/migrations.ts');
+  const raw = new Database(join(future, 'letterlock.db'));
+  raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+  raw.close();
+  const r = cli(['list', 'ls', '--data', future]);
+  expect(r.status).toBe(1);
+  expect(r.stderr.trim()).toBe(`letterlock: the database has schema version ${SCHEMA_VERSION + 1}, newer than this Letterlock knows (${SCHEMA_VERSION}): run the newer Letterlock that wrote it, or restore a backup made before the upgrade`);
+  const after = new Database(join(future, 'letterlock.db'), { readonly: true });
+  expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION + 1);
+  after.close();
+}, SLOW);
