@@ -5,6 +5,7 @@
 
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isatty } from 'node:tty';
 import pino, { type Logger } from 'pino';
 import type { ErrorCode } from '../../shared/index.ts';
 import type { RefusalCode } from '../pipeline/reasons.ts';
@@ -153,12 +154,14 @@ export function createEventLog(options: { file?: string; level?: string; stdout?
 
 /**
  * SIGHUP reopens the log file (logrotate's postrotate, or systemctl reload with
- * ExecReload=kill -HUP). Only for a log with a file: otherwise SIGHUP keeps its
- * default meaning. Returns the function that removes the handler.
+ * ExecReload=kill -HUP). Only for a log with a file, and only when not run from
+ * a terminal: there SIGHUP means the terminal closed, and the server (or the
+ * demo) should stop as before rather than run on unseen. Returns the function
+ * that removes the handler.
  */
 export function reopenOnSighup(log: EventLog): () => void {
   const reopen = log.reopen;
-  if (!reopen) return () => {};
+  if (!reopen || isatty(0)) return () => {};
   const onHup = () => reopen();
   process.on('SIGHUP', onHup);
   return () => { process.off('SIGHUP', onHup); };

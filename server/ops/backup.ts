@@ -259,7 +259,7 @@ async function readSecretKey(path: string, passphrase: string | undefined): Prom
 }
 
 /** Opens the backup and checks it is whole: right key, intact ciphertext, intact bundle. */
-async function openBackup(file: string, key: openpgp.PrivateKey): Promise<{ manifest: Manifest; files: Map<string, Uint8Array> }> {
+async function openBackup(file: string, key: openpgp.PrivateKey): Promise<{ manifest: Manifest; files: Map<string, Uint8Array>; bundle: Uint8Array }> {
   const bytes = readBounded(file, MAX_DB_BYTES + 16 * 1024 * 1024, 'the backup', 'NOT_A_BACKUP');
   let message: openpgp.Message<Uint8Array>;
   try {
@@ -284,6 +284,7 @@ async function openBackup(file: string, key: openpgp.PrivateKey): Promise<{ mani
   try {
     entries = unpackTar(bundle, 8);
   } catch (e) {
+    bundle.fill(0);
     throw new BackupError('CORRUPT', `${file}: the decrypted bundle is damaged (${e instanceof TarError ? e.message : 'unreadable'})`);
   }
   const files = new Map(entries.map((e) => [e.name, e.data]));
@@ -301,7 +302,7 @@ async function openBackup(file: string, key: openpgp.PrivateKey): Promise<{ mani
     if (!data || data.length !== f.bytes || sha256(data) !== f.sha256) throw new BackupError('CORRUPT', `${file}: ${f.name} does not match its checksum`);
   }
   if (!manifest.files.some((f) => f.name === DB_FILE)) throw new BackupError('NOT_A_BACKUP', `${file} holds no database`);
-  return { manifest, files };
+  return { manifest, files, bundle };
 }
 
 const REPLACED = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`, `${DB_FILE}-journal`, CONFIG_FILE, 'secret'];
@@ -316,7 +317,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     }
   }
   const key = await readSecretKey(o.key, o.passphrase);
-  const { manifest, files } = await openBackup(o.file, key);
+  const { manifest, files, bundle } = await openBackup(o.file, key);
   const notes: string[] = [];
 
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -394,5 +395,6 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     throw e;
   } finally {
     rmSync(staging, { recursive: true, force: true });
+    bundle.fill(0); // it holds the secret file in clear
   }
 }
