@@ -1,8 +1,9 @@
+/// <reference types="vitest/config" />
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crx } from '@crxjs/vite-plugin';
 import preact from '@preact/preset-vite';
-import { defineConfig, type Plugin } from 'vite';
+import { defineConfig, type Plugin, type UserConfig } from 'vite';
 import { FRAME_PAGES, manifest, type Target } from './extension/manifest.ts';
 
 /**
@@ -24,10 +25,22 @@ function onlyFramesWebAccessible(): Plugin {
   };
 }
 
+// The tests (vitest reads this file; it runs with mode 'test'). Unit and
+// integration tests run in Node; browser end-to-end tests drive real browsers
+// from inside these tests rather than through a vitest browser mode.
+const test: UserConfig['test'] = {
+  include: ['test/**/*.test.ts'],
+  testTimeout: 60_000,
+  hookTimeout: 120_000,
+  pool: 'forks',
+};
+
 // The browser extension: one source, two builds.
 //   vite build --mode chrome   -> dist/chrome   (MV3 service worker)
 //   vite build --mode firefox  -> dist/firefox  (MV3 event page, gecko id)
 export default defineConfig(({ mode }) => {
+  // The extension's plugins (crxjs writes a manifest) have no business in a test run.
+  if (mode === 'test') return { test };
   const target: Target = mode === 'firefox' ? 'firefox' : 'chrome';
   // Set only by the browser tests (see extension/manifest.ts); never in release builds.
   const testHosts = (process.env.LETTERLOCK_TEST_HOSTS ?? '').split(',').filter(Boolean);

@@ -20,7 +20,7 @@ import { HealthCheck, relayTarget } from './ops/health.ts';
 import { HeldNotifier } from './ops/held-notice.ts';
 import { unlockList, type ListKeys } from './lists/lists.ts';
 import { backfillMemberKeyIds } from './lists/members.ts';
-import { codeOf, createEventLog, type EventLog } from './log/log.ts';
+import { codeOf, createEventLog, reopenOnSighup, type EventLog } from './log/log.ts';
 import { OpenPool } from './pipeline/pool.ts';
 import { Pipeline } from './pipeline/run.ts';
 import { WorkQueue } from './pipeline/workqueue.ts';
@@ -132,6 +132,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
   const log = metrics.tap(baseLog);
   // What is open so far, closed in reverse order if a later step fails.
   const undo: Array<() => Promise<unknown> | void> = [() => { db.close(); }];
+  undo.push(reopenOnSighup(log)); // log rotation: see docs/deploy-logs.md
   const rollback = async () => {
     for (const u of undo.reverse()) {
       try { await u(); } catch { /* keep closing the rest */ }

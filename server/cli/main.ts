@@ -12,6 +12,7 @@ import { isLetterlockError } from '../../shared/index.ts';
 import { StartError } from '../app.ts';
 import { ConfigError } from '../config/config.ts';
 import { UsageError } from '../lists/lists.ts';
+import * as backupCommands from './commands/backup.ts';
 import * as heldCommands from './commands/held.ts';
 import * as initCommands from './commands/init.ts';
 import * as listCommands from './commands/list.ts';
@@ -66,6 +67,7 @@ Examples:
   queueCommands.register(program);
   serveCommands.register(program);
   statusCommands.register(program);
+  backupCommands.register(program);
   return program;
 }
 

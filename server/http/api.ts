@@ -35,7 +35,7 @@ import { allLists, getList, getListById, MAX_REPLAY_WINDOW_DAYS, updatePolicy, t
 import { countMembers } from '../store/members.ts';
 import { countPosts } from '../store/posts.ts';
 import type { QueueStore } from '../store/queue.ts';
-import { ensureRegistrySchema, listPendingMembers, purgeStale } from '../store/registry.ts';
+import { listPendingMembers, purgeStale } from '../store/registry.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { ApiFailure, badRequest, notFound } from './errors.ts';
 import { wkdHash } from './wkd.ts';
@@ -85,7 +85,6 @@ function page(title: string, body: string): string {
 }
 
 export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
-  ensureRegistrySchema(deps.db);
   const limits = deps.limits ?? HttpLimitsSchema.parse(undefined);
   const now = () => deps.now?.() ?? Date.now();
   const limiter = new Limiter(deps.db, deps.secret, now);

@@ -5,6 +5,7 @@
 
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { isatty } from 'node:tty';
 import pino, { type Logger } from 'pino';
 import type { ErrorCode } from '../../shared/index.ts';
 import type { RefusalCode } from '../pipeline/reasons.ts';
@@ -13,7 +14,7 @@ export type EventName =
   | 'server.started' | 'server.stopping' | 'server.error'
   | 'smtp.listening' | 'smtp.rcpt_refused' | 'smtp.too_large' | 'smtp.busy' | 'smtp.bounce_received' | 'smtp.error'
   | 'http.listening'
-  | 'server.start_failed' | 'log.dropped' | 'delivery.error' | 'smtp.client_refused' | 'smtp.client_cut' // robustness (issue 10)
+  | 'server.start_failed' | 'log.dropped' | 'log.reopened' | 'delivery.error' | 'smtp.client_refused' | 'smtp.client_cut' // robustness (issue 10)
   | 'post.received' | 'post.refused' | 'post.held' | 'post.accepted' | 'post.failed' | 'post.approved' | 'post.rejected'
   | 'post.duplicate' | 'bounce.queued' | 'bounce.suppressed'
   | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report'
@@ -49,6 +50,8 @@ export interface EventLog {
   info(event: EventName, fields?: EventFields): void;
   warn(event: EventName, fields?: EventFields): void;
   error(event: EventName, fields?: EventFields): void;
+  /** Present when the log writes a file: closes it and opens the path again (after logrotate moved it). */
+  reopen?(): void;
 }
 
 /** Reduces any thrown value to a code: messages of foreign errors may quote input. */
@@ -105,6 +108,19 @@ export class SafeLogFile {
     return true;
   }
 
+  /**
+   * Closes the file and opens its path again: after logrotate renamed it, lines
+   * go to a new file rather than on into the rotated one. A path that cannot be
+   * opened now is retried at each write (lines are counted as dropped meanwhile).
+   */
+  reopen(): void {
+    this.close();
+    try {
+      mkdirSync(dirname(this.path), { recursive: true });
+      this.fd = openSync(this.path, 'a', 0o600);
+    } catch { /* write() tries again */ }
+  }
+
   close(): void {
     if (this.fd >= 0) {
       try { closeSync(this.fd); } catch { /* already gone */ }
@@ -115,7 +131,8 @@ export class SafeLogFile {
 
 export function createEventLog(options: { file?: string; level?: string; stdout?: boolean }): EventLog {
   const streams: pino.StreamEntry[] = [];
-  if (options.file) streams.push({ stream: new SafeLogFile(options.file) });
+  const file = options.file ? new SafeLogFile(options.file) : null;
+  if (file) streams.push({ stream: file });
   if (options.stdout ?? true) {
     // stdout may be a pipe that closed or a file on a full disk: an 'error' there
     // must not become an uncaught exception. Lines that cannot be written are lost.
@@ -123,11 +140,33 @@ export function createEventLog(options: { file?: string; level?: string; stdout?
     streams.push({ stream: { write: (line: string) => { try { process.stdout.write(line); } catch { /* dropped */ } return true; } } });
   }
   const logger: Logger = pino({ level: options.level ?? 'info', base: { pid: process.pid } }, pino.multistream(streams));
-  return {
+  const log: EventLog = {
     info: (event, fields = {}) => logger.info({ event, ...fields }),
     warn: (event, fields = {}) => logger.warn({ event, ...fields }),
     error: (event, fields = {}) => logger.error({ event, ...fields }),
   };
+  if (file) {
+    log.reopen = () => {
+      file.reopen();
+      log.info('log.reopened', {});
+    };
+  }
+  return log;
+}
+
+/**
+ * SIGHUP reopens the log file (logrotate's postrotate, or systemctl reload with
+ * ExecReload=kill -HUP). Only for a log with a file, and only when not run from
+ * a terminal: there SIGHUP means the terminal closed, and the server (or the
+ * demo) should stop as before rather than run on unseen. Returns the function
+ * that removes the handler.
+ */
+export function reopenOnSighup(log: EventLog): () => void {
+  const reopen = log.reopen;
+  if (!reopen || isatty(0)) return () => {};
+  const onHup = () => reopen();
+  process.on('SIGHUP', onHup);
+  return () => { process.off('SIGHUP', onHup); };
 }
 
 export const silentLog: EventLog = { info() {}, warn() {}, error() {} };

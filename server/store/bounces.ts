@@ -4,21 +4,6 @@
 
 import type { Db } from './db.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS bounce_log (
-  id INTEGER PRIMARY KEY,
-  list_id INTEGER NOT NULL,
-  rcpt TEXT NOT NULL,
-  sent_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bounce_log_rcpt ON bounce_log(rcpt, sent_at);
-CREATE INDEX IF NOT EXISTS bounce_log_list ON bounce_log(list_id, sent_at);
-`;
-
-export function ensureBounceSchema(db: Db): void {
-  db.exec(SCHEMA);
-}
-
 export function bouncesSince(db: Db, since: number): (by: { rcpt: string } | { listId: number }) => number {
   return (by) => 'rcpt' in by
     ? (db.prepare('SELECT count(*) AS n FROM bounce_log WHERE rcpt = ? AND sent_at >= ?').get(by.rcpt, since) as { n: number }).n

@@ -58,7 +58,8 @@ export function insertList(db: Db, l: NewList): number {
   const id = Number(r.lastInsertRowid);
   if (l.replayWindowDays !== undefined) db.prepare('UPDATE lists SET replay_window_days = ? WHERE id = ?').run(l.replayWindowDays, id);
   if (l.hideSubjects !== undefined) db.prepare('UPDATE lists SET hide_subjects = ? WHERE id = ?').run(l.hideSubjects ? 1 : 0, id);
-  if (l.replyTo !== undefined) db.prepare('UPDATE lists SET reply_to = ? WHERE id = ?').run(l.replyTo, id);
+  // Always written: folders from 8c4e915 have the column with DEFAULT 'author' (migrations.ts, step 6).
+  db.prepare('UPDATE lists SET reply_to = ? WHERE id = ?').run(l.replyTo ?? 'list', id);
   return id;
 }
 

@@ -6,23 +6,6 @@
 
 import type { Db } from './db.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS seen_signatures (
-  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
-  digest TEXT NOT NULL,            -- hex SHA-256 of the verified signature packet
-  signed_at INTEGER NOT NULL,      -- the signature's creation time (ms)
-  post_id INTEGER,
-  seen_at INTEGER NOT NULL,
-  PRIMARY KEY (list_id, digest)
-);
-CREATE INDEX IF NOT EXISTS seen_signatures_age ON seen_signatures(list_id, signed_at);
-CREATE INDEX IF NOT EXISTS posts_message_id ON posts(list_id, message_id);
-`;
-
-export function ensureReplaySchema(db: Db): void {
-  db.exec(SCHEMA);
-}
-
 export function signatureSeen(db: Db, listId: number, digest: string): boolean {
   return db.prepare('SELECT 1 FROM seen_signatures WHERE list_id = ? AND digest = ?').get(listId, digest) !== undefined;
 }
