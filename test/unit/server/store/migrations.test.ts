@@ -71,7 +71,7 @@ beforeAll(() => {
 
 describe('schema migrations', () => {
   it('has a fixture for every schema shipped before versions were counted, oldest first', () => {
-    expect(fixtures).toEqual(['01-16cfc1f.sql', '02-7603d95.sql', '03-c7c0ec8.sql', '04-80e406d.sql', '05-af29f1e.sql', '06-8c4e915.sql', '07-c7f9740.sql']);
+    expect(fixtures).toEqual(['01-16cfc1f.sql', '02-7603d95.sql', '03-c7c0ec8.sql', '04-80e406d.sql', '05-af29f1e.sql', '06-8c4e915.sql', '07-c7f9740.sql', '08-0f54b8e.sql']);
     expect(MIGRATIONS.map((m) => m.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
     expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
   });
