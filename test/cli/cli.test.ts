@@ -194,6 +194,10 @@ describe('lists and members', () => {
     const setJson = JSON.parse(letterlock(['list', 'set', LIST, '--hide-subjects', '--json', ...d]).stdout) as Record<string, unknown>;
     expect(setJson).toMatchObject({ address: LIST, replayWindowDays: 3, replyTo: 'author', hideSubjects: true });
     expect(letterlock(['list', 'set', LIST, '--replay-window-days', '0', ...d]).status).toBe(2);
+    // A setting not named stays as it was: an unsigned list stays unsigned through an unrelated `set`.
+    expect(JSON.parse(letterlock(['list', 'set', LIST, '--no-signature', '--json', ...d]).stdout)).toMatchObject({ requireSignature: false });
+    expect(JSON.parse(letterlock(['list', 'set', LIST, '--replay-window-days', '4', '--json', ...d]).stdout)).toMatchObject({ requireSignature: false, replayWindowDays: 4 });
+    expect(JSON.parse(letterlock(['list', 'set', LIST, '--signature', '--json', ...d]).stdout)).toMatchObject({ requireSignature: true });
 
     const missing = letterlock(['list', 'show', 'nope@lists.test', ...d]);
     expect(missing.status).toBe(1);

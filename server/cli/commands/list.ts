@@ -49,9 +49,12 @@ function describe(db: Db, l: ListRecord): string {
 function policyOptions(c: Command, setting: boolean): Command {
   c.option('--owner <addr>', 'the list owner (gets failure reports)')
     .option('--policy <policy>', 'members, moderated or announce (see below)', oneOf(['members', 'moderated', 'announce'] as const))
-    .option('--poster <addr>', 'who may post to an announce list (repeat for several)', collectAddress)
-    .option('--no-signature', 'accept encrypted posts without a signature');
+    .option('--poster <addr>', 'who may post to an announce list (repeat for several)', collectAddress);
+  // For `set`, --signature comes first so that commander leaves the value
+  // undefined when neither is given (a lone --no-X defaults X to true, which
+  // would turn the signature back on at every `list set`).
   if (setting) c.option('--signature', 'require a signature again');
+  c.option('--no-signature', 'accept encrypted posts without a signature');
   return c.option('--max-bytes <n>', 'largest post accepted, in bytes', maxBytesArg)
     .option('--replay-window-days <n>', 'signatures older than N days are refused (default 7)', windowDaysArg)
     .option('--reply-to <who>', 'Reply-To of copies: list or author (default list)', oneOf(['list', 'author'] as const))
