@@ -38,7 +38,7 @@ let alice: Person, bob: Person, carol: Person, dave: Person, erin: Person, frank
 beforeAll(async () => {
   sink = new Sink();
   await sink.start();
-  core = await MailmanCore.start();
+  core = await MailmanCore.start({ restOnly: true });
   rest = core.rest();
   mlId = await core.createList(LIST, { send_welcome_message: false, default_nonmember_action: 'hold', subscription_policy: 'confirm' });
   [alice, bob, carol, dave, erin, frank, gina] = await Promise.all([
