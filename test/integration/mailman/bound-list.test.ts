@@ -53,7 +53,8 @@ beforeAll(async () => {
   initData(dataDir, sink.port, {
     http: { port: 0, limits: { subscribePerIp: { max: 1000 }, challengePerIp: { max: 1000 }, mailPerIp: { max: 1000 } } },
     // Every post syncs (postSyncMinAgeMs 0); a down Core is seen at once (refused connection).
-    mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 3600, maxRosterAgeSeconds: 600, syncTimeoutMs: 5000, postSyncMinAgeMs: 0 },
+    // The interval is the shortest allowed, so a removal is seen without any post.
+    mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 5, maxRosterAgeSeconds: 600, syncTimeoutMs: 5000, postSyncMinAgeMs: 0 },
   });
   const db = openData(dataDir, SECRET);
   try {
@@ -194,6 +195,15 @@ describe('a Letterlock list bound to Mailman', () => {
     expect((await api('GET', `/v1/lists/${LIST}/archive/threads`, undefined, session.body.token)).status).toBe(401);
     expect((await login(bob)).status).toBe(401);
     expect(log()).toMatch(/"event":"mailman.member_removed"/);
+  });
+
+  it('a member removed in Mailman loses their archive session at the next interval sync, with no post at all', async () => {
+    const session = await login(frank);
+    expect(session.status).toBe(200);
+    const posts = (server.db.prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n;
+    expect(await rest.unsubscribe(mlId, frank.address)).toBe(true);
+    await waitUntil('the session to end', async () => (await api('GET', `/v1/lists/${LIST}/archive/threads`, undefined, session.body.token)).status === 401, 60_000);
+    expect((server.db.prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n).toBe(posts);
   });
 
   it("a nonmember's post is held (moderators Mailman names are told) or refused, per Mailman's setting", async () => {
