@@ -225,7 +225,21 @@ describe('a Letterlock list bound to Mailman', () => {
   it("a member's own moderation action applies: hold, then discard", async () => {
     const aliceId = (await rest.findMember(mlId, alice.address))!.member_id!;
     await rest.setModeration(aliceId, 'hold');
-    expect((await post(alice, 'member-held')).reply).toMatch(/held/);
+    const heldPost = await post(alice, 'member-held');
+    expect(heldPost.reply).toMatch(/held/);
+    // A moderator approves it (operator API): delivered, to Mailman's members only.
+    const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    const heldId = (server.db.prepare('SELECT id FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { id: number }).id;
+    const beforeApprove = copies(alice.address).length;
+    expect((await api('POST', `/v1/admin/lists/${LIST}/held/${heldId}/approve`, undefined, adminToken)).status).toBe(200);
+    await sink.waitFor(() => copies(alice.address).length > beforeApprove, 60_000, 'the approved post');
+    await decrypts(copies(alice.address).at(-1)!, alice, heldPost.marker);
+    // The nonmember's held post: approved, but no registered key can check its signature, so it is refused, not delivered.
+    const erinHeld = (server.db.prepare('SELECT id FROM held WHERE list_id = ? AND sender = ?').get(listId, erin.address) as { id: number }).id;
+    const r = await api<{ outcome: { result: string; code?: string } }>('POST', `/v1/admin/lists/${LIST}/held/${erinHeld}/approve`, undefined, adminToken);
+    expect(r.body.outcome).toMatchObject({ result: 'refused', code: 'NOT_MEMBER' });
+    await settle();
+    expect(copies(dave.address)).toHaveLength(0);
     await rest.setModeration(aliceId, 'discard');
     const before = copies(alice.address).length;
     expect((await post(alice, 'member-discarded')).reply).toMatch(/discarded/);
