@@ -33,11 +33,15 @@ const DEBIAN_PACKAGES = {
   postfix: 'postfix',
   dovecot: ['dovecot-imapd', 'dovecot-lmtpd'],
   roundcube: ['roundcube', 'roundcube-sqlite3', 'php-cli', 'php8.2-cgi', 'php-sqlite3'],
+  // Mailman 3 Core (test/support/mailman.ts): the `mailman` command; tests start
+  // their own Core from a private mailman.cfg, never the system service.
+  mailman3: 'mailman3',
 };
 
 // Tools that are not (only) a command on PATH: present when all these files exist.
 const PROBES = {
   dovecot: ['/usr/sbin/dovecot', '/usr/lib/dovecot/imap', '/usr/lib/dovecot/lmtp'],
+  mailman3: ['/usr/bin/mailman', '/usr/lib/mailman3/bin/runner'],
   roundcube: ['/var/lib/roundcube/public_html/index.php', '/usr/bin/php', '/usr/share/roundcube/SQL/sqlite.initial.sql', '/etc/php/8.2/mods-available/pdo_sqlite.ini'],
 };
 
