@@ -1,0 +1,126 @@
+// `letterlock list ...`: create, change, show and list the lists.
+
+import type { Command } from 'commander';
+import { createList, normalizeAddress } from '../../lists/lists.ts';
+import { allLists, updatePolicy, type ListRecord, type PostPolicy } from '../../store/lists.ts';
+import { countMembers } from '../../store/members.ts';
+import type { Db } from '../../store/db.ts';
+import { globals, needList, withStore } from '../context.ts';
+import { emit, note, plural, size, table } from '../output.ts';
+import { collectAddress, maxBytesArg, oneOf, windowDaysArg } from './args.ts';
+
+export const POLICY_HELP = `Posting policies (--policy):
+  members    any member may post; posts from others are refused (the default)
+  moderated  members' posts are held until a moderator approves them
+             (letterlock held list / held approve ID / held reject ID)
+  announce   only the --poster addresses may post; members only receive`;
+
+interface ListOpts {
+  owner?: string; policy?: PostPolicy; poster?: string[]; signature?: boolean; maxBytes?: number;
+  replayWindowDays?: number; replyTo?: 'list' | 'author'; hideSubjects?: boolean; showSubjects?: boolean;
+}
+
+/** The JSON shape of one list (list show/set/create); `publicKey` only from show. */
+export function listJson(db: Db, l: ListRecord) {
+  return {
+    address: l.address, listFingerprint: l.listFingerprint, archiveFingerprint: l.archiveFingerprint, policy: l.postPolicy,
+    posters: l.posters, requireSignature: l.requireSignature, maxBytes: l.maxBytes, replayWindowDays: l.replayWindowDays,
+    replyTo: l.replyTo, hideSubjects: l.hideSubjects, owner: l.owner, members: countMembers(db, l.id),
+  };
+}
+
+function describe(db: Db, l: ListRecord): string {
+  return table([
+    ['list', l.address],
+    ['fingerprint', l.listFingerprint],
+    ['archive key', l.archiveFingerprint],
+    ['policy', `${l.postPolicy}${l.postPolicy === 'announce' ? ` (posters: ${l.posters.length ? l.posters.join(', ') : 'none yet'})` : ''}`],
+    ['signature', l.requireSignature ? 'required' : 'optional'],
+    ['max size', `${l.maxBytes} bytes (${size(l.maxBytes)})`],
+    ['replay', `${l.replayWindowDays}-day window`],
+    ['reply-to', l.replyTo],
+    ['subjects', l.hideSubjects ? 'hidden' : 'shown when sent in clear'],
+    ['owner', l.owner ?? '-'],
+    ['members', String(countMembers(db, l.id))],
+  ]);
+}
+
+function policyOptions(c: Command, setting: boolean): Command {
+  c.option('--owner <addr>', 'the list owner (gets failure reports)')
+    .option('--policy <policy>', 'members, moderated or announce (see below)', oneOf(['members', 'moderated', 'announce'] as const))
+    .option('--poster <addr>', 'who may post to an announce list (repeat for several)', collectAddress)
+    .option('--no-signature', 'accept encrypted posts without a signature');
+  if (setting) c.option('--signature', 'require a signature again');
+  return c.option('--max-bytes <n>', 'largest post accepted, in bytes', maxBytesArg)
+    .option('--replay-window-days <n>', 'signatures older than N days are refused (default 7)', windowDaysArg)
+    .option('--reply-to <who>', 'Reply-To of copies: list or author (default list)', oneOf(['list', 'author'] as const))
+    .option('--hide-subjects', 'copies show "..." even when the sender sent a subject in clear')
+    .option('--show-subjects', 'copies show a subject the sender sent in clear');
+}
+
+function changes(o: ListOpts) {
+  return {
+    postPolicy: o.policy, posters: o.poster, requireSignature: o.signature, maxBytes: o.maxBytes,
+    replayWindowDays: o.replayWindowDays, replyTo: o.replyTo,
+    hideSubjects: o.hideSubjects ? true : o.showSubjects ? false : undefined,
+  };
+}
+
+export function register(program: Command): void {
+  const list = program.command('list').description('create, change and show lists')
+    .addHelpText('after', `\n${POLICY_HELP}\n\nExamples:
+  letterlock list create news@lists.example.org --owner ann@example.org --policy moderated
+  letterlock list set news@lists.example.org --policy announce --poster ann@example.org
+  letterlock list show news@lists.example.org
+  letterlock list ls --json`);
+
+  policyOptions(list.command('create <address>').description('create a list with its list key and archive key'), false)
+    .addHelpText('after', `\n${POLICY_HELP}\n\n--json prints {"address", "listFingerprint", "archiveFingerprint", "policy", ...} (as list show).
+
+Example:
+  letterlock list create news@lists.example.org --owner ann@example.org --policy members`)
+    .action(async (address: string, o: ListOpts, cmd: Command) => withStore(cmd, async ({ db, secret, config }) => {
+      const c = changes(o);
+      const l = await createList(db, secret, address, {
+        owner: o.owner === undefined ? null : normalizeAddress(o.owner), postPolicy: c.postPolicy, posters: c.posters,
+        requireSignature: c.requireSignature, maxBytes: c.maxBytes ?? config.smtp.maxMessageBytes,
+      });
+      updatePolicy(db, l.id, { replayWindowDays: c.replayWindowDays, replyTo: c.replyTo, hideSubjects: c.hideSubjects });
+      const u = needList(db, l.address);
+      emit(globals(cmd), listJson(db, u), () => `created ${u.address}\nlist key    ${u.listFingerprint}\narchive key ${u.archiveFingerprint}\npolicy      ${u.postPolicy}`);
+    }));
+
+  policyOptions(list.command('set <address>').description("change a list's policy"), true)
+    .addHelpText('after', `\n${POLICY_HELP}\n\n--json prints the list as list show does (without the key).
+
+Example:
+  letterlock list set news@lists.example.org --policy moderated --replay-window-days 3`)
+    .action(async (address: string, o: ListOpts, cmd: Command) => withStore(cmd, ({ db }) => {
+      const l = needList(db, address);
+      updatePolicy(db, l.id, { ...changes(o), owner: o.owner === undefined ? undefined : normalizeAddress(o.owner) });
+      const u = needList(db, address);
+      emit(globals(cmd), listJson(db, u), () => {
+        const posters = u.postPolicy === 'announce' || u.posters.length ? `, posters ${u.posters.length ? u.posters.join(', ') : 'none'}` : '';
+        return `${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, reply-to ${u.replyTo}, subjects ${u.hideSubjects ? 'hidden' : 'shown when sent in clear'}${posters}, owner ${u.owner ?? '-'}`;
+      });
+    }));
+
+  list.command('show <address>').description('settings, fingerprint and the armored list key')
+    .addHelpText('after', '\n--json prints the list as an object, with "publicKey" (armored).')
+    .action(async (address: string, _o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
+      const l = needList(db, address);
+      emit(globals(cmd), { ...listJson(db, l), publicKey: l.listPublic }, () => `${describe(db, l)}\n\n${l.listPublic.trimEnd()}`);
+    }));
+
+  list.command('ls').description('all lists, with fingerprint, policy and members')
+    .addHelpText('after', '\n--json prints [{"address", "listFingerprint", "policy", "members", ...}] (as list show, without the key).')
+    .action(async (_o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
+      const lists = allLists(db);
+      const g = globals(cmd);
+      if (lists.length === 0) note(g, 'No lists yet (create one: letterlock list create ADDRESS).');
+      emit(g, lists.map((l) => listJson(db, l)), () => lists.length ? table(
+        lists.map((l) => [l.address, l.listFingerprint, l.postPolicy, plural(countMembers(db, l.id), 'member')]),
+        ['LIST', 'FINGERPRINT', 'POLICY', 'MEMBERS'],
+      ) : '');
+    }));
+}

@@ -1,0 +1,64 @@
+// What every command needs from the global options: the data folder, the
+// server secret, the opened store; each failure is a CliError with its exit code.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { DB_FILE, openData } from '../app.ts';
+import { type Config, dataDirFrom, loadConfig } from '../config/config.ts';
+import { defaultSecretFile, loadSecret } from '../config/secret.ts';
+import type { Db } from '../store/db.ts';
+import { getList, type ListRecord } from '../store/lists.ts';
+import { CliError, EXIT } from './output.ts';
+
+export interface Globals {
+  data?: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+export function globals(cmd: Command): Globals {
+  return cmd.optsWithGlobals<Globals>();
+}
+
+export function dataDirOf(cmd: Command): string {
+  return dataDirFrom(globals(cmd).data);
+}
+
+export interface Store {
+  dataDir: string;
+  config: Config;
+  secret: string;
+  db: Db;
+}
+
+/** Refuses (exit 3) a folder that was never initialized, before creating anything in it. */
+export function requireInitialized(dataDir: string): void {
+  if (!existsSync(join(dataDir, DB_FILE))) {
+    throw new CliError(`${dataDir} is not initialized (run: letterlock init --data ${dataDir})`, EXIT.UNREACHABLE);
+  }
+}
+
+export function openStore(cmd: Command): Store {
+  const dataDir = dataDirOf(cmd);
+  requireInitialized(dataDir);
+  const { config } = loadConfig(dataDir);
+  const secret = loadSecret(config.secretFile ?? defaultSecretFile(dataDir));
+  return { dataDir, config, secret, db: openData(dataDir, secret) };
+}
+
+/** Runs fn with the store open and closes it whatever happens. */
+export async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T> | T): Promise<T> {
+  const s = openStore(cmd);
+  try {
+    return await fn(s);
+  } finally {
+    s.db.close();
+  }
+}
+
+export function needList(db: Db, address: string): ListRecord {
+  const l = getList(db, address);
+  if (!l) throw new CliError(`no list ${address} here (see: letterlock list ls)`);
+  return l;
+}
