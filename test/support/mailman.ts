@@ -16,6 +16,8 @@ export interface MailmanOptions {
   smtpPort?: number;
   /** REST readiness budget: 7-15 s on an idle machine, much more on a busy one. */
   readyTimeoutMs?: number;
+  /** Site archivers to enable (e.g. ['prototype'], which keeps a maildir under var/archives); default none. */
+  archivers?: Array<'prototype' | 'mhonarc' | 'mail_archive'>;
 }
 
 export class MailmanCore {
@@ -29,6 +31,7 @@ export class MailmanCore {
     readonly lmtpPort: number,
     readonly smtpPort: number,
     private readonly readyTimeoutMs: number,
+    private readonly archivers: readonly string[] = [],
   ) {
     this.pass = `pw-${Math.random().toString(36).slice(2)}`;
   }
@@ -55,7 +58,7 @@ export class MailmanCore {
     if (probe.status !== 0) throw new Error('mailman (Debian package mailman3) is not installed: run node test/setup/ensure.mjs --system mailman3');
     const dir = mkdtempSync(join(tmpdir(), 'letterlock-mailman-'));
     const [restPort, lmtpPort, closedPort] = await freePorts(3);
-    const core = new MailmanCore(dir, restPort!, lmtpPort!, options.smtpPort ?? closedPort!, options.readyTimeoutMs ?? 120_000);
+    const core = new MailmanCore(dir, restPort!, lmtpPort!, options.smtpPort ?? closedPort!, options.readyTimeoutMs ?? 120_000, options.archivers);
     core.writeConfig();
     try {
       await core.boot();
@@ -83,7 +86,7 @@ export class MailmanCore {
       'lmtp_host: 127.0.0.1', `lmtp_port: ${this.lmtpPort}`, '',
       '[runner.nntp]', 'start: no', '',
       // No archiver: nothing of a test post is kept beyond the queues.
-      '[archiver.prototype]', 'enable: no', '[archiver.mhonarc]', 'enable: no', '[archiver.mail_archive]', 'enable: no', '',
+      ...['prototype', 'mhonarc', 'mail_archive'].flatMap((a) => [`[archiver.${a}]`, `enable: ${this.archivers.includes(a) ? 'yes' : 'no'}`]), '',
     ].join('\n'));
   }
 
