@@ -83,7 +83,8 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.USAGE;
     }
     await program.parseAsync(argv, { from: 'user' });
-    return EXIT.OK;
+    // A command that printed its result may still end as refused (e.g. an import with refusals).
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and --version end here with 0; commander has already printed its error line.
@@ -103,10 +104,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then((code) => {
+/** Runs the command and ends the process with its exit code (the `letterlock` launcher calls this). */
+export function run(argv: string[]): void {
+  // Output piped into `head` or a closed pager: stop quietly, as Unix tools do.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; });
+  }
+  main(argv).then((code) => {
     process.exitCode = code;
     // Whatever a failed command may have left open (a half-started server, a worker), the process ends in bounded time.
     if (code !== EXIT.OK) setTimeout(() => process.exit(code), 3000).unref();
   });
 }
+
+// Run directly (node --import tsx server/cli/main.ts ...), as the tests and `npm run letterlock` do.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) run(process.argv.slice(2));

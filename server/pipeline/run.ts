@@ -28,12 +28,15 @@ import type { Incoming, Parsed } from './types.ts';
 import type { OpenPool } from './pool.ts';
 import { claimedSender } from './verify.ts';
 import type { Fanout } from './wrap.ts';
+import type { MailmanService } from '../mailman/sync.ts';
 
 export type Outcome =
   | { result: 'accepted'; postId: number; fanout: Promise<{ copies: number; notices: number }> }
   | { result: 'held'; heldId: number }
   /** The same outer Message-ID was accepted already (an MTA retry): success, no second post. */
   | { result: 'duplicate'; postId: number }
+  /** Mailman's "discard" on a bound list: answered 250, not delivered. */
+  | { result: 'discarded' }
   /** `outer`: the outer facts when the mail could be parsed (for a later bounce's rules). */
   | { result: 'refused'; code: ReasonCode; bounced: boolean; outer?: OuterFacts | null };
 
@@ -47,6 +50,8 @@ export interface PipelineDeps {
   pool: OpenPool;
   /** Called after new rows were queued, to wake the delivery worker. */
   onQueued?(): void;
+  /** Lists bound to Mailman: roster freshness before a post, Mailman's policy, moderators told of holds. */
+  mailman?: Pick<MailmanService, 'ready' | 'policy' | 'heldNotice'>;
 }
 
 function refusalCode(e: unknown): ReasonCode | null {
@@ -121,11 +126,18 @@ export class Pipeline {
   private async fromParsed(parsed: Parsed, how: { approved: boolean; heldAt?: number }): Promise<Outcome> {
     const { db, log } = this.deps;
     const list = parsed.list;
+    // A bound list's roster must be fresh enough before anything is decided; else RosterUnavailable (SMTP 451).
+    await this.deps.mailman?.ready(list);
     try {
       const keys = await this.deps.keysFor(list);
       const verified = await open(parsed, keys.listKey, claimedSender(parsed, db), this.deps.pool);
-      const decision = decide(verified, { approved: how.approved });
+      const mailman = this.deps.mailman?.policy(list, parsed.outer.from);
+      const decision = decide(verified, { approved: how.approved, ...(mailman ? { mailman } : {}) });
       if (decision.action === 'refuse') throw new Refusal(decision.code);
+      if (decision.action === 'discard') {
+        log.info('post.discarded', { list: list.address });
+        return { result: 'discarded' };
+      }
       const replay = checkReplay(verified, db, how.heldAt === undefined ? {} : { heldAt: how.heldAt });
       if (replay.action === 'duplicate') return this.duplicate(list, replay.postId);
       if (decision.action === 'hold') {
@@ -136,6 +148,7 @@ export class Pipeline {
             outer: parsed.outer, size: parsed.size, reason: decision.reason,
           });
           queueBounce(this.deps, list, parsed.envelopeFrom, parsed.outer.autoSubmitted, (to) => heldMail(list.address, to, parsed.outer.messageId));
+          this.deps.mailman?.heldNotice(list, id);
           return id;
         })();
         log.info('post.held', { list: list.address, held: heldId });

@@ -18,6 +18,7 @@ import type { QueueStore } from '../store/queue.ts';
 import { deliver } from './deliver.ts';
 import { PacketRecipient } from './recipient.ts';
 import type { WrappedPage } from './types.ts';
+import type { MailmanService } from '../mailman/sync.ts';
 
 function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED' | null {
   if (m.keyState === 'revoked') return 'KEY_REVOKED';
@@ -71,6 +72,8 @@ export interface FanoutDeps {
   keysFor(list: ListRecord): Promise<ListKeys>;
   onQueued?(): void;
   pageSize?: number;
+  /** Lists bound to Mailman: copies only to members Mailman delivers to; keyless members told once how to register a key. */
+  mailman?: Pick<MailmanService, 'deliverable' | 'keyNotices'>;
 }
 
 /** Runs fan-out jobs one post at a time, in order. */
@@ -142,14 +145,18 @@ export class Fanout {
       for (const page of iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)) {
         // Stopping: leave the rest to the next start (the cursor is committed).
         if (this.stopped) return { copies, notices };
+        // A bound list: a registered key alone is not membership; Mailman's roster says who gets copies.
+        const members = this.d.mailman ? this.d.mailman.deliverable(list, page) : page;
+        const last = page[page.length - 1]!.address;
         let wrapped: WrappedPage;
         try {
-          wrapped = await wrapPage(sessionKey, page);
+          wrapped = members.length ? await wrapPage(sessionKey, members) : { copies: [], missed: [], last };
         } catch (e) {
           // One bad key must not stop the page (nor the post): wrap member by member.
           log.error('post.failed', { list: list.address, post: postId, code: codeOf(e), count: page.length });
-          wrapped = await wrapEach(sessionKey, page);
+          wrapped = await wrapEach(sessionKey, members);
         }
+        wrapped.last = last;
         db.transaction(() => {
           deliver(wrapped, list, postId, state.messageId, queue);
           advanceWrap(db, postId, wrapped.last);
@@ -158,6 +165,7 @@ export class Fanout {
         notices += wrapped.missed.length;
         this.d.onQueued?.();
       }
+      if (this.d.mailman) notices += this.d.mailman.keyNotices(list);
       finishWrap(db, postId);
     } finally {
       sessionKey.data.fill(0); // K leaves memory with the job

@@ -3,6 +3,7 @@
 // no column ever holds a post's plaintext (DESIGN.md, rule 1).
 
 import Database from 'better-sqlite3';
+import { ensureMailmanSchema } from '../mailman/store.ts';
 import { ensureBounceSchema } from './bounces.ts';
 import { ensureRegistrySchema } from './registry.ts';
 import { ensureReplaySchema } from './replay.ts';
@@ -145,6 +146,9 @@ export function openDb(path: string): Db {
   addColumn(db, 'posts', 'bare_text', 'INTEGER NOT NULL DEFAULT 0'); // signed content is not MIME: delivered inline
   ensureReplaySchema(db);
   ensureBounceSchema(db);
+  // Beside Mailman (issue 11): the Mailman list a list is bound to (NULL: standalone), and its roster tables.
+  addColumn(db, 'lists', 'mailman_list_id', 'TEXT');
+  ensureMailmanSchema(db);
   return db;
 }
 

@@ -7,8 +7,11 @@ import type { Db } from '../../store/db.ts';
 import { getMember, iterateMembers, removeMember, type MemberRecord } from '../../store/members.ts';
 import { globals, needList, withStore } from '../context.ts';
 import { SECRET_KEY_REFUSAL, readPublicKeyFile } from '../keyfile.ts';
-import { CliError, date, emit, EXIT, iso, note, table } from '../output.ts';
-import { addressArg } from './args.ts';
+import { IMPORT_REASONS, ImportSourceError, readImportSource, type ImportFormat, type ImportReason } from '../import.ts';
+import { CliError, date, emit, EXIT, iso, note, plural, table } from '../output.ts';
+import { startProgress } from '../progress.ts';
+import { addressArg, oneOf } from './args.ts';
+import { ERROR_MESSAGES, isLetterlockError } from '../../../shared/index.ts';
 
 export type AddResult = 'added' | 'already-member' | 'updated' | 'replaced' | 'revocation-recorded';
 
@@ -27,6 +30,43 @@ export async function addMember(db: Db, listId: number, address: string, armored
   else if (before && before.publicKey === r.record.publicKey && before.keyState === r.record.keyState) result = 'already-member';
   else if (before) result = 'updated';
   return { result, r, before };
+}
+
+/** A refusal's sentence: the key policy's own words, or the import's. */
+function reasonText(code: string): string {
+  return (ERROR_MESSAGES as Record<string, string>)[code] ?? (IMPORT_REASONS as Record<string, string>)[code] ?? code;
+}
+
+interface ImportSummary {
+  list: string;
+  file: string;
+  format: ImportFormat;
+  entries: number;
+  imported: number;
+  results: Record<AddResult, number>;
+  refused: number;
+  /** By reason code: its sentence and the entries it hit. */
+  reasons: Record<string, { message: string; count: number; entries: Array<{ where: string; address: string | null }> }>;
+}
+
+const RESULT_WORDS: Record<AddResult, string> = {
+  'added': 'added', 'already-member': 'already members', 'updated': 'keys updated', 'replaced': 'keys replaced', 'revocation-recorded': 'revocations recorded',
+};
+
+function summaryText(s: ImportSummary): string {
+  const parts = (Object.keys(RESULT_WORDS) as AddResult[]).filter((k) => s.results[k] > 0).map((k) => `${s.results[k]} ${RESULT_WORDS[k]}`);
+  const lines = [`imported ${s.imported} of ${plural(s.entries, 'entry', 'entries')} into ${s.list}${parts.length ? `: ${parts.join(', ')}` : ''}`];
+  const codes = Object.keys(s.reasons);
+  if (codes.length) {
+    lines.push(`refused ${s.refused}${s.reasons.DUPLICATE ? ` (and ${s.reasons.DUPLICATE.count} skipped)` : ''}, by reason:`);
+    for (const code of codes.sort((a, b) => s.reasons[b]!.count - s.reasons[a]!.count)) {
+      const r = s.reasons[code]!;
+      lines.push(`  ${r.count} × ${code}: ${r.message}`);
+      const shown = r.entries.slice(0, 10).map((e) => `${e.where}${e.address ? ` (${e.address})` : ''}`);
+      lines.push(`      ${shown.join(', ')}${r.entries.length > 10 ? `, and ${r.entries.length - 10} more` : ''}`);
+    }
+  }
+  return lines.join('\n');
 }
 
 function memberState(m: MemberRecord): 'valid' | 'revoked' | 'expired' {
@@ -77,6 +117,74 @@ Example:
         });
       });
     });
+
+  member.command('import <list> <file>').description('add many members from a keyring, a CSV or an mbox of key mails')
+    .option('--format <format>', 'keyring, csv or mbox (default: detected from the content)', oneOf(['keyring', 'csv', 'mbox'] as const))
+    .addHelpText('after', `
+FILE is one of:
+  keyring  armored public keys (gpg --export --armor > keys.asc): each key joins
+           under the email address of its primary user ID
+  csv      one member a line: address,keyfile (relative to the CSV's folder) or
+           address,"-----BEGIN PGP PUBLIC KEY BLOCK-----..." (quoted); a header
+           row "address,key" is skipped
+  mbox     mails carrying keys: application/pgp-keys attachments, armored key blocks
+           in the text (joining under the mail's From address) and Autocrypt headers
+           (under their addr=); for one address the latest mail wins
+The key policy applies to each key; secret keys are refused. At most 64 MB and
+50,000 entries. Progress goes to stderr (a bar on a terminal), then a summary of
+what was imported and what was refused, by reason.
+
+Exit code: 0 when every entry was imported (or already there), 1 when any was refused.
+--json prints {"list", "file", "format", "entries", "imported", "results": {"added",
+"already-member", "updated", "replaced", "revocation-recorded"}, "refused",
+"reasons": {CODE: {"message", "count", "entries": [{"where", "address"}]}}}.
+
+Examples:
+  gpg --export --armor > keys.asc && letterlock member import news@lists.example.org keys.asc
+  letterlock member import news@lists.example.org members.csv
+  letterlock member import news@lists.example.org --format mbox key-mails.mbox`)
+    .action(async (listAddr: string, file: string, o: { format?: ImportFormat }, cmd: Command) => withStore(cmd, async ({ db }) => {
+      const l = needList(db, listAddr);
+      let source;
+      try {
+        source = await readImportSource(file, o.format);
+      } catch (e) {
+        if (e instanceof ImportSourceError) throw new CliError(`${file}: ${e.message}`);
+        throw e;
+      }
+      const s: ImportSummary = {
+        list: l.address, file, format: source.format, entries: source.entries.length, imported: 0,
+        results: { 'added': 0, 'already-member': 0, 'updated': 0, 'replaced': 0, 'revocation-recorded': 0 }, refused: 0, reasons: {},
+      };
+      const refuse = (code: string, where: string, address: string | null) => {
+        const r = (s.reasons[code] ??= { message: reasonText(code), count: 0, entries: [] });
+        r.count++;
+        r.entries.push({ where, address });
+        if (code !== 'DUPLICATE') s.refused++;
+      };
+      const bar = startProgress(`importing into ${l.address}`, source.entries.length);
+      try {
+        for (const e of source.entries) {
+          if (e.refused || !e.armored || !e.address) refuse(e.refused ?? 'NO_KEY', e.where, e.address);
+          else {
+            try {
+              const { result } = await addMember(db, l.id, e.address, e.armored);
+              s.results[result]++;
+              s.imported++;
+            } catch (err) {
+              if (isLetterlockError(err)) refuse(err.code, e.where, e.address);
+              else if (err instanceof CliError && err.code === 'SECRET_KEY') refuse('SECRET_KEY' satisfies ImportReason, e.where, e.address);
+              else throw err;
+            }
+          }
+          bar.tick();
+        }
+      } finally {
+        bar.stop();
+      }
+      emit(globals(cmd), s, () => summaryText(s));
+      if (s.refused > 0) process.exitCode = EXIT.REFUSED;
+    }));
 
   member.command('remove <list> <address>').description('remove a member (they lose archive access too)')
     .addHelpText('after', '\n--json prints {"list", "address", "removed": true}. Removing a non-member is refused (exit 1).')
