@@ -21,7 +21,8 @@ export type EventName =
   | 'request.received' | 'request.refused' | 'request.done' | 'request.answered' | 'request.unanswered'
   // Beside Mailman (issue 11, server/mailman/)
   | 'mailman.synced' | 'mailman.sync_failed' | 'mailman.stale_roster_used' | 'mailman.post_waits' | 'mailman.member_removed'
-  | 'mailman.outbox_sent' | 'mailman.outbox_failed' | 'mailman.key_notice' | 'mailman.held_notice' | 'post.discarded';
+  | 'mailman.outbox_sent' | 'mailman.outbox_failed' | 'mailman.key_notice' | 'mailman.held_notice' | 'post.discarded'
+  | 'mailman.imported' | 'mailman.invited' | 'mailman.settings_fixed';
 
 /** Codes are the only strings that describe what happened. */
 export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | `SQLITE_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK'

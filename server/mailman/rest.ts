@@ -268,6 +268,22 @@ export class MailmanRest {
     await this.call('PATCH', `/members/${encodeURIComponent(memberId)}`, { moderation_action: action });
   }
 
+  /**
+   * /lists/{id}/archivers: each archiver the site enables, and whether this list uses it
+   * (server/mailman/safety.ts turns them off for a bound list). Added by the mm2 helper.
+   */
+  async archivers(listId: string): Promise<Record<string, boolean>> {
+    // Besides the archivers' flags the answer holds http_etag.
+    const schema = z.record(z.string().max(100), z.unknown()).refine((r) => Object.keys(r).length <= 100);
+    const all = this.parse(schema, (await this.call('GET', `/lists/${encodeURIComponent(listId)}/archivers`)).json, 'the archivers');
+    return Object.fromEntries(Object.entries(all).filter((e): e is [string, boolean] => typeof e[1] === 'boolean'));
+  }
+
+  async patchArchivers(listId: string, values: Record<string, boolean>): Promise<void> {
+    // Mailman reads these with lazr's as_boolean, which takes strings only (a JSON false is an HTTP 500).
+    await this.call('PATCH', `/lists/${encodeURIComponent(listId)}/archivers`, Object.fromEntries(Object.entries(values).map(([k, v]) => [k, String(v)])));
+  }
+
   /** A member's delivery status: enabled, by_user, by_moderator, by_bounces. */
   async setDeliveryStatus(memberId: string, status: 'enabled' | 'by_user' | 'by_moderator' | 'by_bounces'): Promise<void> {
     await this.call('PATCH', `/members/${encodeURIComponent(memberId)}/preferences`, { delivery_status: status });

@@ -22,6 +22,8 @@ export interface MailmanOptions {
    * Default false: every runner, so mail can pass through Mailman.
    */
   restOnly?: boolean;
+  /** Site archivers to enable (e.g. ['prototype'], which keeps a maildir under var/archives); default none. */
+  archivers?: Array<'prototype' | 'mhonarc' | 'mail_archive'>;
 }
 
 /** Mailman 3.3.8's runners besides rest (nntp is always off here). */
@@ -38,6 +40,7 @@ export class MailmanCore {
     readonly lmtpPort: number,
     readonly smtpPort: number,
     private readonly readyTimeoutMs: number,
+    private readonly archivers: readonly string[] = [],
   ) {
     this.pass = `pw-${Math.random().toString(36).slice(2)}`;
   }
@@ -64,7 +67,7 @@ export class MailmanCore {
     if (probe.status !== 0) throw new Error('mailman (Debian package mailman3) is not installed: run node test/setup/ensure.mjs --system mailman3');
     const dir = mkdtempSync(join(tmpdir(), 'letterlock-mailman-'));
     const [restPort, lmtpPort, closedPort] = await freePorts(3);
-    const core = new MailmanCore(dir, restPort!, lmtpPort!, options.smtpPort ?? closedPort!, options.readyTimeoutMs ?? 120_000);
+    const core = new MailmanCore(dir, restPort!, lmtpPort!, options.smtpPort ?? closedPort!, options.readyTimeoutMs ?? 120_000, options.archivers);
     core.writeConfig(options.restOnly ?? false);
     try {
       await core.boot();
@@ -93,7 +96,7 @@ export class MailmanCore {
       '[runner.nntp]', 'start: no', '',
       ...(restOnly ? OTHER_RUNNERS.flatMap((r) => [`[runner.${r}]`, 'start: no', '']) : []),
       // No archiver: nothing of a test post is kept beyond the queues.
-      '[archiver.prototype]', 'enable: no', '[archiver.mhonarc]', 'enable: no', '[archiver.mail_archive]', 'enable: no', '',
+      ...['prototype', 'mhonarc', 'mail_archive'].flatMap((a) => [`[archiver.${a}]`, `enable: ${this.archivers.includes(a) ? 'yes' : 'no'}`]), '',
     ].join('\n'));
   }
 
