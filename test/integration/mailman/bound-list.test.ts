@@ -264,6 +264,17 @@ describe('a Letterlock list bound to Mailman', () => {
   });
 
   it('with the Core down a post uses a young-enough roster, waits (451) with an old one, and goes through once the Core is back', async () => {
+    // A held post to approve while the Core is down.
+    const aliceId = (await rest.findMember(mlId, alice.address))!.member_id!;
+    await rest.setModeration(aliceId, 'hold');
+    const heldPost = await post(alice, 'held-while-down');
+    expect(heldPost.reply).toMatch(/held/);
+    await rest.setModeration(aliceId, '');
+    // The young roster used below must be one read after that change (the interval sync, every 5 s).
+    await waitUntil('the roster without alice\'s hold', () => (server.db.prepare(`SELECT moderation_action AS a FROM mailman_roster WHERE list_id = ? AND address = ? AND role = 'member'`).get(listId, alice.address) as { a: string | null }).a === null);
+    const heldId = (server.db.prepare('SELECT id FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { id: number }).id;
+    const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+
     await core.pause();
     try {
       // The roster was read moments ago: young enough, the post goes on (logged).
@@ -279,6 +290,10 @@ describe('a Letterlock list bound to Mailman', () => {
       const before = copies(alice.address).length;
       await expect(send(server.smtpPort, alice.address, LIST, raw)).rejects.toThrow(/451/);
       expect(log()).toMatch(/"event":"mailman.post_waits"/);
+      // Approving a held post waits too (503, try again), and the post stays held.
+      const approve = await api('POST', `/v1/admin/lists/${LIST}/held/${heldId}/approve`, undefined, adminToken);
+      expect(approve).toMatchObject({ status: 503, body: { error: 'BUSY' } });
+      expect(server.db.prepare('SELECT 1 FROM held WHERE id = ?').get(heldId)).toBeTruthy();
       await settle();
       expect(copies(alice.address)).toHaveLength(before);
 
@@ -287,6 +302,10 @@ describe('a Letterlock list bound to Mailman', () => {
       expect(await send(server.smtpPort, alice.address, LIST, raw)).toMatch(/accepted/);
       await sink.waitFor(() => copies(alice.address).length > before, 60_000, 'copy after the Core is back');
       await decrypts(copies(alice.address).at(-1)!, alice, marker);
+      const approved = await api<{ outcome: { result: string } }>('POST', `/v1/admin/lists/${LIST}/held/${heldId}/approve`, undefined, adminToken);
+      expect(approved.body.outcome.result).toBe('accepted');
+      await sink.waitFor(() => copies(alice.address).length > before + 1, 60_000, 'the approved post');
+      await decrypts(copies(alice.address).at(-1)!, alice, heldPost.marker);
     } finally {
       if (!(await rest.versions().then(() => true, () => false))) await core.resume();
     }
