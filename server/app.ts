@@ -13,6 +13,11 @@ import { createTokens } from './delivery/tokens.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { ADMIN_TOKEN_FILE, ensureAdminToken } from './http/admin-token.ts';
 import { createApi } from './http/api.ts';
+import { watchLoopDelay } from './http/loop-delay.ts';
+import { ServerMetrics } from './metrics/metrics.ts';
+import { DigestJob } from './ops/digest.ts';
+import { HealthCheck, relayTarget } from './ops/health.ts';
+import { HeldNotifier } from './ops/held-notice.ts';
 import { unlockList, type ListKeys } from './lists/lists.ts';
 import { backfillMemberKeyIds } from './lists/members.ts';
 import { codeOf, createEventLog, type EventLog } from './log/log.ts';
@@ -65,6 +70,8 @@ export interface RunningServer {
   worker: DeliveryWorker;
   db: Db;
   log: EventLog;
+  /** Observability and the operators' notices (server/ops/, server/metrics/). */
+  ops: { metrics: ServerMetrics; health: HealthCheck; held: HeldNotifier; digest: DigestJob };
   close(): Promise<void>;
 }
 
@@ -120,8 +127,11 @@ function listen(server: { listen(port: number, host: string, cb: () => void): un
  * (a StartError carries a one-line reason for the operator).
  */
 export async function startServer(dataDir: string, config: Config, secret: string, options: { log?: EventLog } = {}): Promise<RunningServer> {
-  const log = options.log ?? createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: config.logLevel });
+  const baseLog = options.log ?? createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: config.logLevel });
   const db = openData(dataDir, secret);
+  // One metrics registry per server. Refusals and holds are counted from the event log's codes on their way through.
+  const metrics = new ServerMetrics({ db });
+  const log = metrics.tap(baseLog);
   // What is open so far, closed in reverse order if a later step fails.
   const undo: Array<() => Promise<unknown> | void> = [() => { db.close(); }];
   const rollback = async () => {
@@ -143,27 +153,39 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     // Lists bound to a Mailman Core (issue 11): without the Core's address their roster is unknown, so refuse to start.
     const bound = allLists(db).filter((l) => l.mailmanListId);
     if (bound.length && !config.mailman) throw new StartError(`list ${bound[0]!.address} is bound to Mailman list ${bound[0]!.mailmanListId}: add a "mailman" section (url, user/pass or credentialsFile) to letterlock.json`);
+    // The public URL goes into statements members sign, so it must be known before
+    // the HTTP port opens; with port 0 it is taken from the port the OS gave (below).
+    // Held-post notices and Mailman members' key notices read it when they are written.
     let publicUrl = config.publicUrl ?? '';
     const rest = mailmanClient(config, dataDir);
     const mailman = rest ? new MailmanService({
       db, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: () => worker?.kick(),
     }) : undefined;
     if (mailman) undo.push(() => mailman.stop());
-    const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick(), ...(mailman ? { mailman } : {}) });
+    const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
     undo.push(async () => { fanout.stop(); await fanout.idle(); });
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
     pool.warm();
     undo.push(() => pool.close());
-    const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick(), ...(mailman ? { mailman } : {}) });
+    const held = new HeldNotifier({ db, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: () => worker?.kick() });
+    undo.push(async () => { held.stop(); await held.idle(); });
+    const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick(), onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
+    const health = new HealthCheck({
+      db, keysFor, relay: relayTarget(config.relay, config.maildir ?? join(dataDir, 'maildir')), timeoutMs: config.health.relayTimeoutMs, cacheMs: config.health.cacheMs,
+    });
     const work = new WorkQueue(config.pipeline.concurrency, config.pipeline.maxWaiting);
 
-    // The public URL goes into statements members sign, so it must be known before
-    // the HTTP port opens; with port 0 it is taken from the port the OS gave (declared above).
+    // One loop-delay watcher for /health and /metrics, started after the key unlocking
+    // above: that start-up work is not a delay any post or request caused.
+    const loopDelay = watchLoopDelay();
+    undo.push(() => loopDelay.stop());
+    metrics.watchLoop(loopDelay);
     const http = await createApi({
       db, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline,
       limits: config.http.limits, trustProxy: config.http.trustProxy,
       get publicUrl() { return publicUrl; },
       onQueued: () => worker?.kick(),
+      ops: { health, metrics, metricsAccess: config.metrics.access, loopDelay },
     });
     undo.push(() => http.close());
     try {
@@ -175,9 +197,15 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     if (!publicUrl) publicUrl = `http://${config.http.host}:${httpPort}`;
     log.info('http.listening', { port: httpPort });
 
-    worker = new DeliveryWorker({ db, queue, relay, tokens, log, delivery: config.delivery, publicUrl, keysFor });
+    worker = new DeliveryWorker({
+      db, queue, relay, tokens, log, delivery: config.delivery, publicUrl, keysFor,
+      observe: (e) => { metrics.delivery(e); health.observeDelivery(e); },
+    });
     worker.start();
     undo.push(() => worker!.stop());
+    const digest = new DigestJob({ db, queue, log, keysFor, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: () => worker?.kick() });
+    digest.start();
+    undo.push(async () => { digest.stop(); await digest.idle(); });
     mailman?.start(); // first roster read of every bound list, then on the interval
     void fanout.resumeAll(); // fan-outs a crash interrupted
 
@@ -200,7 +228,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
 
     let closing: Promise<void> | null = null;
     return {
-      smtpPort, httpPort, relay: relay.description, worker, db, log,
+      smtpPort, httpPort, relay: relay.description, worker, db, log, ops: { metrics, health, held, digest },
       close() {
         closing ??= (async () => {
           log.info('server.stopping', {});

@@ -5,7 +5,7 @@
 export const ERROR_MESSAGES = {
   // Keys
   KEY_UNREADABLE: 'The key could not be read. Paste the whole ASCII-armored OpenPGP key block.',
-  KEY_VERSION_UNSUPPORTED: 'This key uses a newer OpenPGP key format (v5 or v6) that many mail programs cannot read yet. Please use a version 4 key.',
+  KEY_VERSION_UNSUPPORTED: 'This key uses an OpenPGP key format that Letterlock does not accept (v5, or RFC 9580 algorithms inside a version 4 key, which GnuPG 2.2 cannot read). Please use a version 4 key, or a version 6 (RFC 9580) key.',
   KEY_EXPIRED: 'This key has expired. Extend its expiry date in your OpenPGP program, or create a new key.',
   KEY_REVOKED: 'This key has been revoked by its owner and can no longer be used.',
   KEY_NO_ENCRYPTION: 'This key has no usable encryption subkey, so nobody can encrypt mail to it.',

@@ -15,6 +15,7 @@ export * from './post/compose.ts';
 export * from './post/decrypt.ts';
 export * from './post/open.ts';
 export * from './post/verify.ts';
+export * from './post/detach.ts';
 export * from './post/signed-facts.ts';
 export * from './post/display.ts';
 export * from './envelope/seal.ts';

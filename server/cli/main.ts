@@ -19,6 +19,7 @@ import * as mailmanCommands from './commands/mailman.ts';
 import * as memberCommands from './commands/member.ts';
 import * as queueCommands from './commands/queue.ts';
 import * as serveCommands from './commands/serve.ts';
+import * as statusCommands from './commands/status.ts';
 import { CliError, EXIT } from './output.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -62,6 +63,7 @@ Examples:
   queueCommands.register(program);
   serveCommands.register(program);
   mailmanCommands.register(program);
+  statusCommands.register(program);
   return program;
 }
 

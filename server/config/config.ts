@@ -119,6 +119,22 @@ export const ConfigSchema = z.object({
     /** Time one post's parsing, or its decryption and signature check, may take; past it the post is refused (TOO_COMPLEX). */
     budgetMs: z.number().int().min(100).max(600_000).default(30_000),
   }).strict().prefault({}),
+  /** GET /metrics: "token" needs the operator token; "loopback" also admits a direct request from this machine without it. */
+  metrics: z.object({
+    access: z.enum(['token', 'loopback']).default('token'),
+  }).strict().prefault({}),
+  /** GET /health readiness: the relay probe's timeout, and how long relay and key answers are reused. */
+  health: z.object({
+    relayTimeoutMs: z.number().int().min(100).max(30_000).default(2000),
+    cacheMs: z.number().int().min(0).max(3_600_000).default(10_000),
+  }).strict().prefault({}),
+  /** What operators are told (per-list switches: letterlock list set --no-notify-held / --no-digest). */
+  notify: z.object({
+    /** The owner's digest: how often (a day by default). */
+    digestIntervalSeconds: z.number().int().min(1).max(30 * 86_400).default(86_400),
+    /** Held posts of one list announced to its moderators per hour; the rest are counted in the digest. */
+    heldPerHour: z.number().int().min(0).max(100_000).default(60),
+  }).strict().prefault({}),
   secretFile: z.string().min(1).optional(),
   /** A Mailman 3 Core whose lists Letterlock lists may be bound to (issue 11; server/mailman/). */
   mailman: z.object({

@@ -21,6 +21,7 @@ import { PostRender } from './render.ts';
 import { autocryptHeader } from './autocrypt.ts';
 import { getDeliveryPreference } from '../store/registry.ts';
 import type { Tokens } from './tokens.ts';
+import type { DeliveryEvent } from '../metrics/metrics.ts';
 
 /** The reason recorded for a row that could not be made into mail: content-free. */
 export const RENDER_FAILED = 'RENDER_FAILED: the copy could not be written as mail';
@@ -36,6 +37,8 @@ export interface WorkerOptions {
   publicUrl: string;
   /** The list's unlocked keys: the list key opens a post's sealed display (display.ts). Absent: copies show the list alone. */
   keysFor?(list: ListRecord): Promise<ListKeys>;
+  /** Told each row's outcome (metrics, the relay's readiness); must not throw. */
+  observe?(e: DeliveryEvent): void;
 }
 
 interface CachedPost {
@@ -231,6 +234,7 @@ export class DeliveryWorker {
       // alone fails, with a reason that quotes nothing; delivery goes on.
       if (isStorageError(e)) throw e; // the disk, not the row: retried
       log.error('delivery.failed', { delivery: row.id, code: 'RENDER_FAILED' });
+      this.o.observe?.({ kind: row.kind, outcome: 'failed', code: 'RENDER_FAILED' });
       this.record(() => {
         queue.markFailed(row.id, RENDER_FAILED);
         if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, RENDER_FAILED);
@@ -239,6 +243,7 @@ export class DeliveryWorker {
     }
     if (!out) {
       this.record(() => queue.markFailed(row.id, 'INTERNAL: post or list no longer exists'));
+      this.o.observe?.({ kind: row.kind, outcome: 'failed', code: 'INTERNAL' });
       return;
     }
     let result: SendResult;
@@ -252,6 +257,7 @@ export class DeliveryWorker {
     if (result.ok) {
       this.record(() => queue.markSent(row.id));
       this.sent++;
+      this.o.observe?.({ kind: row.kind, outcome: 'sent' });
       return;
     }
     const tooOld = Date.now() - row.created_at > delivery.giveUpAfterMs;
@@ -262,12 +268,14 @@ export class DeliveryWorker {
         if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, reason);
       });
       log.warn('delivery.failed', { delivery: row.id, code: result.code, attempt: row.attempts + 1 });
+      this.o.observe?.({ kind: row.kind, outcome: 'failed', code: result.code });
       return;
     }
     const backoff = Math.min(delivery.retryMaxMs, delivery.retryBaseMs * 2 ** Math.min(row.attempts, 20));
     const nextAt = Date.now() + Math.round(backoff * (0.75 + Math.random() * 0.5));
     this.record(() => queue.retryLater(row.id, nextAt, `${result.code}: ${result.reason}`));
     log.info('delivery.retry', { delivery: row.id, code: result.code, attempt: row.attempts + 1 });
+    this.o.observe?.({ kind: row.kind, outcome: 'deferred', code: result.code });
   }
 
   /** One report mail per list owner for the failures gathered since the last one. */

@@ -3,10 +3,13 @@
 // a demo list with three demo members (their keys are kept in people/ so you can
 // post as them and read their copies), then serves SMTP and HTTP on loopback and
 // delivers into a local Maildir folder, since no relay is configured.
+// Every failure an operator can meet (a busy port, a bad override, a data folder
+// made with another secret) is one line and a non-zero exit, never a stack.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
-import { generateKey } from '../../shared/index.ts';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateKey, isLetterlockError } from '../../shared/index.ts';
 import { openData, StartError, startServer, type RunningServer } from '../app.ts';
 import { init } from '../cli/init.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
@@ -14,41 +17,95 @@ import { createList } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
 import { createEventLog } from '../log/log.ts';
 import { getList } from '../store/lists.ts';
+import { DEFAULT_PORTS, DEMO_LIST, DEMO_PEOPLE, demoDir, displayName, envPrefix, gpgSteps, passphraseOf, quote, removeRunInfo, shown, writeRunInfo } from './settings.ts';
 
-export const DEMO_DIR = resolve(process.env.LETTERLOCK_DEMO_DIR ?? '.letterlock-demo');
-export const DEMO_LIST = 'demo@lists.localhost';
-export const DEMO_PEOPLE = ['alice', 'bob', 'carol'] as const;
-const rel = (p: string) => relative(process.cwd(), p) || '.';
+const USAGE = `usage: npm start [-- --help]
 
-const fresh = !existsSync(join(DEMO_DIR, 'letterlock.db'));
-const { secret } = init({ dataDir: DEMO_DIR, config: { smtp: { port: 2525 }, http: { port: 8025 } } });
-const people = join(DEMO_DIR, 'people');
-{
-  const db = openData(DEMO_DIR, secret);
-  if (!getList(db, DEMO_LIST)) {
-    console.log(`Creating the demo list ${DEMO_LIST} (list key and archive key, protected by the server secret)...`);
-    const { config } = loadConfig(DEMO_DIR);
-    const list = await createList(db, secret, DEMO_LIST, { owner: 'owner@localhost', maxBytes: config.smtp.maxMessageBytes });
-    mkdirSync(people, { recursive: true, mode: 0o700 });
-    for (const p of DEMO_PEOPLE) {
-      const address = `${p}@localhost`;
-      const k = await generateKey({ kind: 'subscriber', address, name: p[0]!.toUpperCase() + p.slice(1), passphrase: `${p}-pass` });
-      writeFileSync(join(people, `${p}.pub.asc`), k.publicKeyArmored);
-      writeFileSync(join(people, `${p}.sec.asc`), k.privateKeyArmored, { mode: 0o600 }); // protected: passphrase <name>-pass
-      await registerMember(db, list.id, address, k.publicKeyArmored);
-      console.log(`  member ${address.padEnd(18)} ${k.facts.fingerprint}`);
-    }
-  }
-  db.close();
+Starts the Letterlock list server demo: a data folder with a demo list
+${DEMO_LIST} and three members (alice, bob, carol), SMTP ingest and the HTTP API
+on 127.0.0.1, copies delivered into a local Maildir. Stop it with Ctrl-C.
+
+Environment (the same for npm run demo:post):
+  LETTERLOCK_DEMO_DIR    the data folder (default ./.letterlock-demo)
+  LETTERLOCK_SMTP_PORT   SMTP port (default ${DEFAULT_PORTS.smtp}, or smtp.port in the folder's letterlock.json)
+  LETTERLOCK_HTTP_PORT   HTTP port (default ${DEFAULT_PORTS.http}, or http.port in letterlock.json)
+
+Example, a second demo beside the first:
+  LETTERLOCK_DEMO_DIR=/tmp/demo2 LETTERLOCK_SMTP_PORT=2526 LETTERLOCK_HTTP_PORT=8026 npm start`;
+
+function fail(line: string, code = 1): never {
+  console.error(`letterlock demo: ${line}`);
+  process.exit(code);
 }
 
-const { config } = loadConfig(DEMO_DIR);
+try {
+  const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+} catch (e) {
+  fail(`${(e as Error).message.split('\n')[0]} (see npm start -- --help)`, 2);
+}
+
+const DEMO_DIR = demoDir();
+
+/** A busy or forbidden port: which one, and the variable that picks another. */
+function startProblem(e: StartError): string {
+  const m = /^(SMTP|HTTP) port ([^ ]+):(\d+) (is in use|is not allowed)/.exec(e.message);
+  if (!m) return e.message;
+  const [, what, host, port, why] = m;
+  const next = Number(port) + 1 <= 65535 ? Number(port) + 1 : 1025;
+  const env = `LETTERLOCK_${what}_PORT`;
+  const reason = why === 'is in use' ? 'is in use (another demo or mail server?)' : 'needs privileges';
+  return `${what} port ${host}:${port} ${reason}; pick another with ${env}, e.g. ${envPrefix(DEMO_DIR, { ...process.env, [env]: String(next) })}npm start`;
+}
+
+async function prepare(): Promise<{ fresh: boolean; secret: string }> {
+  const fresh = !existsSync(join(DEMO_DIR, 'letterlock.db'));
+  const { secret } = init({ dataDir: DEMO_DIR, config: { smtp: { port: DEFAULT_PORTS.smtp }, http: { port: DEFAULT_PORTS.http } } });
+  const people = join(DEMO_DIR, 'people');
+  const db = openData(DEMO_DIR, secret);
+  try {
+    if (!getList(db, DEMO_LIST)) {
+      console.log(`Creating the demo list ${DEMO_LIST} (list key and archive key, protected by the server secret)...`);
+      const { config } = loadConfig(DEMO_DIR);
+      const list = await createList(db, secret, DEMO_LIST, { owner: 'owner@localhost', maxBytes: config.smtp.maxMessageBytes });
+      mkdirSync(people, { recursive: true, mode: 0o700 });
+      for (const p of DEMO_PEOPLE) {
+        const address = `${p}@localhost`;
+        const k = await generateKey({ kind: 'subscriber', address, name: displayName(p), passphrase: passphraseOf(p) });
+        writeFileSync(join(people, `${p}.pub.asc`), k.publicKeyArmored);
+        writeFileSync(join(people, `${p}.sec.asc`), k.privateKeyArmored, { mode: 0o600 }); // protected: passphrase <name>-pass
+        await registerMember(db, list.id, address, k.publicKeyArmored);
+        console.log(`  member ${address.padEnd(18)} ${k.facts.fingerprint}`);
+      }
+    }
+    return { fresh, secret };
+  } finally {
+    db.close();
+  }
+}
+
+let prepared: { fresh: boolean; secret: string };
+let config: ReturnType<typeof loadConfig>['config'];
+try {
+  prepared = await prepare();
+  config = loadConfig(DEMO_DIR).config;
+} catch (e) {
+  if (e instanceof ConfigError || e instanceof StartError || isLetterlockError(e)) fail(`${shown(DEMO_DIR)}: ${e.message}`);
+  const code = (e as { code?: string } | null)?.code;
+  fail(`could not prepare the data folder ${shown(DEMO_DIR)} (${code ?? (e instanceof Error ? e.name : 'error')})`);
+}
+const { fresh, secret } = prepared;
+
 // Signals first; SMTP opens last inside startServer; a failed start is one line and exit 1.
 let server: RunningServer | null = null;
 let stopping = false;
 const stop = () => {
   if (stopping) return;
   stopping = true;
+  removeRunInfo(DEMO_DIR);
   if (!server) process.exit(0);
   setTimeout(() => process.exit(1), 15_000).unref();
   server.close().then(() => process.exit(0), () => process.exit(1));
@@ -60,41 +117,54 @@ try {
     log: createEventLog({ file: join(DEMO_DIR, 'logs', 'server.log'), level: config.logLevel, stdout: false }),
   });
 } catch (e) {
-  console.error(`letterlock demo: ${e instanceof StartError || e instanceof ConfigError ? e.message : `could not start (${e instanceof Error ? e.name : 'error'})`}`);
-  process.exit(1);
+  fail(e instanceof StartError ? startProblem(e) : e instanceof ConfigError ? e.message : `could not start (${e instanceof Error ? e.name : 'error'})`);
 }
 if (stopping) {
   await server.close();
   process.exit(0);
 }
+{
+  const db = openData(DEMO_DIR, secret);
+  const listFingerprint = getList(db, DEMO_LIST)!.listFingerprint;
+  db.close();
+  // demo:post reads this to reach this server, whatever ports the overrides chose.
+  writeRunInfo(DEMO_DIR, { pid: process.pid, smtp: { host: config.smtp.host, port: server.smtpPort }, http: { host: config.http.host, port: server.httpPort }, listFingerprint });
+}
+
 const maildir = config.maildir ?? join(DEMO_DIR, 'maildir');
-const d = rel(DEMO_DIR);
+const d = shown(DEMO_DIR);
+const qd = quote(d); // for commands to paste; d itself in prose
+const env = envPrefix(DEMO_DIR);
+const admin = quote(join(d, 'admin-token'));
+const api = `http://${config.http.host}:${server.httpPort}`;
+const [gpgImport, gpgDecrypt] = gpgSteps(DEMO_DIR, maildir, 'bob', 'alice');
 console.log(`
 Letterlock list server is running${fresh ? ' (new demo data folder)' : ''}.
   data folder  ${d}/  (SQLite: letterlock.db, secret: secret (0600), logs: logs/server.log)
   SMTP ingest  ${config.smtp.host}:${server.smtpPort}   accepts mail for ${DEMO_LIST}
-  HTTP API     http://${config.http.host}:${server.httpPort}/v1/lists/${DEMO_LIST}   (list info and key; archive; registry)
-  operator API bearer token in ${DEMO_DIR}/admin-token (mode 0600), e.g. curl -H "Authorization: Bearer $(cat ${DEMO_DIR}/admin-token)" http://${config.http.host}:${server.httpPort}/v1/admin/lists
-  delivery     ${server.relay}  (no relay configured: copies land in ${rel(maildir)}/<address>/new/)
+  HTTP API     ${api}/v1/lists/${DEMO_LIST}   (list info and key; archive; registry)
+  operator API bearer token in ${admin} (mode 0600), e.g. curl -H "Authorization: Bearer $(cat ${admin})" ${api}/v1/admin/lists
+  delivery     ${server.relay}  (no relay configured: copies land in ${shown(maildir)}/<address>/new/)
 
-Next steps (in another terminal):
+Next steps (in another terminal, in this folder):
   1. Post a signed, encrypted demo post as Alice:
-       npm run demo:post
-     (or as Bob with a text of your own:  npm run demo:post -- --from bob --text "hello")
+       ${env}npm run demo:post
+     (or as Bob with a text of your own:  ${env}npm run demo:post -- --from bob --text "hello")
   2. Watch the encrypted copies arrive, one per member:
-       ls ${rel(maildir)}/*/new/
-  3. Read Bob's copy with GnuPG itself (Alice's signature is checked end to end):
-       G=$(mktemp -d); gpg --homedir $G --batch --pinentry-mode loopback --passphrase bob-pass --import ${d}/people/bob.sec.asc ${d}/people/alice.pub.asc
-       gpg --homedir $G --batch --pinentry-mode loopback --passphrase bob-pass --decrypt "$(ls ${rel(maildir)}/bob@localhost/new/* | tail -1)"
+       ls ${quote(shown(maildir))}/*/new/
+  3. Read Bob's copy with GnuPG itself (Alice's signature is checked end to end;
+     show-mail.ts decodes the MIME text gpg prints, as a mail client would):
+       ${gpgImport}
+       ${gpgDecrypt}
   4. Manage the list (same data folder):
-       npm run letterlock -- --data ${d} list show ${DEMO_LIST}
-       npm run letterlock -- --data ${d} member list ${DEMO_LIST}
+       LETTERLOCK_DATA=${qd} npm run letterlock -- list show ${DEMO_LIST}
+       LETTERLOCK_DATA=${qd} npm run letterlock -- member list ${DEMO_LIST}
   5. With a real MTA: route mail for lists.localhost to smtp:[127.0.0.1]:${server.smtpPort}
      (Postfix: transport_maps = inline:{ lists.localhost=smtp:[127.0.0.1]:${server.smtpPort} }),
-     and set "relay": "smtp://127.0.0.1:25" in ${d}/letterlock.json so copies go out through it.
+     and set "relay": "smtp://127.0.0.1:25" in ${d}/letterlock.json so copies go out through it
+     (docs/deploy.md has the whole setup).
   6. With the browser extension (npm run build:extension, then load dist/chrome or dist/firefox):
-     in its options add the list ${DEMO_LIST} at server http://${config.http.host}:${server.httpPort}, check the
+     in its options add the list ${DEMO_LIST} at server ${api}, check the
      list key fingerprint against \`list show\`, subscribe, and read the archive in the extension's archive viewer.
 
 Stop with Ctrl-C.`);
-

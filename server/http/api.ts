@@ -24,7 +24,8 @@ import { ArchiveAccess } from '../archive/access.ts';
 import { HttpLimitsSchema, type HttpLimits } from '../config/config.ts';
 import type { Tokens } from '../delivery/tokens.ts';
 import type { Pipeline } from '../pipeline/run.ts';
-import { watchLoopDelay } from './loop-delay.ts';
+import { watchLoopDelay, type LoopDelay } from './loop-delay.ts';
+import { registerOpsRoutes, type OpsRouteDeps } from '../ops/routes.ts';
 import { Limiter, type Rate, type Rule } from '../registry/limits.ts';
 import { Registry } from '../registry/registry.ts';
 import { getListSettings, setListSettings } from '../registry/settings.ts';
@@ -58,6 +59,8 @@ export interface ApiDeps {
   trustProxy?: false | string[];
   bodyLimit?: number;
   now?: () => number;
+  /** /health readiness, /metrics and the loop-delay watcher (server/ops/routes.ts); absent: liveness only, own watcher. */
+  ops?: Pick<OpsRouteDeps, 'health' | 'metrics' | 'metricsAccess'> & { loopDelay?: LoopDelay };
 }
 
 const EXTENSION_ORIGINS = [/^chrome-extension:\/\/[a-p]{32}$/, /^moz-extension:\/\/[0-9a-f-]{36}$/];
@@ -197,9 +200,9 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // ---- health and discovery --------------------------------------------------------------
 
-  const loopDelay = watchLoopDelay();
-  app.addHook('onClose', async () => loopDelay.stop());
-  app.get('/health', async () => ({ ok: true, queue: deps.queue.stats(), eventLoopDelay: loopDelay.snapshot() }));
+  const loopDelay = deps.ops?.loopDelay ?? watchLoopDelay();
+  if (!deps.ops?.loopDelay) app.addHook('onClose', async () => loopDelay.stop());
+  registerOpsRoutes(app, { ...deps.ops, queue: deps.queue, loopDelay, adminToken: deps.adminToken });
   // Unversioned summary routes for operators and the demo (public facts only: no member addresses).
   app.get('/lists', async () => allLists(deps.db).map((l) => ({
     address: l.address, fingerprint: l.listFingerprint, postPolicy: l.postPolicy, requireSignature: l.requireSignature,
@@ -333,7 +336,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get<{ Params: { address: string; id: string } }>('/v1/lists/:address/members/keys/:id', async (req) => {
     const list = listOf(req.params.address);
     const session = archive.session(list, bearer(req));
-    const id = parse(z.string().regex(/^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{40})$/), req.params.id);
+    const id = parse(z.string().regex(/^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/), req.params.id);
     return archive.memberKey(session, id);
   });
 

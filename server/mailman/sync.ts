@@ -21,7 +21,7 @@ import { deleteSessions } from '../store/registry.ts';
 import { policyFacts, type MailmanPolicyFacts } from './policy.ts';
 import { MailmanError, type MailmanRest } from './rest.ts';
 import {
-  addressesWithRole, deliverableAmong, doneOutbox, failedOutbox, getState, keylessUnnoticed, pendingOutbox, recordAttempt, recordKeyNotice,
+  deliverableAmong, doneOutbox, failedOutbox, getState, keylessUnnoticed, pendingOutbox, recordAttempt, recordKeyNotice,
   replaceRoster, type RosterEntry,
 } from './store.ts';
 
@@ -222,25 +222,6 @@ export class MailmanService {
       this.d.onQueued?.();
     }
     return sent;
-  }
-
-  /** A held post of a bound list: the moderators and owners Mailman names are told (no content). */
-  heldNotice(list: ListRecord, heldId: number): void {
-    if (!list.mailmanListId) return;
-    const to = addressesWithRole(this.d.db, list.id, ['moderator', 'owner'], 50);
-    for (const rcpt of to) {
-      this.d.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt, mail: serviceMail(list.address, rcpt, `A post to ${list.address} awaits moderation (held ${heldId})`, [
-        `A post to ${list.address} is held for moderation under the list's Mailman settings.`,
-        `Held post: ${heldId}. It is kept only in the encrypted form it arrived in.`,
-        '',
-        `Approve:  letterlock held approve ${heldId}`,
-        `Reject:   letterlock held reject ${heldId}`,
-      ]) });
-    }
-    if (to.length) {
-      this.d.log.info('mailman.held_notice', { list: list.address, held: heldId, count: to.length });
-      this.d.onQueued?.();
-    }
   }
 
   /**

@@ -9,7 +9,7 @@ import { setPriority } from 'node:os';
 import type { PrivateKey } from 'openpgp';
 import * as openpgp from 'openpgp';
 import {
-  decryptWithKey, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, SIGNATURE_CLOCK_SKEW_MS,
+  decryptWithKey, detachedForm, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, SIGNATURE_CLOCK_SKEW_MS,
   innerDisplay, outerFactsOf, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type OuterFacts, type PayloadForm, type Verification,
 } from '../../shared/index.ts';
 
@@ -97,9 +97,14 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   // Only the From member's key is offered, so another member's valid signature
   // does not pass as theirs. A signature dated up to the allowed clock skew ahead
   // still verifies; beyond it verifyAgainst says SIGNATURE_FROM_FUTURE.
-  const verification = await verifyAgainst(decrypted, [await parsePublicKey(task.memberKey)], new Date(date.getTime() + SIGNATURE_CLOCK_SKEW_MS));
-  const inner = content ? await innerDisplay(content) : null;
-  return { innerPackets, verification, ...(await signedContentFacts(decrypted, verification)), inner, ...asked };
+  const memberKey = await parsePublicKey(task.memberKey);
+  const verifyDate = new Date(date.getTime() + SIGNATURE_CLOCK_SKEW_MS);
+  const verification = await verifyAgainst(decrypted, [memberKey], verifyDate);
+  // Signatures naming the list as intended recipient, or v6 ones, go out detached (§6.1), where Sequoia and GnuPG 2.2 readers cope.
+  const detached = verification.valid ? await detachedForm(decrypted, [memberKey], verifyDate) : null;
+  const sealed = detached?.content ?? content;
+  const inner = sealed ? await innerDisplay(sealed) : null;
+  return { innerPackets: detached?.innerPackets ?? innerPackets, verification, ...(await signedContentFacts(decrypted, verification)), inner, ...asked };
 }
 
 export default async function run(task: Task): Promise<TaskResult<ParsedMail | OpenedMail>> {

@@ -50,8 +50,10 @@ export interface PipelineDeps {
   pool: OpenPool;
   /** Called after new rows were queued, to wake the delivery worker. */
   onQueued?(): void;
-  /** Lists bound to Mailman: roster freshness before a post, Mailman's policy, moderators told of holds. */
-  mailman?: Pick<MailmanService, 'ready' | 'policy' | 'heldNotice'>;
+  /** Lists bound to Mailman: roster freshness before a post, and Mailman's policy (its moderators are told of holds by onHeld). */
+  mailman?: Pick<MailmanService, 'ready' | 'policy'>;
+  /** Called after a hold is committed (the moderators' notices, server/ops/held-notice.ts); must not throw. */
+  onHeld?(list: ListRecord, heldId: number): void;
 }
 
 function refusalCode(e: unknown): ReasonCode | null {
@@ -150,10 +152,10 @@ export class Pipeline {
             outer: parsed.outer, size: parsed.size, reason: decision.reason,
           });
           queueBounce(this.deps, list, parsed.envelopeFrom, parsed.outer.autoSubmitted, (to) => heldMail(list.address, to, parsed.outer.messageId));
-          this.deps.mailman?.heldNotice(list, id);
           return id;
         })();
         log.info('post.held', { list: list.address, held: heldId });
+        this.deps.onHeld?.(list, heldId);
         return { result: 'held', heldId };
       }
       const sealed = await seal(verified);

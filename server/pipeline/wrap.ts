@@ -19,6 +19,7 @@ import { deliver } from './deliver.ts';
 import { PacketRecipient } from './recipient.ts';
 import type { WrappedPage } from './types.ts';
 import { RosterUnavailable, type MailmanService } from '../mailman/sync.ts';
+import type { FanoutObserver } from '../metrics/metrics.ts';
 
 function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED' | null {
   if (m.keyState === 'revoked') return 'KEY_REVOKED';
@@ -74,6 +75,8 @@ export interface FanoutDeps {
   pageSize?: number;
   /** Lists bound to Mailman: copies only to members Mailman delivers to; keyless members told once how to register a key. */
   mailman?: Pick<MailmanService, 'ready' | 'deliverable' | 'keyNotices'>;
+  /** Told each page's wrap time and each finished fan-out's (metrics). */
+  observe?: FanoutObserver;
 }
 
 /** Runs fan-out jobs one post at a time, in order. */
@@ -152,6 +155,7 @@ export class Fanout {
     const sessionKey = given ?? (await new KeyIdentity(keys.listKey).unwrap(state.listPkesk));
     let copies = 0;
     let notices = 0;
+    const started = performance.now();
     try {
       for (const page of iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)) {
         // Stopping: leave the rest to the next start (the cursor is committed).
@@ -160,6 +164,7 @@ export class Fanout {
         const members = this.d.mailman ? this.d.mailman.deliverable(list, page) : page;
         const last = page[page.length - 1]!.address;
         let wrapped: WrappedPage;
+        const pageStarted = performance.now();
         try {
           wrapped = members.length ? await wrapPage(sessionKey, members) : { copies: [], missed: [], last };
         } catch (e) {
@@ -168,6 +173,7 @@ export class Fanout {
           wrapped = await wrapEach(sessionKey, members);
         }
         wrapped.last = last;
+        this.d.observe?.wrapPage((performance.now() - pageStarted) / 1000, wrapped.copies.length);
         db.transaction(() => {
           deliver(wrapped, list, postId, state.messageId, queue);
           advanceWrap(db, postId, wrapped.last);
@@ -178,6 +184,7 @@ export class Fanout {
       }
       if (this.d.mailman) notices += this.d.mailman.keyNotices(list);
       finishWrap(db, postId);
+      this.d.observe?.fanout((performance.now() - started) / 1000, copies, notices);
     } finally {
       sessionKey.data.fill(0); // K leaves memory with the job
     }

@@ -144,6 +144,10 @@ export function openDb(path: string): Db {
   addColumn(db, 'lists', 'reply_to', "TEXT NOT NULL DEFAULT 'list'");
   addColumn(db, 'posts', 'display', 'BLOB'); // author name and clear subject, encrypted to the list key
   addColumn(db, 'posts', 'bare_text', 'INTEGER NOT NULL DEFAULT 0'); // signed content is not MIME: delivered inline
+  // Operators are told (server/ops/): held notices and the owner's digest, each switchable per list; moderators beside the owner.
+  addColumn(db, 'lists', 'notify_held', 'INTEGER NOT NULL DEFAULT 1');
+  addColumn(db, 'lists', 'notify_digest', 'INTEGER NOT NULL DEFAULT 1');
+  addColumn(db, 'lists', 'moderators', "TEXT NOT NULL DEFAULT '[]'");
   ensureReplaySchema(db);
   ensureBounceSchema(db);
   // Beside Mailman (issue 11): the Mailman list a list is bound to (NULL: standalone), and its roster tables.

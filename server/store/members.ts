@@ -43,7 +43,11 @@ export function setMemberKeyIds(db: Db, listId: number, address: string, fingerp
   const addr = address.toLowerCase();
   db.prepare('DELETE FROM member_key_ids WHERE list_id = ? AND address = ?').run(listId, addr);
   const insert = db.prepare('INSERT OR IGNORE INTO member_key_ids (list_id, address, fingerprint, key_id) VALUES (?,?,?,?)');
-  for (const f of fingerprints) insert.run(listId, addr, f.toUpperCase(), f.toUpperCase().slice(-16));
+  // The key ID is the last 16 digits of a v4 fingerprint and the first 16 of a v6 one (RFC 9580 §5.5.4).
+  for (const f of fingerprints) {
+    const fpr = f.toUpperCase();
+    insert.run(listId, addr, fpr, fpr.length === 64 ? fpr.slice(0, 16) : fpr.slice(-16));
+  }
 }
 
 /** Members whose key-ID rows are missing (data folders made before the index): filled at start. */
@@ -66,9 +70,11 @@ export function getMember(db: Db, listId: number, address: string): MemberRecord
 /** The member whose key (primary or any subkey) has this fingerprint or key ID (upper-case hex). */
 export function findMemberByKeyId(db: Db, listId: number, id: string): MemberRecord | null {
   const r = (db.prepare(`SELECT m.* FROM member_key_ids k JOIN members m ON m.list_id = k.list_id AND m.address = k.address
-      WHERE k.list_id = ? AND ${id.length === 40 ? 'k.fingerprint' : 'k.key_id'} = ? LIMIT 1`).get(listId, id)
-    // Rows not yet in the index (see membersWithoutKeyIds): the primary key still finds them.
-    ?? db.prepare('SELECT * FROM members WHERE list_id = ? AND (fingerprint = ? OR substr(fingerprint, 25) = ?) LIMIT 1').get(listId, id, id)) as Row | undefined;
+      WHERE k.list_id = ? AND ${id.length > 16 ? 'k.fingerprint' : 'k.key_id'} = ? LIMIT 1`).get(listId, id)
+    // Rows not yet in the index (see membersWithoutKeyIds): the primary key still finds them
+    // (a v4 key ID is the fingerprint's last 16 digits, a v6 key ID its first 16).
+    ?? db.prepare(`SELECT * FROM members WHERE list_id = ? AND (fingerprint = ?
+      OR (length(fingerprint) = 40 AND substr(fingerprint, 25) = ?) OR (length(fingerprint) = 64 AND substr(fingerprint, 1, 16) = ?)) LIMIT 1`).get(listId, id, id, id)) as Row | undefined;
   return r ? fromRow(r) : null;
 }
 

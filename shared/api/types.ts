@@ -13,7 +13,8 @@ const MAX_ARMORED_KEY = 64 * 1024;
 const MAX_ARMORED_SIGNATURE = 8 * 1024;
 
 export const Address = z.string().trim().toLowerCase().max(254).regex(/^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+\.[^\s@<>()",;:\\[\]]+$/, 'not an email address');
-export const Fingerprint = z.string().regex(/^[0-9A-F]{40}$/, 'a 40-digit upper-case hex fingerprint');
+/** 40 hex digits for a v4 key, 64 for a v6 key (RFC 9580 §5.5.4). */
+export const Fingerprint = z.string().regex(/^([0-9A-F]{40}|[0-9A-F]{64})$/, 'a 40- or 64-digit upper-case hex fingerprint');
 export const KeyId = z.string().regex(/^[0-9A-F]{16}$/, 'a 16-digit upper-case hex key ID');
 export const ArmoredPublicKey = z.string().max(MAX_ARMORED_KEY).includes('-----BEGIN PGP PUBLIC KEY BLOCK-----');
 export const ArmoredSignature = z.string().max(MAX_ARMORED_SIGNATURE).includes('-----BEGIN PGP SIGNATURE-----');

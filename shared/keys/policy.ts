@@ -1,6 +1,6 @@
 // Key policy: which OpenPGP keys Letterlock accepts, and why it refuses the rest.
 // Every list member, list and archive key passes through here before use, so the
-// rest of the code can assume a key is v4, current, unrevoked and can encrypt.
+// rest of the code can assume a key is v4 or v6, current, unrevoked and can encrypt.
 
 import * as openpgp from 'openpgp';
 import type { AlgorithmInfo, Key, PrivateKey, PublicKey, Subkey } from 'openpgp';
@@ -24,8 +24,11 @@ export interface KeyFacts {
 
 const ACCEPTED_CURVES = new Set(['curve25519Legacy', 'ed25519Legacy', 'nistP256', 'nistP384', 'nistP521']);
 const RSA_ALGORITHMS = new Set(['rsaEncryptSign', 'rsaEncrypt', 'rsaSign']);
-// RFC 9580's native X25519/Ed25519 algorithms inside a v4 key: GnuPG 2.2 cannot read them.
+// RFC 9580's native X25519/Ed25519 algorithms: the algorithms of v6 keys. Inside a v4
+// key GnuPG 2.2 cannot read them, so there they are refused.
 const RFC9580_ALGORITHMS = new Set(['x25519', 'x448', 'ed25519', 'ed448']);
+// RFC 9580 §5.5.5.6-7: a v6 key must not use the legacy Curve25519 encodings.
+const LEGACY_CURVES = new Set(['curve25519Legacy', 'ed25519Legacy']);
 
 /** Parses one armored public key (a private key is reduced to its public part). */
 export async function parsePublicKey(armored: string): Promise<PublicKey> {
@@ -56,9 +59,13 @@ function describeAlgorithm(info: AlgorithmInfo): string {
   return info.curve ?? info.algorithm;
 }
 
-function checkAlgorithm(info: AlgorithmInfo, which: string): void {
+function checkAlgorithm(info: AlgorithmInfo, which: string, version: number): void {
   if (RFC9580_ALGORITHMS.has(info.algorithm)) {
-    fail('KEY_VERSION_UNSUPPORTED', `${which} uses ${info.algorithm}`);
+    if (version === 6) return;
+    fail('KEY_VERSION_UNSUPPORTED', `${which} uses ${info.algorithm} in a v4 key`);
+  }
+  if (version === 6 && info.curve !== undefined && LEGACY_CURVES.has(info.curve)) {
+    fail('KEY_VERSION_UNSUPPORTED', `${which} uses legacy ${info.curve} in a v6 key`);
   }
   if (RSA_ALGORITHMS.has(info.algorithm)) {
     if ((info.bits ?? 0) < 2048) fail('KEY_TOO_WEAK', `${which} is RSA ${info.bits ?? '?'} bits`);
@@ -91,10 +98,12 @@ async function validAddresses(key: Key, date: Date): Promise<string[]> {
  */
 export async function checkKey(key: Key, options: KeyCheckOptions = {}): Promise<KeyFacts> {
   const date = options.date ?? new Date();
-  if (key.keyPacket.version !== 4) fail('KEY_VERSION_UNSUPPORTED', `v${key.keyPacket.version} key`);
+  // v4 (RFC 4880) and v6 (RFC 9580). v5 is LibrePGP's, which openpgp.js 6 no longer reads.
+  const version = key.keyPacket.version;
+  if (version !== 4 && version !== 6) fail('KEY_VERSION_UNSUPPORTED', `v${version} key`);
   // The primary key's algorithm first: it needs no signature check, and a weak
   // algorithm may be one openpgp.js cannot even verify self-signatures for.
-  checkAlgorithm(key.getAlgorithmInfo(), 'primary key');
+  checkAlgorithm(key.getAlgorithmInfo(), 'primary key', version);
 
   if (await key.isRevoked(undefined, undefined, date)) fail('KEY_REVOKED');
 
@@ -120,7 +129,7 @@ export async function checkKey(key: Key, options: KeyCheckOptions = {}): Promise
   } catch (e) {
     fail('KEY_NO_ENCRYPTION', undefined, e);
   }
-  checkAlgorithm(encryptionKey.getAlgorithmInfo(), 'encryption key');
+  checkAlgorithm(encryptionKey.getAlgorithmInfo(), 'encryption key', version);
 
   const addresses = await validAddresses(key, date);
   if (options.expectedAddress !== undefined) {

@@ -8,6 +8,7 @@ import { fail } from '../errors.ts';
 import { resolveLimits, type OpenLimits } from '../limits.ts';
 import { findPayload, type OuterFacts, type PayloadForm } from '../mime/payload.ts';
 import { decryptWithKey, readPgpMessage } from './decrypt.ts';
+import { detachedForm } from './detach.ts';
 import { verifyAgainst, type Verification } from './verify.ts';
 
 export interface OpenOptions {
@@ -37,6 +38,7 @@ export async function openPost(raw: Uint8Array | string, options: OpenOptions): 
   const { innerPackets, message: inner } = await decryptWithKey(message, options.listKey, limits, date);
   const verification = await verifyAgainst(inner, options.memberKeys, date);
   if ((options.requireSignature ?? true) && !verification.valid) fail(verification.code);
+  const detached = verification.valid ? await detachedForm(inner, options.memberKeys, date) : null;
 
-  return { form: found.form, outer: found.outer, innerPackets, verification };
+  return { form: found.form, outer: found.outer, innerPackets: detached?.innerPackets ?? innerPackets, verification };
 }

@@ -1,5 +1,6 @@
 // `npm run stack`: starts the real mail stack for people to try by hand, prints
 // where everything is, and stops it all on Ctrl-C (SIGINT) or SIGTERM.
+// test/stack/launch.mjs runs it after reading the options and installing packages.
 //
 //   npm run stack                  # Alice and Bob are members of demo@lists.example.test
 //   npm run stack -- --no-members  # an empty list: subscribe through the extension or the API
@@ -18,7 +19,7 @@ for (const a of args) {
   }
 }
 if (args.includes('--help') || args.includes('-h')) {
-  console.log('usage: npm run stack [-- --no-members] [-- --keep]');
+  console.log('usage: npm run stack [-- --no-members] [--keep]   (npm run stack -- --help says more)');
   process.exit(0);
 }
 

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import type { PrivateKey, PublicKey } from 'openpgp';
-import { Gpg } from './gpg.ts';
+import { Gpg, type GpgResult } from './gpg.ts';
 import { makeKey } from './keys.ts';
 
 export const TOOLS = ['gpg', 'rnp', 'sq', 'sqop'] as const;
@@ -86,6 +86,45 @@ const COMPLAINT = /\b(invalid|errors?|fail(ed|ure|s)?|bad|corrupt(ed)?|crc|malfo
 // always (test/support/gpg.ts) every good signature is "[unknown]" validity.
 const TRUST_NOTE = /^gpg: (Good signature from .* \[unknown\]|WARNING: Using untrusted key!)$/;
 
+const lines = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean);
+const complaintsIn = (s: string) => lines(s).filter((l) => !l.startsWith('[GNUPG:]') && !TRUST_NOTE.test(l) && COMPLAINT.test(l));
+
+/**
+ * Each tool's run read as a verdict: exit status, complaints and good signers as the
+ * tool reports them. `sqopVerifications` holds sqop's verification lines (from
+ * --verifications-out, or stdout for `sqop verify`); `withPlaintext` keeps stdout as the plaintext.
+ */
+function verdicts(runs: { gpg: GpgResult; rnp: Run; sq: Run; sqop: Run }, sqopVerifications: string, withPlaintext: boolean): Record<Tool, Verdict> {
+  const { gpg, rnp, sq, sqop } = runs;
+  const out = (r: Run | GpgResult) => (withPlaintext ? r.stdout : Buffer.alloc(0));
+  return {
+    gpg: {
+      tool: 'gpg', code: gpg.code, plaintext: out(gpg), stderr: gpg.stderr, complaints: complaintsIn(gpg.stderr),
+      // VALIDSIG <signing key fpr> ... <primary key fpr>, only after a GOODSIG.
+      goodSigners: gpg.status.some((s) => s.startsWith('GOODSIG '))
+        ? gpg.status.filter((s) => s.startsWith('VALIDSIG ')).map((s) => s.split(' ').at(-1)!.toUpperCase())
+        : [],
+    },
+    rnp: {
+      tool: 'rnp', code: rnp.code, plaintext: out(rnp), stderr: rnp.stderr, complaints: complaintsIn(rnp.stderr),
+      // "Good signature made <date>" then "using <alg> key <key ID>", maybe with rnp's
+      // "[parse() ...]" log lines between (it logs subpackets it does not know).
+      goodSigners: /Signature\(s\) verified successfully/.test(rnp.stderr)
+        ? [...rnp.stderr.matchAll(/Good signature made [^\n]*\n(?:\s*\[[^\n]*\n)*\s*using \S+ key ([0-9a-f]{16})/gi)].map((m) => m[1]!.toUpperCase())
+        : [],
+    },
+    sq: {
+      tool: 'sq', code: sq.code, plaintext: out(sq), stderr: sq.stderr, complaints: complaintsIn(sq.stderr),
+      goodSigners: [...sq.stderr.matchAll(/Good signature from ([0-9A-F]{16})/g)].map((m) => m[1]!),
+    },
+    sqop: {
+      tool: 'sqop', code: sqop.code, plaintext: out(sqop), stderr: sqop.stderr, complaints: complaintsIn(sqop.stderr),
+      // "<time> <signing key fpr> <primary key fpr> ...", one line per good signature.
+      goodSigners: lines(sqopVerifications).map((l) => l.split(' ')[2]?.toUpperCase() ?? ''),
+    },
+  };
+}
+
 /**
  * One keyring (gpg, rnp) or key-file folder (sq, sqop) per tool, holding every
  * recipient's secret key and the author's certificate.
@@ -151,38 +190,36 @@ export class OpenPgpTools {
         run('sq', ['decrypt', '--recipient-key', key, ...signers.flatMap((f) => ['--signer-cert', f]), input]),
         run('sqop', ['decrypt', ...(signers.length ? ['--verifications-out', verifications] : []), ...signers.flatMap((f) => ['--verify-with', f]), '--', key], message),
       ]);
-      const lines = (s: string) => s.split('\n').map((l) => l.trim()).filter(Boolean);
-      const complaints = (s: string) => lines(s).filter((l) => !l.startsWith('[GNUPG:]') && !TRUST_NOTE.test(l) && COMPLAINT.test(l));
       const sqopOut = existsSync(verifications) ? readFileSync(verifications, 'utf8') : '';
-      return {
-        gpg: {
-          tool: 'gpg', code: gpg.code, plaintext: gpg.stdout, stderr: gpg.stderr, complaints: complaints(gpg.stderr),
-          // VALIDSIG <signing key fpr> ... <primary key fpr>, only after a GOODSIG.
-          goodSigners: gpg.status.some((s) => s.startsWith('GOODSIG '))
-            ? gpg.status.filter((s) => s.startsWith('VALIDSIG ')).map((s) => s.split(' ').at(-1)!.toUpperCase())
-            : [],
-        },
-        rnp: {
-          tool: 'rnp', code: rnp.code, plaintext: rnp.stdout, stderr: rnp.stderr, complaints: complaints(rnp.stderr),
-          // "Good signature made <date>" then "using <alg> key <key ID>", maybe with rnp's
-          // "[parse() ...]" log lines between (it logs subpackets it does not know).
-          goodSigners: /Signature\(s\) verified successfully/.test(rnp.stderr)
-            ? [...rnp.stderr.matchAll(/Good signature made [^\n]*\n(?:\s*\[[^\n]*\n)*\s*using \S+ key ([0-9a-f]{16})/gi)].map((m) => m[1]!.toUpperCase())
-            : [],
-        },
-        sq: {
-          tool: 'sq', code: sq.code, plaintext: sq.stdout, stderr: sq.stderr, complaints: complaints(sq.stderr),
-          goodSigners: [...sq.stderr.matchAll(/Good signature from ([0-9A-F]{16})/g)].map((m) => m[1]!),
-        },
-        sqop: {
-          tool: 'sqop', code: sqop.code, plaintext: sqop.stdout, stderr: sqop.stderr, complaints: complaints(sqop.stderr),
-          // "<time> <signing key fpr> <primary key fpr> ...", one line per good signature.
-          goodSigners: lines(sqopOut).map((l) => l.split(' ')[2]?.toUpperCase() ?? ''),
-        },
-      };
+      return verdicts({ gpg, rnp, sq, sqop }, sqopOut, true);
     } finally {
       rmSync(input, { force: true });
       rmSync(verifications, { force: true });
+    }
+  }
+
+  /**
+   * Checks a detached signature over `data` (an RFC 3156 §6.1 first part, canonical CRLF) with each
+   * tool, as a mail client does after decrypting a §6.1 copy. `plaintext` is empty; the verdict is
+   * the exit status, the complaints and the good signers, in the same forms as decryptAll's.
+   */
+  async verifyDetachedAll(data: Uint8Array, signature: string): Promise<Record<Tool, Verdict>> {
+    const id = this.n++;
+    const dataFile = join(this.dir, `part-${id}`);
+    const sigFile = join(this.dir, `part-${id}.asc`);
+    writeFileSync(dataFile, data);
+    writeFileSync(sigFile, signature);
+    try {
+      const [gpg, rnp, sq, sqop] = await Promise.all([
+        this.gpg.run(['--verify', sigFile, dataFile]),
+        run('rnp', ['--homedir', this.rnpHome, '--notty', '--verify', sigFile, '--source', dataFile]),
+        run('sq', ['verify', ...this.signerFiles.flatMap((f) => ['--signer-cert', f]), '--detached', sigFile, dataFile]),
+        run('sqop', ['verify', sigFile, ...this.signerFiles], data),
+      ]);
+      return verdicts({ gpg, rnp, sq, sqop }, sqop.stdout.toString('utf8'), false);
+    } finally {
+      rmSync(dataFile, { force: true });
+      rmSync(sigFile, { force: true });
     }
   }
 

@@ -13,6 +13,7 @@ import { BindError, createBoundList } from '../../mailman/bind.ts';
 import { mailmanClient } from '../../mailman/endpoint.ts';
 import { MailmanError, isUnreachable } from '../../mailman/rest.ts';
 import { collectAddress, maxBytesArg, oneOf, windowDaysArg } from './args.ts';
+import { applyNotify, NOTIFY_HELP, notifyJson, notifyLine, notifyOptions, type NotifyOpts } from './notify.ts';
 
 export const POLICY_HELP = `Posting policies (--policy):
   members    any member may post; posts from others are refused (the default)
@@ -97,18 +98,19 @@ Example:
       emit(globals(cmd), listJson(db, u), () => `created ${u.address}\nlist key    ${u.listFingerprint}\narchive key ${u.archiveFingerprint}\npolicy      ${u.postPolicy}`);
     }));
 
-  policyOptions(list.command('set <address>').description("change a list's policy"), true)
-    .addHelpText('after', `\n${POLICY_HELP}\n\n--json prints the list as list show does (without the key).
+  notifyOptions(policyOptions(list.command('set <address>').description("change a list's policy"), true))
+    .addHelpText('after', `\n${POLICY_HELP}\n\n${NOTIFY_HELP}\n\n--json prints the list as list show does (without the key).
 
 Example:
   letterlock list set news@lists.example.org --policy moderated --replay-window-days 3`)
-    .action(async (address: string, o: ListOpts, cmd: Command) => withStore(cmd, ({ db }) => {
+    .action(async (address: string, o: ListOpts & NotifyOpts, cmd: Command) => withStore(cmd, ({ db }) => {
       const l = needList(db, address);
       updatePolicy(db, l.id, { ...changes(o), owner: o.owner === undefined ? undefined : normalizeAddress(o.owner) });
+      applyNotify(db, l.id, o);
       const u = needList(db, address);
-      emit(globals(cmd), listJson(db, u), () => {
+      emit(globals(cmd), { ...listJson(db, u), ...notifyJson(db, u.id) }, () => {
         const posters = u.postPolicy === 'announce' || u.posters.length ? `, posters ${u.posters.length ? u.posters.join(', ') : 'none'}` : '';
-        return `${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, reply-to ${u.replyTo}, subjects ${u.hideSubjects ? 'hidden' : 'shown when sent in clear'}${posters}, owner ${u.owner ?? '-'}`;
+        return `${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, reply-to ${u.replyTo}, subjects ${u.hideSubjects ? 'hidden' : 'shown when sent in clear'}${posters}, owner ${u.owner ?? '-'}\n${notifyLine(db, u.id)}`;
       });
     }));
 
@@ -116,7 +118,7 @@ Example:
     .addHelpText('after', '\n--json prints the list as an object, with "publicKey" (armored).')
     .action(async (address: string, _o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
       const l = needList(db, address);
-      emit(globals(cmd), { ...listJson(db, l), publicKey: l.listPublic }, () => `${describe(db, l)}\n\n${l.listPublic.trimEnd()}`);
+      emit(globals(cmd), { ...listJson(db, l), ...notifyJson(db, l.id), publicKey: l.listPublic }, () => `${describe(db, l)}\n${notifyLine(db, l.id)}\n\n${l.listPublic.trimEnd()}`);
     }));
 
   list.command('ls').description('all lists, with fingerprint, policy and members')

@@ -33,7 +33,7 @@ let server: RunningServer;
 let base: string;
 let listKey: PublicKey;
 let listId: number;
-let alice: Person, bob: Person, carol: Person, dave: Person, erin: Person, frank: Person, gina: Person;
+let alice: Person, bob: Person, carol: Person, dave: Person, erin: Person, frank: Person, gina: Person, moderator: Person;
 
 beforeAll(async () => {
   sink = new Sink();
@@ -45,6 +45,7 @@ beforeAll(async () => {
     person('alice@example.test'), person('bob@example.test'), person('carol@example.test'), person('dave@example.test'),
     person('erin@example.test'), person('frank@example.test'), person('gina@example.test'),
   ]);
+  moderator = await person(MODERATOR);
   // In Mailman: alice, bob and carol are members; a moderator; dave and erin are not on the list.
   for (const p of [alice, bob, carol]) await rest.subscribe({ listId: mlId, address: p.address, preVerified: true, preConfirmed: true, preApproved: true });
   await rest.subscribe({ listId: mlId, address: MODERATOR, role: 'moderator' });
@@ -63,6 +64,8 @@ beforeAll(async () => {
     expect(list.mailmanListId).toBe(mlId);
     // Keys in Letterlock's registry: alice and bob; dave has a key but is not on the Mailman list. carol has none.
     for (const p of [alice, bob, dave]) await registerMember(db, list.id, p.address, p.publicArmored);
+    // Mailman's moderator has a registered key too: held-post notices are sealed to it (never in clear).
+    await registerMember(db, list.id, MODERATOR, moderator.publicArmored);
   } finally {
     db.close();
   }
@@ -209,10 +212,12 @@ describe('a Letterlock list bound to Mailman', () => {
   it("a nonmember's post is held (moderators Mailman names are told) or refused, per Mailman's setting", async () => {
     const held = await post(erin, 'nonmember-held');
     expect(held.reply).toMatch(/held/);
-    await sink.waitFor(() => sink.to(MODERATOR).length >= 1, 30_000, 'held notice to the moderator');
-    const notice = sink.to(MODERATOR)[0]!.raw.toString('utf8');
-    expect(notice).toMatch(/awaits moderation/);
-    expect(notice).not.toContain(held.marker);
+    await sink.waitFor(() => sink.to(MODERATOR).length >= 1, 30_000, 'held notice to the moderator Mailman names');
+    const notice = sink.to(MODERATOR)[0]!;
+    expect(notice.raw.toString('utf8')).not.toContain(held.marker);
+    const opened = await readMail(notice.raw, { privateKey: moderator.privateKey, senderKeys: [listKey] });
+    expect(opened.message.text ?? '').toMatch(/approve/i);
+    expect(opened.message.text ?? '').not.toContain(held.marker);
     // Held posts stay ciphertext.
     const row = server.db.prepare('SELECT payload FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { payload: Buffer };
     expect(Buffer.from(row.payload).toString('utf8')).not.toContain(held.marker);

@@ -55,6 +55,18 @@ describe('key policy: accepted keys', () => {
     expect(facts.fingerprint).toMatch(/^[0-9A-F]{40}$/);
     expect(facts.addresses).toEqual(['t@example.org']);
   });
+
+  it.each([
+    ['Ed25519/X25519', { type: 'curve25519' }, 'ed25519'],
+    ['Ed448/X448', { type: 'curve448' }, 'ed448'],
+    ['NIST P-256', { type: 'ecc', curve: 'nistP256' }, 'nistP256'],
+  ] as const)('accepts an RFC 9580 v6 key (%s), with its 64-digit fingerprint and a key ID that is its first 16', async (_name, options, algorithm) => {
+    const { publicKey } = await openpgpKey({ ...(options as Partial<Parameters<typeof openpgp.generateKey>[0]>), config: { v6Keys: true } });
+    const { facts } = await readPublicKey(publicKey, { expectedAddress: 't@example.org' });
+    expect(facts.algorithm).toBe(algorithm);
+    expect(facts.fingerprint).toMatch(/^[0-9A-F]{64}$/);
+    expect(facts.keyId).toBe(facts.fingerprint.slice(0, 16));
+  });
 });
 
 describe('key policy: refusals, each with its own code', () => {
@@ -64,8 +76,9 @@ describe('key policy: refusals, each with its own code', () => {
     await expectCode(readPublicKey(publicKey.slice(0, publicKey.length / 2)), 'KEY_UNREADABLE');
   });
 
-  it('KEY_VERSION_UNSUPPORTED for a v6 key', async () => {
-    const { publicKey } = await openpgpKey({ type: 'curve25519', config: { v6Keys: true } });
+  it('KEY_VERSION_UNSUPPORTED for RFC 9580 algorithms inside a v4 key (GnuPG 2.2 cannot read them)', async () => {
+    // openpgp.js makes a v4 key with native Ed25519/X25519 when asked for the RFC 9580 curve without v6.
+    const { publicKey } = await openpgpKey({ type: 'curve25519', config: { v6Keys: false } });
     await expectCode(readPublicKey(publicKey), 'KEY_VERSION_UNSUPPORTED');
   });
 
