@@ -31,7 +31,9 @@ export function listJson(db: Db, l: ListRecord) {
   return {
     address: l.address, listFingerprint: l.listFingerprint, archiveFingerprint: l.archiveFingerprint, policy: l.postPolicy,
     posters: l.posters, requireSignature: l.requireSignature, maxBytes: l.maxBytes, replayWindowDays: l.replayWindowDays,
-    replyTo: l.replyTo, hideSubjects: l.hideSubjects, owner: l.owner, members: countMembers(db, l.id), mailman: l.mailmanListId ?? null,
+    replyTo: l.replyTo, hideSubjects: l.hideSubjects, owner: l.owner, members: countMembers(db, l.id),
+    // Only for a list bound to Mailman (issue 11): its Mailman list id.
+    ...(l.mailmanListId ? { mailman: l.mailmanListId } : {}),
   };
 }
 
