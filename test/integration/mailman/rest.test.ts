@@ -2,7 +2,11 @@
 // the pre_* flags, paged rosters, /members/find filters, and the errors a list
 // server must tell apart (wrong credentials, Core not reachable, not found).
 
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { letterlockAsync, oneLine } from '../../cli/run.ts';
+import { tempDir } from '../server/harness.ts';
 import { MailmanError, MailmanRest, isUnreachable } from '../../../server/mailman/rest.ts';
 import { freePorts } from '../../stack/procs.ts';
 import { MailmanCore } from '../../support/mailman.ts';
@@ -82,4 +86,35 @@ describe('Mailman REST client', () => {
     expect((e2 as MailmanError).code).toBe('UNREACHABLE');
     expect(isUnreachable(e2)).toBe(true);
   });
+});
+
+describe('letterlock list create --mailman', () => {
+  it('binds to the Mailman list named by id or address; refuses another address, an unknown list, or no mailman section', async () => {
+    const data = tempDir('mm-cli');
+    try {
+      expect((await letterlockAsync(['init', '--data', data, '--smtp-port', '0', '--http-port', '0'])).status).toBe(0);
+      // No "mailman" section yet: a usage error that says what to add.
+      const none = await letterlockAsync(['list', 'create', 'rest@lists.example.test', '--mailman', listId, '--data', data]);
+      expect(none.status).toBe(2);
+      expect(oneLine(none)).toMatch(/needs a "mailman" section/);
+
+      const cfgPath = join(data, 'letterlock.json');
+      const cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(data, 'mailman.json'), JSON.stringify({ user: core.user, pass: core.pass }), { mode: 0o600 });
+      writeFileSync(cfgPath, JSON.stringify({ ...cfg, mailman: { url: core.url, credentialsFile: 'mailman.json' } }), { mode: 0o600 });
+
+      const other = await letterlockAsync(['list', 'create', 'other@lists.example.test', '--mailman', listId, '--data', data]);
+      expect(other.status).toBe(1);
+      expect(oneLine(other)).toMatch(/posts to rest@lists\.example\.test, not to other@lists\.example\.test/);
+      const unknown = await letterlockAsync(['list', 'create', 'nope@lists.example.test', '--mailman', 'nope@lists.example.test', '--data', data]);
+      expect(unknown.status).toBe(1);
+      expect(oneLine(unknown)).toMatch(/Mailman has no list nope@lists\.example\.test/);
+
+      const ok = await letterlockAsync(['list', 'create', 'rest@lists.example.test', '--mailman', 'rest@lists.example.test', '--json', '--data', data]);
+      expect(ok.status, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ address: 'rest@lists.example.test', mailman: listId });
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
