@@ -148,8 +148,10 @@ export const ConfigSchema = z.object({
     syncIntervalSeconds: z.number().int().min(5).max(86_400).default(60),
     /** With the Core unreachable, a post uses the last roster only if it is younger than this; otherwise SMTP 451. */
     maxRosterAgeSeconds: z.number().int().min(0).max(7 * 86_400).default(600),
-    /** The longest a post waits for a roster sync before the fallback applies. */
+    /** The longest a post waits for a roster sync when the stored roster is too old to fall back on (then 451). */
     syncTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    /** The longest a post waits for its sync when the stored roster is young enough to use (a large roster on a slow Core). */
+    postSyncWaitMs: z.number().int().min(0).max(120_000).default(3_000),
     /** A post skips its own sync when the last one finished this recently. */
     postSyncMinAgeMs: z.number().int().min(0).max(3_600_000).default(2_000),
     /** The largest roster read (members of all roles). */

@@ -4,7 +4,8 @@
 // posting policy; Letterlock's key registry (the members table) holds the keys.
 //
 // When: every syncIntervalSeconds for every bound list, and before each post
-// (unless a sync finished within postSyncMinAgeMs), waiting at most syncTimeoutMs.
+// (unless a sync finished within postSyncMinAgeMs), waiting at most postSyncWaitMs
+// when the stored roster is young enough to fall back on, else syncTimeoutMs.
 // Staleness bound: if the Core cannot be read, a post goes on with the last
 // roster only while that roster is younger than maxRosterAgeSeconds; otherwise
 // it waits (SMTP 451, the sending MTA retries). Log lines say which.
@@ -25,9 +26,11 @@ import {
   replaceRoster, type RosterEntry,
 } from './store.ts';
 
-export type MailmanSettings = Pick<NonNullable<Config['mailman']>, 'syncIntervalSeconds' | 'maxRosterAgeSeconds' | 'syncTimeoutMs' | 'postSyncMinAgeMs' | 'maxRoster'>;
+export type MailmanSettings = Pick<NonNullable<Config['mailman']>, 'syncIntervalSeconds' | 'maxRosterAgeSeconds' | 'syncTimeoutMs' | 'postSyncMinAgeMs' | 'postSyncWaitMs' | 'maxRoster'>;
 
-export const DEFAULT_MAILMAN_SETTINGS: MailmanSettings = { syncIntervalSeconds: 60, maxRosterAgeSeconds: 600, syncTimeoutMs: 10_000, postSyncMinAgeMs: 2_000, maxRoster: 200_000 };
+export const DEFAULT_MAILMAN_SETTINGS: MailmanSettings = {
+  syncIntervalSeconds: 60, maxRosterAgeSeconds: 600, syncTimeoutMs: 10_000, postSyncMinAgeMs: 2_000, postSyncWaitMs: 3_000, maxRoster: 200_000,
+};
 
 /** A post to a bound list whose roster cannot be read and is too old to use: SMTP 451, the sender retries. */
 export class RosterUnavailable extends Error {
@@ -159,13 +162,19 @@ export class MailmanService {
   async ready(list: ListRecord): Promise<void> {
     if (!list.mailmanListId) return;
     const before = getState(this.d.db, list.id);
-    if (before?.syncedAt != null && this.now() - before.syncedAt < this.settings.postSyncMinAgeMs) return;
+    const ageBefore = before?.syncedAt != null ? this.now() - before.syncedAt : null;
+    if (ageBefore !== null && ageBefore < this.settings.postSyncMinAgeMs) return;
+    // With a roster young enough to fall back on, a post waits only postSyncWaitMs for
+    // its sync (a large roster on a slow Core takes long; the sync goes on and the
+    // fan-out, which starts later, reads what it stored); otherwise up to syncTimeoutMs.
+    const young = ageBefore !== null && ageBefore <= this.settings.maxRosterAgeSeconds * 1000;
+    const waitMs = young ? Math.min(this.settings.postSyncWaitMs, this.settings.syncTimeoutMs) : this.settings.syncTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         this.sync(list),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new MailmanError('TIMEOUT', 'roster sync took longer than mailman.syncTimeoutMs')), this.settings.syncTimeoutMs);
+          timer = setTimeout(() => reject(new MailmanError('TIMEOUT', `roster sync took longer than ${waitMs} ms`)), waitMs);
         }),
       ]);
     } catch (e) {

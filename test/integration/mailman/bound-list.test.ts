@@ -53,9 +53,10 @@ beforeAll(async () => {
   dataDir = tempDir('mailman-bound');
   initData(dataDir, sink.port, {
     http: { port: 0, limits: { subscribePerIp: { max: 1000 }, challengePerIp: { max: 1000 }, mailPerIp: { max: 1000 } } },
-    // Every post syncs (postSyncMinAgeMs 0); a down Core is seen at once (refused connection).
+    // Every post syncs (postSyncMinAgeMs 0) and waits for it (generous bounds for a busy machine);
+    // a down Core is seen at once (refused connection).
     // The interval is the shortest allowed, so a removal is seen without any post.
-    mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 5, maxRosterAgeSeconds: 600, syncTimeoutMs: 5000, postSyncMinAgeMs: 0 },
+    mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 5, maxRosterAgeSeconds: 600, syncTimeoutMs: 30_000, postSyncMinAgeMs: 0, postSyncWaitMs: 30_000 },
   });
   const db = openData(dataDir, SECRET);
   try {
