@@ -89,7 +89,14 @@ export class MailmanService {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    await Promise.allSettled([...this.inflight.values(), this.flushing ?? Promise.resolve()]);
+    // A read from a hanging Core may take several REST timeouts: waited for 3 s at most;
+    // what it reads later is not stored (the store may be closed by then).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.inflight.values(), this.flushing ?? Promise.resolve()]),
+      new Promise<void>((r) => { timer = setTimeout(r, 3000); }),
+    ]);
+    clearTimeout(timer);
   }
 
   /** One pass over the bound lists, one at a time; a failure is logged and left to the next pass. */
@@ -125,6 +132,7 @@ export class MailmanService {
       const owners = await rest.roster(id, 'owner');
       const moderators = await rest.roster(id, 'moderator');
       const nonmembers = await rest.findMembers({ list_id: id, role: 'nonmember' });
+      if (this.stopped) throw new MailmanError('TIMEOUT', 'stopping: the roster read is not stored');
       const total = members.length + owners.length + moderators.length + nonmembers.length;
       if (total > this.settings.maxRoster) throw new MailmanError('TOO_LARGE', `roster of ${total} entries exceeds mailman.maxRoster`);
       const entries: RosterEntry[] = [
@@ -149,6 +157,7 @@ export class MailmanService {
       if (removed.length) log.info('mailman.member_removed', { list: list.address, count: removed.length, pending: ended });
       log.info('mailman.synced', { list: list.address, count: entries.length, ms: this.now() - started });
     } catch (e) {
+      if (this.stopped) throw e;
       recordAttempt(db, list.id, this.now(), errorCode(e));
       log.warn('mailman.sync_failed', { list: list.address, code: errorCode(e), ms: this.now() - started });
       throw e;
@@ -247,6 +256,7 @@ export class MailmanService {
   private async flushRows(listId?: number): Promise<void> {
     const { db, rest, log } = this.d;
     for (const row of pendingOutbox(db, 100)) {
+      if (this.stopped) return;
       if (listId !== undefined && row.listId !== listId) continue;
       const list = getListById(db, row.listId);
       if (!list?.mailmanListId) {
