@@ -30,6 +30,8 @@ import { RequestHandler } from './commands/request.ts';
 import { getMeta, openDb, type Db } from './store/db.ts';
 import { allLists, type ListRecord } from './store/lists.ts';
 import { QueueStore } from './store/queue.ts';
+import { mailmanClient } from './mailman/endpoint.ts';
+import { MailmanService } from './mailman/sync.ts';
 
 export const DB_FILE = 'letterlock.db';
 
@@ -149,18 +151,26 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     await Promise.all(allLists(db).map((l) => keysFor(l)));
     // Data folders from before the key-ID index: index their members' subkeys, in the background.
     void backfillMemberKeyIds(db).catch((e: unknown) => log.warn('server.error', { code: codeOf(e) }));
-    const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick(), observe: metrics });
+    // Lists bound to a Mailman Core (issue 11): without the Core's address their roster is unknown, so refuse to start.
+    const bound = allLists(db).filter((l) => l.mailmanListId);
+    if (bound.length && !config.mailman) throw new StartError(`list ${bound[0]!.address} is bound to Mailman list ${bound[0]!.mailmanListId}: add a "mailman" section (url, user/pass or credentialsFile) to letterlock.json`);
+    // The public URL goes into statements members sign, so it must be known before
+    // the HTTP port opens; with port 0 it is taken from the port the OS gave (below).
+    // Held-post notices and Mailman members' key notices read it when they are written.
+    let publicUrl = config.publicUrl ?? '';
+    const rest = mailmanClient(config, dataDir);
+    const mailman = rest ? new MailmanService({
+      db, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: () => worker?.kick(),
+    }) : undefined;
+    if (mailman) undo.push(() => mailman.stop());
+    const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
     undo.push(async () => { fanout.stop(); await fanout.idle(); });
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
     pool.warm();
     undo.push(() => pool.close());
-    // The public URL goes into statements members sign, so it must be known before
-    // the HTTP port opens; with port 0 it is taken from the port the OS gave (below).
-    // Held-post notices read it when they are written.
-    let publicUrl = config.publicUrl ?? '';
     const held = new HeldNotifier({ db, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: () => worker?.kick() });
     undo.push(async () => { held.stop(); await held.idle(); });
-    const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick(), onHeld: (list, id) => held.held(list, id) });
+    const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick(), onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
     const health = new HealthCheck({
       db, keysFor, relay: relayTarget(config.relay, config.maildir ?? join(dataDir, 'maildir')), timeoutMs: config.health.relayTimeoutMs, cacheMs: config.health.cacheMs,
     });
@@ -197,6 +207,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     const digest = new DigestJob({ db, queue, log, keysFor, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: () => worker?.kick() });
     digest.start();
     undo.push(async () => { digest.stop(); await digest.idle(); });
+    mailman?.start(); // first roster read of every bound list, then on the interval
     void fanout.resumeAll(); // fan-outs a crash interrupted
 
     const smtp: SMTPServer = createIngest({

@@ -13,6 +13,7 @@ import { ApiFailure, busy, notFound, unauthorized } from '../http/errors.ts';
 import { hashToken, newToken } from '../registry/tokens.ts';
 import type { Db } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
+import { isReader } from '../mailman/store.ts';
 import { findMemberByKeyId, getMember, type MemberRecord } from '../store/members.ts';
 import { getPost } from '../store/posts.ts';
 import { countPendingChallenges, deleteSessions, getSession, insertChallenge, insertSession, takeChallenge } from '../store/registry.ts';
@@ -59,7 +60,7 @@ export class ArchiveAccess {
     const challenge = takeChallenge(this.deps.db, hashToken(challengeId), list.id, this.now());
     if (!challenge) throw new ApiFailure(401, 'CHALLENGE_INVALID', 'The log-in challenge is unknown, used or expired. Ask for a new one.');
     const member = getMember(this.deps.db, list.id, challenge.address);
-    if (!member || member.keyState !== 'valid') throw loginFailed();
+    if (!member || member.keyState !== 'valid' || !this.onRoster(list, member.address)) throw loginFailed();
     const { key } = await readPublicKey(member.publicKey).catch(() => {
       throw loginFailed();
     });
@@ -70,6 +71,11 @@ export class ArchiveAccess {
     return { token, expiresAt: new Date(expiresAt).toISOString(), address: member.address, fingerprint: member.fingerprint };
   }
 
+  /** A list bound to Mailman: only who Mailman lists (member, owner, moderator) reads its archive. */
+  private onRoster(list: ListRecord, address: string): boolean {
+    return !list.mailmanListId || isReader(this.deps.db, list.id, address);
+  }
+
   /** The member behind a bearer token, checked against the member table right now. */
   session(list: ListRecord, bearer: string | undefined): Session {
     if (!bearer || !/^[A-Za-z0-9_-]{43}$/.test(bearer)) throw unauthorized();
@@ -77,7 +83,7 @@ export class ArchiveAccess {
     if (!s || s.listId !== list.id) throw unauthorized();
     const member = getMember(this.deps.db, list.id, s.address);
     // Removed, re-keyed or revoked since the log-in: the session is over.
-    if (!member || member.fingerprint !== s.fingerprint || member.keyState !== 'valid') {
+    if (!member || member.fingerprint !== s.fingerprint || member.keyState !== 'valid' || !this.onRoster(list, member.address)) {
       deleteSessions(this.deps.db, list.id, s.address);
       throw unauthorized('Your archive session has ended. Sign in again.');
     }

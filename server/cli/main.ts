@@ -16,6 +16,7 @@ import * as backupCommands from './commands/backup.ts';
 import * as heldCommands from './commands/held.ts';
 import * as initCommands from './commands/init.ts';
 import * as listCommands from './commands/list.ts';
+import * as mailmanCommands from './commands/mailman.ts';
 import * as memberCommands from './commands/member.ts';
 import * as queueCommands from './commands/queue.ts';
 import * as serveCommands from './commands/serve.ts';
@@ -66,6 +67,7 @@ Examples:
   heldCommands.register(program);
   queueCommands.register(program);
   serveCommands.register(program);
+  mailmanCommands.register(program);
   statusCommands.register(program);
   backupCommands.register(program);
   return program;

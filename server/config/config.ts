@@ -136,6 +136,27 @@ export const ConfigSchema = z.object({
     heldPerHour: z.number().int().min(0).max(100_000).default(60),
   }).strict().prefault({}),
   secretFile: z.string().min(1).optional(),
+  /** A Mailman 3 Core whose lists Letterlock lists may be bound to (issue 11; server/mailman/). */
+  mailman: z.object({
+    /** The Core's REST root, e.g. http://127.0.0.1:8001. */
+    url: z.string().url().regex(/^https?:\/\//, 'must be an http:// or https:// URL'),
+    /** REST admin user and password here, or in `credentialsFile` (JSON {"user","pass"}, mode 0600). */
+    user: z.string().min(1).max(200).optional(),
+    pass: z.string().min(1).max(1000).optional(),
+    credentialsFile: z.string().min(1).optional(),
+    /** Roster sync of every bound list, in seconds (also before each post). */
+    syncIntervalSeconds: z.number().int().min(5).max(86_400).default(60),
+    /** With the Core unreachable, a post uses the last roster only if it is younger than this; otherwise SMTP 451. */
+    maxRosterAgeSeconds: z.number().int().min(0).max(7 * 86_400).default(600),
+    /** The longest a post waits for a roster sync when the stored roster is too old to fall back on (then 451). */
+    syncTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    /** The longest a post waits for its sync when the stored roster is young enough to use (a large roster on a slow Core). */
+    postSyncWaitMs: z.number().int().min(0).max(120_000).default(3_000),
+    /** A post skips its own sync when the last one finished this recently. */
+    postSyncMinAgeMs: z.number().int().min(0).max(3_600_000).default(2_000),
+    /** The largest roster read (members of all roles). */
+    maxRoster: z.number().int().min(1).max(10_000_000).default(200_000),
+  }).strict().refine((m) => m.credentialsFile !== undefined || (m.user !== undefined && m.pass !== undefined), 'needs user and pass, or credentialsFile').optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug']).default('info'),
 }).strict();
 

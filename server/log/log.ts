@@ -20,14 +20,19 @@ export type EventName =
   | 'delivery.sent' | 'delivery.retry' | 'delivery.failed' | 'delivery.recovered' | 'delivery.idle' | 'delivery.report'
   | 'member.missed'
   | 'request.received' | 'request.refused' | 'request.done' | 'request.answered' | 'request.unanswered'
-  | 'notice.queued' | 'notice.suppressed' | 'notice.failed' | 'digest.queued' | 'digest.failed'; // operators told (server/ops/)
+  | 'notice.queued' | 'notice.suppressed' | 'notice.failed' | 'digest.queued' | 'digest.failed' // operators told (server/ops/)
+  // Beside Mailman (issue 11, server/mailman/)
+  | 'mailman.synced' | 'mailman.sync_failed' | 'mailman.stale_roster_used' | 'mailman.post_waits' | 'mailman.member_removed'
+  | 'mailman.outbox_sent' | 'mailman.outbox_failed' | 'mailman.key_notice' | 'post.discarded'
+  | 'mailman.imported' | 'mailman.invited' | 'mailman.settings_fixed';
 
 /** Codes are the only strings that describe what happened. */
 export type LogCode = ErrorCode | RefusalCode | `SMTP_${number}` | `NET_${string}` | `SQLITE_${string}` | 'NO_SUCH_LIST' | 'INTERNAL' | 'OK'
   | 'RENDER_FAILED' | 'PER_IP_LIMIT' | 'FLOOD' | 'DATA_DEADLINE' | 'TOO_MANY_COMMANDS' | 'UNHANDLED_REJECTION' | 'UNCAUGHT_EXCEPTION'
   | 'NULL_SENDER' | 'AUTOMATIC_SENDER' | 'AUTO_SUBMITTED' | 'LIST_ADDRESS' | 'RATE_RECIPIENT' | 'RATE_LIST' | 'UNKNOWN_SENDER'
   | 'REQUEST_STALE' | 'REQUEST_REPLAYED' | 'REQUEST_LIMITED' | 'UNSUBSCRIBED' | 'KEY_REPLACED' | 'DELIVERY_CHANGED'
-  | 'NO_KEY' | 'NOTIFY_OFF' | 'BUSY';
+  | 'NO_KEY' | 'NOTIFY_OFF' | 'BUSY'
+  | `MAILMAN_${string}`;
 
 export interface EventFields {
   list?: string; // a list address

@@ -11,6 +11,9 @@ export const REFUSAL_MESSAGES = {
   // Replay protection (pipeline/replay.ts)
   REPLAYED: 'This list already accepted a post with this very signature: a signed post is accepted once. Write and sign a new message to post again.',
   WRONG_LIST: 'The signed headers of this post address other recipients, not this list, so it was not meant for this list. Address the list in To or Cc and sign again.',
+  // Lists bound to Mailman (server/mailman/policy.ts)
+  REJECTED_BY_POLICY: 'The list\'s moderation settings reject posts from this sender.',
+  NO_REGISTERED_KEY: 'The sender is a member of this list but has no registered OpenPGP key, so the post cannot be checked. Register a key with the list first (the Letterlock extension does this when you subscribe).',
   SIGNATURE_TOO_OLD: 'The signature on this post is older than this list accepts (or carries no date). Sign the message again and send it now.',
 } as const;
 

@@ -28,12 +28,15 @@ import type { Incoming, Parsed } from './types.ts';
 import type { OpenPool } from './pool.ts';
 import { claimedSender } from './verify.ts';
 import type { Fanout } from './wrap.ts';
+import { RosterUnavailable, type MailmanService } from '../mailman/sync.ts';
 
 export type Outcome =
   | { result: 'accepted'; postId: number; fanout: Promise<{ copies: number; notices: number }> }
   | { result: 'held'; heldId: number }
   /** The same outer Message-ID was accepted already (an MTA retry): success, no second post. */
   | { result: 'duplicate'; postId: number }
+  /** Mailman's "discard" on a bound list: answered 250, not delivered. */
+  | { result: 'discarded' }
   /** `outer`: the outer facts when the mail could be parsed (for a later bounce's rules). */
   | { result: 'refused'; code: ReasonCode; bounced: boolean; outer?: OuterFacts | null };
 
@@ -47,6 +50,8 @@ export interface PipelineDeps {
   pool: OpenPool;
   /** Called after new rows were queued, to wake the delivery worker. */
   onQueued?(): void;
+  /** Lists bound to Mailman: roster freshness before a post, and Mailman's policy (its moderators are told of holds by onHeld). */
+  mailman?: Pick<MailmanService, 'ready' | 'policy'>;
   /** Called after a hold is committed (the moderators' notices, server/ops/held-notice.ts); must not throw. */
   onHeld?(list: ListRecord, heldId: number): void;
 }
@@ -123,11 +128,20 @@ export class Pipeline {
   private async fromParsed(parsed: Parsed, how: { approved: boolean; heldAt?: number }): Promise<Outcome> {
     const { db, log } = this.deps;
     const list = parsed.list;
+    // A bound list's roster must be fresh enough before anything is decided; else RosterUnavailable (SMTP 451).
+    // Without the roster service (no "mailman" configured) a bound list's post waits: never the standalone policy.
+    if (list.mailmanListId && !this.deps.mailman) throw new RosterUnavailable(list.address);
+    await this.deps.mailman?.ready(list);
     try {
       const keys = await this.deps.keysFor(list);
       const verified = await open(parsed, keys.listKey, claimedSender(parsed, db), this.deps.pool);
-      const decision = decide(verified, { approved: how.approved });
+      const mailman = this.deps.mailman?.policy(list, parsed.outer.from);
+      const decision = decide(verified, { approved: how.approved, ...(mailman ? { mailman } : {}) });
       if (decision.action === 'refuse') throw new Refusal(decision.code);
+      if (decision.action === 'discard') {
+        log.info('post.discarded', { list: list.address });
+        return { result: 'discarded' };
+      }
       const replay = checkReplay(verified, db, how.heldAt === undefined ? {} : { heldAt: how.heldAt });
       if (replay.action === 'duplicate') return this.duplicate(list, replay.postId);
       if (decision.action === 'hold') {

@@ -45,7 +45,9 @@ export interface Verified extends Parsed {
 export type Decision =
   | { action: 'accept' }
   | { action: 'hold'; reason: 'moderated' }
-  | { action: 'refuse'; code: ReasonCode };
+  | { action: 'refuse'; code: ReasonCode }
+  /** Mailman's "discard" (bound lists only): answered 250, not delivered, logged. */
+  | { action: 'discard' };
 
 export interface SealedPost {
   verified: Verified;

@@ -18,6 +18,7 @@ import type { QueueStore } from '../store/queue.ts';
 import { deliver } from './deliver.ts';
 import { PacketRecipient } from './recipient.ts';
 import type { WrappedPage } from './types.ts';
+import { RosterUnavailable, type MailmanService } from '../mailman/sync.ts';
 import type { FanoutObserver } from '../metrics/metrics.ts';
 
 function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED' | null {
@@ -72,6 +73,8 @@ export interface FanoutDeps {
   keysFor(list: ListRecord): Promise<ListKeys>;
   onQueued?(): void;
   pageSize?: number;
+  /** Lists bound to Mailman: copies only to members Mailman delivers to; keyless members told once how to register a key. */
+  mailman?: Pick<MailmanService, 'ready' | 'deliverable' | 'keyNotices'>;
   /** Told each page's wrap time and each finished fan-out's (metrics). */
   observe?: FanoutObserver;
 }
@@ -90,7 +93,8 @@ export class Fanout {
       // next post's fan-out runs anyway. A storage error (disk full) is retried
       // soon; anything else at the next start.
       this.d.log.error('post.failed', { post: postId, code: codeOf(e) });
-      if (isStorageError(e)) this.retrySoon();
+      // A bound list whose roster is too old to use (the Core is down) is retried like a full disk.
+      if (isStorageError(e) || e instanceof RosterUnavailable) this.retrySoon();
     });
     return job;
   }
@@ -137,6 +141,16 @@ export class Fanout {
     if (!state) return { copies: 0, notices: 0 }; // already done
     const list = getListById(db, state.listId);
     if (!list) throw new Error('list gone');
+    // A bound list (e.g. a fan-out resumed after a restart): never wrapped to a roster older than the bound.
+    if (list.mailmanListId) {
+      try {
+        if (!this.d.mailman) throw new RosterUnavailable(list.address);
+        await this.d.mailman.ready(list);
+      } catch (e) {
+        given?.data.fill(0); // the retry unwraps K again from its wrap to the list key
+        throw e;
+      }
+    }
     const keys = await this.d.keysFor(list);
     const sessionKey = given ?? (await new KeyIdentity(keys.listKey).unwrap(state.listPkesk));
     let copies = 0;
@@ -146,15 +160,19 @@ export class Fanout {
       for (const page of iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)) {
         // Stopping: leave the rest to the next start (the cursor is committed).
         if (this.stopped) return { copies, notices };
+        // A bound list: a registered key alone is not membership; Mailman's roster says who gets copies.
+        const members = this.d.mailman ? this.d.mailman.deliverable(list, page) : page;
+        const last = page[page.length - 1]!.address;
         let wrapped: WrappedPage;
         const pageStarted = performance.now();
         try {
-          wrapped = await wrapPage(sessionKey, page);
+          wrapped = members.length ? await wrapPage(sessionKey, members) : { copies: [], missed: [], last };
         } catch (e) {
           // One bad key must not stop the page (nor the post): wrap member by member.
           log.error('post.failed', { list: list.address, post: postId, code: codeOf(e), count: page.length });
-          wrapped = await wrapEach(sessionKey, page);
+          wrapped = await wrapEach(sessionKey, members);
         }
+        wrapped.last = last;
         this.d.observe?.wrapPage((performance.now() - pageStarted) / 1000, wrapped.copies.length);
         db.transaction(() => {
           deliver(wrapped, list, postId, state.messageId, queue);
@@ -164,6 +182,7 @@ export class Fanout {
         notices += wrapped.missed.length;
         this.d.onQueued?.();
       }
+      if (this.d.mailman) notices += this.d.mailman.keyNotices(list);
       finishWrap(db, postId);
       this.d.observe?.fanout((performance.now() - started) / 1000, copies, notices);
     } finally {

@@ -24,6 +24,7 @@ import {
   setDeliveryPreference, takePendingToken, upsertPendingMember, wasWarned,
 } from '../store/registry.ts';
 import type { Limiter, Rule } from './limits.ts';
+import { queueOutbox } from '../mailman/store.ts';
 import { getListSettings } from './settings.ts';
 import { hashToken, newToken } from './tokens.ts';
 
@@ -140,6 +141,8 @@ export class Registry {
     setDeliveryPreference(this.deps.db, list.id, address, delivery);
     deletePendingMember(this.deps.db, list.id, address);
     if (before && before.fingerprint !== record.fingerprint) deleteSessions(this.deps.db, list.id, address);
+    // A list bound to Mailman: the Core gets the member too (sent by server/mailman/sync.ts, kept while it is down).
+    if (list.mailmanListId) queueOutbox(this.deps.db, list.id, address, 'subscribe');
   }
 
   async approvePending(list: ListRecord, address: string): Promise<void> {
@@ -152,6 +155,7 @@ export class Registry {
     const removed = removeMember(this.deps.db, list.id, address);
     deleteSessions(this.deps.db, list.id, address);
     deletePendingMember(this.deps.db, list.id, address);
+    if (list.mailmanListId) queueOutbox(this.deps.db, list.id, address, 'unsubscribe');
     return removed;
   }
 

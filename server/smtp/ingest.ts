@@ -4,6 +4,7 @@
 // with maxClients and the pipeline's work queue. The message is collected in
 // memory only: it never touches the disk.
 
+import { RosterUnavailable } from '../mailman/sync.ts';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import type { EventLog } from '../log/log.ts';
 import { codeOf } from '../log/log.ts';
@@ -133,6 +134,7 @@ export function createIngest(o: IngestOptions): SMTPServer {
           (e) => {
             if (e instanceof SmtpRefusal) return answer(e);
             if (e instanceof RequestRefusal) return answer(smtpError(e.message, e.responseCode));
+            if (e instanceof RosterUnavailable) return answer(smtpError(e.message, 451)); // a bound list's roster is unreadable and too old
             if (e instanceof Busy) {
               o.log.warn('smtp.busy', o.work.load.waiting ? { pending: o.work.load.waiting } : {});
               return answer(smtpError('Busy, try again later', 451));

@@ -25,6 +25,8 @@ export interface ListRecord {
   hideSubjects: boolean;
   /** Where replies go: the list (the default, as a discussion list wants) or the author. */
   replyTo: 'author' | 'list';
+  /** The Mailman list id this list is bound to (its roster and policy come from that Core); null: standalone. */
+  mailmanListId?: string | null;
 }
 
 /** The replay window a new list gets. */
@@ -34,7 +36,7 @@ export const MAX_REPLAY_WINDOW_DAYS = 365;
 interface Row {
   id: number; address: string; owner: string | null; list_fingerprint: string; list_public: string; list_private: string;
   archive_fingerprint: string; archive_public: string; archive_private: string; post_policy: PostPolicy; posters: string;
-  require_signature: number; max_bytes: number; replay_window_days?: number; hide_subjects?: number; reply_to?: string;
+  require_signature: number; max_bytes: number; replay_window_days?: number; hide_subjects?: number; reply_to?: string; mailman_list_id?: string | null;
 }
 
 function fromRow(r: Row): ListRecord {
@@ -43,11 +45,11 @@ function fromRow(r: Row): ListRecord {
     listPrivate: r.list_private, archiveFingerprint: r.archive_fingerprint, archivePublic: r.archive_public,
     archivePrivate: r.archive_private, postPolicy: r.post_policy, posters: JSON.parse(r.posters) as string[],
     requireSignature: r.require_signature === 1, maxBytes: r.max_bytes, replayWindowDays: r.replay_window_days ?? DEFAULT_REPLAY_WINDOW_DAYS,
-    hideSubjects: r.hide_subjects === 1, replyTo: r.reply_to === 'author' ? 'author' : 'list',
+    hideSubjects: r.hide_subjects === 1, replyTo: r.reply_to === 'author' ? 'author' : 'list', mailmanListId: r.mailman_list_id ?? null,
   };
 }
 
-export type NewList = Omit<ListRecord, 'id' | 'replayWindowDays' | 'hideSubjects' | 'replyTo'> & { replayWindowDays?: number; hideSubjects?: boolean; replyTo?: 'author' | 'list' };
+export type NewList = Omit<ListRecord, 'id' | 'replayWindowDays' | 'hideSubjects' | 'replyTo' | 'mailmanListId'> & { replayWindowDays?: number; hideSubjects?: boolean; replyTo?: 'author' | 'list' };
 
 export function insertList(db: Db, l: NewList): number {
   const r = db.prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint,

@@ -35,6 +35,9 @@ const DEBIAN_PACKAGES = {
   postfix: 'postfix',
   dovecot: ['dovecot-imapd', 'dovecot-lmtpd'],
   roundcube: ['roundcube', 'roundcube-sqlite3', 'php-cli', 'php8.2-cgi', 'php-sqlite3'],
+  // Mailman 3 Core (test/support/mailman.ts): the `mailman` command; tests start
+  // their own Core from a private mailman.cfg, never the system service.
+  mailman3: 'mailman3',
   // What checks the deployment guide's snippets (test/docs/docs.test.ts) with each tool's own parser.
   caddy: 'caddy',
   nginx: 'nginx-light',
@@ -45,6 +48,7 @@ const DEBIAN_PACKAGES = {
 // Tools that are not (only) a command on PATH: present when all these files exist.
 const PROBES = {
   dovecot: ['/usr/sbin/dovecot', '/usr/lib/dovecot/imap', '/usr/lib/dovecot/lmtp'],
+  mailman3: ['/usr/bin/mailman', '/usr/lib/mailman3/bin/runner'],
   roundcube: ['/var/lib/roundcube/public_html/index.php', '/usr/bin/php', '/usr/share/roundcube/SQL/sqlite.initial.sql', '/etc/php/8.2/mods-available/pdo_sqlite.ini'],
 };
 

@@ -222,7 +222,7 @@ maximal_backoff_time = 10s
 `;
 }
 
-function postfixMaster(smtpPort: number): string {
+export function postfixMaster(smtpPort: number): string {
   // Debian's master.cf services, chroot off (the chroot would need copies of
   // /etc files), and the SMTP listener on our loopback port.
   const rows: Array<[string, string, string, string, string, string, string]> = [

@@ -184,8 +184,8 @@ describe('switches and notice text', () => {
     const list = { id, owner: 'owner@example.org' } as ListRecord;
     setNotifySettings(db, id, { moderators: ['mod@example.org', 'owner@example.org'] });
     expect(moderatorsOf(db, list)).toEqual(['owner@example.org', 'mod@example.org']);
-    // The roster table of server/mailman/store.ts (issue 11), as it is made there.
-    db.exec(`CREATE TABLE mailman_roster (list_id INTEGER NOT NULL, address TEXT NOT NULL, role TEXT NOT NULL, delivery_enabled INTEGER NOT NULL DEFAULT 1,
+    // The roster table of server/mailman/store.ts (issue 11); openDb makes it, with a foreign key to lists.
+    db.exec(`CREATE TABLE IF NOT EXISTS mailman_roster (list_id INTEGER NOT NULL, address TEXT NOT NULL, role TEXT NOT NULL, delivery_enabled INTEGER NOT NULL DEFAULT 1,
       moderation_action TEXT, PRIMARY KEY (list_id, address, role))`);
     const roster = db.prepare('INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,?)');
     roster.run(id, 'mmowner@example.org', 'owner');
@@ -193,7 +193,7 @@ describe('switches and notice text', () => {
     roster.run(id, 'mod@example.org', 'moderator');
     roster.run(id, 'member@example.org', 'member');
     roster.run(id, 'x@y.org\r\nBcc: z@w.org', 'moderator');
-    roster.run(id + 1, 'elsewhere@example.org', 'moderator');
+    roster.run(addList(db, 'other@lists.test'), 'elsewhere@example.org', 'moderator');
     expect(moderatorsOf(db, list)).toEqual(['owner@example.org', 'mod@example.org', 'mmmod@example.org', 'mmowner@example.org']);
   });
 

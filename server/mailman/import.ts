@@ -1,0 +1,183 @@
+// `letterlock mailman import LIST`: moving an existing Mailman list onto Letterlock.
+// The Mailman list is checked (server/mailman/safety.ts: refused, or fixed) before
+// anything is made; then the Letterlock list is created bound to it (list and archive
+// keys), its roster read (server/mailman/sync.ts), and every regular member without a
+// registered key gets one invitation saying how to register one.
+//
+// Nothing is lost: each invitation is a row of the durable delivery queue (a running
+// server sends it), written in the same transaction as the record that it was sent,
+// page by page. An import that stops half way (Ctrl-C, a crash, the Core going down)
+// is run again and carries on: the list is already there and bound, only members not
+// yet invited are invited. Members who never register a key are not dropped: Mailman
+// keeps them, and the fan-out sends them the short key notice instead of posts.
+
+import { serviceMail } from '../delivery/notices.ts';
+import type { EventLog } from '../log/log.ts';
+import { createList, normalizeListAddress } from '../lists/lists.ts';
+import type { Db } from '../store/db.ts';
+import { getList, getListById, updatePolicy, type ListRecord } from '../store/lists.ts';
+import type { QueueStore } from '../store/queue.ts';
+import { resolveMailmanList } from './bind.ts';
+import type { MailmanRest } from './rest.ts';
+import { ensureSafe, type SafetyIssue } from './safety.ts';
+import { setBinding } from './store.ts';
+import { MailmanService, type MailmanSettings } from './sync.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS mailman_invitations (
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  invited_at INTEGER NOT NULL,
+  PRIMARY KEY (list_id, address)
+);`;
+
+/** The invitation record (an address and a time; nothing else). Idempotent. */
+export function ensureInvitationSchema(db: Db): void {
+  db.exec(SCHEMA);
+}
+
+/** Invitations written per transaction: a crash loses none, a page commits at once. */
+const PAGE = 500;
+
+export class ImportError extends Error {
+  override name = 'ImportError';
+}
+
+export interface ImportOptions {
+  db: Db;
+  secret: string;
+  rest: MailmanRest;
+  queue: QueueStore;
+  log: EventLog;
+  /** The Mailman list: its id (news.lists.example.org) or posting address. */
+  target: string;
+  /** Correct unsafe Mailman settings instead of refusing. */
+  fix: boolean;
+  /** Where members register keys (the HTTP API as members reach it). */
+  publicUrl: string;
+  /** New list's size limit. */
+  maxBytes: number;
+  settings?: Partial<MailmanSettings>;
+  /** Called after each page of invitations with (invited so far, to invite in all). */
+  onProgress?(done: number, total: number): void;
+  now?(): number;
+}
+
+export interface ImportResult {
+  list: string;
+  mailmanListId: string;
+  /** false: the list was there already (a second run, or a standalone list now bound). */
+  created: boolean;
+  fixed: SafetyIssue[];
+  members: number;
+  withKey: number;
+  /** Invitations queued by this run. */
+  invited: number;
+  /** Members without a key invited by an earlier run. */
+  invitedBefore: number;
+}
+
+export function invitationMail(list: ListRecord, to: string, publicUrl: string): string {
+  const base = publicUrl.replace(/\/+$/, '');
+  return serviceMail(list.address, to, `${list.address} is now encrypted: register your OpenPGP key`, [
+    `You are a member of ${list.address}. From now on its posts are end-to-end encrypted:`,
+    'each member gets them encrypted to their own OpenPGP key, and nobody gets them in clear,',
+    'the list server included. Your membership stays as it is.',
+    '',
+    'To keep receiving posts, register your public key once:',
+    `- with the Letterlock browser extension: add the list ${list.address} and subscribe with your key;`,
+    `- or with any OpenPGP client: POST your public key to ${base}/v1/lists/${encodeURIComponent(list.address)}/subscriptions`,
+    '  ({"address": "...", "publicKey": "..."}) and confirm with the encrypted mail you then receive.',
+    '',
+    `The list's key (write to the list encrypted to it): ${base}/v1/lists/${encodeURIComponent(list.address)}`,
+    `Its fingerprint: ${list.listFingerprint.toUpperCase()}`,
+    '',
+    'Until you register a key you get a short notice instead of each post, never the post.',
+  ]);
+}
+
+/** Regular members (any delivery status) without a registered key and not invited yet, in address order. */
+function uninvited(db: Db, listId: number, after: string, limit: number): string[] {
+  return (db.prepare(`SELECT DISTINCT r.address FROM mailman_roster r
+      WHERE r.list_id = ? AND r.role = 'member' AND r.address > ?
+      AND NOT EXISTS (SELECT 1 FROM members m WHERE m.list_id = r.list_id AND m.address = r.address)
+      AND NOT EXISTS (SELECT 1 FROM mailman_invitations i WHERE i.list_id = r.list_id AND i.address = r.address)
+      ORDER BY r.address LIMIT ?`).all(listId, after, limit) as Array<{ address: string }>).map((r) => r.address);
+}
+
+export function invitationCounts(db: Db, listId: number): { invited: number; uninvited: number } {
+  ensureInvitationSchema(db);
+  const invited = (db.prepare(`SELECT count(*) AS n FROM mailman_invitations i WHERE i.list_id = ?
+    AND EXISTS (SELECT 1 FROM mailman_roster r WHERE r.list_id = i.list_id AND r.address = i.address AND r.role = 'member')`).get(listId) as { n: number }).n;
+  const left = (db.prepare(`SELECT count(DISTINCT r.address) AS n FROM mailman_roster r WHERE r.list_id = ? AND r.role = 'member'
+    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.list_id = r.list_id AND m.address = r.address)
+    AND NOT EXISTS (SELECT 1 FROM mailman_invitations i WHERE i.list_id = r.list_id AND i.address = r.address)`).get(listId) as { n: number }).n;
+  return { invited, uninvited: left };
+}
+
+export async function importMailmanList(o: ImportOptions): Promise<ImportResult> {
+  const { db, rest, log } = o;
+  const now = () => o.now?.() ?? Date.now();
+  ensureInvitationSchema(db);
+  // The Mailman list decides the address: a bound list keeps its posting address.
+  const ml = await rest.getList(o.target.trim().toLowerCase()).catch((e: unknown) => {
+    throw (e as { code?: string }).code === 'NOT_FOUND' ? new ImportError(`Mailman has no list ${o.target.slice(0, 200)}`) : e;
+  });
+  const address = normalizeListAddress(ml.fqdn_listname);
+  await resolveMailmanList(rest, address, ml.list_id);
+
+  // Refused before anything is made here; fixed in Mailman first with --fix.
+  const fixed = await ensureSafe(rest, ml.list_id, o.fix);
+  if (fixed.length) log.info('mailman.settings_fixed', { list: address, count: fixed.length });
+
+  let list = getList(db, address);
+  let created = false;
+  if (list?.mailmanListId && list.mailmanListId !== ml.list_id) {
+    throw new ImportError(`${address} is bound to Mailman list ${list.mailmanListId}, not ${ml.list_id}`);
+  }
+  if (!list) {
+    list = await createList(db, o.secret, address, { owner: null, maxBytes: o.maxBytes });
+    created = true;
+  }
+  if (!list.mailmanListId) setBinding(db, list.id, ml.list_id);
+  list = getListById(db, list.id)!;
+
+  const service = new MailmanService({ db, queue: o.queue, log, rest, publicUrl: () => o.publicUrl, ...(o.settings ? { settings: o.settings } : {}) });
+  await service.sync(list);
+  // A new list's owner (failure reports) is Mailman's first owner.
+  if (!list.owner) {
+    const owner = (db.prepare(`SELECT address FROM mailman_roster WHERE list_id = ? AND role = 'owner' ORDER BY address LIMIT 1`).get(list.id) as { address: string } | undefined)?.address;
+    if (owner) updatePolicy(db, list.id, { owner });
+    list = getListById(db, list.id)!;
+  }
+
+  const before = invitationCounts(db, list.id);
+  const total = before.uninvited;
+  let invited = 0;
+  let after = '';
+  o.onProgress?.(0, total);
+  const insert = db.prepare('INSERT OR IGNORE INTO mailman_invitations (list_id, address, invited_at) VALUES (?,?,?)');
+  // Bounded by the roster, which sync bounds (mailman.maxRoster).
+  for (;;) {
+    const page = uninvited(db, list.id, after, PAGE);
+    if (page.length === 0) break;
+    const l = list;
+    db.transaction(() => {
+      for (const a of page) {
+        o.queue.add({ listId: l.id, postId: null, kind: 'notice', rcpt: a, mail: invitationMail(l, a, o.publicUrl) });
+        insert.run(l.id, a, now());
+      }
+    })();
+    invited += page.length;
+    after = page[page.length - 1]!;
+    o.onProgress?.(invited, Math.max(total, invited));
+    // Let a progress bar draw and signals land between pages.
+    await new Promise((r) => setImmediate(r));
+  }
+  const counts = db.prepare(`SELECT count(DISTINCT r.address) AS members,
+      count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM members m WHERE m.list_id = r.list_id AND m.address = r.address) THEN r.address END) AS withKey
+      FROM mailman_roster r WHERE r.list_id = ? AND r.role = 'member'`).get(list.id) as { members: number; withKey: number };
+  log.info('mailman.imported', { list: address, count: counts.members });
+  if (invited) log.info('mailman.invited', { list: address, count: invited });
+  return { list: address, mailmanListId: ml.list_id, created, fixed, members: counts.members, withKey: counts.withKey, invited, invitedBefore: before.invited };
+}
