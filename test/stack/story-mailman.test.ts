@@ -13,16 +13,15 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composePost, readPublicKey } from '../../shared/index.ts';
+import { composePost, readMail, readPublicKey } from '../../shared/index.ts';
 import { openData } from '../../server/app.ts';
 import { registerMember } from '../../server/lists/members.ts';
 import { getList } from '../../server/store/lists.ts';
 import { send } from '../integration/server/harness.ts';
 import { findMarker, scan } from '../integration/server/scan.ts';
 import { makeKey, type TestKey } from '../support/keys.ts';
-import { armoredMessageOf, fetchAll, waitForMail } from './imap.ts';
+import { fetchAll, waitForMail } from './imap.ts';
 import { startMailStack, type MailStack } from './mailstack.ts';
 import { run } from './procs.ts';
 import { api, scanStack } from './story-kit.ts';
@@ -80,6 +79,8 @@ describe('an encrypted list and a plain list on one Mailman site', () => {
     expect(routes.code, routes.err).toBe(0);
     writeFileSync(stack.folders.letterlockTransport, routes.out);
     run('postmap', [`hash:${stack.folders.letterlockTransport}`]);
+    // As the README says: reload, or daemons that already looked a key up may answer from the old table once more.
+    run('postfix', ['-c', stack.folders.postfixConfig, 'reload'], { env: { ...process.env, MAIL_CONFIG: stack.folders.postfixConfig } });
     const q = (key: string) => run('postmap', ['-q', key, `hash:${stack.folders.letterlockTransport}`, `hash:${join(stack.folders.mailmanVar!, 'data', 'postfix_lmtp')}`]).trim();
     expect(q(SECRET_LIST)).toBe(`smtp:[127.0.0.1]:${stack.ports.listSmtp}`);
     expect(q('secret-request@lists.example.test')).toBe(`smtp:[127.0.0.1]:${stack.ports.listSmtp}`);
@@ -109,15 +110,13 @@ describe('an encrypted list and a plain list on one Mailman site', () => {
 
     const copy = await waitForMail(stack, stack.users.bob!, (m) => /^List-Id: <secret\.lists\.example\.test>/m.test(m.raw.toString('latin1')) && m.raw.includes('BEGIN PGP MESSAGE'), "Bob's copy", 90_000);
     expect(findMarker(copy.raw, MARKER)).toBeNull();
-    const decrypted = await openpgp.decrypt({
-      message: await openpgp.readMessage({ armoredMessage: await armoredMessageOf(copy.raw) }),
-      decryptionKeys: bob.privateKey, verificationKeys: alice.publicKey, expectSigned: true,
-    });
-    expect(String(decrypted.data)).toContain(MARKER);
-
     const maillog = readFileSync(join(stack.folders.logs, 'postfix.log'), 'utf8');
     expect(maillog).toMatch(new RegExp(`to=<${SECRET_LIST}>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${stack.ports.listSmtp},.* status=sent`));
     expect(maillog).not.toMatch(new RegExp(`to=<${SECRET_LIST}>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${stack.mailman!.lmtpPort}`));
+    // The subscriber's reader (copies hide recipients' key IDs, so it tries Bob's key on each).
+    const read = await readMail(copy.raw, { privateKey: bob.privateKey, senderKeys: [alice.publicKey] });
+    expect(read.verification.valid).toBe(true); // Alice's own signature, end to end
+    expect(Buffer.from(read.content).toString('utf8')).toContain(MARKER);
 
     // Dave: the import's invitation and the key notice, both content-free; no copy of the post.
     const dave = stack.users.dave!;
