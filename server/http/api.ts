@@ -10,6 +10,7 @@
 // the database (server/registry/limits.ts). The client IP is the TCP peer unless
 // http.trustProxy names the reverse proxies whose X-Forwarded-For may be believed.
 
+import { RosterUnavailable } from '../mailman/sync.ts';
 import cors from '@fastify/cors';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -36,7 +37,7 @@ import { countPosts } from '../store/posts.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { ensureRegistrySchema, listPendingMembers, purgeStale } from '../store/registry.ts';
 import type { ListKeys } from '../lists/lists.ts';
-import { ApiFailure, badRequest, notFound } from './errors.ts';
+import { ApiFailure, badRequest, busy, notFound } from './errors.ts';
 import { wkdHash } from './wkd.ts';
 
 export interface ApiDeps {
@@ -154,6 +155,8 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   app.setErrorHandler((error: unknown, _req, reply) => {
+    // A held post of a list bound to Mailman, approved while its roster cannot be read (issue 11).
+    if (error instanceof RosterUnavailable) error = busy('The list\'s membership cannot be read from Mailman right now. Try again later.', 60);
     if (error instanceof ApiFailure) {
       if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
       return reply.status(error.status).send({ error: error.code, message: error.message });

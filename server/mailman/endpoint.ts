@@ -6,7 +6,11 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, type Config } from '../config/config.ts';
+import type { EventLog } from '../log/log.ts';
+import type { Db } from '../store/db.ts';
+import type { QueueStore } from '../store/queue.ts';
 import { MailmanRest, type MailmanEndpoint } from './rest.ts';
+import { MailmanService } from './sync.ts';
 
 const CredentialsFile = z.object({ user: z.string().min(1).max(200), pass: z.string().min(1).max(1000) }).strict();
 
@@ -39,4 +43,16 @@ export function mailmanClient(config: Config, dataDir: string): MailmanRest | nu
     pageSize,
     maxPages: Math.ceil(config.mailman.maxRoster / pageSize),
   });
+}
+
+/**
+ * The roster service for a process that runs the pipeline outside `serve` (the
+ * CLI's held approve): without it a bound list's post would meet the standalone
+ * policy, so the pipeline refuses to run one (see run.ts). Not started: no timers.
+ */
+export function mailmanService(config: Config, dataDir: string, deps: { db: Db; queue: QueueStore; log: EventLog; onQueued?(): void }): MailmanService | undefined {
+  const rest = mailmanClient(config, dataDir);
+  if (!rest || !config.mailman) return undefined;
+  const publicUrl = config.publicUrl ?? `http://${config.http.host}:${config.http.port}`;
+  return new MailmanService({ ...deps, rest, settings: config.mailman, publicUrl: () => publicUrl });
 }

@@ -6,6 +6,8 @@
 // means no moderation: the post goes on. Letterlock then requires what it
 // always does before a post is delivered: a valid signature by the sender's
 // registered key. Held posts stay ciphertext; discard drops with a log line.
+// A held post that a moderator approves is still delivered only if its signature
+// verifies against a registered key: a nonmember without one is refused then.
 
 import type { Db } from '../store/db.ts';
 import type { Decision, Verified } from '../pipeline/types.ts';
@@ -42,13 +44,14 @@ export function policyFacts(db: Db, listId: number, sender: string | null, state
   const rows = address ? rosterOf(db, listId, address) : [];
   const member = rows.find((r) => r.role === 'member');
   if (member) return { isMember: true, action: member.moderationAction ?? s.defaultMemberAction, emergency: s.emergency };
+  // Mailman's nonmember-moderation rule: the nonmember's own action first (defer: no moderation), then the legacy lists, then the default.
   let action: MailmanAction = s.defaultNonmemberAction;
   const nonmember = rows.find((r) => r.role === 'nonmember');
-  if (listed(s.nonmemberLists.accept, address)) action = 'accept';
+  if (nonmember?.moderationAction) action = nonmember.moderationAction === 'defer' ? 'accept' : nonmember.moderationAction;
+  else if (listed(s.nonmemberLists.accept, address)) action = 'accept';
   else if (listed(s.nonmemberLists.hold, address)) action = 'hold';
   else if (listed(s.nonmemberLists.reject, address)) action = 'reject';
   else if (listed(s.nonmemberLists.discard, address)) action = 'discard';
-  else if (nonmember?.moderationAction) action = nonmember.moderationAction;
   return { isMember: false, action, emergency: s.emergency };
 }
 
@@ -64,9 +67,11 @@ export function decideMailman(v: Pick<Verified, 'list' | 'member' | 'verificatio
   }
   if (member && member.keyState !== 'valid') return { action: 'refuse', code: 'KEY_STATE_INVALID' };
   if (!approved) {
+    // Mailman's emergency rule comes before moderation: everything is held.
+    if (facts.emergency) return { action: 'hold', reason: 'moderated' };
     if (facts.action === 'reject') return { action: 'refuse', code: facts.isMember ? 'REJECTED_BY_POLICY' : 'NOT_MEMBER' };
     if (facts.action === 'discard') return { action: 'discard' };
-    if (facts.emergency || facts.action === 'hold') return { action: 'hold', reason: 'moderated' };
+    if (facts.action === 'hold') return { action: 'hold', reason: 'moderated' };
   }
   // Accepted (or approved): delivered only with a verified signature by a registered key.
   if (!member || !verification) return { action: 'refuse', code: facts.isMember ? 'NO_REGISTERED_KEY' : 'NOT_MEMBER' };

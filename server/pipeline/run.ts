@@ -28,7 +28,7 @@ import type { Incoming, Parsed } from './types.ts';
 import type { OpenPool } from './pool.ts';
 import { claimedSender } from './verify.ts';
 import type { Fanout } from './wrap.ts';
-import type { MailmanService } from '../mailman/sync.ts';
+import { RosterUnavailable, type MailmanService } from '../mailman/sync.ts';
 
 export type Outcome =
   | { result: 'accepted'; postId: number; fanout: Promise<{ copies: number; notices: number }> }
@@ -127,6 +127,8 @@ export class Pipeline {
     const { db, log } = this.deps;
     const list = parsed.list;
     // A bound list's roster must be fresh enough before anything is decided; else RosterUnavailable (SMTP 451).
+    // Without the roster service (no "mailman" configured) a bound list's post waits: never the standalone policy.
+    if (list.mailmanListId && !this.deps.mailman) throw new RosterUnavailable(list.address);
     await this.deps.mailman?.ready(list);
     try {
       const keys = await this.deps.keysFor(list);

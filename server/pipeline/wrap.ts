@@ -18,7 +18,7 @@ import type { QueueStore } from '../store/queue.ts';
 import { deliver } from './deliver.ts';
 import { PacketRecipient } from './recipient.ts';
 import type { WrappedPage } from './types.ts';
-import type { MailmanService } from '../mailman/sync.ts';
+import { RosterUnavailable, type MailmanService } from '../mailman/sync.ts';
 
 function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED' | null {
   if (m.keyState === 'revoked') return 'KEY_REVOKED';
@@ -73,7 +73,7 @@ export interface FanoutDeps {
   onQueued?(): void;
   pageSize?: number;
   /** Lists bound to Mailman: copies only to members Mailman delivers to; keyless members told once how to register a key. */
-  mailman?: Pick<MailmanService, 'deliverable' | 'keyNotices'>;
+  mailman?: Pick<MailmanService, 'ready' | 'deliverable' | 'keyNotices'>;
 }
 
 /** Runs fan-out jobs one post at a time, in order. */
@@ -90,7 +90,8 @@ export class Fanout {
       // next post's fan-out runs anyway. A storage error (disk full) is retried
       // soon; anything else at the next start.
       this.d.log.error('post.failed', { post: postId, code: codeOf(e) });
-      if (isStorageError(e)) this.retrySoon();
+      // A bound list whose roster is too old to use (the Core is down) is retried like a full disk.
+      if (isStorageError(e) || e instanceof RosterUnavailable) this.retrySoon();
     });
     return job;
   }
@@ -137,6 +138,16 @@ export class Fanout {
     if (!state) return { copies: 0, notices: 0 }; // already done
     const list = getListById(db, state.listId);
     if (!list) throw new Error('list gone');
+    // A bound list (e.g. a fan-out resumed after a restart): never wrapped to a roster older than the bound.
+    if (list.mailmanListId) {
+      try {
+        if (!this.d.mailman) throw new RosterUnavailable(list.address);
+        await this.d.mailman.ready(list);
+      } catch (e) {
+        given?.data.fill(0); // the retry unwraps K again from its wrap to the list key
+        throw e;
+      }
+    }
     const keys = await this.d.keysFor(list);
     const sessionKey = given ?? (await new KeyIdentity(keys.listKey).unwrap(state.listPkesk));
     let copies = 0;

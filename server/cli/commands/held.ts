@@ -1,5 +1,6 @@
 // `letterlock held ...`: posts held for a moderator (kept encrypted), approved or rejected.
 
+import { mailmanService } from '../../mailman/endpoint.ts';
 import type { Command } from 'commander';
 import { listKeyCache } from '../../app.ts';
 import { createEventLog } from '../../log/log.ts';
@@ -57,7 +58,9 @@ Examples:
         const log = createEventLog({ file: `${dataDir}/logs/cli.log`, stdout: false });
         const keysFor = listKeyCache(secret);
         const pool = new OpenPool({ threads: 1, budgetMs: config.pipeline.budgetMs });
-        const pipeline = new Pipeline({ db, queue, log, keysFor, pool, fanout: new Fanout({ db, queue, log, keysFor }) });
+        // Lists bound to Mailman: the Core's roster and policy apply here too (issue 11).
+        const mailman = mailmanService(config, dataDir, { db, queue, log });
+        const pipeline = new Pipeline({ db, queue, log, keysFor, pool, fanout: new Fanout({ db, queue, log, keysFor, ...(mailman ? { mailman } : {}) }), ...(mailman ? { mailman } : {}) });
         try {
           const outcome = verb === 'approve' ? await pipeline.approve(id) : pipeline.reject(id);
           // The fan-out runs here, to the end, before the command returns.

@@ -6,7 +6,12 @@ import { allLists, updatePolicy, type ListRecord, type PostPolicy } from '../../
 import { countMembers } from '../../store/members.ts';
 import type { Db } from '../../store/db.ts';
 import { globals, needList, withStore } from '../context.ts';
-import { emit, note, plural, size, table } from '../output.ts';
+import { CliError, emit, EXIT, note, plural, size, table } from '../output.ts';
+import type { Config } from '../../config/config.ts';
+import type { CreateListOptions } from '../../lists/lists.ts';
+import { BindError, createBoundList } from '../../mailman/bind.ts';
+import { mailmanClient } from '../../mailman/endpoint.ts';
+import { MailmanError, isUnreachable } from '../../mailman/rest.ts';
 import { collectAddress, maxBytesArg, oneOf, windowDaysArg } from './args.ts';
 
 export const POLICY_HELP = `Posting policies (--policy):
@@ -17,7 +22,7 @@ export const POLICY_HELP = `Posting policies (--policy):
 
 interface ListOpts {
   owner?: string; policy?: PostPolicy; poster?: string[]; signature?: boolean; maxBytes?: number;
-  replayWindowDays?: number; replyTo?: 'list' | 'author'; hideSubjects?: boolean; showSubjects?: boolean;
+  replayWindowDays?: number; replyTo?: 'list' | 'author'; hideSubjects?: boolean; showSubjects?: boolean; mailman?: string;
 }
 
 /** The JSON shape of one list (list show/set/create); `publicKey` only from show. */
@@ -25,7 +30,7 @@ export function listJson(db: Db, l: ListRecord) {
   return {
     address: l.address, listFingerprint: l.listFingerprint, archiveFingerprint: l.archiveFingerprint, policy: l.postPolicy,
     posters: l.posters, requireSignature: l.requireSignature, maxBytes: l.maxBytes, replayWindowDays: l.replayWindowDays,
-    replyTo: l.replyTo, hideSubjects: l.hideSubjects, owner: l.owner, members: countMembers(db, l.id),
+    replyTo: l.replyTo, hideSubjects: l.hideSubjects, owner: l.owner, members: countMembers(db, l.id), mailman: l.mailmanListId ?? null,
   };
 }
 
@@ -75,16 +80,18 @@ export function register(program: Command): void {
   letterlock list ls --json`);
 
   policyOptions(list.command('create <address>').description('create a list with its list key and archive key'), false)
+    .option('--mailman <list>', 'bind to this Mailman 3 list (list id news.example.org or address news@example.org): its roster and moderation settings apply; needs "mailman" in letterlock.json')
     .addHelpText('after', `\n${POLICY_HELP}\n\n--json prints {"address", "listFingerprint", "archiveFingerprint", "policy", ...} (as list show).
 
 Example:
   letterlock list create news@lists.example.org --owner ann@example.org --policy members`)
-    .action(async (address: string, o: ListOpts, cmd: Command) => withStore(cmd, async ({ db, secret, config }) => {
+    .action(async (address: string, o: ListOpts, cmd: Command) => withStore(cmd, async ({ db, secret, config, dataDir }) => {
       const c = changes(o);
-      const l = await createList(db, secret, address, {
+      const options = {
         owner: o.owner === undefined ? null : normalizeAddress(o.owner), postPolicy: c.postPolicy, posters: c.posters,
         requireSignature: c.requireSignature, maxBytes: c.maxBytes ?? config.smtp.maxMessageBytes,
-      });
+      };
+      const l = o.mailman ? await createBoundForCli(db, secret, config, dataDir, address, o.mailman, options) : await createList(db, secret, address, options);
       updatePolicy(db, l.id, { replayWindowDays: c.replayWindowDays, replyTo: c.replyTo, hideSubjects: c.hideSubjects });
       const u = needList(db, l.address);
       emit(globals(cmd), listJson(db, u), () => `created ${u.address}\nlist key    ${u.listFingerprint}\narchive key ${u.archiveFingerprint}\npolicy      ${u.postPolicy}`);
@@ -123,4 +130,17 @@ Example:
         ['LIST', 'FINGERPRINT', 'POLICY', 'MEMBERS'],
       ) : '');
     }));
+}
+
+/** list create --mailman: the Mailman list is checked over REST before anything is created. */
+async function createBoundForCli(db: Db, secret: string, config: Config, dataDir: string, address: string, target: string, options: CreateListOptions): Promise<ListRecord> {
+  const rest = mailmanClient(config, dataDir);
+  if (!rest) throw new CliError('--mailman needs a "mailman" section in letterlock.json: {"url": "http://127.0.0.1:8001", "credentialsFile": "mailman.json"}', EXIT.USAGE);
+  try {
+    return await createBoundList(db, secret, rest, address, target, options);
+  } catch (e) {
+    if (e instanceof BindError) throw new CliError(e.message, EXIT.REFUSED);
+    if (e instanceof MailmanError) throw new CliError(e.message, isUnreachable(e) ? EXIT.UNREACHABLE : EXIT.REFUSED);
+    throw e;
+  }
 }

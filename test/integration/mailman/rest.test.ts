@@ -11,7 +11,7 @@ let core: MailmanCore;
 let listId: string;
 
 beforeAll(async () => {
-  core = await MailmanCore.start();
+  core = await MailmanCore.start({ restOnly: true });
   listId = await core.createList('rest@lists.example.test');
 }, 180_000);
 

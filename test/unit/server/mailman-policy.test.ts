@@ -1,0 +1,111 @@
+// Mailman's moderation as a bound list applies it (server/mailman/policy.ts): the
+// facts read from the stored roster and settings, and the decision folded into
+// decide(). Standalone lists are covered by decide.test.ts.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decide } from '../../../server/pipeline/decide.ts';
+import { policyFacts } from '../../../server/mailman/policy.ts';
+import { deliverableAmong, isReader, replaceRoster, type RosterEntry } from '../../../server/mailman/store.ts';
+import { openDb, type Db } from '../../../server/store/db.ts';
+import { insertList, type ListRecord } from '../../../server/store/lists.ts';
+import type { MemberRecord } from '../../../server/store/members.ts';
+import type { Verification } from '../../../shared/index.ts';
+
+let dir: string;
+let db: Db;
+let listId: number;
+
+const settings = (over: Partial<Parameters<typeof replaceRoster>[3]> = {}): Parameters<typeof replaceRoster>[3] => ({
+  defaultMemberAction: 'defer', defaultNonmemberAction: 'hold', subscriptionPolicy: 'confirm', emergency: false,
+  nonmemberLists: { accept: [], hold: [], reject: [], discard: [] }, ...over,
+});
+const roster: RosterEntry[] = [
+  { address: 'Ann@x.test', role: 'member', deliveryEnabled: true, moderationAction: null },
+  { address: 'ben@x.test', role: 'member', deliveryEnabled: false, moderationAction: 'hold' },
+  { address: 'cat@x.test', role: 'member', deliveryEnabled: true, moderationAction: 'discard' },
+  { address: 'mod@x.test', role: 'moderator', deliveryEnabled: true, moderationAction: null },
+  { address: 'nm@x.test', role: 'nonmember', deliveryEnabled: false, moderationAction: 'accept' },
+];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'letterlock-mm-policy-'));
+  db = openDb(join(dir, 'db.sqlite'));
+  listId = insertList(db, {
+    address: 'l@x.test', owner: null, listFingerprint: 'F', listPublic: '', listPrivate: '', archiveFingerprint: 'A', archivePublic: '',
+    archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000,
+  });
+});
+afterAll(() => {
+  db?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const list = (): ListRecord => ({
+  id: listId, address: 'l@x.test', owner: null, listFingerprint: '', listPublic: '', listPrivate: '', archiveFingerprint: '', archivePublic: '',
+  archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000, replayWindowDays: 7, hideSubjects: false, replyTo: 'list', mailmanListId: 'l.x.test',
+});
+const member = (address: string): MemberRecord => ({ listId, address, fingerprint: 'F', publicKey: '', encryptionKey: new Uint8Array(), expiresAt: null, keyState: 'valid' });
+const good: Verification = { valid: true, signerFingerprint: 'F', signerKeyId: 'K', signedAt: null };
+const outer = { from: null, messageId: null, inReplyTo: null, references: [], date: null, autoSubmitted: false };
+
+function decideFor(address: string, key: boolean, approved = false) {
+  const facts = policyFacts(db, listId, address);
+  return decide({ list: list(), member: key ? member(address) : null, verification: key ? good : null, outer }, { approved, mailman: facts });
+}
+
+describe('Mailman policy for a bound list', () => {
+  it('members: default action (defer: accepted), their own moderation action, and a key is still required', () => {
+    replaceRoster(db, listId, roster, settings(), Date.now());
+    expect(decideFor('ann@x.test', true)).toEqual({ action: 'accept' });
+    expect(decideFor('ann@x.test', false)).toEqual({ action: 'refuse', code: 'NO_REGISTERED_KEY' });
+    expect(decideFor('ben@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(decideFor('ben@x.test', true, true)).toEqual({ action: 'accept' });
+    expect(decideFor('cat@x.test', true)).toEqual({ action: 'discard' });
+    replaceRoster(db, listId, roster, settings({ defaultMemberAction: 'reject' }), Date.now());
+    expect(decideFor('ann@x.test', true)).toEqual({ action: 'refuse', code: 'REJECTED_BY_POLICY' });
+  });
+
+  it('nonmembers: the default action, their own action, and the *_these_nonmembers lists (addresses and ^patterns)', () => {
+    replaceRoster(db, listId, roster, settings({ defaultNonmemberAction: 'hold' }), Date.now());
+    expect(decideFor('stranger@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
+    // Approved, but nobody's key can check the signature: refused, never delivered unverified.
+    expect(decideFor('stranger@y.test', false, true)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
+    expect(decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
+    // A moderator is not a member: nonmember rules apply, as in Mailman.
+    expect(decideFor('mod@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    replaceRoster(db, listId, roster, settings({ defaultNonmemberAction: 'reject', nonmemberLists: { accept: ['^.*@friends\\.test$'], hold: [], reject: [], discard: ['spam@y.test'] } }), Date.now());
+    expect(decideFor('stranger@y.test', false)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
+    expect(decideFor('spam@y.test', false)).toEqual({ action: 'discard' });
+    expect(decideFor('pal@friends.test', true)).toEqual({ action: 'accept' });
+    // The nonmember's own action comes before the lists, as in Mailman's nonmember-moderation rule.
+    replaceRoster(db, listId, roster, settings({ nonmemberLists: { accept: [], hold: [], reject: [], discard: ['nm@x.test'] } }), Date.now());
+    expect(decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
+    // A pattern JavaScript cannot read is skipped, not thrown.
+    replaceRoster(db, listId, roster, settings({ nonmemberLists: { accept: ['^(unclosed'], hold: [], reject: [], discard: [] } }), Date.now());
+    expect(decideFor('x@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
+  });
+
+  it('emergency holds every post, even an accepted member; a bad signature is refused whatever the policy', () => {
+    replaceRoster(db, listId, roster, settings({ emergency: true }), Date.now());
+    expect(decideFor('ann@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(decideFor('cat@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' }); // even a discard
+    const facts = policyFacts(db, listId, 'ann@x.test');
+    const badSig: Verification = { valid: false, code: 'BAD_SIGNATURE', reason: '', signerKeyId: null };
+    expect(decide({ list: list(), member: member('ann@x.test'), verification: badSig, outer }, { mailman: facts })).toEqual({ action: 'refuse', code: 'BAD_SIGNATURE' });
+  });
+
+  it('the roster decides who gets copies and who reads the archive; a new roster replaces the old at once', () => {
+    const removed0 = replaceRoster(db, listId, roster, settings(), Date.now());
+    expect([...deliverableAmong(db, listId, ['ann@x.test', 'ben@x.test', 'cat@x.test', 'mod@x.test', 'nm@x.test', 'zed@x.test'])].sort()).toEqual(['ann@x.test', 'cat@x.test']);
+    expect(removed0).toEqual([]);
+    expect(isReader(db, listId, 'ben@x.test')).toBe(true); // delivery off still reads the archive
+    expect(isReader(db, listId, 'mod@x.test')).toBe(true);
+    expect(isReader(db, listId, 'nm@x.test')).toBe(false);
+    const removed = replaceRoster(db, listId, roster.filter((r) => r.address !== 'ben@x.test' && r.address !== 'mod@x.test'), settings(), Date.now());
+    expect(removed.sort()).toEqual(['ben@x.test', 'mod@x.test']);
+    expect(isReader(db, listId, 'ben@x.test')).toBe(false);
+  });
+});
