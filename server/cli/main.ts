@@ -19,6 +19,7 @@ import * as mailmanCommands from './commands/mailman.ts';
 import * as memberCommands from './commands/member.ts';
 import * as queueCommands from './commands/queue.ts';
 import * as serveCommands from './commands/serve.ts';
+import * as statusCommands from './commands/status.ts';
 import { CliError, EXIT } from './output.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -40,7 +41,11 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({
       // Commander's own errors (unknown command or option, missing argument) as one line.
-      outputError: (text, write) => write(`letterlock: ${text.replace(/^error: /, '').trimEnd()} (see: letterlock help)\n`),
+      outputError: (text, write) => {
+        // One line: commander's "(Did you mean ...?)" goes on the same line, before the pointer to help.
+        const [first = '', ...rest] = text.replace(/^error: /, '').trim().split('\n').map((l) => l.trim());
+        write(`letterlock: ${[first, ...rest].join(' ')} (see: letterlock help)\n`);
+      },
     })
     .addHelpText('after', `
 The server secret is $LETTERLOCK_SECRET, else the secret file (mode 0600) named
@@ -61,6 +66,7 @@ Examples:
   heldCommands.register(program);
   queueCommands.register(program);
   serveCommands.register(program);
+  statusCommands.register(program);
   mailmanCommands.register(program);
   return program;
 }
@@ -83,6 +89,21 @@ export async function main(argv: string[]): Promise<number> {
     if (argv.length === 0) {
       program.outputHelp({ error: true });
       return EXIT.USAGE;
+    }
+    // `help member add`: commander's own help command goes one level deep only.
+    const words = argv.filter((a) => !a.startsWith('-'));
+    if (argv[0] === 'help' && words.length > 1) {
+      let cmd: Command = program;
+      for (const w of words.slice(1)) {
+        const next = cmd.commands.find((c) => c.name() === w || c.aliases().includes(w));
+        if (!next) {
+          process.stderr.write(`letterlock: unknown command '${words.slice(1).join(' ')}' (see: letterlock help)\n`);
+          return EXIT.USAGE;
+        }
+        cmd = next;
+      }
+      cmd.outputHelp();
+      return EXIT.OK;
     }
     await program.parseAsync(argv, { from: 'user' });
     // A command that printed its result may still end as refused (e.g. an import with refusals).

@@ -13,13 +13,13 @@ export class CliError extends Error {
   }
 }
 
-/** Aligned columns; the last column is not padded (no trailing blanks). */
+/** Aligned columns, two blanks apart; no line ends in blanks. */
 export function table(rows: readonly (readonly string[])[], header?: readonly string[]): string {
   const all = header ? [header, ...rows] : rows;
   if (all.length === 0) return '';
   const n = Math.max(...all.map((r) => r.length));
   const widths = Array.from({ length: n }, (_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
 }
 
 /** "2026-12-02 22:40 UTC": readable and unambiguous; --json carries ISO 8601. */

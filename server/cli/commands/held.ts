@@ -48,11 +48,10 @@ Examples:
     }));
 
   for (const verb of ['approve', 'reject'] as const) {
-    held.command(`${verb} <id>`)
+    held.command(verb).argument('<id>', 'the held post (see: letterlock held list)', idArg)
       .description(verb === 'approve' ? 'accept a held post: its copies are queued for every member' : 'refuse a held post: the sender gets one bounce saying why')
       .addHelpText('after', `\n--json prints {"id", "result", "copies", "code"}.`)
-      .action(async (idText: string, _o: unknown, cmd: Command) => withStore(cmd, async ({ db, secret, config, dataDir }) => {
-        const id = idArg(idText);
+      .action(async (id: number, _o: unknown, cmd: Command) => withStore(cmd, async ({ db, secret, config, dataDir }) => {
         if (!getHeld(db, id)) throw new CliError(`no held post ${id} (see: letterlock held list)`);
         const queue = new QueueStore(db);
         const log = createEventLog({ file: `${dataDir}/logs/cli.log`, stdout: false });

@@ -87,7 +87,8 @@ Examples:
   letterlock member remove news@lists.example.org ann@example.org
   letterlock member import news@lists.example.org keys.asc`);
 
-  member.command('add <list> <address> <keyfile>').description("add a member with their public key (or update the member's key)")
+  member.command('add').description("add a member with their public key (or update the member's key)")
+    .argument('<list>', 'the list address').argument('<address>', "the member's address", addressArg).argument('<keyfile>', 'their armored public key')
     .addHelpText('after', `
 Adding a member who already has this very key changes nothing and says so (exit 0);
 a new key for the same address replaces the old one. A revocation of the member's
@@ -100,11 +101,10 @@ Example:
   gpg --export --armor ann@example.org > ann.asc
   letterlock member add news@lists.example.org ann@example.org ann.asc`)
     .action(async (listAddr: string, address: string, file: string, _o: unknown, cmd: Command) => {
-      const addr = addressArg(address);
       const armored = readPublicKeyFile(file);
       await withStore(cmd, async ({ db }) => {
         const l = needList(db, listAddr);
-        const { result, r, before } = await addMember(db, l.id, addr, armored);
+        const { result, r, before } = await addMember(db, l.id, address, armored);
         const expires = r.facts.expires ? ` (expires ${date(r.facts.expires)})` : '';
         emit(globals(cmd), { list: l.address, address: r.record.address, fingerprint: r.record.fingerprint, expires: iso(r.facts.expires), result }, () => {
           switch (result) {
@@ -210,6 +210,6 @@ Examples:
         }
       }
       if (rows.length === 0) note(g, `No members in ${l.address} yet.`);
-      emit(g, rows, () => (rows.length ? table(human, ['ADDRESS', 'FINGERPRINT', 'EXPIRES', 'STATE']).replace(/ +$/gm, '') : ''));
+      emit(g, rows, () => (rows.length ? table(human, ['ADDRESS', 'FINGERPRINT', 'EXPIRES', 'STATE']) : ''));
     }));
 }

@@ -29,6 +29,6 @@ Example:
   letterlock queue --json`)
     .action(async (_o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
       const s = queueStats(new QueueStore(db).stats());
-      emit(globals(cmd), s, () => table(STATES.map(([k, what]) => [k, String(s[k]), what]), ['STATE', 'COPIES', '']).replace(/ +$/gm, ''));
+      emit(globals(cmd), s, () => table(STATES.map(([k, what]) => [k, String(s[k]), what]), ['STATE', 'COPIES', '']));
     }));
 }
