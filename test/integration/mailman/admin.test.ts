@@ -200,4 +200,17 @@ describe('letterlock mailman import and status against a real Core', () => {
       if (server) await stopChild(server);
     }
   }, 120_000);
+
+  it('list create --mailman applies the same rule: refused while unsafe, bound with --fix', async () => {
+    const id = await core.createList('created@lists.example.test');
+    const refused = cli('list', 'create', 'created@lists.example.test', '--mailman', id);
+    expect(refused.code, refused.err).toBe(1);
+    expect(refused.err).toMatch(/archive_policy is public \(want never\)/);
+    const db = openData(data, SECRET);
+    expect(getList(db, 'created@lists.example.test')).toBeNull();
+    db.close();
+    const ok = cli('list', 'create', 'created@lists.example.test', '--mailman', id, '--fix');
+    expect(ok.code, ok.err).toBe(0);
+    expect(await checkSafety(core.rest(), id)).toEqual([]);
+  }, 120_000);
 });
