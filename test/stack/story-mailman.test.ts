@@ -75,12 +75,21 @@ describe('an encrypted list and a plain list on one Mailman site', () => {
     expect(JSON.parse(imp.out)).toMatchObject({ list: SECRET_LIST, mailmanListId: secretId, created: true, members: 3, invited: 3 });
     expect(await stack.mailman!.rest().archivers(secretId)).toEqual({ prototype: false });
 
-    const routes = cli('mailman', 'routes', '--letterlock', `127.0.0.1:${stack.ports.listSmtp}`, '--mailman-lmtp', `127.0.0.1:${stack.mailman!.lmtpPort}`);
+    const hops = ['--letterlock', `127.0.0.1:${stack.ports.listSmtp}`, '--mailman-lmtp', `127.0.0.1:${stack.mailman!.lmtpPort}`];
+    // Bound but not routed yet: the check asks this Postfix and finds secret@ going to Mailman.
+    const before = cli('mailman', 'routes', ...hops, '--check', '--postfix-config', stack.folders.postfixConfig);
+    expect(before.code, before.err).toBe(1);
+    expect(before.out).toMatch(new RegExp(`^secret@lists\\.example\\.test\\s+smtp:\\[127\\.0\\.0\\.1\\]:${stack.ports.listSmtp}\\s+lmtp:\\[127\\.0\\.0\\.1\\]:${stack.mailman!.lmtpPort}\\s+WRONG$`, 'm'));
+    expect(before.err).toMatch(/addresses are not routed as they should be/);
+    const routes = cli('mailman', 'routes', ...hops);
     expect(routes.code, routes.err).toBe(0);
     writeFileSync(stack.folders.letterlockTransport, routes.out);
     run('postmap', [`hash:${stack.folders.letterlockTransport}`]);
     // As the README says: reload, or daemons that already looked a key up may answer from the old table once more.
     run('postfix', ['-c', stack.folders.postfixConfig, 'reload'], { env: { ...process.env, MAIL_CONFIG: stack.folders.postfixConfig } });
+    const after = cli('mailman', 'routes', ...hops, '--check', '--postfix-config', stack.folders.postfixConfig, '--json');
+    expect(after.code, after.err + after.out).toBe(0);
+    expect((JSON.parse(after.out) as Array<{ ok: boolean }>).map((c) => c.ok)).toEqual(Array(9).fill(true));
     const q = (key: string) => run('postmap', ['-q', key, `hash:${stack.folders.letterlockTransport}`, `hash:${join(stack.folders.mailmanVar!, 'data', 'postfix_lmtp')}`]).trim();
     expect(q(SECRET_LIST)).toBe(`smtp:[127.0.0.1]:${stack.ports.listSmtp}`);
     expect(q('secret-request@lists.example.test')).toBe(`smtp:[127.0.0.1]:${stack.ports.listSmtp}`);
