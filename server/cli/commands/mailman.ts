@@ -143,7 +143,9 @@ Letterlock list gets the same address. Run it again after an interruption: membe
 already invited are not invited twice. Invitations wait in the delivery queue until
 the server (letterlock serve) sends them.
 --json prints {"list", "mailmanListId", "created", "fixed": [{"setting", "current", "wanted", "why"}],
-"members", "withKey", "invited", "invitedBefore"}.`)
+"members", "withKey", "invited", "invitedBefore", "subscribedInMailman"}.
+An existing standalone Letterlock list of that address is bound too: its key holders are
+subscribed in Mailman (pre-verified and confirmed), so none of them stops getting posts.`)
     .action(async (target: string, o: { fix?: boolean; maxBytes?: number }, cmd: Command) => withStore(cmd, async ({ db, config, dataDir, secret }) => {
       const g = globals(cmd);
       const rest = clientOf(config, dataDir);
@@ -169,6 +171,7 @@ the server (letterlock serve) sends them.
         emit(g, r, () => [
           `${r.list} ${r.created ? 'created and bound' : 'bound'} to Mailman list ${r.mailmanListId}`,
           ...r.fixed.map((f) => `  fixed in Mailman: ${f.setting} ${f.current} -> ${f.wanted}`),
+          ...(r.subscribedInMailman ? [`  ${r.subscribedInMailman} key holders of the Letterlock list subscribed in Mailman`] : []),
           `  ${r.members} members: ${r.withKey} with a registered key, ${r.members - r.withKey} without`,
           `  ${r.invited} invitations queued${r.invitedBefore ? ` (${r.invitedBefore} invited before)` : ''}; letterlock serve sends them`,
         ].join('\n'));
