@@ -125,7 +125,9 @@ export async function importMailmanList(o: ImportOptions): Promise<ImportResult>
   const now = () => o.now?.() ?? Date.now();
   ensureInvitationSchema(db);
   // The Mailman list decides the address: a bound list keeps its posting address.
-  const ml = await rest.getList(o.target.trim().toLowerCase()).catch((e: unknown) => {
+  const target = o.target.trim().toLowerCase();
+  if (!/^[a-z0-9][a-z0-9._+@-]{0,318}$/.test(target)) throw new ImportError(`"${o.target.slice(0, 100)}" is not a Mailman list id (news.example.org) or list address (news@example.org)`);
+  const ml = await rest.getList(target).catch((e: unknown) => {
     throw (e as { code?: string }).code === 'NOT_FOUND' ? new ImportError(`Mailman has no list ${o.target.slice(0, 200)}`) : e;
   });
   const address = normalizeListAddress(ml.fqdn_listname);
