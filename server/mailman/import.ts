@@ -20,7 +20,7 @@ import type { QueueStore } from '../store/queue.ts';
 import { resolveMailmanList } from './bind.ts';
 import type { MailmanRest } from './rest.ts';
 import { ensureSafe, type SafetyIssue } from './safety.ts';
-import { setBinding } from './store.ts';
+import { queueOutbox, setBinding } from './store.ts';
 import { MailmanService, type MailmanSettings } from './sync.ts';
 
 const SCHEMA = `
@@ -75,6 +75,11 @@ export interface ImportResult {
   invited: number;
   /** Members without a key invited by an earlier run. */
   invitedBefore: number;
+  /**
+   * A standalone Letterlock list bound now: its key holders Mailman did not list, queued
+   * to be subscribed there (mailman_outbox), so binding drops none of them.
+   */
+  subscribedInMailman: number;
 }
 
 export function invitationMail(list: ListRecord, to: string, publicUrl: string): string {
@@ -120,7 +125,9 @@ export async function importMailmanList(o: ImportOptions): Promise<ImportResult>
   const now = () => o.now?.() ?? Date.now();
   ensureInvitationSchema(db);
   // The Mailman list decides the address: a bound list keeps its posting address.
-  const ml = await rest.getList(o.target.trim().toLowerCase()).catch((e: unknown) => {
+  const target = o.target.trim().toLowerCase();
+  if (!/^[a-z0-9][a-z0-9._+@-]{0,318}$/.test(target)) throw new ImportError(`"${o.target.slice(0, 100)}" is not a Mailman list id (news.example.org) or list address (news@example.org)`);
+  const ml = await rest.getList(target).catch((e: unknown) => {
     throw (e as { code?: string }).code === 'NOT_FOUND' ? new ImportError(`Mailman has no list ${o.target.slice(0, 200)}`) : e;
   });
   const address = normalizeListAddress(ml.fqdn_listname);
@@ -139,7 +146,20 @@ export async function importMailmanList(o: ImportOptions): Promise<ImportResult>
     list = await createList(db, o.secret, address, { owner: null, maxBytes: o.maxBytes });
     created = true;
   }
-  if (!list.mailmanListId) setBinding(db, list.id, ml.list_id);
+  let subscribedInMailman = 0;
+  if (!list.mailmanListId) {
+    const l = list;
+    db.transaction(() => {
+      setBinding(db, l.id, ml.list_id);
+      // From now on Mailman decides who gets posts: the list's key holders become Mailman
+      // members (the sync below sends them first; a running server sends any rest).
+      if (!created) {
+        const holders = (db.prepare('SELECT address FROM members WHERE list_id = ? ORDER BY address').all(l.id) as Array<{ address: string }>).map((r) => r.address);
+        for (const a of holders) queueOutbox(db, l.id, a, 'subscribe', now());
+        subscribedInMailman = holders.length;
+      }
+    })();
+  }
   list = getListById(db, list.id)!;
 
   const service = new MailmanService({ db, queue: o.queue, log, rest, publicUrl: () => o.publicUrl, ...(o.settings ? { settings: o.settings } : {}) });
@@ -179,5 +199,5 @@ export async function importMailmanList(o: ImportOptions): Promise<ImportResult>
       FROM mailman_roster r WHERE r.list_id = ? AND r.role = 'member'`).get(list.id) as { members: number; withKey: number };
   log.info('mailman.imported', { list: address, count: counts.members });
   if (invited) log.info('mailman.invited', { list: address, count: invited });
-  return { list: address, mailmanListId: ml.list_id, created, fixed, members: counts.members, withKey: counts.withKey, invited, invitedBefore: before.invited };
+  return { list: address, mailmanListId: ml.list_id, created, fixed, members: counts.members, withKey: counts.withKey, invited, invitedBefore: before.invited, subscribedInMailman };
 }

@@ -147,3 +147,59 @@ export function transportMap(lists: readonly string[], transports: Transports, o
   ];
   return `${[...head, ...blocks].join('\n')}\n`;
 }
+
+export interface RouteCheck extends Route {
+  /** What Postfix's transport_maps answer for the address now (null: no table names it). */
+  got: string | null;
+  ok: boolean;
+}
+
+/** Compares each route with what a lookup answers (e.g. postfixLookup below). */
+export function checkRoutes(routes: readonly Route[], lookup: (addresses: string[]) => Map<string, string>): RouteCheck[] {
+  const got = lookup(routes.map((r) => r.address));
+  return routes.map((r) => ({ ...r, got: got.get(r.address) ?? null, ok: got.get(r.address) === r.transport }));
+}
+
+/** Splits a Postfix table list ("hash:/a, hash:/b inline:{ k=v, k2=v2 }") at commas and blanks outside braces. */
+export function splitTables(value: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let depth = 0;
+  for (const ch of value.slice(0, 10_000)) {
+    if (ch === '{') depth++;
+    if (ch === '}') depth = Math.max(0, depth - 1);
+    if (depth === 0 && (ch === ',' || /\s/.test(ch))) {
+      if (cur) out.push(cur);
+      cur = '';
+    } else cur += ch;
+  }
+  if (cur) out.push(cur);
+  return out;
+}
+
+/**
+ * Asks the Postfix whose configuration is in `configDir` (default /etc/postfix) what its
+ * transport_maps say for each address, in table order, as the real lookups do for an
+ * exact address: `postconf -x -h transport_maps`, then one `postmap -q -` with the keys
+ * on stdin. Throws RoutingError when Postfix cannot be asked.
+ */
+export function postfixLookup(configDir?: string): (addresses: string[]) => Map<string, string> {
+  return (addresses) => {
+    // Imported here: the rest of this module is pure and runs without child processes.
+    const { spawnSync } = process.getBuiltinModule('node:child_process') as typeof import('node:child_process');
+    const c = configDir ? ['-c', configDir] : [];
+    const pc = spawnSync('postconf', [...c, '-x', '-h', 'transport_maps'], { encoding: 'utf8', timeout: 30_000 });
+    if (pc.status !== 0) throw new RoutingError(`postconf could not read transport_maps${configDir ? ` in ${configDir}` : ''}: ${(pc.stderr || pc.error?.message || '').trim().slice(0, 200)}`);
+    const tables = splitTables(pc.stdout.trim());
+    const found = new Map<string, string>();
+    if (tables.length === 0 || addresses.length === 0) return found;
+    // postmap -q - answers "key<whitespace>value" for each key found, searching the tables in order.
+    const pm = spawnSync('postmap', [...c, '-q', '-', ...tables], { input: `${addresses.join('\n')}\n`, encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+    if (pm.status !== 0 && pm.status !== 1) throw new RoutingError(`postmap -q could not look up the routes: ${(pm.stderr || pm.error?.message || '').trim().slice(0, 200)}`);
+    for (const line of pm.stdout.split('\n')) {
+      const m = /^(\S+)\s+(.*)$/.exec(line.trim());
+      if (m && !found.has(m[1]!)) found.set(m[1]!.toLowerCase(), m[2]!.trim());
+    }
+    return found;
+  };
+}

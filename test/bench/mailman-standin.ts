@@ -95,6 +95,12 @@ const server = createServer((req, res) => {
     if (req.method === 'GET' && p === '/3.1/system/versions') return send(200, JSON.stringify({ mailman_version: 'GNU Mailman 3.3.8 (Tom Sawyer)', python_version: '3.11.2', api_version: '3.1', http_etag: '"x"' }));
     if (req.method === 'GET' && p === `/3.1/lists/${listId}/config`) return send(200, JSON.stringify(config()));
     if (req.method === 'GET' && p === `/3.1/lists/${listId}/archivers`) return send(200, JSON.stringify({ prototype: false, http_etag: '"x"' }));
+    if (req.method === 'GET' && (p === `/3.1/lists/${listId}` || p === `/3.1/lists/${encodeURIComponent(fqdn)}`)) {
+      return send(200, JSON.stringify({
+        advertised: true, display_name: 'Bench', fqdn_listname: fqdn, list_id: listId, list_name: local, mail_host: host, member_count: n,
+        volume: 1, description: '', self_link: `${origin}/3.1/lists/${listId}`, http_etag: '"x"',
+      }));
+    }
     const roster = /^\/3\.1\/lists\/([^/]+)\/roster\/(member|owner|moderator|nonmember)$/.exec(p);
     if (req.method === 'GET' && roster && roster[1] === listId) {
       return send(200, page(byRole[roster[2]!] ?? [], Number(url.searchParams.get('count') ?? '50'), Number(url.searchParams.get('page') ?? '1')));

@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SYSTEM = 'postfix,dovecot,roundcube,swaks';
-const OPTIONS = ['--no-members', '--keep'];
+const OPTIONS = ['--no-members', '--keep', '--mailman'];
 
-const USAGE = `usage: npm run stack [-- --no-members] [--keep]
+const USAGE = `usage: npm run stack [-- --no-members] [--keep] [--mailman]
 
 Starts the real mail stack on 127.0.0.1 for trying Letterlock by hand: Postfix,
 Dovecot (IMAP), Roundcube webmail and the list server with a list
@@ -21,11 +21,13 @@ stops every process.
 
   --no-members   an empty list: subscribe through the extension or the HTTP API
   --keep         keep the temporary folder (logs, mailboxes) after stopping
+  --mailman      also a Mailman 3 Core: secret@ bound to Letterlock, plain@ left
+                 to Mailman (installs Debian's mailman3)
   --help, -h     this text; installs nothing
 
 Before starting it installs what is missing: the npm packages (npm ci) and, as
 root, the Debian packages postfix, dovecot-imapd, dovecot-lmtpd, roundcube (with
-PHP and SQLite) and swaks; not as root it prints the apt-get command to run.`;
+PHP and SQLite), swaks and with --mailman mailman3; not as root it prints the apt-get command to run.`;
 
 const args = process.argv.slice(2);
 if (args.includes('--help') || args.includes('-h')) {
@@ -38,7 +40,8 @@ if (unknown !== undefined) {
   process.exit(2);
 }
 
-const ensure = spawnSync(process.execPath, [join(root, 'test', 'setup', 'ensure.mjs'), '--system', SYSTEM], { cwd: root, stdio: 'inherit' });
+const system = args.includes('--mailman') ? `${SYSTEM},mailman3` : SYSTEM;
+const ensure = spawnSync(process.execPath, [join(root, 'test', 'setup', 'ensure.mjs'), '--system', system], { cwd: root, stdio: 'inherit' });
 if (ensure.status !== 0) process.exit(ensure.status ?? 1);
 
 // Ctrl-C reaches the whole process group, so the stack sees it and stops itself;

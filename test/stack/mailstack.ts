@@ -18,6 +18,8 @@ import { CONFIG_FILE, parseConfig } from '../../server/config/config.ts';
 import { createList } from '../../server/lists/lists.ts';
 import { registerMember } from '../../server/lists/members.ts';
 import { createEventLog } from '../../server/log/log.ts';
+import { nexthop, transportMap } from '../../server/mailman/routing.ts';
+import { MailmanCore } from '../support/mailman.ts';
 import { freePorts, isAlive, run, sleep, StackError, startDaemon, stopGroup, trackGroup, untrackGroup, waitForPort, type Daemon } from './procs.ts';
 
 export { StackError } from './procs.ts';
@@ -58,8 +60,17 @@ export interface MailStackOptions {
   install?: boolean;
   /** Progress lines, e.g. console.error. */
   progress?: (line: string) => void;
+  /**
+   * Start a Mailman 3 Core too (README "Beside Mailman 3"): it writes its own Postfix
+   * transport map, delivers through Postfix, keeps the prototype archiver on (a plaintext
+   * archive, standing in for HyperKitty), and the list server is configured with its REST
+   * API. Postfix reads Letterlock's map for bound lists first (folders.letterlockTransport,
+   * empty until `letterlock mailman routes` fills it), then
+   * Mailman's, then sends the rest of the list domain to the list server.
+   */
+  mailman?: boolean;
   /** For the cleanup test only: fail on purpose right after this part has started. */
-  failAfter?: 'dovecot' | 'list-server' | 'postfix' | 'roundcube';
+  failAfter?: 'dovecot' | 'mailman' | 'list-server' | 'postfix' | 'roundcube';
 }
 
 export interface MailStack {
@@ -74,8 +85,13 @@ export interface MailStack {
     postfixConfig: string; postfixQueue: string; postfixData: string;
     dovecotConfig: string; dovecotRun: string; dovecotState: string; mail: string;
     roundcube: string; roundcubeDb: string; listData: string; logs: string; tmp: string;
+    letterlockTransport: string;
+    /** Mailman's var folder (queues, lists, archives, logs); null without Mailman. */
+    mailmanVar: string | null;
   };
   server: RunningServer;
+  /** The Mailman Core, when started with `mailman: true` (its folder is under root). */
+  mailman: MailmanCore | null;
   /** Operator token for the list server's admin API. */
   adminToken: string;
   /** Milliseconds from call to ready, per part and in total. */
@@ -182,8 +198,12 @@ service lmtp {
 `;
 }
 
-function postfixMain(o: { root: string; queue: string; data: string; log: string; userDomain: string; listDomain: string; listPort: number; lmtp: number; mailboxes: string[] }): string {
+function postfixMain(o: { root: string; queue: string; data: string; log: string; userDomain: string; listDomain: string; listPort: number; lmtp: number; mailboxes: string[]; mailmanMaps?: { letterlock: string; mailman: string } }): string {
   const mailboxes = o.mailboxes.map((a) => `${a}=ok`).join(', ');
+  const listDomainRoute = `inline:{ ${o.listDomain}=smtp:[127.0.0.1]:${o.listPort} }`;
+  // Beside Mailman (README): Letterlock's map for bound lists first, then Mailman's own;
+  // what neither names on the list domain goes to the list server (its standalone lists).
+  const transport = o.mailmanMaps ? `hash:${o.mailmanMaps.letterlock}, hash:${o.mailmanMaps.mailman}, ${listDomainRoute}\nrecipient_delimiter = +\nowner_request_special = no` : listDomainRoute;
   return `# Written by test/stack/mailstack.ts: loopback only; the list domain goes to the
 # Letterlock list server, the user domain to Dovecot over LMTP; nothing local.
 compatibility_level = 3.6
@@ -202,7 +222,7 @@ local_transport = error:no local delivery here
 alias_maps =
 alias_database =
 relay_domains = ${o.listDomain}
-transport_maps = inline:{ ${o.listDomain}=smtp:[127.0.0.1]:${o.listPort} }
+transport_maps = ${transport}
 virtual_mailbox_domains = ${o.userDomain}
 virtual_mailbox_maps = inline:{ ${mailboxes} }
 virtual_transport = lmtp:inet:127.0.0.1:${o.lmtp}
@@ -329,10 +349,12 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
     dovecotState: join(root, 'dovecot', 'state'),
     mail: join(root, 'mail'),
     roundcube: join(root, 'roundcube'),
+    letterlockTransport: join(root, 'postfix', 'etc', 'letterlock_transport'),
     roundcubeDb: join(root, 'roundcube', 'roundcube.db'),
     listData: join(root, 'letterlock'),
     logs: join(root, 'logs'),
     tmp: join(root, 'tmp'),
+    mailmanVar: null as string | null,
   };
   for (const d of [folders.postfixConfig, folders.postfixQueue, folders.dovecotConfig, folders.dovecotState, folders.mail, join(folders.roundcube, 'config'), join(folders.roundcube, 'logs'), join(folders.roundcube, 'temp'), folders.logs, folders.tmp]) {
     mkdirSync(d, { recursive: true });
@@ -387,9 +409,21 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
     await waitForPort(lmtp, 'Dovecot LMTP', 15_000, /^220 /m, dovecot.exited);
     lap('dovecot', t);
 
+    // ---- Mailman Core (optional): before the list server, which reads its REST API -------------
+    let mailman: MailmanCore | null = null;
+    if (options.mailman) {
+      t = Date.now();
+      mailman = await MailmanCore.start({ smtpPort: smtp, postfixMaps: true, archivers: ['prototype'], parentDir: root });
+      // Halted, not removed: the no-plaintext scan reads its var folder after stop({remove: false}).
+      const core = mailman;
+      folders.mailmanVar = core.varDir;
+      started.push({ name: 'mailman', stop: () => core.pause() });
+      lap('mailman', t);
+    }
+
     // ---- the list server (its relay is Postfix, which starts next) ----------------------------
     t = Date.now();
-    const { secret } = initWithoutEnv(folders.listData, smtp);
+    const { secret } = initWithoutEnv(folders.listData, smtp, mailman ? { url: mailman.url, user: mailman.user, pass: mailman.pass, syncIntervalSeconds: 10 } : undefined);
     {
       const db = openData(folders.listData, secret);
       try {
@@ -413,9 +447,19 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
 
     // ---- Postfix ------------------------------------------------------------------------------
     t = Date.now();
+    const mailmanMaps = mailman ? { letterlock: folders.letterlockTransport, mailman: join(mailman.varDir, 'data', 'postfix_lmtp') } : undefined;
+    if (mailmanMaps) {
+      // Mailman's map exists once a list does; Letterlock's starts empty (routes() fills it).
+      write(mailmanMaps.letterlock, transportMap([], { letterlock: nexthop('smtp', '127.0.0.1', server.smtpPort), mailman: nexthop('lmtp', '127.0.0.1', mailman!.lmtpPort) }));
+      run('postmap', [`hash:${mailmanMaps.letterlock}`]);
+      if (!existsSync(mailmanMaps.mailman)) {
+        write(mailmanMaps.mailman, '');
+        run('postmap', [`hash:${mailmanMaps.mailman}`]);
+      }
+    }
     write(join(folders.postfixConfig, 'main.cf'), postfixMain({
       root, queue: folders.postfixQueue, data: folders.postfixData, log: join(folders.logs, 'postfix.log'),
-      userDomain, listDomain, listPort: server.smtpPort, lmtp, mailboxes: Object.values(users).map((u) => u.address),
+      userDomain, listDomain, listPort: server.smtpPort, lmtp, mailboxes: Object.values(users).map((u) => u.address), mailmanMaps,
     }));
     write(join(folders.postfixConfig, 'master.cf'), postfixMaster(smtp));
     const pfEnv = { ...process.env, MAIL_CONFIG: folders.postfixConfig };
@@ -475,7 +519,7 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
     timings.total = Date.now() - t0;
     say(`mail stack ready in ${timings.total} ms (${root})`);
     return {
-      root, userDomain, listDomain, listAddress, users, folders, server, adminToken, timings,
+      root, userDomain, listDomain, listAddress, users, folders, server, adminToken, timings, mailman,
       ports: { smtp, imap, lmtp, roundcube: roundcubeUrl ? rcPort : null, listSmtp: server.smtpPort, listHttp: server.httpPort },
       urls: { roundcube: roundcubeUrl, api: `http://127.0.0.1:${server.httpPort}` },
       scanRoots: () => [root],
@@ -497,7 +541,7 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
  * `letterlock init` for the stack's data folder: a fresh secret file of its own,
  * even when the calling process has LETTERLOCK_SECRET set for other tests.
  */
-function initWithoutEnv(dataDir: string, relayPort: number): { secret: string } {
+function initWithoutEnv(dataDir: string, relayPort: number, mailman?: { url: string; user: string; pass: string; syncIntervalSeconds: number }): { secret: string } {
   const saved = process.env.LETTERLOCK_SECRET;
   delete process.env.LETTERLOCK_SECRET;
   try {
@@ -509,6 +553,7 @@ function initWithoutEnv(dataDir: string, relayPort: number): { secret: string } 
         // Postfix may still be starting when the first copy leaves: retry soon.
         delivery: { retryBaseMs: 1000, retryMaxMs: 5000, reportDelayMs: 1000 },
         logLevel: 'info',
+        ...(mailman ? { mailman } : {}),
       },
     });
     return { secret };

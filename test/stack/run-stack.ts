@@ -5,26 +5,36 @@
 //   npm run stack                  # Alice and Bob are members of demo@lists.example.test
 //   npm run stack -- --no-members  # an empty list: subscribe through the extension or the API
 //   npm run stack -- --keep        # keep the temporary folder after stopping
+//   npm run stack -- --mailman     # also a Mailman 3 Core: secret@ bound to Letterlock, plain@ left to Mailman
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKey } from '../../shared/index.ts';
+import { openData } from '../../server/app.ts';
+import { registerMember } from '../../server/lists/members.ts';
+import { createEventLog } from '../../server/log/log.ts';
+import { importMailmanList } from '../../server/mailman/import.ts';
+import { nexthop, transportMap } from '../../server/mailman/routing.ts';
+import { getList } from '../../server/store/lists.ts';
+import { QueueStore } from '../../server/store/queue.ts';
 import { startMailStack, type ListMember, type MailStack } from './mailstack.ts';
+import { run } from './procs.ts';
 
 const args = process.argv.slice(2);
 for (const a of args) {
-  if (!['--no-members', '--keep', '--help', '-h'].includes(a)) {
-    console.error(`unknown option ${a}; use --no-members, --keep`);
+  if (!['--no-members', '--keep', '--mailman', '--help', '-h'].includes(a)) {
+    console.error(`unknown option ${a}; use --no-members, --keep, --mailman`);
     process.exit(2);
   }
 }
 if (args.includes('--help') || args.includes('-h')) {
-  console.log('usage: npm run stack [-- --no-members] [--keep]   (npm run stack -- --help says more)');
+  console.log('usage: npm run stack [-- --no-members] [--keep] [--mailman]   (npm run stack -- --help says more)');
   process.exit(0);
 }
 
 const withMembers = !args.includes('--no-members');
 const keep = args.includes('--keep');
+const withMailman = args.includes('--mailman');
 const log = (line: string) => console.error(`[stack] ${line}`);
 
 const memberKeys: Array<{ name: string; address: string; passphrase: string; privateArmored: string; publicArmored: string }> = [];
@@ -58,11 +68,41 @@ process.on('SIGTERM', () => void stop(0));
 
 try {
   const members: ListMember[] = memberKeys.map((k) => ({ address: k.address, publicKey: k.publicArmored }));
-  stack = await startMailStack({ members, progress: log });
+  stack = await startMailStack({ members, progress: log, mailman: withMailman });
+  if (withMailman) await mailmanLists(stack, members);
 } catch (e) {
   log(`could not start: ${(e as Error).message}`);
   await stop(1);
 }
+/**
+ * README "Beside Mailman 3", done as an operator would: two Mailman lists with the mailbox
+ * users as members, secret@ imported (--fix) and routed to Letterlock, plain@ left to Mailman.
+ */
+async function mailmanLists(st: MailStack, keys: ListMember[]): Promise<void> {
+  const core = st.mailman!;
+  const secretId = await core.createList(`secret@${st.listDomain}`);
+  const plainId = await core.createList(`plain@${st.listDomain}`);
+  const rest = core.rest(60_000);
+  for (const id of [secretId, plainId]) {
+    for (const u of Object.values(st.users)) await rest.subscribe({ listId: id, address: u.address, preVerified: true, preConfirmed: true, preApproved: true });
+  }
+  const secret = readFileSync(join(st.folders.listData, 'secret'), 'utf8').trim();
+  const db = openData(st.folders.listData, secret);
+  try {
+    await importMailmanList({
+      db, secret, rest, queue: new QueueStore(db), log: createEventLog({ file: join(st.folders.listData, 'logs', 'cli.log'), stdout: false }),
+      target: secretId, fix: true, publicUrl: st.urls.api, maxBytes: 25 * 1024 * 1024,
+    });
+    const list = getList(db, `secret@${st.listDomain}`)!;
+    for (const k of keys) await registerMember(db, list.id, k.address, k.publicKey);
+  } finally {
+    db.close();
+  }
+  writeFileSync(st.folders.letterlockTransport, transportMap([`secret@${st.listDomain}`], { letterlock: nexthop('smtp', '127.0.0.1', st.ports.listSmtp), mailman: nexthop('lmtp', '127.0.0.1', core.lmtpPort) }));
+  run('postmap', [`hash:${st.folders.letterlockTransport}`]);
+  run('postfix', ['-c', st.folders.postfixConfig, 'reload'], { env: { ...process.env, MAIL_CONFIG: st.folders.postfixConfig } });
+}
+
 const s = stack!;
 const keysDir = join(s.root, 'keys');
 if (memberKeys.length) {
@@ -90,6 +130,13 @@ const lines = [
     ...memberKeys.map((k) => `    ${k.address.padEnd(22)}${join(keysDir, `${k.name}.sec.asc`)}  ${k.passphrase}`),
     '',
   ] : ['  the list has no members: subscribe with the extension or POST /v1/lists/{list}/subscriptions', '']),
+  ...(s.mailman ? [
+    `  Mailman 3 Core  REST ${s.mailman.url} (user ${s.mailman.user}, password ${s.mailman.pass}), LMTP 127.0.0.1:${s.mailman.lmtpPort}`,
+    `    secret@${s.listDomain}  bound to Letterlock (encrypted; every mailbox user a member, keys: the members above)`,
+    `    plain@${s.listDomain}   a plain Mailman list (every mailbox user a member)`,
+    `    Postfix: ${s.folders.letterlockTransport} first, then Mailman's own map`,
+    '',
+  ] : []),
   '  try: swaks --server 127.0.0.1:' + s.ports.smtp + ' --from bob@' + s.userDomain + ' --to carol@' + s.userDomain,
   '',
   'Ctrl-C stops every process of the stack.',

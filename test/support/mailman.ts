@@ -24,6 +24,10 @@ export interface MailmanOptions {
   restOnly?: boolean;
   /** Site archivers to enable (e.g. ['prototype'], which keeps a maildir under var/archives); default none. */
   archivers?: Array<'prototype' | 'mhonarc' | 'mail_archive'>;
+  /** Mailman writes Postfix's LMTP transport map (var/data/postfix_lmtp, hashed by postmap) as on a site; default the null MTA. */
+  postfixMaps?: boolean;
+  /** The folder to make the Core's temporary folder in (the real mail stack keeps everything under its root). */
+  parentDir?: string;
 }
 
 /** Mailman 3.3.8's runners besides rest (nntp is always off here). */
@@ -41,6 +45,7 @@ export class MailmanCore {
     readonly smtpPort: number,
     private readonly readyTimeoutMs: number,
     private readonly archivers: readonly string[] = [],
+    private readonly postfixMaps = false,
   ) {
     this.pass = `pw-${Math.random().toString(36).slice(2)}`;
   }
@@ -65,9 +70,9 @@ export class MailmanCore {
   static async start(options: MailmanOptions = {}): Promise<MailmanCore> {
     const probe = spawnSync('sh', ['-c', 'command -v mailman'], { stdio: 'ignore' });
     if (probe.status !== 0) throw new Error('mailman (Debian package mailman3) is not installed: run node test/setup/ensure.mjs --system mailman3');
-    const dir = mkdtempSync(join(tmpdir(), 'letterlock-mailman-'));
+    const dir = mkdtempSync(join(options.parentDir ?? tmpdir(), 'letterlock-mailman-'));
     const [restPort, lmtpPort, closedPort] = await freePorts(3);
-    const core = new MailmanCore(dir, restPort!, lmtpPort!, options.smtpPort ?? closedPort!, options.readyTimeoutMs ?? 120_000, options.archivers);
+    const core = new MailmanCore(dir, restPort!, lmtpPort!, options.smtpPort ?? closedPort!, options.readyTimeoutMs ?? 120_000, options.archivers, options.postfixMaps);
     core.writeConfig(options.restOnly ?? false);
     try {
       await core.boot();
@@ -85,13 +90,15 @@ export class MailmanCore {
     const templates = join(v, 'templates', 'site', 'en');
     mkdirSync(templates, { recursive: true });
     for (const t of ['list:member:regular:footer', 'list:member:digest:footer']) writeFileSync(join(templates, `${t}.txt`), '');
+    if (this.postfixMaps) writeFileSync(join(this.dir, 'postfix.cfg'), '[postfix]\npostmap_command: /usr/sbin/postmap\ntransport_file_type: hash\n');
     writeFileSync(this.cfgPath, [
       '[mailman]', 'layout: test', 'site_owner: site-owner@example.test', '',
       '[paths.test]', `var_dir: ${v}`, 'bin_dir: /usr/lib/mailman3/bin', `pid_file: ${join(v, 'master.pid')}`,
       `log_dir: ${join(v, 'logs')}`, `lock_dir: ${join(v, 'locks')}`, '',
       '[database]', 'class: mailman.database.sqlite.SQLiteDatabase', `url: sqlite:///${join(v, 'data', 'mailman.db')}`, '',
       '[webservice]', 'hostname: 127.0.0.1', `port: ${this.restPort}`, `admin_user: ${this.user}`, `admin_pass: ${this.pass}`, '',
-      '[mta]', 'incoming: mailman.mta.null.NullMTA', 'smtp_host: 127.0.0.1', `smtp_port: ${this.smtpPort}`,
+      '[mta]', `incoming: ${this.postfixMaps ? 'mailman.mta.postfix.LMTP' : 'mailman.mta.null.NullMTA'}`, 'smtp_host: 127.0.0.1', `smtp_port: ${this.smtpPort}`,
+      ...(this.postfixMaps ? [`configuration: ${join(this.dir, 'postfix.cfg')}`] : []),
       'lmtp_host: 127.0.0.1', `lmtp_port: ${this.lmtpPort}`, '',
       '[runner.nntp]', 'start: no', '',
       ...(restOnly ? OTHER_RUNNERS.flatMap((r) => [`[runner.${r}]`, 'start: no', '']) : []),

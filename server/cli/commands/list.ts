@@ -9,7 +9,8 @@ import { globals, needList, withStore } from '../context.ts';
 import { CliError, emit, EXIT, note, plural, size, table } from '../output.ts';
 import type { Config } from '../../config/config.ts';
 import type { CreateListOptions } from '../../lists/lists.ts';
-import { BindError, createBoundList } from '../../mailman/bind.ts';
+import { BindError, createBoundList, resolveMailmanList } from '../../mailman/bind.ts';
+import { ensureSafe, UnsafeMailmanList } from '../../mailman/safety.ts';
 import { mailmanClient } from '../../mailman/endpoint.ts';
 import { MailmanError, isUnreachable } from '../../mailman/rest.ts';
 import { collectAddress, maxBytesArg, oneOf, windowDaysArg } from './args.ts';
@@ -23,7 +24,7 @@ export const POLICY_HELP = `Posting policies (--policy):
 
 interface ListOpts {
   owner?: string; policy?: PostPolicy; poster?: string[]; signature?: boolean; maxBytes?: number;
-  replayWindowDays?: number; replyTo?: 'list' | 'author'; hideSubjects?: boolean; showSubjects?: boolean; mailman?: string;
+  replayWindowDays?: number; replyTo?: 'list' | 'author'; hideSubjects?: boolean; showSubjects?: boolean; mailman?: string; fix?: boolean;
 }
 
 /** The JSON shape of one list (list show/set/create); `publicKey` only from show. */
@@ -87,6 +88,7 @@ export function register(program: Command): void {
 
   policyOptions(list.command('create <address>').description('create a list with its list key and archive key'), false)
     .option('--mailman <list>', 'bind to this Mailman 3 list (list id news.example.org or address news@example.org): its roster and moderation settings apply; needs "mailman" in letterlock.json')
+    .option('--fix', 'with --mailman: turn off the Mailman settings that would keep posts (archivers, archive_policy, digests, news gateway) instead of refusing')
     .addHelpText('after', `\n${POLICY_HELP}\n\n--json prints {"address", "listFingerprint", "archiveFingerprint", "policy", ...} (as list show).
 
 Example:
@@ -97,7 +99,7 @@ Example:
         owner: o.owner === undefined ? null : normalizeAddress(o.owner), postPolicy: c.postPolicy, posters: c.posters,
         requireSignature: c.requireSignature, maxBytes: c.maxBytes ?? config.smtp.maxMessageBytes,
       };
-      const l = o.mailman ? await createBoundForCli(db, secret, config, dataDir, address, o.mailman, options) : await createList(db, secret, address, options);
+      const l = o.mailman ? await createBoundForCli(db, secret, config, dataDir, address, o.mailman, options, o.fix ?? false) : await createList(db, secret, address, options);
       updatePolicy(db, l.id, { replayWindowDays: c.replayWindowDays, replyTo: c.replyTo, hideSubjects: c.hideSubjects });
       const u = needList(db, l.address);
       emit(globals(cmd), listJson(db, u), () => `created ${u.address}\nlist key    ${u.listFingerprint}\narchive key ${u.archiveFingerprint}\npolicy      ${u.postPolicy}`);
@@ -140,13 +142,16 @@ Example:
 }
 
 /** list create --mailman: the Mailman list is checked over REST before anything is created. */
-async function createBoundForCli(db: Db, secret: string, config: Config, dataDir: string, address: string, target: string, options: CreateListOptions): Promise<ListRecord> {
+async function createBoundForCli(db: Db, secret: string, config: Config, dataDir: string, address: string, target: string, options: CreateListOptions, fix: boolean): Promise<ListRecord> {
   const rest = mailmanClient(config, dataDir);
   if (!rest) throw new CliError('--mailman needs a "mailman" section in letterlock.json: {"url": "http://127.0.0.1:8001", "credentialsFile": "mailman.json"}', EXIT.USAGE);
   try {
+    // Settings that would keep a stray post in Mailman: refused, or with --fix corrected (server/mailman/safety.ts).
+    await ensureSafe(rest, (await resolveMailmanList(rest, address, target)).list_id, fix);
     return await createBoundList(db, secret, rest, address, target, options);
   } catch (e) {
     if (e instanceof BindError) throw new CliError(e.message, EXIT.REFUSED);
+    if (e instanceof UnsafeMailmanList) throw new CliError(e.message, EXIT.REFUSED, 'MAILMAN_UNSAFE_SETTINGS');
     if (e instanceof MailmanError) throw new CliError(e.message, isUnreachable(e) ? EXIT.UNREACHABLE : EXIT.REFUSED);
     throw e;
   }

@@ -8,7 +8,7 @@ import { createEventLog } from '../../log/log.ts';
 import { mailmanClient } from '../../mailman/endpoint.ts';
 import { ImportError, importMailmanList } from '../../mailman/import.ts';
 import { MailmanError } from '../../mailman/rest.ts';
-import { nexthop, parseHostPort, routesFor, RoutingError, transportMap } from '../../mailman/routing.ts';
+import { checkRoutes, nexthop, parseHostPort, postfixLookup, routesFor, RoutingError, transportMap } from '../../mailman/routing.ts';
 import { UnsafeMailmanList } from '../../mailman/safety.ts';
 import { mailmanStatus, type ListStatus } from '../../mailman/status.ts';
 import { allLists } from '../../store/lists.ts';
@@ -81,12 +81,15 @@ Examples:
     .option('--letterlock <host:port>', "Letterlock's SMTP ingest as Postfix reaches it (default: its smtp host and port)", hostPortArg)
     .option('--mailman-lmtp <host:port>', "Mailman's LMTP runner ([mta] lmtp_host and lmtp_port)", hostPortArg, { host: '127.0.0.1', port: 8024 })
     .option('--list <address>', 'route this list too, bound or not (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--check', "instead of printing the map, ask Postfix (postconf, postmap -q) whether its transport_maps route each address so; exit 1 if not")
+    .option('--postfix-config <dir>', 'with --check: the Postfix configuration folder (default /etc/postfix)')
     .addHelpText('after', `
 Then: postmap /etc/postfix/letterlock_transport && postfix reload
+--check --json prints [{"list", "address", "target", "transport", "why", "got", "ok"}].
 With recipient_delimiter = +, the posting address also routes Letterlock's VERP
 bounces, and -bounces/-confirm Mailman's. See README "Beside Mailman 3".
 --json prints [{"list", "address", "target", "transport", "why"}].`)
-    .action(async (o: { letterlock?: { host: string; port: number }; mailmanLmtp: { host: string; port: number }; list?: string[] }, cmd: Command) =>
+    .action(async (o: { letterlock?: { host: string; port: number }; mailmanLmtp: { host: string; port: number }; list?: string[]; check?: boolean; postfixConfig?: string }, cmd: Command) =>
       withStore(cmd, ({ db, config }) => {
         try {
           const g = globals(cmd);
@@ -94,6 +97,14 @@ bounces, and -bounces/-confirm Mailman's. See README "Beside Mailman 3".
           const transports = { letterlock: nexthop('smtp', ll.host, ll.port), mailman: nexthop('lmtp', o.mailmanLmtp.host, o.mailmanLmtp.port) };
           const lists = [...allLists(db).filter((l) => l.mailmanListId).map((l) => l.address), ...(o.list ?? [])];
           if (lists.length === 0) note(g, 'No list is bound to Mailman (letterlock mailman import LIST); the map is empty.');
+          if (o.check) {
+            const routes = lists.flatMap((list) => routesFor(list, transports).map((r) => ({ list: list.toLowerCase(), ...r })));
+            const checked = checkRoutes(routes, postfixLookup(o.postfixConfig)).map((c, i) => ({ ...c, list: routes[i]!.list }));
+            emit(g, checked, () => table(checked.map((c) => [c.address, c.transport, c.got ?? '(no table names it)', c.ok ? 'ok' : 'WRONG']), ['ADDRESS', 'WANT', 'POSTFIX SAYS', '']));
+            const wrong = checked.filter((c) => !c.ok);
+            if (wrong.length) throw new CliError(`${wrong.length} of ${checked.length} addresses are not routed as they should be (first: ${wrong[0]!.address} -> ${wrong[0]!.got ?? 'nothing'}); write the map with letterlock mailman routes, run postmap, list it first in transport_maps, postfix reload`, EXIT.REFUSED);
+            return;
+          }
           emit(g, lists.flatMap((list) => routesFor(list, transports).map((r) => ({ list: list.toLowerCase(), ...r }))),
             () => transportMap(lists, transports, { header: `Written by \`letterlock mailman routes\` on ${new Date().toISOString()}.` }));
         } catch (e) {
@@ -132,7 +143,9 @@ Letterlock list gets the same address. Run it again after an interruption: membe
 already invited are not invited twice. Invitations wait in the delivery queue until
 the server (letterlock serve) sends them.
 --json prints {"list", "mailmanListId", "created", "fixed": [{"setting", "current", "wanted", "why"}],
-"members", "withKey", "invited", "invitedBefore"}.`)
+"members", "withKey", "invited", "invitedBefore", "subscribedInMailman"}.
+An existing standalone Letterlock list of that address is bound too: its key holders are
+subscribed in Mailman (pre-verified and confirmed), so none of them stops getting posts.`)
     .action(async (target: string, o: { fix?: boolean; maxBytes?: number }, cmd: Command) => withStore(cmd, async ({ db, config, dataDir, secret }) => {
       const g = globals(cmd);
       const rest = clientOf(config, dataDir);
@@ -158,6 +171,7 @@ the server (letterlock serve) sends them.
         emit(g, r, () => [
           `${r.list} ${r.created ? 'created and bound' : 'bound'} to Mailman list ${r.mailmanListId}`,
           ...r.fixed.map((f) => `  fixed in Mailman: ${f.setting} ${f.current} -> ${f.wanted}`),
+          ...(r.subscribedInMailman ? [`  ${r.subscribedInMailman} key holders of the Letterlock list subscribed in Mailman`] : []),
           `  ${r.members} members: ${r.withKey} with a registered key, ${r.members - r.withKey} without`,
           `  ${r.invited} invitations queued${r.invitedBefore ? ` (${r.invitedBefore} invited before)` : ''}; letterlock serve sends them`,
         ].join('\n'));

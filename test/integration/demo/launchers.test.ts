@@ -107,6 +107,6 @@ it('npm run stack -- --help prints usage fast and installs nothing; a bad option
 
   const bad = await run('npm', ['run', '--silent', 'stack', '--', '--members'], { cwd: ROOT, env });
   expect(bad.code).toBe(2);
-  expect(bad.out).toBe('npm run stack: unknown option "--members"; it takes --no-members, --keep (see npm run stack -- --help)\n');
+  expect(bad.out).toBe('npm run stack: unknown option "--members"; it takes --no-members, --keep, --mailman (see npm run stack -- --help)\n');
   expect(existsSync(record)).toBe(false);
 });

@@ -200,4 +200,36 @@ describe('letterlock mailman import and status against a real Core', () => {
       if (server) await stopChild(server);
     }
   }, 120_000);
+
+  it('list create --mailman applies the same rule: refused while unsafe, bound with --fix', async () => {
+    const id = await core.createList('created@lists.example.test');
+    const refused = cli('list', 'create', 'created@lists.example.test', '--mailman', id);
+    expect(refused.code, refused.err).toBe(1);
+    expect(refused.err).toMatch(/archive_policy is public \(want never\)/);
+    const db = openData(data, SECRET);
+    expect(getList(db, 'created@lists.example.test')).toBeNull();
+    db.close();
+    const ok = cli('list', 'create', 'created@lists.example.test', '--mailman', id, '--fix');
+    expect(ok.code, ok.err).toBe(0);
+    expect(await checkSafety(core.rest(), id)).toEqual([]);
+  }, 120_000);
+
+  it('importing onto an existing standalone Letterlock list keeps its key holders: they become Mailman members', async () => {
+    const address = 'standalone@lists.example.test';
+    const eve = await person('eve@example.test');
+    const db = openData(data, SECRET);
+    try {
+      const { createList } = await import('../../../server/lists/lists.ts');
+      const l = await createList(db, SECRET, address, { maxBytes: 1024 * 1024 });
+      await registerMember(db, l.id, eve.address, eve.publicArmored);
+    } finally {
+      db.close();
+    }
+    const id = await core.createList(address);
+    await core.rest().subscribe({ listId: id, address: 'alice@example.test', preVerified: true, preConfirmed: true, preApproved: true });
+    const r = cli('mailman', 'import', address, '--fix', '--json');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ created: false, subscribedInMailman: 1, members: 2, withKey: 1, invited: 1 });
+    expect(await core.rest().findMember(id, eve.address)).not.toBeNull();
+  }, 120_000);
 });

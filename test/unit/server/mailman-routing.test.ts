@@ -2,7 +2,7 @@
 // (the real postmap and Postfix lookups are test/integration/mailman/routing.test.ts).
 
 import { describe, expect, it } from 'vitest';
-import { nexthop, parseHostPort, routesFor, RoutingError, splitListAddress, transportMap } from '../../../server/mailman/routing.ts';
+import { checkRoutes, nexthop, parseHostPort, routesFor, RoutingError, splitListAddress, splitTables, transportMap } from '../../../server/mailman/routing.ts';
 
 const T = { letterlock: 'smtp:[127.0.0.1]:2525', mailman: 'lmtp:[127.0.0.1]:8024' };
 
@@ -35,5 +35,21 @@ describe('mailman routing map', () => {
     expect(routesFor('news@a.example', T).find((r) => r.address === 'news-request@a.example')?.transport).toBe(T.letterlock);
     // A list named like another's sub-address would give one key two meanings.
     expect(() => transportMap(['news@a.example', 'news-owner@a.example'], T)).toThrow(/both/);
+  });
+});
+
+describe('checking routes', () => {
+  it('splits Postfix table lists at commas and blanks outside braces', () => {
+    expect(splitTables('hash:/a/b, hash:/c\n  inline:{ x.test=smtp:[1.2.3.4]:25, y.test=lmtp:[1.2.3.4]:24 }'))
+      .toEqual(['hash:/a/b', 'hash:/c', 'inline:{ x.test=smtp:[1.2.3.4]:25, y.test=lmtp:[1.2.3.4]:24 }']);
+  });
+
+  it('marks each address whose lookup differs, including one no table names', () => {
+    const routes = routesFor('news@a.example', T);
+    const answers = new Map(routes.map((r) => [r.address, r.transport]));
+    answers.set('news@a.example', T.mailman);
+    answers.delete('news-owner@a.example');
+    const checked = checkRoutes(routes, () => answers);
+    expect(checked.filter((c) => !c.ok).map((c) => [c.address, c.got])).toEqual([['news@a.example', T.mailman], ['news-owner@a.example', null]]);
   });
 });
