@@ -23,18 +23,8 @@ import { ensureSafe, type SafetyIssue } from './safety.ts';
 import { queueOutbox, setBinding } from './store.ts';
 import { MailmanService, type MailmanSettings } from './sync.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS mailman_invitations (
-  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
-  address TEXT NOT NULL,
-  invited_at INTEGER NOT NULL,
-  PRIMARY KEY (list_id, address)
-);`;
-
-/** The invitation record (an address and a time; nothing else). Idempotent. */
-export function ensureInvitationSchema(db: Db): void {
-  db.exec(SCHEMA);
-}
+// Invitations (an address and a time; nothing else) are in mailman_invitations,
+// made by migration step 8 (server/store/migrations.ts).
 
 /** Invitations written per transaction: a crash loses none, a page commits at once. */
 const PAGE = 500;
@@ -111,7 +101,6 @@ function uninvited(db: Db, listId: number, after: string, limit: number): string
 }
 
 export function invitationCounts(db: Db, listId: number): { invited: number; uninvited: number } {
-  ensureInvitationSchema(db);
   const invited = (db.prepare(`SELECT count(*) AS n FROM mailman_invitations i WHERE i.list_id = ?
     AND EXISTS (SELECT 1 FROM mailman_roster r WHERE r.list_id = i.list_id AND r.address = i.address AND r.role = 'member')`).get(listId) as { n: number }).n;
   const left = (db.prepare(`SELECT count(DISTINCT r.address) AS n FROM mailman_roster r WHERE r.list_id = ? AND r.role = 'member'
@@ -123,7 +112,6 @@ export function invitationCounts(db: Db, listId: number): { invited: number; uni
 export async function importMailmanList(o: ImportOptions): Promise<ImportResult> {
   const { db, rest, log } = o;
   const now = () => o.now?.() ?? Date.now();
-  ensureInvitationSchema(db);
   // The Mailman list decides the address: a bound list keeps its posting address.
   const target = o.target.trim().toLowerCase();
   if (!/^[a-z0-9][a-z0-9._+@-]{0,318}$/.test(target)) throw new ImportError(`"${o.target.slice(0, 100)}" is not a Mailman list id (news.example.org) or list address (news@example.org)`);

@@ -8,48 +8,7 @@
 import type { Db } from '../store/db.ts';
 import type { MailmanAction, MailmanRole } from './rest.ts';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS mailman_roster (
-  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
-  address TEXT NOT NULL,
-  role TEXT NOT NULL CHECK (role IN ('member','owner','moderator','nonmember')),
-  delivery_enabled INTEGER NOT NULL DEFAULT 1,
-  moderation_action TEXT,
-  PRIMARY KEY (list_id, address, role)
-);
-
-CREATE TABLE IF NOT EXISTS mailman_state (
-  list_id INTEGER PRIMARY KEY REFERENCES lists(id) ON DELETE CASCADE,
-  default_member_action TEXT NOT NULL DEFAULT 'defer',
-  default_nonmember_action TEXT NOT NULL DEFAULT 'hold',
-  subscription_policy TEXT NOT NULL DEFAULT 'confirm',
-  emergency INTEGER NOT NULL DEFAULT 0,
-  nonmember_lists TEXT NOT NULL DEFAULT '{}', -- JSON: accept/hold/reject/discard_these_nonmembers
-  synced_at INTEGER,                           -- last complete roster read (ms)
-  attempted_at INTEGER,
-  last_error TEXT                              -- a MailmanError code, no free text
-);
-
-CREATE TABLE IF NOT EXISTS mailman_outbox (
-  id INTEGER PRIMARY KEY,
-  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
-  address TEXT NOT NULL,
-  op TEXT NOT NULL CHECK (op IN ('subscribe','unsubscribe')),
-  attempts INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL
-);
-
-CREATE TABLE IF NOT EXISTS mailman_key_notices (
-  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
-  address TEXT NOT NULL,
-  noticed_at INTEGER NOT NULL,
-  PRIMARY KEY (list_id, address)
-);
-`;
-
-export function ensureMailmanSchema(db: Db): void {
-  db.exec(SCHEMA);
-}
+// The tables are made by migration step 8 (server/store/migrations.ts).
 
 export interface RosterEntry {
   address: string;

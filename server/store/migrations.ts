@@ -260,6 +260,52 @@ CREATE INDEX IF NOT EXISTS seen_signatures_age ON seen_signatures(list_id, signe
 CREATE INDEX IF NOT EXISTS posts_message_id ON posts(list_id, message_id);
 `;
 
+const MAILMAN = `
+CREATE TABLE IF NOT EXISTS mailman_roster (
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('member','owner','moderator','nonmember')),
+  delivery_enabled INTEGER NOT NULL DEFAULT 1,
+  moderation_action TEXT,
+  PRIMARY KEY (list_id, address, role)
+);
+
+CREATE TABLE IF NOT EXISTS mailman_state (
+  list_id INTEGER PRIMARY KEY REFERENCES lists(id) ON DELETE CASCADE,
+  default_member_action TEXT NOT NULL DEFAULT 'defer',
+  default_nonmember_action TEXT NOT NULL DEFAULT 'hold',
+  subscription_policy TEXT NOT NULL DEFAULT 'confirm',
+  emergency INTEGER NOT NULL DEFAULT 0,
+  nonmember_lists TEXT NOT NULL DEFAULT '{}', -- JSON: accept/hold/reject/discard_these_nonmembers
+  synced_at INTEGER,                           -- last complete roster read (ms)
+  attempted_at INTEGER,
+  last_error TEXT                              -- a MailmanError code, no free text
+);
+
+CREATE TABLE IF NOT EXISTS mailman_outbox (
+  id INTEGER PRIMARY KEY,
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  op TEXT NOT NULL CHECK (op IN ('subscribe','unsubscribe')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS mailman_key_notices (
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  noticed_at INTEGER NOT NULL,
+  PRIMARY KEY (list_id, address)
+);
+
+CREATE TABLE IF NOT EXISTS mailman_invitations (
+  list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+  address TEXT NOT NULL,
+  invited_at INTEGER NOT NULL,
+  PRIMARY KEY (list_id, address)
+);
+`;
+
 const BOUNCES = `
 CREATE TABLE IF NOT EXISTS bounce_log (
   id INTEGER PRIMARY KEY,
@@ -306,6 +352,14 @@ export const MIGRATIONS: readonly Migration[] = [
       addColumn(db, 'lists', 'notify_held', 'INTEGER NOT NULL DEFAULT 1');
       addColumn(db, 'lists', 'notify_digest', 'INTEGER NOT NULL DEFAULT 1');
       addColumn(db, 'lists', 'moderators', "TEXT NOT NULL DEFAULT '[]'");
+    },
+  },
+  {
+    version: 8,
+    what: 'beside Mailman 3: the Mailman list a list is bound to, its roster, settings, outbox, key notices and invitations',
+    up: (db) => {
+      addColumn(db, 'lists', 'mailman_list_id', 'TEXT'); // NULL: a standalone list
+      db.exec(MAILMAN);
     },
   },
 ];
