@@ -24,7 +24,11 @@ export interface KeyView {
   address: string;
   name: string;
   created: string;
+  /** ISO date the key expires, or null when it never does. */
+  expires: string | null;
   publicKey: string;
+  /** Unlocked in this session (the passphrase opened it). */
+  unlocked: boolean;
 }
 
 export type ListState = 'pinned' | 'confirmation-sent' | 'member' | 'pending-approval';
@@ -35,6 +39,8 @@ export interface ListView {
   server: string;
   fingerprint: string;
   state: ListState;
+  /** Fingerprint of the user's key used with this list (null: the first key). */
+  keyFingerprint: string | null;
   /** Set when the server now offers a different list key than the pinned one. */
   changedFingerprint: string | null;
 }
@@ -51,7 +57,10 @@ export interface ListCandidate {
 
 export interface StateView {
   hasKey: boolean;
+  /** The first key (the default for new lists); kept for callers that know one key. */
   key: KeyView | null;
+  /** Every key of this profile, the default first. */
+  keys: KeyView[];
   unlocked: boolean;
   /** Milliseconds since the epoch when the key locks again; null when locked. */
   lockAt: number | null;
@@ -98,9 +107,15 @@ type Empty = Record<string, never>;
 /** Every request: its payload, its answer, and who may send it. */
 export interface Requests {
   'state.get': { req: Empty; res: StateView };
-  'key.create': { req: { name: string; address: string; passphrase: string }; res: StateView };
+  /** The revocation certificate is made with the key and handed out once, here, for the user to save. */
+  'key.create': { req: { name: string; address: string; passphrase: string; expiresInDays?: number }; res: { state: StateView; fingerprint: string; revocationCertificate: string } };
   'key.import': { req: { armored: string; passphrase: string }; res: StateView };
-  'key.export': { req: Empty; res: { armored: string } };
+  /** The passphrase-protected private key, as stored (the backup). */
+  'key.export': { req: { fingerprint?: string }; res: { armored: string } };
+  /** Extends a key's expiry (the passphrase re-protects it) and re-publishes it to the lists that use it. */
+  'key.renew': { req: { fingerprint: string; passphrase: string; expiresInDays: number }; res: { state: StateView; republished: { list: string; ok: boolean; message: string | null }[] } };
+  /** Makes a key the default for new lists. */
+  'key.default': { req: { fingerprint: string }; res: StateView };
   'key.remove': { req: { fingerprint: string }; res: StateView };
   'key.unlock': { req: { passphrase: string }; res: StateView };
   'key.lock': { req: Empty; res: StateView };
@@ -111,6 +126,8 @@ export interface Requests {
   'list.pin': { req: { address: string; fingerprint: string }; res: ListView[] };
   'list.subscribe': { req: { address: string; delivery: 'pgp-mime' | 'inline' }; res: ListView[] };
   'list.remove': { req: { address: string }; res: ListView[] };
+  /** Chooses the key used with a list (before subscribing). */
+  'list.key': { req: { address: string; fingerprint: string }; res: ListView[] };
   'content.stash': { req: { armored: string }; res: { blockId: string } };
   'content.compose': { req: Empty; res: { composeId: string } };
   'reader.open': { req: { blockId: string }; res: ReadView };
@@ -130,6 +147,8 @@ export const ALLOWED: { readonly [K in RequestType]: readonly Caller[] } = {
   'key.create': ['page'],
   'key.import': ['page'],
   'key.export': ['page'],
+  'key.renew': ['page'],
+  'key.default': ['page'],
   'key.remove': ['page'],
   'key.unlock': ['page'],
   'key.lock': ['page'],
@@ -140,6 +159,7 @@ export const ALLOWED: { readonly [K in RequestType]: readonly Caller[] } = {
   'list.pin': ['page'],
   'list.subscribe': ['page'],
   'list.remove': ['page'],
+  'list.key': ['page'],
   'content.stash': ['content'],
   'content.compose': ['content'],
   'reader.open': ['reader'],

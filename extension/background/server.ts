@@ -5,8 +5,8 @@
 import type { z } from 'zod';
 import {
   API_PREFIX, ApiError, ArchiveMessages, ChallengeResponse, ConfirmResponse, ListInfo, LoginResponse, MemberKey,
-  SubscribeResponse, ThreadPage,
-  type ArchiveMessagesRequest, type ConfirmRequest, type LoginRequest, type SubscribeRequest,
+  SignedRequestResponse, SubscribeResponse, ThreadPage,
+  type ArchiveMessagesRequest, type ConfirmRequest, type LoginRequest, type SignedRequest, type SubscribeRequest,
 } from '../../shared/api/types.ts';
 import { ExtensionError, refuse } from '../errors.ts';
 
@@ -80,6 +80,11 @@ export class ListServer {
 
   confirm(server: string, list: string, body: ConfirmRequest) {
     return this.call(ConfirmResponse, server, `${ListServer.list(list)}/subscriptions/confirm`, { method: 'POST', body });
+  }
+
+  /** A request signed by the member's current key (key change, unsubscribe, delivery form). */
+  signedRequest(server: string, list: string, body: SignedRequest) {
+    return this.call(SignedRequestResponse, server, `${ListServer.list(list)}/requests`, { method: 'POST', body });
   }
 
   challenge(server: string, list: string, address: string) {
