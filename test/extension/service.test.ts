@@ -139,6 +139,21 @@ describe('who may ask what (sender checks)', () => {
     expect(await w.service.handle({ letterlock: 1, type: 'toString', payload: {} }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
     expect(await w.service.handle(null, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
   });
+
+  it('the rooms allow each request to exactly the callers the bus always allowed', async () => {
+    const { w } = await bobWorld();
+    const page = ['page'];
+    expect(w.service.allowed).toEqual({
+      'state.get': ['page', 'reader', 'composer'],
+      'key.create': page, 'key.import': page, 'key.export': page, 'key.remove': page, 'key.unlock': page, 'key.lock': page,
+      'settings.set': page, 'sites.set': page,
+      'lists.get': page, 'list.lookup': page, 'list.pin': page, 'list.subscribe': page, 'list.remove': page,
+      'content.stash': ['content'], 'content.compose': ['content'],
+      'reader.open': ['reader'], 'reader.confirm': ['reader'],
+      'composer.lists': ['composer'], 'composer.send': ['composer'],
+      'archive.login': page, 'archive.threads': page, 'archive.open': page,
+    });
+  });
 });
 
 describe('keys', () => {
