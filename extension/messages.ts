@@ -1,8 +1,9 @@
 // The one typed message bus between the extension's parts. Every request the
-// background answers is listed here with its payload, its answer and the callers
-// allowed to send it. The background hands out views, handles and results; never
-// key material (the only key text that leaves it is the passphrase-protected
-// backup and the public key, both asked for by the options page).
+// background answers is listed here with its payload and its answer; the callers
+// allowed to send it sit beside its handler, in background/rooms/. The
+// background hands out views, handles and results; never key material (the only
+// key text that leaves it is the passphrase-protected backup and the public key,
+// both asked for by the options page).
 
 import type { ErrorView } from './errors.ts';
 
@@ -140,36 +141,6 @@ export interface Requests {
 }
 
 export type RequestType = keyof Requests;
-
-/** Which callers may send each request: everything else is refused before any work. */
-export const ALLOWED: { readonly [K in RequestType]: readonly Caller[] } = {
-  'state.get': ['page', 'reader', 'composer'],
-  'key.create': ['page'],
-  'key.import': ['page'],
-  'key.export': ['page'],
-  'key.renew': ['page'],
-  'key.default': ['page'],
-  'key.remove': ['page'],
-  'key.unlock': ['page'],
-  'key.lock': ['page'],
-  'settings.set': ['page'],
-  'sites.set': ['page'],
-  'lists.get': ['page'],
-  'list.lookup': ['page'],
-  'list.pin': ['page'],
-  'list.subscribe': ['page'],
-  'list.remove': ['page'],
-  'list.key': ['page'],
-  'content.stash': ['content'],
-  'content.compose': ['content'],
-  'reader.open': ['reader'],
-  'reader.confirm': ['reader'],
-  'composer.lists': ['composer'],
-  'composer.send': ['composer'],
-  'archive.login': ['page'],
-  'archive.threads': ['page'],
-  'archive.open': ['page'],
-};
 
 export interface Envelope<K extends RequestType = RequestType> {
   letterlock: 1;

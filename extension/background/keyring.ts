@@ -119,6 +119,9 @@ export class Keyring {
       expires: facts.expires ? facts.expires.toISOString() : null,
       privateArmored: key.armor(), publicArmored: key.toPublic().armor(),
     });
+    // The first key becomes the default; later ones are added beside it.
+    const s = await this.d.store.getSettings();
+    if (!s.defaultKey || !(await this.d.store.getKey(s.defaultKey))) await this.d.store.putSettings({ ...s, defaultKey: facts.fingerprint });
     await this.startSession([unlocked]);
   }
 

@@ -76,6 +76,11 @@ browser.runtime.onMessage.addListener((message: unknown, sender: browser.Runtime
   ready.then((s) => s.handle(message, sender)),
 );
 
+// A new install opens the options page, which is the guided first run while there is no key.
+browser.runtime.onInstalled.addListener((details) => {
+  if (details.reason === 'install') void browser.runtime.openOptionsPage().catch(() => {});
+});
+
 browser.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === LOCK_ALARM) void session.lock();
 });

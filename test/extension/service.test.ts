@@ -139,14 +139,34 @@ describe('who may ask what (sender checks)', () => {
     expect(await w.service.handle({ letterlock: 1, type: 'toString', payload: {} }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
     expect(await w.service.handle(null, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
   });
+
+  it('the rooms allow each request to exactly the callers the bus always allowed', async () => {
+    const { w } = await bobWorld();
+    const page = ['page'];
+    expect(w.service.allowed).toEqual({
+      'state.get': ['page', 'reader', 'composer'],
+      'key.create': page, 'key.import': page, 'key.export': page, 'key.renew': page, 'key.default': page, 'key.remove': page, 'key.unlock': page, 'key.lock': page,
+      'settings.set': page, 'sites.set': page,
+      'lists.get': page, 'list.lookup': page, 'list.pin': page, 'list.subscribe': page, 'list.remove': page, 'list.key': page,
+      'content.stash': ['content'], 'content.compose': ['content'],
+      'reader.open': ['reader'], 'reader.confirm': ['reader'],
+      'composer.lists': ['composer'], 'composer.send': ['composer'],
+      'archive.login': page, 'archive.threads': page, 'archive.open': page,
+    });
+  });
 });
 
 describe('keys', () => {
   it('creates an Argon2-protected key, stores only the protected form, and hands out no secret', async () => {
     const w = await world();
-    const state = await w.ok('key.create', { name: 'Bob', address: 'Bob@Example.org', passphrase: 'a long passphrase' }, senders.options);
+    const created = await w.ok('key.create', { name: 'Bob', address: 'Bob@Example.org', passphrase: 'a long passphrase' }, senders.options);
+    const state = created.state;
     expect(state).toMatchObject({ hasKey: true, unlocked: true, key: { address: 'bob@example.org', name: 'Bob' } });
-    expect(JSON.stringify(state)).not.toContain('PRIVATE KEY');
+    expect(JSON.stringify(created)).not.toContain('PRIVATE KEY');
+    // The revocation certificate is made with the key and handed out with it, once.
+    const cert = await openpgp.readSignature({ armoredSignature: created.revocationCertificate.replace('PUBLIC KEY BLOCK', 'SIGNATURE').replace('PUBLIC KEY BLOCK', 'SIGNATURE') });
+    expect(cert.packets[0]!.signatureType).toBe(openpgp.enums.signature.keyRevocation);
+    expect(created.fingerprint).toBe(state.key!.fingerprint);
     const stored = (await w.store.getKey())!;
     const { key } = await readPrivateKeyForStorage(stored.privateArmored); // refuses unprotected keys
     expect((key.keyPacket as unknown as { s2k: { type: string } }).s2k.type).toBe('argon2');
@@ -154,7 +174,73 @@ describe('keys', () => {
     expect(JSON.stringify([...w.area.data.values()])).toContain('PRIVATE KEY');
     const backup = await w.ok('key.export', {}, senders.options);
     expect(backup.armored).toBe(stored.privateArmored);
-    expect((await w.ask('key.create', { name: '', address: 'x@example.org', passphrase: 'another passphrase' }, senders.options))).toMatchObject({ ok: false, error: { code: 'KEY_EXISTS' } });
+    // Importing the same key again changes nothing.
+    expect((await w.ask('key.import', { armored: stored.privateArmored, passphrase: 'a long passphrase' }, senders.options))).toMatchObject({ ok: false, error: { code: 'KEY_EXISTS' } });
+  });
+
+  it('keeps several keys: one chosen per list before subscribing, one passphrase unlocks the keys it opens', async () => {
+    const subscribed: { address: string; publicKey: string }[] = [];
+    const { w, g } = await bobWorld(undefined, (path, init) => {
+      if (path.endsWith('/subscriptions') && init?.method === 'POST') {
+        subscribed.push(JSON.parse(String(init.body)) as { address: string; publicKey: string });
+        return Response.json({ status: 'confirmation-sent', expiresAt: new Date().toISOString() }, { status: 202 });
+      }
+      return null;
+    });
+    const second = await w.ok('key.create', { name: 'Dave', address: 'dave@example.org', passphrase: 'bob passphrase', expiresInDays: 365 }, senders.options);
+    expect(second.state.keys.map((k) => k.address)).toEqual(['bob@example.org', 'dave@example.org']);
+    expect(Date.parse(second.state.keys[1]!.expires!) - Date.now()).toBeGreaterThan(364 * 86_400_000);
+    const candidate = await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: candidate.fingerprint }, senders.options);
+    const lists = await w.ok('list.key', { address: LIST, fingerprint: second.fingerprint }, senders.options);
+    expect(lists[0]!.keyFingerprint).toBe(second.fingerprint);
+    expect(await w.ask('list.key', { address: LIST, fingerprint: 'F'.repeat(40) }, senders.options)).toMatchObject({ ok: false, error: { code: 'NO_KEY' } });
+    await w.ok('list.subscribe', { address: LIST, delivery: 'inline' }, senders.options);
+    expect(subscribed.map((x) => x.address)).toEqual(['dave@example.org']);
+    expect((await openpgp.readKey({ armoredKey: subscribed[0]!.publicKey })).getFingerprint().toUpperCase()).toBe(second.fingerprint);
+    // After subscribing the list's key is fixed.
+    expect(await w.ask('list.key', { address: LIST, fingerprint: g.facts.fingerprint }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    // Lock, then one passphrase opens both keys.
+    await w.ok('key.lock', {}, senders.options);
+    const unlocked = await w.ok('key.unlock', { passphrase: 'bob passphrase' }, senders.options);
+    expect(unlocked.keys.map((k) => k.unlocked)).toEqual([true, true]);
+    // Removing the default key leaves the other as the default.
+    const after = await w.ok('key.remove', { fingerprint: g.facts.fingerprint }, senders.options);
+    expect(after.keys.map((k) => k.address)).toEqual(['dave@example.org']);
+    expect(after.unlocked).toBe(true);
+  });
+
+  it('renews a key under the same passphrase and re-publishes it to its lists by a request its registered key signed', async () => {
+    const requests: { statement: string; signature: string; newPublicKey?: string }[] = [];
+    const { w, bobPublic } = await bobWorld(undefined, (path, init) => {
+      if (path.endsWith('/requests') && init?.method === 'POST') {
+        requests.push(JSON.parse(String(init.body)) as { statement: string; signature: string; newPublicKey?: string });
+        return Response.json({ status: 'key-changed' });
+      }
+      return null;
+    });
+    const fp = bobPublic.getFingerprint().toUpperCase();
+    const candidate = await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: candidate.fingerprint }, senders.options);
+    const stored = (await w.store.getList(LIST))!;
+    await w.store.putList({ ...stored, state: 'member' });
+    expect(await w.ask('key.renew', { fingerprint: fp, passphrase: 'wrong', expiresInDays: 730 }, senders.options)).toMatchObject({ ok: false, error: { code: 'KEY_PASSPHRASE_WRONG' } });
+    const r = await w.ok('key.renew', { fingerprint: fp, passphrase: 'bob passphrase', expiresInDays: 730 }, senders.options);
+    expect(r.republished).toEqual([{ list: LIST, ok: true, message: null }]);
+    const k = r.state.keys[0]!;
+    expect(k.fingerprint).toBe(fp);
+    expect(Math.abs(Date.parse(k.expires!) - (Date.now() + 730 * 86_400_000))).toBeLessThan(3_600_000);
+    // Still protected by the same passphrase.
+    const { key } = await readPrivateKeyForStorage((await w.store.getKey(fp))!.privateArmored);
+    await openpgp.decryptKey({ privateKey: key, passphrase: 'bob passphrase' });
+    // The request: a key change for this list and address, naming the same fingerprint, signed by the old key.
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.statement).toContain(`action: key-change\n`);
+    expect(requests[0]!.statement).toContain(`value: ${fp}\n`);
+    const verified = await openpgp.verify({ message: await openpgp.createMessage({ text: requests[0]!.statement }), signature: await openpgp.readSignature({ armoredSignature: requests[0]!.signature }), verificationKeys: bobPublic, expectSigned: true });
+    expect(verified.data).toBe(requests[0]!.statement);
+    const renewedPublic = await openpgp.readKey({ armoredKey: requests[0]!.newPublicKey! });
+    expect((await renewedPublic.getExpirationTime() as Date).getTime()).toBe(Date.parse(k.expires!));
   });
 
   it('refuses an unprotected key, a wrong passphrase, a short passphrase and a public key', async () => {
