@@ -42,7 +42,7 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
   });
   return (
     <div data-test="join">
-      <form data-test="add-list" aria-labelledby="add-list-title" onSubmit={(e) => { e.preventDefault(); void lookup(); }}>
+      <form data-test="add-list" aria-labelledby="add-list-title" noValidate onSubmit={(e) => { e.preventDefault(); void lookup(); }}>
         <h2 id="add-list-title">Join a list</h2>
         <p class="muted">Paste the list's address and its server, or the join link the list owner gave you.</p>
         <label>List address or join link <input type="text" data-test="list-address" placeholder="club@lists.example.org" value={address} onInput={(e) => onAddress(value(e))} /></label>

@@ -101,7 +101,7 @@ export function SitesForm({ state, onState, onAdded }: { state: StateView; onSta
           <li data-test="site" data-site={s}><span>{s}</span> <button type="button" aria-label={`Stop allowing ${s}`} onClick={() => void remove(s)}>Remove</button></li>
         ))}</ul>
       )}
-      <form onSubmit={(e) => { e.preventDefault(); void add(); }}>
+      <form noValidate onSubmit={(e) => { e.preventDefault(); void add(); }}>
         <label>Webmail address <input type="url" data-test="site-input" placeholder="https://mail.example.org" value={site} onInput={(e) => setSite(value(e))} /></label>
         <div class="actions"><button type="submit" class="primary" data-test="site-add" disabled={busy}>Allow this site</button></div>
         <PermissionWait what={waiting} />
