@@ -51,13 +51,9 @@ afterAll(async () => {
 
 describe('the extension in Chromium', () => {
   it('options: security indicator, a new key (Argon2-protected), an allowed site', async () => {
+    // With no key the options page is the guided first run: key, safety copies, word, site.
     const page = await openPage('options');
-    await page.locator('[data-test=options][data-test-state=ready]').waitFor();
-    await page.fill('[data-test=indicator-word]', 'otter');
-    await page.click('[data-test=indicator-save]');
-    await page.locator('[data-test=security-indicator][data-test-state=chosen]').waitFor();
-    expect(await page.textContent('[data-test=security-word]')).toBe('otter');
-
+    await page.locator('[data-test=guide][data-test-state=key]').waitFor();
     await page.fill('[data-test=key-name]', 'Bob');
     await page.fill('[data-test=key-address]', BOB);
     await page.fill('[data-test=key-passphrase]', 'short');
@@ -66,12 +62,20 @@ describe('the extension in Chromium', () => {
     expect(await page.getAttribute('[data-test=passphrase-hint]', 'data-test-state')).toBe('strong');
     await page.fill('[data-test=key-passphrase-again]', PASSPHRASE);
     await page.click('[data-test=create-key-submit]');
+    await page.locator('[data-test=guide][data-test-state=safety]').waitFor({ timeout: 30_000 });
+    await page.click('[data-test=guide-next]');
+    await page.fill('[data-test=indicator-word]', 'otter');
+    await page.click('[data-test=indicator-save]');
+    await page.locator('[data-test=security-indicator][data-test-state=chosen]').waitFor();
+    expect(await page.textContent('[data-test=security-word]')).toBe('otter');
+    await page.fill('[data-test=site-input]', 'http://127.0.0.1');
+    await page.click('[data-test=site-add]');
+    await page.locator('[data-test=guide][data-test-state=list]').waitFor();
+    await page.click('[data-test=guide-next]');
+    await page.click('[data-test=guide-finish]');
     await page.locator('[data-test=key][data-test-state=present]').waitFor({ timeout: 30_000 });
     expect((await page.textContent('[data-test=key-fingerprint]'))!.replace(/ /g, '')).toMatch(/^[0-9A-F]{40}$/);
     await page.locator('[data-test=lock][data-test-state=unlocked]').first().waitFor();
-
-    await page.fill('[data-test=site-input]', 'http://127.0.0.1');
-    await page.click('[data-test=site-add]');
     await page.locator('[data-test=site][data-site="http://127.0.0.1"]').waitFor();
     await page.close();
 

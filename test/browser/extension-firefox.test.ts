@@ -57,19 +57,25 @@ afterAll(async () => {
 
 describe('the extension in Firefox', () => {
   it('options: indicator, a new key, a site allowed through the optional-permission request', async () => {
-    const page = await openPage('options', '[data-test=options][data-test-state=ready]');
-    await page.locator('[data-test=indicator-word]').fill('heron');
-    await page.click('[data-test=indicator-save]');
-    await page.waitForSelector('[data-test=security-indicator][data-test-state=chosen]');
+    // With no key the options page is the guided first run: key, safety copies, word, site.
+    const page = await openPage('options', '[data-test=guide][data-test-state=key]');
     await page.locator('[data-test=key-name]').fill('Carol');
     await page.locator('[data-test=key-address]').fill(CAROL);
     await page.locator('[data-test=key-passphrase]').fill(PASSPHRASE);
     await page.locator('[data-test=key-passphrase-again]').fill(PASSPHRASE);
     await page.click('[data-test=create-key-submit]');
-    await page.waitForSelector('[data-test=key][data-test-state=present]', { timeout: 60_000 });
-    expect((await page.$eval('[data-test=key-fingerprint]', (e) => e.textContent))!.replace(/ /g, '')).toMatch(/^[0-9A-F]{40}$/);
+    await page.waitForSelector('[data-test=guide][data-test-state=safety]', { timeout: 60_000 });
+    await page.click('[data-test=guide-next]');
+    await page.locator('[data-test=indicator-word]').fill('heron');
+    await page.click('[data-test=indicator-save]');
+    await page.waitForSelector('[data-test=security-indicator][data-test-state=chosen]');
     await page.locator('[data-test=site-input]').fill('http://127.0.0.1');
     await page.click('[data-test=site-add]');
+    await page.waitForSelector('[data-test=guide][data-test-state=list]');
+    await page.click('[data-test=guide-next]');
+    await page.click('[data-test=guide-finish]');
+    await page.waitForSelector('[data-test=key][data-test-state=present]');
+    expect((await page.$eval('[data-test=key-fingerprint]', (e) => e.textContent))!.replace(/ /g, '')).toMatch(/^[0-9A-F]{40}$/);
     await page.waitForSelector('[data-test=site][data-site="http://127.0.0.1"]');
     await page.close();
   });

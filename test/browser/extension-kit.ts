@@ -70,7 +70,7 @@ export async function openFirefoxExtensionPage(page: { goto(url: string): Promis
  * optional-permission prompt answered "allow" (there is no prompt UI under
  * automation). Closes the browser again if the install fails.
  */
-export async function launchFirefoxWithExtension(extDir: string, profile: string, uuid: string): Promise<PuppeteerBrowser> {
+export async function launchFirefoxWithExtension(extDir: string, profile: string, uuid: string, extraPrefs: Record<string, unknown> = {}): Promise<PuppeteerBrowser> {
   const browser = await puppeteer.launch({
     browser: 'firefox',
     executablePath: '/usr/bin/firefox-esr',
@@ -80,6 +80,7 @@ export async function launchFirefoxWithExtension(extDir: string, profile: string
     extraPrefsFirefox: {
       'extensions.webextensions.uuids': JSON.stringify({ [GECKO_ID]: uuid }),
       'extensions.webextOptionalPermissionPrompts': false,
+      ...extraPrefs,
     },
   });
   try {

@@ -31,7 +31,7 @@ export function CreateKey({ onCreated, onState }: { onCreated: (c: Created) => v
   const [error, busy, run] = useAction();
   const hint = passphraseHint(pass);
   return (
-    <form data-test="create-key" aria-labelledby="create-key-title" onSubmit={(e) => { e.preventDefault(); void run(async () => {
+    <form data-test="create-key" aria-labelledby="create-key-title" noValidate onSubmit={(e) => { e.preventDefault(); void run(async () => {
       if (pass !== again) throw new Error('The two passphrases differ. Type the same passphrase twice.');
       const r = await ask('key.create', { name, address, passphrase: pass, expiresInDays: Number(days) });
       onState(r.state);
@@ -39,7 +39,7 @@ export function CreateKey({ onCreated, onState }: { onCreated: (c: Created) => v
     }); }}>
       <h2 id="create-key-title">Create a key</h2>
       <label>Your name <input type="text" data-test="key-name" autocomplete="name" value={name} onInput={(e) => setName(value(e))} /></label>
-      <label>Your email address <input type="email" data-test="key-address" autocomplete="email" required value={address} onInput={(e) => setAddress(value(e))} /></label>
+      <label>Your email address <input type="email" data-test="key-address" autocomplete="email" value={address} onInput={(e) => setAddress(value(e))} /></label>
       <label>Passphrase <input type="password" data-test="key-passphrase" autocomplete="new-password" aria-describedby="passphrase-hint" value={pass} onInput={(e) => setPass(value(e))} /></label>
       <p id="passphrase-hint" class={pass ? `hint-${hint.level}` : 'muted'} data-test="passphrase-hint" data-test-state={pass ? hint.level : 'empty'} aria-live="polite">
         {pass ? hint.text : 'It protects your key on this computer. Four or more random words work well.'}
