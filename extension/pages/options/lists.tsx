@@ -89,7 +89,7 @@ function ListRow({ l, state, onLists }: { l: ListView; state: StateView; onLists
   const canSubscribe = l.state === 'pinned' && !l.changedFingerprint && state.hasKey;
   return (
     <tr data-test="list-row" data-list={l.address} data-test-state={l.state}>
-      <th scope="row">{l.name} &lt;{l.address}&gt;<div class="fingerprint muted">List key {formatFingerprint(l.fingerprint)}</div>
+      <th scope="row">{l.name && l.name !== l.address ? `${l.name} <${l.address}>` : l.address}<div class="fingerprint muted">List key {formatFingerprint(l.fingerprint)}</div>
         {l.changedFingerprint && <div class="warning" data-test="list-key-changed">Warning: the server now offers a different list key ({formatFingerprint(l.changedFingerprint)}). It is not used. Ask the list owner, then look the list up again and confirm the new fingerprint only if they confirm it.</div>}
       </th>
       <td>
