@@ -23,12 +23,17 @@ export const GECKO_ID = 'letterlock@letterlock.org';
 export async function buildExtension(target: 'chrome' | 'firefox', testHosts: string[] = []): Promise<string> {
   const outDir = mkdtempSync(join(tmpdir(), `letterlock-ext-${target}-`));
   const before = process.env.LETTERLOCK_TEST_HOSTS;
+  const marksBefore = process.env.LETTERLOCK_TEST_MARKS;
   process.env.LETTERLOCK_TEST_HOSTS = testHosts.join(',');
+  // Frames report their state words to the content script (through the background) for the driver.
+  process.env.LETTERLOCK_TEST_MARKS = '1';
   try {
     await build({ configFile: join(ROOT, 'vite.config.ts'), root: ROOT, mode: target, logLevel: 'error', build: { outDir, emptyOutDir: true } });
   } finally {
     if (before === undefined) delete process.env.LETTERLOCK_TEST_HOSTS;
     else process.env.LETTERLOCK_TEST_HOSTS = before;
+    if (marksBefore === undefined) delete process.env.LETTERLOCK_TEST_MARKS;
+    else process.env.LETTERLOCK_TEST_MARKS = marksBefore;
   }
   mkdirSync(ARTIFACTS, { recursive: true });
   return outDir;
