@@ -19,6 +19,8 @@ function onlyFramesWebAccessible(): Plugin {
       const file = join(options.dir ?? '', 'manifest.json');
       const m = JSON.parse(readFileSync(file, 'utf8')) as { web_accessible_resources?: { resources: string[] }[] };
       for (const w of m.web_accessible_resources ?? []) w.resources = w.resources.filter((r) => FRAME_PAGES.includes(r));
+      // crxjs's own entry is left empty: dropped, so only ours (with use_dynamic_url in Chromium) remains.
+      m.web_accessible_resources = (m.web_accessible_resources ?? []).filter((w) => w.resources.length > 0);
       writeFileSync(file, `${JSON.stringify(m, null, 2)}\n`);
     },
   };

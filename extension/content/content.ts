@@ -26,7 +26,12 @@ const handled = new WeakSet<Element>();
 const composeBoxes = new Map<string, { box: HTMLElement; frame: HTMLIFrameElement }>();
 /** Reader frames this script placed, by block id. */
 const readers = new Map<string, HTMLIFrameElement>();
-const EXTENSION_ORIGIN = new URL(READER).origin;
+/**
+ * The origin our frames' documents have. Chromium hands out the frame URL under a
+ * per-session host (use_dynamic_url), but the document in it has the extension's
+ * own origin; Firefox's moz-extension host is the same for both.
+ */
+const EXTENSION_ORIGIN = new URL(READER).protocol === 'chrome-extension:' ? `chrome-extension://${browser.runtime.id}` : new URL(READER).origin;
 
 /**
  * A reader frame for a stashed block. Its key goes to the frame's window only,

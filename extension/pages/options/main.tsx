@@ -7,6 +7,7 @@ import browser from 'webextension-polyfill';
 import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
 import { LockControls } from '../ui/lock.tsx';
+import { AutoDecrypt } from './auto-decrypt.tsx';
 import { ErrorLine, Panel, formatFingerprint, messageOf, mount, passphraseHint, useExtensionState } from '../ui/ui.tsx';
 
 type SetState = (s: StateView) => void;
@@ -221,6 +222,7 @@ function Lists({ state }: { state: StateView }) {
                   </>
                 )}
                 {l.state === 'confirmation-sent' && <span>Open the confirmation mail in your webmail and click "Confirm subscription".</span>}
+                <AutoDecrypt list={l} onLists={setLists} run={run} />
                 <button type="button" onClick={() => void run(async () => setLists(await ask('list.remove', { address: l.address })))}>Remove</button>
               </td>
             </tr>

@@ -45,6 +45,7 @@ function Reader() {
   const [error, setError] = useState<{ code: string; message: string } | null>(null);
   const [confirm, setConfirm] = useState<{ state: string; text: string } | null>(null);
   const [step, setStep] = useState('');
+  const [refusals, setRefusals] = useState(0);
 
   const fail = (e: unknown) => {
     setError({ code: (e as { code?: string }).code ?? 'INTERNAL', message: messageOf(e) });
@@ -87,6 +88,7 @@ function Reader() {
     } catch (e) {
       setError({ code: 'COVERED', message: messageOf(e) });
       setStep('refused');
+      setRefusals((n) => n + 1);
       return;
     }
     setView('loading');
@@ -123,7 +125,7 @@ function Reader() {
 
   return (
     <Panel title="Letterlock" state={state}>
-      <div data-test="reader" data-test-state={view} data-test-error={error?.code ?? ''} data-test-step={confirm?.state ?? step}>
+      <div data-test="reader" data-test-state={view} data-test-error={error?.code ?? ''} data-test-step={confirm?.state ?? step} data-test-refusals={refusals}>
         {view === 'waiting' && <p>Encrypted message.</p>}
         {view === 'encrypted' && (
           <p>

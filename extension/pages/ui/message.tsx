@@ -73,7 +73,7 @@ export function Message({ read, actions = {} }: { read: ReadView; actions?: Mess
   const [images, setImages] = useState<Map<string, string> | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
-  const remote = read.html !== null && read.text === null ? remoteImages(read.html) : [];
+  const remote = read.html !== null ? remoteImages(read.html) : [];
 
   const act = async (ev: Event, what: () => Promise<void>) => {
     setError(null);
@@ -125,13 +125,13 @@ export function Message({ read, actions = {} }: { read: ReadView; actions?: Mess
         </div>
       )}
       <ErrorLine error={error} />
-      {read.text !== null ? (
-        <pre class="plaintext" data-test="plaintext">{read.text}</pre>
-      ) : read.html !== null ? (
+      {read.html !== null ? (
         <HtmlBody html={read.html} images={images} onLink={(url) => {
           setLink(url);
           actions.onStep?.('link-confirm');
         }} />
+      ) : read.text !== null ? (
+        <pre class="plaintext" data-test="plaintext">{read.text}</pre>
       ) : (
         <p>(empty message)</p>
       )}
