@@ -44,6 +44,8 @@ export interface ListView {
   keyFingerprint: string | null;
   /** Set when the server now offers a different list key than the pinned one. */
   changedFingerprint: string | null;
+  /** Mail from this list is decrypted when shown, without a click. */
+  autoDecrypt: boolean;
 }
 
 export interface ListCandidate {
@@ -91,6 +93,16 @@ export interface ReadView {
   confirmable: boolean;
 }
 
+/**
+ * A click in a frame, in the frame's own viewport coordinates; `keyboard` when it
+ * came from Enter or Space (no pointer position).
+ */
+export interface ClickPoint {
+  x: number;
+  y: number;
+  keyboard: boolean;
+}
+
 export interface ArchiveThreadView {
   rootId: number;
   lastDate: string | null;
@@ -129,9 +141,24 @@ export interface Requests {
   'list.remove': { req: { address: string }; res: ListView[] };
   /** Chooses the key used with a list (before subscribing). */
   'list.key': { req: { address: string; fingerprint: string }; res: ListView[] };
-  'content.stash': { req: { armored: string }; res: { blockId: string } };
+  'list.auto': { req: { address: string; auto: boolean }; res: ListView[] };
+  /** `frameKey` goes only to the frame the content script placed (never in a URL). */
+  'content.stash': { req: { armored: string }; res: { blockId: string; frameKey: string } };
   'content.compose': { req: Empty; res: { composeId: string } };
-  'reader.open': { req: { blockId: string }; res: ReadView };
+  /**
+   * The first call carries the frame key and binds the block to this frame; with
+   * `click: false` it decrypts only for a list set to decrypt automatically
+   * (otherwise CLICK_TO_DECRYPT).
+   */
+  'reader.open': { req: { blockId: string; frameKey?: string; click?: boolean }; res: ReadView };
+  /** Whether the frame was in plain sight for this click (checked by the content script). */
+  'reader.visible': { req: { blockId: string; click: ClickPoint }; res: { visible: boolean } };
+  'reader.images': { req: { blockId: string; urls: string[] }; res: { images: { url: string; dataUrl: string | null }[] } };
+  /** Opens the attachment in the extension's own attachment page (a new tab). */
+  'reader.attachment': { req: { blockId: string; index: number }; res: { opened: true } };
+  'attachment.get': { req: { token: string }; res: { filename: string; contentType: string; base64: string } };
+  /** Test builds only: a frame's state word, marked on its iframe element for the test driver. */
+  'frame.state': { req: { id: string; state: string; signature: string; step: string }; res: { marked: boolean } };
   'reader.confirm': { req: { blockId: string }; res: { status: string; list: string } };
   'composer.lists': { req: Empty; res: ListView[] };
   'composer.send': { req: { composeId: string; list: string; subject: string; text: string }; res: { inserted: true } };
@@ -157,6 +184,26 @@ export interface InsertArmored {
   composeId: string;
   armored: string;
 }
+
+/** The background asks the content script whether the frame of a block was in plain sight for a click. */
+export interface CheckFrame {
+  letterlock: 1;
+  type: 'check-frame';
+  blockId: string;
+  click: ClickPoint;
+}
+
+/** Test builds only: the state word of a frame, for the content script to mark on the iframe. */
+export interface MarkFrame {
+  letterlock: 1;
+  type: 'mark-frame';
+  id: string;
+  state: string;
+  signature: string;
+  step: string;
+}
+
+export type ToContent = InsertArmored | CheckFrame | MarkFrame;
 
 export function isEnvelope(m: unknown): m is Envelope {
   return typeof m === 'object' && m !== null && (m as Envelope).letterlock === 1 && typeof (m as Envelope).type === 'string' && typeof (m as Envelope).payload === 'object' && (m as Envelope).payload !== null;

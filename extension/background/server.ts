@@ -24,8 +24,16 @@ export function normalizeServer(input: string): string {
     refuse('BAD_INPUT', 'the server address is not a URL');
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') refuse('BAD_INPUT', 'the server address must start with https://');
+  // Plain http only to this computer: anywhere else the network could swap the list key.
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) refuse('INSECURE_SERVER');
   if (url.username || url.password) refuse('BAD_INPUT', 'the server address must not hold a user name or password');
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** localhost, 127.0.0.0/8 and [::1]: traffic that never leaves this computer. */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 export class ListServer {

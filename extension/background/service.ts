@@ -4,7 +4,8 @@
 // room allows (rooms/*.ts list each handler with its callers). Answers are views
 // and results, never key material.
 //
-// Rooms: settings (state, settings, sites), keys, lists, reading, writing, archive.
+// Rooms: settings (state, settings, sites), keys, lists, reading, writing,
+// archive, and marks (frame state words for the test driver, test builds only).
 
 import { refuse, toErrorView } from '../errors.ts';
 import { isEnvelope, type Answer, type Caller, type ListView, type RequestType, type StateView } from '../messages.ts';
@@ -12,6 +13,7 @@ import { Decryptor } from './decrypt.ts';
 import { ArchiveRoom } from './rooms/archive.ts';
 import { KeysRoom } from './rooms/keys.ts';
 import { ListsRoom } from './rooms/lists.ts';
+import { MarksRoom } from './rooms/marks.ts';
 import { ReadingRoom } from './rooms/reading.ts';
 import { Common, type Entry, type Sender, type ServiceDeps } from './rooms/room.ts';
 import { SettingsRoom, siteOf } from './rooms/settings.ts';
@@ -25,7 +27,7 @@ export { MAX_BLOCK_CHARS } from './rooms/reading.ts';
 export const PAGES = {
   reader: 'extension/pages/reader/index.html',
   composer: 'extension/pages/composer/index.html',
-  top: ['extension/pages/options/index.html', 'extension/pages/popup/index.html', 'extension/pages/archive/index.html'],
+  top: ['extension/pages/options/index.html', 'extension/pages/popup/index.html', 'extension/pages/archive/index.html', 'extension/pages/attachment/index.html'],
 } as const;
 
 /** Every request type with exactly one entry: the compiler checks none is missing. */
@@ -56,17 +58,20 @@ export class Service {
     const decryptor = new Decryptor(common, signIn);
     this.common = common;
     this.settings = new SettingsRoom(common);
+    const reading = new ReadingRoom(common, decryptor);
+    const writing = new WritingRoom(common);
     const rooms = {
       settings: this.settings.room,
       keys: new KeysRoom(common).room,
       lists: new ListsRoom(common).room,
-      reading: new ReadingRoom(common, decryptor).room,
-      writing: new WritingRoom(common).room,
+      reading: reading.room,
+      writing: writing.room,
       archive: new ArchiveRoom(common, signIn, decryptor).room,
+      marks: new MarksRoom(common, reading, writing).room,
     };
     this.table = joinRooms(...Object.values(rooms));
     // A compile-time check that the rooms together cover the bus exactly.
-    const _exhaustive: Table = { ...rooms.settings, ...rooms.keys, ...rooms.lists, ...rooms.reading, ...rooms.writing, ...rooms.archive };
+    const _exhaustive: Table = { ...rooms.settings, ...rooms.keys, ...rooms.lists, ...rooms.reading, ...rooms.writing, ...rooms.archive, ...rooms.marks };
     void _exhaustive;
     this.allowed = Object.fromEntries(Object.entries(this.table).map(([t, e]) => [t, e.callers])) as Service['allowed'];
   }
@@ -75,7 +80,11 @@ export class Service {
   async callerOf(sender: Sender): Promise<Caller | null> {
     const d = this.common.d;
     if (sender.id !== d.extensionId || !sender.url) return null;
-    if (sender.url.startsWith(d.extensionBase)) {
+    // Our own pages: the extension's URL, or (Chromium, use_dynamic_url) the
+    // per-session URL of a frame page. sender.id is ours, so no other
+    // extension's page can get here.
+    const extensionScheme = new URL(d.extensionBase).protocol;
+    if (sender.url.startsWith(d.extensionBase) || new URL(sender.url).protocol === extensionScheme) {
       const path = new URL(sender.url).pathname.replace(/^\//, '');
       if (path === PAGES.reader || path === PAGES.composer) {
         // A frame of ours inside a web page: only on a site the user allowed.

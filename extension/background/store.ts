@@ -34,6 +34,8 @@ export interface StoredList {
   maxBytes: number;
   /** A different list key the server offered after pinning: shown, never used. */
   changed: { fingerprint: string; armored: string } | null;
+  /** Mail from this list is decrypted when shown, without a click (off unless the user chose it). */
+  autoDecrypt?: boolean;
 }
 
 export interface StoredMemberKey {

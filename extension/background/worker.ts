@@ -55,9 +55,12 @@ const ready: Promise<Service> = (async () => {
     extensionId: browser.runtime.id,
     extensionBase: browser.runtime.getURL('/'),
     hasHostAccess: (site) => browser.permissions.contains({ origins: [`${site}/*`] }),
-    pushToFrame: async (tabId, frameId, message) => {
-      await browser.tabs.sendMessage(tabId, message, { frameId });
+    pushToFrame: (tabId, frameId, message) => browser.tabs.sendMessage(tabId, message, { frameId }),
+    openTab: async (url) => {
+      await browser.tabs.create({ url });
     },
+    fetch: (url, init) => fetch(url, init),
+    testMarks: __LETTERLOCK_TEST_MARKS__,
     sitesChanged: registerContent,
     lockChanged: (lockAt) => {
       if (lockAt === null) void browser.alarms.clear(LOCK_ALARM);

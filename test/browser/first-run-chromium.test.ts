@@ -56,6 +56,9 @@ async function confirmInWebmail(to: string, n: number): Promise<void> {
   const mail = await ctx.newPage();
   await mail.goto(site.allowedUrl);
   const reader = mail.frameLocator('#messagecontframe').frameLocator('iframe[data-letterlock="reader"]');
+  // Mail is decrypted on a click by default.
+  await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 60_000 });
+  await reader.locator('[data-test=decrypt]').click();
   await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 60_000 });
   await reader.locator('[data-test=confirm-subscription]').click();
   await reader.locator('[data-test=confirm][data-test-state=confirmed]').waitFor({ timeout: 30_000 });

@@ -146,6 +146,10 @@ describe('first run and keys in Firefox', () => {
     expect(await page.$eval(`${rowSel(LIST)} [data-test=list-state]`, (e) => e.textContent)).toBe('Waiting for your confirmation');
     expect(await page.$eval('body', (e) => (e as HTMLElement).innerText)).not.toContain('confirmation-sent');
     await shootFirefox(page, 'options-first-run-5-list');
+    // The list's mail opens without a click (the per-list setting), so the driver,
+    // which cannot click inside extension frames here, sees it decrypted.
+    await page.click(`${rowSel(LIST)} [data-test=auto-decrypt]`);
+    await page.waitForFunction((sel: string) => (document.querySelector(sel) as HTMLInputElement | null)?.checked === true, { timeout: 30_000 }, `${rowSel(LIST)} [data-test=auto-decrypt]`);
     await page.click('[data-test=guide-next]');
     await page.waitForSelector('[data-test=guide-done]');
     await shootFirefox(page, 'options-first-run-6-done');

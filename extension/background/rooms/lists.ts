@@ -8,7 +8,7 @@ import type { ListView, Requests } from '../../messages.ts';
 import { normalizeServer } from '../server.ts';
 import { str, type Common, type Room } from './room.ts';
 
-export type ListRequests = 'lists.get' | 'list.lookup' | 'list.pin' | 'list.subscribe' | 'list.remove' | 'list.key';
+export type ListRequests = 'lists.get' | 'list.lookup' | 'list.pin' | 'list.subscribe' | 'list.remove' | 'list.key' | 'list.auto';
 
 export class ListsRoom {
   /** Lists looked up and not yet pinned, by address. */
@@ -21,6 +21,16 @@ export class ListsRoom {
     'list.lookup': { callers: ['page'], run: (q) => this.lookup(q.address, q.server) },
     'list.pin': { callers: ['page'], run: (q) => this.pin(q.address, q.fingerprint) },
     'list.subscribe': { callers: ['page'], run: (q) => this.subscribe(q.address, q.delivery) },
+    // Only the user, in the options page, turns automatic decryption on for a list.
+    'list.auto': {
+      callers: ['page'],
+      run: async (q) => {
+        if (typeof q.auto !== 'boolean') refuse('BAD_INPUT', 'auto is true or false');
+        const list = await this.c.requireList(str(q.address, 254, 'the list address'));
+        await this.c.d.store.putList({ ...list, autoDecrypt: q.auto });
+        return this.c.listViews();
+      },
+    },
     'list.remove': {
       callers: ['page'],
       run: async (q) => {

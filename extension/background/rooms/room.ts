@@ -4,7 +4,7 @@
 // rooms all need (stored key, pinned list, the state view).
 
 import { refuse } from '../../errors.ts';
-import type { Caller, ListView, RequestType, Requests, StateView, InsertArmored } from '../../messages.ts';
+import type { Caller, ListView, RequestType, Requests, StateView, ToContent } from '../../messages.ts';
 import type { ListServer } from '../server.ts';
 import type { RateLimiter, UnlockedSession } from '../session.ts';
 import type { KeyStore, StoredKey, StoredList } from '../store.ts';
@@ -30,8 +30,14 @@ export interface ServiceDeps {
   extensionBase: string;
   /** True when the browser has granted host access to this site (scheme://host). */
   hasHostAccess(site: string): Promise<boolean>;
-  /** Sends the armored result to the content script in one frame of one tab. */
-  pushToFrame(tabId: number, frameId: number, message: InsertArmored): Promise<void>;
+  /** Sends a message to the content script in one frame of one tab; resolves to its answer. */
+  pushToFrame(tabId: number, frameId: number, message: ToContent): Promise<unknown>;
+  /** Opens an extension page in a new tab. */
+  openTab(url: string): Promise<void>;
+  /** Fetch for remote images the user asked to load (no cookies, no referrer). */
+  fetch(url: string, init: RequestInit): Promise<Response>;
+  /** Test builds only: frames report their state words for the test driver. */
+  testMarks: boolean;
   /** Called when the allowed sites change, to (re)register the content script. */
   sitesChanged(sites: string[]): Promise<void>;
   /** Called when the lock time changes (null: locked), to set the lock alarm. */
@@ -109,5 +115,5 @@ export class Common {
 }
 
 function listView(l: StoredList): ListView {
-  return { address: l.address, name: l.name, server: l.server, fingerprint: l.fingerprint, state: l.state, keyFingerprint: l.keyFingerprint ?? null, changedFingerprint: l.changed?.fingerprint ?? null };
+  return { address: l.address, name: l.name, server: l.server, fingerprint: l.fingerprint, state: l.state, keyFingerprint: l.keyFingerprint ?? null, changedFingerprint: l.changed?.fingerprint ?? null, autoDecrypt: l.autoDecrypt === true };
 }

@@ -35,6 +35,12 @@ export class WritingRoom {
     'composer.send': { callers: ['composer'], run: (q, s) => this.send(q, s) },
   };
 
+  /** The content script's frame for a composer of this tab (test marks). */
+  targetOf(composeId: string, s: Sender): ComposeTarget | null {
+    const t = this.composeTargets.get(composeId);
+    return t && t.tabId === s.tab?.id ? t : null;
+  }
+
   private async send(q: Requests['composer.send']['req'], sender: Sender): Promise<{ inserted: true }> {
     const d = this.c.d;
     const target = typeof q.composeId === 'string' ? this.composeTargets.get(q.composeId) : undefined;

@@ -7,6 +7,7 @@ import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
 import { ErrorLine, PermissionWait, formatFingerprint, useAction } from '../ui/ui.tsx';
 import { listStateWords } from '../ui/words.ts';
+import { AutoDecrypt } from './auto-decrypt.tsx';
 import { parseJoinLink, type JoinTarget } from './join.ts';
 import { patternOf, requestAccess } from './settings.tsx';
 
@@ -122,6 +123,7 @@ function ListRow({ l, state, onLists }: { l: ListView; state: StateView; onLists
             <button type="button" class="primary" data-test="subscribe" disabled={busy} onClick={() => void run(async () => onLists(await ask('list.subscribe', { address: l.address, delivery })))}>Subscribe</button>
           </>
         )}
+        <AutoDecrypt list={l} onLists={onLists} run={run} />
         <button type="button" data-test="list-remove" aria-label={`Remove ${l.address} from Letterlock`} disabled={busy} onClick={() => void run(async () => onLists(await ask('list.remove', { address: l.address })))}>Remove</button>
         <ErrorLine error={error} />
       </td>

@@ -136,10 +136,28 @@ export function passphraseHint(p: string): { level: 'weak' | 'fair' | 'strong'; 
 }
 
 /**
- * Tells the content script that placed this frame its state words (to mark and
- * size the frame; `step`: the last action, e.g. a confirmed subscription). Only the word: never text, sender or fingerprint. The page
- * may see these words; it already knows a block or a compose box is there.
+ * Test builds only: the frame's state words (`step`: the last action, e.g. a
+ * confirmed subscription) go to the background, which has the content script
+ * mark them on the iframe for the test driver. Nothing is posted to the page.
  */
-export function reportState(state: string, signature = '', step = ''): void {
-  window.parent.postMessage({ letterlock: 'frame-state', state, signature, step }, '*');
+export function reportState(id: string, state: string, signature = '', step = ''): void {
+  if (__LETTERLOCK_TEST_MARKS__) void ask('frame.state', { id, state, signature, step }).catch(() => {});
+}
+
+/**
+ * The one thing a frame placed in a web page posts to it: its height, so the
+ * content script can size the iframe. No state, no words: the page learns no
+ * more than the frame's size, which it could measure anyway.
+ */
+export function reportHeight(): void {
+  if (window.parent === window) return;
+  let last = -1;
+  const post = () => {
+    const h = Math.ceil(document.documentElement.getBoundingClientRect().height);
+    if (h === last) return;
+    last = h;
+    window.parent.postMessage({ letterlock: 'frame-height', height: h }, '*');
+  };
+  new ResizeObserver(post).observe(document.documentElement);
+  post();
 }
