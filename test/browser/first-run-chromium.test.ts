@@ -61,7 +61,8 @@ async function confirmInWebmail(to: string, n: number): Promise<void> {
   await reader.locator('[data-test=decrypt]').click();
   await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 60_000 });
   await reader.locator('[data-test=confirm-subscription]').click();
-  await reader.locator('[data-test=confirm][data-test-state=confirmed]').waitFor({ timeout: 30_000 });
+  await reader.locator('[data-test=confirm][data-test-state=confirmed], [data-test=confirm][data-test-state=error]').first().waitFor({ timeout: 60_000 });
+  expect(await reader.locator('[data-test=confirm]').getAttribute('data-test-state'), await reader.locator('[data-test=reader]').innerText()).toBe('confirmed');
   if (n === 1 && to === BOB) await shootChromium(mail, 'reader');
   await mail.close();
 }
@@ -107,7 +108,7 @@ describe('first run and keys in Chromium', () => {
     await guide.locator('[data-test=guide][data-test-state=key]').waitFor();
     expect(guide.url()).toContain('#first-run');
     await popup.close();
-  });
+  }, 240_000);
 
   it('first run: key, revocation certificate and encrypted backup, security word, webmail site, a list joined by its link', async () => {
     const page = guide;
@@ -186,7 +187,7 @@ describe('first run and keys in Chromium', () => {
     expect(await page.locator('[data-test=key-expiry-shown]').first().textContent()).toMatch(/^Expires on /);
     await shootChromium(page, 'options-manage');
     await page.close();
-  });
+  }, 240_000);
 
   it('several keys: a second key chosen for a second list is the one the list registers, and the composer and archive use it', async () => {
     const page = await openPage('options/index.html');
@@ -235,6 +236,8 @@ describe('first run and keys in Chromium', () => {
     await composer.locator('[data-test=composer-text]').fill(`Hello second list. ${marker}`);
     await shootChromium(mail, 'composer');
     await composer.locator('[data-test=composer-send]').click();
+    await composer.locator('[data-test=composer][data-test-state=inserted], [data-test=composer] [data-test=error]').first().waitFor({ timeout: 60_000 });
+    expect(await composer.locator('[data-test=composer] [data-test=error]').count(), await composer.locator('[data-test=composer]').innerText()).toBe(0);
     await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), undefined, { timeout: 30_000 });
     const armored = await mail.inputValue('#composebody');
     await mail.close();
@@ -260,7 +263,7 @@ describe('first run and keys in Chromium', () => {
     await archive.locator('[data-test=archive-view][data-test-state=decrypted]').waitFor();
     await shootChromium(archive, 'archive');
     await archive.close();
-  });
+  }, 240_000);
 
   it('renews a key from the options page: a wrong passphrase says what to do, then the list gets the renewed key', async () => {
     const page = await openPage('options/index.html');
@@ -296,7 +299,7 @@ describe('first run and keys in Chromium', () => {
     } finally {
       db.close();
     }
-  });
+  }, 240_000);
 
   it('errors say what to do, and a later attempt replaces the earlier error', async () => {
     const page = await openPage('options/index.html');
@@ -319,5 +322,5 @@ describe('first run and keys in Chromium', () => {
     await page.locator('[data-test=list-candidate]').waitFor();
     expect(await form.locator('[data-test=error]').count()).toBe(0);
     await page.close();
-  });
+  }, 240_000);
 });

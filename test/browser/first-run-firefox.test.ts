@@ -93,7 +93,7 @@ describe('first run and keys in Firefox', () => {
     expect(await popup.$eval('[data-test=security-indicator]', (e) => getComputedStyle(e).backgroundColor)).toBe('rgba(0, 0, 0, 0)');
     await shootFirefox(popup, 'popup-new-user');
     await popup.close();
-  });
+  }, 240_000);
 
   it('first run: key, revocation certificate and backup files, word, site, a list joined by its link, confirmed in webmail', async () => {
     const page = await openPage('options/index.html#first-run', '[data-test=guide][data-test-state=key]');
@@ -171,7 +171,7 @@ describe('first run and keys in Firefox', () => {
     expect(await again.$eval(`${rowSel(LIST)} [data-test=list-state]`, (e) => e.textContent)).toBe('Subscribed');
     await shootFirefox(again, 'options-manage');
     await again.close();
-  });
+  }, 240_000);
 
   it('a second key chosen for a second list is the one the list writes to', async () => {
     const page = await openPage('options/index.html', '[data-test=options][data-test-mode=manage]');
@@ -198,7 +198,7 @@ describe('first run and keys in Firefox', () => {
     expect(list.sink.to(ERIN)).toHaveLength(1);
     await shootFirefox(page, 'options-two-keys');
     await page.close();
-  });
+  }, 240_000);
 
   it('renews a key: a wrong passphrase says what to do, then the list holds the renewed key', async () => {
     const page = await openPage('options/index.html', '[data-test=key-card][data-test-state=default]');
@@ -226,7 +226,7 @@ describe('first run and keys in Firefox', () => {
     } finally {
       db.close();
     }
-  });
+  }, 240_000);
 
   it('errors say what to do, and a later attempt replaces the earlier error', async () => {
     const page = await openPage('options/index.html', '[data-test=options][data-test-mode=manage]');
@@ -244,5 +244,5 @@ describe('first run and keys in Firefox', () => {
     expect(await page.$eval(err, (e) => e.textContent)).toMatch(/Check the list address and the server address/);
     await shootFirefox(page, 'options-error');
     await page.close();
-  });
+  }, 240_000);
 });
