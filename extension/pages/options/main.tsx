@@ -8,6 +8,8 @@ import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
 import { LockControls } from '../ui/lock.tsx';
 import { AutoDecrypt } from './auto-decrypt.tsx';
+import { EXTENSION_ERRORS } from '../../errors.ts';
+import { insecureServer } from '../../loopback.ts';
 import { ErrorLine, Panel, formatFingerprint, messageOf, mount, passphraseHint, useExtensionState } from '../ui/ui.tsx';
 
 type SetState = (s: StateView) => void;
@@ -192,6 +194,8 @@ function Lists({ state }: { state: StateView }) {
     } catch {
       throw new Error('The server address is a URL like https://lists.example.org');
     }
+    // Said before the browser is asked for access (the background refuses it too).
+    if (insecureServer(server)) throw new Error(EXTENSION_ERRORS.INSECURE_SERVER);
     if (!(await browser.permissions.request({ origins: [pattern] }))) throw new Error('The browser did not grant access to the list server.');
     setCandidate(await ask('list.lookup', { address, server }));
     setLists(await ask('lists.get', {}));
