@@ -254,8 +254,9 @@ describe('page isolation and reading in Firefox', () => {
   });
 
   it('decrypts at once only for a list set to decrypt automatically', async () => {
-    const options = await openPage('options', `[data-test=list-row][data-list="${LIST}"] [data-test=auto-decrypt]`);
+    const options = await openPage('options', '[data-test=options][data-test-state=ready]');
     const box = `[data-test=list-row][data-list="${LIST}"] [data-test=auto-decrypt]`;
+    await options.waitForSelector(box, { timeout: 30_000 });
     await options.click(box);
     await options.waitForFunction((s) => (document.querySelector(s) as HTMLInputElement).checked, {}, box);
     const mail = await mailWith(await throughList({ subject: 'Auto', text: 'No click.' }));
@@ -273,7 +274,13 @@ describe('page isolation and reading in Firefox', () => {
     expect(site.hits).toEqual([]);
     await focusInFrame(mail, frame, 1); // "Load images" is the first control
     await mail.keyboard.press('Enter');
-    await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="images-1"]', { timeout: 30_000 });
+    try {
+      await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="images-1"]', { timeout: 30_000 });
+    } catch (e) {
+      await mail.screenshot({ path: artifact('firefox-images-debug.png'), fullPage: true });
+      console.log('STEP', await frame.evaluate((f) => [f.getAttribute('data-test-state'), f.getAttribute('data-test-step'), (f as HTMLElement).style.height]));
+      throw e;
+    }
     expect(site.hits).toEqual([{ path: '/img.png?from=firefox', cookie: null, referer: null }]);
     await mail.close();
   });
@@ -283,9 +290,15 @@ describe('page isolation and reading in Firefox', () => {
     const mail = await mailWith(await throughList({ subject: 'File', text: 'See the file.', attachments: [{ filename: 'notes.txt', contentType: 'text/plain', content: new TextEncoder().encode(words) }] }));
     const frame = await decryptByKeyboard(mail);
     await focusInFrame(mail, frame, 1); // "Open or download" is the first control
-    const opened = browser.waitForTarget((t) => t.url().includes('/extension/pages/attachment/index.html'), { timeout: 30_000 });
     await mail.keyboard.press('Enter');
-    const tab = (await (await opened).page())!;
+    // The background opened the tab (the frame says so); find it among the pages.
+    await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="attachment-opened"]', { timeout: 30_000 });
+    let tab: Page | undefined;
+    for (const end = Date.now() + 30_000; !tab && Date.now() < end;) {
+      tab = (await browser.pages()).find((p) => p.url().includes('/extension/pages/attachment/index.html'));
+      if (!tab) await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!tab) throw new Error('the attachment page did not open');
     await tab.waitForSelector('[data-test=attachment-page][data-test-state=ready]', { timeout: 30_000 });
     expect(await tab.$eval('[data-test=attachment-name]', (e) => e.textContent)).toBe('notes.txt');
     expect(await tab.$eval('[data-test=attachment-text]', (e) => e.textContent)).toBe(words);
