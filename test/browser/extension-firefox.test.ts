@@ -274,13 +274,7 @@ describe('page isolation and reading in Firefox', () => {
     expect(site.hits).toEqual([]);
     await focusInFrame(mail, frame, 1); // "Load images" is the first control
     await mail.keyboard.press('Enter');
-    try {
-      await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="images-1"]', { timeout: 30_000 });
-    } catch (e) {
-      await mail.screenshot({ path: artifact('firefox-images-debug.png'), fullPage: true });
-      console.log('STEP', await frame.evaluate((f) => [f.getAttribute('data-test-state'), f.getAttribute('data-test-step'), (f as HTMLElement).style.height]));
-      throw e;
-    }
+    await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="images-1"]', { timeout: 30_000 });
     expect(site.hits).toEqual([{ path: '/img.png?from=firefox', cookie: null, referer: null }]);
     await mail.close();
   });
