@@ -9,6 +9,7 @@ import {
   type ArchiveMessagesRequest, type ConfirmRequest, type LoginRequest, type SignedRequest, type SubscribeRequest,
 } from '../../shared/api/types.ts';
 import { ExtensionError, refuse } from '../errors.ts';
+import { isLoopback } from '../loopback.ts';
 
 export type Fetch = (url: string, init?: RequestInit) => Promise<Response>;
 
@@ -28,12 +29,6 @@ export function normalizeServer(input: string): string {
   if (url.protocol === 'http:' && !isLoopback(url.hostname)) refuse('INSECURE_SERVER');
   if (url.username || url.password) refuse('BAD_INPUT', 'the server address must not hold a user name or password');
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
-}
-
-/** localhost, 127.0.0.0/8 and [::1]: traffic that never leaves this computer. */
-export function isLoopback(hostname: string): boolean {
-  const h = hostname.toLowerCase();
-  return h === 'localhost' || h.endsWith('.localhost') || h === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 export class ListServer {

@@ -5,6 +5,8 @@
 import { useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
+import { EXTENSION_ERRORS } from '../../errors.ts';
+import { insecureServer } from '../../loopback.ts';
 import { ErrorLine, PermissionWait, formatFingerprint, useAction } from '../ui/ui.tsx';
 import { listStateWords } from '../ui/words.ts';
 import { AutoDecrypt } from './auto-decrypt.tsx';
@@ -35,6 +37,8 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
     } catch {
       throw new Error('The list server is a web address like https://lists.example.org. Ask the list owner for it, or paste their join link into the list address field.');
     }
+    // Said before the browser is asked for access (the background refuses it too).
+    if (insecureServer(server)) throw new Error(EXTENSION_ERRORS.INSECURE_SERVER);
     if (!(await requestAccess(pattern, new URL(server.trim()).hostname, setWaiting))) {
       throw new Error('The browser did not grant access to the list server. Click "Look up" again and answer "Allow" in the browser\'s prompt.');
     }
@@ -84,6 +88,12 @@ function ListRow({ l, state, onLists }: { l: ListView; state: StateView; onLists
   const [chosenDelivery, setDelivery] = useState<'pgp-mime' | 'inline' | null>(null);
   const delivery = chosenDelivery ?? (state.sites.length > 0 ? 'inline' : 'pgp-mime');
   const [error, busy, run] = useAction();
+  // The switch shows the new value while the background stores it (a controlled box would flip back).
+  const [pendingAuto, setPendingAuto] = useState<boolean | null>(null);
+  const autoRun = (f: () => Promise<void>) => {
+    setPendingAuto(!(pendingAuto ?? l.autoDecrypt));
+    return run(f).finally(() => setPendingAuto(null));
+  };
   const words = listStateWords(l.state);
   const keyFp = l.keyFingerprint ?? state.keys[0]?.fingerprint ?? null;
   const key = state.keys.find((k) => k.fingerprint === keyFp) ?? null;
@@ -123,7 +133,7 @@ function ListRow({ l, state, onLists }: { l: ListView; state: StateView; onLists
             <button type="button" class="primary" data-test="subscribe" disabled={busy} onClick={() => void run(async () => onLists(await ask('list.subscribe', { address: l.address, delivery })))}>Subscribe</button>
           </>
         )}
-        <AutoDecrypt list={l} onLists={onLists} run={run} />
+        <AutoDecrypt list={pendingAuto === null ? l : { ...l, autoDecrypt: pendingAuto }} onLists={onLists} run={autoRun} />
         <button type="button" data-test="list-remove" aria-label={`Remove ${l.address} from Letterlock`} disabled={busy} onClick={() => void run(async () => onLists(await ask('list.remove', { address: l.address })))}>Remove</button>
         <ErrorLine error={error} />
       </td>

@@ -113,8 +113,12 @@ function Reader() {
 
   // Asked inside the click (browsers want a user action for it): access to the image sites.
   const permitImages = (urls: string[]): Promise<unknown> => {
-    const origins = [...new Set(urls.map((u) => `${new URL(u).origin}/*`))];
-    return browser.permissions.request({ origins }).catch(() => false);
+    try {
+      const origins = [...new Set(urls.map((u) => `${new URL(u).origin}/*`))];
+      return browser.permissions.request({ origins }).catch(() => false);
+    } catch {
+      return Promise.resolve(false); // refused at once (Firefox, in a frame): the fetch decides
+    }
   };
   const loadImages = async (urls: string[]): Promise<Map<string, string>> => {
     const { images } = await ask('reader.images', { blockId, urls });

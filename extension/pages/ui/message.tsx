@@ -102,7 +102,9 @@ export function Message({ read, actions = {} }: { read: ReadView; actions?: Mess
             <button type="button" data-test="load-images" disabled={busy} onClick={(ev) => {
               const permitted = actions.permitImages?.(remote);
               void act(ev, async () => {
-              await permitted;
+              // Firefox leaves the request from a frame in a web page unanswered: go on after a while
+              // (images from sites the extension may not reach then stay out).
+              await Promise.race([permitted, new Promise((r) => setTimeout(r, 2000))]);
               const loaded = await actions.loadImages!(remote);
               setImages(loaded);
               actions.onStep?.(`images-${loaded.size}`.slice(0, 24));
