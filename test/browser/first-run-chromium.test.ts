@@ -60,9 +60,16 @@ async function confirmInWebmail(to: string, n: number): Promise<void> {
   await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 60_000 });
   await reader.locator('[data-test=decrypt]').click();
   await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 60_000 });
-  await reader.locator('[data-test=confirm-subscription]').click();
-  await reader.locator('[data-test=confirm][data-test-state=confirmed], [data-test=confirm][data-test-state=error]').first().waitFor({ timeout: 60_000 });
-  expect(await reader.locator('[data-test=confirm]').getAttribute('data-test-state'), await reader.locator('[data-test=reader]').innerText()).toBe('confirmed');
+  // A click the frame's visibility check refuses (seen on a loaded machine while the
+  // page still lays out) says so in words; a person clicks again, and so does this test, at most thrice.
+  for (let attempt = 1; ; attempt++) {
+    await reader.locator('[data-test=confirm-subscription]').click();
+    await reader.locator('[data-test=confirm][data-test-state=confirmed], [data-test=confirm][data-test-state=error]').first().waitFor({ timeout: 60_000 });
+    const text = await reader.locator('[data-test=reader]').innerText();
+    if (attempt < 3 && (await reader.locator('[data-test=confirm]').getAttribute('data-test-state')) === 'error' && text.includes('covers or hides')) continue;
+    expect(await reader.locator('[data-test=confirm]').getAttribute('data-test-state'), text).toBe('confirmed');
+    break;
+  }
   if (n === 1 && to === BOB) await shootChromium(mail, 'reader');
   await mail.close();
 }
@@ -234,12 +241,12 @@ describe('first run and keys in Chromium', () => {
     await composer.locator('[data-test=composer-list]').selectOption(SECOND);
     await composer.locator('[data-test=composer-subject]').fill('From the second key');
     await composer.locator('[data-test=composer-text]').fill(`Hello second list. ${marker}`);
-    await shootChromium(mail, 'composer');
     await composer.locator('[data-test=composer-send]').click();
-    await composer.locator('[data-test=composer][data-test-state=inserted], [data-test=composer] [data-test=error]').first().waitFor({ timeout: 60_000 });
-    expect(await composer.locator('[data-test=composer] [data-test=error]').count(), await composer.locator('[data-test=composer]').innerText()).toBe(0);
-    await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), undefined, { timeout: 30_000 });
+    await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), undefined, { timeout: 60_000 }).catch(async (e) => {
+      throw new Error(`compose box: ${(await mail.inputValue('#composebody')).slice(0, 80)} / frames: ${await mail.locator('iframe[data-letterlock]').count()}`, { cause: e });
+    });
     const armored = await mail.inputValue('#composebody');
+    await shootChromium(mail, 'composer');
     await mail.close();
     const had = list.sink.to(list.alice.address).length;
     await send(list.server!.smtpPort, DAVE, SECOND, `From: <${DAVE}>\r\nTo: <${SECOND}>\r\nSubject: ...\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\n/g, '\r\n')}`);
