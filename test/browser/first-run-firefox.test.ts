@@ -38,7 +38,8 @@ const list = new ListServerUnderTest();
 async function openPage(path: string, ready: string): Promise<Page> {
   const page = await browser.newPage();
   await page.setViewport({ width: 1100, height: 900 });
-  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}`, ready);
+  // A long deadline: the driver sometimes loses a page for a while and it is loaded again.
+  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}`, ready, 90_000);
   return page;
 }
 
