@@ -42,6 +42,18 @@ async function v2Visible(el: Element): Promise<boolean> {
       setTimeout(resolve, 1000);
     });
   }
+  if (seen.get(el) !== true && observer) {
+    // The last report may predate a scroll that just brought the control into view
+    // (the observer reports only crossings, after its delay): ask for a fresh one.
+    observer.unobserve(el);
+    seen.delete(el);
+    waiting.delete(el);
+    watch(el);
+    await new Promise<void>((resolve) => {
+      waiting.get(el)?.push(resolve);
+      setTimeout(resolve, 1000);
+    });
+  }
   return seen.get(el) === true;
 }
 
