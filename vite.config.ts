@@ -20,6 +20,8 @@ function onlyFramesWebAccessible(): Plugin {
       const file = join(options.dir ?? '', 'manifest.json');
       const m = JSON.parse(readFileSync(file, 'utf8')) as { web_accessible_resources?: { resources: string[] }[] };
       for (const w of m.web_accessible_resources ?? []) w.resources = w.resources.filter((r) => FRAME_PAGES.includes(r));
+      // crxjs's own entry is left empty: dropped, so only ours (with use_dynamic_url in Chromium) remains.
+      m.web_accessible_resources = (m.web_accessible_resources ?? []).filter((w) => w.resources.length > 0);
       writeFileSync(file, `${JSON.stringify(m, null, 2)}\n`);
     },
   };
@@ -44,14 +46,17 @@ export default defineConfig(({ mode }) => {
   const target: Target = mode === 'firefox' ? 'firefox' : 'chrome';
   // Set only by the browser tests (see extension/manifest.ts); never in release builds.
   const testHosts = (process.env.LETTERLOCK_TEST_HOSTS ?? '').split(',').filter(Boolean);
+  // Test builds only: frames report their state words to the test driver (through the background).
+  const testMarks = process.env.LETTERLOCK_TEST_MARKS === '1';
   return {
+    define: { __LETTERLOCK_TEST_MARKS__: JSON.stringify(testMarks) },
     plugins: [preact(), crx({ manifest: manifest(target, testHosts), browser: target }), onlyFramesWebAccessible()],
     build: {
       target: 'es2022',
       outDir: `dist/${target}`,
       emptyOutDir: true,
       // Pages that are not in the manifest: the frames placed in webmail, and the archive.
-      rollupOptions: { input: Object.fromEntries([...FRAME_PAGES, 'extension/pages/archive/index.html'].map((p) => [p.split('/')[2]!, p])) },
+      rollupOptions: { input: Object.fromEntries([...FRAME_PAGES, 'extension/pages/archive/index.html', 'extension/pages/attachment/index.html'].map((p) => [p.split('/')[2]!, p])) },
       chunkSizeWarningLimit: 2048,
     },
   };

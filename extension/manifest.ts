@@ -18,6 +18,24 @@ export const FRAME_PAGES = ['extension/pages/reader/index.html', 'extension/page
  * extension already holds is granted by permissions.request() without a prompt;
  * whether Letterlock acts on a site is still the user's list in the options.
  */
+/**
+ * Extension pages may load only their own files; images also as data: URLs (the
+ * remote images a user chose to load come in that way, fetched by the
+ * background); connections go to https list servers, or plain http on this
+ * computer only (as normalizeServer allows). The sanitizer is a second guard,
+ * not the only one.
+ */
+export const EXTENSION_CSP = [
+  "default-src 'self'",
+  // Argon2 (key protection) runs as WebAssembly.
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "object-src 'none'",
+  "img-src 'self' data:",
+  "connect-src 'self' https: http://127.0.0.1:* http://localhost:*",
+  "base-uri 'none'",
+  "form-action 'none'",
+].join('; ');
+
 export function manifest(target: Target, testHosts: string[] = []): ManifestV3Export {
   const base = {
     ...(testHosts.length ? { host_permissions: testHosts } : {}),
@@ -31,9 +49,11 @@ export function manifest(target: Target, testHosts: string[] = []): ManifestV3Ex
     options_ui: { page: 'extension/pages/options/index.html', open_in_tab: true },
     // Only the reader and composer frames may be placed in web pages; whether the
     // page's site is allowed is checked by the background for every request.
-    web_accessible_resources: [{ resources: FRAME_PAGES, matches: ['https://*/*', 'http://*/*'] }],
-    // Argon2 (key protection) runs as WebAssembly.
-    content_security_policy: { extension_pages: "script-src 'self' 'wasm-unsafe-eval'; object-src 'self'" },
+    // Chromium: only under a per-session URL, so a page cannot probe a fixed URL
+    // to learn the extension is installed (Firefox's moz-extension host is a
+    // random per-install UUID already, and it has no use_dynamic_url).
+    web_accessible_resources: [{ resources: FRAME_PAGES, matches: ['https://*/*', 'http://*/*'], ...(target === 'chrome' ? { use_dynamic_url: true } : {}) }],
+    content_security_policy: { extension_pages: EXTENSION_CSP },
   };
   if (target === 'chrome') {
     return { ...base, minimum_chrome_version: '120', background: { service_worker: BACKGROUND, type: 'module' as const } };

@@ -1,8 +1,9 @@
 // The one typed message bus between the extension's parts. Every request the
-// background answers is listed here with its payload, its answer and the callers
-// allowed to send it. The background hands out views, handles and results; never
-// key material (the only key text that leaves it is the passphrase-protected
-// backup and the public key, both asked for by the options page).
+// background answers is listed here with its payload and its answer; the callers
+// allowed to send it sit beside its handler, in background/rooms/. The
+// background hands out views, handles and results; never key material (the only
+// key text that leaves it is the passphrase-protected backup and the public key,
+// both asked for by the options page).
 
 import type { ErrorView } from './errors.ts';
 
@@ -24,7 +25,11 @@ export interface KeyView {
   address: string;
   name: string;
   created: string;
+  /** ISO date the key expires, or null when it never does. */
+  expires: string | null;
   publicKey: string;
+  /** Unlocked in this session (the passphrase opened it). */
+  unlocked: boolean;
 }
 
 export type ListState = 'pinned' | 'confirmation-sent' | 'member' | 'pending-approval';
@@ -35,8 +40,12 @@ export interface ListView {
   server: string;
   fingerprint: string;
   state: ListState;
+  /** Fingerprint of the user's key used with this list (null: the first key). */
+  keyFingerprint: string | null;
   /** Set when the server now offers a different list key than the pinned one. */
   changedFingerprint: string | null;
+  /** Mail from this list is decrypted when shown, without a click. */
+  autoDecrypt: boolean;
 }
 
 export interface ListCandidate {
@@ -51,7 +60,10 @@ export interface ListCandidate {
 
 export interface StateView {
   hasKey: boolean;
+  /** The first key (the default for new lists); kept for callers that know one key. */
   key: KeyView | null;
+  /** Every key of this profile, the default first. */
+  keys: KeyView[];
   unlocked: boolean;
   /** Milliseconds since the epoch when the key locks again; null when locked. */
   lockAt: number | null;
@@ -81,6 +93,16 @@ export interface ReadView {
   confirmable: boolean;
 }
 
+/**
+ * A click in a frame, in the frame's own viewport coordinates; `keyboard` when it
+ * came from Enter or Space (no pointer position).
+ */
+export interface ClickPoint {
+  x: number;
+  y: number;
+  keyboard: boolean;
+}
+
 export interface ArchiveThreadView {
   rootId: number;
   lastDate: string | null;
@@ -98,9 +120,15 @@ type Empty = Record<string, never>;
 /** Every request: its payload, its answer, and who may send it. */
 export interface Requests {
   'state.get': { req: Empty; res: StateView };
-  'key.create': { req: { name: string; address: string; passphrase: string }; res: StateView };
+  /** The revocation certificate is made with the key and handed out once, here, for the user to save. */
+  'key.create': { req: { name: string; address: string; passphrase: string; expiresInDays?: number }; res: { state: StateView; fingerprint: string; revocationCertificate: string } };
   'key.import': { req: { armored: string; passphrase: string }; res: StateView };
-  'key.export': { req: Empty; res: { armored: string } };
+  /** The passphrase-protected private key, as stored (the backup). */
+  'key.export': { req: { fingerprint?: string }; res: { armored: string } };
+  /** Extends a key's expiry (the passphrase re-protects it) and re-publishes it to the lists that use it. */
+  'key.renew': { req: { fingerprint: string; passphrase: string; expiresInDays: number }; res: { state: StateView; republished: { list: string; ok: boolean; message: string | null }[] } };
+  /** Makes a key the default for new lists. */
+  'key.default': { req: { fingerprint: string }; res: StateView };
   'key.remove': { req: { fingerprint: string }; res: StateView };
   'key.unlock': { req: { passphrase: string }; res: StateView };
   'key.lock': { req: Empty; res: StateView };
@@ -111,9 +139,26 @@ export interface Requests {
   'list.pin': { req: { address: string; fingerprint: string }; res: ListView[] };
   'list.subscribe': { req: { address: string; delivery: 'pgp-mime' | 'inline' }; res: ListView[] };
   'list.remove': { req: { address: string }; res: ListView[] };
-  'content.stash': { req: { armored: string }; res: { blockId: string } };
+  /** Chooses the key used with a list (before subscribing). */
+  'list.key': { req: { address: string; fingerprint: string }; res: ListView[] };
+  'list.auto': { req: { address: string; auto: boolean }; res: ListView[] };
+  /** `frameKey` goes only to the frame the content script placed (never in a URL). */
+  'content.stash': { req: { armored: string }; res: { blockId: string; frameKey: string } };
   'content.compose': { req: Empty; res: { composeId: string } };
-  'reader.open': { req: { blockId: string }; res: ReadView };
+  /**
+   * The first call carries the frame key and binds the block to this frame; with
+   * `click: false` it decrypts only for a list set to decrypt automatically
+   * (otherwise CLICK_TO_DECRYPT).
+   */
+  'reader.open': { req: { blockId: string; frameKey?: string; click?: boolean }; res: ReadView };
+  /** Whether the frame was in plain sight for this click (checked by the content script). */
+  'reader.visible': { req: { blockId: string; click: ClickPoint }; res: { visible: boolean } };
+  'reader.images': { req: { blockId: string; urls: string[] }; res: { images: { url: string; dataUrl: string | null }[] } };
+  /** Opens the attachment in the extension's own attachment page (a new tab). */
+  'reader.attachment': { req: { blockId: string; index: number }; res: { opened: true } };
+  'attachment.get': { req: { token: string }; res: { filename: string; contentType: string; base64: string } };
+  /** Test builds only: a frame's state word, marked on its iframe element for the test driver. */
+  'frame.state': { req: { id: string; state: string; signature: string; step: string }; res: { marked: boolean } };
   'reader.confirm': { req: { blockId: string }; res: { status: string; list: string } };
   'composer.lists': { req: Empty; res: ListView[] };
   'composer.send': { req: { composeId: string; list: string; subject: string; text: string }; res: { inserted: true } };
@@ -123,33 +168,6 @@ export interface Requests {
 }
 
 export type RequestType = keyof Requests;
-
-/** Which callers may send each request: everything else is refused before any work. */
-export const ALLOWED: { readonly [K in RequestType]: readonly Caller[] } = {
-  'state.get': ['page', 'reader', 'composer'],
-  'key.create': ['page'],
-  'key.import': ['page'],
-  'key.export': ['page'],
-  'key.remove': ['page'],
-  'key.unlock': ['page'],
-  'key.lock': ['page'],
-  'settings.set': ['page'],
-  'sites.set': ['page'],
-  'lists.get': ['page'],
-  'list.lookup': ['page'],
-  'list.pin': ['page'],
-  'list.subscribe': ['page'],
-  'list.remove': ['page'],
-  'content.stash': ['content'],
-  'content.compose': ['content'],
-  'reader.open': ['reader'],
-  'reader.confirm': ['reader'],
-  'composer.lists': ['composer'],
-  'composer.send': ['composer'],
-  'archive.login': ['page'],
-  'archive.threads': ['page'],
-  'archive.open': ['page'],
-};
 
 export interface Envelope<K extends RequestType = RequestType> {
   letterlock: 1;
@@ -166,6 +184,26 @@ export interface InsertArmored {
   composeId: string;
   armored: string;
 }
+
+/** The background asks the content script whether the frame of a block was in plain sight for a click. */
+export interface CheckFrame {
+  letterlock: 1;
+  type: 'check-frame';
+  blockId: string;
+  click: ClickPoint;
+}
+
+/** Test builds only: the state word of a frame, for the content script to mark on the iframe. */
+export interface MarkFrame {
+  letterlock: 1;
+  type: 'mark-frame';
+  id: string;
+  state: string;
+  signature: string;
+  step: string;
+}
+
+export type ToContent = InsertArmored | CheckFrame | MarkFrame;
 
 export function isEnvelope(m: unknown): m is Envelope {
   return typeof m === 'object' && m !== null && (m as Envelope).letterlock === 1 && typeof (m as Envelope).type === 'string' && typeof (m as Envelope).payload === 'object' && (m as Envelope).payload !== null;

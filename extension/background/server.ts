@@ -5,10 +5,11 @@
 import type { z } from 'zod';
 import {
   API_PREFIX, ApiError, ArchiveMessages, ChallengeResponse, ConfirmResponse, ListInfo, LoginResponse, MemberKey,
-  SubscribeResponse, ThreadPage,
-  type ArchiveMessagesRequest, type ConfirmRequest, type LoginRequest, type SubscribeRequest,
+  SignedRequestResponse, SubscribeResponse, ThreadPage,
+  type ArchiveMessagesRequest, type ConfirmRequest, type LoginRequest, type SignedRequest, type SubscribeRequest,
 } from '../../shared/api/types.ts';
 import { ExtensionError, refuse } from '../errors.ts';
+import { isLoopback } from '../loopback.ts';
 
 export type Fetch = (url: string, init?: RequestInit) => Promise<Response>;
 
@@ -24,6 +25,8 @@ export function normalizeServer(input: string): string {
     refuse('BAD_INPUT', 'the server address is not a URL');
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') refuse('BAD_INPUT', 'the server address must start with https://');
+  // Plain http only to this computer: anywhere else the network could swap the list key.
+  if (url.protocol === 'http:' && !isLoopback(url.hostname)) refuse('INSECURE_SERVER');
   if (url.username || url.password) refuse('BAD_INPUT', 'the server address must not hold a user name or password');
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
@@ -80,6 +83,11 @@ export class ListServer {
 
   confirm(server: string, list: string, body: ConfirmRequest) {
     return this.call(ConfirmResponse, server, `${ListServer.list(list)}/subscriptions/confirm`, { method: 'POST', body });
+  }
+
+  /** A request signed by the member's current key (key change, unsubscribe, delivery form). */
+  signedRequest(server: string, list: string, body: SignedRequest) {
+    return this.call(SignedRequestResponse, server, `${ListServer.list(list)}/requests`, { method: 'POST', body });
   }
 
   challenge(server: string, list: string, address: string) {

@@ -16,8 +16,8 @@ export interface SessionArea {
 }
 
 interface SavedUnlock {
-  armored: string; // the unlocked key; lives only in session storage
-  fingerprint: string;
+  /** The unlocked keys; they live only in session storage. */
+  keys: { armored: string; fingerprint: string }[];
   lockAt: number;
 }
 
@@ -31,7 +31,8 @@ export interface ArchiveToken {
 }
 
 export class UnlockedSession {
-  private key: PrivateKey | null = null;
+  /** Unlocked keys by fingerprint, in the order they were unlocked. */
+  private keys = new Map<string, PrivateKey>();
   private lockAtMs: number | null = null;
   private tokens = new Map<string, ArchiveToken>();
 
@@ -43,9 +44,12 @@ export class UnlockedSession {
   /** Picks up an unlock that outlived a stopped service worker, if still in time. */
   async restore(): Promise<void> {
     const saved = (await this.area.get(UNLOCKED))[UNLOCKED] as SavedUnlock | undefined;
-    if (saved && typeof saved.armored === 'string' && saved.lockAt > this.now()) {
+    if (saved && Array.isArray(saved.keys) && saved.lockAt > this.now()) {
       try {
-        this.key = await openpgp.readPrivateKey({ armoredKey: saved.armored });
+        for (const k of saved.keys.slice(0, 64)) {
+          const key = await openpgp.readPrivateKey({ armoredKey: k.armored });
+          this.keys.set(key.getFingerprint().toUpperCase(), key);
+        }
         this.lockAtMs = saved.lockAt;
       } catch {
         await this.lock();
@@ -57,18 +61,32 @@ export class UnlockedSession {
     for (const [list, t] of Object.entries(tokens ?? {})) if (t.expiresAt > this.now()) this.tokens.set(list, t);
   }
 
-  async unlock(key: PrivateKey, timeoutMinutes: number): Promise<number> {
-    if (!key.isDecrypted()) throw new Error('unlock() wants a decrypted key');
+  /** Adds unlocked keys to the session (the lock time starts again for all). */
+  async unlock(key: PrivateKey | PrivateKey[], timeoutMinutes: number): Promise<number> {
+    const list = Array.isArray(key) ? key : [key];
+    if (list.length === 0 || list.some((k) => !k.isDecrypted())) throw new Error('unlock() wants decrypted keys');
+    this.expire();
     const lockAt = this.now() + timeoutMinutes * 60_000;
-    this.key = key;
+    for (const k of list) this.keys.set(k.getFingerprint().toUpperCase(), k);
     this.lockAtMs = lockAt;
-    const saved: SavedUnlock = { armored: key.armor(), fingerprint: key.getFingerprint().toUpperCase(), lockAt };
-    await this.area.set({ [UNLOCKED]: saved });
+    await this.save();
     return lockAt;
   }
 
+  /** Forgets one key (it was removed); the others stay unlocked. */
+  async forget(fingerprint: string): Promise<void> {
+    if (!this.keys.delete(fingerprint)) return;
+    if (this.keys.size === 0) await this.lock();
+    else await this.save();
+  }
+
+  private async save(): Promise<void> {
+    const saved: SavedUnlock = { keys: [...this.keys].map(([fingerprint, k]) => ({ armored: k.armor(), fingerprint })), lockAt: this.lockAtMs! };
+    await this.area.set({ [UNLOCKED]: saved });
+  }
+
   async lock(): Promise<void> {
-    this.key = null;
+    this.keys.clear();
     this.lockAtMs = null;
     this.tokens.clear();
     await this.area.remove(UNLOCKED);
@@ -81,16 +99,28 @@ export class UnlockedSession {
     return this.lockAtMs;
   }
 
-  /** The unlocked key, or a LOCKED refusal. */
-  requireKey(): PrivateKey {
+  /** The unlocked key with this fingerprint (none given: the first unlocked), or a LOCKED refusal. */
+  requireKey(fingerprint?: string): PrivateKey {
     this.expire();
-    if (!this.key) refuse('LOCKED');
-    return this.key;
+    const key = fingerprint === undefined ? this.keys.values().next().value : this.keys.get(fingerprint);
+    if (!key) refuse('LOCKED');
+    return key;
+  }
+
+  /** Every unlocked key (for reading: a message may be encrypted to any of them). */
+  unlockedKeys(): PrivateKey[] {
+    this.expire();
+    return [...this.keys.values()];
+  }
+
+  isUnlocked(fingerprint: string): boolean {
+    this.expire();
+    return this.keys.has(fingerprint);
   }
 
   get unlocked(): boolean {
     this.expire();
-    return this.key !== null;
+    return this.keys.size > 0;
   }
 
   getToken(list: string): ArchiveToken | null {
@@ -108,7 +138,7 @@ export class UnlockedSession {
   private expire(): void {
     if (this.lockAtMs !== null && this.lockAtMs <= this.now()) {
       // Forget at once in memory; session storage is cleared in the background.
-      this.key = null;
+      this.keys.clear();
       this.lockAtMs = null;
       this.tokens.clear();
       void this.area.remove(UNLOCKED).catch(() => {});

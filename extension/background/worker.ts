@@ -55,9 +55,12 @@ const ready: Promise<Service> = (async () => {
     extensionId: browser.runtime.id,
     extensionBase: browser.runtime.getURL('/'),
     hasHostAccess: (site) => browser.permissions.contains({ origins: [`${site}/*`] }),
-    pushToFrame: async (tabId, frameId, message) => {
-      await browser.tabs.sendMessage(tabId, message, { frameId });
+    pushToFrame: (tabId, frameId, message) => browser.tabs.sendMessage(tabId, message, { frameId }),
+    openTab: async (url) => {
+      await browser.tabs.create({ url });
     },
+    fetch: (url, init) => fetch(url, init),
+    testMarks: __LETTERLOCK_TEST_MARKS__,
     sitesChanged: registerContent,
     lockChanged: (lockAt) => {
       if (lockAt === null) void browser.alarms.clear(LOCK_ALARM);
@@ -75,6 +78,11 @@ const ready: Promise<Service> = (async () => {
 browser.runtime.onMessage.addListener((message: unknown, sender: browser.Runtime.MessageSender) =>
   ready.then((s) => s.handle(message, sender)),
 );
+
+// A new install opens the options page, which is the guided first run while there is no key.
+browser.runtime.onInstalled.addListener((details) => {
+  if (details.reason === 'install') void browser.runtime.openOptionsPage().catch(() => {});
+});
 
 browser.alarms.onAlarm.addListener((alarm) => {
   if (alarm.name === LOCK_ALARM) void session.lock();

@@ -2,11 +2,13 @@
 // ciphertext and places the extension's frames; it imports no crypto and never
 // sees plaintext, keys or passphrases. Page scripts cannot drive it: it acts on
 // runtime messages from the background only, and takes window messages only
-// from the extension's own origin (the state words of frames it placed).
+// from frames it placed (their height, nothing else). It hands each reader frame
+// its frame key by postMessage to that frame's window (never in the URL), and
+// tells the background whether a frame was in plain sight for a click.
 
 import browser from 'webextension-polyfill';
 import { ask } from '../ask.ts';
-import type { InsertArmored } from '../messages.ts';
+import type { ClickPoint, ToContent } from '../messages.ts';
 import { encryptedAttachments } from './attachments.ts';
 import { extractBlocks, findBlocks } from './finder.ts';
 // Byte helpers only (no crypto): the content script must not bundle OpenPGP.
@@ -22,6 +24,26 @@ const COMPOSER = browser.runtime.getURL('extension/pages/composer/index.html');
 
 const handled = new WeakSet<Element>();
 const composeBoxes = new Map<string, { box: HTMLElement; frame: HTMLIFrameElement }>();
+/** Reader frames this script placed, by block id. */
+const readers = new Map<string, HTMLIFrameElement>();
+/**
+ * The origin our frames' documents have. Chromium hands out the frame URL under a
+ * per-session host (use_dynamic_url), but the document in it has the extension's
+ * own origin; Firefox's moz-extension host is the same for both.
+ */
+const EXTENSION_ORIGIN = new URL(READER).protocol === 'chrome-extension:' ? `chrome-extension://${browser.runtime.id}` : new URL(READER).origin;
+
+/**
+ * A reader frame for a stashed block. Its key goes to the frame's window only,
+ * addressed to the extension's origin: a copy of the frame the page makes from
+ * the URL never gets it, and a frame the page navigated elsewhere does not either.
+ */
+function readerFrame(blockId: string, frameKey: string, doc: Document): HTMLIFrameElement {
+  const f = frame(`${READER}#${blockId}`, 'reader', doc, 160);
+  f.addEventListener('load', () => f.contentWindow?.postMessage({ letterlock: 'frame-key', key: frameKey }, EXTENSION_ORIGIN));
+  readers.set(blockId, f);
+  return f;
+}
 const withButton = new WeakSet<Element>();
 const observed = new WeakSet<Document>();
 const listening = new WeakSet<HTMLIFrameElement>();
@@ -58,9 +80,13 @@ async function placeReaders(doc: Document): Promise<void> {
         continue;
       }
       try {
-        const { blockId } = await ask('content.stash', { armored: block.armored });
-        found.container.before(frame(`${READER}#${blockId}`, 'reader', doc, 420));
-      } catch {
+        const { blockId, frameKey } = await ask('content.stash', { armored: block.armored });
+        found.container.before(readerFrame(blockId, frameKey, doc));
+      } catch (e) {
+        if ((e as { code?: string }).code === 'TOO_MANY_BLOCKS') {
+          found.container.before(note(doc, 'Letterlock: too many encrypted messages on this page; open this one on its own.'));
+          continue;
+        }
         return; // the background refused (site no longer allowed): leave the page as it is
       }
     }
@@ -90,8 +116,8 @@ async function placeAttachmentReaders(doc: Document): Promise<void> {
       continue;
     }
     try {
-      const { blockId } = await ask('content.stash', { armored });
-      const f = frame(`${READER}#${blockId}`, 'reader', doc, 420);
+      const { blockId, frameKey } = await ask('content.stash', { armored });
+      const f = readerFrame(blockId, frameKey, doc);
       f.setAttribute('data-letterlock-source', 'attachment');
       found.place(f);
     } catch {
@@ -210,8 +236,22 @@ function hideSubject(doc: Document): void {
 browser.runtime.onMessage.addListener((message: unknown, sender: browser.Runtime.MessageSender) => {
   // Only the background may push (it has no tab); anything else is ignored.
   if (sender.id !== browser.runtime.id || sender.tab) return undefined;
-  const m = message as InsertArmored;
-  if (m?.letterlock !== 1 || m.type !== 'insert-armored' || typeof m.armored !== 'string') return undefined;
+  const m = message as ToContent;
+  if (m?.letterlock !== 1) return undefined;
+  if (m.type === 'check-frame') {
+    const f = readers.get(m.blockId);
+    return Promise.resolve({ visible: f ? inPlainSight(f, m.click) : false });
+  }
+  if (m.type === 'mark-frame') {
+    const f = readers.get(m.id) ?? composeBoxes.get(m.id)?.frame;
+    if (!f) return undefined;
+    // Test builds only (the background refuses the marks otherwise): words for the driver.
+    f.setAttribute('data-test-state', m.state);
+    f.setAttribute('data-test-signature', m.signature);
+    f.setAttribute('data-test-step', m.step);
+    return Promise.resolve(true);
+  }
+  if (m.type !== 'insert-armored' || typeof m.armored !== 'string') return undefined;
   const target = composeBoxes.get(m.composeId);
   if (!target) return undefined;
   insert(target.box, m.armored);
@@ -220,22 +260,54 @@ browser.runtime.onMessage.addListener((message: unknown, sender: browser.Runtime
   return Promise.resolve(true);
 });
 
-// Our frames report their state word; only messages from our own origin and
-// from a frame we placed are taken.
-const EXTENSION_ORIGIN = new URL(READER).origin;
-const STATES = /^(loading|decrypted|error|ready|busy|inserted)$/;
-window.addEventListener('message', (ev: MessageEvent) => {
-  if (ev.origin !== EXTENSION_ORIGIN) return;
-  const data = ev.data as { letterlock?: unknown; state?: unknown; signature?: unknown; step?: unknown };
-  if (data?.letterlock !== 'frame-state') return;
-  for (const f of document.querySelectorAll<HTMLIFrameElement>('iframe[data-letterlock]')) {
-    if (f.contentWindow !== ev.source) continue;
-    const state = String(data.state);
-    f.setAttribute('data-test-state', STATES.test(state) ? state : 'unknown');
-    if (f.getAttribute('data-letterlock') === 'reader') {
-      f.setAttribute('data-test-signature', /^(verified|unchecked|invalid)$/.test(String(data.signature)) ? String(data.signature) : '');
-      f.setAttribute('data-test-step', /^(busy|confirmed|error)$/.test(String(data.step)) ? String(data.step) : '');
+/**
+ * Whether a frame of ours was in plain sight where the user clicked: the frame
+ * is the topmost element at that point (keyboard: its middle), with nothing on
+ * the way up (to the top same-origin document) that hides or fades it. Runs in
+ * the content script's own world, so page scripts cannot answer for it. An
+ * overlay with `pointer-events: none` is not seen by elementFromPoint: Chromium's
+ * reader adds IntersectionObserver v2 for that; Firefox has no such check.
+ */
+export function inPlainSight(f: HTMLIFrameElement, click: ClickPoint): boolean {
+  if (!f.isConnected) return false;
+  const r = f.getBoundingClientRect();
+  // The point in the frame's parent document.
+  let x = click.keyboard ? r.left + r.width / 2 : r.left + f.clientLeft + click.x;
+  let y = click.keyboard ? r.top + r.height / 2 : r.top + f.clientTop + click.y;
+  let el: Element = f;
+  for (let depth = 0; depth < 8; depth++) {
+    const doc = el.ownerDocument;
+    const view = doc.defaultView;
+    if (!view) return false;
+    if (x < 0 || y < 0 || x >= view.innerWidth || y >= view.innerHeight) return false;
+    if (doc.elementFromPoint(x, y) !== el) return false;
+    for (let a: Element | null = el; a; a = a.parentElement) {
+      const cs = view.getComputedStyle(a);
+      if (Number(cs.opacity) < 0.99 || cs.visibility === 'hidden' || cs.filter !== 'none' || cs.clipPath !== 'none' || (cs.maskImage && cs.maskImage !== 'none') || cs.mixBlendMode !== 'normal') return false;
     }
+    let outer: Element | null = null;
+    try {
+      outer = view.frameElement; // null at the top, or when the parent is of another origin
+    } catch {
+      outer = null;
+    }
+    if (!outer) return true;
+    const o = outer.getBoundingClientRect();
+    x += o.left + outer.clientLeft;
+    y += o.top + outer.clientTop;
+    el = outer;
+  }
+  return false;
+}
+
+// Our frames tell us their height (the only thing they post to the page); only
+// messages from a frame we placed are taken, and the height is bounded.
+window.addEventListener('message', (ev: MessageEvent) => {
+  const data = ev.data as { letterlock?: unknown; height?: unknown };
+  if (data?.letterlock !== 'frame-height' || typeof data.height !== 'number' || !Number.isFinite(data.height)) return;
+  for (const f of [...readers.values(), ...[...composeBoxes.values()].map((c) => c.frame)]) {
+    if (!f.contentWindow || f.contentWindow !== ev.source) continue;
+    f.style.height = `${Math.round(Math.min(Math.max(data.height, 60), 4000)) + 2}px`;
   }
 });
 

@@ -15,6 +15,8 @@ export interface ParsedAttachment {
   filename: string | null;
   contentType: string;
   size: number;
+  /** The decoded bytes (the extension offers them for download from its own page). */
+  content: Uint8Array;
 }
 
 export interface ParsedInner {
@@ -64,6 +66,7 @@ export async function parseInner(bytes: Uint8Array): Promise<ParsedInner> {
       filename: a.filename ?? null,
       contentType: a.mimeType,
       size: (a.content as ArrayBuffer).byteLength,
+      content: new Uint8Array(a.content as ArrayBuffer),
     })),
   };
 }

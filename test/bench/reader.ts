@@ -1,7 +1,9 @@
-// Benchmark (not a test): time from an armored 100 KB post appearing in a
-// webmail page to its plaintext shown in the extension's reader frame, after
-// unlock, in real headless Chromium; prints the median of several runs and the
-// size of both built extension packages. Target: 300 ms or less.
+// Benchmark (not a test): time from the click on "Decrypt" in the extension's
+// reader frame to the plaintext of an armored 100 KB post shown there, after
+// unlock, in real headless Chromium (the click's checks included: visibility by
+// IntersectionObserver v2 and by the content script, then decryption and
+// drawing); prints the median of several runs and the size of both built
+// extension packages. Target: 200 ms or less.
 //   npm run bench:reader
 
 import { execFileSync } from 'node:child_process';
@@ -64,28 +66,42 @@ async function main(): Promise<void> {
     await frame.waitForSelector('#messagebody', { state: 'attached' });
     const times: number[] = [];
     for (let i = 0; i < RUNS + 1; i++) {
-      // Measured inside the page: from inserting the post to the reader frame reporting "decrypted".
-      const ms = await frame.evaluate((a) => new Promise<number>((resolve) => {
+      await frame.evaluate((a) => {
         const body = document.getElementById('messagebody')!;
         body.replaceChildren();
-        const t0 = performance.now();
-        new MutationObserver((_m, obs) => {
-          const f = body.querySelector('iframe[data-letterlock="reader"][data-test-state="decrypted"]');
-          if (f) {
-            obs.disconnect();
-            resolve(performance.now() - t0);
-          }
-        }).observe(body, { subtree: true, attributes: true, attributeFilter: ['data-test-state'] });
         const pre = document.createElement('div');
         pre.className = 'pre';
         pre.textContent = a;
         body.append(pre);
-      }), armored);
+      }, armored);
+      const reader = await (async () => {
+        for (;;) {
+          const f = page.frames().find((x) => x.url().includes('/extension/pages/reader/index.html') && !x.isDetached());
+          if (f) return f;
+          await page.waitForEvent('frameattached', { timeout: 30_000 });
+        }
+      })();
+      await reader.waitForSelector('[data-test=reader][data-test-state=encrypted]', { timeout: 30_000 });
+      // Measured inside the reader frame: from the click to the plaintext drawn.
+      await reader.evaluate(() => {
+        (window as unknown as { bench: Promise<number> }).bench = new Promise<number>((resolve) => {
+          let t0 = 0;
+          document.addEventListener('click', () => (t0 = performance.now()), { capture: true, once: true });
+          new MutationObserver((_m, obs) => {
+            if (t0 && document.querySelector('[data-test=reader][data-test-state=decrypted] [data-test=plaintext]')) {
+              obs.disconnect();
+              resolve(performance.now() - t0);
+            }
+          }).observe(document.body, { subtree: true, childList: true, attributes: true });
+        });
+      });
+      await reader.click('[data-test=decrypt]');
+      const ms = await reader.evaluate(() => (window as unknown as { bench: Promise<number> }).bench);
       if (i > 0) times.push(ms); // the first run warms up the worker and the frame
     }
     times.sort((a, b) => a - b);
     const median = times[Math.floor(times.length / 2)]!;
-    console.log(`reader, ${kb(armored.length)} armored (${kb(SIZE)} text), ${RUNS} runs: median ${median.toFixed(0)} ms, min ${times[0]!.toFixed(0)} ms, max ${times[times.length - 1]!.toFixed(0)} ms (target <= 300 ms: ${median <= 300 ? 'met' : 'NOT met'})`);
+    console.log(`reader, ${kb(armored.length)} armored (${kb(SIZE)} text), ${RUNS} runs: median ${median.toFixed(0)} ms, min ${times[0]!.toFixed(0)} ms, max ${times[times.length - 1]!.toFixed(0)} ms (target <= 200 ms after the click: ${median <= 200 ? 'met' : 'NOT met'})`);
   } finally {
     await ctx.close();
     await site.stop();

@@ -28,6 +28,13 @@ function readerIn(page: Page, nth = 0): FrameLocator {
   return page.frameLocator('#messagecontframe').frameLocator('iframe[data-letterlock="reader"]').nth(nth);
 }
 
+/** Mail is decrypted on a click by default: wait for the button, click it, wait for the message. */
+async function decryptIn(reader: FrameLocator): Promise<void> {
+  await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 30_000 });
+  await reader.locator('[data-test=decrypt]').click();
+  await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
+}
+
 beforeAll(async () => {
   [extDir] = await Promise.all([buildExtension('chrome', ['http://127.0.0.1/*']), site.start(), list.start()]);
   profile = mkdtempSync(join(tmpdir(), 'letterlock-chromium-'));
@@ -51,13 +58,9 @@ afterAll(async () => {
 
 describe('the extension in Chromium', () => {
   it('options: security indicator, a new key (Argon2-protected), an allowed site', async () => {
+    // With no key the options page is the guided first run: key, safety copies, word, site.
     const page = await openPage('options');
-    await page.locator('[data-test=options][data-test-state=ready]').waitFor();
-    await page.fill('[data-test=indicator-word]', 'otter');
-    await page.click('[data-test=indicator-save]');
-    await page.locator('[data-test=security-indicator][data-test-state=chosen]').waitFor();
-    expect(await page.textContent('[data-test=security-word]')).toBe('otter');
-
+    await page.locator('[data-test=guide][data-test-state=key]').waitFor();
     await page.fill('[data-test=key-name]', 'Bob');
     await page.fill('[data-test=key-address]', BOB);
     await page.fill('[data-test=key-passphrase]', 'short');
@@ -66,12 +69,20 @@ describe('the extension in Chromium', () => {
     expect(await page.getAttribute('[data-test=passphrase-hint]', 'data-test-state')).toBe('strong');
     await page.fill('[data-test=key-passphrase-again]', PASSPHRASE);
     await page.click('[data-test=create-key-submit]');
+    await page.locator('[data-test=guide][data-test-state=safety]').waitFor({ timeout: 30_000 });
+    await page.click('[data-test=guide-next]');
+    await page.fill('[data-test=indicator-word]', 'otter');
+    await page.click('[data-test=indicator-save]');
+    await page.locator('[data-test=security-indicator][data-test-state=chosen]').waitFor();
+    expect(await page.textContent('[data-test=security-word]')).toBe('otter');
+    await page.fill('[data-test=site-input]', 'http://127.0.0.1');
+    await page.click('[data-test=site-add]');
+    await page.locator('[data-test=guide][data-test-state=list]').waitFor();
+    await page.click('[data-test=guide-next]');
+    await page.click('[data-test=guide-finish]');
     await page.locator('[data-test=key][data-test-state=present]').waitFor({ timeout: 30_000 });
     expect((await page.textContent('[data-test=key-fingerprint]'))!.replace(/ /g, '')).toMatch(/^[0-9A-F]{40}$/);
     await page.locator('[data-test=lock][data-test-state=unlocked]').first().waitFor();
-
-    await page.fill('[data-test=site-input]', 'http://127.0.0.1');
-    await page.click('[data-test=site-add]');
     await page.locator('[data-test=site][data-site="http://127.0.0.1"]').waitFor();
     await page.close();
 
@@ -101,7 +112,7 @@ describe('the extension in Chromium', () => {
     const mail = await ctx.newPage();
     await mail.goto(site.allowedUrl);
     const reader = readerIn(mail);
-    await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor();
+    await decryptIn(reader);
     expect(await reader.locator('[data-test=signature]').getAttribute('data-test-state')).toBe('verified');
     await reader.locator('[data-test=confirm-subscription]').click();
     await reader.locator('[data-test=confirm][data-test-state=confirmed]').waitFor();
@@ -132,7 +143,7 @@ describe('the extension in Chromium', () => {
       document.getElementById('messagebody')!.append(pre);
     }, `> earlier quote\n${armored}`);
     const reader = readerIn(mail);
-    await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor();
+    await decryptIn(reader);
     expect(await reader.locator('[data-test=plaintext]').textContent()).toContain(alicePostMarker);
     expect(await reader.locator('[data-test=subject]').textContent()).toBe('Meeting notes');
     expect(await reader.locator('[data-test=signature]').getAttribute('data-test-state')).toBe('verified');
@@ -213,21 +224,29 @@ describe('the extension in Chromium', () => {
     site.messages = [`${await armoredOf(await list.mailTo(BOB, 2))}`];
     const mail = await ctx.newPage();
     await mail.goto(site.allowedUrl);
-    await readerIn(mail).locator('[data-test=reader][data-test-state=decrypted]').waitFor();
-    // A block id the attacker copied out of the allowed page.
+    await decryptIn(readerIn(mail));
+    // The frame's URL the attacker copied out of the allowed page: the per-session
+    // (use_dynamic_url) address and the block id, but never the frame key.
     const src = await mail.frames()[1]!.getAttribute('iframe[data-letterlock="reader"]', 'src');
+    const dynamicBase = `${new URL(src!).origin}/`;
+    expect(dynamicBase).not.toBe(extBase);
     const block = new URL(src!).hash.slice(1);
     const attack = await ctx.newPage();
-    await attack.goto(site.attackUrl(extBase, block));
+    await attack.goto(site.attackUrl(dynamicBase, block));
     const stolen = attack.frameLocator('#steal-reader');
-    await stolen.locator('[data-test=reader][data-test-state=error]').waitFor();
-    expect(await stolen.locator('[data-test=reader]').getAttribute('data-test-error')).toBe('FORBIDDEN');
+    // Whether or not Chromium lets this site load it, it gets no key: it waits, shows nothing.
+    await attack.waitForLoadState('load');
+    const states = await stolen.locator('[data-test=reader]').evaluateAll((els) => els.map((e) => e.getAttribute('data-test-state')));
+    expect(states.every((st) => st === 'waiting')).toBe(true);
+    expect(await stolen.locator('[data-test=plaintext]').count()).toBe(0);
+    // The extension's fixed URL is not web-accessible at all: no page can probe it.
+    expect(await attack.evaluate(async (u) => fetch(u).then(() => 'loaded', () => 'refused'), `${extBase}extension/pages/reader/index.html`)).toBe('refused');
     // The options page is not web-accessible: the browser refuses to frame it.
     const optionsFrame = attack.frames().find((f) => f.name() === '' && f.parentFrame() && f.url().includes('options'));
     expect(await (optionsFrame ? optionsFrame.locator('[data-test=options]').count() : Promise.resolve(0))).toBe(0);
     expect(await attack.locator('[data-letterlock]').count()).toBe(0); // no content script on this site
-    // All the framed reader told the page is that it failed.
-    expect(await attack.evaluate('JSON.stringify(window.received)')).toBe(JSON.stringify([{ letterlock: 'frame-state', state: 'loading', signature: '', step: '' }, { letterlock: 'frame-state', state: 'error', signature: '', step: '' }]));
+    // All the framed reader told the page is its height.
+    for (const m of (await attack.evaluate('window.received')) as unknown[]) expect(Object.keys(m as object).sort()).toEqual(['height', 'letterlock']);
     await Promise.all([mail.close(), attack.close()]);
   });
 
@@ -248,16 +267,214 @@ describe('the extension in Chromium', () => {
     site.messages = [await armoredOf(await list.mailTo(BOB, 2))];
     const mail = await ctx.newPage();
     await mail.goto(site.allowedUrl);
-    await readerIn(mail).locator('[data-test=reader][data-test-state=decrypted]').waitFor();
+    await decryptIn(readerIn(mail));
     // Lock now: a new reader says so in words.
     await options.reload();
     await options.click('[data-test=lock-now]');
     await options.locator('[data-test=lock][data-test-state=locked]').first().waitFor();
     await mail.reload();
     const reader = readerIn(mail);
+    await reader.locator('[data-test=decrypt]').click();
     await reader.locator('[data-test=reader][data-test-state=error]').waitFor();
     expect(await reader.locator('[data-test=reader]').getAttribute('data-test-error')).toBe('LOCKED');
     await Promise.all([mail.close(), options.close()]);
     await cdp.detach().catch(() => {});
+  });
+});
+
+// Issue 12, items 6 and 2: what a hostile page on an allowed site tries, and reading.
+describe('page isolation and reading in Chromium', () => {
+  let bobKey: Awaited<ReturnType<typeof readPublicKey>>['key'];
+
+  /** A post from Alice encrypted to Bob (as the list delivers it), shown in the webmail page. */
+  async function showPost(message: { subject: string; text: string; html?: string; attachments?: { filename: string; contentType: string; content: Uint8Array }[] }): Promise<Page> {
+    const post = await composePost({ message: { from: { address: list.alice.address, name: 'Alice' }, to: [{ address: LIST }], ...message }, senderKey: list.alice.privateKey, listKey: bobKey });
+    site.messages = [post.armored];
+    const mail = await ctx.newPage();
+    await mail.goto(site.allowedUrl);
+    return mail;
+  }
+
+  const received = (mail: Page) => mail.frames()[1]!.evaluate('window.received') as Promise<unknown[]>;
+
+  beforeAll(async () => {
+    const options = await openPage('options');
+    await options.locator('[data-test=lock]').first().waitFor();
+    if ((await options.locator('[data-test=lock][data-test-state=locked]').count()) > 0) {
+      await options.fill('[data-test=unlock-passphrase]', PASSPHRASE);
+      await options.click('[data-test=unlock]');
+      await options.locator('[data-test=lock][data-test-state=unlocked]').first().waitFor({ timeout: 30_000 });
+    }
+    const state = (await options.evaluate(`chrome.runtime.sendMessage({ letterlock: 1, type: 'state.get', payload: {} })`)) as { value: { key: { publicKey: string } } };
+    bobKey = (await readPublicKey(state.value.key.publicKey)).key;
+    await options.close();
+  }, 60_000);
+
+  it('frame keys: a copy of the reader frame the page makes (same URL, same tab) gets nothing; frames post only their height', async () => {
+    const marker = `COPY-${Math.random().toString(36).slice(2)}`;
+    const mail = await showPost({ subject: 'Copied', text: `Do not show twice. ${marker}` });
+    const inner = mail.frames()[1]!;
+    await readerIn(mail).locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 30_000 });
+    // The page copies the frame (block id and all) and posts look-alike keys to the copy.
+    await inner.evaluate(() => {
+      const real = document.querySelector('iframe[data-letterlock="reader"]') as HTMLIFrameElement;
+      const copy = document.createElement('iframe');
+      copy.id = 'copy';
+      copy.src = real.src;
+      copy.style.cssText = 'width:600px;height:300px';
+      copy.addEventListener('load', () => {
+        for (const key of ['guess', real.src.split('#')[1]!, '0'.repeat(32)]) copy.contentWindow!.postMessage({ letterlock: 'frame-key', key }, '*');
+      });
+      document.body.append(copy);
+    });
+    const copy = mail.frameLocator('#messagecontframe').frameLocator('#copy');
+    await copy.locator('[data-test=reader][data-test-state=waiting]').waitFor();
+    await decryptIn(readerIn(mail));
+    expect(await readerIn(mail).locator('[data-test=plaintext]').textContent()).toContain(marker);
+    // The real frame has used the key; the copy still has nothing.
+    expect(await copy.locator('[data-test=reader]').getAttribute('data-test-state')).toBe('waiting');
+    expect(await copy.locator('[data-test=plaintext]').count()).toBe(0);
+    const all = await received(mail);
+    expect(all.length).toBeGreaterThan(0);
+    for (const m of all) expect(m).toEqual({ letterlock: 'frame-height', height: expect.any(Number) });
+    expect(JSON.stringify(await mail.evaluate('window.received ?? []'))).not.toContain('decrypted');
+    await mail.close();
+  });
+
+  it('a click on a faded reader, or one under an overlay that lets clicks through, does not count', async () => {
+    const mail = await showPost({ subject: 'Clickjack', text: 'Only for a real click.' });
+    const inner = mail.frames()[1]!;
+    const reader = readerIn(mail);
+    await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 30_000 });
+    // 1% opacity: the user cannot see what they click.
+    await inner.evaluate(() => ((document.querySelector('iframe[data-letterlock="reader"]') as HTMLElement).style.opacity = '0.01'));
+    await reader.locator('[data-test=decrypt]').click();
+    await reader.locator('[data-test=reader][data-test-refusals="1"]').waitFor();
+    expect(await reader.locator('[data-test=reader]').getAttribute('data-test-state')).toBe('encrypted');
+    expect(await reader.locator('[data-test=error]').textContent()).toContain('covers or hides');
+    // Opaque again, but under the page's own look-alike box that lets the click through.
+    await inner.evaluate(() => {
+      const f = document.querySelector('iframe[data-letterlock="reader"]') as HTMLElement;
+      f.style.opacity = '1';
+      const r = f.getBoundingClientRect();
+      const cover = document.createElement('div');
+      cover.id = 'cover';
+      cover.textContent = 'Signature verified. Send your dues to IBAN XX00 0000.';
+      cover.style.cssText = `position:absolute;left:${r.left + scrollX}px;top:${r.top + scrollY}px;width:${r.width}px;height:${r.height}px;background:#fff;pointer-events:none;z-index:10`;
+      document.body.append(cover);
+    });
+    await mail.evaluate(() => document.getElementById('messagecontframe')!.scrollIntoView());
+    await reader.locator('[data-test=decrypt]').click();
+    await reader.locator('[data-test=reader][data-test-refusals="2"]').waitFor();
+    expect(await reader.locator('[data-test=reader]').getAttribute('data-test-state')).toBe('encrypted');
+    // In plain sight, the same click counts.
+    await inner.evaluate(() => document.getElementById('cover')!.remove());
+    await reader.locator('[data-test=decrypt]').click();
+    await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
+    await mail.close();
+  });
+
+  it('decrypts at once only for a list the user set to decrypt automatically', async () => {
+    const options = await openPage('options');
+    const box = options.locator(`[data-test=list-row][data-list="${LIST}"] [data-test=auto-decrypt]`);
+    // The box follows the stored setting once the background answers.
+    await box.click();
+    await expect.poll(async () => box.isChecked()).toBe(true);
+    const mail = await showPost({ subject: 'Auto', text: 'No click needed.' });
+    await readerIn(mail).locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
+    await mail.close();
+    await box.click();
+    await expect.poll(async () => box.isChecked()).toBe(false);
+    await options.reload();
+    await options.locator(`[data-test=list-row][data-list="${LIST}"]`).waitFor();
+    expect(await options.locator(`[data-test=list-row][data-list="${LIST}"] [data-test=auto-decrypt]`).isChecked()).toBe(false);
+    const again = await showPost({ subject: 'Manual', text: 'Click again.' });
+    await readerIn(again).locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 30_000 });
+    await Promise.all([again.close(), options.close()]);
+  });
+
+  it('HTML mail: remote images stay out (sanitizer and CSP) until "Load images"; a link opens only after showing its real target', async () => {
+    site.hits = [];
+    const img = `${site.allowedUrl}img.png?from=mail`;
+    const landing = `${site.allowedUrl}landing?from=link`;
+    const mail = await showPost({ subject: 'Pictures', text: '', html: `<p>Look: <img src="${img}" alt="chart"></p><p><a href="${landing}">our site</a></p>` });
+    const reader = readerIn(mail);
+    await decryptIn(reader);
+    const body = reader.frameLocator('[data-test=html-body]');
+    await body.locator('text=our site').waitFor();
+    expect(await body.locator('img').count()).toBe(0);
+    expect(await body.locator('body').textContent()).toContain('[image: chart]');
+    // The CSP itself refuses a remote image in the reader, whatever the sanitizer does.
+    const csp = await reader.locator('body').evaluate((b, src) => new Promise<string>((resolve) => {
+      const i = document.createElement('img');
+      i.onload = () => resolve('loaded');
+      i.onerror = () => resolve('blocked');
+      i.src = src;
+      b.append(i);
+    }), `${site.allowedUrl}img.png?from=csp`);
+    expect(csp).toBe('blocked');
+    expect(site.hits).toEqual([]);
+    await reader.locator('[data-test=load-images]').click();
+    await body.locator('img[alt=chart]').waitFor();
+    expect(await body.locator('img[alt=chart]').getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+    expect(site.hits).toEqual([{ path: '/img.png?from=mail', cookie: null, referer: null }]); // the webmail's cookie stays home
+    // The link: the real target first, then a new tab.
+    await body.locator('text=our site').click();
+    expect(await reader.locator('[data-test=link-target]').textContent()).toBe(landing);
+    const [tab] = await Promise.all([ctx.waitForEvent('page'), reader.locator('[data-test=link-open]').click()]);
+    await tab.waitForURL(landing);
+    await tab.locator('#landing').waitFor();
+    expect(site.hits.at(-1)).toMatchObject({ path: '/landing?from=link', referer: null });
+    await Promise.all([tab.close(), mail.close()]);
+  });
+
+  it('a received attachment opens in the extension\'s own page, never in the web page', async () => {
+    const words = `ATTACHED-${Math.random().toString(36).slice(2)}`;
+    const mail = await showPost({ subject: 'With a file', text: 'See the file.', attachments: [{ filename: 'notes.txt', contentType: 'text/plain', content: new TextEncoder().encode(words) }] });
+    const reader = readerIn(mail);
+    await decryptIn(reader);
+    const [tab] = await Promise.all([ctx.waitForEvent('page'), reader.locator('[data-test=attachment-open]').click()]);
+    await tab.locator('[data-test=attachment-page][data-test-state=ready]').waitFor({ timeout: 30_000 });
+    expect(tab.url().startsWith(`${extBase}extension/pages/attachment/index.html`)).toBe(true);
+    expect(await tab.textContent('[data-test=attachment-name]')).toBe('notes.txt');
+    expect(await tab.textContent('[data-test=attachment-text]')).toBe(words);
+    expect(await tab.getAttribute('[data-test=attachment-download]', 'download')).toBe('notes.txt');
+    const probe = (await mail.evaluate(([id, m]) => (window as unknown as { hostile: { probe(a: string, b: string): Promise<Record<string, unknown>> } }).hostile.probe(id!, m!), [extId, words]));
+    expect(probe.reachable).toBe('clean');
+    // Single use: the page reloaded (or another tab) gets nothing.
+    await tab.reload();
+    await tab.locator('[data-test=attachment-page][data-test-state=error]').waitFor();
+    await Promise.all([tab.close(), mail.close()]);
+  });
+
+  it('a page stuffed with encrypted blocks is held to the stash limit (8 MB per tab)', async () => {
+    site.messages = [];
+    const mail = await ctx.newPage();
+    await mail.goto(site.allowedUrl);
+    await mail.frames()[1]!.evaluate(() => {
+      const line = 'A'.repeat(76);
+      const block = `-----BEGIN PGP MESSAGE-----\n\n${Array.from({ length: 40_000 }, () => line).join('\n')}\n-----END PGP MESSAGE-----`;
+      for (let i = 0; i < 3; i++) {
+        const d = document.createElement('div');
+        d.className = 'pre';
+        d.textContent = block; // about 3 MB each
+        document.getElementById('messagebody')!.append(d);
+      }
+    });
+    const inner = mail.frames()[1]!;
+    await inner.waitForSelector('[data-letterlock=note]', { timeout: 60_000 });
+    expect(await inner.locator('iframe[data-letterlock=reader]').count()).toBe(2);
+    expect(await inner.textContent('[data-letterlock=note]')).toContain('too many encrypted messages');
+    await mail.close();
+  });
+
+  it('refuses a list server on plain http:// unless it is on this computer', async () => {
+    const page = await openPage('options');
+    await page.fill('[data-test=list-address]', 'other@lists.example.org');
+    await page.fill('[data-test=list-server]', 'http://lists.example.org');
+    await page.click('[data-test=list-lookup]');
+    await page.locator('[data-test=error]', { hasText: 'must use https://' }).first().waitFor();
+    expect(await page.locator('[data-test=list-candidate]').count()).toBe(0);
+    await page.close();
   });
 });

@@ -23,12 +23,17 @@ export const GECKO_ID = 'letterlock@letterlock.org';
 export async function buildExtension(target: 'chrome' | 'firefox', testHosts: string[] = []): Promise<string> {
   const outDir = mkdtempSync(join(tmpdir(), `letterlock-ext-${target}-`));
   const before = process.env.LETTERLOCK_TEST_HOSTS;
+  const marksBefore = process.env.LETTERLOCK_TEST_MARKS;
   process.env.LETTERLOCK_TEST_HOSTS = testHosts.join(',');
+  // Frames report their state words to the content script (through the background) for the driver.
+  process.env.LETTERLOCK_TEST_MARKS = '1';
   try {
     await build({ configFile: join(ROOT, 'vite.config.ts'), root: ROOT, mode: target, logLevel: 'error', build: { outDir, emptyOutDir: true } });
   } finally {
     if (before === undefined) delete process.env.LETTERLOCK_TEST_HOSTS;
     else process.env.LETTERLOCK_TEST_HOSTS = before;
+    if (marksBefore === undefined) delete process.env.LETTERLOCK_TEST_MARKS;
+    else process.env.LETTERLOCK_TEST_MARKS = marksBefore;
   }
   mkdirSync(ARTIFACTS, { recursive: true });
   return outDir;
@@ -70,7 +75,7 @@ export async function openFirefoxExtensionPage(page: { goto(url: string): Promis
  * optional-permission prompt answered "allow" (there is no prompt UI under
  * automation). Closes the browser again if the install fails.
  */
-export async function launchFirefoxWithExtension(extDir: string, profile: string, uuid: string): Promise<PuppeteerBrowser> {
+export async function launchFirefoxWithExtension(extDir: string, profile: string, uuid: string, extraPrefs: Record<string, unknown> = {}): Promise<PuppeteerBrowser> {
   const browser = await puppeteer.launch({
     browser: 'firefox',
     executablePath: '/usr/bin/firefox-esr',
@@ -80,6 +85,7 @@ export async function launchFirefoxWithExtension(extDir: string, profile: string
     extraPrefsFirefox: {
       'extensions.webextensions.uuids': JSON.stringify({ [GECKO_ID]: uuid }),
       'extensions.webextOptionalPermissionPrompts': false,
+      ...extraPrefs,
     },
   });
   try {
@@ -171,10 +177,15 @@ window.hostile = {
   },
 };`;
 
+/** A 1x1 PNG the test site serves as a remote image. */
+export const PNG_1PX = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64');
+
 /** The webmail-shaped test site; reachable as 127.0.0.1 (allowed) and as localhost (not allowed). */
 export class Webmail {
   /** Plain-text bodies shown in the message view, one message part each. */
   messages: string[] = [];
+  /** Requests for /img.png and /landing, with the headers that came along (cookie, referer). */
+  hits: { path: string; cookie: string | null; referer: string | null }[] = [];
   private server: Server | null = null;
   port = 0;
 
@@ -186,11 +197,20 @@ export class Webmail {
         case '/':
           return html(`<!doctype html><html><head><title>Webmail</title></head><body>
 <div id="messagelist">Inbox</div>
+<script>document.cookie = 'webmail_session=s3cret; path=/';</script>
 <iframe id="messagecontframe" src="/message" style="width:100%;height:700px;border:0"></iframe>
 <div id="compose"><textarea id="composebody" name="_message" rows="12" cols="80"></textarea></div>
 <script src="/hostile.js"></script></body></html>`);
         case '/message':
-          return html(`<!doctype html><html><body><div id="messagebody">${this.messages.map(messageHtml).join('\n')}</div></body></html>`);
+          // The page records every window message its frames post to it (they may post only their height).
+          return html(`<!doctype html><html><body><div id="messagebody">${this.messages.map(messageHtml).join('\n')}</div>
+<script>window.received = []; addEventListener('message', (e) => window.received.push(e.data));</script></body></html>`);
+        case '/img.png':
+          this.hits.push({ path: url.pathname + url.search, cookie: req.headers.cookie ?? null, referer: req.headers.referer ?? null });
+          return res.writeHead(200, { 'content-type': 'image/png', 'cache-control': 'no-store' }).end(PNG_1PX);
+        case '/landing':
+          this.hits.push({ path: url.pathname + url.search, cookie: req.headers.cookie ?? null, referer: req.headers.referer ?? null });
+          return html('<!doctype html><html><body><p id="landing">Landed.</p></body></html>');
         case '/hostile.js':
           return res.writeHead(200, { 'content-type': 'text/javascript' }).end(HOSTILE);
         case '/attack': {

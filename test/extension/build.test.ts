@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EXTENSION_CSP } from '../../extension/manifest.ts';
 import { buildExtension, removeDir, ROOT } from '../browser/extension-kit.ts';
 
 let chrome: string, firefox: string;
@@ -20,22 +21,29 @@ afterAll(() => {
 const manifestOf = (dir: string) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Record<string, any>;
 
 describe('extension builds', () => {
-  it('Chrome: MV3 service worker, no host access at install, the wasm CSP', () => {
+  it('Chrome: MV3 service worker, no host access at install, the CSP (default-src self, images self and data:)', () => {
     const m = manifestOf(chrome);
     expect(m.manifest_version).toBe(3);
     expect(m.background).toMatchObject({ service_worker: expect.any(String), type: 'module' });
     expect(m.host_permissions).toBeUndefined();
     expect(m.content_scripts).toBeUndefined(); // registered at run time, only for allowed sites
     expect(m.optional_host_permissions).toEqual(['https://*/*', 'http://*/*']);
-    // Web pages may load only the two frames (the background checks the site for each request).
-    expect(m.web_accessible_resources.flatMap((w: { resources: string[] }) => w.resources)).toEqual(['extension/pages/reader/index.html', 'extension/pages/composer/index.html']);
-    expect(m.content_security_policy.extension_pages).toBe("script-src 'self' 'wasm-unsafe-eval'; object-src 'self'");
+    // Web pages may load only the two frames (the background checks the site for each
+    // request), and only under the per-session URL, so no fixed URL betrays the extension.
+    expect(m.web_accessible_resources).toEqual([{ resources: ['extension/pages/reader/index.html', 'extension/pages/composer/index.html'], matches: ['http://*/*', 'https://*/*'], use_dynamic_url: true }]);
+    expect(m.content_security_policy.extension_pages).toBe(EXTENSION_CSP);
+    expect(EXTENSION_CSP).toContain("default-src 'self'");
+    expect(EXTENSION_CSP).toContain("img-src 'self' data:");
+    expect(EXTENSION_CSP).toContain("script-src 'self' 'wasm-unsafe-eval'");
   });
 
   it('Firefox: event page scripts and gecko settings', () => {
     const m = manifestOf(firefox);
     expect(m.background.scripts).toHaveLength(1);
     expect(m.background.service_worker).toBeUndefined();
+    expect(m.content_security_policy.extension_pages).toBe(EXTENSION_CSP);
+    // Firefox has no use_dynamic_url; its moz-extension host is a random UUID per install.
+    expect(m.web_accessible_resources).toEqual([{ resources: ['extension/pages/reader/index.html', 'extension/pages/composer/index.html'], matches: ['http://*/*', 'https://*/*'] }]);
     expect(m.browser_specific_settings.gecko).toMatchObject({ id: expect.any(String), strict_min_version: '142.0', data_collection_permissions: { required: ['none'] } });
   });
 

@@ -6,11 +6,11 @@ import 'fake-indexeddb/auto';
 import * as openpgp from 'openpgp';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, generateKey, KeyRecipient, loginStatement, openPost, readPrivateKeyForStorage, seal, toBase64, wrapMany, type ListInfo } from '../../shared/index.ts';
-import { ListServer, type Fetch } from '../../extension/background/server.ts';
+import { ListServer, normalizeServer, type Fetch } from '../../extension/background/server.ts';
 import { PAGES, Service, type Sender } from '../../extension/background/service.ts';
 import { RateLimiter, UnlockedSession } from '../../extension/background/session.ts';
 import { KeyStore } from '../../extension/background/store.ts';
-import type { Answer, InsertArmored, RequestType, Requests } from '../../extension/messages.ts';
+import type { Answer, InsertArmored, RequestType, Requests, ToContent } from '../../extension/messages.ts';
 import { makeKey, type TestKey } from '../support/keys.ts';
 import { MemoryArea } from './fakes.ts';
 
@@ -19,6 +19,9 @@ const BASE = `chrome-extension://${ID}/`;
 const SITE = 'https://mail.example.org';
 const LIST = 'club@lists.example.org';
 const SERVER = 'https://lists.example.org';
+
+// A 1x1 PNG.
+const PNG_BYTES = Uint8Array.from(atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='), (c) => c.charCodeAt(0));
 
 const senders = {
   options: { id: ID, url: `${BASE}${PAGES.top[0]}`, frameId: 0, tab: { id: 1, url: `${BASE}${PAGES.top[0]}` } },
@@ -40,6 +43,12 @@ interface World {
   store: KeyStore;
   area: MemoryArea;
   pushed: InsertArmored[];
+  /** What the content script answers to a check-frame: was the frame in plain sight. */
+  visible: boolean;
+  checks: ToContent[];
+  opened: string[];
+  fetched: string[];
+  frameKeys: Map<string, string>;
   confirmed: string[];
   clock: { now: number };
   listInfo: ListInfo;
@@ -82,12 +91,30 @@ async function world(opsPerMinute = 120, extra: Route = () => null): Promise<Wor
     store, session: new UnlockedSession(area, () => clock.now), rate: new RateLimiter(opsPerMinute, () => clock.now),
     server: new ListServer(fetchFn), extensionId: ID, extensionBase: BASE,
     hasHostAccess: async (site) => site === SITE,
-    pushToFrame: async (_tab, _frame, m) => void pushed.push(m),
+    pushToFrame: async (_tab, _frame, m) => {
+      if (m.type === 'insert-armored') pushed.push(m);
+      else w.checks.push(m);
+      return m.type === 'check-frame' ? { visible: w.visible } : true;
+    },
+    openTab: async (url) => void w.opened.push(url),
+    fetch: async (url) => {
+      w.fetched.push(url);
+      return url.endsWith('.png') ? new Response(PNG_BYTES) : new Response('<html>', { headers: { 'content-type': 'image/png' } });
+    },
+    testMarks: false,
     sitesChanged: async () => {}, lockChanged: () => {}, randomId: () => `id${++n}`,
   });
   const w: World = {
-    service, store, area, pushed, confirmed, clock, listInfo,
-    ask: (type, payload, sender) => service.handle({ letterlock: 1, type, payload }, sender) as never,
+    service, store, area, pushed, confirmed, clock, listInfo, visible: true, checks: [], opened: [], fetched: [], frameKeys: new Map(),
+    ask: async (type, payload, sender) => {
+      // The reader frame's first request carries the key its content script handed it; tests
+      // that do not say otherwise open as the frame would after a click.
+      const p = payload as Record<string, unknown>;
+      const sent = type === 'reader.open' && !('click' in p) ? { ...p, frameKey: w.frameKeys.get(String(p.blockId)), click: true } : payload;
+      const a = (await service.handle({ letterlock: 1, type, payload: sent }, sender)) as Answer<never>;
+      if (type === 'content.stash' && a.ok) w.frameKeys.set((a.value as { blockId: string }).blockId, (a.value as { frameKey: string }).frameKey);
+      return a as never;
+    },
     ok: async (type, payload, sender) => {
       const a = await w.ask(type, payload, sender);
       if (!a.ok) throw new Error(`${a.error.code}: ${a.error.message}`);
@@ -139,14 +166,36 @@ describe('who may ask what (sender checks)', () => {
     expect(await w.service.handle({ letterlock: 1, type: 'toString', payload: {} }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
     expect(await w.service.handle(null, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
   });
+
+  it('the rooms allow each request to exactly the callers the bus always allowed', async () => {
+    const { w } = await bobWorld();
+    const page = ['page'];
+    expect(w.service.allowed).toEqual({
+      'state.get': ['page', 'reader', 'composer'],
+      'key.create': page, 'key.import': page, 'key.export': page, 'key.renew': page, 'key.default': page, 'key.remove': page, 'key.unlock': page, 'key.lock': page,
+      'settings.set': page, 'sites.set': page,
+      'lists.get': page, 'list.lookup': page, 'list.pin': page, 'list.subscribe': page, 'list.remove': page, 'list.key': page,
+      'content.stash': ['content'], 'content.compose': ['content'],
+      'list.auto': page, 'attachment.get': page,
+      'reader.open': ['reader'], 'reader.confirm': ['reader'], 'reader.visible': ['reader'], 'reader.images': ['reader'], 'reader.attachment': ['reader'],
+      'frame.state': ['reader', 'composer'],
+      'composer.lists': ['composer'], 'composer.send': ['composer'],
+      'archive.login': page, 'archive.threads': page, 'archive.open': page,
+    });
+  });
 });
 
 describe('keys', () => {
   it('creates an Argon2-protected key, stores only the protected form, and hands out no secret', async () => {
     const w = await world();
-    const state = await w.ok('key.create', { name: 'Bob', address: 'Bob@Example.org', passphrase: 'a long passphrase' }, senders.options);
+    const created = await w.ok('key.create', { name: 'Bob', address: 'Bob@Example.org', passphrase: 'a long passphrase' }, senders.options);
+    const state = created.state;
     expect(state).toMatchObject({ hasKey: true, unlocked: true, key: { address: 'bob@example.org', name: 'Bob' } });
-    expect(JSON.stringify(state)).not.toContain('PRIVATE KEY');
+    expect(JSON.stringify(created)).not.toContain('PRIVATE KEY');
+    // The revocation certificate is made with the key and handed out with it, once.
+    const cert = await openpgp.readSignature({ armoredSignature: created.revocationCertificate.replace('PUBLIC KEY BLOCK', 'SIGNATURE').replace('PUBLIC KEY BLOCK', 'SIGNATURE') });
+    expect(cert.packets[0]!.signatureType).toBe(openpgp.enums.signature.keyRevocation);
+    expect(created.fingerprint).toBe(state.key!.fingerprint);
     const stored = (await w.store.getKey())!;
     const { key } = await readPrivateKeyForStorage(stored.privateArmored); // refuses unprotected keys
     expect((key.keyPacket as unknown as { s2k: { type: string } }).s2k.type).toBe('argon2');
@@ -154,7 +203,73 @@ describe('keys', () => {
     expect(JSON.stringify([...w.area.data.values()])).toContain('PRIVATE KEY');
     const backup = await w.ok('key.export', {}, senders.options);
     expect(backup.armored).toBe(stored.privateArmored);
-    expect((await w.ask('key.create', { name: '', address: 'x@example.org', passphrase: 'another passphrase' }, senders.options))).toMatchObject({ ok: false, error: { code: 'KEY_EXISTS' } });
+    // Importing the same key again changes nothing.
+    expect((await w.ask('key.import', { armored: stored.privateArmored, passphrase: 'a long passphrase' }, senders.options))).toMatchObject({ ok: false, error: { code: 'KEY_EXISTS' } });
+  });
+
+  it('keeps several keys: one chosen per list before subscribing, one passphrase unlocks the keys it opens', async () => {
+    const subscribed: { address: string; publicKey: string }[] = [];
+    const { w, g } = await bobWorld(undefined, (path, init) => {
+      if (path.endsWith('/subscriptions') && init?.method === 'POST') {
+        subscribed.push(JSON.parse(String(init.body)) as { address: string; publicKey: string });
+        return Response.json({ status: 'confirmation-sent', expiresAt: new Date().toISOString() }, { status: 202 });
+      }
+      return null;
+    });
+    const second = await w.ok('key.create', { name: 'Dave', address: 'dave@example.org', passphrase: 'bob passphrase', expiresInDays: 365 }, senders.options);
+    expect(second.state.keys.map((k) => k.address)).toEqual(['bob@example.org', 'dave@example.org']);
+    expect(Date.parse(second.state.keys[1]!.expires!) - Date.now()).toBeGreaterThan(364 * 86_400_000);
+    const candidate = await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: candidate.fingerprint }, senders.options);
+    const lists = await w.ok('list.key', { address: LIST, fingerprint: second.fingerprint }, senders.options);
+    expect(lists[0]!.keyFingerprint).toBe(second.fingerprint);
+    expect(await w.ask('list.key', { address: LIST, fingerprint: 'F'.repeat(40) }, senders.options)).toMatchObject({ ok: false, error: { code: 'NO_KEY' } });
+    await w.ok('list.subscribe', { address: LIST, delivery: 'inline' }, senders.options);
+    expect(subscribed.map((x) => x.address)).toEqual(['dave@example.org']);
+    expect((await openpgp.readKey({ armoredKey: subscribed[0]!.publicKey })).getFingerprint().toUpperCase()).toBe(second.fingerprint);
+    // After subscribing the list's key is fixed.
+    expect(await w.ask('list.key', { address: LIST, fingerprint: g.facts.fingerprint }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    // Lock, then one passphrase opens both keys.
+    await w.ok('key.lock', {}, senders.options);
+    const unlocked = await w.ok('key.unlock', { passphrase: 'bob passphrase' }, senders.options);
+    expect(unlocked.keys.map((k) => k.unlocked)).toEqual([true, true]);
+    // Removing the default key leaves the other as the default.
+    const after = await w.ok('key.remove', { fingerprint: g.facts.fingerprint }, senders.options);
+    expect(after.keys.map((k) => k.address)).toEqual(['dave@example.org']);
+    expect(after.unlocked).toBe(true);
+  });
+
+  it('renews a key under the same passphrase and re-publishes it to its lists by a request its registered key signed', async () => {
+    const requests: { statement: string; signature: string; newPublicKey?: string }[] = [];
+    const { w, bobPublic } = await bobWorld(undefined, (path, init) => {
+      if (path.endsWith('/requests') && init?.method === 'POST') {
+        requests.push(JSON.parse(String(init.body)) as { statement: string; signature: string; newPublicKey?: string });
+        return Response.json({ status: 'key-changed' });
+      }
+      return null;
+    });
+    const fp = bobPublic.getFingerprint().toUpperCase();
+    const candidate = await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: candidate.fingerprint }, senders.options);
+    const stored = (await w.store.getList(LIST))!;
+    await w.store.putList({ ...stored, state: 'member' });
+    expect(await w.ask('key.renew', { fingerprint: fp, passphrase: 'wrong', expiresInDays: 730 }, senders.options)).toMatchObject({ ok: false, error: { code: 'KEY_PASSPHRASE_WRONG' } });
+    const r = await w.ok('key.renew', { fingerprint: fp, passphrase: 'bob passphrase', expiresInDays: 730 }, senders.options);
+    expect(r.republished).toEqual([{ list: LIST, ok: true, message: null }]);
+    const k = r.state.keys[0]!;
+    expect(k.fingerprint).toBe(fp);
+    expect(Math.abs(Date.parse(k.expires!) - (Date.now() + 730 * 86_400_000))).toBeLessThan(3_600_000);
+    // Still protected by the same passphrase.
+    const { key } = await readPrivateKeyForStorage((await w.store.getKey(fp))!.privateArmored);
+    await openpgp.decryptKey({ privateKey: key, passphrase: 'bob passphrase' });
+    // The request: a key change for this list and address, naming the same fingerprint, signed by the old key.
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.statement).toContain(`action: key-change\n`);
+    expect(requests[0]!.statement).toContain(`value: ${fp}\n`);
+    const verified = await openpgp.verify({ message: await openpgp.createMessage({ text: requests[0]!.statement }), signature: await openpgp.readSignature({ armoredSignature: requests[0]!.signature }), verificationKeys: bobPublic, expectSigned: true });
+    expect(verified.data).toBe(requests[0]!.statement);
+    const renewedPublic = await openpgp.readKey({ armoredKey: requests[0]!.newPublicKey! });
+    expect((await renewedPublic.getExpirationTime() as Date).getTime()).toBe(Date.parse(k.expires!));
   });
 
   it('refuses an unprotected key, a wrong passphrase, a short passphrase and a public key', async () => {
@@ -212,6 +327,108 @@ describe('reading', () => {
     expect(await w.ask('reader.open', { blockId }, senders.reader())).toMatchObject({ ok: false, error: { code: 'RATE_LIMITED' } });
     w.clock.now += 61_000;
     await w.ok('reader.open', { blockId }, senders.reader());
+  });
+});
+
+describe('page isolation (issue 12)', () => {
+  const frame = (frameId: number, documentId?: string) => ({ ...senders.reader(7), frameId, ...(documentId ? { documentId } : {}) });
+
+  it('a block opens only for the frame that brought its frame key first; a copy of the frame URL gets nothing', async () => {
+    const { w, bobPublic } = await bobWorld();
+    const { blockId, frameKey } = await w.ok('content.stash', { armored: await postTo(bobPublic, alice, 'secret') }, senders.content(7));
+    expect(frameKey).toMatch(/^id\d+$/);
+    // A frame the page made from the URL has the block id but not the key.
+    expect(await w.ask('reader.open', { blockId, click: true }, frame(9, 'doc-9'))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('reader.open', { blockId, frameKey: 'guess', click: true }, frame(9, 'doc-9'))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect((await w.ok('reader.open', { blockId, frameKey, click: true }, frame(3, 'doc-3'))).text).toBe('secret');
+    // Used once: the same key from another frame, or the same frame after it navigated, gets nothing.
+    expect(await w.ask('reader.open', { blockId, frameKey, click: true }, frame(9, 'doc-9'))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('reader.open', { blockId, click: true }, frame(3, 'doc-3b'))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('reader.confirm', { blockId }, frame(9, 'doc-9'))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect((await w.ok('reader.open', { blockId, click: true }, frame(3, 'doc-3'))).text).toBe('secret');
+  });
+
+  it('decrypts only on a click unless the message\'s list is set to decrypt automatically; unasked, the key is not even used', async () => {
+    const { w, bobPublic } = await bobWorld(10);
+    const armored = await postTo(bobPublic, alice, 'auto?');
+    const open = async (click: boolean) => {
+      const { blockId, frameKey } = await w.ok('content.stash', { armored }, senders.content(7));
+      return w.ask('reader.open', { blockId, frameKey, click }, senders.reader(7));
+    };
+    for (let i = 0; i < 12; i++) expect(await open(false)).toMatchObject({ ok: false, error: { code: 'CLICK_TO_DECRYPT' } });
+    expect(await open(true)).toMatchObject({ ok: true }); // the 12 unasked opens used no operation of the 10 a minute
+    await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: listKey.fingerprint }, senders.options);
+    expect(await w.ask('list.auto', { address: LIST, auto: true }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect((await w.ok('list.auto', { address: LIST, auto: true }, senders.options))[0]!.autoDecrypt).toBe(true);
+    expect(await open(false)).toMatchObject({ ok: true, value: { text: 'auto?', list: LIST } });
+    // Mail of no auto list still waits for the click.
+    const other = await composePost({ message: { subject: 'x', from: { address: alice.address }, to: [{ address: 'other@lists.example.org' }], text: 'other' }, senderKey: alice.privateKey, listKey: bobPublic as openpgp.PublicKey });
+    const { blockId, frameKey } = await w.ok('content.stash', { armored: other.armored }, senders.content(7));
+    expect(await w.ask('reader.open', { blockId, frameKey, click: false }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'CLICK_TO_DECRYPT' } });
+  });
+
+  it('bounds what pages may stash: per tab (refused) and in total (oldest dropped)', async () => {
+    const { w } = await bobWorld();
+    const block = (kb: number) => `-----BEGIN PGP MESSAGE-----\n\n${'A'.repeat(kb * 1024)}\n-----END PGP MESSAGE-----\n`;
+    for (let i = 0; i < 7; i++) await w.ok('content.stash', { armored: block(1000) }, senders.content(7));
+    expect(await w.ask('content.stash', { armored: block(1500) }, senders.content(7))).toMatchObject({ ok: false, error: { code: 'TOO_MANY_BLOCKS' } });
+    for (let i = 0; i < 25; i++) await w.ok('content.stash', { armored: block(1) }, senders.content(8));
+    expect(await w.ask('content.stash', { armored: block(1) }, senders.content(8))).toMatchObject({ ok: true });
+    for (let i = 0; i < 6; i++) await w.ok('content.stash', { armored: block(1) }, senders.content(8));
+    expect(await w.ask('content.stash', { armored: block(1) }, senders.content(8))).toMatchObject({ ok: false, error: { code: 'TOO_MANY_BLOCKS' } });
+    // Three more tabs of 7 MB each: the total stays under 24 MB by dropping the oldest.
+    for (const tab of [9, 10, 11]) for (let i = 0; i < 7; i++) await w.ok('content.stash', { armored: block(1000) }, senders.content(tab));
+    const first = [...w.frameKeys.keys()][0]!;
+    expect(await w.ask('reader.open', { blockId: first }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'UNKNOWN_BLOCK' } });
+  });
+
+  it('asks the content script that placed the frame whether a click was in plain sight', async () => {
+    const { w, bobPublic } = await bobWorld();
+    const { blockId } = await w.ok('content.stash', { armored: await postTo(bobPublic, alice, 'x') }, senders.content(7));
+    await w.ok('reader.open', { blockId }, senders.reader(7));
+    expect(await w.ok('reader.visible', { blockId, click: { x: 10, y: 20, keyboard: false } }, senders.reader(7))).toEqual({ visible: true });
+    expect(w.checks.at(-1)).toEqual({ letterlock: 1, type: 'check-frame', blockId, click: { x: 10, y: 20, keyboard: false } });
+    w.visible = false;
+    expect(await w.ok('reader.visible', { blockId, click: { x: 10, y: 20, keyboard: false } }, senders.reader(7))).toEqual({ visible: false });
+    expect(await w.ask('reader.visible', { blockId, click: { x: 'a' } as never }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+  });
+
+  it('loads remote images only as checked image bytes, and opens attachments once, in the extension\'s own page', async () => {
+    const { w, bobPublic } = await bobWorld();
+    const post = await composePost({
+      message: { subject: 'files', from: { address: alice.address }, to: [{ address: LIST }], text: 'see attached', attachments: [{ filename: 'notes.txt', contentType: 'text/plain', content: new TextEncoder().encode('attached words') }] },
+      senderKey: alice.privateKey, listKey: bobPublic as openpgp.PublicKey,
+    });
+    const { blockId } = await w.ok('content.stash', { armored: post.armored }, senders.content(7));
+    const read = await w.ok('reader.open', { blockId }, senders.reader(7));
+    expect(read.attachments).toEqual([{ filename: 'notes.txt', size: 14 }]);
+    const imgs = await w.ok('reader.images', { blockId, urls: ['https://img.example/a.png', 'https://img.example/page.html', 'javascript:alert(1)'] }, senders.reader(7));
+    expect(imgs.images[0]!.dataUrl).toMatch(/^data:image\/png;base64,iVBOR/);
+    expect(imgs.images[1]!.dataUrl).toBeNull(); // says image/png, is not
+    expect(imgs.images[2]!.dataUrl).toBeNull();
+    expect(w.fetched).toEqual(['https://img.example/a.png', 'https://img.example/page.html']);
+    await w.ok('reader.attachment', { blockId, index: 0 }, senders.reader(7));
+    const token = new URL(w.opened[0]!).hash.slice(1);
+    expect(w.opened[0]).toBe(`${BASE}extension/pages/attachment/index.html#${token}`);
+    expect(await w.ask('attachment.get', { token }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    const file = await w.ok('attachment.get', { token }, senders.options);
+    expect(file).toMatchObject({ filename: 'notes.txt', contentType: 'text/plain' });
+    expect(new TextDecoder().decode(Uint8Array.from(atob(file.base64), (c) => c.charCodeAt(0)))).toBe('attached words');
+    expect(await w.ask('attachment.get', { token }, senders.options)).toMatchObject({ ok: false, error: { code: 'ATTACHMENT_GONE' } });
+  });
+
+  it('refuses plain-http list servers except on this computer', async () => {
+    const { w } = await bobWorld();
+    expect(await w.ask('list.lookup', { address: LIST, server: 'http://lists.example.org' }, senders.options)).toMatchObject({ ok: false, error: { code: 'INSECURE_SERVER' } });
+    expect(normalizeServer('http://127.0.0.1:8080/')).toBe('http://127.0.0.1:8080');
+    expect(normalizeServer('http://localhost:8080')).toBe('http://localhost:8080');
+    expect(() => normalizeServer('http://127.0.0.1.evil.example')).toThrow(/https/);
+  });
+
+  it('marks frame states only in test builds', async () => {
+    const { w } = await bobWorld();
+    expect(await w.ask('frame.state', { id: 'x', state: 'decrypted', signature: '', step: '' }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
   });
 });
 

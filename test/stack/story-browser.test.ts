@@ -85,6 +85,13 @@ async function extensionPage(p: Person, path: string): Promise<Page> {
   return page;
 }
 
+/** Mail is decrypted on a click by default (issue 12): the reader's "Decrypt" button, then the message. */
+async function decryptIn(reader: FrameLocator): Promise<void> {
+  await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 30_000 });
+  await reader.locator('[data-test=decrypt]').click();
+  await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
+}
+
 /** The reader frame the extension placed in Roundcube's preview frame (or in the page: full view). */
 function readerIn(page: Page, where: 'preview' | 'page'): FrameLocator {
   const doc = where === 'preview' ? page.frameLocator(SELECTORS.previewFrame) : page;
@@ -155,7 +162,7 @@ async function confirmInRoundcube(p: Person): Promise<void> {
   await login(p.mail, stack.urls.roundcube!, p.user);
   const preview = await openInPreview(p.mail, { uid: p.confirmation.uid });
   const reader = readerIn(p.mail, 'preview');
-  await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
+  await decryptIn(reader);
   // Placed from the encrypted.asc attachment Roundcube could not show.
   expect(await preview.getAttribute('iframe[data-letterlock="reader"]', 'data-letterlock-source')).toBe('attachment');
   expect(await preview.locator(`${SELECTORS.encryptedNotice}`).isVisible()).toBe(false);
@@ -284,7 +291,7 @@ describe('the story in Roundcube with the extension in Chromium', () => {
 
     const preview = await openInPreview(bob.mail, { uid: bobCopy.uid });
     const reader = readerIn(bob.mail, 'preview');
-    await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
+    await decryptIn(reader);
     expect(await preview.getAttribute('iframe[data-letterlock="reader"]', 'data-letterlock-source')).toBeNull(); // from the text, not an attachment
     expect(await reader.locator('[data-test=subject]').textContent()).toBe(SUBJECT);
     expect(await reader.locator('[data-test=plaintext]').textContent()).toContain('Äpfel, Öl und Čevapčići');
@@ -354,7 +361,7 @@ describe('the story in Roundcube with the extension in Chromium', () => {
     expect(copy.raw.toString('latin1')).toMatch(/Content-Type: multipart\/encrypted/i);
     await openFullView(alice.mail, { uid: copy.uid });
     const reader = readerIn(alice.mail, 'page');
-    await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
+    await decryptIn(reader);
     expect(await alice.mail.getAttribute('iframe[data-letterlock="reader"]', 'data-letterlock-source')).toBe('attachment');
     expect(await reader.locator('[data-test=subject]').textContent()).toBe(REPLY_SUBJECT);
     expect(await reader.locator('[data-test=plaintext]').textContent()).toContain('Ich bringe Käse mit');

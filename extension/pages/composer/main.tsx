@@ -6,7 +6,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { ListView, StateView } from '../../messages.ts';
-import { ErrorLine, Panel, messageOf, mount, reportState } from '../ui/ui.tsx';
+import { ErrorLine, Panel, messageOf, mount, reportHeight, reportState } from '../ui/ui.tsx';
 
 function Composer() {
   const composeId = location.hash.slice(1);
@@ -33,7 +33,8 @@ function Composer() {
     })();
   }, []);
 
-  useEffect(() => reportState(phase), [phase]);
+  useEffect(() => reportState(composeId, phase), [phase]);
+  useEffect(() => reportHeight(), []);
 
   const send = async (ev: Event) => {
     ev.preventDefault();

@@ -1,47 +1,109 @@
 // The reader frame, placed by the content script where an armored block was.
-// It runs in the extension's origin: the page cannot read it. It gets only a
-// block id in its URL; the background decrypts the block the content script of
-// this same tab handed over, and answers with the message to show.
+// It runs in the extension's origin: the page cannot read it. Its URL holds only
+// a block id; the frame key that unlocks the block for this frame comes from the
+// content script by postMessage to this window. The message is decrypted on a
+// click in plain sight (or at once for a list the user set to decrypt
+// automatically). The only thing posted to the page is the frame's height.
 
+import browser from 'webextension-polyfill';
 import { useEffect, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { ReadView, StateView } from '../../messages.ts';
 import { Message } from '../ui/message.tsx';
-import { ErrorLine, Panel, messageOf, mount, reportState } from '../ui/ui.tsx';
+import { ErrorLine, Panel, messageOf, mount, reportHeight, reportState } from '../ui/ui.tsx';
+import { guardClick, watchControl } from './visibility.ts';
 
-type ViewState = 'loading' | 'decrypted' | 'error';
+type ViewState = 'waiting' | 'encrypted' | 'loading' | 'decrypted' | 'error';
+
+const blockId = location.hash.slice(1);
+/** Keys tried at most: a page can post look-alike keys to this window too (they are refused). */
+const MAX_KEYS = 5;
+
+// Listened for at once (before the load event the content script waits for).
+const keys: string[] = [];
+let onKey: (() => void) | null = null;
+const takeKey = (ev: MessageEvent) => {
+  if (ev.source !== window.parent) return;
+  const d = ev.data as { letterlock?: unknown; key?: unknown };
+  if (d?.letterlock !== 'frame-key' || typeof d.key !== 'string' || d.key.length > 64) return;
+  keys.push(d.key);
+  if (keys.length >= MAX_KEYS) window.removeEventListener('message', takeKey);
+  onKey?.();
+};
+window.addEventListener('message', takeKey);
+
+/** The next key posted to this window; a frame the content script did not place waits here for good. */
+async function nextKey(): Promise<string> {
+  while (keys.length === 0) await new Promise<void>((r) => (onKey = r));
+  return keys.shift()!;
+}
 
 function Reader() {
-  const blockId = location.hash.slice(1);
   const [state, setState] = useState<StateView | null>(null);
-  const [view, setView] = useState<ViewState>('loading');
+  const [view, setView] = useState<ViewState>('waiting');
   const [read, setRead] = useState<ReadView | null>(null);
   const [error, setError] = useState<{ code: string; message: string } | null>(null);
   const [confirm, setConfirm] = useState<{ state: string; text: string } | null>(null);
+  const [step, setStep] = useState('');
+  const [refusals, setRefusals] = useState(0);
 
-  const open = async () => {
+  const fail = (e: unknown) => {
+    setError({ code: (e as { code?: string }).code ?? 'INTERNAL', message: messageOf(e) });
+    setView('error');
+  };
+
+  // The first request carries the frame key and binds the block to this frame.
+  useEffect(() => {
+    void (async () => {
+      for (let tries = 0; tries < MAX_KEYS; tries++) {
+        const key = await nextKey();
+        try {
+          if (!state) setState(await ask('state.get', {}));
+          setRead(await ask('reader.open', { blockId, frameKey: key, click: false }));
+          setView('decrypted');
+          break;
+        } catch (e) {
+          const code = (e as { code?: string }).code;
+          if (code === 'CLICK_TO_DECRYPT') {
+            setView('encrypted');
+            break;
+          }
+          if (code === 'FORBIDDEN' && tries < MAX_KEYS - 1) continue; // a look-alike key from the page: wait for ours
+          fail(e);
+          break;
+        }
+      }
+      window.removeEventListener('message', takeKey);
+    })();
+  }, []);
+  useEffect(() => reportHeight(), []);
+  useEffect(() => {
+    reportState(blockId, view, view === 'decrypted' && read ? read.signature.status : '', confirm?.state ?? step);
+  }, [view, read, confirm, step]);
+
+  const decrypt = async (ev: Event) => {
+    setError(null);
+    try {
+      await guardClick(blockId, ev);
+    } catch (e) {
+      setError({ code: 'COVERED', message: messageOf(e) });
+      setStep('refused');
+      setRefusals((n) => n + 1);
+      return;
+    }
     setView('loading');
     try {
-      setState(await ask('state.get', {}));
-      setRead(await ask('reader.open', { blockId }));
+      setRead(await ask('reader.open', { blockId, click: true }));
       setView('decrypted');
     } catch (e) {
-      setError({ code: (e as { code?: string }).code ?? 'INTERNAL', message: messageOf(e) });
-      setView('error');
+      fail(e);
     }
   };
-  useEffect(() => {
-    void open();
-  }, []);
-  // The placing content script learns the state word only (to size and mark the
-  // frame): never text, sender or fingerprint. The page may see these words.
-  useEffect(() => {
-    reportState(view, view === 'decrypted' && read ? read.signature.status : '', confirm?.state ?? '');
-  }, [view, read, confirm]);
 
-  const doConfirm = async () => {
+  const doConfirm = async (ev: Event) => {
     setConfirm({ state: 'busy', text: 'Confirming…' });
     try {
+      await guardClick(blockId, ev);
       const r = await ask('reader.confirm', { blockId });
       setConfirm({ state: 'confirmed', text: r.status === 'member' ? `You are now a member of ${r.list}.` : `Confirmed; the owner of ${r.list} still has to approve you.` });
     } catch (e) {
@@ -49,23 +111,55 @@ function Reader() {
     }
   };
 
+  // Asked inside the click (browsers want a user action for it): access to the image sites.
+  const permitImages = (urls: string[]): Promise<unknown> => {
+    try {
+      const origins = [...new Set(urls.map((u) => `${new URL(u).origin}/*`))];
+      return browser.permissions.request({ origins }).catch(() => false);
+    } catch {
+      return Promise.resolve(false); // refused at once (Firefox, in a frame): the fetch decides
+    }
+  };
+  const loadImages = async (urls: string[]): Promise<Map<string, string>> => {
+    const { images } = await ask('reader.images', { blockId, urls });
+    const out = new Map<string, string>();
+    for (const i of images) if (i.dataUrl) out.set(i.url, i.dataUrl);
+    return out;
+  };
+
   return (
     <Panel title="Letterlock" state={state}>
-      <div data-test="reader" data-test-state={view} data-test-error={error?.code ?? ''}>
+      <div data-test="reader" data-test-state={view} data-test-error={error?.code ?? ''} data-test-step={confirm?.state ?? step} data-test-refusals={refusals}>
+        {view === 'waiting' && <p>Encrypted message.</p>}
+        {view === 'encrypted' && (
+          <p>
+            Encrypted message.{' '}
+            <button type="button" data-test="decrypt" ref={watchControl} onClick={(ev) => void decrypt(ev)}>Decrypt</button>
+          </p>
+        )}
+        {view === 'encrypted' && <ErrorLine error={error?.message ?? null} />}
         {view === 'loading' && <p>Decrypting…</p>}
         {view === 'error' && (
           <>
             <ErrorLine error={error?.message ?? null} />
-            {error?.code === 'LOCKED' && <button type="button" data-test="retry" onClick={() => void open()}>I unlocked it: try again</button>}
+            {error?.code === 'LOCKED' && <button type="button" data-test="retry" ref={watchControl} onClick={(ev) => void decrypt(ev)}>I unlocked it: try again</button>}
           </>
         )}
         {view === 'decrypted' && read && (
           <>
-            <Message read={read} />
+            <Message read={read} actions={{
+              guard: (ev) => guardClick(blockId, ev),
+              permitImages,
+              loadImages,
+              openAttachment: async (index) => {
+                await ask('reader.attachment', { blockId, index });
+              },
+              onStep: setStep,
+            }} />
             {read.confirmable && (
               <div data-test="confirm" data-test-state={confirm?.state ?? 'ready'}>
                 {confirm?.state !== 'confirmed' && (
-                  <button type="button" data-test="confirm-subscription" disabled={confirm?.state === 'busy'} onClick={() => void doConfirm()}>
+                  <button type="button" data-test="confirm-subscription" ref={watchControl} disabled={confirm?.state === 'busy'} onClick={(ev) => void doConfirm(ev)}>
                     Confirm subscription
                   </button>
                 )}

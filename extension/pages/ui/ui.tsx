@@ -4,30 +4,87 @@
 
 import { render, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { ask, BusError } from '../../ask.ts';
+import { ask } from '../../ask.ts';
 import type { Indicator, StateView } from '../../messages.ts';
+import { explain } from './words.ts';
 import './ui.css';
 
 export function SecurityIndicator({ indicator }: { indicator: Indicator | null }) {
-  if (!indicator) return <div class="indicator" data-test="security-indicator" data-test-state="loading" />;
-  const chosen = indicator.word !== '';
+  if (!indicator) return <div class="indicator" data-test="security-indicator" data-test-state="loading" aria-hidden="true" />;
+  if (indicator.word === '') {
+    // Unset: no colour badge at all, so nothing looks vouched for; the user is asked to choose.
+    return (
+      <div class="indicator" data-test="security-indicator" data-test-state="unset" role="note">
+        <span data-test="security-word">No security word yet</span>
+      </div>
+    );
+  }
   return (
-    <div class="indicator" data-test="security-indicator" data-test-state={chosen ? 'chosen' : 'unset'} style={{ background: indicator.colour }}>
-      <span data-test="security-word">{chosen ? indicator.word : 'Choose your security word in the Letterlock options'}</span>
+    <div class="indicator" data-test="security-indicator" data-test-state="chosen" style={{ background: indicator.colour, color: readableOn(indicator.colour) }}
+      aria-label={`Your Letterlock security word: ${indicator.word}`}>
+      <span data-test="security-word">{indicator.word}</span>
     </div>
   );
 }
 
+/** Black or white text, whichever reads better on the user's colour. */
+function readableOn(hex: string): string {
+  const n = Number.parseInt(hex.slice(1), 16);
+  const lum = 0.2126 * ((n >> 16) & 255) + 0.7152 * ((n >> 8) & 255) + 0.0722 * (n & 255);
+  return lum > 150 ? '#111' : '#fff';
+}
+
+/** The one error slot of a form: a later attempt replaces (or clears) what it says. */
 export function ErrorLine({ error }: { error: string | null }) {
   if (!error) return null;
   return <p class="error" role="alert" data-test="error">{error}</p>;
 }
 
 export function messageOf(e: unknown): string {
-  if (e instanceof BusError) return e.message;
-  // Plain errors are thrown only by our own pages, with sentences written for people.
-  if (e instanceof Error && e.name === 'Error') return e.message;
-  return 'Something went wrong inside Letterlock. Try again.';
+  return explain(e);
+}
+
+/**
+ * Runs one form's action: busy while it runs, its error slot cleared when it
+ * starts and set only by this attempt, so an old error never outlives a retry.
+ */
+export function useAction(): [string | null, boolean, (f: () => Promise<void>) => Promise<void>, (e: string | null) => void] {
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const run = async (f: () => Promise<void>) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await f();
+    } catch (e) {
+      setError(explain(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return [error, busy, run, setError];
+}
+
+/** Saves text as a file the user downloads (the backup and the revocation certificate). */
+export function download(filename: string, text: string, type = 'application/pgp-keys'): void {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], { type }));
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  // Revoked later: the browser reads the blob after the click returns.
+  setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+}
+
+/** Shown while the browser's own permission prompt is open, so the greyed-out form makes sense. */
+export function PermissionWait({ what }: { what: string | null }) {
+  if (!what) return null;
+  return (
+    <p class="waiting" role="status" aria-live="polite" data-test="permission-wait">
+      Your browser is asking for permission to let Letterlock reach {what}. Answer its prompt (near the address bar) to go on.
+    </p>
+  );
 }
 
 /** The background's state, refreshed on demand. */
@@ -47,9 +104,9 @@ export function useExtensionState(): [StateView | null, (s: StateView) => void, 
   return [state, setState, refresh, error];
 }
 
-export function Panel({ title, state, children }: { title: string; state: StateView | null; children: ComponentChildren }) {
+export function Panel({ title, state, children, narrow = false }: { title: string; state: StateView | null; children: ComponentChildren; narrow?: boolean }) {
   return (
-    <div class="panel">
+    <div class={narrow ? 'panel narrow' : 'panel'}>
       <header>
         <SecurityIndicator indicator={state?.indicator ?? null} />
         <h1>{title}</h1>
@@ -79,10 +136,28 @@ export function passphraseHint(p: string): { level: 'weak' | 'fair' | 'strong'; 
 }
 
 /**
- * Tells the content script that placed this frame its state words (to mark and
- * size the frame; `step`: the last action, e.g. a confirmed subscription). Only the word: never text, sender or fingerprint. The page
- * may see these words; it already knows a block or a compose box is there.
+ * Test builds only: the frame's state words (`step`: the last action, e.g. a
+ * confirmed subscription) go to the background, which has the content script
+ * mark them on the iframe for the test driver. Nothing is posted to the page.
  */
-export function reportState(state: string, signature = '', step = ''): void {
-  window.parent.postMessage({ letterlock: 'frame-state', state, signature, step }, '*');
+export function reportState(id: string, state: string, signature = '', step = ''): void {
+  if (__LETTERLOCK_TEST_MARKS__) void ask('frame.state', { id, state, signature, step }).catch(() => {});
+}
+
+/**
+ * The one thing a frame placed in a web page posts to it: its height, so the
+ * content script can size the iframe. No state, no words: the page learns no
+ * more than the frame's size, which it could measure anyway.
+ */
+export function reportHeight(): void {
+  if (window.parent === window) return;
+  let last = -1;
+  const post = () => {
+    const h = Math.ceil(document.documentElement.getBoundingClientRect().height);
+    if (h === last) return;
+    last = h;
+    window.parent.postMessage({ letterlock: 'frame-height', height: h }, '*');
+  };
+  new ResizeObserver(post).observe(document.documentElement);
+  post();
 }
