@@ -102,7 +102,7 @@ async function world(opsPerMinute = 120, extra: Route = () => null): Promise<Wor
       return url.endsWith('.png') ? new Response(PNG_BYTES) : new Response('<html>', { headers: { 'content-type': 'image/png' } });
     },
     testMarks: false,
-    sitesChanged: async () => {}, lockChanged: () => {}, randomId: () => `id${++n}`,
+    sitesChanged: async () => {}, lockChanged: () => {}, randomId: () => `id${++n}`, now: () => clock.now,
   });
   const w: World = {
     service, store, area, pushed, confirmed, clock, listInfo, visible: true, checks: [], opened: [], fetched: [], frameKeys: new Map(),
@@ -310,6 +310,24 @@ describe('page isolation (issue 12)', () => {
     for (const tab of [9, 10, 11]) for (let i = 0; i < 7; i++) await w.ok('content.stash', { armored: block(1000) }, senders.content(tab));
     const first = [...w.frameKeys.keys()][0]!;
     expect(await w.ask('reader.open', { blockId: first }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'UNKNOWN_BLOCK' } });
+  });
+
+  it('a webmail showing message after message in one tab is not refused: blocks it is done with make room', async () => {
+    const { w, bobPublic } = await bobWorld(1000);
+    const armored = await postTo(bobPublic, alice, 'one of many');
+    await w.ok('settings.set', { timeoutMinutes: 60 }, senders.options);
+    await w.ok('key.unlock', { passphrase: 'bob passphrase' }, senders.options);
+    for (let i = 0; i < 40; i++) {
+      const { blockId } = await w.ok('content.stash', { armored }, senders.content(7));
+      await w.ok('reader.open', { blockId }, senders.reader(7));
+      w.clock.now += 31_000; // the user reads each message for half a minute
+    }
+    // Opened just now: still held, so a burst past 32 is refused rather than pushing them out.
+    for (let i = 0; i < 32; i++) {
+      const { blockId } = await w.ok('content.stash', { armored }, senders.content(7));
+      await w.ok('reader.open', { blockId }, senders.reader(7));
+    }
+    expect(await w.ask('content.stash', { armored }, senders.content(7))).toMatchObject({ ok: false, error: { code: 'TOO_MANY_BLOCKS' } });
   });
 
   it('asks the content script that placed the frame whether a click was in plain sight', async () => {

@@ -42,6 +42,8 @@ export interface ServiceDeps {
   /** Called when the lock time changes (null: locked), to set the lock alarm. */
   lockChanged(lockAt: number | null): void;
   randomId(): string;
+  /** The clock (tests set it); Date.now by default. */
+  now?(): number;
 }
 
 /** One request's handler and, beside it, who may send it. */
