@@ -372,6 +372,11 @@ describe('page isolation (issue 12)', () => {
     expect(normalizeServer('http://127.0.0.1:8080/')).toBe('http://127.0.0.1:8080');
     expect(normalizeServer('http://localhost:8080')).toBe('http://localhost:8080');
     expect(() => normalizeServer('http://127.0.0.1.evil.example')).toThrow(/https/);
+    // A list pinned over http elsewhere before this rule is not used.
+    await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await w.ok('list.pin', { address: LIST, fingerprint: listKey.fingerprint }, senders.options);
+    await w.store.putList({ ...(await w.store.getList(LIST))!, server: 'http://lists.example.org' });
+    expect(await w.ask('list.subscribe', { address: LIST, delivery: 'inline' }, senders.options)).toMatchObject({ ok: false, error: { code: 'INSECURE_SERVER' } });
   });
 
   it('marks frame states only in test builds', async () => {
