@@ -58,7 +58,7 @@ export class Service {
     const decryptor = new Decryptor(common, signIn);
     this.common = common;
     this.settings = new SettingsRoom(common);
-    const reading = new ReadingRoom(common, decryptor);
+    const reading = new ReadingRoom(common, decryptor, d.now ?? Date.now);
     const writing = new WritingRoom(common);
     const rooms = {
       settings: this.settings.room,

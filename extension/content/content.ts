@@ -42,6 +42,8 @@ function readerFrame(blockId: string, frameKey: string, doc: Document): HTMLIFra
   const f = frame(`${READER}#${blockId}`, 'reader', doc, 160);
   f.addEventListener('load', () => f.contentWindow?.postMessage({ letterlock: 'frame-key', key: frameKey }, EXTENSION_ORIGIN));
   readers.set(blockId, f);
+  // Frames long gone from the page are forgotten (a webmail shows message after message).
+  for (const [id, old] of readers) if (readers.size > 200 && !old.isConnected) readers.delete(id);
   return f;
 }
 const withButton = new WeakSet<Element>();

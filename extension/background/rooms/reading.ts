@@ -15,12 +15,19 @@ import { remember, str, type Common, type Room, type Sender } from './room.ts';
 
 /** Largest armored block the background takes from a content script (bytes of text). */
 export const MAX_BLOCK_CHARS = 4 * 1024 * 1024;
-/** What one tab may hold stashed: more is refused (that page cannot push others out beyond it). */
+/**
+ * What one tab may hold stashed. Over it, the tab's blocks that are done with go
+ * first (opened more than STALE_OPENED_MS ago, or never opened within
+ * STALE_UNOPENED_MS: a webmail shows message after message in one tab); if that
+ * is not enough, the new block is refused (a page stuffed with blocks at once).
+ */
 export const MAX_TAB_BLOCKS = 32;
 export const MAX_TAB_BYTES = 8 * 1024 * 1024;
 /** What all tabs together may hold: the oldest blocks go first. */
 export const MAX_STASHED = 96;
 export const MAX_STASH_BYTES = 24 * 1024 * 1024;
+const STALE_OPENED_MS = 30_000;
+const STALE_UNOPENED_MS = 5 * 60_000;
 
 const MAX_IMAGES = 20;
 const MAX_IMAGE_BYTES = 2 * 1024 * 1024;
@@ -36,7 +43,8 @@ interface Stashed {
   frameId: number;
   frameKey: string;
   /** The reader frame that used the key first; only it may use the block afterwards. */
-  claim: { frameId: number | undefined; documentId: string | undefined } | null;
+  claim: { frameId: number | undefined; documentId: string | undefined; at: number } | null;
+  at: number;
 }
 
 interface OpenAttachment {
@@ -69,24 +77,37 @@ export class ReadingRoom {
   private stashBlock(armored: string, s: Sender): Requests['content.stash']['res'] {
     if (!armored.includes('-----BEGIN PGP MESSAGE-----')) refuse('BAD_INPUT', 'not an armored message');
     const tabId = s.tab!.id!;
-    let tabCount = 0;
-    let tabBytes = 0;
-    for (const e of this.stash.values()) {
-      if (e.tabId !== tabId) continue;
-      tabCount++;
-      tabBytes += e.armored.length;
+    const now = this.now();
+    const over = () => {
+      let count = 1;
+      let bytes = armored.length;
+      for (const e of this.stash.values()) {
+        if (e.tabId !== tabId) continue;
+        count++;
+        bytes += e.armored.length;
+      }
+      return count > MAX_TAB_BLOCKS || bytes > MAX_TAB_BYTES;
+    };
+    for (const [id, e] of this.stash) {
+      if (!over()) break;
+      const done = e.claim ? now - e.claim.at > STALE_OPENED_MS : now - e.at > STALE_UNOPENED_MS;
+      if (e.tabId === tabId && done) this.drop(id, e);
     }
-    if (tabCount >= MAX_TAB_BLOCKS || tabBytes + armored.length > MAX_TAB_BYTES) refuse('TOO_MANY_BLOCKS');
+    if (over()) refuse('TOO_MANY_BLOCKS');
     const blockId = this.c.d.randomId();
     const frameKey = this.c.d.randomId();
-    this.stash.set(blockId, { armored, tabId, frameId: s.frameId ?? 0, frameKey, claim: null });
+    this.stash.set(blockId, { armored, tabId, frameId: s.frameId ?? 0, frameKey, claim: null, at: now });
     this.stashBytes += armored.length;
     for (const [id, e] of this.stash) {
       if (this.stash.size <= MAX_STASHED && this.stashBytes <= MAX_STASH_BYTES) break;
-      this.stash.delete(id);
-      this.stashBytes -= e.armored.length;
+      this.drop(id, e);
     }
     return { blockId, frameKey };
+  }
+
+  private drop(id: string, e: Stashed): void {
+    this.stash.delete(id);
+    this.stashBytes -= e.armored.length;
   }
 
   /** Stashed blocks and their bytes, for tests and the limits above. */
@@ -107,7 +128,7 @@ export class ReadingRoom {
       return entry;
     }
     if (typeof frameKey !== 'string' || frameKey !== entry.frameKey) refuse('FORBIDDEN');
-    entry.claim = { frameId: sender.frameId, documentId: sender.documentId };
+    entry.claim = { frameId: sender.frameId, documentId: sender.documentId, at: this.now() };
     return entry;
   }
 

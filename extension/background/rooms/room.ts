@@ -4,6 +4,7 @@
 // rooms all need (stored key, pinned list, the state view).
 
 import { refuse } from '../../errors.ts';
+import { insecureServer } from '../../loopback.ts';
 import type { Caller, ListView, RequestType, Requests, StateView, ToContent } from '../../messages.ts';
 import type { ListServer } from '../server.ts';
 import type { RateLimiter, UnlockedSession } from '../session.ts';
@@ -43,6 +44,8 @@ export interface ServiceDeps {
   /** Called when the lock time changes (null: locked), to set the lock alarm. */
   lockChanged(lockAt: number | null): void;
   randomId(): string;
+  /** The clock (tests set it); Date.now by default. */
+  now?(): number;
 }
 
 /** One request's handler and, beside it, who may send it. */
@@ -91,6 +94,8 @@ export class Common {
     const list = await this.d.store.getList(String(address).trim().toLowerCase());
     if (!list) refuse('LIST_UNKNOWN');
     if (list.changed) refuse('LIST_KEY_CHANGED');
+    // A list pinned over plain http before that was refused is not used either.
+    if (insecureServer(list.server)) refuse('INSECURE_SERVER');
     return list;
   }
 
