@@ -89,7 +89,7 @@ describe('Mailman REST client', () => {
 });
 
 describe('letterlock list create --mailman', () => {
-  it('binds to the Mailman list named by id or address; refuses another address, an unknown list, or no mailman section', async () => {
+  it('binds to the Mailman list named by id or address; refuses another address, an unknown list, unsafe settings without --fix, or no mailman section', async () => {
     const data = tempDir('mm-cli');
     try {
       expect((await letterlockAsync(['init', '--data', data, '--smtp-port', '0', '--http-port', '0'])).status).toBe(0);
@@ -110,7 +110,11 @@ describe('letterlock list create --mailman', () => {
       expect(unknown.status).toBe(1);
       expect(oneLine(unknown)).toMatch(/Mailman has no list nope@lists\.example\.test/);
 
-      const ok = await letterlockAsync(['list', 'create', 'rest@lists.example.test', '--mailman', 'rest@lists.example.test', '--json', '--data', data]);
+      // A fresh Mailman list archives and digests: binding refuses until those are off (or --fix turns them off).
+      const unsafe = await letterlockAsync(['list', 'create', 'rest@lists.example.test', '--mailman', 'rest@lists.example.test', '--data', data]);
+      expect(unsafe.status).toBe(1);
+      expect(oneLine(unsafe)).toMatch(/would keep copies of posts outside Letterlock: .*--fix/);
+      const ok = await letterlockAsync(['list', 'create', 'rest@lists.example.test', '--mailman', 'rest@lists.example.test', '--fix', '--json', '--data', data]);
       expect(ok.status, ok.stderr).toBe(0);
       expect(JSON.parse(ok.stdout)).toMatchObject({ address: 'rest@lists.example.test', mailman: listId });
     } finally {
