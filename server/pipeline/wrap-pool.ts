@@ -18,6 +18,8 @@ export interface WrapPoolOptions {
   threads?: number;
   /** Fewest members per slice: smaller pages are wrapped on the main thread. */
   minPerThread?: number;
+  /** The threads' nice value (10: they yield to the main thread); benchmarks only. */
+  priority?: number;
 }
 
 /** Largest slice a task carries: bounds one task's memory and its time on a thread. */
@@ -28,7 +30,7 @@ export class WrapPool {
   readonly threads: number;
   readonly minPerThread: number;
 
-  constructor(o: WrapPoolOptions = {}) {
+  constructor(private readonly o: WrapPoolOptions = {}) {
     this.threads = o.threads || availableParallelism();
     this.minPerThread = o.minPerThread ?? 16;
   }
@@ -42,6 +44,7 @@ export class WrapPool {
       // The server's TypeScript runs through tsx; the workers load it the same way.
       execArgv: ['--import', 'tsx'],
       idleTimeout: 60_000,
+      ...(this.o.priority === undefined ? {} : { workerData: { priority: this.o.priority } }),
     });
     return this.piscina;
   }

@@ -119,7 +119,7 @@ for (const n of QUICK ? [1000, 2000] : [1000, 10_000]) {
   // 2c. The same wrap on the wrap pool (server/pipeline/wrap-pool.ts), one thread per
   // core, as the fan-out runs it: pages of 500 stored key packets (parsed on the
   // worker, as in production), the next page sent while the previous one finishes.
-  const pool = new WrapPool();
+  let pool = new WrapPool();
   pool.warm();
   const encPackets = await Promise.all(publicKeys.map(async (pk) => (await pk.getEncryptionKey()).keyPacket.write()));
   const pages = (total: number, size: number) => Array.from({ length: Math.ceil(total / size) }, (_, p) =>
@@ -133,11 +133,20 @@ for (const n of QUICK ? [1000, 2000] : [1000, 10_000]) {
     }
     await prev;
   };
-  await fanoutLike(2000, 500); // warm up: threads loaded and JIT-compiled
-  const pooled = await repeat(REPEATS, () => fanoutLike(n, 500));
   const both = floorMs / cpus().length;
-  console.log(`  ${String(n).padStart(6)} recipients, native wrap on the pool (${pool.threads} threads, pages of 500): ${us(pooled / n)} per recipient amortised` +
-    ` (${(pooled / n / both).toFixed(2)}× the all-core floor of ${us(both)}; target ≤ 60 µs: ${pooled / n <= 0.06 ? 'met' : 'NOT met'})`);
+  // The pool's threads run at nice 10 (they yield to the main thread): on a machine
+  // other processes keep busy that is most of their time, so the row is repeated at
+  // the normal priority, which is what a quiet machine gives them either way.
+  for (const priority of [undefined, 0]) {
+    if (priority !== undefined) {
+      await pool.close();
+      pool = new WrapPool({ priority });
+    }
+    await fanoutLike(2000, 500); // warm up: threads loaded and JIT-compiled
+    const pooled = await repeat(REPEATS, () => fanoutLike(n, 500));
+    console.log(`  ${String(n).padStart(6)} recipients, native wrap on the pool (${pool.threads} threads at nice ${priority ?? 10}, pages of 500): ${us(pooled / n)} per recipient amortised` +
+      ` (${(pooled / n / both).toFixed(2)}× the all-core floor of ${us(both)}; target ≤ 60 µs: ${pooled / n <= 0.06 ? 'met' : 'NOT met'})`);
+  }
   // Where the pool stops paying: one page of n members, pool against the main thread (key packets parsed in both).
   const line: string[] = [];
   for (const size of [4, 16, 32, 64, 128]) {
