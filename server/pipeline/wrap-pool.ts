@@ -24,6 +24,9 @@ export interface WrapPoolOptions {
 
 /** Largest slice a task carries: bounds one task's memory and its time on a thread. */
 const MAX_SLICE = 2000;
+/** Time a slice may take before the caller gives up on the pool for that page (about 100 us per member on a quiet core). */
+const SLICE_BUDGET_MS = 30_000;
+const PER_MEMBER_BUDGET_MS = 20;
 
 export class WrapPool {
   private piscina: Piscina<WrapTask, WrapResult> | null = null;
@@ -71,7 +74,10 @@ export class WrapPool {
     for (let from = 0; from < packets.length; from += size) {
       const key = new Uint8Array(sessionKey.data); // moved to the worker, which zeroes it
       const task: WrapTask = { key, packets: packets.slice(from, from + size) };
-      jobs.push(this.pool.run(task, { transferList: [key.buffer] }));
+      // A slice that never comes back (a stuck thread) must not hold the fan-out, and every
+      // post after it, forever: past a generous budget the page is wrapped on the main thread.
+      const signal = AbortSignal.timeout(SLICE_BUDGET_MS + task.packets.length * PER_MEMBER_BUDGET_MS);
+      jobs.push(this.pool.run(task, { transferList: [key.buffer], signal }));
     }
     const out: Array<Uint8Array | null> = [];
     for (const r of await Promise.all(jobs)) {

@@ -5,7 +5,7 @@
 // turns into a KEY_NO_ENCRYPTION notice: one bad key never fails the slice.
 
 import { setPriority } from 'node:os';
-import { workerData } from 'node:worker_threads';
+import { workerData } from 'piscina';
 import { PacketRecipient } from './recipient.ts';
 
 export interface WrapTask {

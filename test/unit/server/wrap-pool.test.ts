@@ -88,9 +88,9 @@ describe('WrapPool', () => {
     }
   }, 60_000);
 
-  it('a fan-out through the pool queues one copy per member, pages wrapped ahead in order', async () => {
+  for (const [name, failing] of [['through the pool', false], ['whose pool fails (a dead or stuck thread)', true]] as const) it(`a fan-out ${name} queues one copy per member, in order`, async () => {
     const SECRET = 'unit-test-secret-0123456789';
-    const db = openDb(join(dir, 'p.db'));
+    const db = openDb(join(dir, `p${failing ? 'f' : ''}.db`));
     const queue = new QueueStore(db);
     const list = await createList(db, SECRET, 'p@lists.test', { maxBytes: 100_000 });
     db.transaction(() => {
@@ -104,7 +104,9 @@ describe('WrapPool', () => {
     const sealed = await sealPackets(utf8('inner packets'));
     const [archivePkesk, listPkesk] = await wrapMany(sealed.sessionKey, [keys.archive, keys.listRecipient]);
     const postId = archivePost(db, { listId: list.id, messageId: '<p@x>', inReplyTo: null, references: [], date: null, size: sealed.body.length, body: sealed.body, archivePkesk: archivePkesk!, listPkesk: listPkesk! });
-    const fanout = new Fanout({ db, queue, log: silentLog, keysFor, pageSize: 20, wrapPool: pool });
+    // A failing pool: the page is wrapped on the main thread instead (wrapEach).
+    const broken = { worthIt: () => true, wrap: () => Promise.reject(Object.assign(new Error('worker gone'), { name: 'AbortError' })) } as unknown as WrapPool;
+    const fanout = new Fanout({ db, queue, log: silentLog, keysFor, pageSize: 20, wrapPool: failing ? broken : pool });
     expect(await fanout.run(postId, { data: new Uint8Array(sealed.sessionKey.data), algorithm: 'aes256' })).toEqual({ copies: 95, notices: 0 });
     const rows = db.prepare("SELECT rcpt, pkesk FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY id").all(postId) as Array<{ rcpt: string; pkesk: Buffer }>;
     expect(rows.map((r) => r.rcpt)).toEqual(Array.from({ length: 95 }, (_, i) => `m${String(i).padStart(2, '0')}@x.test`));

@@ -1,0 +1,13 @@
+import * as openpgp from 'openpgp';
+import { WrapPool } from '../../server/pipeline/wrap-pool.ts';
+import { generateSessionKey } from '../../shared/index.ts';
+const { publicKey } = await openpgp.generateKey({ userIDs: [{ email: 'a@b.c' }], format: 'object' });
+const pkt = (await publicKey.getEncryptionKey()).keyPacket.write();
+let pool = new WrapPool();
+console.log((await pool.wrap(generateSessionKey(), Array(100).fill(pkt))).filter(Boolean).length);
+await pool.close();
+pool = new WrapPool({ priority: 0 });
+const t = setTimeout(() => { console.log('HUNG'); process.exit(1); }, 30000);
+console.log((await pool.wrap(generateSessionKey(), Array(100).fill(pkt))).filter(Boolean).length);
+clearTimeout(t);
+await pool.close();
