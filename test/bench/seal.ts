@@ -6,6 +6,7 @@
 //   BENCH_QUICK=1 npm run bench:seal   (smaller sample, for a smoke check)
 
 import { diffieHellman, generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import * as openpgp from 'openpgp';
 import { PacketRecipient } from '../../server/pipeline/recipient.ts';
@@ -40,7 +41,7 @@ async function repeat(n: number, fn: () => Promise<unknown> | unknown): Promise<
 }
 
 console.log(`Letterlock seal/wrap benchmark — ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, openpgp ${openpgp.config.versionString}`);
-console.log(`Medians of ${REPEATS} runs.${QUICK ? ' QUICK mode: smaller samples.' : ''}\n`);
+console.log(`Medians of ${REPEATS} runs.${QUICK ? ' QUICK mode: smaller samples.' : ''} Load average at start: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`);
 
 // Keys: DISTINCT_KEYS real subscriber keys, cycled to make larger recipient lists
 // (the wrap cost does not depend on whether two recipients share a key: each wrap
@@ -191,4 +192,5 @@ for (const [label, size, baselineSample] of [['10 KB', 10 * 1024, QUICK ? 100 : 
   console.log(`    ratio:       seal + wrap is ${(baselineN / sealWrap).toFixed(1)}× faster${size === 1024 * 1024 ? `   (target ≥ 20×: ${baselineN / sealWrap >= 20 ? 'met' : 'NOT met'})` : ''}`);
 }
 
-console.log('\nMemory: peak RSS', `${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB`);
+console.log(`\nLoad average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+console.log('Memory: peak RSS', `${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB`);
