@@ -188,7 +188,7 @@ for (const size of SIZES) {
   const bCpu = b.cpuMs / b.copies;
   for (const n of COUNTS) {
     const dir = await dataFolder(n);
-    const repeats = n >= 10_000 && size.bytes > 100_000 ? 1 : 3;
+    const repeats = n >= 100_000 || (n >= 10_000 && size.bytes > 100_000) ? 1 : 3;
     const runs: Run[] = [];
     for (let i = 0; i < repeats; i++) runs.push(await runOnce(dir, n, size.bytes));
     rmSync(dir, { recursive: true, force: true });
