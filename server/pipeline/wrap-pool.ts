@@ -24,9 +24,16 @@ export interface WrapPoolOptions {
 
 /** Largest slice a task carries: bounds one task's memory and its time on a thread. */
 const MAX_SLICE = 2000;
-/** Time a slice may take before the caller gives up on the pool for that page (about 100 us per member on a quiet core). */
-const SLICE_BUDGET_MS = 30_000;
-const PER_MEMBER_BUDGET_MS = 20;
+/**
+ * Time a slice may take before the caller gives up on the pool for that page and
+ * wraps it on the main thread (a wrap is about 0.1 ms on a quiet core, 1 ms on a
+ * very busy one). Not only for a stuck thread: piscina 5.3.2 here now and then
+ * leaves a slice undispatched with every thread idle (reproduced by
+ * test/bench/wrap-stall.ts, with and without atomics or transfers); this bounds
+ * what that costs a fan-out.
+ */
+const SLICE_BUDGET_MS = 2_000;
+const PER_MEMBER_BUDGET_MS = 5;
 
 export class WrapPool {
   private piscina: Piscina<WrapTask, WrapResult> | null = null;
@@ -46,7 +53,7 @@ export class WrapPool {
       maxThreads: this.threads,
       // The server's TypeScript runs through tsx; the workers load it the same way.
       execArgv: ['--import', 'tsx'],
-      idleTimeout: 60_000,
+      // (No idle timeout: the threads stay for the server's life, minThreads = maxThreads.)
       ...(this.o.priority === undefined ? {} : { workerData: { priority: this.o.priority } }),
     });
     return this.piscina;
