@@ -140,7 +140,8 @@ export class SmtpRelay implements Relay {
   private readonly options: SmtpOptions;
   private readonly auth: { user: string; pass: string } | null;
   private readonly idle: PooledConnection[] = [];
-  private readonly waiting: Array<(c: PooledConnection) => void> = [];
+  /** Senders waiting for a free connection; null: the relay closed meanwhile. */
+  private readonly waiting: Array<(c: PooledConnection | null) => void> = [];
   private open = 0;
   private closed = false;
 
@@ -165,7 +166,7 @@ export class SmtpRelay implements Relay {
     };
   }
 
-  private acquire(): Promise<PooledConnection> {
+  private acquire(): Promise<PooledConnection | null> {
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
       if (c.alive) return Promise.resolve(c);
@@ -202,6 +203,7 @@ export class SmtpRelay implements Relay {
     for (let attempt = 0; ; attempt++) {
       if (this.closed) return { ok: false, permanent: false, code: 'NET_ECONNECTION', reason: 'relay closed' };
       const c = await this.acquire();
+      if (!c) return { ok: false, permanent: false, code: 'NET_ECONNECTION', reason: 'relay closed' };
       const reused = c.sent > 0;
       try {
         await c.send(envelope, bytes);
@@ -225,6 +227,7 @@ export class SmtpRelay implements Relay {
   close(): void {
     this.closed = true;
     for (const c of this.idle.splice(0)) c.close();
+    for (const w of this.waiting.splice(0)) w(null); // nobody waits forever on a closed relay
     this.open = 0;
   }
 }

@@ -97,8 +97,13 @@ export class WrapPool {
     return out;
   }
 
+  /** Bounded: a shutdown never waits more than a few seconds on the threads. */
   async close(): Promise<void> {
-    await this.piscina?.destroy();
+    const p = this.piscina;
     this.piscina = null;
+    if (!p) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([p.destroy(), new Promise<void>((r) => { timer = setTimeout(r, 5_000); timer.unref(); })]);
+    clearTimeout(timer);
   }
 }
