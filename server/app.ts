@@ -25,6 +25,7 @@ import { OpenPool } from './pipeline/pool.ts';
 import { Pipeline } from './pipeline/run.ts';
 import { WorkQueue } from './pipeline/workqueue.ts';
 import { Fanout } from './pipeline/wrap.ts';
+import { WrapPool } from './pipeline/wrap-pool.ts';
 import { createIngest } from './smtp/ingest.ts';
 import { RequestHandler } from './commands/request.ts';
 import { getMeta, openDb, type Db } from './store/db.ts';
@@ -163,7 +164,11 @@ export async function startServer(dataDir: string, config: Config, secret: strin
       db, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: () => worker?.kick(),
     }) : undefined;
     if (mailman) undo.push(() => mailman.stop());
-    const fanout = new Fanout({ db, queue, log, keysFor, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
+    // The wrap step on every core (closed after the fan-out stops: undo runs in reverse).
+    const wrapPool = new WrapPool({ threads: config.pipeline.threads });
+    wrapPool.warm();
+    undo.push(() => wrapPool.close());
+    const fanout = new Fanout({ db, queue, log, keysFor, wrapPool, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
     undo.push(async () => { fanout.stop(); await fanout.idle(); });
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
     pool.warm();

@@ -90,8 +90,8 @@ export const ConfigSchema = z.object({
   }).strict().prefault({}),
   /** Base URL written into List-Unsubscribe / List-Archive headers. */
   publicUrl: z.string().url().optional(),
-  /** smtp://[user:pass@]host:port or smtps://...; absent: deliver into `maildir`. */
-  relay: z.string().regex(/^smtps?:\/\/[^\s]+$/, 'must be smtp://host:port or smtps://host:port').optional(),
+  /** smtp://[user:pass@]host:port, smtps://... or lmtp://host:port (LMTP, RFC 2033); absent: deliver into `maildir`. */
+  relay: z.string().regex(/^(smtps?|lmtp):\/\/[^\s]+$/, 'must be smtp://host:port, smtps://host:port or lmtp://host:port').optional(),
   relayOptions: z.object({
     maxConnections: z.number().int().min(1).max(100).default(8),
     /** Accept a self-signed relay certificate (only for a relay on a trusted network). */

@@ -3,7 +3,7 @@
 // headers of RFC 2919 (List-Id), RFC 2369 (List-Post, List-Unsubscribe,
 // List-Archive) and RFC 8058 (one-click unsubscribe).
 
-import { formatDate, isPlainMessageId, PLACEHOLDER_SUBJECT, type HeaderList } from '../../shared/index.ts';
+import { formatDate, isPlainMessageId, PLACEHOLDER_SUBJECT, writeHeaders, type HeaderList } from '../../shared/index.ts';
 import { splitAddress } from './tokens.ts';
 
 export interface ListHeaderInput {
@@ -15,6 +15,27 @@ export interface ListHeaderInput {
 export function listIdOf(listAddress: string): string {
   const { local, domain } = splitAddress(listAddress);
   return `<${local}.${domain}>`;
+}
+
+/**
+ * The list headers of one list's copies as a template: written once, with only
+ * List-Unsubscribe (which names the recipient) written per copy. fill() gives the
+ * same text as writeHeaders(listHeaders(...)).
+ */
+export class ListHeaderTemplate {
+  private readonly before: string;
+  private readonly after: string;
+
+  constructor(listAddress: string, publicUrl: string) {
+    const all = listHeaders({ listAddress, publicUrl, unsubscribeUrl: '' });
+    const at = all.findIndex(([name]) => name === 'List-Unsubscribe');
+    this.before = writeHeaders(all.slice(0, at));
+    this.after = writeHeaders(all.slice(at + 1));
+  }
+
+  fill(unsubscribeUrl: string): string {
+    return `${this.before}\r\n${writeHeaders([['List-Unsubscribe', `<${unsubscribeUrl}>`]])}\r\n${this.after}`;
+  }
 }
 
 export function listHeaders(i: ListHeaderInput): HeaderList {

@@ -126,6 +126,11 @@ export class PostRender {
    * of the PKESK are made per copy.
    */
   mail(pkesk: Uint8Array, recipientHeaders: HeaderList, form: DeliveryForm = 'pgp-mime'): Buffer {
+    return this.mailWithHeaderText(pkesk, writeHeaders(recipientHeaders), form);
+  }
+
+  /** As mail(), with the recipient's headers already written (header lines joined by CRLF, no final CRLF). */
+  mailWithHeaderText(pkesk: Uint8Array, recipientHeaderText: string, form: DeliveryForm = 'pgp-mime'): Buffer {
     // The head is cut at a whole armor line (a multiple of 3 bytes), so its
     // base64 has no '=' padding unless it is the end of the data.
     const skip = (LINE_BYTES - (pkesk.byteLength % LINE_BYTES)) % LINE_BYTES;
@@ -133,7 +138,7 @@ export class PostRender {
     head.set(pkesk, 0);
     head.set(this.body.subarray(0, skip), pkesk.byteLength);
     const prefix =
-      `${this.headerText}\r\n${writeHeaders(recipientHeaders)}\r\n${this.frames[form].head}` +
+      `${this.headerText}\r\n${recipientHeaderText}\r\n${this.frames[form].head}` +
       `-----BEGIN PGP MESSAGE-----\r\n\r\n${base64Lines(head)}`;
     const checksum = this.bodyCrc ? crcLine(crc24Continue(crc24(pkesk), this.bodyCrc.zero, this.bodyCrc.operator)) : '';
     return Buffer.concat([Buffer.from(prefix, 'utf8'), this.tail(skip), Buffer.from(checksum, 'latin1'), this.closings[form]]);

@@ -4,7 +4,6 @@
 // (4xx, connection) are retried with exponential backoff; permanent ones (5xx, or
 // too old) are recorded and reported to the list owner.
 
-import type { HeaderList } from '../../shared/index.ts';
 import { toHex, randomBytes } from '../../shared/index.ts';
 import type { Config } from '../config/config.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
@@ -13,7 +12,7 @@ import { getListById, type ListRecord } from '../store/lists.ts';
 import { getPost, getPostMessageId } from '../store/posts.ts';
 import type { DeliveryRow, QueueStore } from '../store/queue.ts';
 import { displayHeaders, openDisplay } from './display.ts';
-import { listHeaders, postHeaders, unsubscribeUrl } from './headers.ts';
+import { ListHeaderTemplate, postHeaders, unsubscribeUrl } from './headers.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { ownerReportMail } from './notices.ts';
 import type { Envelope, Relay, SendResult } from './relay.ts';
@@ -47,6 +46,8 @@ interface CachedPost {
   messageId: string | null;
   /** Bare-text content (inline clients) goes inline to everyone: see render(). */
   bareText: boolean;
+  /** The list headers, written once; only List-Unsubscribe is filled per copy. */
+  listHeaders: ListHeaderTemplate;
 }
 
 export class DeliveryWorker {
@@ -196,7 +197,10 @@ export class DeliveryWorker {
       autocrypt: autocryptHeader(list.address, list.listPublic),
       shown: displayHeaders(list.address, display, { replyTo: list.replyTo, hideSubjects: list.hideSubjects }),
     });
-    return { render: new PostRender(post.body, headers, toHex(randomBytes(12))), list, messageId: post.messageId, bareText: post.bareText };
+    return {
+      render: new PostRender(post.body, headers, toHex(randomBytes(12))), list, messageId: post.messageId, bareText: post.bareText,
+      listHeaders: new ListHeaderTemplate(list.address, this.o.publicUrl),
+    };
   }
 
   private async render(row: DeliveryRow): Promise<{ envelope: Envelope; mail: string | Buffer } | null> {
@@ -204,17 +208,14 @@ export class DeliveryWorker {
     if (row.kind === 'copy') {
       const c = await this.cachedPost(row.post_id!);
       if (!c || !row.pkesk) return null;
-      const rcptHeaders: HeaderList = listHeaders({
-        listAddress: c.list.address, publicUrl,
-        unsubscribeUrl: unsubscribeUrl(publicUrl, c.list.address, row.rcpt, tokens.unsubscribeToken(c.list.address, row.rcpt)),
-      });
+      const rcptHeaders = c.listHeaders.fill(unsubscribeUrl(publicUrl, c.list.address, row.rcpt, tokens.unsubscribeToken(c.list.address, row.rcpt)));
       // Each subscriber chose PGP/MIME (mail clients) or an inline body (webmail) at
       // subscription. A post whose signed content is bare text (inline clients sign
       // text, not a MIME entity) goes inline to everyone: in PGP/MIME it would
       // decrypt to something that is not a MIME entity (RFC 3156 §4), while inline
       // every client shows the text and verifies the sender's signature on it.
       const form = c.bareText ? 'inline' : getDeliveryPreference(this.o.db, row.list_id, row.rcpt);
-      return { envelope: { from: tokens.bounceAddress(c.list.address, row.id), to: row.rcpt }, mail: c.render.mail(new Uint8Array(row.pkesk), rcptHeaders, form) };
+      return { envelope: { from: tokens.bounceAddress(c.list.address, row.id), to: row.rcpt }, mail: c.render.mailWithHeaderText(row.pkesk, rcptHeaders, form) };
     }
     if (!row.mail) return null;
     const list = getListById(this.o.db, row.list_id);

@@ -38,6 +38,38 @@ class X25519Wrapper {
     private readonly kek: { bytes: number; wrap: string },
   ) {}
 
+  /**
+   * Straight from the stored packet body, without openpgp.js's parser (which cost
+   * about as much as the wrap itself): a v4 ECDH Curve25519 public key packet
+   * (RFC 4880 5.5.2, RFC 6637 9) exactly, or null for anything else.
+   */
+  static fromBytes(body: Uint8Array): X25519Wrapper | null {
+    const b = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    // version 4, 4 octets of creation time, algorithm, OID (length-prefixed)
+    if (b.length !== 6 + 1 + CURVE25519_OID.length + 2 + 33 + 4 || b[0] !== 4 || b[5] !== ECDH) return null;
+    let at = 6;
+    if (b[at] !== CURVE25519_OID.length || !b.subarray(at + 1, at + 1 + CURVE25519_OID.length).equals(CURVE25519_OID)) return null;
+    const oid = b.subarray(at, at + 1 + CURVE25519_OID.length);
+    at += 1 + CURVE25519_OID.length;
+    // MPI of 0x40 || the 32-octet point: 263 bits
+    if (b.readUInt16BE(at) !== 263 || b[at + 2] !== 0x40) return null;
+    const x = b.subarray(at + 3, at + 35);
+    at += 35;
+    // KDF parameters: length 3, reserved 1, hash, cipher
+    if (b[at] !== 3 || b[at + 1] !== 1) return null;
+    const hashId = b[at + 2]!;
+    const cipherId = b[at + 3]!;
+    const hash = HASHES[hashId];
+    const kek = KEK[cipherId];
+    if (!hash || !kek) return null;
+    const header = Buffer.from([0x99, b.length >> 8, b.length & 0xff]);
+    const fingerprint = createHash('sha1').update(header).update(b).digest();
+    // (JWK import measured about ten times as fast as DER here.)
+    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: x.toString('base64url') }, format: 'jwk' });
+    const kdfParam = Buffer.concat([oid, Buffer.from([ECDH, 3, 1, hashId, cipherId]), Buffer.from('Anonymous Sender    ', 'latin1'), fingerprint]);
+    return new X25519Wrapper(publicKey, Buffer.from(fingerprint.subarray(12)), kdfParam, hash, kek);
+  }
+
   static from(packet: KeyPacket): X25519Wrapper | null {
     const p = packet as unknown as { algorithm: number; publicParams: EcdhParams; getKeyID(): { write(): Uint8Array }; getFingerprintBytes(): Uint8Array; version: number };
     if (p.algorithm !== ECDH || p.version !== 4) return null;
@@ -86,9 +118,13 @@ class X25519Wrapper {
 
 /** A recipient built from a stored, already validated encryption key packet. */
 export class PacketRecipient implements Recipient {
-  private constructor(readonly fingerprint: string, private readonly packet: KeyPacket, private readonly native: X25519Wrapper | null) {}
+  private constructor(readonly fingerprint: string, private readonly packet: KeyPacket | null, private readonly native: X25519Wrapper | null) {}
 
   static async fromPacket(fingerprint: string, body: Uint8Array, options: { native?: boolean } = {}): Promise<PacketRecipient> {
+    if (options.native !== false) {
+      const fast = X25519Wrapper.fromBytes(body);
+      if (fast) return new PacketRecipient(fingerprint, null, fast);
+    }
     const packet = new openpgp.PublicSubkeyPacket();
     await (packet as unknown as { read(b: Uint8Array): Promise<void> | void }).read(body);
     const p = packet as unknown as KeyPacket;
@@ -101,6 +137,6 @@ export class PacketRecipient implements Recipient {
 
   async wrap(sessionKey: SessionKey): Promise<Uint8Array> {
     if (this.native) return this.native.wrap(sessionKey);
-    return makePkesk(this.packet, sessionKey.data, openpgp.enums.symmetric[sessionKey.algorithm], false);
+    return makePkesk(this.packet!, sessionKey.data, openpgp.enums.symmetric[sessionKey.algorithm], false);
   }
 }

@@ -20,6 +20,7 @@ import { PacketRecipient } from './recipient.ts';
 import type { WrappedPage } from './types.ts';
 import { RosterUnavailable, type MailmanService } from '../mailman/sync.ts';
 import type { FanoutObserver } from '../metrics/metrics.ts';
+import type { WrapPool } from './wrap-pool.ts';
 
 function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED' | null {
   if (m.keyState === 'revoked') return 'KEY_REVOKED';
@@ -27,10 +28,28 @@ function missedCode(m: MemberRecord, now: number): 'KEY_EXPIRED' | 'KEY_REVOKED'
   return null;
 }
 
-/** Wraps K to one page of members. */
-export async function wrapPage(sessionKey: SessionKey, page: readonly MemberRecord[], now = Date.now()): Promise<WrappedPage> {
+/**
+ * Wraps K to one page of members: on the wrap pool's threads when one is given
+ * and the page is large enough to gain from it, else here.
+ */
+export async function wrapPage(sessionKey: SessionKey, page: readonly MemberRecord[], now = Date.now(), pool?: WrapPool | null): Promise<WrappedPage> {
   const copies: WrappedPage['copies'] = [];
   const missed: WrappedPage['missed'] = [];
+  if (pool && pool.worthIt(page.length)) {
+    const wanted: MemberRecord[] = [];
+    for (const m of page) {
+      const code = missedCode(m, now);
+      if (code) missed.push({ rcpt: m.address, code });
+      else wanted.push(m);
+    }
+    const pkesks = await pool.wrap(sessionKey, wanted.map((m) => m.encryptionKey));
+    for (let i = 0; i < wanted.length; i++) {
+      const pkesk = pkesks[i];
+      if (pkesk) copies.push({ rcpt: wanted[i]!.address, pkesk });
+      else missed.push({ rcpt: wanted[i]!.address, code: 'KEY_NO_ENCRYPTION' });
+    }
+    return { copies, missed, last: page[page.length - 1]!.address };
+  }
   const recipients: PacketRecipient[] = [];
   const addresses: string[] = [];
   for (const m of page) {
@@ -77,6 +96,8 @@ export interface FanoutDeps {
   mailman?: Pick<MailmanService, 'ready' | 'deliverable' | 'keyNotices'>;
   /** Told each page's wrap time and each finished fan-out's (metrics). */
   observe?: FanoutObserver;
+  /** Worker threads for the wrap step (wrap-pool.ts); absent: every page is wrapped on the main thread. */
+  wrapPool?: WrapPool | null;
 }
 
 /** Runs fan-out jobs one post at a time, in order. */
@@ -157,23 +178,42 @@ export class Fanout {
     let notices = 0;
     const started = performance.now();
     try {
-      for (const page of iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)) {
-        // Stopping: leave the rest to the next start (the cursor is committed).
-        if (this.stopped) return { copies, notices };
+      const wrap = async (page: readonly MemberRecord[]): Promise<WrappedPage> => {
         // A bound list: a registered key alone is not membership; Mailman's roster says who gets copies.
         const members = this.d.mailman ? this.d.mailman.deliverable(list, page) : page;
         const last = page[page.length - 1]!.address;
-        let wrapped: WrappedPage;
         const pageStarted = performance.now();
+        let wrapped: WrappedPage;
         try {
-          wrapped = members.length ? await wrapPage(sessionKey, members) : { copies: [], missed: [], last };
+          wrapped = members.length ? await wrapPage(sessionKey, members, Date.now(), this.d.wrapPool) : { copies: [], missed: [], last };
         } catch (e) {
-          // One bad key must not stop the page (nor the post): wrap member by member.
-          log.error('post.failed', { list: list.address, post: postId, code: codeOf(e), count: page.length });
+          // One bad key (or a failed pool thread) must not stop the page, nor the post: wrap member by member, here.
+          log.error('post.failed', { list: list.address, post: postId, code: codeOf(e), count: members.length });
           wrapped = await wrapEach(sessionKey, members);
         }
-        wrapped.last = last;
+        wrapped.last = last; // the cursor moves past the whole page, also past members Mailman does not deliver to
         this.d.observe?.wrapPage((performance.now() - pageStarted) / 1000, wrapped.copies.length);
+        return wrapped;
+      };
+      // With a pool, the next page is wrapped on the worker threads while this
+      // one is committed here: one page ahead at most, so memory stays bounded.
+      const pages = iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)[Symbol.iterator]();
+      const ahead = (): Promise<WrappedPage> | null => {
+        const r = pages.next();
+        if (r.done) return null;
+        const p = wrap(r.value);
+        p.catch(() => {}); // awaited below; a stop may leave it unawaited
+        return p;
+      };
+      let pending = ahead();
+      while (pending) {
+        // Stopping: leave the rest to the next start (the cursor is committed).
+        if (this.stopped) {
+          await pending.catch(() => {}); // K stays alive until no worker still needs this job's copy
+          return { copies, notices };
+        }
+        const wrapped = await pending;
+        pending = this.d.wrapPool ? ahead() : null;
         db.transaction(() => {
           deliver(wrapped, list, postId, state.messageId, queue);
           advanceWrap(db, postId, wrapped.last);
@@ -181,6 +221,7 @@ export class Fanout {
         copies += wrapped.copies.length;
         notices += wrapped.missed.length;
         this.d.onQueued?.();
+        pending ??= ahead();
       }
       if (this.d.mailman) notices += this.d.mailman.keyNotices(list);
       finishWrap(db, postId);

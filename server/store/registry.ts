@@ -5,6 +5,7 @@
 // copy of the database cannot be used to confirm, unsubscribe or log in.
 
 import type { Db } from './db.ts';
+import type { Statement } from 'better-sqlite3';
 
 // ---- single-use tokens --------------------------------------------------------
 
@@ -81,8 +82,16 @@ export function setDeliveryPreference(db: Db, listId: number, address: string, d
     ON CONFLICT(list_id, address) DO UPDATE SET delivery = excluded.delivery`).run(listId, address, delivery);
 }
 
+// Read once per delivered copy: the statement is prepared once per database.
+const preferenceStatements = new WeakMap<Db, Statement<[number, string]>>();
+
 export function getDeliveryPreference(db: Db, listId: number, address: string): 'pgp-mime' | 'inline' {
-  const r = db.prepare('SELECT delivery FROM member_prefs WHERE list_id = ? AND address = ?').get(listId, address) as { delivery: 'pgp-mime' | 'inline' } | undefined;
+  let stmt = preferenceStatements.get(db);
+  if (!stmt) {
+    stmt = db.prepare('SELECT delivery FROM member_prefs WHERE list_id = ? AND address = ?');
+    preferenceStatements.set(db, stmt);
+  }
+  const r = stmt.get(listId, address) as { delivery: 'pgp-mime' | 'inline' } | undefined;
   return r?.delivery ?? 'pgp-mime';
 }
 

@@ -5,7 +5,11 @@
 // Beside it, in the same run, the baseline: per-recipient full encryption
 // (openpgp.encrypt per copy, the way other encrypted list servers work), measured
 // on a subset of recipients and reported per copy.
-// Run: npm run bench:fanout   (options: --quick for a short run)
+// Beside them, the delivery floor: the same relay client sending one pre-built copy
+// of the same size to the same sink (fanout-floor.ts), and the sink's own CPU.
+// Run: npm run bench:fanout   (options: --quick for a short run; --large adds
+// 100,000 subscribers at 10 KB, one run, about two minutes on 2 quiet cores;
+// --count N and --size 10KB|1MB pick one row; --no-baseline skips the baseline)
 
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +21,7 @@ import { composePost, generateKey, parsePrivateKey, readPublicKey, unlockPrivate
 import { init } from '../../server/cli/init.ts';
 import { openData } from '../../server/app.ts';
 import { createList } from '../../server/lists/lists.ts';
-import { registerMember } from '../../server/lists/members.ts';
+import { keyFingerprints, registerMember } from '../../server/lists/members.ts';
 import { getList } from '../../server/store/lists.ts';
 import { upsertMember } from '../../server/store/members.ts';
 
@@ -27,8 +31,10 @@ const LIST = 'bench@lists.test';
 const QUICK = process.argv.includes('--quick');
 const arg = (name: string) => { const i = process.argv.indexOf(name); return i >= 0 ? process.argv[i + 1] : undefined; };
 const SIZES = [{ name: '10 KB', bytes: 10 * 1024 }, { name: '1 MB', bytes: 1024 * 1024 }].filter((s) => !arg('--size') || s.name.replace(' ', '') === arg('--size'));
-const COUNTS = arg('--count') ? [Number(arg('--count'))] : QUICK ? [100, 1000] : [100, 1000, 10_000];
+const LARGE = process.argv.includes('--large');
+const COUNTS = arg('--count') ? [Number(arg('--count'))] : QUICK ? [100, 1000] : [100, 1000, 10_000, ...(LARGE ? [100_000] : [])];
 const SKIP_BASELINE = process.argv.includes('--no-baseline');
+const SKIP_FLOOR = process.argv.includes('--no-floor');
 const CLK_TCK = 100;
 
 process.env.LETTERLOCK_SECRET = SECRET;
@@ -55,12 +61,15 @@ const senderKey = await unlockPrivateKey(await parsePrivateKey(sender.privateKey
 const pool = await Promise.all(Array.from({ length: 16 }, async (_, i) => {
   const g = await generateKey({ kind: 'subscriber', address: `pool${i}@pool.test`, passphrase: 'p' });
   const { key } = await readPublicKey(g.publicKeyArmored);
-  return { fpr: g.facts.fingerprint, armored: g.publicKeyArmored, packet: (await key.getEncryptionKey()).keyPacket.write() };
+  // The key-ID index rows too, as registration writes them (else the server would backfill them at start, inside the measurement).
+  const fprs = keyFingerprints(key);
+  return { fpr: g.facts.fingerprint, armored: g.publicKeyArmored, packet: (await key.getEncryptionKey()).keyPacket.write(), fprs };
 }));
 
 async function dataFolder(n: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), `letterlock-bench-${n}-`));
-  init({ dataDir: dir, config: { smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${sinkPort}`, logLevel: 'warn',
+  // logLevel info: the server's post.accepted event marks the moment every copy is wrapped and queued.
+  init({ dataDir: dir, config: { smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${sinkPort}`, logLevel: 'info',
     ...(process.env.FANOUT_CONNECTIONS ? { relayOptions: { maxConnections: Number(process.env.FANOUT_CONNECTIONS) } } : {}) } });
   const db = openData(dir, SECRET);
   const list = await createList(db, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
@@ -68,7 +77,7 @@ async function dataFolder(n: number): Promise<string> {
   db.transaction(() => {
     for (let i = 0; i < n - 1; i++) {
       const k = pool[i % pool.length]!;
-      upsertMember(db, { listId: list.id, address: `s${String(i).padStart(5, '0')}@sub.test`, fingerprint: k.fpr, publicKey: k.armored, encryptionKey: k.packet, expiresAt: null, keyState: 'valid' });
+      upsertMember(db, { listId: list.id, address: `s${String(i).padStart(6, '0')}@sub.test`, fingerprint: k.fpr, publicKey: k.armored, encryptionKey: k.packet, expiresAt: null, keyState: 'valid' }, k.fprs);
     }
   })();
   const listPublic = getList(db, LIST)!.listPublic;
@@ -85,10 +94,20 @@ function procStats(pid: number): { cpuMs: number; hwmMb: number } {
   return { cpuMs: (ticks * 1000) / CLK_TCK, hwmMb: Number(hwm) / 1024 };
 }
 
+let acceptedAt = 0; // performance.now() of the server's last post.accepted event
+
 function startServer(dir: string): Promise<{ proc: ChildProcess; smtpPort: number }> {
   const prof = process.env.FANOUT_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FANOUT_PROFILE}`] : [];
   const flags = process.env.FANOUT_NODE_FLAGS ? process.env.FANOUT_NODE_FLAGS.split(' ') : [];
-  const proc = spawn(process.execPath, [...flags, ...prof, '--import', 'tsx', 'server/cli/main.ts', 'serve', '--data', dir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, [...flags, ...prof, '--import', 'tsx', 'server/cli/main.ts', 'serve', '--data', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    tail = (tail + d.toString()).slice(-4096);
+    if (tail.includes('post.accepted')) {
+      acceptedAt = performance.now();
+      tail = '';
+    }
+  });
   let err = '';
   return new Promise((resolve, reject) => {
     proc.stderr!.on('data', (d: Buffer) => {
@@ -111,7 +130,7 @@ function postText(bytes: number): string {
   return b64.replace(/(.{76})/g, '$1\n');
 }
 
-interface Run { wallMs: number; acceptMs: number; cpuMs: number; hwmMb: number; mailBytes: number }
+interface Run { wallMs: number; acceptMs: number; queuedMs: number; cpuMs: number; sinkCpuMs: number; hwmMb: number; mailBytes: number }
 
 async function runOnce(dir: string, n: number, bytes: number): Promise<Run> {
   const { proc, smtpPort } = await startServer(dir);
@@ -120,6 +139,8 @@ async function runOnce(dir: string, n: number, bytes: number): Promise<Run> {
   const post = await composePost({ message: { subject: 'bench', from: { address: 'sender@example.org' }, to: [{ address: LIST }], text: postText(bytes) }, senderKey, listKey });
   await resetSink();
   const cpu0 = procStats(proc.pid!).cpuMs;
+  const sink0 = procStats(sink.pid!).cpuMs;
+  acceptedAt = 0;
   const t = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true, socketTimeout: 300_000 });
   const t0 = performance.now();
   await t.sendMail({ envelope: { from: 'sender@example.org', to: [LIST] }, raw: post.pgpMime });
@@ -128,8 +149,10 @@ async function runOnce(dir: string, n: number, bytes: number): Promise<Run> {
   while (sinkCount < n) await new Promise((r) => setTimeout(r, 5));
   const wallMs = performance.now() - t0;
   const s = procStats(proc.pid!);
+  const sinkCpuMs = procStats(sink.pid!).cpuMs - sink0;
+  const queuedMs = acceptedAt ? acceptedAt - t0 : NaN;
   await stopServer(proc);
-  return { wallMs, acceptMs, cpuMs: s.cpuMs - cpu0, hwmMb: s.hwmMb, mailBytes: post.pgpMime.length };
+  return { wallMs, acceptMs, queuedMs, cpuMs: s.cpuMs - cpu0, sinkCpuMs, hwmMb: s.hwmMb, mailBytes: post.pgpMime.length };
 }
 
 function baseline(copies: number, bytes: number): Promise<{ copies: number; wallMs: number; cpuMs: number; peakRssMb: number }> {
@@ -141,10 +164,20 @@ function baseline(copies: number, bytes: number): Promise<{ copies: number; wall
   });
 }
 
-console.log(`Fan-out benchmark on ${cpus().length} CPU(s), Node ${process.version}${QUICK ? ' (quick)' : ''}`);
-console.log('list server: seal once + one PKESK per subscriber, durable SQLite queue, pooled SMTP (8 connections) to a loopback sink\n');
+function floor(copies: number, copyBytes: number): Promise<{ copies: number; failed: number; wallMs: number; cpuMs: number }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'test/bench/fanout-floor.ts', String(sinkPort), String(copies), String(copyBytes), process.env.FANOUT_CONNECTIONS ?? '8', '32'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+    p.once('exit', (c) => (c === 0 ? resolve(JSON.parse(out.trim().split('\n').at(-1)!)) : reject(new Error(`floor exited ${c}`))));
+  });
+}
+
+const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+console.log(`Fan-out benchmark on ${cpus().length} CPU(s), Node ${process.version}${QUICK ? ' (quick)' : ''}; load average at start ${loadAvg()}`);
+console.log('list server: seal once + one PKESK per subscriber (wrap pool, one thread per core), durable SQLite queue, persistent pipelined SMTP (8 connections) to a loopback sink\n');
 const rows: string[] = [];
-const header = 'post    subscribers  runs  wall (median)  SMTP accept  copies/s   CPU/copy   peak RSS | baseline (per-recipient openpgp.encrypt)         | speed-up';
+const header = 'post    subscribers  runs  wall (median)  accepted  queued   copies/s   CPU/copy  sink CPU/copy  peak RSS | baseline (per-recipient openpgp.encrypt)         | speed-up';
 console.log(header);
 for (const size of SIZES) {
   // Baseline on a subset; its per-copy rate is what N copies would cost.
@@ -155,22 +188,46 @@ for (const size of SIZES) {
   const bCpu = b.cpuMs / b.copies;
   for (const n of COUNTS) {
     const dir = await dataFolder(n);
-    const repeats = n >= 10_000 && size.bytes > 100_000 ? 1 : 3;
+    const repeats = n >= 100_000 || (n >= 10_000 && size.bytes > 100_000) ? 1 : 3;
     const runs: Run[] = [];
     for (let i = 0; i < repeats; i++) runs.push(await runOnce(dir, n, size.bytes));
     rmSync(dir, { recursive: true, force: true });
     const wall = median(runs.map((r) => r.wallMs));
     const rate = n / (wall / 1000);
     const cpu = median(runs.map((r) => r.cpuMs)) / n;
-    const line = `${size.name.padEnd(7)} ${String(n).padStart(11)}  ${String(repeats).padStart(4)}  ${(wall / 1000).toFixed(2).padStart(11)} s  ${(median(runs.map((r) => r.acceptMs))).toFixed(0).padStart(8)} ms  ` +
-      `${rate.toFixed(0).padStart(8)}  ${cpu.toFixed(3).padStart(6)} ms  ${median(runs.map((r) => r.hwmMb)).toFixed(0).padStart(5)} MB | ` +
+    const sinkCpu = median(runs.map((r) => r.sinkCpuMs)) / n;
+    const line = `${size.name.padEnd(7)} ${String(n).padStart(11)}  ${String(repeats).padStart(4)}  ${(wall / 1000).toFixed(2).padStart(11)} s  ${(median(runs.map((r) => r.acceptMs)) / 1000).toFixed(2).padStart(6)} s  ` +
+      `${(median(runs.map((r) => r.queuedMs)) / 1000).toFixed(2).padStart(5)} s  ${rate.toFixed(0).padStart(8)}  ${cpu.toFixed(3).padStart(6)} ms  ${sinkCpu.toFixed(3).padStart(9)} ms  ${median(runs.map((r) => r.hwmMb)).toFixed(0).padStart(5)} MB | ` +
       `${bRate.toFixed(0).padStart(6)} copies/s, ${bCpu.toFixed(3)} ms CPU/copy, ${b.peakRssMb.toFixed(0)} MB (${b.copies} copies) | ${(rate / bRate).toFixed(1).padStart(5)}x`;
+    console.log(line);
+    rows.push(line);
+    // Each step's share of the wall time: until SMTP accepted the post (receive, open, verify,
+    // seal, archive), until every copy was wrapped and queued (delivery already running), and the
+    // rest (delivery alone). CPU: the list server's against the sink's.
+    const acc = median(runs.map((r) => r.acceptMs));
+    const q = median(runs.map((r) => r.queuedMs));
+    const pct = (x: number) => `${((100 * x) / wall).toFixed(0)}%`;
+    console.log(`          steps: accept ${pct(acc)}, wrap + queue ${pct(q - acc)} (delivering meanwhile), delivery after the last page ${pct(wall - q)}; ` +
+      `CPU: server ${(cpu * n / 1000).toFixed(2)} s, sink ${(sinkCpu * n / 1000).toFixed(2)} s`);
+  }
+  if (!SKIP_FLOOR) {
+    // The floor, at the largest count: the same relay client and sink, a pre-built copy of the run's copy size.
+    const n = Math.min(Math.max(...COUNTS), 20_000);
+    const copyBytes = Math.round(size.bytes * 1.37) + 1500; // armor and headers around the body
+    await resetSink();
+    const sink0 = procStats(sink.pid!).cpuMs;
+    const f = await floor(n, copyBytes);
+    const sinkMs = procStats(sink.pid!).cpuMs - sink0;
+    const line = `${size.name.padEnd(7)} floor: ${n} pre-built ${(copyBytes / 1024).toFixed(0)} KB copies, same client and sink: ${(f.wallMs / 1000).toFixed(2)} s, ` +
+      `${(n / (f.wallMs / 1000)).toFixed(0)} copies/s, client CPU ${(f.cpuMs / n).toFixed(3)} ms/copy, sink CPU ${(sinkMs / n).toFixed(3)} ms/copy${f.failed ? `, ${f.failed} FAILED` : ''}`;
     console.log(line);
     rows.push(line);
   }
 }
+console.log(`\nload average at the end ${loadAvg()}`);
 console.log('\nwall: from the start of the SMTP submission to the last copy accepted by the sink (includes receiving,');
 console.log('opening, verifying, sealing, wrapping, queueing in SQLite and delivering). CPU/copy and peak RSS are the');
-console.log('list server process only (/proc). Baseline: same sink, same pooled SMTP, encryption per recipient, on a subset.');
+console.log('list server process only (/proc); sink CPU/copy is the sink process. Baseline: same sink, same pooled SMTP,');
+console.log('encryption per recipient, on a subset. Floor: no list server at all, only its relay client and the sink.');
 sink.kill();
 process.exit(0);

@@ -3,9 +3,9 @@
 // header writer never throws and every line is printable ASCII of <= 998 octets.
 
 import fc from 'fast-check';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeHeaders } from '../../../shared/index.ts';
-import { postHeaders, safeMessageId, safeReferences } from '../../../server/delivery/headers.ts';
+import { ListHeaderTemplate, listHeaders, postHeaders, safeMessageId, safeReferences, unsubscribeUrl } from '../../../server/delivery/headers.ts';
 
 const anyId = fc.oneof(
   fc.string({ maxLength: 400 }),
@@ -32,4 +32,14 @@ it('keeps plain ids, drops the rest, and bounds references to the nearest 20', (
   expect(kept).toHaveLength(20);
   expect(kept.at(-1)).toBe('<r9999@x>');
   expect(kept).not.toContain('<bad\0@x>');
+});
+
+describe('ListHeaderTemplate', () => {
+  it('writes exactly what writeHeaders(listHeaders(...)) writes, short and folded long addresses alike', () => {
+    const t = new ListHeaderTemplate('team@lists.example.org', 'https://lists.example.org/');
+    for (const member of ['a@x.test', `${'long.local.part.'.repeat(12)}x@${'sub.'.repeat(20)}example.org`]) {
+      const url = unsubscribeUrl('https://lists.example.org/', 'team@lists.example.org', member, 'tok'.repeat(10));
+      expect(t.fill(url)).toBe(writeHeaders(listHeaders({ listAddress: 'team@lists.example.org', publicUrl: 'https://lists.example.org/', unsubscribeUrl: url })));
+    }
+  });
 });

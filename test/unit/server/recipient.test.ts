@@ -49,4 +49,26 @@ describe('PacketRecipient', () => {
     const k = generateSessionKey();
     expect(Buffer.from((await new KeyIdentity(privateKey).unwrap(await r.wrap(k))).data).equals(Buffer.from(k.data))).toBe(true);
   });
+  it('reads the stored packet without openpgp.js: the same key ID and KDF input; anything else is not taken natively', async () => {
+    const { privateKey, publicKey } = await openpgp.generateKey({ type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'f@x.test' }], format: 'object' });
+    const sub = await publicKey.getEncryptionKey();
+    const body = sub.keyPacket.write();
+    const fast = await PacketRecipient.fromPacket('', body);
+    const slow = await PacketRecipient.fromPacket('', body, { native: false });
+    expect(fast.usesNativeX25519).toBe(true);
+    const k = generateSessionKey();
+    const a = await fast.wrap(k);
+    const b = await slow.wrap(k);
+    // PKESK v3: tag/length, version, then the 8-octet key ID of the subkey.
+    expect(Buffer.from(a.subarray(3, 11)).toString('hex')).toBe(sub.getKeyID().toHex());
+    expect(Buffer.from(a.subarray(0, 12)).equals(Buffer.from(b.subarray(0, 12)))).toBe(true);
+    // The KDF input includes the fingerprint: a wrong one would not unwrap.
+    expect(Buffer.from((await new KeyIdentity(privateKey).unwrap(a)).data).equals(Buffer.from(k.data))).toBe(true);
+    // A packet one octet short, or with a trailing octet, is not the exact form: it goes to openpgp.js's
+    // reader, which refuses it or reads the key; never a PKESK the member cannot open.
+    for (const bad of [body.subarray(0, body.length - 1), new Uint8Array([...body, 0])]) {
+      const pkesk = await PacketRecipient.fromPacket('', bad).then((r) => r.wrap(k)).catch(() => null);
+      if (pkesk) expect(Buffer.from((await new KeyIdentity(privateKey).unwrap(pkesk)).data).equals(Buffer.from(k.data))).toBe(true);
+    }
+  });
 });

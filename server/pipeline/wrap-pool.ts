@@ -1,0 +1,109 @@
+// The wrap pool: worker threads (piscina, sized to the cores like the open pool)
+// that wrap K to the members of a fan-out page, so the wrap step, the fan-out's
+// main CPU cost, uses every core while the main thread keeps serving SMTP, HTTP
+// and delivery. A page is split into one slice per thread. K crosses to a worker
+// in memory only: a fresh copy is moved (transferred) into the task, so no copy
+// stays behind in the main thread, and the worker zeroes it after the slice.
+// Pages smaller than `minPerThread` × 2 are cheaper on the main thread than a round trip
+// (measured with `npm run bench:seal`), and the caller wraps those itself.
+
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import type { SessionKey } from '../../shared/index.ts';
+import type { WrapResult, WrapTask } from './wrap-worker.ts';
+
+export interface WrapPoolOptions {
+  /** Worker threads; 0 or absent: one per core. */
+  threads?: number;
+  /** Fewest members per slice: smaller pages are wrapped on the main thread. */
+  minPerThread?: number;
+  /** The threads' nice value (10: they yield to the main thread); benchmarks only. */
+  priority?: number;
+}
+
+/** Largest slice a task carries: bounds one task's memory and its time on a thread. */
+const MAX_SLICE = 2000;
+/**
+ * Time a slice may take before the caller gives up on the pool for that page and
+ * wraps it on the main thread (a wrap is about 0.1 ms on a quiet core, 1 ms on a
+ * very busy one). Not only for a stuck thread: piscina 5.3.2 here now and then
+ * leaves a slice undispatched with every thread idle (reproduced by
+ * test/bench/wrap-stall.ts, with and without atomics or transfers); this bounds
+ * what that costs a fan-out.
+ */
+const SLICE_BUDGET_MS = 2_000;
+const PER_MEMBER_BUDGET_MS = 5;
+
+export class WrapPool {
+  private piscina: Piscina<WrapTask, WrapResult> | null = null;
+  readonly threads: number;
+  readonly minPerThread: number;
+
+  constructor(private readonly o: WrapPoolOptions = {}) {
+    this.threads = o.threads || availableParallelism();
+    this.minPerThread = o.minPerThread ?? 16;
+  }
+
+  private get pool(): Piscina<WrapTask, WrapResult> {
+    if (this.piscina) return this.piscina;
+    this.piscina = new Piscina({
+      filename: fileURLToPath(new URL('./wrap-worker.ts', import.meta.url)),
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      // The server's TypeScript runs through tsx; the workers load it the same way.
+      execArgv: ['--import', 'tsx'],
+      // (No idle timeout: the threads stay for the server's life, minThreads = maxThreads.)
+      ...(this.o.priority === undefined ? {} : { workerData: { priority: this.o.priority } }),
+    });
+    return this.piscina;
+  }
+
+  /** Starts the threads now, so the first fan-out does not wait for them to load. */
+  warm(): void {
+    void this.pool;
+  }
+
+  /** True when a page of `n` members is worth sending to the pool. */
+  worthIt(n: number): boolean {
+    return n >= this.minPerThread * 2;
+  }
+
+  /**
+   * Wraps K to each packet, in order; null where the packet could not be parsed
+   * or wrapped. Rejects only when the pool itself fails (a worker died).
+   */
+  async wrap(sessionKey: SessionKey, packets: readonly Uint8Array[]): Promise<Array<Uint8Array | null>> {
+    if (sessionKey.algorithm !== 'aes256' || sessionKey.data.length !== 32) throw new Error('unexpected session key');
+    const slices = Math.max(1, Math.min(this.threads, Math.floor(packets.length / this.minPerThread)), Math.ceil(packets.length / MAX_SLICE));
+    const size = Math.ceil(packets.length / slices);
+    const jobs: Array<Promise<WrapResult>> = [];
+    for (let from = 0; from < packets.length; from += size) {
+      const key = new Uint8Array(sessionKey.data); // moved to the worker, which zeroes it
+      const task: WrapTask = { key, packets: packets.slice(from, from + size) };
+      // A slice that never comes back (a stuck thread) must not hold the fan-out, and every
+      // post after it, forever: past a generous budget the page is wrapped on the main thread.
+      const signal = AbortSignal.timeout(SLICE_BUDGET_MS + task.packets.length * PER_MEMBER_BUDGET_MS);
+      jobs.push(this.pool.run(task, { transferList: [key.buffer], signal }));
+    }
+    const out: Array<Uint8Array | null> = [];
+    for (const r of await Promise.all(jobs)) {
+      let at = 0;
+      for (const end of r.ends) {
+        out.push(end > at ? r.bytes.subarray(at, end) : null);
+        at = end;
+      }
+    }
+    return out;
+  }
+
+  /** Bounded: a shutdown never waits more than a few seconds on the threads. */
+  async close(): Promise<void> {
+    const p = this.piscina;
+    this.piscina = null;
+    if (!p) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([p.destroy(), new Promise<void>((r) => { timer = setTimeout(r, 5_000); timer.unref(); })]);
+    clearTimeout(timer);
+  }
+}
