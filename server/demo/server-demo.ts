@@ -157,8 +157,8 @@ Next steps (in another terminal, in this folder):
        ${gpgImport}
        ${gpgDecrypt}
   4. Manage the list (same data folder):
-       LETTERLOCK_DATA=${qd} npm run letterlock -- list show ${DEMO_LIST}
-       LETTERLOCK_DATA=${qd} npm run letterlock -- member list ${DEMO_LIST}
+       LETTERLOCK_DATA=${qd} npx letterlock list show ${DEMO_LIST}
+       LETTERLOCK_DATA=${qd} npx letterlock member list ${DEMO_LIST}
   5. With a real MTA: route mail for lists.localhost to smtp:[127.0.0.1]:${server.smtpPort}
      (Postfix: transport_maps = inline:{ lists.localhost=smtp:[127.0.0.1]:${server.smtpPort} }),
      and set "relay": "smtp://127.0.0.1:25" in ${d}/letterlock.json so copies go out through it

@@ -94,10 +94,20 @@ it('prints next steps that carry the data folder and the ports it really uses', 
   expect(serverOut).toContain(`SMTP ingest  127.0.0.1:${smtpPort}`);
   expect(serverOut).toContain(`LETTERLOCK_DEMO_DIR='${DIR}' `);
   expect(serverOut).toMatch(/LETTERLOCK_DEMO_DIR='[^']+' LETTERLOCK_SMTP_PORT=\d+ LETTERLOCK_HTTP_PORT=\d+ npm run demo:post\n/);
-  expect(serverOut).toContain(`LETTERLOCK_DATA='${DIR}' npm run letterlock -- list show demo@lists.localhost`);
+  expect(serverOut).toContain(`LETTERLOCK_DATA='${DIR}' npx letterlock list show demo@lists.localhost`);
   const run = JSON.parse(readFileSync(join(DIR, 'demo-server.json'), 'utf8')) as { pid: number; smtp: { port: number } };
   expect(run).toMatchObject({ pid: server!.pid, smtp: { port: smtpPort }, http: { port: httpPort } });
 });
+
+it('the printed management commands run as printed (npx letterlock, the demo data folder)', async () => {
+  const lines = serverOut.split('\n').map((l) => l.trim()).filter((l) => /^LETTERLOCK_DATA='[^']+' npx letterlock (list show|member list) /.test(l));
+  expect(lines).toHaveLength(2);
+  for (const line of lines) {
+    const r = await run('sh', ['-c', line], {}, undefined, 180_000);
+    expect(r.code, `${line}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toContain(line.includes('member list') ? 'bob@' : 'demo@lists.localhost');
+  }
+}, 400_000);
 
 it('demo:post with only LETTERLOCK_DEMO_DIR reaches this demo, and the printed gpg steps show readable text', async () => {
   const text = `Grüße from the demo test ${Date.now()}: ünïcödé survives base64.`;
