@@ -101,9 +101,11 @@ function Reader() {
   };
 
   const doConfirm = async (ev: Event) => {
-    setConfirm({ state: 'busy', text: 'Confirming…' });
     try {
+      // The click check before the button is disabled: a disabled button is drawn
+      // faded, which IntersectionObserver v2 does not count as seen.
       await guardClick(blockId, ev);
+      setConfirm({ state: 'busy', text: 'Confirming…' });
       const r = await ask('reader.confirm', { blockId });
       setConfirm({ state: 'confirmed', text: r.status === 'member' ? `You are now a member of ${r.list}.` : `Confirmed; the owner of ${r.list} still has to approve you.` });
     } catch (e) {

@@ -14,6 +14,8 @@ const supported = typeof IntersectionObserverEntry !== 'undefined' && 'isVisible
 const seen = new WeakMap<Element, boolean>();
 const waiting = new WeakMap<Element, (() => void)[]>();
 let observer: IntersectionObserver | null = null;
+/** How long a click waits for the observer's report: it comes after its 100 ms delay, later on a busy machine. */
+const REPORT_WAIT_MS = 3000;
 
 function watch(el: Element): void {
   if (!supported || seen.has(el) || waiting.has(el)) return;
@@ -39,7 +41,7 @@ async function v2Visible(el: Element): Promise<boolean> {
     // The first report comes within the observer's delay; a control clicked before it is waited for.
     await new Promise<void>((resolve) => {
       waiting.get(el)?.push(resolve);
-      setTimeout(resolve, 1000);
+      setTimeout(resolve, REPORT_WAIT_MS);
     });
   }
   if (seen.get(el) !== true && observer) {
@@ -51,7 +53,7 @@ async function v2Visible(el: Element): Promise<boolean> {
     watch(el);
     await new Promise<void>((resolve) => {
       waiting.get(el)?.push(resolve);
-      setTimeout(resolve, 1000);
+      setTimeout(resolve, REPORT_WAIT_MS);
     });
   }
   return seen.get(el) === true;

@@ -77,9 +77,11 @@ export function Message({ read, actions = {} }: { read: ReadView; actions?: Mess
 
   const act = async (ev: Event, what: () => Promise<void>) => {
     setError(null);
-    setBusy(true);
     try {
+      // The click check first: a disabled button is drawn faded, and a faded
+      // control is one IntersectionObserver v2 does not count as seen.
       await actions.guard?.(ev);
+      setBusy(true);
       await what();
     } catch (e) {
       setError(messageOf(e));
