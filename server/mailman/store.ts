@@ -106,19 +106,27 @@ export function addressesWithRole(db: Db, listId: number, roles: readonly Mailma
 }
 
 /**
- * Deliverable roster members with no registered key who were never told how to
- * register one, in pages (address order, after `after`).
+ * A keyless member who keeps missing posts is reminded, at most this often: the
+ * first missed post brings a notice at once, and one more each week while they
+ * still miss posts (never one per post, which would flood a busy list's members).
  */
-export function keylessUnnoticed(db: Db, listId: number, after: string, limit: number): string[] {
+export const KEY_NOTICE_EVERY_MS = 7 * 86_400_000;
+
+/**
+ * Deliverable roster members with no registered key who were not told how to
+ * register one since `toldSince`, in pages (address order, after `after`).
+ */
+export function keylessUnnoticed(db: Db, listId: number, after: string, limit: number, toldSince: number): string[] {
   return (db.prepare(`SELECT r.address FROM mailman_roster r
       WHERE r.list_id = ? AND r.role = 'member' AND r.delivery_enabled = 1 AND r.address > ?
       AND NOT EXISTS (SELECT 1 FROM members m WHERE m.list_id = r.list_id AND m.address = r.address)
-      AND NOT EXISTS (SELECT 1 FROM mailman_key_notices n WHERE n.list_id = r.list_id AND n.address = r.address)
-      ORDER BY r.address LIMIT ?`).all(listId, after, limit) as Array<{ address: string }>).map((r) => r.address);
+      AND NOT EXISTS (SELECT 1 FROM mailman_key_notices n WHERE n.list_id = r.list_id AND n.address = r.address AND n.noticed_at > ?)
+      ORDER BY r.address LIMIT ?`).all(listId, after, toldSince, limit) as Array<{ address: string }>).map((r) => r.address);
 }
 
 export function recordKeyNotice(db: Db, listId: number, address: string, at: number): void {
-  db.prepare('INSERT OR IGNORE INTO mailman_key_notices (list_id, address, noticed_at) VALUES (?,?,?)').run(listId, address.toLowerCase(), at);
+  db.prepare(`INSERT INTO mailman_key_notices (list_id, address, noticed_at) VALUES (?,?,?)
+    ON CONFLICT (list_id, address) DO UPDATE SET noticed_at = excluded.noticed_at`).run(listId, address.toLowerCase(), at);
 }
 
 /** Counts for status: roster members, and how many of them have a registered key. */

@@ -22,7 +22,7 @@ import { deleteSessions } from '../store/registry.ts';
 import { policyFacts, type MailmanPolicyFacts } from './policy.ts';
 import { MailmanError, type MailmanRest } from './rest.ts';
 import {
-  deliverableAmong, doneOutbox, failedOutbox, getState, keylessUnnoticed, pendingOutbox, recordAttempt, recordKeyNotice,
+  deliverableAmong, doneOutbox, failedOutbox, getState, KEY_NOTICE_EVERY_MS, keylessUnnoticed, pendingOutbox, recordAttempt, recordKeyNotice,
   replaceRoster, type RosterEntry,
 } from './store.ts';
 
@@ -224,7 +224,7 @@ export class MailmanService {
     let sent = 0;
     let after = '';
     while (sent < max) {
-      const page = keylessUnnoticed(db, list.id, after, Math.min(500, max - sent));
+      const page = keylessUnnoticed(db, list.id, after, Math.min(500, max - sent), this.now() - KEY_NOTICE_EVERY_MS);
       if (page.length === 0) break;
       db.transaction(() => {
         for (const address of page) {

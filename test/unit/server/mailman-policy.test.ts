@@ -10,6 +10,10 @@ import { decide } from '../../../server/pipeline/decide.ts';
 import { policyFacts } from '../../../server/mailman/policy.ts';
 import { deliverableAmong, isReader, replaceRoster, type RosterEntry } from '../../../server/mailman/store.ts';
 import { openDb, type Db } from '../../../server/store/db.ts';
+import { QueueStore } from '../../../server/store/queue.ts';
+import { createEventLog } from '../../../server/log/log.ts';
+import { MailmanService } from '../../../server/mailman/sync.ts';
+import type { MailmanRest } from '../../../server/mailman/rest.ts';
 import { insertList, type ListRecord } from '../../../server/store/lists.ts';
 import type { MemberRecord } from '../../../server/store/members.ts';
 import type { Verification } from '../../../shared/index.ts';
@@ -107,5 +111,25 @@ describe('Mailman policy for a bound list', () => {
     const removed = replaceRoster(db, listId, roster.filter((r) => r.address !== 'ben@x.test' && r.address !== 'mod@x.test'), settings(), Date.now());
     expect(removed.sort()).toEqual(['ben@x.test', 'mod@x.test']);
     expect(isReader(db, listId, 'ben@x.test')).toBe(false);
+  });
+});
+
+describe('key notices for keyless Mailman members', () => {
+  it('the first missed post brings a notice at once; more posts that week bring none; a week on, a reminder', () => {
+    replaceRoster(db, listId, roster, settings(), Date.now());
+    let clock = Date.UTC(2026, 11, 1);
+    const queue = new QueueStore(db);
+    const log = createEventLog({ stdout: false });
+    const svc = new MailmanService({ db, queue, log, rest: {} as MailmanRest, publicUrl: () => 'https://lists.x.test', now: () => clock });
+    const noticesTo = (address: string) => (db.prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'notice' AND rcpt = ?").get(address) as { n: number }).n;
+    // ann and cat are deliverable members without a key; ben's delivery is off (no notice); roles other than member get none.
+    expect(svc.keyNotices(list())).toBe(2);
+    expect([noticesTo('ann@x.test'), noticesTo('cat@x.test'), noticesTo('ben@x.test'), noticesTo('mod@x.test')]).toEqual([1, 1, 0, 0]);
+    clock += 6 * 86_400_000;
+    expect(svc.keyNotices(list())).toBe(0);
+    clock += 86_400_000 + 1;
+    expect(svc.keyNotices(list())).toBe(2);
+    expect(noticesTo('ann@x.test')).toBe(2);
+    expect(svc.keyNotices(list())).toBe(0);
   });
 });
