@@ -80,3 +80,30 @@ export function fromBinaryString(s: string): Uint8Array {
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
   return out;
 }
+
+/**
+ * Reads a fetch response body whole, or returns null as soon as it passes `max`
+ * bytes (the stream is cancelled): a declared Content-Length over the cap is
+ * refused before reading, and a lying or missing one cannot make us hold more.
+ */
+export async function readBodyCapped(res: Response, max: number): Promise<Uint8Array | null> {
+  if (Number(res.headers.get('content-length') ?? '0') > max) {
+    await res.body?.cancel().catch(() => {});
+    return null;
+  }
+  if (!res.body) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  return concatBytes(chunks);
+}

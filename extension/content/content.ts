@@ -12,7 +12,7 @@ import type { ClickPoint, ToContent } from '../messages.ts';
 import { encryptedAttachments } from './attachments.ts';
 import { extractBlocks, findBlocks } from './finder.ts';
 // Byte helpers only (no crypto): the content script must not bundle OpenPGP.
-import { concatBytes, fromUtf8 } from '../../shared/bytes.ts';
+import { fromUtf8, readBodyCapped } from '../../shared/bytes.ts';
 
 /** Largest armored block forwarded to the background (characters). */
 export const MAX_FORWARDED = 4 * 1024 * 1024;
@@ -138,23 +138,10 @@ async function fetchArmored(url: string, doc: Document): Promise<string> {
   if (u.origin !== location.origin) throw new Error('not on this site');
   const res = await fetch(u.href, { credentials: 'same-origin', cache: 'no-store', redirect: 'error' });
   if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-  const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > MAX_FORWARDED) throw new Error('too large');
   // Read with a cap: a lying or missing Content-Length cannot make us hold more.
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_FORWARDED) {
-      void reader.cancel();
-      throw new Error('too large');
-    }
-    chunks.push(value);
-  }
-  const text = fromUtf8(concatBytes(chunks));
+  const bytes = await readBodyCapped(res, MAX_FORWARDED);
+  if (!bytes) throw new Error('too large');
+  const text = fromUtf8(bytes);
   const block = extractBlocks(text)[0];
   if (!block) throw new Error('no OpenPGP message in it');
   return block.armored;

@@ -5,6 +5,7 @@
 // Mailman's own error text is kept short and never holds a post.
 
 import { z } from 'zod';
+import { readBodyCapped } from '../../shared/bytes.ts';
 
 export interface MailmanEndpoint {
   /** The Core's REST root, e.g. http://127.0.0.1:8001 (the /3.1 prefix is added here). */
@@ -292,24 +293,7 @@ export class MailmanRest {
 
 /** Reads a response body as text, refusing more than `max` bytes (a Core is trusted, a proxy before it may not be). */
 async function readCapped(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > max) {
-    await res.body?.cancel().catch(() => {});
-    throw new MailmanError('TOO_LARGE', `Mailman REST answer of ${declared} bytes exceeds ${max}`);
-  }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.byteLength;
-    if (n > max) {
-      await reader.cancel().catch(() => {});
-      throw new MailmanError('TOO_LARGE', `Mailman REST answer exceeds ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  const bytes = await readBodyCapped(res, max);
+  if (!bytes) throw new MailmanError('TOO_LARGE', `Mailman REST answer exceeds ${max} bytes`);
+  return Buffer.from(bytes).toString('utf8');
 }

@@ -7,7 +7,7 @@
 // automatically), asks whether a click happened in plain sight, loads remote
 // images the user asked for, and opens attachments in the extension's own page.
 
-import { fromUtf8, toBase64 } from '../../../shared/index.ts';
+import { fromUtf8, readBodyCapped, toBase64 } from '../../../shared/index.ts';
 import { ExtensionError, refuse } from '../../errors.ts';
 import type { ClickPoint, Requests } from '../../messages.ts';
 import { confirmationToken, readView, type Decryptor } from '../decrypt.ts';
@@ -192,27 +192,7 @@ export class ReadingRoom {
     try {
       const res = await this.c.d.fetch(url, { credentials: 'omit', referrerPolicy: 'no-referrer', cache: 'no-store', redirect: 'follow', signal: ctl.signal });
       if (!res.ok || !res.body) return null;
-      if (Number(res.headers.get('content-length') ?? '0') > max) return null;
-      const reader = res.body.getReader();
-      const chunks: Uint8Array[] = [];
-      let size = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        size += value.byteLength;
-        if (size > max) {
-          void reader.cancel();
-          return null;
-        }
-        chunks.push(value);
-      }
-      const bytes = new Uint8Array(size);
-      let at = 0;
-      for (const c of chunks) {
-        bytes.set(c, at);
-        at += c.byteLength;
-      }
-      return bytes;
+      return await readBodyCapped(res, max);
     } finally {
       clearTimeout(timer);
     }
