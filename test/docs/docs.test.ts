@@ -14,11 +14,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request, type Server } from 'node:http';
 import { createRequire } from 'node:module';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../server/config/config.ts';
 import { tempDir } from '../integration/server/harness.ts';
+import { freePorts } from '../stack/procs.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
@@ -206,13 +207,8 @@ async function backend(): Promise<{ port: number; seen: string[] }> {
   return { port: (s.address() as { port: number }).port, seen };
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+/** A port that was free a moment ago. */
+const freePort = async (): Promise<number> => (await freePorts(1))[0]!;
 
 async function waitPort(port: number, proc: ChildProcess, log: () => string): Promise<void> {
   const end = Date.now() + 30_000;

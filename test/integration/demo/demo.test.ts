@@ -7,10 +7,10 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { tempDir } from '../server/harness.ts';
+import { freePorts } from '../../stack/procs.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const base = tempDir('demo');
@@ -43,13 +43,8 @@ function noStack(text: string): void {
   expect(text).not.toMatch(/node:internal|Error \[ERR_|TypeError|Error: /);
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+/** A port that was free a moment ago. */
+const freePort = async (): Promise<number> => (await freePorts(1))[0]!;
 
 async function until<T>(what: string, probe: () => T | null | undefined | false, budgetMs = 60_000): Promise<T> {
   const end = Date.now() + budgetMs;

@@ -11,6 +11,7 @@ import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { initData, SECRET, spawnServer, tempDir } from './harness.ts';
+import { freePorts } from '../../stack/procs.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const dirs: string[] = [];
@@ -29,13 +30,7 @@ afterAll(async () => {
 });
 
 /** A port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+const freePort = async (): Promise<number> => (await freePorts(1))[0]!;
 
 /** Something else listening on a port, as another program would. */
 async function occupy(): Promise<number> {
