@@ -276,7 +276,16 @@ export class Registry {
    * that key; tells the list owner when the owner's digest is off (the digest lists
    * the same keys). Lists are taken one by one: one list's failure stays with it.
    */
-  async checkExpiringKeys(): Promise<{ warned: number }> {
+  checkExpiringKeys(): Promise<{ warned: number }> {
+    // One check at a time (the daily timer and the operator's POST): two at once
+    // would both find a key not yet warned and warn it twice.
+    this.checking ??= this.checkAll().finally(() => { this.checking = null; });
+    return this.checking;
+  }
+
+  private checking: Promise<{ warned: number }> | null = null;
+
+  private async checkAll(): Promise<{ warned: number }> {
     let warned = 0;
     const lists = this.deps.db.prepare('SELECT id FROM lists').all() as Array<{ id: number }>;
     for (const { id } of lists) {
