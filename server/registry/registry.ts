@@ -35,6 +35,8 @@ import { hashToken, newToken } from './tokens.ts';
 export const CONFIRM_TTL_MS = 48 * 3600_000;
 export const REQUEST_CLOCK_SKEW_MS = 10 * 60_000;
 export const EXPIRY_WARNING_MS = 14 * 86_400_000;
+/** Members named in the owner's expiry summary; the rest are counted. */
+const MAX_SUMMARY_LISTED = 200;
 
 export interface RegistryDeps {
   db: Db;
@@ -307,6 +309,7 @@ export class Registry {
     let listKey: PrivateKey | null = null;
     const key = async () => (listKey ??= (await this.deps.keysFor(list)).listKey);
     const soon: string[] = [];
+    let warned = 0;
     for (const page of iterateMembers(db, list.id)) {
       for (const m of page) {
         if (m.keyState !== 'valid' || m.expiresAt === null || m.expiresAt > now + EXPIRY_WARNING_MS) continue;
@@ -330,21 +333,25 @@ export class Registry {
           recordWarning(db, list.id, m.address, m.fingerprint, now);
         })();
         this.deps.onQueued();
-        soon.push(`${m.address} (${m.fingerprint}, ${when})`);
+        warned++;
+        if (soon.length < MAX_SUMMARY_LISTED) soon.push(`${m.address} (${m.fingerprint}, ${when})`);
       }
     }
     // The owner's digest already lists keys expiring within 14 days: no second mail.
-    if (soon.length && list.owner && !getNotifySettings(db, list.id).digest) {
+    if (warned > 0 && list.owner && !getNotifySettings(db, list.id).digest) {
       const ownerKey = registeredKeyOf(db, list.id, list.owner, now);
       const mail = ownerKey && await sealedNoticeMail({
         listAddress: list.address, listKey: await key(), to: list.owner, toKey: ownerKey.publicKey,
         subject: `Member keys of ${list.address} expiring soon`, outerSubject: `Key notice for ${list.address}`,
-        lines: ['These members\' keys expire within 14 days; each was told:', ...soon.map((s) => `  ${s}`)], date,
+        lines: [
+          'These members\' keys expire within 14 days; each was told:', ...soon.map((s) => `  ${s}`),
+          ...(warned > soon.length ? [`  ... and ${warned - soon.length} more`] : []),
+        ], date,
       });
       if (mail) this.enqueue(list, list.owner, mail);
       // Never in clear: the list of members is member data.
-      else log?.warn('ops.owner_unreachable', { list: list.address, count: soon.length, code: 'NO_KEY' });
+      else log?.warn('ops.owner_unreachable', { list: list.address, count: warned, code: 'NO_KEY' });
     }
-    return soon.length;
+    return warned;
   }
 }
