@@ -23,6 +23,7 @@ import {
 import { ArchiveAccess } from '../archive/access.ts';
 import { HttpLimitsSchema, type HttpLimits } from '../config/config.ts';
 import type { Tokens } from '../delivery/tokens.ts';
+import type { EventLog } from '../log/log.ts';
 import type { Pipeline } from '../pipeline/run.ts';
 import { watchLoopDelay, type LoopDelay } from './loop-delay.ts';
 import { registerOpsRoutes, type OpsRouteDeps } from '../ops/routes.ts';
@@ -61,6 +62,8 @@ export interface ApiDeps {
   now?: () => number;
   /** /health readiness, /metrics and the loop-delay watcher (server/ops/routes.ts); absent: liveness only, own watcher. */
   ops?: Pick<OpsRouteDeps, 'health' | 'metrics' | 'metricsAccess'> & { loopDelay?: LoopDelay };
+  /** Events of the daily key-expiry check; absent: not logged. */
+  log?: EventLog;
 }
 
 const EXTENSION_ORIGINS = [/^chrome-extension:\/\/[a-p]{32}$/, /^moz-extension:\/\/[0-9a-f-]{36}$/];
@@ -91,7 +94,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   const limiter = new Limiter(deps.db, deps.secret, now);
   // publicUrl is read when used (a getter): it may be fixed only once the port is bound.
   const registry = new Registry({
-    db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, limits, limiter, ...(deps.now ? { now: deps.now } : {}),
+    db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, limits, limiter, ...(deps.now ? { now: deps.now } : {}), ...(deps.log ? { log: deps.log } : {}),
   });
   const archive = new ArchiveAccess({
     db: deps.db, secret: deps.secret, get publicUrl() { return deps.publicUrl; }, maxPendingChallenges: limits.maxPendingChallenges, ...(deps.now ? { now: deps.now } : {}),
