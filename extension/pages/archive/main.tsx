@@ -134,15 +134,20 @@ function Archive() {
     requestAnimationFrame(() => viewRef.current?.scrollIntoView({ block: 'start' }));
   };
 
+  // A link to another list (changed in the address bar) chooses that list; its sign-in comes next.
+  useEffect(() => {
+    if (!link || !lists || link.list === signedIn || link.list === list) return;
+    if (!lists.some((l) => l.address === link.list)) return;
+    setList(link.list);
+    reset();
+    setSignedIn(null);
+    setPhase('idle');
+  }, [link]);
+
   // A permalink (on load, pasted, or followed from a result) opens once signed in to its list.
   useEffect(() => {
-    if (!link) return;
-    if (signedIn !== link.list) {
-      if (lists?.some((l) => l.address === link.list) && list !== link.list && phase !== 'busy') setList(link.list);
-      return;
-    }
-    if (link.message) void go(() => openLinked(link.list, link.message!));
-  }, [link, signedIn, lists]);
+    if (link?.message && signedIn === link.list) void go(() => openLinked(link.list, link.message!));
+  }, [link, signedIn]);
 
   /** Decrypts the archive, newest first, into the in-memory index until it ends or the bound is reached. */
   const buildIndex = async () => {
@@ -231,6 +236,9 @@ function Archive() {
           <label class="inline">List
             <select data-test="archive-list" value={list} onChange={(e) => {
               setList((e.target as HTMLSelectElement).value);
+              // A link into the list left behind no longer applies.
+              if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+              setLink(null);
               reset();
               setSignedIn(null);
               setPhase('idle');
