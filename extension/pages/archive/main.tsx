@@ -246,14 +246,14 @@ function Archive() {
               {(lists ?? []).map((l) => <option value={l.address}>{l.address}</option>)}
             </select>
           </label>
-          <button type="button" class="primary" data-test="archive-sign-in" disabled={!list || phase === 'busy'} onClick={() => void signIn()}>Sign in with my key</button>
+          <button type="button" class="primary" data-test="archive-sign-in" disabled={!list || phase === 'busy'} onClick={() => void signIn()}>{signedIn ? 'Sign in again' : 'Sign in with my key'}</button>
         </div>
         <ErrorLine error={error} />
         {signedIn && (
           <>
             <form role="search" onSubmit={(e) => e.preventDefault()}>
               <label>Search this list's messages
-                <input type="search" data-test="archive-search" value={query} placeholder="Words in the subject, author or text"
+                <input type="search" data-test="archive-search" value={query} autocomplete="off" spellcheck={false} placeholder="Words in the subject, author or text"
                   onFocus={() => void buildIndex()}
                   onInput={(e) => {
                     setQuery((e.target as HTMLInputElement).value);
