@@ -238,6 +238,7 @@ describe('the archive viewer in Chromium', () => {
     // Trying to break it: the decrypted words are in no storage the extension has, nor anywhere in the profile on disk.
     const stored = await everythingStored(archive);
     expect(stored).toMatch(/\[store:/); // the extension's IndexedDB was read (its key and lists live there)
+    expect(stored).toContain('otter'); // and what the extension does keep (the security word) is seen by this scan
     for (const w of [BODY_WORD, REPLY_WORD, 'Garden plans', 'trellis']) expect(stored.toLowerCase()).not.toContain(w.toLowerCase());
 
     // The other list has that word, and only its own messages are searched there.
@@ -304,6 +305,8 @@ describe('the archive viewer in Chromium', () => {
     const words = [BODY_WORD, BODY_WORD.toLowerCase(), BODY_WORD.toUpperCase(), REPLY_WORD, REPLY_WORD.toLowerCase(), OTHER_WORD, OTHER_WORD.toLowerCase(), 'beans on the trellis'].map((w) => Buffer.from(w));
     const files = filesUnder(profile);
     expect(files.length).toBeGreaterThan(10);
+    // The scan sees what the browser did write: the lists the extension keeps.
+    expect(files.some((f) => readFileSync(f).includes(Buffer.from(OTHER)))).toBe(true);
     for (const f of files) {
       const bytes = readFileSync(f);
       for (const w of words) expect(bytes.includes(w), `${w} in ${f}`).toBe(false);

@@ -198,6 +198,7 @@ describe('the archive viewer in Firefox', () => {
       return out;
     });
     expect(stored).toMatch(/\[store:/);
+    expect(stored).toContain('heron'); // what the extension does keep (the security word) is seen by this scan
     for (const w of [BODY_WORD, 'Garden plans', 'trellis', OTHER_WORD]) expect(stored.toLowerCase()).not.toContain(w.toLowerCase());
   }, 240_000);
 
@@ -226,6 +227,8 @@ describe('the archive viewer in Firefox', () => {
     const words = [BODY_WORD, BODY_WORD.toLowerCase(), BODY_WORD.toUpperCase(), OTHER_WORD, OTHER_WORD.toLowerCase(), 'beans on the trellis'].map((w) => Buffer.from(w));
     const files = filesUnder(profile);
     expect(files.length).toBeGreaterThan(10);
+    // The scan sees what the browser did write: the lists the extension keeps.
+    expect(files.some((f) => readFileSync(f).includes(Buffer.from(OTHER)))).toBe(true);
     for (const f of files) {
       const bytes = readFileSync(f);
       for (const w of words) expect(bytes.includes(w), `${w} in ${f}`).toBe(false);
