@@ -298,6 +298,23 @@ describe('the archive viewer in Chromium', () => {
     await fresh.close();
   }, 180_000);
 
+  it('a search that reaches the bound of the in-memory index says so, and searches the newest messages', async () => {
+    // Test builds let the URL lower the bound (2,000 in a release build) so five posts reach it.
+    const page = await openPage('archive/index.html?searchBound=3');
+    await page.locator('[data-test=archive-list] option').first().waitFor({ state: 'attached' });
+    await page.selectOption('[data-test=archive-list]', LIST);
+    await page.click('[data-test=archive-sign-in]');
+    await page.fill('[data-test=archive-search]', 'alice');
+    await page.locator('[data-test=archive-search-status][data-test-state=full]').waitFor({ timeout: 60_000 });
+    expect(await page.textContent('[data-test=archive-search-bound]')).toContain('newest 3 messages');
+    const ids = (await page.locator('[data-test=archive-result]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-id')))));
+    const all = (await page.locator('[data-test=thread-list] [data-test=archive-message]').evaluateAll((els) => els.map((e) => Number(e.getAttribute('data-id'))))).sort((a, b) => b - a);
+    expect(all).toHaveLength(5);
+    expect(ids).toEqual(all.slice(0, 3));
+    await shootChromium(page, 'archive-search-bound');
+    await page.close();
+  }, 120_000);
+
   it('no file of the browser profile holds a decrypted word or a typed search, after the archive tabs closed', async () => {
     // Closing tabs makes the browser write its session (closed tabs and their form state) to disk.
     const blank = await ctx.newPage();

@@ -106,7 +106,7 @@ describe('permalinks', () => {
     expect(parsePermalink(permalinkFragment('club@lists.test', { id: 42 }))).toEqual({ list: 'club@lists.test', message: { id: 42 } });
     expect(parsePermalink(permalinkFragment('club@lists.test', { messageId: '<a&b=c#d@x>' }))).toEqual({ list: 'club@lists.test', message: { messageId: '<a&b=c#d@x>' } });
     expect(parsePermalink('#list=Club%40Lists.test')).toEqual({ list: 'club@lists.test', message: null });
-    expect(permalinkUrl('chrome-extension://abc/extension/pages/archive/index.html#old', 'club@lists.test', { id: 7 }))
+    expect(permalinkUrl('chrome-extension://abc/extension/pages/archive/index.html?searchBound=3#old', 'club@lists.test', { id: 7 }))
       .toBe('chrome-extension://abc/extension/pages/archive/index.html#list=club%40lists.test&msg=7');
   });
 

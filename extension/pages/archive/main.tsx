@@ -15,6 +15,15 @@ import { nestThread, newestFirst } from './threading.ts';
 
 /** Decrypted messages kept for display; the oldest are dropped past this (the search index keeps its own text). */
 const MAX_VIEWS = 300;
+/**
+ * How many messages the search index holds. Test builds only may lower it with
+ * ?searchBound=N, so a test reaches the bound with a few posts; release builds ignore the URL.
+ */
+const SEARCH_BOUND = (() => {
+  if (!__LETTERLOCK_TEST_MARKS__) return MAX_INDEXED_MESSAGES;
+  const n = Number(new URLSearchParams(location.search).get('searchBound'));
+  return Number.isInteger(n) && n > 0 && n < MAX_INDEXED_MESSAGES ? n : MAX_INDEXED_MESSAGES;
+})();
 const BATCH = 50;
 
 type Phase = 'idle' | 'busy' | 'signed-in' | 'error';
@@ -41,7 +50,7 @@ function Archive() {
   const [indexState, setIndexState] = useState<IndexState>({ state: 'none', failed: 0 });
   const [copied, setCopied] = useState(false);
   const [error, setError] = useState<string | null>(null);
-  const index = useRef(new SearchIndex());
+  const index = useRef(new SearchIndex(SEARCH_BOUND));
   // Bumped when the list or session changes: a running index build sees it and stops.
   const generation = useRef(0);
   const viewRef = useRef<HTMLDivElement>(null);
@@ -88,7 +97,8 @@ function Archive() {
     setThreads(newestFirst(page.threads));
     setNext(page.nextCursor);
     // The page's messages are decrypted so their subjects show in the thread list.
-    const ids = page.threads.flatMap((t) => t.messages.map((m) => m.id)).slice(0, 2 * BATCH);
+    // Newest first, so the bounded index keeps the newest messages.
+    const ids = page.threads.flatMap((t) => t.messages.map((m) => m.id)).sort((a, b) => b - a).slice(0, 2 * BATCH);
     remember(await decrypt(forList, ids, new Map()));
   };
 
@@ -160,7 +170,7 @@ function Archive() {
     try {
       for (let pages = 0; pages < 1000; pages++) {
         const page: { threads: ArchiveThreadView[]; nextCursor: string | null } = await ask('archive.threads', { list: forList, before: cursor });
-        const ids = page.threads.flatMap((t) => t.messages.map((m) => m.id)).filter((id) => !index.current.has(id));
+        const ids = page.threads.flatMap((t) => t.messages.map((m) => m.id)).filter((id) => !index.current.has(id)).sort((a, b) => b - a);
         for (let i = 0; i < ids.length && !index.current.full; i += BATCH) {
           const vs = await ask('archive.open', { list: forList, ids: ids.slice(i, i + BATCH) });
           if (gen !== generation.current) return;
@@ -264,11 +274,12 @@ function Archive() {
                 {indexState.state === 'none' && 'Searching decrypts the archive here, on this computer. What it finds is kept in this page only, never saved.'}
                 {indexState.state === 'indexing' && `Decrypting to search… ${index.current.size} messages so far.`}
                 {indexState.state === 'done' && `Searching all ${index.current.size} messages of this list, decrypted in this page only.`}
+                {indexState.state === 'full' && `Searching the newest ${index.current.size} messages of this list, decrypted in this page only.`}
                 {indexState.failed > 0 && ` ${indexState.failed} could not be decrypted and are not searched.`}
               </p>
               {indexState.state === 'full' && (
                 <p class="warning" data-test="archive-search-bound">
-                  Search covers the newest {index.current.size} messages only (at most {MAX_INDEXED_MESSAGES} are kept in memory). Older messages are not searched; page through the threads to read them.
+                  Search covers the newest {index.current.size} messages only (at most {SEARCH_BOUND} are kept in memory). Older messages are not searched; page through the threads to read them.
                 </p>
               )}
             </form>

@@ -41,5 +41,5 @@ export function permalinkFragment(list: string, message: MessageKey | null): str
 
 /** The full URL of this page for a message, for copying. */
 export function permalinkUrl(pageUrl: string, list: string, message: MessageKey | null): string {
-  return pageUrl.replace(/#.*$/, '') + permalinkFragment(list, message);
+  return pageUrl.replace(/[?#].*$/, '') + permalinkFragment(list, message);
 }
