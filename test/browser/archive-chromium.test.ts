@@ -21,6 +21,7 @@ const OTHER = 'other@lists.test';
 // Words only in the bodies (never in a subject), so finding them proves the body was searched.
 const BODY_WORD = `Marigold${Math.random().toString(36).slice(2, 8)}`;
 const OTHER_WORD = `Zucchini${Math.random().toString(36).slice(2, 8)}`;
+const HTML_WORD = `Hollyhock${Math.random().toString(36).slice(2, 8)}`;
 const REPLY_WORD = `Trellis${Math.random().toString(36).slice(2, 8)}`;
 let extDir: string, profile: string, ctx: BrowserContext, extBase: string;
 const site = new Webmail();
@@ -53,13 +54,13 @@ async function confirmInWebmail(n: number): Promise<void> {
   await mail.close();
 }
 
-async function post(to: string, name: string, subject: string, text: string, parent?: string): Promise<void> {
+async function post(to: string, name: string, subject: string, text: string, parent?: string, html?: string): Promise<void> {
   const info = (await (await fetch(`${list.base}/v1/lists/${encodeURIComponent(to)}`)).json()) as { listKey: { armored: string } };
   const { key: listKey } = await readPublicKey(info.listKey.armored);
   const p = posts[parent ?? ''];
   const refs = p ? [p.messageId] : [];
   const composed = await composePost({
-    message: { subject, from: { address: list.alice.address, name: 'Alice' }, to: [{ address: to }], text, ...(p ? { inReplyTo: p.messageId, references: refs } : {}) },
+    message: { subject, from: { address: list.alice.address, name: 'Alice' }, to: [{ address: to }], text, ...(html ? { html } : {}), ...(p ? { inReplyTo: p.messageId, references: refs } : {}) },
     senderKey: list.alice.privateKey, listKey,
   });
   await send(list.server!.smtpPort, list.alice.address, to, composed.pgpMime);
@@ -188,8 +189,10 @@ describe('the archive viewer in Chromium', () => {
     await post(LIST, 'A3', 'Re: Re: Garden plans', 'And beans on the trellis.', 'A2');
     await post(LIST, 'B2', 'Re: Budget', 'Looks fine to me.', 'B1');
     await post(OTHER, 'X1', 'Other list news', `Only this list talks about ${OTHER_WORD}.`);
-    // Every post archived and delivered: 2 confirmations + 6 posts.
-    await list.mailTo(BOB, 8);
+    // HTML only (an empty text part): searched by the words of its HTML.
+    await post(OTHER, 'X2', 'Flowers', '', undefined, `<p>Only in <b>${HTML_WORD}</b> markup.</p><img src="http://127.0.0.1:1/x.png">`);
+    // Every post archived and delivered: 2 confirmations + 7 posts.
+    await list.mailTo(BOB, 9);
   }, 400_000);
 
   let archive: Page;
@@ -248,6 +251,8 @@ describe('the archive viewer in Chromium', () => {
     await archive.fill('[data-test=archive-search]', OTHER_WORD.toLowerCase());
     await archive.locator('[data-test=archive-search-status][data-test-state=done]').waitFor({ timeout: 60_000 });
     await expect.poll(() => results.count()).toBe(1);
+    await archive.fill('[data-test=archive-search]', HTML_WORD.toLowerCase());
+    await expect.poll(() => archive.locator('[data-test=archive-result-open]').allTextContents()).toEqual(['Flowers']);
     await archive.fill('[data-test=archive-search]', BODY_WORD);
     await expect.poll(() => archive.locator('section[aria-label="Search results"] h2').textContent()).toBe('No messages found');
   }, 180_000);
@@ -319,7 +324,7 @@ describe('the archive viewer in Chromium', () => {
     // Closing tabs makes the browser write its session (closed tabs and their form state) to disk.
     const blank = await ctx.newPage();
     await blank.goto('about:blank');
-    const words = [BODY_WORD, BODY_WORD.toLowerCase(), BODY_WORD.toUpperCase(), REPLY_WORD, REPLY_WORD.toLowerCase(), OTHER_WORD, OTHER_WORD.toLowerCase(), 'beans on the trellis'].map((w) => Buffer.from(w));
+    const words = [BODY_WORD, BODY_WORD.toLowerCase(), BODY_WORD.toUpperCase(), HTML_WORD, HTML_WORD.toLowerCase(), REPLY_WORD, REPLY_WORD.toLowerCase(), OTHER_WORD, OTHER_WORD.toLowerCase(), 'beans on the trellis'].map((w) => Buffer.from(w));
     const files = filesUnder(profile);
     expect(files.length).toBeGreaterThan(10);
     // The scan sees what the browser did write: the lists the extension keeps.

@@ -34,6 +34,15 @@ function authorOf(v: ArchiveMessageView): string | null {
   return f ? `${f.name} <${f.address}>`.trim() : null;
 }
 
+/**
+ * The words of an HTML-only message, for search: DOMParser makes an inert
+ * document (no scripts run, nothing is fetched), and only its text is kept.
+ */
+function textOfHtml(html: string | null): string | null {
+  if (!html) return null;
+  return new DOMParser().parseFromString(html.slice(0, 1_000_000), 'text/html').body?.textContent ?? null;
+}
+
 function Archive() {
   const [state] = useExtensionState();
   const [lists, setLists] = useState<ListView[] | null>(null);
@@ -53,6 +62,7 @@ function Archive() {
   const index = useRef(new SearchIndex(SEARCH_BOUND));
   // Bumped when the list or session changes: a running index build sees it and stops.
   const generation = useRef(0);
+  const building = useRef(-1);
   const viewRef = useRef<HTMLDivElement>(null);
 
   useEffect(() => {
@@ -82,7 +92,7 @@ function Archive() {
 
   const indexOne = (v: ArchiveMessageView) => {
     if (!v.read) return;
-    index.current.add({ id: v.id, subject: v.read.subject, author: authorOf(v), text: v.read.text, date: v.read.date });
+    index.current.add({ id: v.id, subject: v.read.subject, author: authorOf(v), text: v.read.text?.trim() ? v.read.text : textOfHtml(v.read.html), date: v.read.date });
   };
 
   const decrypt = async (forList: string, ids: number[], have: Map<number, ArchiveMessageView>): Promise<ArchiveMessageView[]> => {
@@ -161,8 +171,10 @@ function Archive() {
 
   /** Decrypts the archive, newest first, into the in-memory index until it ends or the bound is reached. */
   const buildIndex = async () => {
-    if (!signedIn || indexState.state !== 'none') return;
     const gen = generation.current;
+    // One build per list and session (keystrokes come faster than re-renders).
+    if (!signedIn || building.current === gen) return;
+    building.current = gen;
     const forList = signedIn;
     setIndexState({ state: 'indexing', failed: 0 });
     let failed = 0;
@@ -170,6 +182,7 @@ function Archive() {
     try {
       for (let pages = 0; pages < 1000; pages++) {
         const page: { threads: ArchiveThreadView[]; nextCursor: string | null } = await ask('archive.threads', { list: forList, before: cursor });
+        if (gen !== generation.current) return;
         const ids = page.threads.flatMap((t) => t.messages.map((m) => m.id)).filter((id) => !index.current.has(id)).sort((a, b) => b - a);
         for (let i = 0; i < ids.length && !index.current.full; i += BATCH) {
           const vs = await ask('archive.open', { list: forList, ids: ids.slice(i, i + BATCH) });
@@ -180,11 +193,12 @@ function Archive() {
           }
           setIndexState({ state: 'indexing', failed });
         }
+        if (gen !== generation.current) return;
         if (index.current.full) return setIndexState({ state: 'full', failed });
         cursor = page.nextCursor;
         if (!cursor) break;
       }
-      setIndexState({ state: 'done', failed });
+      if (gen === generation.current) setIndexState({ state: 'done', failed });
     } catch (e) {
       if (gen !== generation.current) return;
       setError(messageOf(e));
