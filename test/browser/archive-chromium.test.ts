@@ -301,6 +301,13 @@ describe('the archive viewer in Chromium', () => {
     await fresh.locator('[data-test=error]').waitFor({ timeout: 30_000 });
     await shootChromium(fresh, 'archive-permalink');
     await fresh.close();
+
+    // A link into a list this profile is not a member of says so and opens nothing.
+    const stranger = await openPage(`archive/index.html#list=${encodeURIComponent('nobody@lists.test')}&msg=1`);
+    await stranger.locator('[data-test=archive-link-unknown]').waitFor({ timeout: 30_000 });
+    expect(await stranger.textContent('[data-test=archive-link-unknown]')).toContain('nobody@lists.test');
+    expect(await stranger.locator('[data-test=archive-view]').count()).toBe(0);
+    await stranger.close();
   }, 180_000);
 
   it('a search that reaches the bound of the in-memory index says so, and searches the newest messages', async () => {

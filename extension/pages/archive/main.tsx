@@ -219,15 +219,15 @@ function Archive() {
   const Rows = ({ thread, current }: { thread: ArchiveThreadView; current?: number }) => {
     const meta = new Map(thread.messages.map((m) => [m.id, m]));
     return (
-      <ul class="thread" role="tree" data-test="archive-thread" data-root={thread.rootId}>
+      <ul class="thread" data-test="archive-thread" data-root={thread.rootId}>
         {nestThread(thread.messages).map((r) => {
           const v = views.get(r.id);
           const m = meta.get(r.id)!;
           const date = m.date ?? v?.read?.date ?? null;
           return (
-            <li role="treeitem" aria-level={r.depth + 1} aria-current={r.id === current ? 'true' : undefined} style={{ paddingLeft: `${r.depth * 1.25}rem` }}
+            <li aria-current={r.id === current ? 'true' : undefined} style={{ paddingLeft: `${r.depth * 1.25}rem` }}
               data-test="archive-message" data-id={r.id} data-thread={thread.rootId} data-depth={r.depth} data-test-state={v?.read ? 'decrypted' : v?.error ? 'error' : 'pending'}>
-              {r.depth > 0 && <span class="muted" aria-hidden="true">↳ </span>}
+              {r.depth > 0 && <><span class="muted" aria-hidden="true">↳ </span><span class="sr-only">{`Reply, level ${r.depth}: `}</span></>}
               <a href={here({ id: r.id })} data-test="archive-open">{subjectOf(r.id)}</a>
               <span class="muted"> {v?.read?.from?.name || v?.read?.from?.address || ''}{date ? ` · ${new Date(date).toLocaleString()}` : ''}</span>
             </li>
