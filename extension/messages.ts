@@ -106,7 +106,7 @@ export interface ClickPoint {
 export interface ArchiveThreadView {
   rootId: number;
   lastDate: string | null;
-  messages: { id: number; date: string | null; size: number; messageId: string | null; inReplyTo: string | null }[];
+  messages: { id: number; date: string | null; size: number; messageId: string | null; inReplyTo: string | null; references?: string[] }[];
 }
 
 export interface ArchiveMessageView {
@@ -165,6 +165,8 @@ export interface Requests {
   'archive.login': { req: { list: string }; res: { address: string; expiresAt: string } };
   'archive.threads': { req: { list: string; before: string | null }; res: { threads: ArchiveThreadView[]; nextCursor: string | null } };
   'archive.open': { req: { list: string; ids: number[] }; res: ArchiveMessageView[] };
+  /** The thread holding one post, named by archive id or Message-ID (the archive's permalinks). */
+  'archive.thread': { req: { list: string; id?: number; messageId?: string }; res: ArchiveThreadView };
 }
 
 export type RequestType = keyof Requests;

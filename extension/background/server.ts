@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import {
   API_PREFIX, ApiError, ArchiveMessages, ChallengeResponse, ConfirmResponse, ListInfo, LoginResponse, MemberKey,
-  SignedRequestResponse, SubscribeResponse, ThreadPage,
+  SignedRequestResponse, SubscribeResponse, Thread, ThreadPage,
   type ArchiveMessagesRequest, type ConfirmRequest, type LoginRequest, type SignedRequest, type SubscribeRequest,
 } from '../../shared/api/types.ts';
 import { ExtensionError, refuse } from '../errors.ts';
@@ -102,6 +102,12 @@ export class ListServer {
     const q = new URLSearchParams({ limit: String(limit) });
     if (before) q.set('before', before);
     return this.call(ThreadPage, server, `${ListServer.list(list)}/archive/threads?${q}`, { token });
+  }
+
+  /** The thread holding one post, by archive id or Message-ID (a permalink). */
+  thread(server: string, list: string, token: string, key: { id: number } | { messageId: string }) {
+    const q = 'id' in key ? new URLSearchParams({ id: String(key.id) }) : new URLSearchParams({ messageId: key.messageId });
+    return this.call(Thread, server, `${ListServer.list(list)}/archive/thread?${q}`, { token });
   }
 
   messages(server: string, list: string, token: string, body: ArchiveMessagesRequest) {

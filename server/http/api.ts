@@ -330,6 +330,16 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     const q = parse(z.object({ before: z.coerce.number().int().positive().optional(), limit: z.coerce.number().int().min(1).max(100).default(20) }), req.query);
     return archive.threads(session, q.before ?? null, q.limit);
   });
+  // One thread by a post's archive id or Message-ID (a permalink); at most 500 posts, like a page's thread.
+  app.get<{ Params: { address: string }; Querystring: { id?: string; messageId?: string } }>('/v1/lists/:address/archive/thread', async (req) => {
+    const list = listOf(req.params.address);
+    const session = archive.session(list, bearer(req));
+    const q = parse(z.union([
+      z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) }).strict(),
+      z.object({ messageId: z.string().min(1).max(998) }).strict(),
+    ]), req.query);
+    return archive.thread(session, q);
+  });
   app.post<{ Params: { address: string } }>('/v1/lists/:address/archive/messages', async (req) => {
     const list = listOf(req.params.address);
     const session = archive.session(list, bearer(req));

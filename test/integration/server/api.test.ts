@@ -369,6 +369,24 @@ describe('the archive', () => {
     const thread = threads.body.threads.find((t) => t.messages.some((m) => m.messageId === root.messageId))!;
     expect(thread.messages.map((m) => m.messageId)).toEqual([root.messageId, reply.messageId]);
   });
+
+  it('a permalink finds its thread by archive id or Message-ID; unknown posts and bad queries are refused', async () => {
+    const token = await login(LIST, bob);
+    const page = await api<ThreadPage>('GET', `/v1/lists/${LIST}/archive/threads?limit=100`, undefined, token);
+    const thread = page.body.threads.find((t) => t.messages.length >= 2)!;
+    const reply = thread.messages[1]!;
+    const byId = await api<ThreadPage['threads'][number]>('GET', `/v1/lists/${LIST}/archive/thread?id=${reply.id}`, undefined, token);
+    expect(byId.status).toBe(200);
+    expect(byId.body).toEqual(thread);
+    const byMid = await api<ThreadPage['threads'][number]>('GET', `/v1/lists/${LIST}/archive/thread?messageId=${encodeURIComponent(reply.messageId!)}`, undefined, token);
+    expect(byMid.body).toEqual(thread);
+    expectError(await api('GET', `/v1/lists/${LIST}/archive/thread?id=999999`, undefined, token), 404, 'NOT_FOUND');
+    expectError(await api('GET', `/v1/lists/${LIST}/archive/thread?messageId=${encodeURIComponent('<nobody@x>')}`, undefined, token), 404, 'NOT_FOUND');
+    expect((await api('GET', `/v1/lists/${LIST}/archive/thread?id=abc`, undefined, token)).status).toBe(400);
+    expect((await api('GET', `/v1/lists/${LIST}/archive/thread`, undefined, token)).status).toBe(400);
+    expect((await api('GET', `/v1/lists/${LIST}/archive/thread?messageId=${'x'.repeat(2000)}`, undefined, token)).status).toBe(400);
+    expectError(await api('GET', `/v1/lists/${LIST}/archive/thread?id=${reply.id}`), 401, 'UNAUTHORIZED');
+  });
 });
 
 describe('attacks that must fail', () => {
