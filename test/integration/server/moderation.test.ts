@@ -224,6 +224,20 @@ describe('moderating held posts in the browser', () => {
     expectError(await api('GET', `${mod(MOD)}/held`, undefined, token), 401, 'UNAUTHORIZED');
   });
 
+  it('a moderator named in the synced Mailman roster may sign in; a roster member may not', async () => {
+    const db = openData(dataDir, SECRET);
+    try {
+      const id = getList(db, MOD)!.id;
+      // As server/mailman/sync.ts leaves it: alice (key registered) as a Mailman moderator, bob as a plain member.
+      db.prepare("INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,'moderator'), (?,?,'member')").run(id, alice.address, id, bob.address);
+    } finally {
+      db.close();
+    }
+    const { reply } = await signIn(MOD, alice);
+    expect(reply.status).toBe(200);
+    expectError((await signIn(MOD, bob)).reply, 401, 'SIGNATURE_INVALID');
+  });
+
   it('bad input gets a clear error', async () => {
     expectError(await api('POST', `${mod(MOD)}/held/messages`, { ids: Array.from({ length: 11 }, (_, i) => i + 1) }, ownerToken), 400, 'BAD_REQUEST');
     expectError(await api('POST', `${mod(MOD)}/held/messages`, { ids: [] }, ownerToken), 400, 'BAD_REQUEST');
