@@ -6,7 +6,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { HeldPostView, ListView } from '../../messages.ts';
-import { Message, Signature } from '../ui/message.tsx';
+import { Message } from '../ui/message.tsx';
 import { ErrorLine, Panel, messageOf, mount, useExtensionState } from '../ui/ui.tsx';
 import { heldReasonWords } from '../ui/words.ts';
 
@@ -42,14 +42,8 @@ function HeldPost({ h, list, onDecided }: { h: HeldPostView; list: string; onDec
         From <span data-test="held-from">{from}</span> · received {new Date(h.receivedAt).toLocaleString()} · {sizeWords(h.size)}
         <br />Held because {heldReasonWords(h.reason)}.
       </p>
-      {h.read && <Signature read={h.read} />}
       {h.error && <ErrorLine error={h.error.message} />}
-      {h.read && (
-        <details data-test="held-read">
-          <summary>Read the post</summary>
-          <div data-test="held-view" data-test-state="decrypted"><Message read={h.read} /></div>
-        </details>
-      )}
+      {h.read && <div data-test="held-view" data-test-state="decrypted"><Message read={h.read} /></div>}
       <div class="actions">
         {!confirming && (
           <>
