@@ -77,6 +77,7 @@ function Moderation() {
   const [more, setMore] = useState(false);
   const [status, setStatus] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [signedInAs, setSignedInAs] = useState<string | null>(null);
 
   useEffect(() => {
     void ask('lists.get', {}).then((ls) => {
@@ -106,7 +107,7 @@ function Moderation() {
     setPhase('busy');
     setError(null);
     try {
-      await ask('moderation.login', { list });
+      setSignedInAs((await ask('moderation.login', { list })).address);
     } catch (e) {
       setError(messageOf(e));
       setPhase('error');
@@ -123,14 +124,18 @@ function Moderation() {
         {lists.length === 0 ? <p class="muted" data-test="moderation-no-lists">Add the list in Letterlock's options first (its address and server), then come back here.</p> : (
           <div class="actions">
             <label>List
-              <select data-test="moderation-list" value={list} onChange={(e) => { setList((e.target as HTMLSelectElement).value); setPhase('idle'); setHeld([]); setStatus(null); }}>
+              <select data-test="moderation-list" value={list} onChange={(e) => { setList((e.target as HTMLSelectElement).value); setPhase('idle'); setSignedInAs(null); setHeld([]); setStatus(null); }}>
                 {lists.map((l) => <option value={l.address}>{l.name && l.name !== l.address ? `${l.name} <${l.address}>` : l.address}</option>)}
               </select>
             </label>
-            <button type="button" class="primary" data-test="moderation-sign-in" disabled={!list || phase === 'busy'} onClick={() => void signIn()}>
-              {phase === 'busy' ? 'Signing in…' : 'Sign in as moderator'}
-            </button>
-            {phase === 'signed-in' && <button type="button" data-test="moderation-refresh" onClick={() => { setStatus(null); void load(); }}>Refresh</button>}
+            {phase === 'signed-in'
+              ? <>
+                <span class="muted" data-test="moderation-signed-in">Signed in as {signedInAs}</span>
+                <button type="button" data-test="moderation-refresh" onClick={() => { setStatus(null); void load(); }}>Refresh</button>
+              </>
+              : <button type="button" class="primary" data-test="moderation-sign-in" disabled={!list || phase === 'busy'} onClick={() => void signIn()}>
+                {phase === 'busy' ? 'Signing in…' : 'Sign in as moderator'}
+              </button>}
           </div>
         )}
         <ErrorLine error={error} />
