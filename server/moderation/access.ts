@@ -194,7 +194,7 @@ function meta(h: Pick<HeldRecord, 'id' | 'sender' | 'size' | 'reason' | 'receive
  * list key and wrapped again to the moderator's key (a PKESK of the version the
  * encrypted data needs), and the sender's encrypted data packet unchanged.
  */
-async function rewrapHeld(h: HeldRecord, listKey: openpgp.PrivateKey, moderatorKey: openpgp.PublicKey): Promise<{ wrappedKey: Uint8Array; body: Uint8Array }> {
+export async function rewrapHeld(h: HeldRecord, listKey: openpgp.PrivateKey, moderatorKey: openpgp.PublicKey): Promise<{ wrappedKey: Uint8Array; body: Uint8Array }> {
   const damaged = () => new ApiFailure(422, 'OPENPGP_MALFORMED', `Held post ${h.id} cannot be read with the list key.`);
   let bytes: Uint8Array;
   let message: openpgp.Message<Uint8Array>;
