@@ -18,7 +18,7 @@
 
 import * as openpgp from 'openpgp';
 import {
-  DECISION_SKEW_MS, MAX_HELD_LISTED, MODERATION_ACTIONS, moderationLoginStatement, parseModerationStatement, readPublicKey, verifyStatement,
+  DECISION_SKEW_MS, MAX_HELD_BYTES_PER_ANSWER, MAX_HELD_LISTED, MODERATION_ACTIONS, moderationLoginStatement, parseModerationStatement, readPublicKey, verifyStatement,
   type ChallengeResponse, type DecisionResponse, type HeldList, type HeldMessage, type HeldMeta, type LoginResponse, type ModerationAction, type SignedDecision,
 } from '../../shared/index.ts';
 import { ApiFailure, busy, notFound, unauthorized } from '../http/errors.ts';
@@ -51,6 +51,8 @@ export interface ModerationDeps {
   pipeline?: { approve(heldId: number): Promise<Outcome>; reject(heldId: number): Outcome };
   now?: () => number;
   maxPendingChallenges?: number;
+  /** Bytes of held posts per answer (tests lower it); MAX_HELD_BYTES_PER_ANSWER by default. */
+  maxAnswerBytes?: number;
 }
 
 const loginFailed = () => new ApiFailure(401, 'SIGNATURE_INVALID', 'The log-in signature is not valid for a moderator of this list.');
@@ -136,8 +138,13 @@ export class ModerationAccess {
       throw new ApiFailure(403, 'FORBIDDEN', 'Your registered key cannot be used.');
     });
     const out: HeldMessage[] = [];
-    // One at a time: each may be as large as the list's size limit.
+    let bytes = 0;
+    // One at a time: each may be as large as the list's size limit. The answer
+    // stops before the byte bound (the first always goes); the client asks again.
     for (const h of records) {
+      const size = typeof h.payload === 'string' ? h.payload.length : h.payload.byteLength;
+      if (out.length > 0 && bytes + size > (this.d.maxAnswerBytes ?? MAX_HELD_BYTES_PER_ANSWER)) break;
+      bytes += size;
       const { wrappedKey, body } = await rewrapHeld(h, listKey, moderatorKey);
       const sender = h.sender ? getMember(this.d.db, session.list.id, h.sender.toLowerCase()) : null;
       out.push({

@@ -24,6 +24,8 @@ export type ModerationAction = (typeof MODERATION_ACTIONS)[number];
 export const DECISION_SKEW_MS = 10 * 60_000;
 /** Held messages per request (each can be as large as the list's size limit). */
 export const MAX_HELD_PER_REQUEST = 10;
+/** Bytes of held posts in one answer: the server sends those that fit (always the first asked for); the client asks again for the rest. */
+export const MAX_HELD_BYTES_PER_ANSWER = 16 * 1024 * 1024;
 /** Held posts listed at once (oldest first). */
 export const MAX_HELD_LISTED = 200;
 
@@ -106,6 +108,7 @@ export const HeldMessage = z.object({
 });
 export type HeldMessage = z.infer<typeof HeldMessage>;
 
+/** In the order asked for; fewer than asked when the rest would not fit in one answer. */
 export const HeldMessages = z.object({ messages: z.array(HeldMessage) });
 export type HeldMessages = z.infer<typeof HeldMessages>;
 

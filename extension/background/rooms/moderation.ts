@@ -93,11 +93,14 @@ export class ModerationRoom {
     const page = await this.withToken(list, (t) => d.server.heldList(list.server, list.address, t.token));
     const ids = page.held.map((h) => h.id).slice(0, DECRYPT_AT_MOST);
     const views = new Map<number, Pick<HeldPostView, 'read' | 'error'>>();
-    for (let i = 0; i < ids.length; i += PER_REQUEST) {
-      const chunk = ids.slice(i, i + PER_REQUEST);
+    // The server may answer with fewer than asked for (a byte bound per answer): ask again for the rest.
+    let pending = ids;
+    for (let round = 0; pending.length > 0 && round < DECRYPT_AT_MOST; round++) {
+      const chunk = pending.slice(0, PER_REQUEST);
       const answer = await this.withToken(list, (t) => d.server.heldMessages(list.server, list.address, t.token, { ids: chunk }));
-      for (const m of answer.messages) {
-        if (!chunk.includes(m.meta.id)) continue;
+      const got = answer.messages.filter((m) => chunk.includes(m.meta.id) && !views.has(m.meta.id));
+      if (got.length === 0) break;
+      for (const m of got) {
         try {
           await this.rememberSender(list, m);
           const bytes = concatBytes([fromBase64(m.wrappedKey), fromBase64(m.body)]);
@@ -106,6 +109,7 @@ export class ModerationRoom {
           views.set(m.meta.id, { read: null, error: toErrorView(e) });
         }
       }
+      pending = pending.filter((id) => !views.has(id));
     }
     return {
       held: page.held.map((h) => ({ ...h, ...(views.get(h.id) ?? { read: null, error: null }) })),
