@@ -19,6 +19,7 @@ import { loadConfig } from '../../../server/config/config.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { setNotifySettings } from '../../../server/store/notify.ts';
+import { findMarker, scan } from './scan.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person } from './harness.ts';
 
 const MOD = 'mod@lists.test';
@@ -246,6 +247,13 @@ describe('moderating held posts in the browser', () => {
     expectError(await api('POST', `${mod(MOD)}/auth/login`, { challengeId: 'A'.repeat(43), signature: '-----BEGIN PGP SIGNATURE-----\n' }), 401, 'CHALLENGE_INVALID');
     // The operator API still sees what is left.
     expect((await api<{ held: unknown[] }>('GET', `/v1/admin/lists/${MOD}/held`, undefined, admin)).body.held).toHaveLength(1);
+  });
+
+  it('nothing the server wrote holds a held post\'s words, after reading, approving and rejecting them (rule 1)', async () => {
+    expect(scan([dataDir], marker)).toEqual([]);
+    // Mail that left (the approved copies, held notices, the rejection notice) carried only ciphertext too.
+    expect(sink.messages.length).toBeGreaterThan(0);
+    for (const m of sink.messages) expect(findMarker(m.raw, marker)).toBeNull();
   });
 });
 
