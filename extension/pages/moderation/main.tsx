@@ -3,7 +3,7 @@
 // the crypto; this page gets read views), and approve or reject it with a
 // decision the background signs. The list server never sees the plaintext.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { HeldPostView, ListView } from '../../messages.ts';
 import { Message } from '../ui/message.tsx';
@@ -20,6 +20,11 @@ function HeldPost({ h, list, onDecided }: { h: HeldPostView; list: string; onDec
   const [confirming, setConfirming] = useState(false);
   const [busy, setBusy] = useState<'approve' | 'reject' | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // The confirmation takes the keyboard focus from the button it replaces.
+  const confirmRef = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    if (confirming) confirmRef.current?.focus();
+  }, [confirming]);
   const decide = async (action: 'approve' | 'reject') => {
     setBusy(action);
     setError(null);
@@ -56,7 +61,7 @@ function HeldPost({ h, list, onDecided }: { h: HeldPostView; list: string; onDec
         {confirming && (
           <div class="warning" role="group" aria-label="Confirm the rejection" data-test="held-reject-ask">
             <p>Reject this post? It is deleted from the list server and the sender gets a notice that it was not accepted.</p>
-            <button type="button" class="primary" data-test="held-reject-confirm" disabled={busy !== null} onClick={() => void decide('reject')}>
+            <button type="button" class="primary" ref={confirmRef} data-test="held-reject-confirm" disabled={busy !== null} onClick={() => void decide('reject')}>
               {busy === 'reject' ? 'Rejecting…' : 'Reject the post'}
             </button>
             <button type="button" data-test="held-reject-cancel" disabled={busy !== null} onClick={() => setConfirming(false)}>Keep it</button>
