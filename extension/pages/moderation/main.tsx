@@ -20,7 +20,7 @@ function HeldPost({ h, list, onDecided }: { h: HeldPostView; list: string; onDec
   const [confirming, setConfirming] = useState(false);
   const [busy, setBusy] = useState<'approve' | 'reject' | null>(null);
   const [error, setError] = useState<string | null>(null);
-  // The confirmation takes the keyboard focus from the button it replaces.
+  // The confirmation takes the keyboard focus from the button it replaces, on its safe choice (keep).
   const confirmRef = useRef<HTMLButtonElement>(null);
   useEffect(() => {
     if (confirming) confirmRef.current?.focus();
@@ -61,10 +61,10 @@ function HeldPost({ h, list, onDecided }: { h: HeldPostView; list: string; onDec
         {confirming && (
           <div class="warning" role="group" aria-label="Confirm the rejection" data-test="held-reject-ask">
             <p>Reject this post? It is deleted from the list server and the sender gets a notice that it was not accepted.</p>
-            <button type="button" class="primary" ref={confirmRef} data-test="held-reject-confirm" disabled={busy !== null} onClick={() => void decide('reject')}>
+            <button type="button" class="primary" data-test="held-reject-confirm" disabled={busy !== null} onClick={() => void decide('reject')}>
               {busy === 'reject' ? 'Rejecting…' : 'Reject the post'}
             </button>
-            <button type="button" data-test="held-reject-cancel" disabled={busy !== null} onClick={() => setConfirming(false)}>Keep it</button>
+            <button type="button" ref={confirmRef} data-test="held-reject-cancel" disabled={busy !== null} onClick={() => setConfirming(false)}>Keep it</button>
           </div>
         )}
       </div>
