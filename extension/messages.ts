@@ -115,6 +115,17 @@ export interface ArchiveMessageView {
   error: ErrorView | null;
 }
 
+/** A held post as a moderator sees it: the server's metadata and, decrypted here, the post. */
+export interface HeldPostView {
+  id: number;
+  sender: string | null;
+  size: number;
+  reason: string;
+  receivedAt: string;
+  read: ReadView | null;
+  error: ErrorView | null;
+}
+
 type Empty = Record<string, never>;
 
 /** Every request: its payload, its answer, and who may send it. */
@@ -167,6 +178,13 @@ export interface Requests {
   'archive.open': { req: { list: string; ids: number[] }; res: ArchiveMessageView[] };
   /** The thread holding one post, named by archive id or Message-ID (the archive's permalinks). */
   'archive.thread': { req: { list: string; id?: number; messageId?: string }; res: ArchiveThreadView };
+  /** Lists this profile has signed in to as a moderator before (for the options page's links). */
+  'moderation.lists': { req: Empty; res: { lists: string[] } };
+  'moderation.login': { req: { list: string }; res: { address: string; expiresAt: string } };
+  /** The held posts, the first 50 decrypted here with the key chosen for the list. */
+  'moderation.held': { req: { list: string }; res: { held: HeldPostView[]; more: boolean } };
+  /** A decision signed with that key; `result`: 'accepted' when approved and delivered, 'refused' when rejected (or no longer valid). */
+  'moderation.decide': { req: { list: string; id: number; action: 'approve' | 'reject' }; res: { id: number; action: 'approve' | 'reject'; result: string; code: string | null } };
 }
 
 export type RequestType = keyof Requests;

@@ -41,6 +41,7 @@ import { listPendingMembers, purgeStale } from '../store/registry.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { ApiFailure, badRequest, busy, notFound } from './errors.ts';
 import { wkdHash } from './wkd.ts';
+import { registerModerationRoutes } from './moderation.ts';
 
 export interface ApiDeps {
   db: Db;
@@ -350,6 +351,14 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     const session = archive.session(list, bearer(req));
     const id = parse(z.string().regex(/^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/), req.params.id);
     return archive.memberKey(session, id);
+  });
+
+  // ---- moderating in the browser (server/http/moderation.ts) ----------------------------------------
+
+  registerModerationRoutes(app, {
+    db: deps.db, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, ...(deps.pipeline ? { pipeline: deps.pipeline } : {}),
+    ...(deps.now ? { now: deps.now } : {}), maxPendingChallenges: limits.maxPendingChallenges,
+    limits, parse, bearer, listOf, limited, perIp, perAddress,
   });
 
   // ---- the operator API --------------------------------------------------------------------------------

@@ -182,6 +182,7 @@ describe('who may ask what (sender checks)', () => {
       'frame.state': ['reader', 'composer'],
       'composer.lists': ['composer'], 'composer.send': ['composer'],
       'archive.login': page, 'archive.threads': page, 'archive.open': page, 'archive.thread': page,
+      'moderation.lists': page, 'moderation.login': page, 'moderation.held': page, 'moderation.decide': page,
     });
   });
 });
