@@ -7,11 +7,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
+import { type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrivateKey, readMail, readPublicKey, composePost, unlockPrivateKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, artifact, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, artifact, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension } from './extension-kit.ts';
 
 const BOB = 'bob@example.org';
 let extDir: string, profile: string, ctx: BrowserContext, extBase: string, extId: string;
@@ -38,15 +38,7 @@ async function decryptIn(reader: FrameLocator): Promise<void> {
 beforeAll(async () => {
   [extDir] = await Promise.all([buildExtension('chrome', ['http://127.0.0.1/*']), site.start(), list.start()]);
   profile = mkdtempSync(join(tmpdir(), 'letterlock-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: false,
-    args: ['--headless=new', `--disable-extensions-except=${extDir}`, `--load-extension=${extDir}`, '--no-sandbox', '--disable-gpu',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const sw = ctx.serviceWorkers()[0] ?? (await ctx.waitForEvent('serviceworker'));
-  extId = new URL(sw.url()).host;
-  extBase = `chrome-extension://${extId}/`;
+  ({ ctx, extId, extBase } = await launchChromiumWithExtension(extDir!, profile));
 }, 180_000);
 
 afterAll(async () => {

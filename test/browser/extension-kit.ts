@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser as PuppeteerBrowser, type ElementHandle, type Frame as PuppeteerFrame, type Page as PuppeteerPage } from 'puppeteer-core';
+import { chromium, type BrowserContext } from 'playwright-core';
 import { build } from 'vite';
 import { armorMessage, findPayload } from '../../shared/index.ts';
 import { startServer, type RunningServer } from '../../server/app.ts';
@@ -18,6 +19,24 @@ export const ROOT = join(import.meta.dirname, '..', '..');
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'extension');
 export const PASSPHRASE = 'correct horse battery staple 42';
 export const GECKO_ID = 'letterlock@letterlock.org';
+
+/**
+ * Real Chromium with the built extension loaded: a persistent profile (MV3
+ * extensions need one), headless "new" mode, and the extension's base URL read
+ * from its service worker.
+ */
+export async function launchChromiumWithExtension(extDir: string, profile: string, viewport?: { width: number; height: number }): Promise<{ ctx: BrowserContext; extId: string; extBase: string }> {
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: false,
+    ...(viewport ? { viewport } : {}),
+    args: ['--headless=new', `--disable-extensions-except=${extDir}`, `--load-extension=${extDir}`, '--no-sandbox', '--disable-gpu',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const sw = ctx.serviceWorkers()[0] ?? (await ctx.waitForEvent('serviceworker'));
+  const extId = new URL(sw.url()).host;
+  return { ctx, extId, extBase: `chrome-extension://${extId}/` };
+}
 
 /** Builds the extension for one browser into a temporary folder. */
 export async function buildExtension(target: 'chrome' | 'firefox', testHosts: string[] = []): Promise<string> {

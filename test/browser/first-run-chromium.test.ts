@@ -11,14 +11,14 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
-import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openData } from '../../server/app.ts';
 import { getList } from '../../server/store/lists.ts';
 import { getMember } from '../../server/store/members.ts';
 import { parsePrivateKey, readMail, readPrivateKeyForStorage, unlockPrivateKey } from '../../shared/index.ts';
 import { addList, SECRET, send } from '../integration/server/harness.ts';
-import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension } from './extension-kit.ts';
 import { shootChromium } from './screenshots.ts';
 
 const BOB = 'bob@example.org';
@@ -78,15 +78,7 @@ beforeAll(async () => {
   [extDir] = await Promise.all([buildExtension('chrome', ['http://127.0.0.1/*']), site.start(), list.start()]);
   await addList(list.dataDir, SECOND, { owner: 'owner@example.org' }, [list.alice]);
   profile = mkdtempSync(join(tmpdir(), 'letterlock-firstrun-chromium-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: false,
-    viewport: { width: 1100, height: 900 },
-    args: ['--headless=new', `--disable-extensions-except=${extDir}`, `--load-extension=${extDir}`, '--no-sandbox', '--disable-gpu',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const sw = ctx.serviceWorkers()[0] ?? (await ctx.waitForEvent('serviceworker'));
-  extBase = `chrome-extension://${new URL(sw.url()).host}/`;
+  ({ ctx, extBase } = await launchChromiumWithExtension(extDir!, profile, { width: 1100, height: 900 }));
 }, 180_000);
 
 afterAll(async () => {

@@ -9,9 +9,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { armoredOf, buildExtension, removeDir } from './extension-kit.ts';
+import { armoredOf, buildExtension, removeDir, launchChromiumWithExtension } from './extension-kit.ts';
 import { MOD_LIST, ModeratedList } from './moderation-kit.ts';
 import { shootChromium } from './screenshots.ts';
 
@@ -35,14 +35,7 @@ async function bus<T>(page: Page, type: string, payload: unknown): Promise<T> {
 beforeAll(async () => {
   [extDir] = await Promise.all([buildExtension('chrome', ['http://127.0.0.1/*']), list.start(OWNER)]);
   profile = mkdtempSync(join(tmpdir(), 'letterlock-chromium-mod-'));
-  ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: false,
-    args: ['--headless=new', `--disable-extensions-except=${extDir}`, `--load-extension=${extDir}`, '--no-sandbox', '--disable-gpu',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-  const sw = ctx.serviceWorkers()[0] ?? (await ctx.waitForEvent('serviceworker'));
-  extBase = `chrome-extension://${new URL(sw.url()).host}/`;
+  ({ ctx, extBase } = await launchChromiumWithExtension(extDir!, profile));
 }, 180_000);
 
 afterAll(async () => {
