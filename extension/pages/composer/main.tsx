@@ -71,7 +71,7 @@ function Composer() {
     })();
   }, []);
 
-  useEffect(() => reportState(composeId, phase, '', draft.state), [phase, draft.state]);
+  useEffect(() => reportState(composeId, phase, reply?.to ?? '', draft.state), [phase, draft.state, reply]);
   useEffect(() => reportHeight(), []);
 
   // Saved a moment after the last keystroke: encrypted to the user's own key, in the background.

@@ -79,8 +79,8 @@ function Reader() {
   }, []);
   useEffect(() => reportHeight(), []);
   useEffect(() => {
-    reportState(blockId, view, view === 'decrypted' && read ? read.signature.status : '', confirm?.state ?? step);
-  }, [view, read, confirm, step]);
+    reportState(blockId, view, view === 'decrypted' && read ? read.signature.status : '', confirm?.state ?? (replying ? `reply-${replying.state}` : step));
+  }, [view, read, confirm, step, replying]);
 
   const decrypt = async (ev: Event) => {
     setError(null);
