@@ -39,9 +39,10 @@ export class DraftStore {
   constructor(private readonly name = 'letterlock-drafts') {}
 
   private open(): Promise<IDBPDatabase<Schema>> {
-    this.db ??= openDB<Schema>(this.name, 1, {
+    // Version 2: a database someone opened empty at version 1 still gets its store.
+    this.db ??= openDB<Schema>(this.name, 2, {
       upgrade(db) {
-        db.createObjectStore('drafts', { keyPath: 'id' });
+        if (!db.objectStoreNames.contains('drafts')) db.createObjectStore('drafts', { keyPath: 'id' });
       },
     });
     return this.db;
