@@ -33,6 +33,7 @@ export async function archive(post: SealedPost, keys: ListKeys, messageId: strin
     const postId = archivePost(db, {
       listId,
       messageId,
+      outerMessageId: verified.outer.messageId,
       inReplyTo: threadingOf(verified).inReplyTo,
       references: threadingOf(verified).references,
       date: verified.outer.date,

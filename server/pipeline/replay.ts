@@ -47,8 +47,9 @@ export type ReplayVerdict = { action: 'new' } | { action: 'duplicate'; postId: n
  * The post's Message-ID, In-Reply-To and References as archived and delivered:
  * the verified sender's signed (protected) ones where the content states them,
  * else the outer ones. A webmail gives the outer mail ids of its own, while
- * readers see (and reply to) the protected ones; a resend of the same post keeps
- * its protected Message-ID, so it is still found as a duplicate.
+ * readers see (and reply to) the protected ones. Duplicates are still found by
+ * the outer Message-ID (duplicateOf): a mail sent again is a duplicate, the same
+ * signature under a new outer id a replay.
  */
 export function threadingOf(v: Pick<Verified, 'outer' | 'threading'>): { messageId: string | null; inReplyTo: string | null; references: string[] } {
   const t = v.threading ?? null;
@@ -59,10 +60,9 @@ export function threadingOf(v: Pick<Verified, 'outer' | 'threading'>): { message
   };
 }
 
-/** A duplicate of an accepted post's Message-ID within the window, or null. */
-export function duplicateOf(db: Db, v: Pick<Verified, 'list' | 'outer' | 'threading'>, now: number): number | null {
-  const messageId = threadingOf(v).messageId;
-  return messageId ? acceptedMessageId(db, v.list.id, messageId, now - replayWindowMs(v.list)) : null;
+/** A duplicate of an accepted post's outer Message-ID within the window, or null. */
+export function duplicateOf(db: Db, v: Pick<Verified, 'list' | 'outer'>, now: number): number | null {
+  return v.outer.messageId ? acceptedMessageId(db, v.list.id, v.outer.messageId, now - replayWindowMs(v.list)) : null;
 }
 
 /**

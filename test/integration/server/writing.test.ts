@@ -115,8 +115,10 @@ describe('replies from webmail thread by their signed headers', () => {
     expect(read.verification.valid).toBe(true);
     expect(read.message.inReplyTo).toBe(root.messageId);
 
-    // The same webmail mail sent again is the same post (found by its protected id): not a second archive entry.
-    await send(server.smtpPort, bob.address, LIST, webmailMail(bob.address, '<webmail-2@webmail.example>', reply.armored));
+    // The same webmail mail sent again (its outer id) is a duplicate; the same signed post under a new outer id, a replay.
+    expect(await send(server.smtpPort, bob.address, LIST, webmailMail(bob.address, '<webmail-2@webmail.example>', reply.armored))).toMatch(/^250 .*duplicate/);
+    const replay = await send(server.smtpPort, bob.address, LIST, webmailMail(bob.address, '<webmail-3@webmail.example>', reply.armored)).then((r) => r, (e: { response?: string }) => e.response ?? String(e));
+    expect(replay).toMatch(/^550 .*REPLAYED/);
 
     const c = await api<{ challengeId: string; statement: string }>('POST', `/v1/lists/${LIST}/auth/challenge`, { address: bob.address });
     const l = await api<{ token: string }>('POST', `/v1/lists/${LIST}/auth/login`, { challengeId: c.body.challengeId, signature: await signStatement(c.body.statement, bob.privateKey) });
