@@ -56,7 +56,7 @@ export default defineConfig(({ mode }) => {
       outDir: `dist/${target}`,
       emptyOutDir: true,
       // Pages that are not in the manifest: the frames placed in webmail, and the archive.
-      rollupOptions: { input: Object.fromEntries([...FRAME_PAGES, 'extension/pages/archive/index.html', 'extension/pages/attachment/index.html'].map((p) => [p.split('/')[2]!, p])) },
+      rollupOptions: { input: Object.fromEntries([...FRAME_PAGES, 'extension/pages/archive/index.html', 'extension/pages/attachment/index.html', 'extension/pages/moderation/index.html'].map((p) => [p.split('/')[2]!, p])) },
       chunkSizeWarningLimit: 2048,
     },
   };

@@ -106,7 +106,7 @@ export interface ClickPoint {
 export interface ArchiveThreadView {
   rootId: number;
   lastDate: string | null;
-  messages: { id: number; date: string | null; size: number; messageId: string | null; inReplyTo: string | null }[];
+  messages: { id: number; date: string | null; size: number; messageId: string | null; inReplyTo: string | null; references?: string[] }[];
 }
 
 export interface ArchiveMessageView {
@@ -141,6 +141,17 @@ export interface DraftView {
   subject: string;
   text: string;
   savedAt: string;
+}
+
+/** A held post as a moderator sees it: the server's metadata and, decrypted here, the post. */
+export interface HeldPostView {
+  id: number;
+  sender: string | null;
+  size: number;
+  reason: string;
+  receivedAt: string;
+  read: ReadView | null;
+  error: ErrorView | null;
 }
 
 type Empty = Record<string, never>;
@@ -200,6 +211,15 @@ export interface Requests {
   /** Saves the composer's draft encrypted to the user's own key (IndexedDB, in the background). */
   'composer.draft.save': { req: { composeId: string; list: string; subject: string; text: string }; res: { savedAt: string } };
   'composer.draft.delete': { req: { composeId: string }; res: { deleted: boolean } };
+  /** The thread holding one post, named by archive id or Message-ID (the archive's permalinks). */
+  'archive.thread': { req: { list: string; id?: number; messageId?: string }; res: ArchiveThreadView };
+  /** Lists this profile has signed in to as a moderator before (for the options page's links). */
+  'moderation.lists': { req: Empty; res: { lists: string[] } };
+  'moderation.login': { req: { list: string }; res: { address: string; expiresAt: string } };
+  /** The held posts, the first 50 decrypted here with the key chosen for the list. */
+  'moderation.held': { req: { list: string }; res: { held: HeldPostView[]; more: boolean } };
+  /** A decision signed with that key; `result`: 'accepted' when approved and delivered, 'refused' when rejected (or no longer valid). */
+  'moderation.decide': { req: { list: string; id: number; action: 'approve' | 'reject' }; res: { id: number; action: 'approve' | 'reject'; result: string; code: string | null } };
 }
 
 export type RequestType = keyof Requests;

@@ -187,7 +187,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     undo.push(() => loopDelay.stop());
     metrics.watchLoop(loopDelay);
     const http = await createApi({
-      db, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline,
+      db, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline, log,
       limits: config.http.limits, trustProxy: config.http.trustProxy,
       get publicUrl() { return publicUrl; },
       onQueued: () => worker?.kick(),

@@ -24,3 +24,4 @@ export * from './envelope/copy.ts';
 export * from './reader/read.ts';
 export * from './api/types.ts';
 export * from './api/statements.ts';
+export * from './api/moderation.ts';

@@ -5,9 +5,10 @@
 import type { z } from 'zod';
 import {
   API_PREFIX, ApiError, ArchiveMessages, ChallengeResponse, ConfirmResponse, ListInfo, LoginResponse, MemberKey,
-  SignedRequestResponse, SubscribeResponse, ThreadPage,
+  SignedRequestResponse, SubscribeResponse, Thread, ThreadPage,
   type ArchiveMessagesRequest, type ConfirmRequest, type LoginRequest, type SignedRequest, type SubscribeRequest,
 } from '../../shared/api/types.ts';
+import { DecisionResponse, HeldList, HeldMessages, type HeldMessagesRequest, type SignedDecision } from '../../shared/api/moderation.ts';
 import { ExtensionError, refuse } from '../errors.ts';
 import { isLoopback } from '../loopback.ts';
 
@@ -104,11 +105,39 @@ export class ListServer {
     return this.call(ThreadPage, server, `${ListServer.list(list)}/archive/threads?${q}`, { token });
   }
 
+  /** The thread holding one post, by archive id or Message-ID (a permalink). */
+  thread(server: string, list: string, token: string, key: { id: number } | { messageId: string }) {
+    const q = 'id' in key ? new URLSearchParams({ id: String(key.id) }) : new URLSearchParams({ messageId: key.messageId });
+    return this.call(Thread, server, `${ListServer.list(list)}/archive/thread?${q}`, { token });
+  }
+
   messages(server: string, list: string, token: string, body: ArchiveMessagesRequest) {
     return this.call(ArchiveMessages, server, `${ListServer.list(list)}/archive/messages`, { method: 'POST', body, token }, MAX_ARCHIVE_ANSWER);
   }
 
   memberKey(server: string, list: string, token: string, keyId: string) {
     return this.call(MemberKey, server, `${ListServer.list(list)}/members/keys/${encodeURIComponent(keyId)}`, { token });
+  }
+
+  // ---- moderation (shared/api/moderation.ts) ----
+
+  moderationChallenge(server: string, list: string, address: string) {
+    return this.call(ChallengeResponse, server, `${ListServer.list(list)}/moderation/auth/challenge`, { method: 'POST', body: { address } });
+  }
+
+  moderationLogin(server: string, list: string, body: LoginRequest) {
+    return this.call(LoginResponse, server, `${ListServer.list(list)}/moderation/auth/login`, { method: 'POST', body });
+  }
+
+  heldList(server: string, list: string, token: string) {
+    return this.call(HeldList, server, `${ListServer.list(list)}/moderation/held`, { token });
+  }
+
+  heldMessages(server: string, list: string, token: string, body: HeldMessagesRequest) {
+    return this.call(HeldMessages, server, `${ListServer.list(list)}/moderation/held/messages`, { method: 'POST', body, token }, MAX_ARCHIVE_ANSWER);
+  }
+
+  decide(server: string, list: string, token: string, id: number, body: SignedDecision) {
+    return this.call(DecisionResponse, server, `${ListServer.list(list)}/moderation/held/${id}/decision`, { method: 'POST', body, token });
   }
 }

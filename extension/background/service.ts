@@ -5,7 +5,8 @@
 // and results, never key material.
 //
 // Rooms: settings (state, settings, sites), keys, lists, reading, writing,
-// archive, and marks (frame state words for the test driver, test builds only).
+// archive, marks (frame state words for the test driver, test builds only), and
+// moderation (held posts for a list's owner and moderators).
 
 import { refuse, toErrorView } from '../errors.ts';
 import { isEnvelope, type Answer, type Caller, type ListView, type RequestType, type StateView } from '../messages.ts';
@@ -14,6 +15,7 @@ import { ArchiveRoom } from './rooms/archive.ts';
 import { KeysRoom } from './rooms/keys.ts';
 import { ListsRoom } from './rooms/lists.ts';
 import { MarksRoom } from './rooms/marks.ts';
+import { ModerationRoom } from './rooms/moderation.ts';
 import { ReadingRoom } from './rooms/reading.ts';
 import { Common, type Entry, type Sender, type ServiceDeps } from './rooms/room.ts';
 import { SettingsRoom, siteOf } from './rooms/settings.ts';
@@ -27,7 +29,7 @@ export { MAX_BLOCK_CHARS } from './rooms/reading.ts';
 export const PAGES = {
   reader: 'extension/pages/reader/index.html',
   composer: 'extension/pages/composer/index.html',
-  top: ['extension/pages/options/index.html', 'extension/pages/popup/index.html', 'extension/pages/archive/index.html', 'extension/pages/attachment/index.html'],
+  top: ['extension/pages/options/index.html', 'extension/pages/popup/index.html', 'extension/pages/archive/index.html', 'extension/pages/attachment/index.html', 'extension/pages/moderation/index.html'],
 } as const;
 
 /** Every request type with exactly one entry: the compiler checks none is missing. */
@@ -68,10 +70,11 @@ export class Service {
       writing: writing.room,
       archive: new ArchiveRoom(common, signIn, decryptor).room,
       marks: new MarksRoom(common, reading, writing).room,
+      moderation: new ModerationRoom(common, decryptor).room,
     };
     this.table = joinRooms(...Object.values(rooms));
     // A compile-time check that the rooms together cover the bus exactly.
-    const _exhaustive: Table = { ...rooms.settings, ...rooms.keys, ...rooms.lists, ...rooms.reading, ...rooms.writing, ...rooms.archive, ...rooms.marks };
+    const _exhaustive: Table = { ...rooms.settings, ...rooms.keys, ...rooms.lists, ...rooms.reading, ...rooms.writing, ...rooms.archive, ...rooms.marks, ...rooms.moderation };
     void _exhaustive;
     this.allowed = Object.fromEntries(Object.entries(this.table).map(([t, e]) => [t, e.callers])) as Service['allowed'];
   }

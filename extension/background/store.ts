@@ -54,6 +54,8 @@ export interface Settings {
   sites: string[];
   /** Fingerprint of the key new lists use; null: the oldest key. */
   defaultKey?: string | null;
+  /** Lists this profile signed in to as a moderator (options page links); absent: none. */
+  moderates?: string[];
 }
 
 export const DEFAULT_SETTINGS: Readonly<Settings> = Object.freeze({

@@ -7,7 +7,7 @@
 import type { PrivateKey } from 'openpgp';
 import {
   KeyIdentity, KeyRecipient, loginStatement, parsePrivateKey, readPublicKey, rewrap, unlockPrivateKey, verifyStatement,
-  type ArchiveMessage, type ChallengeResponse, type LoginResponse, type MemberKey, type ThreadPage,
+  type ArchiveMessage, type ChallengeResponse, type LoginResponse, type MemberKey, type Thread, type ThreadPage,
 } from '../../shared/index.ts';
 import { ApiFailure, busy, notFound, unauthorized } from '../http/errors.ts';
 import { hashToken, newToken } from '../registry/tokens.ts';
@@ -17,7 +17,7 @@ import { isReader } from '../mailman/store.ts';
 import { findMemberByKeyId, getMember, type MemberRecord } from '../store/members.ts';
 import { getPost } from '../store/posts.ts';
 import { countPendingChallenges, deleteSessions, getSession, insertChallenge, insertSession, takeChallenge } from '../store/registry.ts';
-import { metaOf, threadPage } from './threads.ts';
+import { metaOf, threadOf, threadPage } from './threads.ts';
 
 export const CHALLENGE_TTL_MS = 2 * 60_000;
 export const SESSION_TTL_MS = 30 * 60_000;
@@ -92,6 +92,13 @@ export class ArchiveAccess {
 
   threads(session: Session, before: number | null, limit: number): ThreadPage {
     return threadPage(this.deps.db, session.list.id, before, limit);
+  }
+
+  /** The thread holding one post (by archive id or Message-ID): what a permalink opens. */
+  thread(session: Session, key: { id: number } | { messageId: string }): Thread {
+    const t = threadOf(this.deps.db, session.list.id, key);
+    if (!t) throw notFound('No such message in this archive.');
+    return t;
   }
 
   async messages(session: Session, ids: number[]): Promise<ArchiveMessage[]> {

@@ -2,7 +2,7 @@
 // In-Reply-To and References. Each post's thread root is computed once, when a
 // page is first asked for after the post arrived, and remembered.
 
-import type { MessageMeta, ThreadPage } from '../../shared/index.ts';
+import type { MessageMeta, Thread, ThreadPage } from '../../shared/index.ts';
 import type { Db } from '../store/db.ts';
 
 const MAX_MESSAGES_PER_THREAD = 500;
@@ -61,4 +61,26 @@ export function metaOf(p: { id: number; messageId: string | null; inReplyTo: str
     id: p.id, messageId: p.messageId, inReplyTo: p.inReplyTo, references: p.references,
     date: p.date === null ? null : new Date(p.date).toISOString(), size: p.size,
   };
+}
+
+/**
+ * The one thread that holds a post, named by its archive id or its Message-ID
+ * (the first post with it): what a permalink opens. Null when the list has no such post.
+ */
+export function threadOf(db: Db, listId: number, key: { id: number } | { messageId: string }): Thread | null {
+  refreshThreadRoots(db, listId);
+  const hit = ('id' in key
+    ? db.prepare('SELECT tr.root_id AS root, p.id AS id FROM thread_roots tr JOIN posts p ON p.id = tr.post_id WHERE tr.list_id = ? AND p.id = ?').get(listId, key.id)
+    : db.prepare('SELECT tr.root_id AS root, p.id AS id FROM posts p JOIN thread_roots tr ON tr.post_id = p.id WHERE p.list_id = ? AND p.message_id = ? ORDER BY p.id LIMIT 1').get(listId, key.messageId)) as { root: number; id: number } | undefined;
+  if (!hit) return null;
+  const rows = db.prepare(`SELECT p.id, p.message_id, p.in_reply_to, p.refs, p.date, p.size FROM posts p
+    JOIN thread_roots tr ON tr.post_id = p.id WHERE tr.list_id = ? AND tr.root_id = ? ORDER BY p.id LIMIT ?`).all(listId, hit.root, MAX_MESSAGES_PER_THREAD) as PostMetaRow[];
+  const messages = rows.map((r) => metaOf({ id: r.id, messageId: r.message_id, inReplyTo: r.in_reply_to, references: JSON.parse(r.refs) as string[], date: r.date, size: r.size }));
+  // A thread longer than the cap still shows the asked-for post.
+  if (!messages.some((m) => m.id === hit.id)) {
+    const r = db.prepare('SELECT id, message_id, in_reply_to, refs, date, size FROM posts WHERE id = ?').get(hit.id) as PostMetaRow;
+    messages.push(metaOf({ id: r.id, messageId: r.message_id, inReplyTo: r.in_reply_to, references: JSON.parse(r.refs) as string[], date: r.date, size: r.size }));
+  }
+  const dates = messages.map((m) => m.date).filter((d): d is string => d !== null).sort();
+  return { rootId: hit.root, messages, lastDate: dates[dates.length - 1] ?? null };
 }

@@ -1,6 +1,6 @@
 // The content-free mails the list writes itself: a bounce to a refused sender,
-// a missed-message notice to a member whose key cannot be used, and the list
-// owner's report of failed deliveries. None of them carries any part of a post:
+// a missed-message notice to a member whose key cannot be used, and the text of
+// the list owner's report of failed deliveries (sealed by the worker). None of them carries any part of a post:
 // they are built only from codes, addresses, dates and message ids.
 
 import { formatDate, newMessageId, writeHeaders, domainOf, type HeaderList } from '../../shared/index.ts';
@@ -79,12 +79,23 @@ export function missedNoticeMail(listAddress: string, to: string, code: ReasonCo
   ]);
 }
 
-export function ownerReportMail(listAddress: string, owner: string, entries: Array<{ rcpt: string; reason: string; messageId: string | null }>): string {
+/** Reasons come from the remote relay: one printable line each, bounded. */
+function oneLine(s: string, max = 300): string {
+  return s.replace(/[^\x20-\x7e]/g, '?').slice(0, max);
+}
+
+/**
+ * The text of the owner's report of failed deliveries: addresses, reason codes and
+ * message ids. It is member data, so it goes only sealed to the owner's key (worker.ts).
+ */
+export function ownerReportLines(listAddress: string, entries: Array<{ rcpt: string; reason: string; messageId: string | null }>): string[] {
   const shown = entries.slice(0, 500);
-  return textMail(base(listAddress, owner, `Delivery problems on ${listAddress} (${entries.length})`), [
+  return [
     `${entries.length} recipient(s) of ${listAddress} did not receive a post:`,
     '',
-    ...shown.map((e) => `- ${e.rcpt}: ${e.reason} (post ${safeId(e.messageId)})`),
+    ...shown.map((e) => `- ${oneLine(e.rcpt, 254)}: ${oneLine(e.reason)} (post ${safeId(e.messageId)})`),
     ...(entries.length > shown.length ? [`... and ${entries.length - shown.length} more`] : []),
-  ]);
+    '',
+    'All failures, with dates: letterlock queue, or GET /v1/admin/lists/{list}/failures on the operator API.',
+  ];
 }

@@ -2,7 +2,7 @@
 // each copy from the shared body and the row's PKESK, hands it to the relay with
 // bounded concurrency, and records the outcome right away. Temporary failures
 // (4xx, connection) are retried with exponential backoff; permanent ones (5xx, or
-// too old) are recorded and reported to the list owner.
+// too old) are recorded and reported to the list owner, encrypted to the owner's key.
 
 import { toHex, randomBytes } from '../../shared/index.ts';
 import type { Config } from '../config/config.ts';
@@ -14,7 +14,9 @@ import type { DeliveryRow, QueueStore } from '../store/queue.ts';
 import { displayHeaders, openDisplay } from './display.ts';
 import { ListHeaderTemplate, postHeaders, unsubscribeUrl } from './headers.ts';
 import type { ListKeys } from '../lists/lists.ts';
-import { ownerReportMail } from './notices.ts';
+import { ownerReportLines } from './notices.ts';
+import { sealedNoticeMail } from '../ops/sealed.ts';
+import { registeredKeyOf } from '../store/notify.ts';
 import type { Envelope, Relay, SendResult } from './relay.ts';
 import { PostRender } from './render.ts';
 import { autocryptHeader } from './autocrypt.ts';
@@ -34,7 +36,11 @@ export interface WorkerOptions {
   log: EventLog;
   delivery: Config['delivery'];
   publicUrl: string;
-  /** The list's unlocked keys: the list key opens a post's sealed display (display.ts). Absent: copies show the list alone. */
+  /**
+   * The list's unlocked keys: the list key opens a post's sealed display (display.ts)
+   * and signs the owner's failure reports. Absent: copies show the list alone, and no
+   * report can be sealed (none is sent; the log says ops.owner_unreachable).
+   */
   keysFor?(list: ListRecord): Promise<ListKeys>;
   /** Told each row's outcome (metrics, the relay's readiness); must not throw. */
   observe?(e: DeliveryEvent): void;
@@ -58,6 +64,8 @@ export class DeliveryWorker {
   private lanes: Promise<void> | null = null;
   private readonly posts = new Map<number, Promise<CachedPost | null>>();
   private lastReport = 0;
+  /** The report pass in progress (reports are sealed in the background). */
+  private reporting: Promise<void> | null = null;
   /** Outcome writes the database refused, retried in order before new work. */
   private unrecorded: Array<() => void> = [];
   sent = 0;
@@ -81,6 +89,7 @@ export class DeliveryWorker {
     this.running = false;
     this.kick();
     await this.lanes;
+    await this.reporting; // it writes to the database: let it end first
     try {
       this.retryUnrecorded();
       this.o.queue.flushSent();
@@ -128,7 +137,7 @@ export class DeliveryWorker {
         }
         const row = this.nextRow();
         if (!row) {
-          this.flushReports(false);
+          void this.flushReports(false);
           await this.waitForWork();
           continue;
         }
@@ -279,31 +288,59 @@ export class DeliveryWorker {
     this.o.observe?.({ kind: row.kind, outcome: 'deferred', code: result.code });
   }
 
-  /** One report mail per list owner for the failures gathered since the last one. */
-  flushReports(force: boolean): void {
+  /**
+   * One report mail per list owner for the failures gathered since the last one,
+   * signed by the list key and sealed to the owner's registered key. The sealing
+   * runs in the background, one pass at a time, so lanes keep claiming rows.
+   */
+  flushReports(force: boolean): Promise<void> {
     const now = Date.now();
-    if (!force && now - this.lastReport < this.o.delivery.reportDelayMs) return;
+    if (this.reporting || (!force && now - this.lastReport < this.o.delivery.reportDelayMs)) return this.reporting ?? Promise.resolve();
     this.lastReport = now;
-    const byList = this.o.queue.unreportedByList();
+    this.reporting = this.reportPass().catch((e: unknown) => {
+      // A storage error leaves the rows unreported: the next flush tries again.
+      this.o.log.error('delivery.error', { code: codeOf(e) });
+    }).finally(() => { this.reporting = null; });
+    return this.reporting;
+  }
+
+  private async reportPass(): Promise<void> {
+    const { db, queue, log } = this.o;
+    const byList = queue.unreportedByList();
     for (const [listId, entries] of byList) {
       const ids = entries.map((e) => e.id);
       try {
-        const list = getListById(this.o.db, listId);
-        if (list?.owner) {
-          const withIds = entries.map((e) => ({ rcpt: e.rcpt, reason: e.reason, messageId: e.post_id ? getPostMessageId(this.o.db, e.post_id) : null }));
-          this.o.db.transaction(() => {
-            this.o.queue.add({ listId, postId: null, kind: 'report', rcpt: list.owner!, mail: ownerReportMail(list.address, list.owner!, withIds) });
-            this.o.queue.markReported(ids);
-          })();
-        } else {
-          this.o.queue.markReported(ids);
+        const list = getListById(db, listId);
+        if (!list?.owner) {
+          queue.markReported(ids);
+          log.info('delivery.report', { list: list?.address ?? String(listId), count: entries.length });
+          continue;
         }
-        this.o.log.info('delivery.report', { list: list?.address ?? String(listId), count: entries.length });
+        const key = registeredKeyOf(db, listId, list.owner);
+        const withIds = entries.map((e) => ({ rcpt: e.rcpt, reason: e.reason, messageId: e.post_id ? getPostMessageId(db, e.post_id) : null }));
+        const mail = key && this.o.keysFor && await sealedNoticeMail({
+          listAddress: list.address, listKey: (await this.o.keysFor(list)).listKey, to: list.owner, toKey: key.publicKey,
+          subject: `Delivery problems on ${list.address} (${entries.length})`, outerSubject: `Delivery report for ${list.address}`,
+          lines: ownerReportLines(list.address, withIds),
+        });
+        if (!mail) {
+          // Never in clear: addresses and reasons are member data. The owner without a
+          // usable key is told nothing; the rows stay in /failures and `letterlock queue`.
+          queue.markReported(ids);
+          log.warn('ops.owner_unreachable', { list: list.address, count: entries.length, code: 'NO_KEY' });
+          continue;
+        }
+        db.transaction(() => {
+          queue.add({ listId, postId: null, kind: 'report', rcpt: list.owner!, mail });
+          queue.markReported(ids);
+        })();
+        this.kick();
+        log.info('delivery.report', { list: list.address, count: entries.length });
       } catch (e) {
         if (isStorageError(e)) throw e; // kept unreported; the next flush tries again
         // A report that cannot be written is dropped, not retried forever.
-        this.o.log.error('delivery.error', { code: codeOf(e), count: entries.length });
-        this.record(() => this.o.queue.markReported(ids));
+        log.error('delivery.error', { code: codeOf(e), count: entries.length });
+        this.record(() => queue.markReported(ids));
       }
     }
   }

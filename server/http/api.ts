@@ -23,6 +23,7 @@ import {
 import { ArchiveAccess } from '../archive/access.ts';
 import { HttpLimitsSchema, type HttpLimits } from '../config/config.ts';
 import type { Tokens } from '../delivery/tokens.ts';
+import type { EventLog } from '../log/log.ts';
 import type { Pipeline } from '../pipeline/run.ts';
 import { watchLoopDelay, type LoopDelay } from './loop-delay.ts';
 import { registerOpsRoutes, type OpsRouteDeps } from '../ops/routes.ts';
@@ -40,6 +41,7 @@ import { listPendingMembers, purgeStale } from '../store/registry.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { ApiFailure, badRequest, busy, notFound } from './errors.ts';
 import { wkdHash } from './wkd.ts';
+import { registerModerationRoutes } from './moderation.ts';
 
 export interface ApiDeps {
   db: Db;
@@ -61,6 +63,8 @@ export interface ApiDeps {
   now?: () => number;
   /** /health readiness, /metrics and the loop-delay watcher (server/ops/routes.ts); absent: liveness only, own watcher. */
   ops?: Pick<OpsRouteDeps, 'health' | 'metrics' | 'metricsAccess'> & { loopDelay?: LoopDelay };
+  /** Events of the daily key-expiry check; absent: not logged. */
+  log?: EventLog;
 }
 
 const EXTENSION_ORIGINS = [/^chrome-extension:\/\/[a-p]{32}$/, /^moz-extension:\/\/[0-9a-f-]{36}$/];
@@ -91,7 +95,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   const limiter = new Limiter(deps.db, deps.secret, now);
   // publicUrl is read when used (a getter): it may be fixed only once the port is bound.
   const registry = new Registry({
-    db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, limits, limiter, ...(deps.now ? { now: deps.now } : {}),
+    db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, limits, limiter, ...(deps.now ? { now: deps.now } : {}), ...(deps.log ? { log: deps.log } : {}),
   });
   const archive = new ArchiveAccess({
     db: deps.db, secret: deps.secret, get publicUrl() { return deps.publicUrl; }, maxPendingChallenges: limits.maxPendingChallenges, ...(deps.now ? { now: deps.now } : {}),
@@ -327,6 +331,16 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     const q = parse(z.object({ before: z.coerce.number().int().positive().optional(), limit: z.coerce.number().int().min(1).max(100).default(20) }), req.query);
     return archive.threads(session, q.before ?? null, q.limit);
   });
+  // One thread by a post's archive id or Message-ID (a permalink); at most 500 posts, like a page's thread.
+  app.get<{ Params: { address: string }; Querystring: { id?: string; messageId?: string } }>('/v1/lists/:address/archive/thread', async (req) => {
+    const list = listOf(req.params.address);
+    const session = archive.session(list, bearer(req));
+    const q = parse(z.union([
+      z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) }).strict(),
+      z.object({ messageId: z.string().min(1).max(998) }).strict(),
+    ]), req.query);
+    return archive.thread(session, q);
+  });
   app.post<{ Params: { address: string } }>('/v1/lists/:address/archive/messages', async (req) => {
     const list = listOf(req.params.address);
     const session = archive.session(list, bearer(req));
@@ -337,6 +351,14 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     const session = archive.session(list, bearer(req));
     const id = parse(z.string().regex(/^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/), req.params.id);
     return archive.memberKey(session, id);
+  });
+
+  // ---- moderating in the browser (server/http/moderation.ts) ----------------------------------------
+
+  registerModerationRoutes(app, {
+    db: deps.db, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, ...(deps.pipeline ? { pipeline: deps.pipeline } : {}),
+    ...(deps.now ? { now: deps.now } : {}), maxPendingChallenges: limits.maxPendingChallenges,
+    limits, parse, bearer, listOf, limited, perIp, perAddress,
   });
 
   // ---- the operator API --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ export type EventName =
   | 'member.missed'
   | 'request.received' | 'request.refused' | 'request.done' | 'request.answered' | 'request.unanswered'
   | 'notice.queued' | 'notice.suppressed' | 'notice.failed' | 'digest.queued' | 'digest.failed' // operators told (server/ops/)
+  | 'ops.owner_unreachable' // an owner's report or summary not sent: no registered key to seal it to (never in clear)
   // Beside Mailman (issue 11, server/mailman/)
   | 'mailman.synced' | 'mailman.sync_failed' | 'mailman.stale_roster_used' | 'mailman.post_waits' | 'mailman.member_removed'
   | 'mailman.outbox_sent' | 'mailman.outbox_failed' | 'mailman.key_notice' | 'post.discarded'

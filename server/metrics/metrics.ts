@@ -137,6 +137,8 @@ export class ServerMetrics implements FanoutObserver {
       info: (event, fields) => { see(event, fields); log.info(event, fields); },
       warn: (event, fields) => { see(event, fields); log.warn(event, fields); },
       error: (event, fields) => { see(event, fields); log.error(event, fields); },
+      // The wrapped log's file handling stays reachable (SIGHUP reopens the file: log rotation).
+      ...(log.reopen ? { reopen: () => log.reopen!() } : {}),
     };
   }
 

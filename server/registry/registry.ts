@@ -5,11 +5,15 @@
 // registered, so only whoever reads that mailbox AND holds that key can confirm.
 
 import * as openpgp from 'openpgp';
+import type { PrivateKey } from 'openpgp';
 import {
   buildInlineMail, buildInnerMessage, buildPgpMimeMail, encryptInner, formatDate, newMessageId, parseStatement,
   readPublicKey, verifyStatement, domainOf, type ConfirmResponse, type SignedRequest, type SubscribeRequest,
 } from '../../shared/index.ts';
 import { serviceMail } from '../delivery/notices.ts';
+import { codeOf, type EventLog } from '../log/log.ts';
+import { sealedNoticeMail } from '../ops/sealed.ts';
+import { getNotifySettings, registeredKeyOf } from '../store/notify.ts';
 import type { HttpLimits } from '../config/config.ts';
 import { ApiFailure, busy } from '../http/errors.ts';
 import type { ListKeys } from '../lists/lists.ts';
@@ -31,6 +35,8 @@ import { hashToken, newToken } from './tokens.ts';
 export const CONFIRM_TTL_MS = 48 * 3600_000;
 export const REQUEST_CLOCK_SKEW_MS = 10 * 60_000;
 export const EXPIRY_WARNING_MS = 14 * 86_400_000;
+/** Members named in the owner's expiry summary; the rest are counted. */
+const MAX_SUMMARY_LISTED = 200;
 
 export interface RegistryDeps {
   db: Db;
@@ -42,6 +48,8 @@ export interface RegistryDeps {
   limits: HttpLimits;
   limiter: Limiter;
   now?: () => number;
+  /** Events of the key-expiry check (an owner that cannot be told); absent: not logged. */
+  log?: EventLog;
 }
 
 
@@ -266,37 +274,85 @@ export class Registry {
 
   // ---- daily key-expiry check ------------------------------------------------------------------
 
-  /** Warns each member whose key expires within 14 days (once per key) and tells the list owner. */
-  checkExpiringKeys(): { warned: number } {
-    const now = this.now();
+  /**
+   * Warns each member whose key expires within 14 days (once per key), sealed to
+   * that key; tells the list owner when the owner's digest is off (the digest lists
+   * the same keys). Lists are taken one by one: one list's failure stays with it.
+   */
+  checkExpiringKeys(): Promise<{ warned: number }> {
+    // One check at a time (the daily timer and the operator's POST): two at once
+    // would both find a key not yet warned and warn it twice.
+    this.checking ??= this.checkAll().finally(() => { this.checking = null; });
+    return this.checking;
+  }
+
+  private checking: Promise<{ warned: number }> | null = null;
+
+  private async checkAll(): Promise<{ warned: number }> {
     let warned = 0;
     const lists = this.deps.db.prepare('SELECT id FROM lists').all() as Array<{ id: number }>;
     for (const { id } of lists) {
       const list = getListById(this.deps.db, id);
       if (!list) continue;
-      const soon: string[] = [];
-      for (const page of iterateMembers(this.deps.db, list.id)) {
-        for (const m of page) {
-          if (m.keyState !== 'valid' || m.expiresAt === null || m.expiresAt > now + EXPIRY_WARNING_MS) continue;
-          if (wasWarned(this.deps.db, list.id, m.address, m.fingerprint)) continue;
-          const when = new Date(m.expiresAt).toUTCString();
-          this.enqueue(list, m.address, serviceMail(list.address, m.address, `Your key for ${list.address} expires soon`, [
-            `Your OpenPGP key ${m.fingerprint}, registered for ${list.address}, ${m.expiresAt > now ? `expires on ${when}` : `expired on ${when}`}.`,
-            'After that you will get a short notice instead of the list\'s posts.',
-            'Extend the key\'s expiry date and upload it again (the Letterlock extension does this in its options), or register a new key.',
-          ]));
-          recordWarning(this.deps.db, list.id, m.address, m.fingerprint, now);
-          soon.push(`${m.address} (${m.fingerprint}, ${when})`);
-          warned++;
-        }
-      }
-      if (soon.length && list.owner) {
-        this.enqueue(list, list.owner, serviceMail(list.address, list.owner, `Member keys of ${list.address} expiring soon`, [
-          `These members' keys expire within 14 days; each was told:`, ...soon.map((s) => `  ${s}`),
-        ]));
+      try {
+        warned += await this.checkList(list);
+      } catch (e) {
+        this.deps.log?.error('notice.failed', { list: list.address, code: codeOf(e) });
       }
     }
     return { warned };
   }
-}
 
+  private async checkList(list: ListRecord): Promise<number> {
+    const { db, log } = this.deps;
+    const now = this.now();
+    const date = new Date(now);
+    let listKey: PrivateKey | null = null;
+    const key = async () => (listKey ??= (await this.deps.keysFor(list)).listKey);
+    const soon: string[] = [];
+    let warned = 0;
+    for (const page of iterateMembers(db, list.id)) {
+      for (const m of page) {
+        if (m.keyState !== 'valid' || m.expiresAt === null || m.expiresAt > now + EXPIRY_WARNING_MS) continue;
+        if (wasWarned(db, list.id, m.address, m.fingerprint)) continue;
+        const when = new Date(m.expiresAt).toUTCString();
+        const subject = `Your key for ${list.address} expires soon`;
+        const lines = [
+          `Your OpenPGP key ${m.fingerprint}, registered for ${list.address}, ${m.expiresAt > now ? `expires on ${when}` : `expired on ${when}`}.`,
+          'After that you will get a short notice instead of the list\'s posts.',
+          'Extend the key\'s expiry date and upload it again (the Letterlock extension does this in its options), or register a new key.',
+        ];
+        // Sealed to the member's own key while it still takes an encryption. Once it
+        // has expired it cannot, and clear text is the only way to reach them: these
+        // lines are metadata only (the member's own address, fingerprint and a date).
+        const mail = await sealedNoticeMail({
+          listAddress: list.address, listKey: await key(), to: m.address, toKey: m.publicKey, subject,
+          outerSubject: `Key notice for ${list.address}`, lines, date,
+        }) ?? serviceMail(list.address, m.address, subject, lines);
+        db.transaction(() => {
+          this.deps.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: m.address, mail });
+          recordWarning(db, list.id, m.address, m.fingerprint, now);
+        })();
+        this.deps.onQueued();
+        warned++;
+        if (soon.length < MAX_SUMMARY_LISTED) soon.push(`${m.address} (${m.fingerprint}, ${when})`);
+      }
+    }
+    // The owner's digest already lists keys expiring within 14 days: no second mail.
+    if (warned > 0 && list.owner && !getNotifySettings(db, list.id).digest) {
+      const ownerKey = registeredKeyOf(db, list.id, list.owner, now);
+      const mail = ownerKey && await sealedNoticeMail({
+        listAddress: list.address, listKey: await key(), to: list.owner, toKey: ownerKey.publicKey,
+        subject: `Member keys of ${list.address} expiring soon`, outerSubject: `Key notice for ${list.address}`,
+        lines: [
+          'These members\' keys expire within 14 days; each was told:', ...soon.map((s) => `  ${s}`),
+          ...(warned > soon.length ? [`  ... and ${warned - soon.length} more`] : []),
+        ], date,
+      });
+      if (mail) this.enqueue(list, list.owner, mail);
+      // Never in clear: the list of members is member data.
+      else log?.warn('ops.owner_unreachable', { list: list.address, count: warned, code: 'NO_KEY' });
+    }
+    return warned;
+  }
+}

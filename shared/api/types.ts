@@ -127,6 +127,7 @@ export type LoginResponse = z.infer<typeof LoginResponse>;
 
 // ---- archive -----------------------------------------------------------------
 // GET  /v1/lists/:address/archive/threads?before=<cursor>&limit=<n≤100>  -> ThreadPage
+// GET  /v1/lists/:address/archive/thread?id=<n> | ?messageId=<id>         -> Thread (the one holding that post)
 // POST /v1/lists/:address/archive/messages   { ids: number[] ≤ 50 }      -> ArchiveMessages
 // GET  /v1/lists/:address/members/keys/:keyId                            -> MemberKey
 

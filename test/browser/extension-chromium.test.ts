@@ -208,10 +208,11 @@ describe('the extension in Chromium', () => {
     await archive.locator('[data-test=archive][data-test-state=signed-in]').waitFor();
     const row = archive.locator('[data-test=archive-message][data-test-state=decrypted]', { hasText: 'Reply from Bob' });
     await row.waitFor();
-    await archive.fill('[data-test=archive-filter]', 'meeting');
-    await archive.locator('[data-test=archive-message]', { hasText: 'Meeting notes' }).waitFor();
-    expect(await archive.locator('[data-test=archive-message]', { hasText: 'Reply from Bob' }).count()).toBe(0);
-    await archive.fill('[data-test=archive-filter]', '');
+    await archive.fill('[data-test=archive-search]', 'meeting');
+    await archive.locator('[data-test=archive-search-status][data-test-state=done]').waitFor({ timeout: 60_000 });
+    await archive.locator('[data-test=archive-result]', { hasText: 'Meeting notes' }).waitFor();
+    expect(await archive.locator('[data-test=archive-result]', { hasText: 'Reply from Bob' }).count()).toBe(0);
+    await archive.fill('[data-test=archive-search]', '');
     await row.locator('[data-test=archive-open]').click();
     await archive.locator('[data-test=archive-view][data-test-state=decrypted]').waitFor();
     expect(await archive.locator('[data-test=archive-view] [data-test=plaintext]').textContent()).toContain(marker);

@@ -182,7 +182,8 @@ describe('who may ask what (sender checks)', () => {
       'frame.state': ['reader', 'composer'],
       'composer.lists': ['composer'], 'composer.send': ['composer'],
       'reader.reply': ['reader'], 'composer.start': ['composer'], 'composer.draft.save': ['composer'], 'composer.draft.delete': ['composer'],
-      'archive.login': page, 'archive.threads': page, 'archive.open': page,
+      'archive.login': page, 'archive.threads': page, 'archive.open': page, 'archive.thread': page,
+      'moderation.lists': page, 'moderation.login': page, 'moderation.held': page, 'moderation.decide': page,
     });
   });
 });
@@ -556,6 +557,7 @@ describe('archive', () => {
         }
         return Response.json({ threads: [{ rootId: 1, lastDate: null, messages: [{ id: 1, messageId: null, inReplyTo: null, references: [], date: null, size: 10 }] }], nextCursor: null });
       }
+      if (path.endsWith('/archive/thread')) return Response.json({ rootId: 1, lastDate: null, messages: [{ id: 1, messageId: '<r@x>', inReplyTo: null, references: [], date: null, size: 10 }, { id: 2, messageId: '<s@x>', inReplyTo: '<r@x>', references: ['<r@x>'], date: null, size: 10 }] });
       if (path.endsWith('/archive/messages')) return Response.json({ messages: [{ meta: { id: 1, messageId: null, inReplyTo: null, references: [], date: null, size: 10 }, ...record! }] });
       if (path.includes('/members/keys/')) return Response.json({ address: alice.address, fingerprint: alice.fingerprint, publicKey: alice.publicArmored });
       return null;
@@ -577,6 +579,20 @@ describe('archive', () => {
     expect(view!.read).toMatchObject({ subject: 'Archived', text: 'from the archive', signature: { status: 'verified', address: alice.address, fingerprint: alice.fingerprint } });
     expect(await w.ask('archive.open', { list: LIST, ids: [] }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
     expect(await w.ask('archive.open', { list: LIST, ids: Array.from({ length: 51 }, (_, i) => i + 1) }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+  });
+
+  it('finds the thread of a permalink by number or Message-ID; a malformed key is refused before any request', async () => {
+    const { w, calls } = await archiveWorld();
+    await w.ok('archive.login', { list: LIST }, senders.options);
+    const t = await w.ok('archive.thread', { list: LIST, id: 2 }, senders.options);
+    expect(t.messages.map((m) => [m.id, m.inReplyTo, m.references])).toEqual([[1, null, []], [2, '<r@x>', ['<r@x>']]]);
+    await w.ok('archive.thread', { list: LIST, messageId: '<s@x>' }, senders.options);
+    const before = calls.length;
+    for (const bad of [{ id: 0 }, { id: 1.5 }, { id: -1 }, {}, { id: 1, messageId: '<s@x>' }, { messageId: 7 }]) {
+      expect(await w.ask('archive.thread', { list: LIST, ...bad } as never, senders.options), JSON.stringify(bad)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    }
+    expect(await w.ask('archive.thread', { list: LIST, messageId: 'x'.repeat(999) }, senders.options)).toMatchObject({ ok: false, error: { code: 'TOO_LARGE' } });
+    expect(calls.length).toBe(before);
   });
 
   it('refuses to sign a log-in statement that names another list', async () => {

@@ -117,24 +117,29 @@ async function pageSees(doc: Page | Frame): Promise<{ html: string; frameAccess:
 
 /** Options page: indicator, a new key, Roundcube's site allowed, the list looked up and pinned, then subscribed. */
 async function install(p: Person, delivery: 'default' | 'pgp-mime'): Promise<void> {
+  // With no key the options page is the guided first run: key, safety copies, word, site, then the list.
   const page = await extensionPage(p, 'options');
-  await page.locator('[data-test=options][data-test-state=ready]').waitFor();
-  await page.fill('[data-test=indicator-word]', p.word);
-  await page.click('[data-test=indicator-save]');
-  await page.locator('[data-test=security-indicator][data-test-state=chosen]').waitFor();
+  await page.locator('[data-test=guide][data-test-state=key]').waitFor({ timeout: 30_000 });
   await page.fill('[data-test=key-name]', p.name);
   await page.fill('[data-test=key-address]', p.user.address);
   await page.fill('[data-test=key-passphrase]', PASSPHRASE);
   await page.fill('[data-test=key-passphrase-again]', PASSPHRASE);
   await page.click('[data-test=create-key-submit]');
-  await page.locator('[data-test=key][data-test-state=present]').waitFor({ timeout: 90_000 });
-  p.fingerprint = (await page.textContent('[data-test=key-fingerprint]'))!.replace(/ /g, '');
-  p.publicKey = await page.inputValue('[data-test=public-key]');
-  expect(p.fingerprint).toMatch(/^[0-9A-F]{40}$/);
-
+  await page.locator('[data-test=guide][data-test-state=safety]').waitFor({ timeout: 90_000 });
+  await page.click('[data-test=guide-next]');
+  await page.fill('[data-test=indicator-word]', p.word);
+  await page.click('[data-test=indicator-save]');
+  await page.locator('[data-test=security-indicator][data-test-state=chosen]').waitFor();
   // Roundcube and the list server both run on 127.0.0.1 (access is per host).
   await page.fill('[data-test=site-input]', 'http://127.0.0.1');
   await page.click('[data-test=site-add]');
+  await page.locator('[data-test=guide][data-test-state=list]').waitFor();
+  await page.click('[data-test=guide-next]');
+  await page.click('[data-test=guide-finish]');
+  await page.locator('[data-test=key][data-test-state=present]').waitFor({ timeout: 60_000 });
+  p.fingerprint = (await page.textContent('[data-test=key-fingerprint]'))!.replace(/ /g, '');
+  p.publicKey = await page.inputValue('[data-test=public-key]');
+  expect(p.fingerprint).toMatch(/^[0-9A-F]{40}$/);
   await page.locator('[data-test=site][data-site="http://127.0.0.1"]').waitFor();
 
   await page.fill('[data-test=list-address]', stack.listAddress);

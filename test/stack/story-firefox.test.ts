@@ -126,18 +126,27 @@ const readerState = (where: Page | Frame, state: string) => frameState(where, 'r
 
 
 async function install(p: Person, delivery: 'default' | 'pgp-mime'): Promise<void> {
-  const page = await extensionPage(p, 'options', '[data-test=options][data-test-state=ready]');
+  // With no key the options page is the guided first run: key, safety copies, word, site, then the list.
+  const page = await extensionPage(p, 'options', '[data-test=guide][data-test-state=key]');
   await page.locator('[data-test=key-name]').fill(p.name);
   await page.locator('[data-test=key-address]').fill(p.user.address);
   await page.locator('[data-test=key-passphrase]').fill(PASSPHRASE);
   await page.locator('[data-test=key-passphrase-again]').fill(PASSPHRASE);
   await page.click('[data-test=create-key-submit]');
-  await page.waitForSelector('[data-test=key][data-test-state=present]', { timeout: 90_000 });
-  p.fingerprint = (await page.$eval('[data-test=key-fingerprint]', (e) => e.textContent))!.replace(/ /g, '');
-  p.publicKey = await page.$eval('[data-test=public-key]', (e) => (e as HTMLTextAreaElement).value);
+  await page.waitForSelector('[data-test=guide][data-test-state=safety]', { timeout: 90_000 });
+  await page.click('[data-test=guide-next]');
+  await page.locator('[data-test=indicator-word]').fill(`${p.name.toLowerCase()}-word`);
+  await page.click('[data-test=indicator-save]');
+  await page.waitForSelector('[data-test=security-indicator][data-test-state=chosen]');
   // Firefox's real optional-permission request for Roundcube's (and the list server's) host.
   await page.locator('[data-test=site-input]').fill('http://127.0.0.1');
   await page.click('[data-test=site-add]');
+  await page.waitForSelector('[data-test=guide][data-test-state=list]');
+  await page.click('[data-test=guide-next]');
+  await page.click('[data-test=guide-finish]');
+  await page.waitForSelector('[data-test=key][data-test-state=present]', { timeout: 60_000 });
+  p.fingerprint = (await page.$eval('[data-test=key-fingerprint]', (e) => e.textContent))!.replace(/ /g, '');
+  p.publicKey = await page.$eval('[data-test=public-key]', (e) => (e as HTMLTextAreaElement).value);
   await page.waitForSelector('[data-test=site][data-site="http://127.0.0.1"]');
   await page.locator('[data-test=list-address]').fill(stack.listAddress);
   await page.locator('[data-test=list-server]').fill(stack.urls.api);
@@ -150,6 +159,10 @@ async function install(p: Person, delivery: 'default' | 'pgp-mime'): Promise<voi
   if (delivery === 'pgp-mime') await page.select('[data-test=delivery]', 'pgp-mime');
   await page.click('[data-test=subscribe]');
   await page.waitForSelector(`[data-test=list-row][data-list="${stack.listAddress}"][data-test-state=confirmation-sent]`);
+  // Mail decrypts on a click by default; this story reads by keyboard and full view, so the list decrypts at once.
+  const auto = `[data-test=list-row][data-list="${stack.listAddress}"] [data-test=auto-decrypt]`;
+  await page.click(auto);
+  await page.waitForFunction((sel) => (document.querySelector(sel) as HTMLInputElement).checked, {}, auto);
   await page.close();
 }
 

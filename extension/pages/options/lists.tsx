@@ -2,7 +2,7 @@
 // confirm its key's fingerprint, choose the key and delivery form, subscribe; the
 // table shows each list's state in words with the next step.
 
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
 import { EXTENSION_ERRORS } from '../../errors.ts';
@@ -82,7 +82,7 @@ function Candidate({ candidate, onLists, onDone }: { candidate: ListCandidate; o
   );
 }
 
-function ListRow({ l, state, onLists }: { l: ListView; state: StateView; onLists: (l: ListView[]) => void }) {
+function ListRow({ l, state, onLists, moderates = false }: { l: ListView; state: StateView; onLists: (l: ListView[]) => void; moderates?: boolean }) {
   // Webmail shows PGP/MIME only as an attachment, so someone who allowed a webmail
   // site gets the inline form unless they choose otherwise (mail programs: PGP/MIME).
   const [chosenDelivery, setDelivery] = useState<'pgp-mime' | 'inline' | null>(null);
@@ -134,6 +134,7 @@ function ListRow({ l, state, onLists }: { l: ListView; state: StateView; onLists
           </>
         )}
         <AutoDecrypt list={pendingAuto === null ? l : { ...l, autoDecrypt: pendingAuto }} onLists={onLists} run={autoRun} />
+        {moderates && <a class="button" data-test="list-moderate" href={`../moderation/index.html?list=${encodeURIComponent(l.address)}`} target="_blank" rel="noopener">Held posts</a>}
         <button type="button" data-test="list-remove" aria-label={`Remove ${l.address} from Letterlock`} disabled={busy} onClick={() => void run(async () => onLists(await ask('list.remove', { address: l.address })))}>Remove</button>
         <ErrorLine error={error} />
       </td>
@@ -142,12 +143,17 @@ function ListRow({ l, state, onLists }: { l: ListView; state: StateView; onLists
 }
 
 export function ListTable({ lists, state, onLists }: { lists: ListView[]; state: StateView; onLists: (l: ListView[]) => void }) {
+  // Lists this profile moderates (it signed in as their moderator before): their rows link to the held posts.
+  const [moderated, setModerated] = useState<string[]>([]);
+  useEffect(() => {
+    void ask('moderation.lists', {}).then((r) => setModerated(r.lists), () => {});
+  }, []);
   if (lists.length === 0) return <p class="muted" data-test="list-table" data-test-state="empty">No lists yet.</p>;
   return (
     <table data-test="list-table">
       <caption class="sr-only">Your lists</caption>
       <thead><tr><th scope="col">List</th><th scope="col">State</th><th scope="col">Your key</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
-      <tbody>{lists.map((l) => <ListRow key={l.address} l={l} state={state} onLists={onLists} />)}</tbody>
+      <tbody>{lists.map((l) => <ListRow key={l.address} l={l} state={state} onLists={onLists} moderates={moderated.includes(l.address)} />)}</tbody>
     </table>
   );
 }

@@ -1,5 +1,5 @@
 // The toolbar popup: lock state at a glance, unlock and lock, and the way to the
-// options and the archive. A new user starts the first run from here.
+// options, the archive and the held posts (for moderators). A new user starts the first run from here.
 
 import browser from 'webextension-polyfill';
 import { LockControls } from '../ui/lock.tsx';
@@ -38,6 +38,7 @@ function Popup() {
       <div class="actions">
         <button type="button" data-test="open-options" onClick={() => open(options)}>Options</button>
         {state?.hasKey && <button type="button" data-test="open-archive" onClick={() => open('extension/pages/archive/index.html')}>Archive</button>}
+        {state?.hasKey && <button type="button" data-test="open-moderation" onClick={() => open('extension/pages/moderation/index.html')}>Held posts</button>}
       </div>
     </Panel>
   );

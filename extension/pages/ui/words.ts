@@ -69,3 +69,11 @@ export function expiryWords(expires: string | null, now = Date.now()): { text: s
   if (days < 60) return { text: `Expires on ${date} (in ${days} day${days === 1 ? '' : 's'}). Renew it soon.`, level: 'soon' };
   return { text: `Expires on ${date}`, level: 'ok' };
 }
+
+/** Why a post was held, in words (server/pipeline/decide.ts reason codes); unknown codes are named as they are. */
+export function heldReasonWords(reason: string): string {
+  const words: Record<string, string> = {
+    moderated: 'the list is moderated: every post waits for a moderator',
+  };
+  return words[reason] ?? `of the list's rules (${reason.replace(/[^\w.-]/g, '').slice(0, 40)})`;
+}

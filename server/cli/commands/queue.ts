@@ -10,7 +10,7 @@ const STATES = [
   ['queued', 'waiting for the relay (includes retries)'],
   ['sending', 'handed to the relay now'],
   ['sent', 'accepted by the relay'],
-  ['failed', 'given up (the list owner is told)'],
+  ['failed', 'given up (listed in the list\'s failures; its owner is told, encrypted)'],
   ['bounced', 'bounced back by the recipient\'s server'],
   ['resent_after_crash', 'sent again after a crash or restart'],
 ] as const;

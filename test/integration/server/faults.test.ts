@@ -7,7 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import * as openpgp from 'openpgp';
 import type { PublicKey } from 'openpgp';
+import PostalMime from 'postal-mime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost } from '../../../shared/index.ts';
 import { openData } from '../../../server/app.ts';
@@ -16,13 +18,15 @@ import { addList, SECRET, initData, listPublicKey, person, seedMembers, Sink, sp
 
 const LIST = 'faults@lists.test';
 const OWNER = 'owner@example.org';
+/** The owner's key is registered here: failure reports are sealed to it. */
+const OWNERS = 'owners@lists.test';
 const SEEDED = 40;
 
 let sink: Sink;
 let dataDir: string;
 let child: Child;
 let listKey: PublicKey;
-let alice: Person, bob: Person, carol: Person, stranger: Person;
+let alice: Person, bob: Person, carol: Person, stranger: Person, owner: Person;
 let members: string[] = [];
 
 const ARMOR = Buffer.from('-----BEGIN PGP MESSAGE-----');
@@ -107,6 +111,8 @@ beforeAll(async () => {
   initData(dataDir, sink.port, { delivery: { retryBaseMs: 150, retryMaxMs: 1000, reportDelayMs: 1500 } });
   [alice, bob, carol, stranger] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('carol@example.org'), person('stranger@example.org')]);
   await addList(dataDir, LIST, { owner: OWNER }, [alice, bob, carol]);
+  owner = await person(OWNER);
+  await addList(dataDir, OWNERS, { owner: OWNER }, [owner]);
   const pool = await Promise.all(Array.from({ length: 4 }, (_, i) => person(`pool${i}@pool.test`)));
   members = [alice.address, bob.address, carol.address, ...await seedMembers(dataDir, LIST, SEEDED, pool)];
   listKey = await listPublicKey(dataDir, LIST);
@@ -170,19 +176,45 @@ describe('relay faults', () => {
       const p = await compose(alice, 'refused by the relay');
       const reply = await sendOne(alice.address, p.raw);
       expect(reply.code, reply.text).toBe(250);
-      const reports = () => sink.to(OWNER).slice(ownerBefore).map((m) => m.raw.toString('utf8'));
-      await sink.waitFor(() => victims.every((v) => reports().some((r) => r.includes(`${v}: SMTP_550`))), 30_000, 'owner report naming both refused recipients');
+      const raws = () => sink.to(OWNER).slice(ownerBefore).map((m) => m.raw.toString('utf8'));
+      // Each report decrypted with the owner's key, the list key's signature checked.
+      const opened = new Map<SinkMessage, string>();
+      const reports = async (): Promise<string[]> => {
+        for (const m of sink.to(OWNER).slice(ownerBefore)) {
+          if (opened.has(m)) continue;
+          const armored = /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(m.raw.toString('utf8'))![0];
+          const { data, signatures } = await openpgp.decrypt({
+            message: await openpgp.readMessage({ armoredMessage: armored }), decryptionKeys: owner.privateKey, verificationKeys: listKey, expectSigned: true,
+          });
+          await signatures[0]!.verified;
+          opened.set(m, (await PostalMime.parse(data as string)).text ?? '');
+        }
+        return [...opened.values()];
+      };
+      const end = Date.now() + 30_000;
+      for (;;) {
+        const got = await reports();
+        if (victims.every((v) => got.some((r) => r.includes(`- ${v}: SMTP_550`)))) break;
+        if (Date.now() > end) throw new Error('timed out waiting for an owner report naming both refused recipients');
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await queueIdle();
       // Beyond two report windows: a failure is reported once, not once per attempt or per flush.
       await new Promise((r) => setTimeout(r, 3500));
+      const texts = (await reports()).join('\n');
       for (const v of victims) {
         expect(attempts.get(v)).toEqual([451, 451, 550]); // retried on 4xx, never after the 5xx
-        expect(reports().join('\n').split(`${v}: `).length - 1).toBe(1);
+        expect(texts.split(`${v}: `).length - 1).toBe(1);
         expect(copiesOf(p.messageId).has(v)).toBe(false);
       }
-      expect(reports().join('\n')).not.toMatch(/SMTP_451/);
-      expect(reports().length).toBeLessThanOrEqual(2);
-      expect(reports().every((r) => !r.includes('refused by the relay'))).toBe(true); // no content in a report
+      expect(texts).not.toMatch(/SMTP_451/);
+      expect(raws().length).toBeLessThanOrEqual(2);
+      // Sealed: no address or reason in clear, and no content anywhere in a report.
+      for (const r of raws()) {
+        expect(r).toContain('Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"');
+        for (const x of [...victims, 'SMTP_550', 'refused by the relay']) expect(r).not.toContain(x);
+      }
+      expect(texts).not.toContain('refused by the relay');
       // Everyone else got the post.
       expect([...copiesOf(p.messageId).keys()].sort()).toEqual(members.filter((m) => !victims.includes(m)).sort());
       const { failures } = await admin<{ failures: Array<{ rcpt: string; state: string; attempts: number; reason: string }> }>(`/lists/${encodeURIComponent(LIST)}/failures`);

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import PostalMime from 'postal-mime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type RunningServer } from '../../../server/app.ts';
+import { generateKey } from '../../../shared/index.ts';
+import { openData, startServer, type RunningServer } from '../../../server/app.ts';
+import { registerMember } from '../../../server/lists/members.ts';
 import { loadConfig } from '../../../server/config/config.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { getList } from '../../../server/store/lists.ts';
@@ -22,6 +24,16 @@ const FAN = 'fan@lists.test';
 const MOD = 'mod@lists.test';
 const DIG = 'dig@lists.test';
 const OTHER = 'other@lists.test';
+/** The owner has no key anywhere: failure reports are not sent (never in clear). */
+const NOKEY = 'nokey@lists.test';
+const KEYLESS = 'keyless@example.org';
+/** Digest off: the expiry check sends the owner its own summary, sealed. */
+const EXP = 'exp@lists.test';
+/** Digest off and an owner without a key: no summary at all. */
+const EXPNK = 'expnk@lists.test';
+const KEYLESS2 = 'keyless2@example.org';
+/** Digest on and never switched: the digest lists expiring keys, no separate summary. */
+const KEEP = 'keep@lists.test';
 const SEEDED = 300;
 
 let sink: Sink;
@@ -29,7 +41,9 @@ let dataDir: string;
 let server: RunningServer;
 let token: string;
 let base: string;
-let alice: Person, owner: Person, mod1: Person, mod2: Person, expiring: Person, failing: Person, stranger: Person;
+let alice: Person, owner: Person, mod1: Person, mod2: Person, expiring: Person, failing: Person, stranger: Person, soon: Person, soon2: Person, soon3: Person;
+/** A member whose key expired before the check: it can take no encryption any more. */
+let gone: { address: string; fingerprint: string };
 const listKeys: Record<string, openpgp.PublicKey> = {};
 
 beforeAll(async () => {
@@ -42,19 +56,38 @@ beforeAll(async () => {
     person('alice@example.org'), person('owner@example.org'), person('mod1@example.org'), person('mod2@example.org'),
     person('expiring@example.org', 5 * 86_400), person('failing@example.org'), person('stranger@example.org'),
   ]);
+  [soon, soon2, soon3] = await Promise.all([person('soon@example.org', 3 * 86_400), person('soon2@example.org', 3 * 86_400), person('soon3@example.org', 3 * 86_400)]);
   await addList(dataDir, FAN, { owner: owner.address }, [alice]);
   await seedMembers(dataDir, FAN, SEEDED, [alice, owner]);
   // mod2 is registered on another list only: an operator notice may use that key.
   await addList(dataDir, MOD, { owner: owner.address, postPolicy: 'moderated' }, [alice, owner, mod1]);
   await addList(dataDir, OTHER, { owner: owner.address }, [mod2]);
   await addList(dataDir, DIG, { owner: owner.address }, [alice, owner, expiring, failing]);
-  for (const l of [FAN, MOD, DIG]) listKeys[l] = await listPublicKey(dataDir, l);
+  await addList(dataDir, NOKEY, { owner: KEYLESS }, [alice, failing]);
+  await addList(dataDir, EXP, { owner: owner.address }, [soon]);
+  await addList(dataDir, EXPNK, { owner: KEYLESS2 }, [soon2]);
+  await addList(dataDir, KEEP, { owner: owner.address }, [soon3]);
+  {
+    // Made ten days ago, valid for five: registered while it was valid, expired now.
+    const made = new Date(Date.now() - 10 * 86_400_000);
+    const g = await generateKey({ kind: 'subscriber', address: 'gone@example.org', passphrase: 'gone-pass', expiresInSeconds: 5 * 86_400, date: made });
+    const db = openData(dataDir, SECRET);
+    try {
+      await registerMember(db, getList(db, EXP)!.id, 'gone@example.org', g.publicKeyArmored, new Date(made.getTime() + 60_000));
+    } finally {
+      db.close();
+    }
+    gone = { address: 'gone@example.org', fingerprint: g.facts.fingerprint };
+  }
+  for (const l of [FAN, MOD, DIG, EXP, EXPNK, KEEP]) listKeys[l] = await listPublicKey(dataDir, l);
   const { config } = loadConfig(dataDir);
   server = await startServer(dataDir, config, SECRET, { log: createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: 'debug', stdout: false }) });
   base = `http://127.0.0.1:${server.httpPort}`;
   token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
   // Moderators beside the owner; nobody@ has no key anywhere: it gets nothing, never a notice in clear.
   setNotifySettings(server.db, getList(server.db, MOD)!.id, { moderators: [mod1.address, mod2.address, 'nobody@example.org'] });
+  // Before the first daily key-expiry check (a minute after start).
+  for (const l of [EXP, EXPNK]) setNotifySettings(server.db, getList(server.db, l)!.id, { digest: false });
 }, 120_000);
 
 afterAll(async () => {
@@ -102,6 +135,33 @@ async function waitUntil<T>(what: string, f: () => Promise<T | null | undefined 
 const notices = (rcpt: string, list: string, subject: RegExp) => sink.to(rcpt).filter((m) => m.from.startsWith(list.split('@')[0]!) && subject.test(m.raw.toString('utf8').split('\r\n\r\n')[0]!));
 const heldNotices = (rcpt: string) => notices(rcpt, MOD, /^Subject: Moderation request for mod@lists\.test$/m);
 const digests = (rcpt: string) => notices(rcpt, DIG, /^Subject: Digest for dig@lists\.test$/m);
+const reports = (rcpt: string, list: string) => notices(rcpt, list, new RegExp(`^Subject: Delivery report for ${list.replace(/\./g, '\\.')}$`, 'm'));
+const keyNotices = (rcpt: string, list: string) => notices(rcpt, list, new RegExp(`^Subject: Key notice for ${list.replace(/\./g, '\\.')}$`, 'm'));
+
+/** The server's log events (JSON lines) named `event`. */
+function logged(event: string): Array<Record<string, unknown>> {
+  return readFileSync(join(dataDir, 'logs', 'server.log'), 'utf8').split('\n').filter((l) => l.includes(`"${event}"`))
+    .map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === event);
+}
+
+/** No mail waits in the queue (each queued mail reached the sink or was given up). */
+const queueDrained = async () => (server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','claimed','sending')").get() as { n: number }).n === 0;
+
+/** GnuPG decrypts `m` with `who`'s key and finds the list key's good signature. */
+async function gpgOpens(m: SinkMessage, who: Person, list: string): Promise<string> {
+  const gpg = new Gpg();
+  try {
+    await gpg.importKey(who.privateArmored, who.passphrase);
+    await gpg.importKey(listKeys[list]!.armor());
+    const r = await gpg.run(['--decrypt'], m.raw, who.passphrase);
+    expect(r.code, r.stderr).toBe(0);
+    const signer = (await listKeys[list]!.getSigningKey()).getKeyID().toHex().toUpperCase();
+    expect(r.status.some((st) => st.startsWith(`GOODSIG ${signer}`))).toBe(true);
+    return r.stdout.toString('utf8');
+  } finally {
+    gpg.cleanup();
+  }
+}
 
 function armored(m: SinkMessage): string {
   const a = /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(m.raw.toString('utf8'));
@@ -328,6 +388,124 @@ describe('the owner\'s digest', () => {
     expect((await server.ops.digest.run({ force: true })).find((r) => r.list === DIG)?.outcome).toBe('sent');
     expect(rows()).toBe(queued + 1);
   }, 60_000);
+});
+
+// ---- the owner's immediate failure report ---------------------------------------------------------
+
+describe('the owner\'s failure report', () => {
+  it('is signed by the list key and encrypted to the owner\'s key: no address or reason in clear', async () => {
+    const marker = `MARKER-report-${Date.now()}`;
+    const before = reports(owner.address, DIG).length;
+    sink.refuse = (rcpt) => (rcpt === failing.address ? 550 : undefined);
+    let got: SinkMessage[] = [];
+    let text = '';
+    let subject = '';
+    try {
+      expect(await send(server.smtpPort, alice.address, DIG, await compose(alice, DIG, listKeys[DIG]!, `report ${marker}\n`))).toMatch(/^250 /);
+      // Reports gather for a moment: wait for the one that names this failure.
+      await waitUntil('the sealed report', async () => {
+        got = reports(owner.address, DIG).slice(before);
+        for (const m of got) {
+          const o = await open(m, owner, DIG);
+          if (o.text.includes(`- ${failing.address}: SMTP_550`)) {
+            ({ text, subject } = o);
+            return true;
+          }
+        }
+        return false;
+      }, 60_000);
+    } finally {
+      sink.refuse = () => undefined;
+    }
+    expect(subject).toMatch(/^Delivery problems on dig@lists\.test \(\d+\)$/); // a protected header
+    expect(text).toContain('did not receive a post');
+    expect(text).not.toContain(alice.address); // delivered fine: not listed
+    for (const m of got) {
+      const raw = m.raw.toString('utf8');
+      expect(raw).toContain('Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"');
+      const body = raw.slice(raw.indexOf('\r\n\r\n'));
+      expect(body).not.toContain(failing.address);
+      expect(raw).not.toContain('SMTP_550');
+      expect(raw).not.toContain('Delivery problems');
+      expect(raw).not.toContain(marker);
+      expect(text).not.toContain(marker);
+      // The owner's key alone opens it.
+      await expect(openpgp.decrypt({ message: await openpgp.readMessage({ armoredMessage: armored(m) }), decryptionKeys: failing.privateKey })).rejects.toThrow();
+    }
+    const clear = await gpgOpens(got.at(-1)!, owner, DIG);
+    expect(clear).toContain('Delivery problems on dig@lists.test');
+  }, 120_000);
+
+  it('is not sent in clear to an owner without a key: a warning is logged and the failure stays listed', async () => {
+    const list = getList(server.db, NOKEY)!;
+    sink.refuse = (rcpt) => (rcpt === failing.address ? 550 : undefined);
+    try {
+      expect(await send(server.smtpPort, alice.address, NOKEY, await compose(alice, NOKEY, await listPublicKey(dataDir, NOKEY), 'no key\n'))).toMatch(/^250 /);
+      await waitUntil('the failure reported', async () => (server.db.prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 1').get(list.id) as { n: number }).n > 0, 60_000);
+    } finally {
+      sink.refuse = () => undefined;
+    }
+    expect(logged('ops.owner_unreachable').filter((e) => e.list === NOKEY)).toEqual([expect.objectContaining({ level: 40, list: NOKEY, count: 1, code: 'NO_KEY' })]);
+    expect(server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE rcpt = ?").get(KEYLESS)).toEqual({ n: 0 });
+    await waitUntil('the queue drained', queueDrained);
+    expect(sink.to(KEYLESS)).toHaveLength(0);
+    const r = await fetch(`${base}/v1/admin/lists/${encodeURIComponent(NOKEY)}/failures`, { headers: { authorization: `Bearer ${token}` } });
+    const { failures } = await r.json() as { failures: Array<{ rcpt: string; state: string; reason: string }> };
+    expect(failures).toEqual([expect.objectContaining({ rcpt: failing.address, state: 'failed', reason: expect.stringMatching(/^SMTP_550/) })]);
+  }, 120_000);
+});
+
+// ---- the daily key-expiry check -----------------------------------------------------------------
+
+describe('the daily key-expiry check', () => {
+  it('warns each member sealed to their key (in clear only when that key has expired), and the owner only when the digest is off', async () => {
+    // The daily timer may have run already (a minute after start): the mails are the same, once per key.
+    const r = await fetch(`${base}/v1/admin/key-expiry-check`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
+    const who: Array<[Person, string]> = [[soon, EXP], [soon2, EXPNK], [soon3, KEEP], [expiring, DIG]];
+    await sink.waitFor(() => who.every(([p, l]) => keyNotices(p.address, l).length > 0) && sink.to(gone.address).length > 0 && keyNotices(owner.address, EXP).length > 0, 60_000, 'the key notices');
+    await waitUntil('the queue drained', queueDrained);
+
+    for (const [p, l] of who) {
+      const got = keyNotices(p.address, l);
+      expect(got, p.address).toHaveLength(1);
+      const raw = got[0]!.raw.toString('utf8');
+      expect(raw).toContain('Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"');
+      const fpr = p.publicKey.getFingerprint().toUpperCase();
+      expect(raw).not.toContain(fpr);
+      const { subject, text } = await open(got[0]!, p, l);
+      expect(subject).toBe(`Your key for ${l} expires soon`);
+      expect(text).toContain(`Your OpenPGP key ${fpr}, registered for ${l}, expires on `);
+    }
+    expect(await gpgOpens(keyNotices(soon.address, EXP)[0]!, soon, EXP)).toContain('expires soon');
+
+    // The expired key: the clear notice (metadata only) is the one way to reach its holder.
+    const clear = sink.to(gone.address);
+    expect(clear).toHaveLength(1);
+    const goneText = clear[0]!.raw.toString('utf8');
+    expect(goneText).toContain(`Subject: Your key for ${EXP} expires soon`);
+    expect(goneText).toContain(`Your OpenPGP key ${gone.fingerprint}, registered for ${EXP}, expired on `);
+    expect(goneText).not.toMatch(/BEGIN PGP MESSAGE/);
+
+    // Digest off: the owner's summary, sealed; the member addresses only inside.
+    const summary = keyNotices(owner.address, EXP);
+    expect(summary).toHaveLength(1);
+    const raw = summary[0]!.raw.toString('utf8');
+    for (const a of [soon.address, gone.address]) expect(raw).not.toContain(a);
+    const { subject, text } = await open(summary[0]!, owner, EXP);
+    expect(subject).toBe(`Member keys of ${EXP} expiring soon`);
+    expect(text).toContain(`  ${soon.address} (${soon.publicKey.getFingerprint().toUpperCase()}, `);
+    expect(text).toContain(`  ${gone.address} (${gone.fingerprint}, `);
+    // Digest on: the digest lists the key; no second mail to the owner.
+    expect(keyNotices(owner.address, KEEP)).toHaveLength(0);
+    // An owner without a key gets nothing, never the list in clear; the log says so.
+    expect(sink.to(KEYLESS2)).toHaveLength(0);
+    expect(logged('ops.owner_unreachable').filter((e) => e.list === EXPNK)).toEqual([expect.objectContaining({ level: 40, count: 1, code: 'NO_KEY' })]);
+
+    // Once per key: a second run warns nobody.
+    const again = await fetch(`${base}/v1/admin/key-expiry-check`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(await again.json()).toEqual({ warned: 0 });
+  }, 120_000);
 });
 
 // ---- last: the database goes away -----------------------------------------------------------------

@@ -2,13 +2,21 @@
 // (SQLITE_FULL, as on a full disk) the worker must not crash nor lose outcomes:
 // a failed claim pauses the lane, a failed outcome write is kept and retried, a
 // deferred "sent" flush is retried; once writes work again every row ends 'sent'.
+// And the owner's failure reports: sealed in the background without holding up
+// the lanes, queued in the same transaction that marks their rows reported.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { createList } from '../../../server/lists/lists.ts';
-import { silentLog } from '../../../server/log/log.ts';
+import * as openpgp from 'openpgp';
+import PostalMime from 'postal-mime';
+import { readPublicKey } from '../../../shared/index.ts';
+import { createList, unlockList } from '../../../server/lists/lists.ts';
+import { registerMember } from '../../../server/lists/members.ts';
+import { silentLog, type EventFields, type EventLog } from '../../../server/log/log.ts';
+import type { ListRecord } from '../../../server/store/lists.ts';
+import { makeKey } from '../../support/keys.ts';
 import { createTokens } from '../../../server/delivery/tokens.ts';
 import { DeliveryWorker } from '../../../server/delivery/worker.ts';
 import type { Relay, SendResult } from '../../../server/delivery/relay.ts';
@@ -69,3 +77,77 @@ it('storage errors pause and retry delivery; nothing crashes and every row ends 
   console.log(`worker faults: ${JSON.stringify(faults)}; sends per row ${JSON.stringify([...seen.values()])}`);
   db.close();
 });
+
+it('owner reports are sealed in the background, queued in one transaction with their rows marked, and never sent in clear', async () => {
+  const db = openDb(join(dir, 'r.db'));
+  const queue = new QueueStore(db);
+  const owner = await makeKey('owner@x.test');
+  const bare = await createList(db, SECRET, 'bare@lists.test', { maxBytes: 100_000, owner: 'keyless@x.test' });
+  const list = await createList(db, SECRET, 'r@lists.test', { maxBytes: 100_000, owner: owner.address });
+  await registerMember(db, list.id, owner.address, owner.publicArmored);
+  // The failure on the list whose owner has no key comes first: a storage error ends a pass.
+  queue.addReport(bare.id, 'c@x.test', null, 'SMTP_550: No such user');
+  queue.addReport(list.id, 'a@x.test', null, 'SMTP_550: No such user');
+  queue.addReport(list.id, 'b@x.test', null, 'BOUNCED: the copy bounced');
+  const unreported = (listId: number) => (db.prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 0').get(listId) as { n: number }).n;
+  const reportRows = () => db.prepare("SELECT rcpt FROM deliveries WHERE kind = 'report'").all() as Array<{ rcpt: string }>;
+
+  const events: Array<{ event: string } & EventFields> = [];
+  const log: EventLog = { info() {}, warn: (event, f) => events.push({ event, ...f }), error: (event, f) => events.push({ event, ...f }) };
+  const sent: Array<{ to: string; mail: string }> = [];
+  const relay: Relay = { description: 'fake', close() {}, async send(envelope, mail): Promise<SendResult> { sent.push({ to: envelope.to, mail: mail.toString() }); return { ok: true }; } };
+  // The list key is handed out only when the gate opens: sealing waits on it.
+  let open!: () => void;
+  let gate = Promise.resolve();
+  let asked = 0;
+  const keysFor = async (l: ListRecord) => { asked++; await gate; return unlockList(l, SECRET); };
+  const worker = new DeliveryWorker({
+    db, queue, relay, tokens: createTokens(SECRET), log, publicUrl: 'http://localhost', keysFor,
+    delivery: { concurrency: 2, batch: 4, retryBaseMs: 10, retryMaxMs: 50, giveUpAfterMs: 3_600_000, reportDelayMs: 0 },
+  });
+
+  // The database refuses the marking: the queued report is rolled back with it, and the rows wait for the next flush.
+  const markReported = queue.markReported.bind(queue);
+  let fault = true;
+  queue.markReported = (ids) => { if (fault && ids.length === 2) { fault = false; throw full(); } markReported(ids); };
+  await worker.flushReports(true);
+  expect(unreported(list.id)).toBe(2);
+  expect(reportRows()).toEqual([]);
+  expect(events).toContainEqual(expect.objectContaining({ event: 'delivery.error', code: 'SQLITE_FULL' }));
+  // An owner without a key: nothing queued, the rows marked, a warning with a code.
+  expect(unreported(bare.id), JSON.stringify(events)).toBe(0);
+  expect(events).toContainEqual({ event: 'ops.owner_unreachable', list: bare.address, count: 1, code: 'NO_KEY' });
+
+  // While a report is being sealed, the lanes keep claiming and sending rows.
+  gate = new Promise<void>((r) => { open = r; });
+  const askedBefore = asked;
+  worker.start();
+  const until = async (test: () => boolean, what: string) => {
+    const end = Date.now() + 20_000;
+    while (!test()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await until(() => asked > askedBefore, 'the report pass to ask for the list key');
+  queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: 'n@x.test', mail: 'Subject: n\r\n\r\nnotice\r\n' });
+  worker.kick();
+  await until(() => sent.some((s) => s.to === 'n@x.test'), 'a row sent while the report waits');
+  expect(reportRows()).toEqual([]);
+  expect(unreported(list.id)).toBe(2);
+  open();
+  await until(() => sent.some((s) => s.to === owner.address), 'the report');
+  await worker.stop();
+  expect(unreported(list.id)).toBe(0);
+  expect(reportRows()).toEqual([{ rcpt: owner.address }]);
+  const mail = sent.find((s) => s.to === owner.address)!.mail;
+  for (const x of ['a@x.test', 'b@x.test', 'SMTP_550', 'BOUNCED']) expect(mail).not.toContain(x);
+  const armoredMessage = /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(mail)![0];
+  const listPublic = (await readPublicKey(list.listPublic)).key;
+  const { data } = await openpgp.decrypt({ message: await openpgp.readMessage({ armoredMessage }), decryptionKeys: owner.privateKey, verificationKeys: listPublic, expectSigned: true });
+  const text = (await PostalMime.parse(data as string)).text ?? '';
+  expect(text).toContain('- a@x.test: SMTP_550: No such user (post (none))');
+  expect(text).toContain('- b@x.test: BOUNCED: the copy bounced');
+  expect(sent.some((s) => s.to === 'keyless@x.test')).toBe(false);
+  db.close();
+}, 60_000);
