@@ -193,7 +193,10 @@ async function writeWithComposer(p: Person, subject: string, text: string, scree
   await page.keyboard.press('Tab');
   await page.keyboard.type(text);
   await shot(page, screenshot);
+  // Back to the subject, where Enter sends the form (the attachments' file chooser follows the message).
+  await page.keyboard.down('Shift');
   await page.keyboard.press('Tab');
+  await page.keyboard.up('Shift');
   await page.keyboard.press('Enter');
   // A reply's box already holds quoted ciphertext: wait for only the new armored post, and the composer gone.
   await page.waitForFunction((sel) => (document.querySelector(sel) as HTMLTextAreaElement).value.startsWith('-----BEGIN PGP MESSAGE-----') && !document.querySelector('iframe[data-letterlock="composer"]'), { timeout: 30_000 }, SELECTORS.body);
