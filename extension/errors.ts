@@ -30,6 +30,9 @@ export const EXTENSION_ERRORS = {
   SERVER_BAD_ANSWER: 'The list server sent an answer Letterlock does not understand. Check the server address; if it is right, tell the list owner.',
   NO_CONFIRMATION: 'This message holds no subscription confirmation from a list you added. Open the confirmation mail the list sent you.',
   INTERNAL: 'Something went wrong inside Letterlock. Try again; if it happens again, reload the page.',
+  TOO_MANY_ATTACHMENTS: 'Attach at most 10 files to one encrypted post.',
+  ATTACHMENTS_TOO_LARGE: 'The attachments are too large for one encrypted post. Leave some out, or share large files another way.',
+  NO_AUTHOR_KEY: 'The author\'s key is not verified, so a private reply cannot be encrypted to it. Reply to the list instead.',
 } as const;
 
 export type ExtensionErrorCode = keyof typeof EXTENSION_ERRORS;

@@ -115,6 +115,34 @@ export interface ArchiveMessageView {
   error: ErrorView | null;
 }
 
+/** A file put into the composer: it travels inside the encryption (multipart/mixed). */
+export interface AttachmentUpload {
+  filename: string;
+  contentType: string;
+  base64: string;
+}
+
+/** What the composer shows of a reply it was opened for (the background keeps the rest). */
+export interface ReplyView {
+  /** 'list': to the list; 'author': to the author alone, encrypted to their key. */
+  to: 'list' | 'author';
+  list: string;
+  /** The author's address (to: 'author'). */
+  author: string | null;
+  subject: string;
+  /** The attribution line and the quoted text, "> " lines, ready to answer under. */
+  quoted: string;
+  inReplyTo: string | null;
+}
+
+/** A draft as the composer restores it (kept encrypted to the user's own key in between). */
+export interface DraftView {
+  list: string;
+  subject: string;
+  text: string;
+  savedAt: string;
+}
+
 /** A held post as a moderator sees it: the server's metadata and, decrypted here, the post. */
 export interface HeldPostView {
   id: number;
@@ -172,10 +200,17 @@ export interface Requests {
   'frame.state': { req: { id: string; state: string; signature: string; step: string }; res: { marked: boolean } };
   'reader.confirm': { req: { blockId: string }; res: { status: string; list: string } };
   'composer.lists': { req: Empty; res: ListView[] };
-  'composer.send': { req: { composeId: string; list: string; subject: string; text: string }; res: { inserted: true } };
+  'composer.send': { req: { composeId: string; list: string; subject: string; text: string; attachments?: AttachmentUpload[] }; res: { inserted: true } };
   'archive.login': { req: { list: string }; res: { address: string; expiresAt: string } };
   'archive.threads': { req: { list: string; before: string | null }; res: { threads: ArchiveThreadView[]; nextCursor: string | null } };
   'archive.open': { req: { list: string; ids: number[] }; res: ArchiveMessageView[] };
+  /** Prepares a reply to this message for the next composer of the tab, and asks the content script to open one. */
+  'reader.reply': { req: { blockId: string; to: 'list' | 'author' }; res: { opened: boolean } };
+  /** The reply this composer was opened for (if any) and the saved draft for it (if any), decrypted. */
+  'composer.start': { req: { composeId: string }; res: { reply: ReplyView | null; draft: DraftView | null } };
+  /** Saves the composer's draft encrypted to the user's own key (IndexedDB, in the background). */
+  'composer.draft.save': { req: { composeId: string; list: string; subject: string; text: string }; res: { savedAt: string } };
+  'composer.draft.delete': { req: { composeId: string }; res: { deleted: boolean } };
   /** The thread holding one post, named by archive id or Message-ID (the archive's permalinks). */
   'archive.thread': { req: { list: string; id?: number; messageId?: string }; res: ArchiveThreadView };
   /** Lists this profile has signed in to as a moderator before (for the options page's links). */
@@ -203,6 +238,14 @@ export interface InsertArmored {
   type: 'insert-armored';
   composeId: string;
   armored: string;
+  /** Where the mail goes (a reply to its author, or the list), for the webmail's empty To field. */
+  to?: string;
+}
+
+/** The background asks the content script of the top frame to open a composer (a reply was prepared). */
+export interface OpenComposer {
+  letterlock: 1;
+  type: 'open-composer';
 }
 
 /** The background asks the content script whether the frame of a block was in plain sight for a click. */
@@ -223,7 +266,7 @@ export interface MarkFrame {
   step: string;
 }
 
-export type ToContent = InsertArmored | CheckFrame | MarkFrame;
+export type ToContent = InsertArmored | CheckFrame | MarkFrame | OpenComposer;
 
 export function isEnvelope(m: unknown): m is Envelope {
   return typeof m === 'object' && m !== null && (m as Envelope).letterlock === 1 && typeof (m as Envelope).type === 'string' && typeof (m as Envelope).payload === 'object' && (m as Envelope).payload !== null;

@@ -61,7 +61,7 @@ export class Service {
     this.common = common;
     this.settings = new SettingsRoom(common);
     const reading = new ReadingRoom(common, decryptor, d.now ?? Date.now);
-    const writing = new WritingRoom(common);
+    const writing = new WritingRoom(common, reading, decryptor);
     const rooms = {
       settings: this.settings.room,
       keys: new KeysRoom(common).room,

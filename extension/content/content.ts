@@ -186,6 +186,46 @@ async function openComposer(box: HTMLElement, button: HTMLButtonElement): Promis
   composeBoxes.set(composeId, { box, frame: f });
 }
 
+/**
+ * A reply was prepared in a reader frame of this tab: a composer opens at the
+ * first compose box (a composer already open there is replaced, so it takes the
+ * reply). False when the page shows no compose box yet: the next composer the
+ * user opens in this tab takes the reply.
+ */
+async function openComposerForReply(): Promise<boolean> {
+  const docs = [document, ...[...document.querySelectorAll('iframe')].flatMap((f) => {
+    try {
+      return f.contentDocument ? [f.contentDocument] : [];
+    } catch {
+      return [];
+    }
+  })];
+  for (const doc of docs) {
+    const button = doc.querySelector<HTMLButtonElement>('button[data-letterlock="compose-button"]');
+    const box = button?.previousElementSibling as HTMLElement | null;
+    if (!button || !box) continue;
+    for (const [id, c] of composeBoxes) {
+      if (c.box !== box) continue;
+      c.frame.remove();
+      composeBoxes.delete(id);
+    }
+    await openComposer(box, button);
+    composeBoxes.get([...composeBoxes.keys()].pop()!)?.frame.scrollIntoView({ block: 'nearest' });
+    return true;
+  }
+  return false;
+}
+
+/** The webmail's recipient field, when it is empty: the list, or the author of a private reply (an address, never content). */
+const RECIPIENT_FIELDS = '#compose-to, input[name="_to"], textarea[name="_to"], input[name="to"]';
+function fillRecipient(doc: Document, address: string): void {
+  const field = doc.querySelector<HTMLInputElement>(RECIPIENT_FIELDS);
+  if (!field || field.value.trim() !== '') return;
+  field.value = address;
+  field.dispatchEvent(new Event('input', { bubbles: true }));
+  field.dispatchEvent(new Event('change', { bubbles: true }));
+}
+
 /** Puts the armored text (ciphertext only) into the page's compose box. */
 function insert(box: HTMLElement, armored: string): void {
   if (box.tagName === 'TEXTAREA') {
@@ -240,10 +280,12 @@ browser.runtime.onMessage.addListener((message: unknown, sender: browser.Runtime
     f.setAttribute('data-test-step', m.step);
     return Promise.resolve(true);
   }
+  if (m.type === 'open-composer') return Promise.resolve(openComposerForReply());
   if (m.type !== 'insert-armored' || typeof m.armored !== 'string') return undefined;
   const target = composeBoxes.get(m.composeId);
   if (!target) return undefined;
   insert(target.box, m.armored);
+  if (typeof m.to === 'string') fillRecipient(target.box.ownerDocument, m.to);
   target.frame.remove();
   composeBoxes.delete(m.composeId);
   return Promise.resolve(true);

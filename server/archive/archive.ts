@@ -8,6 +8,8 @@ import { insertPost } from '../store/posts.ts';
 export interface ArchiveInput {
   listId: number;
   messageId: string | null;
+  /** The Message-ID the mail arrived with (duplicates are found by it); null: none, or the same as messageId. */
+  outerMessageId?: string | null;
   inReplyTo: string | null;
   references: string[];
   date: Date | null;
@@ -26,6 +28,7 @@ export function archivePost(db: Db, input: ArchiveInput): number {
   return insertPost(db, {
     listId: input.listId,
     messageId: input.messageId,
+    outerMessageId: input.outerMessageId ?? null,
     inReplyTo: input.inReplyTo,
     references: input.references.slice(0, 100),
     date: input.date ? input.date.getTime() : null,

@@ -14,7 +14,7 @@ import type { ListKeys } from '../lists/lists.ts';
 import type { Db } from '../store/db.ts';
 import { purgeSignatures, recordSignature, setSignaturePost } from '../store/replay.ts';
 import { Refusal } from './reasons.ts';
-import { duplicateOf, replayWindowMs } from './replay.ts';
+import { duplicateOf, replayWindowMs, threadingOf } from './replay.ts';
 import type { SealedPost } from './types.ts';
 
 export type Archived = { postId: number; duplicate: false } | { postId: number; duplicate: true };
@@ -33,8 +33,9 @@ export async function archive(post: SealedPost, keys: ListKeys, messageId: strin
     const postId = archivePost(db, {
       listId,
       messageId,
-      inReplyTo: verified.outer.inReplyTo,
-      references: verified.outer.references,
+      outerMessageId: verified.outer.messageId,
+      inReplyTo: threadingOf(verified).inReplyTo,
+      references: threadingOf(verified).references,
       date: verified.outer.date,
       size: sealed.body.byteLength,
       body: sealed.body,

@@ -10,7 +10,7 @@ import type { PrivateKey } from 'openpgp';
 import * as openpgp from 'openpgp';
 import {
   decryptWithKey, detachedForm, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, SIGNATURE_CLOCK_SKEW_MS,
-  innerDisplay, outerFactsOf, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type OuterFacts, type PayloadForm, type Verification,
+  innerDisplay, protectedThreading, outerFactsOf, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type ProtectedThreading, type OuterFacts, type PayloadForm, type Verification,
 } from '../../shared/index.ts';
 
 export interface ParseTask {
@@ -50,6 +50,8 @@ export interface OpenedMail {
   protectedRecipients: string[] | null;
   /** What copies may show before they are opened (delivery/headers.ts); null without a member. */
   inner: InnerDisplay | null;
+  /** The signed Message-ID, In-Reply-To and References; null without a member or when the content states none. */
+  threading: ProtectedThreading | null;
   /** Only when asked (contentMax): the literal data, plaintext for the caller's memory only; null when larger than contentMax. */
   content?: Uint8Array | null;
 }
@@ -93,7 +95,7 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   const content = literal instanceof Uint8Array ? literal : null;
   // The literal data itself leaves the worker only when asked (commands by mail), within contentMax.
   const asked = task.contentMax === undefined ? {} : { content: content && content.byteLength <= task.contentMax ? content : null };
-  if (!task.memberKey) return { innerPackets, verification: null, signatureDigest: null, protectedRecipients: null, inner: null, ...asked };
+  if (!task.memberKey) return { innerPackets, verification: null, signatureDigest: null, protectedRecipients: null, inner: null, threading: null, ...asked };
   // Only the From member's key is offered, so another member's valid signature
   // does not pass as theirs. A signature dated up to the allowed clock skew ahead
   // still verifies; beyond it verifyAgainst says SIGNATURE_FROM_FUTURE.
@@ -104,7 +106,9 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   const detached = verification.valid ? await detachedForm(decrypted, [memberKey], verifyDate) : null;
   const sealed = detached?.content ?? content;
   const inner = sealed ? await innerDisplay(sealed) : null;
-  return { innerPackets: detached?.innerPackets ?? innerPackets, verification, ...(await signedContentFacts(decrypted, verification)), inner, ...asked };
+  // Only a verified sender's ids are taken: they thread the archive and replace a webmail's outer ids.
+  const threading = sealed && verification.valid ? await protectedThreading(sealed) : null;
+  return { innerPackets: detached?.innerPackets ?? innerPackets, verification, ...(await signedContentFacts(decrypted, verification)), inner, threading, ...asked };
 }
 
 export default async function run(task: Task): Promise<TaskResult<ParsedMail | OpenedMail>> {

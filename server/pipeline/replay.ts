@@ -43,7 +43,24 @@ export function judgeFreshness(v: ReplayFacts, at: number): ReasonCode | null {
 
 export type ReplayVerdict = { action: 'new' } | { action: 'duplicate'; postId: number };
 
-/** A duplicate of an accepted post's Message-ID within the window, or null. */
+/**
+ * The post's Message-ID, In-Reply-To and References as archived and delivered:
+ * the verified sender's signed (protected) ones where the content states them,
+ * else the outer ones. A webmail gives the outer mail ids of its own, while
+ * readers see (and reply to) the protected ones. Duplicates are still found by
+ * the outer Message-ID (duplicateOf): a mail sent again is a duplicate, the same
+ * signature under a new outer id a replay.
+ */
+export function threadingOf(v: Pick<Verified, 'outer' | 'threading'>): { messageId: string | null; inReplyTo: string | null; references: string[] } {
+  const t = v.threading ?? null;
+  return {
+    messageId: t?.messageId ?? v.outer.messageId,
+    inReplyTo: t?.inReplyTo ?? v.outer.inReplyTo,
+    references: t?.references.length ? t.references : v.outer.references,
+  };
+}
+
+/** A duplicate of an accepted post's outer Message-ID within the window, or null. */
 export function duplicateOf(db: Db, v: Pick<Verified, 'list' | 'outer'>, now: number): number | null {
   return v.outer.messageId ? acceptedMessageId(db, v.list.id, v.outer.messageId, now - replayWindowMs(v.list)) : null;
 }

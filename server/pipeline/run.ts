@@ -22,7 +22,7 @@ import { decide } from './decide.ts';
 import { open } from './open.ts';
 import { parse } from './parse.ts';
 import { Refusal, type ReasonCode } from './reasons.ts';
-import { checkReplay } from './replay.ts';
+import { checkReplay, threadingOf } from './replay.ts';
 import { seal } from './seal.ts';
 import type { Incoming, Parsed } from './types.ts';
 import type { OpenPool } from './pool.ts';
@@ -159,7 +159,7 @@ export class Pipeline {
         return { result: 'held', heldId };
       }
       const sealed = await seal(verified);
-      const messageId = parsed.outer.messageId ?? newMessageId(domainOf(list.address));
+      const messageId = threadingOf(verified).messageId ?? newMessageId(domainOf(list.address));
       let archived;
       try {
         archived = await archive(sealed, keys, messageId, db);

@@ -2,7 +2,7 @@
 // step's value and returns the next; plaintext (the decrypted packets) exists
 // only in `Verified`, in memory, and never reaches the store or log.
 
-import type { ClearFacts, InnerDisplay, OuterFacts, PayloadForm, Sealed, Verification } from '../../shared/index.ts';
+import type { ClearFacts, InnerDisplay, OuterFacts, ProtectedThreading, PayloadForm, Sealed, Verification } from '../../shared/index.ts';
 import type { ListRecord } from '../store/lists.ts';
 import type { MemberRecord } from '../store/members.ts';
 import type { ReasonCode } from './reasons.ts';
@@ -40,6 +40,8 @@ export interface Verified extends Parsed {
   protectedRecipients: string[] | null;
   /** Whether the signed content is MIME, and its protected Subject and author name. */
   inner: InnerDisplay | null;
+  /** The verified sender's signed Message-ID, In-Reply-To and References (pipeline/replay.ts threadingOf). */
+  threading?: ProtectedThreading | null;
 }
 
 export type Decision =

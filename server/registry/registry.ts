@@ -7,7 +7,7 @@
 import * as openpgp from 'openpgp';
 import type { PrivateKey } from 'openpgp';
 import {
-  buildInnerMessage, buildPgpMimeMail, encryptInner, formatDate, newMessageId, parseStatement,
+  buildInlineMail, buildInnerMessage, buildPgpMimeMail, encryptInner, formatDate, newMessageId, parseStatement,
   readPublicKey, verifyStatement, domainOf, type ConfirmResponse, type SignedRequest, type SubscribeRequest,
 } from '../../shared/index.ts';
 import { serviceMail } from '../delivery/notices.ts';
@@ -88,7 +88,7 @@ export class Registry {
     insertPendingToken(this.deps.db, hash, {
       purpose: 'subscribe', listId: list.id, address: req.address, fingerprint: facts.fingerprint, publicKey: key.armor(), delivery: req.delivery, expiresAt,
     });
-    this.enqueue(list, req.address, await this.confirmationMail(list, req.address, key, facts.fingerprint, token, expiresAt));
+    this.enqueue(list, req.address, await this.confirmationMail(list, req.address, key, facts.fingerprint, token, expiresAt, req.delivery === 'inline' ? 'inline' : 'pgp-mime'));
     return { expiresAt: new Date(expiresAt).toISOString() };
   }
 
@@ -102,7 +102,8 @@ export class Registry {
     ];
   }
 
-  private async confirmationMail(list: ListRecord, address: string, key: openpgp.PublicKey, fingerprint: string, token: string, expiresAt: number): Promise<string> {
+  /** In the form the subscriber chose for list mail: a webmail user reads an inline block where a PGP/MIME mail shows only an attachment. */
+  private async confirmationMail(list: ListRecord, address: string, key: openpgp.PublicKey, fingerprint: string, token: string, expiresAt: number, form: 'pgp-mime' | 'inline'): Promise<string> {
     const { listKey } = await this.deps.keysFor(list);
     const link = `${this.deps.publicUrl}/v1/lists/${encodeURIComponent(list.address)}/subscriptions/confirm?token=${token}`;
     const text = [
@@ -122,7 +123,7 @@ export class Registry {
       subject: `Confirm your subscription to ${list.address}`, from: { address: list.address }, to: [{ address }], text,
     });
     const armored = await encryptInner(inner.bytes, listKey, key);
-    return buildPgpMimeMail([
+    return (form === 'inline' ? buildInlineMail : buildPgpMimeMail)([
       ['From', `<${list.address}>`], ['To', `<${address}>`], ['Subject', `Confirm your subscription to ${list.address}`],
       ['Date', formatDate(inner.date)], ['Message-ID', inner.messageId], ['Auto-Submitted', 'auto-generated'],
     ], armored);

@@ -362,6 +362,14 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec(MAILMAN);
     },
   },
+  {
+    version: 9,
+    what: 'posts keep the outer Message-ID beside the signed one they go by (duplicates are found by the outer one)',
+    up: (db) => {
+      addColumn(db, 'posts', 'outer_message_id', 'TEXT'); // NULL: message_id is the outer one (posts before step 9)
+      db.exec('CREATE INDEX IF NOT EXISTS posts_outer_message_id ON posts(list_id, outer_message_id)');
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

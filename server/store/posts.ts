@@ -33,11 +33,12 @@ function fromRow(r: Row): PostRecord {
   };
 }
 
-export function insertPost(db: Db, p: Omit<PostRecord, 'id'> & { listPkesk: Uint8Array }): number {
-  return Number(db.prepare(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, display, bare_text, created_at)
-    VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`).run(p.listId, p.messageId, p.inReplyTo, JSON.stringify(p.references), p.date, p.size,
+/** `outerMessageId`: the Message-ID the mail arrived with, when the post goes by its signed one (pipeline/replay.ts threadingOf). */
+export function insertPost(db: Db, p: Omit<PostRecord, 'id'> & { listPkesk: Uint8Array; outerMessageId?: string | null }): number {
+  return Number(db.prepare(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, display, bare_text, created_at, outer_message_id)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(p.listId, p.messageId, p.inReplyTo, JSON.stringify(p.references), p.date, p.size,
     Buffer.from(p.body.buffer, p.body.byteOffset, p.body.byteLength), Buffer.from(p.archivePkesk), Buffer.from(p.listPkesk),
-    p.display ? Buffer.from(p.display) : null, p.bareText ? 1 : 0, Date.now()).lastInsertRowid);
+    p.display ? Buffer.from(p.display) : null, p.bareText ? 1 : 0, Date.now(), p.outerMessageId ?? null).lastInsertRowid);
 }
 
 export interface WrapState {

@@ -21,9 +21,14 @@ export function setSignaturePost(db: Db, listId: number, digest: string, postId:
   db.prepare('UPDATE seen_signatures SET post_id = ? WHERE list_id = ? AND digest = ?').run(postId, listId, digest);
 }
 
-/** The id of a post accepted on this list since `since` (ms) under this outer Message-ID, if any. */
+/**
+ * The id of a post accepted on this list since `since` (ms) under this outer
+ * Message-ID, if any: the one the mail arrived with (outer_message_id), or, for
+ * posts stored before that column, message_id.
+ */
 export function acceptedMessageId(db: Db, listId: number, messageId: string, since: number): number | null {
-  const r = db.prepare('SELECT id FROM posts WHERE list_id = ? AND message_id = ? AND created_at >= ? ORDER BY id LIMIT 1').get(listId, messageId, since) as { id: number } | undefined;
+  const r = db.prepare(`SELECT id FROM posts WHERE list_id = ? AND created_at >= ?
+    AND (outer_message_id = ? OR (outer_message_id IS NULL AND message_id = ?)) ORDER BY id LIMIT 1`).get(listId, since, messageId, messageId) as { id: number } | undefined;
   return r?.id ?? null;
 }
 

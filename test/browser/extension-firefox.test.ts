@@ -166,7 +166,10 @@ describe('the extension in Firefox', () => {
     expect((probe.frameReads as string[]).length).toBeGreaterThan(0);
     for (const r of probe.frameReads as string[]) expect(['null', 'blocked']).toContain(r);
     expect(probe.reachable).toBe('clean');
+    // Back to the subject, where Enter sends the form (the attachments' file chooser follows the message).
+    await mail.keyboard.down('Shift');
     await mail.keyboard.press('Tab');
+    await mail.keyboard.up('Shift');
     await mail.keyboard.press('Enter');
     await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), { timeout: 30_000 });
     const armored = await mail.$eval('#composebody', (e) => (e as HTMLTextAreaElement).value);

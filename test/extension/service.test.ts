@@ -181,6 +181,7 @@ describe('who may ask what (sender checks)', () => {
       'reader.open': ['reader'], 'reader.confirm': ['reader'], 'reader.visible': ['reader'], 'reader.images': ['reader'], 'reader.attachment': ['reader'],
       'frame.state': ['reader', 'composer'],
       'composer.lists': ['composer'], 'composer.send': ['composer'],
+      'reader.reply': ['reader'], 'composer.start': ['composer'], 'composer.draft.save': ['composer'], 'composer.draft.delete': ['composer'],
       'archive.login': page, 'archive.threads': page, 'archive.open': page, 'archive.thread': page,
       'moderation.lists': page, 'moderation.login': page, 'moderation.held': page, 'moderation.decide': page,
     });
@@ -598,5 +599,83 @@ describe('archive', () => {
     const { w, calls } = await archiveWorld('other@lists.example.org');
     expect(await w.ask('archive.login', { list: LIST }, senders.options)).toMatchObject({ ok: false, error: { code: 'SERVER_BAD_ANSWER' } });
     expect(calls.some((c) => c.endsWith('auth/login'))).toBe(false);
+  });
+});
+
+describe('writing: replies, attachments, encrypted drafts', () => {
+  async function memberWorld() {
+    const b = await bobWorld();
+    await b.w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
+    await b.w.ok('list.pin', { address: LIST, fingerprint: listKey.fingerprint }, senders.options);
+    await b.w.store.putList({ ...(await b.w.store.getList(LIST))!, state: 'member' });
+    return b;
+  }
+
+  /** Every record of the drafts database, as stored. */
+  async function draftRecords(): Promise<unknown[]> {
+    const { openDB } = await import('idb');
+    const db = await openDB('letterlock-drafts');
+    try {
+      return db.objectStoreNames.contains('drafts') ? await db.getAll('drafts') : [];
+    } finally {
+      db.close();
+    }
+  }
+
+  it('attachments go inside the encryption; too many, too large or unreadable ones are refused with words', async () => {
+    const { w } = await memberWorld();
+    const compose = async () => (await w.ok('content.compose', {}, senders.content(7))).composeId;
+    const file = (name: string, bytes: Uint8Array) => ({ filename: name, contentType: 'text/plain', base64: toBase64(bytes) });
+    const base = { list: LIST, subject: 'Files', text: 'see attached' };
+    const many = Array.from({ length: 11 }, (_, i) => file(`f${i}.txt`, new Uint8Array([65])));
+    expect(await w.ask('composer.send', { composeId: await compose(), ...base, attachments: many }, senders.composer(7))).toMatchObject({ ok: false, error: { code: 'TOO_MANY_ATTACHMENTS' } });
+    // The list takes posts up to 1 MB: 800 KB of files do not fit once encoded and armored.
+    const big = await w.ask('composer.send', { composeId: await compose(), ...base, attachments: [file('big.bin', new Uint8Array(800_000))] }, senders.composer(7));
+    expect(big).toMatchObject({ ok: false, error: { code: 'ATTACHMENTS_TOO_LARGE' } });
+    expect((big as { error: { message: string } }).error.message).toContain(LIST);
+    expect(await w.ask('composer.send', { composeId: await compose(), ...base, attachments: [{ filename: 'x', contentType: 'text/plain', base64: '%%%' }] }, senders.composer(7))).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    await w.ok('composer.send', { composeId: await compose(), ...base, attachments: [file('notes.txt', new TextEncoder().encode('attached words'))] }, senders.composer(7));
+    const armored = w.pushed.at(-1)!.armored;
+    expect(armored).not.toContain('attached words');
+    const { readMessage } = await import('../../shared/index.ts');
+    const read = await readMessage(armored, { privateKey: listKey.privateKey, senderKeys: [] });
+    expect(read.message.attachments.map((a) => [a.filename, new TextDecoder().decode(a.content)])).toEqual([['notes.txt', 'attached words']]);
+  });
+
+  it('a reply carries the quote and the threading ids; the draft is kept only encrypted, restored, and deleted on send', async () => {
+    const { w, bobPublic } = await memberWorld();
+    const post = await composePost({ message: { subject: 'Plans', from: { address: alice.address, name: 'Alice' }, to: [{ address: LIST }], text: 'line one\n> older\nline two' }, senderKey: alice.privateKey, listKey: bobPublic as openpgp.PublicKey });
+    const blockId = (await w.ok('content.stash', { armored: post.armored }, senders.content(7))).blockId;
+    await w.ok('reader.open', { blockId }, senders.reader(7));
+    // Alice's key is not known (the fake server has no member keys): no private reply.
+    expect(await w.ask('reader.reply', { blockId, to: 'author' }, senders.reader(7))).toMatchObject({ ok: false, error: { code: 'NO_AUTHOR_KEY' } });
+    expect(await w.ask('reader.reply', { blockId, to: 'list' }, senders.reader(8))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ok('reader.reply', { blockId, to: 'list' }, senders.reader(7))).toEqual({ opened: true });
+    expect(w.checks.at(-1)).toEqual({ letterlock: 1, type: 'open-composer' });
+    // The next composer of that tab (not of another tab) takes the reply.
+    const other = (await w.ok('content.compose', {}, senders.content(8))).composeId;
+    expect((await w.ok('composer.start', { composeId: other }, senders.composer(8))).reply).toBeNull();
+    const composeId = (await w.ok('content.compose', {}, senders.content(7))).composeId;
+    const start = await w.ok('composer.start', { composeId }, senders.composer(7));
+    expect(start.reply).toMatchObject({ to: 'list', list: LIST, subject: 'Re: Plans', inReplyTo: post.messageId });
+    expect(start.reply!.quoted).toMatch(/^On .+, Alice <alice@example\.org> wrote:\n> line one\n>> older\n> line two\n\n$/);
+    expect(await w.ask('composer.start', { composeId }, senders.composer(8))).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+
+    const text = `${start.reply!.quoted}my answer DRAFTMARK`;
+    await w.ok('composer.draft.save', { composeId, list: LIST, subject: 'Re: Plans', text }, senders.composer(7));
+    const stored = JSON.stringify(await draftRecords());
+    for (const plain of ['DRAFTMARK', 'Plans', 'line one', post.messageId.slice(1, -1)]) expect(stored).not.toContain(plain);
+    // Restored for the same reply only.
+    const again = (await w.ok('content.compose', {}, senders.content(7))).composeId;
+    expect((await w.ok('composer.start', { composeId: again }, senders.composer(7))).draft).toBeNull(); // a new post: another slot
+    expect((await w.ok('composer.start', { composeId }, senders.composer(7))).draft).toMatchObject({ list: LIST, subject: 'Re: Plans', text });
+
+    await w.ok('composer.send', { composeId, list: LIST, subject: 'Re: Plans', text }, senders.composer(7));
+    expect(await draftRecords()).toEqual([]);
+    const { readMessage, fromUtf8 } = await import('../../shared/index.ts');
+    const read = await readMessage(w.pushed.at(-1)!.armored, { privateKey: listKey.privateKey, senderKeys: [] });
+    expect(read.message.inReplyTo).toBe(post.messageId);
+    expect(fromUtf8(read.content)).toContain(`References: ${post.messageId}\r\n`);
+    expect(w.pushed.at(-1)!.to).toBe(LIST);
   });
 });

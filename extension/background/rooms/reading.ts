@@ -236,6 +236,12 @@ export class ReadingRoom {
     return { status: answer.status, list: list.address };
   }
 
+  /** The armored block this reader frame holds, and its tab (a reply is prepared from it, writing.ts). */
+  blockFor(blockId: unknown, s: Sender): { armored: string; tabId: number } {
+    const e = this.bound(blockId, s);
+    return { armored: e.armored, tabId: e.tabId };
+  }
+
   /** The content script's frame for a block this frame holds (test marks). */
   targetOf(id: string, s: Sender): { tabId: number; frameId: number } | null {
     try {

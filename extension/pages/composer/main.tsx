@@ -1,12 +1,32 @@
-// The composer frame, opened by the button next to a webmail compose box. The
-// text is typed here, in the extension's origin, never in the page's editor. The
-// background signs and encrypts it and hands only the armored result to the
-// content script, which puts it into the compose box.
+// The composer frame, opened by the button next to a webmail compose box (or by
+// "Reply" in a reader frame of the same tab). The text is typed here, in the
+// extension's origin, never in the page's editor. The background signs and
+// encrypts it, with any attached files inside the encryption, and hands only the
+// armored result to the content script, which puts it into the compose box.
+// Drafts are saved as the user types, encrypted to their own key by the
+// background; reopening the composer for the same post or reply restores them.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
-import type { ListView, StateView } from '../../messages.ts';
+import type { AttachmentUpload, ListView, ReplyView, StateView } from '../../messages.ts';
+import { toBase64 } from '../../../shared/bytes.ts';
 import { ErrorLine, Panel, messageOf, mount, reportHeight, reportState } from '../ui/ui.tsx';
+
+/** The same bounds the background enforces (writing.ts), checked here first for an immediate answer. */
+const MAX_FILES = 10;
+const MAX_FILES_BYTES = 10 * 1024 * 1024;
+const SAVE_AFTER_MS = 1200;
+
+interface Picked {
+  name: string;
+  type: string;
+  size: number;
+  file: File;
+}
+
+function size(n: number): string {
+  return n < 1024 ? `${n} bytes` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KB` : `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
 
 function Composer() {
   const composeId = location.hash.slice(1);
@@ -15,8 +35,13 @@ function Composer() {
   const [list, setList] = useState('');
   const [subject, setSubject] = useState('');
   const [text, setText] = useState('');
+  const [reply, setReply] = useState<ReplyView | null>(null);
+  const [files, setFiles] = useState<Picked[]>([]);
   const [phase, setPhase] = useState<'loading' | 'ready' | 'busy' | 'inserted' | 'error'>('loading');
   const [error, setError] = useState<string | null>(null);
+  const [draft, setDraft] = useState<{ state: 'none' | 'restored' | 'saving' | 'saved' | 'error'; text: string }>({ state: 'none', text: '' });
+  const saveTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const edited = useRef(false);
 
   useEffect(() => {
     void (async () => {
@@ -25,6 +50,19 @@ function Composer() {
         const ls = await ask('composer.lists', {});
         setLists(ls);
         setList(ls[0]?.address ?? '');
+        const start = await ask('composer.start', { composeId });
+        if (start.reply) {
+          setReply(start.reply);
+          setList(start.reply.list);
+          setSubject(start.reply.subject);
+          setText(start.reply.quoted);
+        }
+        if (start.draft) {
+          if (!start.reply) setList(start.draft.list || (ls[0]?.address ?? ''));
+          setSubject(start.draft.subject);
+          setText(start.draft.text);
+          setDraft({ state: 'restored', text: `Draft restored (saved ${new Date(start.draft.savedAt).toLocaleString()}).` });
+        }
         setPhase('ready');
       } catch (e) {
         setError(messageOf(e));
@@ -33,37 +71,109 @@ function Composer() {
     })();
   }, []);
 
-  useEffect(() => reportState(composeId, phase), [phase]);
+  useEffect(() => reportState(composeId, phase, reply?.to ?? '', draft.state), [phase, draft.state, reply]);
   useEffect(() => reportHeight(), []);
+
+  // Saved a moment after the last keystroke: encrypted to the user's own key, in the background.
+  const saveDraft = async (values: { list: string; subject: string; text: string }) => {
+    setDraft({ state: 'saving', text: 'Saving the draft…' });
+    try {
+      const r = await ask('composer.draft.save', { composeId, ...values });
+      setDraft({ state: 'saved', text: `Draft saved, encrypted to your key (${new Date(r.savedAt).toLocaleTimeString()}).` });
+    } catch (e) {
+      setDraft({ state: 'error', text: `The draft was not saved: ${messageOf(e)}` });
+    }
+  };
+  const edit = (change: Partial<{ list: string; subject: string; text: string }>) => {
+    edited.current = true;
+    const next = { list: change.list ?? list, subject: change.subject ?? subject, text: change.text ?? text };
+    if (change.list !== undefined) setList(change.list);
+    if (change.subject !== undefined) setSubject(change.subject);
+    if (change.text !== undefined) setText(change.text);
+    if (saveTimer.current) clearTimeout(saveTimer.current);
+    saveTimer.current = setTimeout(() => void saveDraft(next), SAVE_AFTER_MS);
+  };
+
+  const pick = (input: HTMLInputElement) => {
+    setError(null);
+    const chosen = [...(input.files ?? [])].map((f) => ({ name: f.name, type: f.type, size: f.size, file: f }));
+    input.value = '';
+    const all = [...files, ...chosen];
+    if (all.length > MAX_FILES) return setError(`Attach at most ${MAX_FILES} files to one encrypted post.`);
+    const total = all.reduce((n, f) => n + f.size, 0);
+    if (total > MAX_FILES_BYTES) return setError(`The attachments (${size(total)}) are too large: at most ${size(MAX_FILES_BYTES)} of files go into one encrypted post. Leave some out, or share large files another way.`);
+    setFiles(all);
+  };
+
+  const discard = async () => {
+    if (saveTimer.current) clearTimeout(saveTimer.current);
+    try {
+      await ask('composer.draft.delete', { composeId });
+      setDraft({ state: 'none', text: 'Draft discarded.' });
+    } catch (e) {
+      setError(messageOf(e));
+    }
+  };
 
   const send = async (ev: Event) => {
     ev.preventDefault();
+    if (saveTimer.current) clearTimeout(saveTimer.current);
     setPhase('busy');
     setError(null);
     try {
-      await ask('composer.send', { composeId, list, subject, text });
+      const attachments: AttachmentUpload[] = [];
+      for (const f of files) attachments.push({ filename: f.name, contentType: f.type || 'application/octet-stream', base64: toBase64(new Uint8Array(await f.file.arrayBuffer())) });
+      await ask('composer.send', { composeId, list, subject, text, ...(attachments.length ? { attachments } : {}) });
       setPhase('inserted');
+      setDraft({ state: 'none', text: '' });
     } catch (e) {
       setError(messageOf(e));
       setPhase('ready');
     }
   };
 
+  const title = reply ? (reply.to === 'author' ? `Private reply to ${reply.author}` : `Reply to ${reply.list}`) : 'Write encrypted';
   return (
-    <Panel title="Write encrypted" state={state}>
-      <form data-test="composer" data-test-state={phase} onSubmit={(e) => void send(e)}>
+    <Panel title={title} state={state}>
+      <form data-test="composer" data-test-state={phase} data-test-reply={reply?.to ?? ''} onSubmit={(e) => void send(e)}>
         {lists && lists.length === 0 && <p data-test="no-lists">You are not a member of any list yet. Subscribe in the Letterlock options.</p>}
-        <label>To list
-          <select data-test="composer-list" value={list} onChange={(e) => setList((e.target as HTMLSelectElement).value)}>
-            {(lists ?? []).map((l) => <option value={l.address}>{l.name ? `${l.name} <${l.address}>` : l.address}</option>)}
-          </select>
-        </label>
-        <label>Subject (encrypted: the mail's visible subject becomes "...") <input type="text" data-test="composer-subject" maxLength={998} value={subject} onInput={(e) => setSubject((e.target as HTMLInputElement).value)} /></label>
-        <label>Message <textarea data-test="composer-text" value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} /></label>
-        <button type="submit" data-test="composer-send" disabled={phase !== 'ready' || !list}>Sign, encrypt and put into the mail</button>
+        {reply ? (
+          <p data-test="reply-banner" class="hint">
+            {reply.to === 'author'
+              ? <>Goes to <strong>{reply.author}</strong> alone, encrypted to their verified key; the list does not get it. Send it to that address.</>
+              : <>Goes to the list <strong>{reply.list}</strong>, threaded under the message you answer.</>}
+          </p>
+        ) : (
+          <label>To list
+            <select data-test="composer-list" value={list} onChange={(e) => edit({ list: (e.target as HTMLSelectElement).value })}>
+              {(lists ?? []).map((l) => <option value={l.address}>{l.name ? `${l.name} <${l.address}>` : l.address}</option>)}
+            </select>
+          </label>
+        )}
+        <label>Subject (encrypted: the mail's visible subject becomes "...") <input type="text" data-test="composer-subject" maxLength={998} value={subject} onInput={(e) => edit({ subject: (e.target as HTMLInputElement).value })} /></label>
+        <label>Message <textarea data-test="composer-text" rows={reply ? 12 : 8} value={text} onInput={(e) => edit({ text: (e.target as HTMLTextAreaElement).value })} /></label>
+        <fieldset data-test="composer-attachments">
+          <legend>Attachments (encrypted with the message; up to {MAX_FILES} files, {size(MAX_FILES_BYTES)} together)</legend>
+          {files.length > 0 && (
+            <ul data-test="attachment-list">
+              {files.map((f, i) => (
+                <li data-test="attachment-item">
+                  {f.name} <span class="muted">({size(f.size)})</span>{' '}
+                  <button type="button" class="link" aria-label={`Remove ${f.name}`} onClick={() => setFiles(files.filter((_, j) => j !== i))}>Remove</button>
+                </li>
+              ))}
+            </ul>
+          )}
+          <input type="file" multiple data-test="composer-files" aria-label="Attach files" onChange={(e) => pick(e.target as HTMLInputElement)} />
+        </fieldset>
+        <div class="actions">
+          <button type="submit" class="primary" data-test="composer-send" disabled={phase !== 'ready' || !list}>Sign, encrypt and put into the mail</button>
+          {(draft.state === 'saved' || draft.state === 'restored') && <button type="button" class="link" data-test="draft-discard" onClick={() => void discard()}>Discard draft</button>}
+        </div>
+        {draft.text && <p data-test="draft-state" data-test-state={draft.state} class="muted">{draft.text}</p>}
         {state && !state.unlocked && <p>Letterlock is locked: unlock it from the toolbar button first.</p>}
         <ErrorLine error={error} />
-        {phase === 'inserted' && <p class="ok">The encrypted text is in your mail. Send it to the list.</p>}
+        {phase === 'inserted' && <p class="ok">The encrypted text is in your mail. Send it{reply?.to === 'author' ? ` to ${reply.author}` : ' to the list'}.</p>}
       </form>
     </Panel>
   );

@@ -46,6 +46,7 @@ function Reader() {
   const [confirm, setConfirm] = useState<{ state: string; text: string } | null>(null);
   const [step, setStep] = useState('');
   const [refusals, setRefusals] = useState(0);
+  const [replying, setReplying] = useState<{ state: string; text: string } | null>(null);
 
   const fail = (e: unknown) => {
     setError({ code: (e as { code?: string }).code ?? 'INTERNAL', message: messageOf(e) });
@@ -78,8 +79,8 @@ function Reader() {
   }, []);
   useEffect(() => reportHeight(), []);
   useEffect(() => {
-    reportState(blockId, view, view === 'decrypted' && read ? read.signature.status : '', confirm?.state ?? step);
-  }, [view, read, confirm, step]);
+    reportState(blockId, view, view === 'decrypted' && read ? read.signature.status : '', confirm?.state ?? (replying ? `reply-${replying.state}` : step));
+  }, [view, read, confirm, step, replying]);
 
   const decrypt = async (ev: Event) => {
     setError(null);
@@ -110,6 +111,23 @@ function Reader() {
       setConfirm({ state: 'confirmed', text: r.status === 'member' ? `You are now a member of ${r.list}.` : `Confirmed; the owner of ${r.list} still has to approve you.` });
     } catch (e) {
       setConfirm({ state: 'error', text: messageOf(e) });
+    }
+  };
+
+  // A reply: the background decrypts again and hands quoted text and threading ids to the composer.
+  const doReply = async (ev: Event, to: 'list' | 'author') => {
+    try {
+      await guardClick(blockId, ev);
+      setReplying({ state: 'busy', text: 'Preparing the reply…' });
+      const r = await ask('reader.reply', { blockId, to });
+      setReplying({
+        state: 'ready',
+        text: r.opened
+          ? 'The reply is open in the Letterlock composer at your compose box.'
+          : 'Reply prepared: press “Write encrypted with Letterlock” at your reply\'s compose box to continue it.',
+      });
+    } catch (e) {
+      setReplying({ state: 'error', text: messageOf(e) });
     }
   };
 
@@ -158,6 +176,15 @@ function Reader() {
               },
               onStep: setStep,
             }} />
+            {read.list && !read.confirmable && (
+              <div class="actions" data-test="reply" data-test-state={replying?.state ?? 'ready'}>
+                <button type="button" data-test="reply-list" ref={watchControl} disabled={replying?.state === 'busy'} onClick={(ev) => void doReply(ev, 'list')}>Reply to list</button>
+                {read.signature.status === 'verified' && read.from && read.from.address !== read.list && (
+                  <button type="button" data-test="reply-author" ref={watchControl} disabled={replying?.state === 'busy'} onClick={(ev) => void doReply(ev, 'author')}>Reply to {read.from.name || read.from.address}</button>
+                )}
+                {replying && (replying.state === 'error' ? <ErrorLine error={replying.text} /> : <p data-test="reply-result">{replying.text}</p>)}
+              </div>
+            )}
             {read.confirmable && (
               <div data-test="confirm" data-test-state={confirm?.state ?? 'ready'}>
                 {confirm?.state !== 'confirmed' && (
