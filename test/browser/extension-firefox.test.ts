@@ -31,7 +31,8 @@ async function newPage(): Promise<Page> {
 
 async function openPage(path: string, ready: string): Promise<Page> {
   const page = await browser.newPage();
-  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}/index.html`, ready);
+  // A long deadline: the driver sometimes loses a page for a while and it is loaded again.
+  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}/index.html`, ready, 90_000);
   return page;
 }
 
@@ -63,7 +64,8 @@ afterAll(async () => {
   removeDir(profile);
 });
 
-describe('the extension in Firefox', () => {
+// Per test: room for an extension page the driver loses and loads again (up to 90 s).
+describe('the extension in Firefox', { timeout: 240_000 }, () => {
   it('options: indicator, a new key, a site allowed through the optional-permission request', async () => {
     // With no key the options page is the guided first run: key, safety copies, word, site.
     const page = await openPage('options', '[data-test=guide][data-test-state=key]');
@@ -203,7 +205,7 @@ describe('the extension in Firefox', () => {
 // frames placed in a page, so frames are driven by keyboard and checked by the
 // state words the content script marks on them (test builds), by the heights
 // they post, and by what reaches the test site.
-describe('page isolation and reading in Firefox', () => {
+describe('page isolation and reading in Firefox', { timeout: 240_000 }, () => {
   /** A post from Alice through the real list, as delivered to Carol. */
   async function throughList(message: { subject: string; text: string; html?: string; attachments?: { filename: string; contentType: string; content: Uint8Array }[] }): Promise<string> {
     const { key: listKey } = await readPublicKey(((await (await fetch(`${list.base}/v1/lists/${LIST}`)).json()) as { listKey: { armored: string } }).listKey.armored);

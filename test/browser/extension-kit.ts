@@ -66,7 +66,7 @@ export async function buildExtension(target: 'chrome' | 'firefox', testHosts: st
  * again: that is the driver, so the page is reloaded and waited for again until
  * the deadline; any other error is the page's and is thrown at once.
  */
-export async function openFirefoxExtensionPage(page: { goto(url: string): Promise<unknown>; waitForSelector(s: string, o: { timeout: number }): Promise<unknown> }, url: string, ready: string, timeoutMs = 30_000): Promise<void> {
+export async function openFirefoxExtensionPage(page: { goto(url: string): Promise<unknown>; waitForSelector(s: string, o: { timeout: number }): Promise<unknown> }, url: string, ready: string, timeoutMs = 90_000): Promise<void> {
   void page.goto(url).catch(() => {});
   const end = Date.now() + timeoutMs;
   let loadedAt = Date.now();
