@@ -13,7 +13,7 @@ import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, readPublicKey } from '../../shared/index.ts';
 import { addList, send } from '../integration/server/harness.ts';
-import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension } from './extension-kit.ts';
+import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, confirmInChromiumWebmail } from './extension-kit.ts';
 import { shootChromium } from './screenshots.ts';
 
 const BOB = 'bob@example.org';
@@ -35,23 +35,7 @@ async function openPage(path: string): Promise<Page> {
 }
 
 async function confirmInWebmail(n: number): Promise<void> {
-  site.messages = [`Confirmation from the list:\n\n${await armoredOf(await list.mailTo(BOB, n))}`];
-  const mail = await ctx.newPage();
-  await mail.goto(site.allowedUrl);
-  const reader = mail.frameLocator('#messagecontframe').frameLocator('iframe[data-letterlock="reader"]');
-  await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 60_000 });
-  await reader.locator('[data-test=decrypt]').click();
-  await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 60_000 });
-  // A click the frame's visibility check refuses on a loaded machine is tried again, at most thrice.
-  for (let attempt = 1; ; attempt++) {
-    await reader.locator('[data-test=confirm-subscription]').click();
-    await reader.locator('[data-test=confirm][data-test-state=confirmed], [data-test=confirm][data-test-state=error]').first().waitFor({ timeout: 60_000 });
-    const text = await reader.locator('[data-test=reader]').innerText();
-    if (attempt < 3 && (await reader.locator('[data-test=confirm]').getAttribute('data-test-state')) === 'error' && text.includes('covers or hides')) continue;
-    expect(await reader.locator('[data-test=confirm]').getAttribute('data-test-state'), text).toBe('confirmed');
-    break;
-  }
-  await mail.close();
+  await (await confirmInChromiumWebmail(ctx, site, await armoredOf(await list.mailTo(BOB, n)))).close();
 }
 
 async function post(to: string, name: string, subject: string, text: string, parent?: string, html?: string): Promise<void> {
