@@ -21,17 +21,31 @@ export interface InnerDisplay {
   fromName: string | null;
 }
 
-export async function innerDisplay(content: Uint8Array): Promise<InnerDisplay> {
-  if (!looksLikeMime(content)) return { isMime: false, subject: null, fromName: null };
+type HeaderMail = Awaited<ReturnType<typeof PostalMime.parse>>;
+
+/**
+ * The signed content's leading header block, parsed: 'bare' when the content is
+ * not MIME, null when its headers cannot be read within the bounds (the first
+ * MAX_PROTECTED_HEADER_BYTES, and the encoded-word cap that keeps postal-mime's
+ * cost linear, as at ingest).
+ */
+async function protectedHeaders(content: Uint8Array): Promise<HeaderMail | 'bare' | null> {
+  if (!looksLikeMime(content)) return 'bare';
   const head = headerBlock(toBinaryString(content.subarray(0, MAX_PROTECTED_HEADER_BYTES)));
   const block = head ? fromBinaryString(`${head.headers}\r\n\r\n`) : null;
-  if (!block || countEncodedWords(block, MIME_LIMITS.maxEncodedWords) > MIME_LIMITS.maxEncodedWords) return { isMime: true, subject: null, fromName: null };
+  if (!block || countEncodedWords(block, MIME_LIMITS.maxEncodedWords) > MIME_LIMITS.maxEncodedWords) return null;
   try {
-    const mail = await PostalMime.parse(block, { maxHeadersSize: MAX_PROTECTED_HEADER_BYTES });
-    return { isMime: true, subject: headerText(mail.subject), fromName: headerText(mail.from?.name) };
+    return await PostalMime.parse(block, { maxHeadersSize: MAX_PROTECTED_HEADER_BYTES });
   } catch {
-    return { isMime: true, subject: null, fromName: null };
+    return null;
   }
+}
+
+export async function innerDisplay(content: Uint8Array): Promise<InnerDisplay> {
+  const mail = await protectedHeaders(content);
+  if (mail === 'bare') return { isMime: false, subject: null, fromName: null };
+  if (!mail) return { isMime: true, subject: null, fromName: null };
+  return { isMime: true, subject: headerText(mail.subject), fromName: headerText(mail.from?.name) };
 }
 
 /** The signed (protected) threading headers of a post: the sender's own, under their signature. */
@@ -56,16 +70,10 @@ function idsIn(value: string | undefined): string[] {
  * inside the encryption, so they are what replies name.
  */
 export async function protectedThreading(content: Uint8Array): Promise<ProtectedThreading | null> {
-  if (!looksLikeMime(content)) return null;
-  const head = headerBlock(toBinaryString(content.subarray(0, MAX_PROTECTED_HEADER_BYTES)));
-  if (!head) return null;
-  try {
-    const mail = await PostalMime.parse(fromBinaryString(`${head.headers}\r\n\r\n`), { maxHeadersSize: MAX_PROTECTED_HEADER_BYTES });
-    const messageId = idsIn(mail.messageId)[0] ?? null;
-    const inReplyTo = idsIn(mail.inReplyTo)[0] ?? null;
-    const references = idsIn(mail.references).slice(-MAX_PROTECTED_REFERENCES);
-    return messageId || inReplyTo || references.length ? { messageId, inReplyTo, references } : null;
-  } catch {
-    return null;
-  }
+  const mail = await protectedHeaders(content);
+  if (!mail || mail === 'bare') return null;
+  const messageId = idsIn(mail.messageId)[0] ?? null;
+  const inReplyTo = idsIn(mail.inReplyTo)[0] ?? null;
+  const references = idsIn(mail.references).slice(-MAX_PROTECTED_REFERENCES);
+  return messageId || inReplyTo || references.length ? { messageId, inReplyTo, references } : null;
 }

@@ -26,4 +26,17 @@ describe('protectedThreading', () => {
     expect(t!.references).toHaveLength(100);
     expect(t!.references.at(-1)).toBe('<r149@example.org>');
   });
+
+  it('a header block over the encoded-word cap is not parsed (postal-mime is quadratic on them): nothing, at once', async () => {
+    // Short base64 words ("=?" twice each, as the cap counts at ingest) fit 1,001 of them
+    // within the 16 KB a MIME header block may take; the cap refuses the block whole, as innerDisplay does.
+    const word = '=?u?b?eA==?=';
+    const block = (n: number) => `Content-Type: text/plain\r\nMessage-ID: <ok@example.org>\r\nSubject: ${Array.from({ length: n }, () => word).join(' ')}\r\n\r\nhello\r\n`;
+    expect(block(1001).length).toBeLessThan(16 * 1024);
+    const started = performance.now();
+    expect(await protectedThreading(utf8(block(1001)))).toBeNull();
+    expect(performance.now() - started).toBeLessThan(5000);
+    // Under the cap, the same block is read as usual.
+    expect(await protectedThreading(utf8(block(500)))).toMatchObject({ messageId: '<ok@example.org>' });
+  });
 });
