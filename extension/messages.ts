@@ -213,6 +213,11 @@ export interface Requests {
   'composer.draft.delete': { req: { composeId: string }; res: { deleted: boolean } };
   /** The thread holding one post, named by archive id or Message-ID (the archive's permalinks). */
   'archive.thread': { req: { list: string; id?: number; messageId?: string }; res: ArchiveThreadView };
+  /**
+   * A reply to an archived message (decrypted again in the background), held for
+   * the next composer the user opens in any tab, for `expiresAt`.
+   */
+  'archive.reply': { req: { list: string; id: number; to: 'list' | 'author' }; res: { to: 'list' | 'author'; list: string; author: string | null; subject: string; expiresAt: string } };
   /** Lists this profile has signed in to as a moderator before (for the options page's links). */
   'moderation.lists': { req: Empty; res: { lists: string[] } };
   'moderation.login': { req: { list: string }; res: { address: string; expiresAt: string } };

@@ -68,7 +68,7 @@ export class Service {
       lists: new ListsRoom(common).room,
       reading: reading.room,
       writing: writing.room,
-      archive: new ArchiveRoom(common, signIn, decryptor).room,
+      archive: new ArchiveRoom(common, signIn, decryptor, writing).room,
       marks: new MarksRoom(common, reading, writing).room,
       moderation: new ModerationRoom(common, decryptor).room,
     };

@@ -182,7 +182,7 @@ describe('who may ask what (sender checks)', () => {
       'frame.state': ['reader', 'composer'],
       'composer.lists': ['composer'], 'composer.send': ['composer'],
       'reader.reply': ['reader'], 'composer.start': ['composer'], 'composer.draft.save': ['composer'], 'composer.draft.delete': ['composer'],
-      'archive.login': page, 'archive.threads': page, 'archive.open': page, 'archive.thread': page,
+      'archive.login': page, 'archive.threads': page, 'archive.open': page, 'archive.thread': page, 'archive.reply': page,
       'moderation.lists': page, 'moderation.login': page, 'moderation.held': page, 'moderation.decide': page,
     });
   });
@@ -566,7 +566,7 @@ describe('archive', () => {
     record = { wrappedKey: toBase64(pkesk!), body: toBase64(sealed.body) };
     await w.ok('list.lookup', { address: LIST, server: SERVER }, senders.options);
     await w.ok('list.pin', { address: LIST, fingerprint: listKey.fingerprint }, senders.options);
-    return { w, calls };
+    return { w, calls, post };
   }
 
   it('signs in by signing the challenge, signs in again when the session ends, and decrypts records with the member\'s signature checked', async () => {
@@ -593,6 +593,51 @@ describe('archive', () => {
     }
     expect(await w.ask('archive.thread', { list: LIST, messageId: 'x'.repeat(999) }, senders.options)).toMatchObject({ ok: false, error: { code: 'TOO_LARGE' } });
     expect(calls.length).toBe(before);
+  });
+
+  it('a reply to an archived message is decrypted again here and waits for the next composer of any tab, with quote and threading', async () => {
+    const { w, calls, post } = await archiveWorld();
+    await w.ok('archive.login', { list: LIST }, senders.options);
+    expect(await w.ask('archive.reply', { list: LIST, id: 1, to: 'list' }, senders.options)).toMatchObject({ ok: false, error: { code: 'LIST_NOT_PINNED' } });
+    await w.store.putList({ ...(await w.store.getList(LIST))!, state: 'member' });
+    const before = calls.length;
+    for (const bad of [{ id: 0, to: 'list' }, { id: 1.5, to: 'list' }, { id: 1, to: 'everyone' }]) {
+      expect(await w.ask('archive.reply', { list: LIST, ...bad } as never, senders.options), JSON.stringify(bad)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    }
+    expect(calls.length).toBe(before); // refused before any request
+    // Only the archive page may ask: not a reader or composer frame, not a content script.
+    for (const s of [senders.reader(7), senders.composer(7), senders.content(7)]) expect(await w.ask('archive.reply', { list: LIST, id: 1, to: 'list' }, s)).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('archive.reply', { list: LIST, id: 2, to: 'list' }, senders.options)).toMatchObject({ ok: false, error: { code: 'NOT_FOUND' } });
+
+    expect(await w.ok('archive.reply', { list: LIST, id: 1, to: 'list' }, senders.options)).toMatchObject({ to: 'list', list: LIST, author: alice.address, subject: 'Re: Archived' });
+    // The next composer of any tab takes it, once.
+    const composeId = (await w.ok('content.compose', {}, senders.content(9))).composeId;
+    const start = await w.ok('composer.start', { composeId }, senders.composer(9));
+    expect(start.reply).toMatchObject({ to: 'list', list: LIST, subject: 'Re: Archived', inReplyTo: post.messageId });
+    expect(start.reply!.quoted).toMatch(/alice@example\.org wrote:\n> from the archive\n\n$/);
+    const later = (await w.ok('content.compose', {}, senders.content(10))).composeId;
+    expect((await w.ok('composer.start', { composeId: later }, senders.composer(10))).reply).toBeNull();
+    await w.ok('composer.send', { composeId, list: LIST, subject: 'Re: Archived', text: `${start.reply!.quoted}agreed` }, senders.composer(9));
+    const { readMessage, fromUtf8 } = await import('../../shared/index.ts');
+    const toList = await readMessage(w.pushed.at(-1)!.armored, { privateKey: listKey.privateKey, senderKeys: [] });
+    expect(toList.message.inReplyTo).toBe(post.messageId);
+    expect(fromUtf8(toList.content)).toContain(`References: ${post.messageId}\r\n`);
+    expect(w.pushed.at(-1)!.to).toBe(LIST);
+
+    // To the author alone: Alice's key was fetched from the list and verified her signature.
+    expect(await w.ok('archive.reply', { list: LIST, id: 1, to: 'author' }, senders.options)).toMatchObject({ to: 'author', author: alice.address });
+    const privately = (await w.ok('content.compose', {}, senders.content(11))).composeId;
+    expect((await w.ok('composer.start', { composeId: privately }, senders.composer(11))).reply).toMatchObject({ to: 'author', author: alice.address, inReplyTo: post.messageId });
+    await w.ok('composer.send', { composeId: privately, list: LIST, subject: 'Re: Archived', text: 'just you' }, senders.composer(11));
+    const toAlice = await readMessage(w.pushed.at(-1)!.armored, { privateKey: alice.privateKey, senderKeys: [] });
+    expect(toAlice.message.to.map((m) => m.address)).toEqual([alice.address]);
+    expect(toAlice.message.inReplyTo).toBe(post.messageId);
+
+    // Unused, it lapses after ten minutes.
+    await w.ok('archive.reply', { list: LIST, id: 1, to: 'list' }, senders.options);
+    w.clock.now += 10 * 60_000 + 1;
+    const lapsed = (await w.ok('content.compose', {}, senders.content(12))).composeId;
+    expect((await w.ok('composer.start', { composeId: lapsed }, senders.composer(12))).reply).toBeNull();
   });
 
   it('refuses to sign a log-in statement that names another list', async () => {

@@ -10,6 +10,10 @@
 // writes outer headers of its own, and the list server threads by the signed
 // ones (server/pipeline/replay.ts threadingOf).
 //
+// A reply prepared in the archive viewer (a top-level extension page, no webmail
+// tab of its own) waits for the next composer the user opens in any tab: the
+// viewer says so in words, and the composer is where replies are written.
+//
 // Attachments travel inside the encryption (multipart/mixed), bounded in count
 // and size. Drafts are kept only encrypted to the user's own key (drafts.ts).
 
@@ -17,7 +21,7 @@ import type { PublicKey } from 'openpgp';
 import { composePost, fromBase64, protectedThreading, readPublicKey, type AttachmentInput } from '../../../shared/index.ts';
 import { ExtensionError, refuse } from '../../errors.ts';
 import type { DraftView, ReplyView, Requests } from '../../messages.ts';
-import type { Decryptor } from '../decrypt.ts';
+import type { Decrypted, Decryptor } from '../decrypt.ts';
 import { DraftStore, MAX_DRAFT_CHARS } from '../drafts.ts';
 import type { StoredList } from '../store.ts';
 import type { ReadingRoom } from './reading.ts';
@@ -33,7 +37,7 @@ const MAX_QUOTE_CHARS = 64 * 1024;
 /** References kept in a reply: the nearest ancestors (the list server keeps 20). */
 const MAX_REFERENCES = 20;
 /** A prepared reply waits this long for its composer. */
-const REPLY_TTL_MS = 10 * 60_000;
+export const REPLY_TTL_MS = 10 * 60_000;
 const MAX_PENDING_REPLIES = 64;
 
 interface Reply extends ReplyView {
@@ -54,6 +58,8 @@ export class WritingRoom {
   private readonly composeTargets = new Map<string, ComposeTarget>();
   /** Per tab: the reply the next composer there is opened for. */
   private readonly pendingReplies = new Map<string, { reply: Reply; expires: number }>();
+  /** The reply prepared in the archive viewer, for the next composer of any tab (one at a time). */
+  private anyTabReply: { reply: Reply; expires: number } | null = null;
   readonly drafts: DraftStore;
 
   constructor(private readonly c: Common, private readonly reading?: ReadingRoom, private readonly decryptor?: Decryptor, drafts?: DraftStore) {
@@ -66,8 +72,11 @@ export class WritingRoom {
       run: async (_q, s) => {
         const composeId = this.c.d.randomId();
         const tabId = s.tab!.id!;
-        const pending = this.pendingReplies.get(String(tabId));
+        const own = this.pendingReplies.get(String(tabId));
         this.pendingReplies.delete(String(tabId));
+        // A reply from a reader of this tab first; else one prepared in the archive viewer.
+        const pending = own && own.expires > this.now() ? own : this.anyTabReply;
+        if (pending === this.anyTabReply) this.anyTabReply = null;
         const reply = pending && pending.expires > this.now() ? pending.reply : null;
         remember(this.composeTargets, composeId, { tabId, frameId: s.frameId ?? 0, reply }, MAX_COMPOSERS);
         return { composeId };
@@ -103,13 +112,38 @@ export class WritingRoom {
     if (!this.reading || !this.decryptor) refuse('INTERNAL');
     if (q.to !== 'list' && q.to !== 'author') refuse('BAD_INPUT', 'reply to the list or to the author');
     const { armored, tabId } = this.reading.blockFor(q.blockId, s);
-    const r = await this.decryptor.read(armored);
+    const reply = await this.replyTo(await this.decryptor.read(armored), q.to);
+    remember(this.pendingReplies, String(tabId), { reply, expires: this.now() + REPLY_TTL_MS }, MAX_PENDING_REPLIES);
+    let opened = false;
+    try {
+      opened = (await this.c.d.pushToFrame(tabId, 0, { letterlock: 1, type: 'open-composer' })) === true;
+    } catch {
+      opened = false; // no compose box on the page yet: the next composer of this tab takes the reply
+    }
+    return { opened };
+  }
+
+  /**
+   * A reply to a message the archive room decrypted (the archive viewer's "Reply
+   * to list" / "Reply to author"): held for the next composer opened in any tab,
+   * replacing one prepared there before. Returns the reply's public part and when it lapses.
+   */
+  async prepareArchiveReply(r: Decrypted, to: unknown): Promise<{ reply: ReplyView; expiresAt: string }> {
+    if (to !== 'list' && to !== 'author') refuse('BAD_INPUT', 'reply to the list or to the author');
+    const reply = await this.replyTo(r, to);
+    const expires = this.now() + REPLY_TTL_MS;
+    this.anyTabReply = { reply, expires };
+    return { reply: publicReply(reply), expiresAt: new Date(expires).toISOString() };
+  }
+
+  /** The quote, "Re:" subject and threading ids of a reply to a decrypted post of a list the user is a member of. */
+  private async replyTo(r: Decrypted, to: 'list' | 'author'): Promise<Reply> {
     if (!r.list) refuse('LIST_UNKNOWN');
     const list = await this.c.requireList(r.list.address);
     if (list.state !== 'member') refuse('LIST_NOT_PINNED', 'you are not a member of this list yet');
     const m = r.result.message;
     let authorKey: string | null = null;
-    if (q.to === 'author') {
+    if (to === 'author') {
       if (r.signature.status !== 'verified' || !m.from) refuse('NO_AUTHOR_KEY');
       authorKey = await this.verifiedKeyOf(r.signature.fingerprint);
       if (!authorKey) refuse('NO_AUTHOR_KEY');
@@ -119,8 +153,8 @@ export class WritingRoom {
     const earlier = threading?.references.length ? threading.references : m.inReplyTo ? [m.inReplyTo] : [];
     const references = parent ? [...earlier.filter((id) => id !== parent), parent].slice(-MAX_REFERENCES) : earlier.slice(-MAX_REFERENCES);
     const subject = m.subject ?? '';
-    const reply: Reply = {
-      to: q.to,
+    return {
+      to,
       list: list.address,
       author: m.from?.address ?? null,
       subject: /^re:/i.test(subject.trim()) ? subject.trim() : `Re: ${subject.trim()}`.trim(),
@@ -129,14 +163,6 @@ export class WritingRoom {
       references,
       authorKey,
     };
-    remember(this.pendingReplies, String(tabId), { reply, expires: this.now() + REPLY_TTL_MS }, MAX_PENDING_REPLIES);
-    let opened = false;
-    try {
-      opened = (await this.c.d.pushToFrame(tabId, 0, { letterlock: 1, type: 'open-composer' })) === true;
-    } catch {
-      opened = false; // no compose box on the page yet: the next composer of this tab takes the reply
-    }
-    return { opened };
   }
 
   /** The armored public key behind a verified signature: a member key fetched before, or one of ours. */
