@@ -3,6 +3,9 @@
 // newest thread first), open messages decrypted here, search what has been
 // decrypted (in this page's memory only), and link to a message: the page's own
 // URL with #list=…&msg=… opens that message after sign-in, also in a new tab.
+// "Reply to list" / "Reply to <author>" prepare a reply in the background (the
+// message decrypted there again); the reply is written in the composer at the
+// webmail's compose box, as every Letterlock mail is, and this page says so.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
@@ -58,6 +61,7 @@ function Archive() {
   const [query, setQuery] = useState('');
   const [indexState, setIndexState] = useState<IndexState>({ state: 'none', failed: 0 });
   const [copied, setCopied] = useState(false);
+  const [replying, setReplying] = useState<{ id: number; state: 'busy' | 'ready' | 'error'; text: string } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const index = useRef(new SearchIndex(SEARCH_BOUND));
   // Bumped when the list or session changes: a running index build sees it and stops.
@@ -237,6 +241,23 @@ function Archive() {
     );
   };
 
+  /** The reply waits in the background for the next composer the user opens at their webmail. */
+  const reply = async (id: number, to: 'list' | 'author') => {
+    if (!signedIn) return;
+    setReplying({ id, state: 'busy', text: 'Preparing the reply…' });
+    try {
+      const r = await ask('archive.reply', { list: signedIn, id, to });
+      const until = new Date(r.expiresAt).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      const whom = r.to === 'author' ? `to ${r.author} alone (encrypted to their key; the list does not get it)` : `to ${r.list}`;
+      setReplying({
+        id, state: 'ready',
+        text: `Your reply “${r.subject}” ${whom} is ready. Go to your webmail, start a new message and press “Write encrypted with Letterlock” at its compose box: the composer opens with the quoted text, threaded under this message. It waits there until ${until}.`,
+      });
+    } catch (e) {
+      setReplying({ id, state: 'error', text: messageOf(e) });
+    }
+  };
+
   const copyLink = async () => {
     if (!focus || !signedIn) return;
     try {
@@ -322,6 +343,15 @@ function Archive() {
                       <input type="text" readOnly aria-label="Link to this message" class="permalink" data-test="archive-permalink"
                         value={permalinkUrl(location.href, signedIn, { id: focus.id })} onFocus={(e) => (e.target as HTMLInputElement).select()} />
                     </div>
+                    <div class="actions" data-test="archive-reply" data-test-state={replying?.id === focus.id ? replying.state : 'none'}>
+                      <button type="button" data-test="archive-reply-list" disabled={replying?.state === 'busy'} onClick={() => void reply(focus.id, 'list')}>Reply to list</button>
+                      {shown.read.signature.status === 'verified' && shown.read.from && shown.read.from.address !== signedIn && (
+                        <button type="button" data-test="archive-reply-author" disabled={replying?.state === 'busy'} onClick={() => void reply(focus.id, 'author')}>Reply to {shown.read.from.name || shown.read.from.address}</button>
+                      )}
+                    </div>
+                    {replying?.id === focus.id && (replying.state === 'error'
+                      ? <ErrorLine error={replying.text} />
+                      : <p class={replying.state === 'ready' ? 'notice' : 'muted'} role="status" aria-live="polite" data-test="archive-reply-result">{replying.text}</p>)}
                     <Message read={shown.read} />
                   </div>
                 )}

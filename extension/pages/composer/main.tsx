@@ -5,6 +5,8 @@
 // armored result to the content script, which puts it into the compose box.
 // Drafts are saved as the user types, encrypted to their own key by the
 // background; reopening the composer for the same post or reply restores them.
+// Files are attached by the file chooser or by dropping them anywhere on the
+// composer, with the same bounds either way.
 
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
@@ -41,6 +43,9 @@ function Composer() {
   const [error, setError] = useState<string | null>(null);
   const [draft, setDraft] = useState<{ state: 'none' | 'restored' | 'saving' | 'saved' | 'error'; text: string }>({ state: 'none', text: '' });
   const saveTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  // The files as last set: drop handlers registered once read them here, not from a stale render.
+  const filesNow = useRef<Picked[]>([]);
+  const [dragging, setDragging] = useState(false);
   const edited = useRef(false);
 
   useEffect(() => {
@@ -94,16 +99,58 @@ function Composer() {
     saveTimer.current = setTimeout(() => void saveDraft(next), SAVE_AFTER_MS);
   };
 
-  const pick = (input: HTMLInputElement) => {
-    setError(null);
-    const chosen = [...(input.files ?? [])].map((f) => ({ name: f.name, type: f.type, size: f.size, file: f }));
-    input.value = '';
-    const all = [...files, ...chosen];
-    if (all.length > MAX_FILES) return setError(`Attach at most ${MAX_FILES} files to one encrypted post.`);
-    const total = all.reduce((n, f) => n + f.size, 0);
-    if (total > MAX_FILES_BYTES) return setError(`The attachments (${size(total)}) are too large: at most ${size(MAX_FILES_BYTES)} of files go into one encrypted post. Leave some out, or share large files another way.`);
+  const keep = (all: Picked[]) => {
+    filesNow.current = all;
     setFiles(all);
   };
+
+  /** Chosen or dropped: the same bounds, said in words, and nothing taken when they are passed. */
+  const addFiles = (list: FileList | null | undefined) => {
+    setError(null);
+    const have = filesNow.current;
+    const count = list?.length ?? 0;
+    if (count === 0) return;
+    // Counted before any file is looked at: a drop of thousands is refused at once.
+    if (have.length + count > MAX_FILES) return setError(`Attach at most ${MAX_FILES} files to one encrypted post.`);
+    const all = [...have, ...Array.from(list!, (f) => ({ name: f.name, type: f.type, size: f.size, file: f }))];
+    const total = all.reduce((n, f) => n + f.size, 0);
+    if (total > MAX_FILES_BYTES) return setError(`The attachments (${size(total)}) are too large: at most ${size(MAX_FILES_BYTES)} of files go into one encrypted post. Leave some out, or share large files another way.`);
+    keep(all);
+  };
+
+  const pick = (input: HTMLInputElement) => {
+    addFiles(input.files);
+    input.value = '';
+  };
+
+  // Files dropped anywhere on the composer are attached (and the frame never
+  // navigates to a dropped file). Dragged text is left alone: it may go into the message.
+  useEffect(() => {
+    const hasFiles = (e: DragEvent) => !!e.dataTransfer && Array.from(e.dataTransfer.types).includes('Files');
+    const over = (e: DragEvent) => {
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      e.dataTransfer!.dropEffect = 'copy';
+      setDragging(true);
+    };
+    const leave = (e: DragEvent) => {
+      if (!e.relatedTarget) setDragging(false); // left the frame
+    };
+    const drop = (e: DragEvent) => {
+      setDragging(false);
+      if (!hasFiles(e)) return;
+      e.preventDefault();
+      addFiles(e.dataTransfer!.files);
+    };
+    addEventListener('dragover', over);
+    addEventListener('dragleave', leave);
+    addEventListener('drop', drop);
+    return () => {
+      removeEventListener('dragover', over);
+      removeEventListener('dragleave', leave);
+      removeEventListener('drop', drop);
+    };
+  }, []);
 
   const discard = async () => {
     if (saveTimer.current) clearTimeout(saveTimer.current);
@@ -152,14 +199,15 @@ function Composer() {
         )}
         <label>Subject (encrypted: the mail's visible subject becomes "...") <input type="text" data-test="composer-subject" maxLength={998} value={subject} onInput={(e) => edit({ subject: (e.target as HTMLInputElement).value })} /></label>
         <label>Message <textarea data-test="composer-text" rows={reply ? 12 : 8} value={text} onInput={(e) => edit({ text: (e.target as HTMLTextAreaElement).value })} /></label>
-        <fieldset data-test="composer-attachments">
+        <fieldset data-test="composer-attachments" class={dragging ? 'dropping' : undefined}>
           <legend>Attachments (encrypted with the message; up to {MAX_FILES} files, {size(MAX_FILES_BYTES)} together)</legend>
+          <p class="muted" data-test="drop-hint">{dragging ? 'Drop the files to attach them, encrypted with the message.' : 'Choose files below, or drop them anywhere on this composer.'}</p>
           {files.length > 0 && (
             <ul data-test="attachment-list">
               {files.map((f, i) => (
                 <li data-test="attachment-item">
                   {f.name} <span class="muted">({size(f.size)})</span>{' '}
-                  <button type="button" class="link" aria-label={`Remove ${f.name}`} onClick={() => setFiles(files.filter((_, j) => j !== i))}>Remove</button>
+                  <button type="button" class="link" aria-label={`Remove ${f.name}`} onClick={() => keep(files.filter((_, j) => j !== i))}>Remove</button>
                 </li>
               ))}
             </ul>
