@@ -158,9 +158,29 @@ export async function frameState(where: PuppeteerPage | PuppeteerFrame, kind: st
 }
 
 /**
- * Firefox: the driver cannot reach into extension frames placed in a page, so a
- * test focuses the frame by clicking its top-left corner (before every control)
- * and tabs to its n-th control.
+ * Firefox: the frame of an extension page placed in a web page (`kind`: composer
+ * or reader), the newest one. puppeteer lists such frames with the URL
+ * "about:blank" (WebDriver BiDi reports no navigation for them), yet they are
+ * browsing contexts of their own: scripts run in them, and ElementHandle.uploadFile
+ * (BiDi input.setFiles) sets files on their file inputs. Found by the address
+ * their own script sees.
+ */
+export async function extensionFrameIn(page: PuppeteerPage, kind: 'composer' | 'reader', timeoutMs = 60_000): Promise<PuppeteerFrame> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    for (const f of [...page.frames()].reverse()) {
+      const path = await f.evaluate(() => location.pathname).catch(() => '');
+      if (path.endsWith(`/extension/pages/${kind}/index.html`)) return f;
+    }
+    if (Date.now() > end) throw new Error(`no ${kind} frame in the page after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * Firefox: focuses an extension frame placed in a page by clicking its top-left
+ * corner (before every control) and tabs to its n-th control, as a keyboard user
+ * would (extensionFrameIn reaches the frame's document directly).
  */
 export async function focusInFrame(page: PuppeteerPage, frame: ElementHandle<Element>, tabs: number): Promise<void> {
   await frame.scrollIntoView();

@@ -8,18 +8,22 @@
 //   encrypted (IndexedDB holds no plaintext), restored when the reply is opened
 //   again, and deleted on send; the delivered copy decrypts to inner MIME with
 //   In-Reply-To/References of the original, and the archive threads it.
-// (Attaching files needs the file chooser inside the frame, which the driver
-// cannot reach in Firefox: writing-chromium.test.ts covers attachments.)
+// - attachments: the composer frame is reached as a frame of its own
+//   (extensionFrameIn); files are set on its file input by WebDriver BiDi
+//   input.setFiles and dropped on it as a drop event carrying files; too many
+//   (dropped) and too large (chosen) are refused in words; one file chosen and
+//   one dropped go out encrypted, and the delivered post, read with a member's
+//   key, carries both byte for byte.
 
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, fromUtf8, readMail, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, openFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, openFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 import { shootFirefox } from './screenshots.ts';
 
 const CAROL = 'carol@example.org';
@@ -194,5 +198,83 @@ describe('writing in Firefox', () => {
     const threads = await api<ThreadPage>(`/v1/lists/${LIST}/archive/threads`, undefined, l.token);
     const thread = threads.threads.find((t) => t.messages.some((m) => m.messageId === root.messageId))!;
     expect(thread.messages.map((m) => m.messageId)).toEqual([root.messageId, read.message.messageId]);
+  });
+
+  it('attachments: bounds refused in words (dropped and chosen), one file chosen and one dropped, sent encrypted, delivered byte for byte', async () => {
+    const alice = list.alice;
+    const marker = `FXFILES-${Math.random().toString(36).slice(2)}`;
+    // Every byte value, so a text-mode mangling anywhere on the way shows.
+    const chosenBytes = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.from(`\r\n${marker}\n`)]);
+    const droppedText = `dropped notes ${marker}\n`;
+    const dir = mkdtempSync(join(tmpdir(), 'letterlock-fx-files-'));
+    const chosenPath = join(dir, 'scores.bin');
+    const hugePath = join(dir, 'huge.bin');
+    writeFileSync(chosenPath, chosenBytes);
+    writeFileSync(hugePath, Buffer.alloc(11 * 1024 * 1024));
+    try {
+      const mail = await showMail('Nothing encrypted here.');
+      await mail.click('button[data-letterlock="compose-button"]');
+      await mail.waitForSelector('iframe[data-letterlock="composer"][data-test-state="ready"]', { timeout: T });
+      const composer = await extensionFrameIn(mail, 'composer');
+      await composer.waitForSelector('[data-test=composer][data-test-state=ready]', { timeout: T });
+      const errorText = () => composer.$eval('[data-test=composer] .error', (e) => e.textContent ?? '').catch(() => '');
+      const items = () => composer.$$eval('[data-test=attachment-item]', (els) => els.map((e) => e.textContent ?? ''));
+      /** Drags files over the message box and drops them there, as the browser does for files from the desktop. */
+      const drop = (files: { name: string; text: string }[]) => composer.evaluate(async (fs) => {
+        const dt = new DataTransfer();
+        for (const f of fs) dt.items.add(new File([f.text], f.name, { type: 'text/plain' }));
+        const target = document.querySelector('[data-test=composer-text]')!;
+        target.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+        // While files are over it, the attachments box says where they go (the page re-renders on its own time).
+        const box = document.querySelector('[data-test=composer-attachments]')!;
+        for (const end = Date.now() + 10_000; !box.classList.contains('dropping') && Date.now() < end;) await new Promise(requestAnimationFrame);
+        const over = box.className;
+        const ev = new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true });
+        target.dispatchEvent(ev);
+        return { over, taken: ev.defaultPrevented };
+      }, files);
+
+      // Eleven files dropped: refused in words, none taken.
+      const many = await drop(Array.from({ length: 11 }, (_, i) => ({ name: `f${i}.txt`, text: 'x' })));
+      expect(many).toEqual({ over: 'dropping', taken: true });
+      await expect.poll(errorText, { timeout: T }).toContain('Attach at most 10 files');
+      // 11 MB chosen in the file chooser: refused in words, none taken.
+      const input = (await composer.waitForSelector('[data-test=composer-files]'))!;
+      await (input as unknown as { uploadFile(...p: string[]): Promise<void> }).uploadFile(hugePath);
+      await expect.poll(errorText, { timeout: T }).toMatch(/The attachments \(11\.0 MB\) are too large: at most 10\.0 MB/);
+      expect(await items()).toEqual([]);
+      await shootFirefox(mail, 'composer-files-refused');
+
+      // One file chosen, one dropped.
+      await (input as unknown as { uploadFile(...p: string[]): Promise<void> }).uploadFile(chosenPath);
+      await expect.poll(items, { timeout: T }).toHaveLength(1);
+      expect(await errorText()).toBe('');
+      await drop([{ name: 'dropped.txt', text: droppedText }]);
+      await expect.poll(items, { timeout: T }).toHaveLength(2);
+      expect((await items()).map((t) => t.replace(/\s*Remove$/, ''))).toEqual([`scores.bin (${chosenBytes.length} bytes)`, `dropped.txt (${Buffer.byteLength(droppedText)} bytes)`]);
+
+      await composer.locator('[data-test=composer-subject]').fill('Scores for Tuesday');
+      await composer.locator('[data-test=composer-text]').fill(`Two files attached. ${marker}`);
+      await shootFirefox(mail, 'composer-files');
+      await composer.click('[data-test=composer-send]');
+      await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), { timeout: T });
+      const armored = await mail.$eval('#composebody', (e) => (e as HTMLTextAreaElement).value);
+      expect(armored).not.toContain(marker);
+      expect(armored).not.toContain('scores.bin');
+      await mail.close();
+
+      const had = list.sink.to(alice.address).length;
+      await send(list.server!.smtpPort, CAROL, LIST, `From: <${CAROL}>\r\nTo: <${LIST}>\r\nSubject: ...\r\nMessage-ID: <wm-fx-files@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+      const delivered = await list.mailTo(alice.address, had + 1);
+      expect(delivered.includes(Buffer.from(marker))).toBe(false);
+      const read = await readMail(delivered, { privateKey: alice.privateKey, senderKeys: [] });
+      expect(read.message.subject).toBe('Scores for Tuesday');
+      expect(read.message.text).toContain(marker);
+      expect(read.message.attachments.map((a) => a.filename)).toEqual(['scores.bin', 'dropped.txt']);
+      expect(Buffer.from(read.message.attachments[0]!.content).equals(chosenBytes)).toBe(true);
+      expect(Buffer.from(read.message.attachments[1]!.content).equals(Buffer.from(droppedText))).toBe(true);
+    } finally {
+      removeDir(dir);
+    }
   });
 });
