@@ -3,7 +3,7 @@
 // - an inline confirmation (the delivery form Bob chose) is found and confirmed by the reader;
 // - "Reply to list" in the reader opens the composer with "Re:", an attribution
 //   line and "> " quoted text; a file is attached (count and size bounds refused
-//   with clear words); the draft is saved encrypted to Bob's own key (IndexedDB
+//   with clear words, for files chosen and dropped); the draft is saved encrypted to Bob's own key (IndexedDB
 //   holds no plaintext) and restored when the reply is opened again; sending
 //   deletes it; the delivered copy decrypts to inner MIME with In-Reply-To and
 //   References of the original and the attachment, and the archive threads the
@@ -166,6 +166,22 @@ describe('writing in Chromium', () => {
     await files.setInputFiles({ name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(11 * 1024 * 1024) });
     await composer.locator('.error', { hasText: 'too large' }).waitFor({ timeout: T });
     expect(await composer.locator('[data-test=attachment-item]').count()).toBe(0);
+    // Dropped on the composer: the same bounds, and a file within them is taken.
+    const drop = (names: string[]) => composer.locator('[data-test=composer-text]').evaluate((target, ns) => {
+      const dt = new DataTransfer();
+      for (const n of ns) dt.items.add(new File(['dropped'], n, { type: 'text/plain' }));
+      target.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      const ev = new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true });
+      target.dispatchEvent(ev);
+      return ev.defaultPrevented;
+    }, names);
+    expect(await drop(Array.from({ length: 11 }, (_, i) => `d${i}.txt`))).toBe(true);
+    await composer.locator('.error', { hasText: 'at most 10 files' }).waitFor({ timeout: T });
+    expect(await composer.locator('[data-test=attachment-item]').count()).toBe(0);
+    await drop(['dropped.txt']);
+    await composer.locator('[data-test=attachment-item]', { hasText: 'dropped.txt' }).waitFor({ timeout: T });
+    await composer.getByRole('button', { name: 'Remove dropped.txt' }).click();
+    await expect.poll(() => composer.locator('[data-test=attachment-item]').count()).toBe(0);
     await files.setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from(fileBytes) });
     await composer.locator('[data-test=attachment-item]', { hasText: 'notes.txt' }).waitFor({ timeout: T });
 
