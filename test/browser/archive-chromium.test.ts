@@ -4,14 +4,17 @@
 // messages (a body word is found, a word of the other list is not), opens a
 // message by its permalink in a fresh tab, and copies the link. The search index
 // is looked for, in clear, in the extension's storage, IndexedDB and the whole
-// browser profile on disk, and is not there. Screenshots light and dark.
+// browser profile on disk, and is not there. "Reply to list" and "Reply to
+// <author>" on an archived message prepare the reply; the composer the user then
+// opens at the webmail's compose box has its quote, and what is sent carries the
+// archived message's In-Reply-To/References. Screenshots light and dark.
 
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composePost, readPublicKey } from '../../shared/index.ts';
+import { composePost, fromUtf8, readMail, readMessage, readPublicKey } from '../../shared/index.ts';
 import { addList, send } from '../integration/server/harness.ts';
 import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, confirmInChromiumWebmail } from './extension-kit.ts';
 import { shootChromium } from './screenshots.ts';
@@ -318,4 +321,75 @@ describe('the archive viewer in Chromium', () => {
     }
     await blank.close();
   }, 120_000);
+
+  // Last: it posts to the list, which the tests above count.
+  it('"Reply to list" and "Reply to <author>" from an archived message open in the webmail composer with the quote and the threading', async () => {
+    const page = await openPage('archive/index.html');
+    await page.locator('[data-test=archive-list] option').first().waitFor({ state: 'attached' });
+    await page.selectOption('[data-test=archive-list]', LIST);
+    await page.click('[data-test=archive-sign-in]');
+    const row = page.locator('[data-test=thread-list] [data-test=archive-message][data-test-state=decrypted][data-depth="0"]', { hasText: /^Budget/ });
+    await row.waitFor({ timeout: 60_000 });
+    await row.locator('[data-test=archive-open]').click();
+    await page.locator('[data-test=archive-view][data-test-state=decrypted]').waitFor({ timeout: 60_000 });
+    await page.click('[data-test=archive-reply-list]');
+    await page.locator('[data-test=archive-reply][data-test-state=ready]').waitFor({ timeout: 60_000 });
+    const told = await page.textContent('[data-test=archive-reply-result]');
+    expect(told).toContain('“Re: Budget”');
+    expect(told).toContain('“Write encrypted with Letterlock”');
+    await shootChromium(page, 'archive-reply');
+
+    // The user goes to their webmail and starts a new message: the composer opens with the reply.
+    site.messages = [];
+    const mail = await ctx.newPage();
+    await mail.goto(site.allowedUrl);
+    await mail.click('button[data-letterlock="compose-button"]');
+    const composer = mail.frameLocator('iframe[data-letterlock="composer"]');
+    await composer.locator('[data-test=composer][data-test-state=ready][data-test-reply=list]').waitFor({ timeout: 60_000 });
+    expect(await composer.locator('[data-test=reply-banner]').textContent()).toContain(LIST);
+    expect(await composer.locator('[data-test=composer-subject]').inputValue()).toBe('Re: Budget');
+    const quoted = await composer.locator('[data-test=composer-text]').inputValue();
+    expect(quoted).toMatch(/^On .+, Alice <alice@example\.org> wrote:\n> The budget for next year is attached in words only\.\n\n$/);
+    await composer.locator('[data-test=composer-text]').fill(`${quoted}Agreed, from the archive.`);
+    await composer.locator('[data-test=composer-send]').click();
+    await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), undefined, { timeout: 60_000 });
+    const armored = await mail.inputValue('#composebody');
+    expect(armored).not.toContain('Agreed');
+    await mail.close();
+
+    const alice = list.alice;
+    const had = list.sink.to(alice.address).length;
+    await send(list.server!.smtpPort, BOB, LIST, `From: <${BOB}>\r\nTo: <${LIST}>\r\nSubject: Re: ...\r\nMessage-ID: <wm-archive-reply@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+    const read = await readMail(await list.mailTo(alice.address, had + 1), { privateKey: alice.privateKey, senderKeys: [] });
+    const inner = fromUtf8(read.content);
+    const head = inner.slice(0, inner.indexOf('\r\n\r\n'));
+    expect(head).toContain(`In-Reply-To: ${posts.B1!.messageId}`);
+    expect(head).toContain(`References: ${posts.B1!.messageId}`);
+    expect(read.message.subject).toBe('Re: Budget');
+    expect(read.message.text).toContain('Agreed, from the archive.');
+    expect(read.message.text).toContain('> The budget for next year');
+
+    // To the author alone, from a reply deeper in a thread: its References run back to the root.
+    const deep = page.locator('[data-test=thread-list] [data-test=archive-message][data-test-state=decrypted]', { hasText: 'Re: Budget' }).first();
+    await deep.locator('[data-test=archive-open]').click();
+    await page.locator('[data-test=archive-view] [data-test=subject]', { hasText: 'Re: Budget' }).waitFor({ timeout: 60_000 });
+    await page.click('[data-test=archive-reply-author]');
+    await page.locator('[data-test=archive-reply][data-test-state=ready]').waitFor({ timeout: 60_000 });
+    expect(await page.textContent('[data-test=archive-reply-result]')).toContain(`to ${alice.address} alone`);
+    const mail2 = await ctx.newPage();
+    await mail2.goto(site.allowedUrl);
+    await mail2.click('button[data-letterlock="compose-button"]');
+    const composer2 = mail2.frameLocator('iframe[data-letterlock="composer"]');
+    await composer2.locator('[data-test=composer][data-test-state=ready][data-test-reply=author]').waitFor({ timeout: 60_000 });
+    expect(await composer2.locator('[data-test=reply-banner]').textContent()).toContain(alice.address);
+    expect(await composer2.locator('[data-test=composer-text]').inputValue()).toContain('> Looks fine to me.');
+    await composer2.locator('[data-test=composer-send]').click();
+    await mail2.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), undefined, { timeout: 60_000 });
+    const privately = await readMessage(await mail2.inputValue('#composebody'), { privateKey: alice.privateKey, senderKeys: [] });
+    expect(privately.message.to.map((m) => m.address)).toEqual([alice.address]);
+    expect(privately.message.inReplyTo).toBe(posts.B2!.messageId);
+    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(fromUtf8(privately.content)).toMatch(new RegExp(`^References: ${esc(posts.B1!.messageId)}\\s+${esc(posts.B2!.messageId)}\\r$`, 'm'));
+    await Promise.all([mail2.close(), page.close()]);
+  }, 240_000);
 });
