@@ -2,7 +2,10 @@
 // against the real list server: two threads nested and newest first, a search
 // that finds a body word and not a word of the other list (and leaves nothing in
 // clear in the extension's storage, IndexedDB or the profile on disk), and a
-// permalink that opens the right message in a fresh tab after sign-in.
+// permalink that opens the right message in a fresh tab after sign-in; "Reply to
+// list" and "Reply to <author>" on an archived message, continued in the composer
+// the user opens at the webmail's compose box (quote, and the archived message's
+// In-Reply-To/References in what is sent).
 
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -10,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composePost, readPublicKey } from '../../shared/index.ts';
+import { composePost, fromUtf8, readMail, readMessage, readPublicKey } from '../../shared/index.ts';
 import { addList, send } from '../integration/server/harness.ts';
-import { armoredOf, buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, openFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, openFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 import { shootFirefox } from './screenshots.ts';
 
 const CAROL = 'carol@example.org';
@@ -233,5 +236,82 @@ describe('the archive viewer in Firefox', () => {
       const bytes = readFileSync(f);
       for (const w of words) expect(bytes.includes(w), `${w} in ${f}`).toBe(false);
     }
+  }, 240_000);
+
+  /** The user starts a new message in the webmail: the composer there opens with the prepared reply. */
+  async function composerWithReply(to: 'list' | 'author') {
+    site.messages = [];
+    const mail = await browser.newPage();
+    await mail.setViewport({ width: 1280, height: 1000 });
+    await mail.goto(site.allowedUrl);
+    await mail.click('button[data-letterlock="compose-button"]');
+    await mail.waitForSelector('iframe[data-letterlock="composer"][data-test-state="ready"]', { timeout: 60_000 });
+    const composer = await extensionFrameIn(mail, 'composer');
+    await composer.waitForSelector(`[data-test=composer][data-test-state=ready][data-test-reply=${to}]`, { timeout: 60_000 });
+    return { mail, composer };
+  }
+
+  async function sent(mail: Page): Promise<string> {
+    await mail.waitForFunction(() => (document.getElementById('composebody') as HTMLTextAreaElement).value.includes('-----END PGP MESSAGE-----'), { timeout: 60_000 });
+    return mail.$eval('#composebody', (e) => (e as HTMLTextAreaElement).value);
+  }
+
+  it('"Reply to list" and "Reply to <author>" from an archived message open in the webmail composer with the quote and the threading', async () => {
+    const page = await openPage('archive/index.html', '[data-test=archive-list] option');
+    await page.select('[data-test=archive-list]', LIST);
+    await page.click('[data-test=archive-sign-in]');
+    await expect.poll(async () => (await page.$$('[data-test=thread-list] [data-test=archive-message][data-test-state=decrypted]')).length, { timeout: 60_000 }).toBe(5);
+    const idOf = (subject: string) => page.$$eval('[data-test=thread-list] [data-test=archive-message]', (els, s) => els.find((e) => e.querySelector('[data-test=archive-open]')!.textContent === s)!.getAttribute('data-id'), subject);
+    const open = async (subject: string) => {
+      const id = await idOf(subject);
+      await page.click(`[data-test=thread-list] [data-test=archive-message][data-id="${id}"] [data-test=archive-open]`);
+      await page.waitForSelector(`[data-test=archive-view][data-test-state=decrypted][data-id="${id}"]`, { timeout: 60_000 });
+    };
+
+    await open('Budget');
+    await page.click('[data-test=archive-reply-list]');
+    await page.waitForSelector('[data-test=archive-reply][data-test-state=ready]', { timeout: 60_000 });
+    const told = await page.$eval('[data-test=archive-reply-result]', (e) => e.textContent ?? '');
+    expect(told).toContain('“Re: Budget”');
+    expect(told).toContain('“Write encrypted with Letterlock”');
+    await shootFirefox(page, 'archive-reply');
+
+    const { mail, composer } = await composerWithReply('list');
+    expect(await composer.$eval('[data-test=reply-banner]', (e) => e.textContent)).toContain(LIST);
+    expect(await composer.$eval('[data-test=composer-subject]', (e) => (e as HTMLInputElement).value)).toBe('Re: Budget');
+    const quoted = await composer.$eval('[data-test=composer-text]', (e) => (e as HTMLTextAreaElement).value);
+    expect(quoted).toMatch(/^On .+, Alice <alice@example\.org> wrote:\n> The budget for next year\.\n\n$/);
+    await composer.locator('[data-test=composer-text]').fill(`${quoted}Agreed, from the archive.`);
+    await composer.click('[data-test=composer-send]');
+    const armored = await sent(mail);
+    expect(armored).not.toContain('Agreed');
+    await mail.close();
+
+    const alice = list.alice;
+    const had = list.sink.to(alice.address).length;
+    await send(list.server!.smtpPort, CAROL, LIST, `From: <${CAROL}>\r\nTo: <${LIST}>\r\nSubject: Re: ...\r\nMessage-ID: <wm-fx-archive-reply@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+    const read = await readMail(await list.mailTo(alice.address, had + 1), { privateKey: alice.privateKey, senderKeys: [] });
+    const inner = fromUtf8(read.content);
+    const head = inner.slice(0, inner.indexOf('\r\n\r\n'));
+    expect(head).toContain(`In-Reply-To: ${posts.B1!.messageId}`);
+    expect(head).toContain(`References: ${posts.B1!.messageId}`);
+    expect(read.message.subject).toBe('Re: Budget');
+    expect(read.message.text).toContain('Agreed, from the archive.');
+
+    // To the author alone, from the reply in that thread: References run back to the root.
+    await open('Re: Budget');
+    await page.click('[data-test=archive-reply-author]');
+    await page.waitForSelector('[data-test=archive-reply][data-test-state=ready]', { timeout: 60_000 });
+    expect(await page.$eval('[data-test=archive-reply-result]', (e) => e.textContent)).toContain(`to ${alice.address} alone`);
+    const second = await composerWithReply('author');
+    expect(await second.composer.$eval('[data-test=reply-banner]', (e) => e.textContent)).toContain(alice.address);
+    expect(await second.composer.$eval('[data-test=composer-text]', (e) => (e as HTMLTextAreaElement).value)).toContain('> Looks fine to me.');
+    await second.composer.click('[data-test=composer-send]');
+    const privately = await readMessage(await sent(second.mail), { privateKey: alice.privateKey, senderKeys: [] });
+    expect(privately.message.to.map((m) => m.address)).toEqual([alice.address]);
+    expect(privately.message.inReplyTo).toBe(posts.B2!.messageId);
+    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    expect(fromUtf8(privately.content)).toMatch(new RegExp(`^References: ${esc(posts.B1!.messageId)}\\s+${esc(posts.B2!.messageId)}\\r$`, 'm'));
+    await Promise.all([second.mail.close(), page.close()]);
   }, 240_000);
 });
