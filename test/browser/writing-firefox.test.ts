@@ -1,8 +1,8 @@
 // Issue 12, "Writing", in real headless Firefox ESR (puppeteer-core over WebDriver
-// BiDi) with the built extension, against the real list server. Extension frames
-// inside a web page are out of the driver's reach in Firefox: they are driven by
-// keyboard and checked by the state words they report (test builds), and by what
-// reaches the compose box and the list. Checked here:
+// BiDi) with the built extension, against the real list server. The reply is
+// driven by keyboard, as a keyboard user would, and checked by the state words the
+// frames report (test builds) and by what reaches the compose box and the list;
+// the attachments test reaches into the composer frame itself. Checked here:
 // - an inline confirmation (the form Carol chose) is found and confirmed;
 // - "Reply to list" opens the composer for the reply; the draft is saved
 //   encrypted (IndexedDB holds no plaintext), restored when the reply is opened
