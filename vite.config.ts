@@ -32,7 +32,7 @@ function onlyFramesWebAccessible(): Plugin {
 // from inside these tests rather than through a vitest browser mode.
 const test: UserConfig['test'] = {
   include: ['test/**/*.test.ts'],
-  testTimeout: 60_000,
+  testTimeout: 120_000,
   hookTimeout: 120_000,
   pool: 'forks',
 };

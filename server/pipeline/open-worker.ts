@@ -10,7 +10,7 @@ import type { PrivateKey } from 'openpgp';
 import * as openpgp from 'openpgp';
 import {
   decryptWithKey, detachedForm, findPayload, isLetterlockError, parsePublicKey, readPgpMessage, resolveLimits, SIGNATURE_CLOCK_SKEW_MS,
-  innerDisplay, protectedThreading, outerFactsOf, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type ProtectedThreading, type OuterFacts, type PayloadForm, type Verification,
+  protectedFacts, outerFactsOf, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type ProtectedThreading, type OuterFacts, type PayloadForm, type Verification,
 } from '../../shared/index.ts';
 
 export interface ParseTask {
@@ -105,9 +105,10 @@ async function openMail(task: OpenTask): Promise<OpenedMail> {
   // Signatures naming the list as intended recipient, or v6 ones, go out detached (§6.1), where Sequoia and GnuPG 2.2 readers cope.
   const detached = verification.valid ? await detachedForm(decrypted, [memberKey], verifyDate) : null;
   const sealed = detached?.content ?? content;
-  const inner = sealed ? await innerDisplay(sealed) : null;
+  const facts = sealed ? await protectedFacts(sealed) : null;
+  const inner = facts?.inner ?? null;
   // Only a verified sender's ids are taken: they thread the archive and replace a webmail's outer ids.
-  const threading = sealed && verification.valid ? await protectedThreading(sealed) : null;
+  const threading = verification.valid ? facts?.threading ?? null : null;
   return { innerPackets: detached?.innerPackets ?? innerPackets, verification, ...(await signedContentFacts(decrypted, verification)), inner, threading, ...asked };
 }
 

@@ -41,11 +41,14 @@ async function protectedHeaders(content: Uint8Array): Promise<HeaderMail | 'bare
   }
 }
 
-export async function innerDisplay(content: Uint8Array): Promise<InnerDisplay> {
-  const mail = await protectedHeaders(content);
+function displayOf(mail: HeaderMail | 'bare' | null): InnerDisplay {
   if (mail === 'bare') return { isMime: false, subject: null, fromName: null };
   if (!mail) return { isMime: true, subject: null, fromName: null };
   return { isMime: true, subject: headerText(mail.subject), fromName: headerText(mail.from?.name) };
+}
+
+export async function innerDisplay(content: Uint8Array): Promise<InnerDisplay> {
+  return displayOf(await protectedHeaders(content));
 }
 
 /** The signed (protected) threading headers of a post: the sender's own, under their signature. */
@@ -70,10 +73,19 @@ function idsIn(value: string | undefined): string[] {
  * inside the encryption, so they are what replies name.
  */
 export async function protectedThreading(content: Uint8Array): Promise<ProtectedThreading | null> {
-  const mail = await protectedHeaders(content);
+  return threadingOf(await protectedHeaders(content));
+}
+
+function threadingOf(mail: HeaderMail | 'bare' | null): ProtectedThreading | null {
   if (!mail || mail === 'bare') return null;
   const messageId = idsIn(mail.messageId)[0] ?? null;
   const inReplyTo = idsIn(mail.inReplyTo)[0] ?? null;
   const references = idsIn(mail.references).slice(-MAX_PROTECTED_REFERENCES);
   return messageId || inReplyTo || references.length ? { messageId, inReplyTo, references } : null;
+}
+
+/** Both readings of the signed header block from one parse (the server wants both for every post). */
+export async function protectedFacts(content: Uint8Array): Promise<{ inner: InnerDisplay; threading: ProtectedThreading | null }> {
+  const mail = await protectedHeaders(content);
+  return { inner: displayOf(mail), threading: threadingOf(mail) };
 }

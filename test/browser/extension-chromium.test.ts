@@ -11,7 +11,7 @@ import { type BrowserContext, type FrameLocator, type Page } from 'playwright-co
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePrivateKey, readMail, readPublicKey, composePost, unlockPrivateKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, artifact, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension } from './extension-kit.ts';
+import { armoredOf, artifact, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, clickInReader, decryptInReader } from './extension-kit.ts';
 
 const BOB = 'bob@example.org';
 let extDir: string, profile: string, ctx: BrowserContext, extBase: string, extId: string;
@@ -29,11 +29,7 @@ function readerIn(page: Page, nth = 0): FrameLocator {
 }
 
 /** Mail is decrypted on a click by default: wait for the button, click it, wait for the message. */
-async function decryptIn(reader: FrameLocator): Promise<void> {
-  await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 30_000 });
-  await reader.locator('[data-test=decrypt]').click();
-  await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
-}
+const decryptIn = (reader: FrameLocator): Promise<void> => decryptInReader(reader);
 
 beforeAll(async () => {
   [extDir] = await Promise.all([buildExtension('chrome', ['http://127.0.0.1/*']), site.start(), list.start()]);
@@ -106,8 +102,7 @@ describe('the extension in Chromium', () => {
     const reader = readerIn(mail);
     await decryptIn(reader);
     expect(await reader.locator('[data-test=signature]').getAttribute('data-test-state')).toBe('verified');
-    await reader.locator('[data-test=confirm-subscription]').click();
-    await reader.locator('[data-test=confirm][data-test-state=confirmed]').waitFor();
+    await clickInReader(reader, '[data-test=confirm-subscription]', reader.locator('[data-test=confirm][data-test-state=confirmed]'));
     await page.reload();
     await row.and(page.locator('[data-test-state=member]')).waitFor();
     await Promise.all([page.close(), mail.close()]);

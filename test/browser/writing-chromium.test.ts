@@ -17,7 +17,7 @@ import { type BrowserContext, type FrameLocator, type Page } from 'playwright-co
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, fromUtf8, readMail, readMessage, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension } from './extension-kit.ts';
+import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, clickInReader, decryptInReader } from './extension-kit.ts';
 import { shootChromium } from './screenshots.ts';
 
 const BOB = 'bob@example.org';
@@ -36,11 +36,7 @@ function readerIn(page: Page): FrameLocator {
   return page.frameLocator('#messagecontframe').frameLocator('iframe[data-letterlock="reader"]').first();
 }
 
-async function decryptIn(reader: FrameLocator): Promise<void> {
-  await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: T });
-  await reader.locator('[data-test=decrypt]').click();
-  await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: T });
-}
+const decryptIn = (reader: FrameLocator): Promise<void> => decryptInReader(reader, T);
 
 /** Every record of the drafts database, read in an extension page (the background's origin). */
 async function draftRecords(): Promise<Array<{ id: string; fingerprint: string; armored: string; savedAt: number }>> {
@@ -127,14 +123,13 @@ describe('writing in Chromium', () => {
     const mail = await showMail(body); // exactly as a webmail shows the body
     const reader = readerIn(mail);
     await decryptIn(reader);
-    await reader.locator('[data-test=confirm-subscription]').click();
-    await reader.locator('[data-test=confirm][data-test-state=confirmed]').waitFor({ timeout: T });
+    await clickInReader(reader, '[data-test=confirm-subscription]', reader.locator('[data-test=confirm][data-test-state=confirmed]'), T);
     // A confirmation offers no reply.
     expect(await reader.locator('[data-test=reply-list]').count()).toBe(0);
     await page.reload();
     await row.and(page.locator('[data-test-state=member]')).waitFor({ timeout: T });
     await Promise.all([page.close(), mail.close()]);
-  });
+  }, 180_000);
 
   let root: { messageId: string; armored: string };
   const marker = `REPLYMARK-${Math.random().toString(36).slice(2)}`;
@@ -151,10 +146,9 @@ describe('writing in Chromium', () => {
     const mail = await showMail(await armoredOf(copy));
     const reader = readerIn(mail);
     await decryptIn(reader);
-    await reader.locator('[data-test=reply-list]').click();
-    await reader.locator('[data-test=reply][data-test-state=ready]').waitFor({ timeout: T });
     const composer = mail.frameLocator('iframe[data-letterlock="composer"]');
-    await composer.locator('[data-test=composer][data-test-state=ready][data-test-reply=list]').waitFor({ timeout: T });
+    await clickInReader(reader, '[data-test=reply-list]', composer.locator('[data-test=composer][data-test-state=ready][data-test-reply=list]'), T);
+    expect(await reader.locator('[data-test=reply]').getAttribute('data-test-state')).toBe('ready');
     expect(await composer.locator('[data-test=composer-subject]').inputValue()).toBe('Re: Picnic plans');
     const quoted = await composer.locator('[data-test=composer-text]').inputValue();
     expect(quoted).toMatch(/^On .+, Alice <alice@example\.org> wrote:\n> Bring bread\.\n> And cheese\.\n\n$/);
@@ -201,9 +195,8 @@ describe('writing in Chromium', () => {
     const again = await showMail(await armoredOf(copy));
     const reader2 = readerIn(again);
     await decryptIn(reader2);
-    await reader2.locator('[data-test=reply-list]').click();
     const composer2 = again.frameLocator('iframe[data-letterlock="composer"]');
-    await composer2.locator('[data-test=composer][data-test-state=ready]').waitFor({ timeout: T });
+    await clickInReader(reader2, '[data-test=reply-list]', composer2.locator('[data-test=composer][data-test-state=ready]'), T);
     await composer2.locator('[data-test=draft-state][data-test-state=restored]').waitFor({ timeout: T });
     expect(await composer2.locator('[data-test=composer-text]').inputValue()).toContain(marker);
     await composer2.locator('[data-test=composer-files]').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from(fileBytes) });
@@ -248,16 +241,15 @@ describe('writing in Chromium', () => {
     const thread = threads.threads.find((t) => t.messages.some((m) => m.messageId === root.messageId))!;
     expect(thread.messages).toHaveLength(2);
     expect(thread.messages[1]!.inReplyTo).toBe(root.messageId);
-  });
+  }, 300_000);
 
   it('"Reply" to the author goes to the author alone, encrypted to their key', async () => {
     const alice = list.alice;
     const mail = await showMail(await armoredOf(await list.mailTo(BOB, 2)));
     const reader = readerIn(mail);
     await decryptIn(reader);
-    await reader.locator('[data-test=reply-author]').click();
     const composer = mail.frameLocator('iframe[data-letterlock="composer"]');
-    await composer.locator('[data-test=composer][data-test-state=ready][data-test-reply=author]').waitFor({ timeout: T });
+    await clickInReader(reader, '[data-test=reply-author]', composer.locator('[data-test=composer][data-test-state=ready][data-test-reply=author]'), T);
     expect(await composer.locator('[data-test=reply-banner]').textContent()).toContain(alice.address);
     await composer.locator('[data-test=composer-text]').fill('Just between us.');
     await composer.locator('[data-test=composer-send]').click();
@@ -273,5 +265,5 @@ describe('writing in Chromium', () => {
     expect(ids).not.toContain(listKeyId);
     expect(ids).toContain(alice.publicKey.getSubkeys()[0]!.getKeyID().toHex());
     await mail.close();
-  });
+  }, 180_000);
 });

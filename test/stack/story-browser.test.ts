@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Frame, type FrameLocator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findMarker, listFiles } from '../integration/server/scan.ts';
-import { buildExtension, PASSPHRASE, removeDir } from '../browser/extension-kit.ts';
+import { buildExtension, clickInReader, decryptInReader, PASSPHRASE, removeDir } from '../browser/extension-kit.ts';
 import { Gpg } from '../support/gpg.ts';
 import { makeKey } from '../support/keys.ts';
 import { fetchAll, waitForMail, type FetchedMail } from './imap.ts';
@@ -92,11 +92,7 @@ async function extensionPage(p: Person, path: string): Promise<Page> {
 }
 
 /** Mail is decrypted on a click by default (issue 12): the reader's "Decrypt" button, then the message. */
-async function decryptIn(reader: FrameLocator): Promise<void> {
-  await reader.locator('[data-test=reader][data-test-state=encrypted]').waitFor({ timeout: 30_000 });
-  await reader.locator('[data-test=decrypt]').click();
-  await reader.locator('[data-test=reader][data-test-state=decrypted]').waitFor({ timeout: 30_000 });
-}
+const decryptIn = (reader: FrameLocator): Promise<void> => decryptInReader(reader);
 
 /** The reader frame the extension placed in Roundcube's preview frame (or in the page: full view). */
 function readerIn(page: Page, where: 'preview' | 'page'): FrameLocator {
@@ -181,8 +177,7 @@ async function confirmInRoundcube(p: Person, form: 'inline' | 'pgp-mime'): Promi
   expect(await reader.locator('[data-test=subject]').textContent()).toBe(`Confirm your subscription to ${stack.listAddress}`);
   expect(await reader.locator('[data-test=security-word]').first().textContent()).toBe(p.word);
   await shot(p.mail, `02-${p.name.toLowerCase()}-confirmation-in-roundcube`);
-  await reader.locator('[data-test=confirm-subscription]').click();
-  await reader.locator('[data-test=confirm][data-test-state=confirmed]').waitFor({ timeout: 30_000 });
+  await clickInReader(reader, '[data-test=confirm-subscription]', reader.locator('[data-test=confirm][data-test-state=confirmed]'));
   await shot(p.mail, `03-${p.name.toLowerCase()}-confirmed`);
   const options = await extensionPage(p, 'options');
   await options.locator(`[data-test=list-row][data-list="${stack.listAddress}"][data-test-state=member]`).waitFor();

@@ -8,6 +8,7 @@
 import browser from 'webextension-polyfill';
 import { useEffect, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
+import { EXTENSION_ERRORS } from '../../errors.ts';
 import type { ReadView, StateView } from '../../messages.ts';
 import { Message } from '../ui/message.tsx';
 import { ErrorLine, Panel, messageOf, mount, reportHeight, reportState } from '../ui/ui.tsx';
@@ -82,14 +83,22 @@ function Reader() {
     reportState(blockId, view, view === 'decrypted' && read ? read.signature.status : '', confirm?.state ?? (replying ? `reply-${replying.state}` : step));
   }, [view, read, confirm, step, replying]);
 
-  const decrypt = async (ev: Event) => {
-    setError(null);
+  /** The click check; a refused click is said in words by the caller and counted (the tests read the count). */
+  const counted = async (ev: Event): Promise<boolean> => {
     try {
       await guardClick(blockId, ev);
-    } catch (e) {
-      setError({ code: 'COVERED', message: messageOf(e) });
-      setStep('refused');
+      return true;
+    } catch {
       setRefusals((n) => n + 1);
+      return false;
+    }
+  };
+
+  const decrypt = async (ev: Event) => {
+    setError(null);
+    if (!(await counted(ev))) {
+      setError({ code: 'COVERED', message: EXTENSION_ERRORS.COVERED });
+      setStep('refused');
       return;
     }
     setView('loading');
@@ -102,10 +111,13 @@ function Reader() {
   };
 
   const doConfirm = async (ev: Event) => {
+    // The click check before the button is disabled: a disabled button is drawn
+    // faded, which IntersectionObserver v2 does not count as seen.
+    if (!(await counted(ev))) {
+      setConfirm({ state: 'error', text: EXTENSION_ERRORS.COVERED });
+      return;
+    }
     try {
-      // The click check before the button is disabled: a disabled button is drawn
-      // faded, which IntersectionObserver v2 does not count as seen.
-      await guardClick(blockId, ev);
       setConfirm({ state: 'busy', text: 'Confirming…' });
       const r = await ask('reader.confirm', { blockId });
       setConfirm({ state: 'confirmed', text: r.status === 'member' ? `You are now a member of ${r.list}.` : `Confirmed; the owner of ${r.list} still has to approve you.` });
@@ -116,8 +128,11 @@ function Reader() {
 
   // A reply: the background decrypts again and hands quoted text and threading ids to the composer.
   const doReply = async (ev: Event, to: 'list' | 'author') => {
+    if (!(await counted(ev))) {
+      setReplying({ state: 'error', text: EXTENSION_ERRORS.COVERED });
+      return;
+    }
     try {
-      await guardClick(blockId, ev);
       setReplying({ state: 'busy', text: 'Preparing the reply…' });
       const r = await ask('reader.reply', { blockId, to });
       setReplying({
