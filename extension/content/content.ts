@@ -173,7 +173,10 @@ function placeComposeButtons(doc: Document): void {
     button.type = 'button';
     button.textContent = 'Write encrypted with Letterlock';
     button.setAttribute('data-letterlock', 'compose-button');
-    button.addEventListener('click', () => void openComposer(el, button));
+    // Only the user's own click (or key): a click the page makes could take a reply the user prepared elsewhere.
+    button.addEventListener('click', (ev) => {
+      if (ev.isTrusted) void openComposer(el, button);
+    });
     el.after(button);
   }
 }
