@@ -3,8 +3,10 @@
 // no script and loads nothing (CSP with the stylesheet's own hash), the
 // machine-readable pointer leads to the registry entry the extension looks up,
 // unknown or oversized addresses get a 404 page in words that does not echo
-// them, and the per-IP limit covers the page.
+// them, and the per-IP limit covers the page. `letterlock list show` and the
+// server's start-up lines print the join link an owner publishes.
 
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +16,7 @@ import { loadConfig } from '../../../server/config/config.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { setListSettings } from '../../../server/registry/settings.ts';
 import { getList } from '../../../server/store/lists.ts';
-import { addList, initData, SECRET, Sink, tempDir } from './harness.ts';
+import { addList, initData, SECRET, Sink, spawnServer, stopChild, tempDir } from './harness.ts';
 
 const LIST = 'club@lists.test';
 const MODERATED = 'quiet@lists.test';
@@ -147,4 +149,31 @@ describe('the join page', () => {
     for (let i = 0; i < PER_IP + 5 && status !== 429; i++) status = (await get(`/join/${LIST}`)).status;
     expect(status).toBe(429);
   });
+});
+
+describe('the join link for owners', () => {
+  it('letterlock list show prints it (and says publicUrl is unset), and --json carries it', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'server/cli/main.ts', ...args, '--data', dataDir], {
+      cwd: join(import.meta.dirname, '..', '..', '..'), env: { ...process.env, LETTERLOCK_SECRET: SECRET }, encoding: 'utf8', timeout: 60_000,
+    });
+    const shown = run('list', 'show', LIST);
+    expect(shown.status, shown.stderr).toBe(0);
+    // Config http.port is 0 here (any free port), so the link names it as configured.
+    expect(shown.stdout).toContain(`join page: http://127.0.0.1:0/join/${LIST} (set "publicUrl" in letterlock.json`);
+    const json = run('list', 'show', LIST, '--json');
+    expect(JSON.parse(json.stdout).joinUrl).toBe(`http://127.0.0.1:0/join/${LIST}`);
+  }, 90_000);
+
+  it('letterlock serve prints each list\'s join page on start, at the configured public URL', async () => {
+    const dir = tempDir('join-serve');
+    initData(dir, sink.port, { publicUrl: 'https://lists.example.org/' });
+    await addList(dir, LIST, {}, []);
+    const child = await spawnServer(dir);
+    try {
+      await expect.poll(() => child.output(), { timeout: 30_000 }).toContain(`letterlock: join page of ${LIST}: https://lists.example.org/join/${LIST}`);
+    } finally {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
