@@ -12,13 +12,17 @@ import { insecureServer } from '../../loopback.ts';
 import { joinPageUrl, offerFromTab, type JoinOffer } from '../options/join.ts';
 import { joinWords } from '../ui/words.ts';
 
-/** The tab under the popup: the active tab of the popup's own window. */
-export function useJoinOffer(): JoinOffer | null {
-  const [offer, setOffer] = useState<JoinOffer | null>(null);
+/**
+ * The tab under the popup: the active tab of the popup's own window. `checked`
+ * once the browser answered (a tab without the activeTab grant has no URL).
+ */
+export function useJoinOffer(): { offer: JoinOffer | null; checked: boolean } {
+  const [found, setFound] = useState<{ offer: JoinOffer | null; checked: boolean }>({ offer: null, checked: false });
   useEffect(() => {
-    void browser.tabs.query({ active: true, currentWindow: true }).then((tabs) => setOffer(offerFromTab(tabs[0])), () => {});
+    const none = () => setFound({ offer: null, checked: true });
+    void browser.tabs.query({ active: true, currentWindow: true }).then((tabs) => setFound({ offer: offerFromTab(tabs[0]), checked: true }), none);
   }, []);
-  return offer;
+  return found;
 }
 
 export function JoinOfferCard({ offer, hasKey, open }: { offer: JoinOffer; hasKey: boolean; open: (path: string) => void }) {
