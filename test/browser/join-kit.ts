@@ -186,18 +186,3 @@ export async function firefoxPopupClick(ext: PuppeteerPage, selector: string): P
     (views[0]!.document.querySelector(sel) as HTMLElement).click();
   }, selector);
 }
-
-/** The browser window with the popup open, as a PNG (chrome context screenshot), or null if the driver cannot. */
-export async function firefoxWindowShot(browser: PuppeteerBrowser, name: string): Promise<boolean> {
-  try {
-    const conn = (browser as unknown as { connection: BidiConnection }).connection;
-    const tree = (await conn.send('browsingContext.getTree', { 'moz:scope': 'chrome' })).result as { contexts: { context: string; url: string }[] };
-    const win = tree.contexts.find((c) => c.url === 'chrome://browser/content/browser.xhtml')!;
-    const { data } = (await conn.send('browsingContext.captureScreenshot', { context: win.context })).result as { data: string };
-    mkdirSync(SCREENSHOTS, { recursive: true });
-    writeFileSync(join(SCREENSHOTS, `firefox-${name}-light.png`), Buffer.from(data, 'base64'));
-    return true;
-  } catch {
-    return false;
-  }
-}
