@@ -125,4 +125,22 @@ describe('joining from a list\'s join page in Firefox', () => {
     await options.close();
     await page.close();
   }, 300_000);
+
+  it('a bare list address with no server: Letterlock looks on the address\'s own domain over https, and says to use the join link when nothing answers', async () => {
+    const options = await browser.newPage();
+    await options.setViewport({ width: 1100, height: 900 });
+    await openFirefoxExtensionPage(options, `${BASE}extension/pages/options/index.html`, '[data-test=options][data-test-mode=manage]');
+    await options.locator('[data-test=list-address]').fill('news@nowhere.invalid');
+    await options.click('[data-test=list-lookup]');
+    const form = '[data-test=add-list]';
+    await options.waitForSelector(`${form} [data-test=error]`, { timeout: 90_000 });
+    // The guess is shown where the server goes, and the error says what to do instead.
+    expect(await options.$eval('[data-test=list-server]', (e) => (e as HTMLInputElement).value)).toBe('https://nowhere.invalid');
+    const error = await options.$eval(`${form} [data-test=error]`, (e) => e.textContent);
+    expect(error).toContain('No Letterlock list news@nowhere.invalid answered at https://nowhere.invalid');
+    expect(error).toContain('join link');
+    expect(error).toContain('letterlock list show');
+    await shootFirefox(options, 'options-join-bare-address');
+    await options.close();
+  }, 240_000);
 });
