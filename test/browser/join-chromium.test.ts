@@ -16,17 +16,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addList } from '../integration/server/harness.ts';
 import { buildExtension, launchChromiumWithExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir } from './extension-kit.ts';
 import { CHROMIUM_ACTION_ARGS, ChromiumPopup, chromiumToolbarClick, CLUB_NAME, joinPageOf, nameTheList } from './join-kit.ts';
 import { shootChromium } from './screenshots.ts';
 
 const BOB = 'bob@example.org';
+const SECOND = 'second@lists.test';
 let extDir: string, profile: string, ctx: BrowserContext, extId: string, extBase: string;
 const list = new ListServerUnderTest();
 
 beforeAll(async () => {
   [extDir] = await Promise.all([buildExtension('chrome', ['http://127.0.0.1/*']), list.start()]);
   nameTheList(list);
+  await addList(list.dataDir, SECOND, { owner: 'owner@example.org' }, [list.alice]);
   profile = mkdtempSync(join(tmpdir(), 'letterlock-join-chromium-'));
   ({ ctx, extId, extBase } = await launchChromiumWithExtension(extDir!, profile, { width: 1100, height: 900 }, CHROMIUM_ACTION_ARGS));
   // The options page opens on install; this user starts from the join page instead.
@@ -121,4 +124,25 @@ describe('joining from a list\'s join page in Chromium', () => {
     await options.close();
     await page.close();
   }, 300_000);
+
+  it('with a key already: the popup on another list\'s join page opens the options at "Join a list", filled in', async () => {
+    const page = await openJoinPage(`${list.base}/join/${SECOND}`);
+    const popup = await chromiumToolbarClick(ctx, extId, page);
+    const offer = await popup.waitFor('[data-test=join-offer][data-test-state=offer]');
+    expect(offer).toContain(`Join ${SECOND}`); // no name set: the address names it
+    expect(offer).not.toContain('Set up Letterlock first');
+    const [options] = await Promise.all([ctx.waitForEvent('page', { timeout: 60_000 }), popup.click('[data-test=join-offer-button]')]);
+    await options.locator('[data-test=options][data-test-mode=manage]').waitFor({ timeout: 60_000 });
+    expect(await options.inputValue('[data-test=list-address]')).toBe(SECOND);
+    expect(await options.inputValue('[data-test=list-server]')).toBe(list.base);
+    // The join step is scrolled into view, below the keys and settings.
+    await expect.poll(() => options.locator('[data-test=list-lookup]').evaluate((e) => {
+      const r = e.getBoundingClientRect();
+      return r.top >= 0 && r.bottom <= innerHeight;
+    }), { timeout: 10_000 }).toBe(true);
+    await options.click('[data-test=list-lookup]');
+    await options.locator('[data-test=list-candidate]').waitFor({ timeout: 60_000 });
+    await options.close();
+    await page.close();
+  }, 240_000);
 });

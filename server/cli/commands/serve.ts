@@ -67,6 +67,7 @@ Example:
       const lists = allLists(server.db);
       const base = config.publicUrl ?? `http://${config.http.host}:${server.httpPort}`;
       for (const l of lists.slice(0, 10)) console.error(`letterlock: join page of ${l.address}: ${joinUrl(base, l.address)}`);
+      if (lists.length > 0 && !config.publicUrl) console.error('letterlock: set "publicUrl" in letterlock.json to the address people reach, for join links that work from elsewhere');
       if (lists.length > 10) console.error(`letterlock: and ${lists.length - 10} more lists (letterlock list show ADDRESS prints a list's join page)`);
       // The action returns; the open servers keep the process running until stop().
     });
