@@ -43,7 +43,8 @@ export function manifest(target: Target, testHosts: string[] = []): ManifestV3Ex
     name: 'Letterlock',
     version: '0.1.0',
     description: 'Encrypted mailing lists in your webmail: read, write and browse the archive with OpenPGP, end to end.',
-    permissions: ['storage', 'scripting', 'alarms'],
+    // activeTab: the popup reads the URL and title of the tab it was opened on (a list's join page), nothing more.
+    permissions: ['storage', 'scripting', 'alarms', 'activeTab'],
     optional_host_permissions: ['https://*/*', 'http://*/*'],
     action: { default_popup: 'extension/pages/popup/index.html', default_title: 'Letterlock' },
     options_ui: { page: 'extension/pages/options/index.html', open_in_tab: true },

@@ -42,6 +42,7 @@ import type { ListKeys } from '../lists/lists.ts';
 import { ApiFailure, badRequest, busy, notFound } from './errors.ts';
 import { wkdHash } from './wkd.ts';
 import { registerModerationRoutes } from './moderation.ts';
+import { joinUrl, registerJoinPage } from './join-page.ts';
 
 export interface ApiDeps {
   db: Db;
@@ -209,8 +210,10 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Unversioned summary routes for operators and the demo (public facts only: no member addresses).
   app.get('/lists', async () => allLists(deps.db).map((l) => ({
     address: l.address, fingerprint: l.listFingerprint, postPolicy: l.postPolicy, requireSignature: l.requireSignature,
-    maxBytes: l.maxBytes, members: countMembers(deps.db, l.id), posts: countPosts(deps.db, l.id),
+    maxBytes: l.maxBytes, members: countMembers(deps.db, l.id), posts: countPosts(deps.db, l.id), join: joinUrl(deps.publicUrl, l.address),
   })));
+  // The public join page of each list (server/http/join-page.ts).
+  registerJoinPage(app, { db: deps.db, publicUrl: () => deps.publicUrl });
   app.get<{ Params: { address: string } }>('/lists/:address', async (req) => {
     const l = listOf(req.params.address);
     return { ...listInfo(l), fingerprint: l.listFingerprint, publicKey: l.listPublic };

@@ -26,13 +26,13 @@ export const GECKO_ID = 'letterlock@letterlock.org';
  * extensions need one), headless "new" mode, and the extension's base URL read
  * from its service worker.
  */
-export async function launchChromiumWithExtension(extDir: string, profile: string, viewport?: { width: number; height: number }): Promise<{ ctx: BrowserContext; extId: string; extBase: string }> {
+export async function launchChromiumWithExtension(extDir: string, profile: string, viewport?: { width: number; height: number }, extraArgs: string[] = []): Promise<{ ctx: BrowserContext; extId: string; extBase: string }> {
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium',
     headless: false,
     ...(viewport ? { viewport } : {}),
     args: ['--headless=new', `--disable-extensions-except=${extDir}`, `--load-extension=${extDir}`, '--no-sandbox', '--disable-gpu',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', ...extraArgs],
   });
   const sw = ctx.serviceWorkers()[0] ?? (await ctx.waitForEvent('serviceworker'));
   const extId = new URL(sw.url()).host;

@@ -28,6 +28,8 @@ describe('extension builds', () => {
     expect(m.host_permissions).toBeUndefined();
     expect(m.content_scripts).toBeUndefined(); // registered at run time, only for allowed sites
     expect(m.optional_host_permissions).toEqual(['https://*/*', 'http://*/*']);
+    // activeTab (the popup reads the join page it was opened on); no "tabs", no host access.
+    expect(m.permissions).toEqual(['storage', 'scripting', 'alarms', 'activeTab']);
     // Web pages may load only the two frames (the background checks the site for each
     // request), and only under the per-session URL, so no fixed URL betrays the extension.
     expect(m.web_accessible_resources).toEqual([{ resources: ['extension/pages/reader/index.html', 'extension/pages/composer/index.html'], matches: ['http://*/*', 'https://*/*'], use_dynamic_url: true }]);
@@ -41,6 +43,8 @@ describe('extension builds', () => {
     const m = manifestOf(firefox);
     expect(m.background.scripts).toHaveLength(1);
     expect(m.background.service_worker).toBeUndefined();
+    expect(m.permissions).toEqual(['storage', 'scripting', 'alarms', 'activeTab']);
+    expect(m.host_permissions).toBeUndefined();
     expect(m.content_security_policy.extension_pages).toBe(EXTENSION_CSP);
     // Firefox has no use_dynamic_url; its moz-extension host is a random UUID per install.
     expect(m.web_accessible_resources).toEqual([{ resources: ['extension/pages/reader/index.html', 'extension/pages/composer/index.html'], matches: ['http://*/*', 'https://*/*'] }]);

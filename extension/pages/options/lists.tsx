@@ -2,15 +2,15 @@
 // confirm its key's fingerprint, choose the key and delivery form, subscribe; the
 // table shows each list's state in words with the next step.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
 import { EXTENSION_ERRORS } from '../../errors.ts';
 import { insecureServer } from '../../loopback.ts';
 import { ErrorLine, PermissionWait, formatFingerprint, useAction } from '../ui/ui.tsx';
-import { listStateWords } from '../ui/words.ts';
+import { joinWords, listStateWords } from '../ui/words.ts';
 import { AutoDecrypt } from './auto-decrypt.tsx';
-import { parseJoinLink, type JoinTarget } from './join.ts';
+import { guessServer, parseJoinLink, type JoinTarget } from './join.ts';
 import { patternOf, requestAccess } from './settings.tsx';
 
 const value = (e: Event) => (e.target as HTMLInputElement).value;
@@ -21,6 +21,11 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
   const [candidate, setCandidate] = useState<ListCandidate | null>(null);
   const [waiting, setWaiting] = useState<string | null>(null);
   const [error, busy, run] = useAction();
+  // Opened with a join link (from the popup on a join page): the join step is where the user looks.
+  const form = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (initial) form.current?.scrollIntoView({ block: 'center' });
+  }, []);
   // A pasted join link fills both fields.
   const onAddress = (v: string) => {
     const link = parseJoinLink(v);
@@ -31,25 +36,35 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
   };
   const lookup = () => run(async () => {
     setCandidate(null);
+    // A bare address and no server: look on the address's own domain, over https,
+    // shown in the server field while the browser asks for access to it.
+    const guessed = server.trim() === '' ? guessServer(address) : null;
+    const target = guessed ?? server.trim();
+    if (guessed) setServer(guessed);
     let pattern: string;
     try {
-      pattern = patternOf(server.trim());
+      pattern = patternOf(target);
     } catch {
       throw new Error('The list server is a web address like https://lists.example.org. Ask the list owner for it, or paste their join link into the list address field.');
     }
     // Said before the browser is asked for access (the background refuses it too).
-    if (insecureServer(server)) throw new Error(EXTENSION_ERRORS.INSECURE_SERVER);
-    if (!(await requestAccess(pattern, new URL(server.trim()).hostname, setWaiting))) {
+    if (insecureServer(target)) throw new Error(EXTENSION_ERRORS.INSECURE_SERVER);
+    if (!(await requestAccess(pattern, new URL(target).hostname, setWaiting))) {
       throw new Error('The browser did not grant access to the list server. Click "Look up" again and answer "Allow" in the browser\'s prompt.');
     }
-    setCandidate(await ask('list.lookup', { address, server }));
+    try {
+      setCandidate(await ask('list.lookup', { address, server: target }));
+    } catch (e) {
+      if (guessed) throw new Error(joinWords.notFoundAtGuess(address.trim(), guessed));
+      throw e;
+    }
     onLists(await ask('lists.get', {}));
   });
   return (
-    <div data-test="join">
+    <div data-test="join" ref={form}>
       <form data-test="add-list" aria-labelledby="add-list-title" noValidate onSubmit={(e) => { e.preventDefault(); void lookup(); }}>
         <h2 id="add-list-title">Join a list</h2>
-        <p class="muted">Paste the list's address and its server, or the join link the list owner gave you.</p>
+        <p class="muted">Paste the list's join link (its join page's address, which the list owner publishes), or the list's address and its server. With no server given, Letterlock looks on the list address's own domain.</p>
         <label>List address or join link <input type="text" data-test="list-address" placeholder="club@lists.example.org" value={address} onInput={(e) => onAddress(value(e))} /></label>
         <label>List server <input type="url" data-test="list-server" placeholder="https://lists.example.org" value={server} onInput={(e) => setServer(value(e))} /></label>
         <div class="actions"><button type="submit" class="primary" data-test="list-lookup" disabled={busy}>{busy ? 'Looking up…' : 'Look up'}</button></div>

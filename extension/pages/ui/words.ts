@@ -77,3 +77,11 @@ export function heldReasonWords(reason: string): string {
   };
   return words[reason] ?? `of the list's rules (${reason.replace(/[^\w.-]/g, '').slice(0, 40)})`;
 }
+
+/** Joining a list from its join page or a bare address (options join step, popup). */
+export const joinWords = {
+  notFoundAtGuess: (address: string, server: string) =>
+    `No Letterlock list ${address} answered at ${server}, the list address's own domain. Paste the list's join link instead: its join page shows it, and the list owner finds it with "letterlock list show".`,
+  offer: (name: string) => `Join ${name}`,
+  offerAt: (address: string, host: string) => `${address}, on the list server ${host}. Letterlock shows the list key's fingerprint to compare before you join.`,
+};

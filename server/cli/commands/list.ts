@@ -14,6 +14,7 @@ import { ensureSafe, UnsafeMailmanList } from '../../mailman/safety.ts';
 import { mailmanClient } from '../../mailman/endpoint.ts';
 import { MailmanError, isUnreachable } from '../../mailman/rest.ts';
 import { collectAddress, maxBytesArg, oneOf, windowDaysArg } from './args.ts';
+import { joinUrl } from '../../http/join-page.ts';
 import { applyNotify, NOTIFY_HELP, notifyJson, notifyLine, notifyOptions, type NotifyOpts } from './notify.ts';
 
 export const POLICY_HELP = `Posting policies (--policy):
@@ -123,9 +124,12 @@ Example:
 
   list.command('show <address>').description('settings, fingerprint and the armored list key')
     .addHelpText('after', '\n--json prints the list as an object, with "publicKey" (armored).')
-    .action(async (address: string, _o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
+    .action(async (address: string, _o: unknown, cmd: Command) => withStore(cmd, ({ db, config }) => {
       const l = needList(db, address);
-      emit(globals(cmd), { ...listJson(db, l), ...notifyJson(db, l.id), publicKey: l.listPublic }, () => `${describe(db, l)}\n${notifyLine(db, l.id)}\n\n${l.listPublic.trimEnd()}`);
+      // The page people join from (server/http/join-page.ts), for the owner to publish.
+      const join = joinUrl(config.publicUrl ?? `http://${config.http.host}:${config.http.port}`, l.address);
+      const joinLine = `join page: ${join}${config.publicUrl ? '' : ' (set "publicUrl" in letterlock.json to the address people reach)'}`;
+      emit(globals(cmd), { ...listJson(db, l), ...notifyJson(db, l.id), joinUrl: join, publicKey: l.listPublic }, () => `${describe(db, l)}\n${notifyLine(db, l.id)}\n${joinLine}\n\n${l.listPublic.trimEnd()}`);
     }));
 
   list.command('ls').description('all lists, with fingerprint, policy and members')

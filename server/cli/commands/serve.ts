@@ -5,7 +5,9 @@ import type { Command } from 'commander';
 import { type RunningServer, StartError, startServer } from '../../app.ts';
 import { loadConfig } from '../../config/config.ts';
 import { defaultSecretFile, loadSecret } from '../../config/secret.ts';
+import { joinUrl } from '../../http/join-page.ts';
 import { codeOf, createEventLog } from '../../log/log.ts';
+import { allLists } from '../../store/lists.ts';
 import { dataDirOf, requireInitialized } from '../context.ts';
 import { CliError, EXIT } from '../output.ts';
 
@@ -61,6 +63,12 @@ Example:
         process.exit(0);
       }
       console.error(`letterlock: SMTP on ${config.smtp.host}:${server.smtpPort}, HTTP on ${config.http.host}:${server.httpPort}, delivering via ${server.relay}`);
+      // Join pages for owners to publish (a few; list show prints any list's).
+      const lists = allLists(server.db);
+      const base = config.publicUrl ?? `http://${config.http.host}:${server.httpPort}`;
+      for (const l of lists.slice(0, 10)) console.error(`letterlock: join page of ${l.address}: ${joinUrl(base, l.address)}`);
+      if (lists.length > 0 && !config.publicUrl) console.error('letterlock: set "publicUrl" in letterlock.json to the address people reach, for join links that work from elsewhere');
+      if (lists.length > 10) console.error(`letterlock: and ${lists.length - 10} more lists (letterlock list show ADDRESS prints a list's join page)`);
       // The action returns; the open servers keep the process running until stop().
     });
 }
