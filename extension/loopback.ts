@@ -17,3 +17,16 @@ export function insecureServer(input: string): boolean {
     return false;
   }
 }
+
+/**
+ * What a person types for a site or server, as a URL: "mail.example.org" becomes
+ * https://mail.example.org, and a host on this computer ("127.0.0.1:8025",
+ * "localhost:8080") http://, since that is how local test servers run. Anything
+ * with a scheme is left as typed (a wrong one is refused by the caller).
+ */
+export function withScheme(input: string): string {
+  const s = input.trim();
+  if (s === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return s;
+  const host = s.split(/[/:?#]/, 1)[0]!;
+  return `${isLoopback(host) ? 'http' : 'https'}://${s}`;
+}
