@@ -27,8 +27,16 @@ export function FirstRun({ state, onState, lists, onLists, join, onFinish }: {
   const [step, setStep] = useState<Step>(state.hasKey ? 'word' : 'key');
   const [created, setCreated] = useState<Created | null>(null);
   const [importing, setImporting] = useState(false);
+  const [saved, setSaved] = useState<{ revocation: boolean; backup: boolean }>({ revocation: false, backup: false });
   const at = STEPS.indexOf(step);
   const next = () => setStep(STEPS[Math.min(at + 1, STEPS.length - 1)]!);
+  // The revocation certificate is shown only on this step: until both copies are saved,
+  // the way on says that it leaves them behind (people click a blue "Next" unread).
+  const missing = [
+    ...(created && !saved.revocation ? ['the revocation certificate (it is not shown again)'] : []),
+    ...(!saved.backup ? ['a backup of your key'] : []),
+  ];
+  const unsaved = step === 'safety' && missing.length > 0;
   const key = created ? state.keys.find((k) => k.fingerprint === created.fingerprint) ?? null : state.keys[0] ?? null;
 
   return (
@@ -63,7 +71,13 @@ export function FirstRun({ state, onState, lists, onLists, join, onFinish }: {
           <>
             <h2>Keep your key safe</h2>
             <p>Your key <span class="fingerprint">{key.fingerprint.slice(-16)}</span> for {key.address} is ready and unlocked.</p>
-            <SafetyCopies address={key.address} fingerprint={key.fingerprint} revocation={created?.revocationCertificate ?? null} />
+            <SafetyCopies address={key.address} fingerprint={key.fingerprint} revocation={created?.revocationCertificate ?? null}
+              onSaved={(what) => setSaved((s) => ({ ...s, [what]: true }))} />
+            {missing.length > 0 && (
+              <p class="muted" data-test="safety-unsaved">
+                Not saved yet: {missing.join(' and ')}. Without them a lost or stolen key cannot be revoked or brought back.
+              </p>
+            )}
           </>
         )}
         {step === 'word' && <IndicatorForm state={state} onState={onState} onSaved={next} />}
@@ -87,8 +101,8 @@ export function FirstRun({ state, onState, lists, onLists, join, onFinish }: {
         )}
         <div class="actions">
           {step !== 'key' && step !== 'done' && (
-            <button type="button" class={step === 'safety' || step === 'list' ? 'primary' : ''} data-test="guide-next" onClick={next}>
-              {step === 'safety' || step === 'list' ? 'Next' : 'Skip for now'}
+            <button type="button" class={(step === 'safety' && !unsaved) || step === 'list' ? 'primary' : ''} data-test="guide-next" data-test-state={unsaved ? 'unsaved' : 'ready'} onClick={next}>
+              {unsaved ? 'Go on without saving them' : step === 'safety' || step === 'list' ? 'Next' : 'Skip for now'}
             </button>
           )}
           {step === 'done' && <button type="button" class="primary" data-test="guide-finish" onClick={onFinish}>Go to the options</button>}

@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
 import { EXTENSION_ERRORS } from '../../errors.ts';
-import { insecureServer } from '../../loopback.ts';
+import { insecureServer, withScheme } from '../../loopback.ts';
 import { ErrorLine, PermissionWait, formatFingerprint, useAction } from '../ui/ui.tsx';
 import { listStateWords } from '../ui/words.ts';
 import { AutoDecrypt } from './auto-decrypt.tsx';
@@ -31,18 +31,20 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
   };
   const lookup = () => run(async () => {
     setCandidate(null);
+    // "lists.example.org" is taken as https://lists.example.org, "127.0.0.1:8025" as http://.
+    const url = withScheme(server);
     let pattern: string;
     try {
-      pattern = patternOf(server.trim());
+      pattern = patternOf(url);
     } catch {
       throw new Error('The list server is a web address like https://lists.example.org. Ask the list owner for it, or paste their join link into the list address field.');
     }
     // Said before the browser is asked for access (the background refuses it too).
-    if (insecureServer(server)) throw new Error(EXTENSION_ERRORS.INSECURE_SERVER);
-    if (!(await requestAccess(pattern, new URL(server.trim()).hostname, setWaiting))) {
+    if (insecureServer(url)) throw new Error(EXTENSION_ERRORS.INSECURE_SERVER);
+    if (!(await requestAccess(pattern, new URL(url).hostname, setWaiting))) {
       throw new Error('The browser did not grant access to the list server. Click "Look up" again and answer "Allow" in the browser\'s prompt.');
     }
-    setCandidate(await ask('list.lookup', { address, server }));
+    setCandidate(await ask('list.lookup', { address, server: url }));
     onLists(await ask('lists.get', {}));
   });
   return (
@@ -126,8 +128,8 @@ function ListRow({ l, state, onLists, moderates = false }: { l: ListView; state:
           <>
             <label>How list mail reaches you
               <select data-test="delivery" data-test-default={state.sites.length > 0 ? 'inline' : 'pgp-mime'} value={delivery} onChange={(e) => setDelivery((e.target as HTMLSelectElement).value as 'pgp-mime' | 'inline')}>
-                <option value="inline">I read mail in webmail (recommended with the extension)</option>
-                <option value="pgp-mime">I read mail in a mail program (PGP/MIME: Thunderbird, GnuPG)</option>
+                <option value="inline">In webmail (recommended)</option>
+                <option value="pgp-mime">In a mail program (PGP/MIME)</option>
               </select>
             </label>
             <button type="button" class="primary" data-test="subscribe" disabled={busy} onClick={() => void run(async () => onLists(await ask('list.subscribe', { address: l.address, delivery })))}>Subscribe</button>
