@@ -26,7 +26,9 @@ export function insecureServer(input: string): boolean {
  */
 export function withScheme(input: string): string {
   const s = input.trim();
-  if (s === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(s)) return s;
-  const host = s.split(/[/:?#]/, 1)[0]!;
-  return `${isLoopback(host) ? 'http' : 'https'}://${s}`;
+  // Only what reads as a host name (and port, path) gets a scheme; anything else stays
+  // as typed, so the caller refuses it (browsers would take "lists dot test" as a host).
+  const m = /^([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::\d{1,5})?(?:[/?#]\S*)?$/.exec(s);
+  if (!m) return s;
+  return `${isLoopback(m[1]!) ? 'http' : 'https'}://${s}`;
 }

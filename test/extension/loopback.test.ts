@@ -13,6 +13,8 @@ describe('withScheme', () => {
     expect(withScheme('http://lists.example.org')).toBe('http://lists.example.org');
     expect(withScheme('ftp://x.example.org')).toBe('ftp://x.example.org');
     expect(withScheme('   ')).toBe('');
+    // Not a host name: left as typed, so the page refuses it (a browser would take it as a host).
+    for (const odd of ['lists dot test', 'a b', 'mail.example.org:port', 'user@mail.example.org']) expect(withScheme(odd)).toBe(odd);
   });
 
   it('never turns a remote host into plain http (that stays refused)', () => {
