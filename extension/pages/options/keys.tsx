@@ -111,7 +111,7 @@ export function SafetyCopies({ address, fingerprint, revocation, onSaved }: {
       )}
       <div class="card">
         <h3>{revocation !== null ? '2. ' : ''}Back up the key</h3>
-        <p>A file with your key, still encrypted with your passphrase. With it (and the passphrase) you can move to another computer or get your key back after a browser reset.</p>
+        <p>A file with your key, still encrypted with your passphrase. With it and the passphrase, Letterlock ("Import a key") brings your key back on another computer or after a browser reset.</p>
         <button type="button" class={savedBackup ? '' : 'primary'} data-test="backup-key" disabled={busy} onClick={() => void run(async () => {
           const { armored } = await ask('key.export', { fingerprint });
           download(`${base}-private-protected.asc`, armored);
