@@ -189,7 +189,7 @@ Next steps (in another terminal, in this folder):
        to the Maildir above, so it need not be real);
      - your webmail: ${inbox ? inbox.url : 'the demo inbox (not started, see above)'} (the demo inbox);
      - join the list ${DEMO_LIST} at server ${api}; the list key fingerprint must read
-       ${fingerprintShown}, as \`letterlock list show\` prints it; subscribe ("In webmail");
+       ${fingerprintShown} (\`letterlock list show\` in step 4 prints it without spaces); subscribe ("In webmail");
      - open ${inbox ? `${inbox.url}?to=you@example.org` : 'the demo inbox'}, click "Decrypt" in the confirmation mail,
        then "Confirm subscription"; step 1's posts show up there too (reload), and "Write encrypted
        with Letterlock" under the compose box writes to the list; the popup's "Archive" reads the archive.
