@@ -77,3 +77,15 @@ export function heldReasonWords(reason: string): string {
   };
   return words[reason] ?? `of the list's rules (${reason.replace(/[^\w.-]/g, '').slice(0, 40)})`;
 }
+
+/**
+ * A refused moderator sign-in. The server does not say whether the key or the role was
+ * wrong (it does not tell who moderates); most people who meet this are simply not
+ * moderators, so the words say that first instead of blaming their key.
+ */
+export function moderatorSignInWords(e: unknown, list: string): string {
+  if (e instanceof BusError && e.code === 'SIGNATURE_INVALID') {
+    return `Letterlock could not sign you in as a moderator of ${list}. Only the list owner and its moderators see held posts. If you are one, ask the list owner to check that your address and this key are registered as moderator.`;
+  }
+  return explain(e);
+}
