@@ -166,6 +166,10 @@ describe('first run and keys in Chromium', () => {
     await shootChromium(page, 'options-first-run-5-list');
     await page.click('[data-test=guide-next]');
     await page.locator('[data-test=guide-done]').waitFor();
+    // Joined is not subscribed yet: the summary says the list waits for the confirmation, and what to do.
+    const done = page.locator(`[data-test=guide-done-list][data-list="${LIST}"]`);
+    expect(await done.getAttribute('data-test-state')).toBe('confirmation-sent');
+    expect(await done.textContent()).toMatch(/Waiting for your confirmation\. Open the confirmation mail/);
     await shootChromium(page, 'options-first-run-6-done');
     await page.click('[data-test=guide-finish]');
     await page.locator('[data-test=options][data-test-mode=manage]').waitFor();

@@ -4,6 +4,7 @@
 
 import { useState } from 'preact/hooks';
 import type { ListView, StateView } from '../../messages.ts';
+import { listStateWords } from '../ui/words.ts';
 import { AddList, ListTable } from './lists.tsx';
 import type { JoinTarget } from './join.ts';
 import { CreateKey, ImportKey, SafetyCopies, type Created } from './keys.tsx';
@@ -95,7 +96,10 @@ export function FirstRun({ state, onState, lists, onLists, join, onFinish }: {
               <li>{state.keys.length === 1 ? 'Your key is' : `Your ${state.keys.length} keys are`} kept here, protected by your passphrase.</li>
               <li>{state.indicator.word ? <>Your security word is <strong>{state.indicator.word}</strong>: look for it before you type your passphrase.</> : <span class="warning" data-test="word-prompt">You have not chosen a security word yet. Choose one on the options page.</span>}</li>
               <li>{state.sites.length ? `Letterlock works on ${state.sites.join(', ')}.` : 'No webmail site is allowed yet; add yours on the options page.'}</li>
-              <li>{lists.length ? `Lists: ${lists.map((l) => l.address).join(', ')}.` : 'No list yet; join one on the options page when you have its address.'}</li>
+              {lists.length ? lists.map((l) => (
+                // Each list with its state and next step: "joined" is not "subscribed" until the mail is confirmed.
+                <li data-test="guide-done-list" data-list={l.address} data-test-state={l.state}>{l.address}: {listStateWords(l.state).label}. {l.state === 'member' ? '' : listStateWords(l.state).next}</li>
+              )) : <li>No list yet; join one on the options page when you have its address.</li>}
             </ul>
           </div>
         )}
