@@ -95,7 +95,7 @@ function page(title: string, body: string): string {
 <style>body{font-family:system-ui,sans-serif;max-width:60rem;margin:1rem auto;padding:0 1rem;line-height:1.4}
 .msg{border:1px solid #ccc;border-radius:6px;padding:.5rem 1rem;margin:1rem 0}.meta{color:#555;font-size:.9em}
 .body{font-family:ui-monospace,monospace;font-size:.85em;overflow-wrap:anywhere}
-label{display:block;margin:.5rem 0}input[type=text],textarea{width:100%;max-width:40rem;font:inherit}
+label{display:block;margin:.5rem 0}input[type=text],textarea{display:block;width:100%;max-width:40rem;font:inherit}
 .note{background:#fff3cd;border:1px solid #d39e00;padding:.5rem 1rem;border-radius:6px}</style></head>
 <body>${body}</body></html>`;
 }
