@@ -5,7 +5,7 @@
 import { ERROR_MESSAGES, isLetterlockError } from '../shared/errors.ts';
 
 export const EXTENSION_ERRORS = {
-  LOCKED: 'Letterlock is locked. Unlock it with your passphrase to read or write encrypted mail.',
+  LOCKED: 'Letterlock is locked. Unlock it to read or write encrypted mail: click the Letterlock button in the browser\'s toolbar, type your passphrase there, then try again.',
   NO_KEY: 'You have no key yet. Create or import one in the Letterlock options.',
   KEY_EXISTS: 'You already have this key in Letterlock. Nothing was changed.',
   TOO_MANY_KEYS: 'Letterlock keeps at most 20 keys. Remove one you no longer use first.',

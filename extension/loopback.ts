@@ -17,3 +17,18 @@ export function insecureServer(input: string): boolean {
     return false;
   }
 }
+
+/**
+ * What a person types for a site or server, as a URL: "mail.example.org" becomes
+ * https://mail.example.org, and a host on this computer ("127.0.0.1:8025",
+ * "localhost:8080") http://, since that is how local test servers run. Anything
+ * with a scheme is left as typed (a wrong one is refused by the caller).
+ */
+export function withScheme(input: string): string {
+  const s = input.trim();
+  // Only what reads as a host name (and port, path) gets a scheme; anything else stays
+  // as typed, so the caller refuses it (browsers would take "lists dot test" as a host).
+  const m = /^([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::\d{1,5})?(?:[/?#]\S*)?$/.exec(s);
+  if (!m) return s;
+  return `${isLoopback(m[1]!) ? 'http' : 'https'}://${s}`;
+}

@@ -90,7 +90,7 @@ export class Keyring {
     const address = str(q.address, 254, 'the address').trim().toLowerCase();
     const passphrase = str(q.passphrase, 1024, 'the passphrase');
     const expiry = days(q.expiresInDays);
-    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address)) refuse('BAD_INPUT', 'the address is not an email address, like you@example.org');
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address)) refuse('BAD_INPUT', 'the address is not an email address: a name, an @ and a domain with a dot, like you@example.org');
     if (passphrase.length < 8) refuse('BAD_INPUT', 'the passphrase needs at least 8 characters');
     await this.roomForOneMore();
     const g = await generateKey({

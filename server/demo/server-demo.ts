@@ -17,6 +17,7 @@ import { createList } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
 import { createEventLog } from '../log/log.ts';
 import { getList } from '../store/lists.ts';
+import { startInbox, type Inbox } from './inbox.ts';
 import { DEFAULT_PORTS, DEMO_LIST, DEMO_PEOPLE, demoDir, displayName, envPrefix, gpgSteps, passphraseOf, quote, removeRunInfo, shown, writeRunInfo } from './settings.ts';
 
 const USAGE = `usage: npm start [-- --help]
@@ -29,6 +30,7 @@ Environment (the same for npm run demo:post):
   LETTERLOCK_DEMO_DIR    the data folder (default ./.letterlock-demo)
   LETTERLOCK_SMTP_PORT   SMTP port (default ${DEFAULT_PORTS.smtp}, or smtp.port in the folder's letterlock.json)
   LETTERLOCK_HTTP_PORT   HTTP port (default ${DEFAULT_PORTS.http}, or http.port in letterlock.json)
+  LETTERLOCK_INBOX_PORT  the demo inbox, a webmail stand-in for the extension (default ${DEFAULT_PORTS.inbox})
 
 Example, a second demo beside the first:
   LETTERLOCK_DEMO_DIR=/tmp/demo2 LETTERLOCK_SMTP_PORT=2526 LETTERLOCK_HTTP_PORT=8026 npm start`;
@@ -101,6 +103,7 @@ const { fresh, secret } = prepared;
 
 // Signals first; SMTP opens last inside startServer; a failed start is one line and exit 1.
 let server: RunningServer | null = null;
+let inbox: Inbox | null = null;
 let stopping = false;
 const stop = () => {
   if (stopping) return;
@@ -108,7 +111,7 @@ const stop = () => {
   removeRunInfo(DEMO_DIR);
   if (!server) process.exit(0);
   setTimeout(() => process.exit(1), 15_000).unref();
-  server.close().then(() => process.exit(0), () => process.exit(1));
+  Promise.all([server.close(), inbox?.close()]).then(() => process.exit(0), () => process.exit(1));
 };
 process.once('SIGINT', stop);
 process.once('SIGTERM', stop);
@@ -123,15 +126,31 @@ if (stopping) {
   await server.close();
   process.exit(0);
 }
+let fingerprintShown = '';
 {
   const db = openData(DEMO_DIR, secret);
   const listFingerprint = getList(db, DEMO_LIST)!.listFingerprint;
   db.close();
+  fingerprintShown = listFingerprint.replace(/(.{4})/g, '$1 ').trim();
   // demo:post reads this to reach this server, whatever ports the overrides chose.
   writeRunInfo(DEMO_DIR, { pid: process.pid, smtp: { host: config.smtp.host, port: server.smtpPort }, http: { host: config.http.host, port: server.httpPort }, listFingerprint });
 }
 
 const maildir = config.maildir ?? join(DEMO_DIR, 'maildir');
+// The demo inbox: where a browser-extension user reads the confirmation and list mail
+// (they land in the Maildir). Optional: a busy port is said in one line, the demo runs on.
+let inboxLine: string;
+{
+  const wanted = process.env.LETTERLOCK_INBOX_PORT ? Number(process.env.LETTERLOCK_INBOX_PORT) : DEFAULT_PORTS.inbox;
+  if (!Number.isInteger(wanted) || wanted < 1 || wanted > 65535) fail(`LETTERLOCK_INBOX_PORT must be a port number, not ${process.env.LETTERLOCK_INBOX_PORT}`, 2);
+  try {
+    inbox = await startInbox({ maildir, smtp: { host: config.smtp.host, port: server.smtpPort }, list: DEMO_LIST, port: wanted });
+    inboxLine = `  demo inbox   ${inbox.url}  (a webmail stand-in: the mail in the Maildir, by address, and a compose box)`;
+  } catch (e) {
+    const code = (e as { code?: string } | null)?.code;
+    inboxLine = `  demo inbox   not started: port ${wanted} ${code === 'EADDRINUSE' ? 'is in use' : `failed (${code ?? 'error'})`}; pick another with LETTERLOCK_INBOX_PORT`;
+  }
+}
 const d = shown(DEMO_DIR);
 const qd = quote(d); // for commands to paste; d itself in prose
 const env = envPrefix(DEMO_DIR);
@@ -145,6 +164,7 @@ Letterlock list server is running${fresh ? ' (new demo data folder)' : ''}.
   HTTP API     ${api}/v1/lists/${DEMO_LIST}   (list info and key; archive; registry)
   operator API bearer token in ${admin} (mode 0600), e.g. curl -H "Authorization: Bearer $(cat ${admin})" ${api}/v1/admin/lists
   delivery     ${server.relay}  (no relay configured: copies land in ${shown(maildir)}/<address>/new/)
+${inboxLine}
 
 Next steps (in another terminal, in this folder):
   1. Post a signed, encrypted demo post as Alice:
@@ -163,8 +183,15 @@ Next steps (in another terminal, in this folder):
      (Postfix: transport_maps = inline:{ lists.localhost=smtp:[127.0.0.1]:${server.smtpPort} }),
      and set "relay": "smtp://127.0.0.1:25" in ${d}/letterlock.json so copies go out through it
      (docs/deploy.md has the whole setup).
-  6. With the browser extension (npm run build:extension, then load dist/chrome or dist/firefox):
-     in its options add the list ${DEMO_LIST} at server ${api}, check the
-     list key fingerprint against \`list show\`, subscribe, and read the archive in the extension's archive viewer.
+  6. With the browser extension (npm run build:extension, then load dist/chrome or dist/firefox;
+     the README's "Extension" section says how). Its first run opens by itself:
+     - your key: any address with a dot in its domain, e.g. you@example.org (the demo delivers
+       to the Maildir above, so it need not be real);
+     - your webmail: ${inbox ? inbox.url : 'the demo inbox (not started, see above)'} (the demo inbox);
+     - join the list ${DEMO_LIST} at server ${api}; the list key fingerprint must read
+       ${fingerprintShown} (\`letterlock list show\` in step 4 prints it without spaces); subscribe ("In webmail");
+     - open ${inbox ? `${inbox.url}?to=you@example.org` : 'the demo inbox'}, click "Decrypt" in the confirmation mail,
+       then "Confirm subscription"; step 1's posts show up there too (reload), and "Write encrypted
+       with Letterlock" under the compose box writes to the list; the popup's "Archive" reads the archive.
 
 Stop with Ctrl-C.`);

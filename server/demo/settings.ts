@@ -11,7 +11,7 @@ export const DEMO_LIST = 'demo@lists.localhost';
 export const DEMO_PEOPLE = ['alice', 'bob', 'carol'] as const;
 export type DemoPerson = (typeof DEMO_PEOPLE)[number];
 export const DEFAULT_DEMO_DIR = '.letterlock-demo';
-export const DEFAULT_PORTS = { smtp: 2525, http: 8025 } as const;
+export const DEFAULT_PORTS = { smtp: 2525, http: 8025, inbox: 8026 } as const;
 /** The overrides both demo commands read, besides the data folder's letterlock.json. */
 export const DEMO_ENV = ['LETTERLOCK_DEMO_DIR', 'LETTERLOCK_SMTP_PORT', 'LETTERLOCK_HTTP_PORT'] as const;
 const RUN_FILE = 'demo-server.json';

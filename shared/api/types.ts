@@ -13,6 +13,12 @@ const MAX_ARMORED_KEY = 64 * 1024;
 const MAX_ARMORED_SIGNATURE = 8 * 1024;
 
 export const Address = z.string().trim().toLowerCase().max(254).regex(/^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+\.[^\s@<>()",;:\\[\]]+$/, 'not an email address');
+/**
+ * An address the server already holds for a member (answers, never requests): the
+ * operator may register one on a single-label domain, as the demo's alice@localhost,
+ * and a reader must still find that member's key to check their signature.
+ */
+export const MemberAddress = z.string().trim().toLowerCase().max(254).regex(/^[^\s@<>()",;:\\[\]]+@[^\s@<>()",;:\\[\]]+$/, 'not an email address');
 /** 40 hex digits for a v4 key, 64 for a v6 key (RFC 9580 §5.5.4). */
 export const Fingerprint = z.string().regex(/^([0-9A-F]{40}|[0-9A-F]{64})$/, 'a 40- or 64-digit upper-case hex fingerprint');
 export const KeyId = z.string().regex(/^[0-9A-F]{16}$/, 'a 16-digit upper-case hex key ID');
@@ -166,5 +172,5 @@ export type ArchiveMessage = z.infer<typeof ArchiveMessage>;
 export const ArchiveMessages = z.object({ messages: z.array(ArchiveMessage) });
 export type ArchiveMessages = z.infer<typeof ArchiveMessages>;
 
-export const MemberKey = z.object({ address: Address, fingerprint: Fingerprint, publicKey: ArmoredPublicKey });
+export const MemberKey = z.object({ address: MemberAddress, fingerprint: Fingerprint, publicKey: ArmoredPublicKey });
 export type MemberKey = z.infer<typeof MemberKey>;

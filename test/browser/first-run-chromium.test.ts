@@ -104,9 +104,14 @@ describe('first run and keys in Chromium', () => {
     await page.click('[data-test=create-key-submit]');
     await page.locator('[data-test=guide][data-test-state=safety]').waitFor({ timeout: 60_000 });
     const fp = (await stateOf(page)).keys[0]!.fingerprint;
+    // Until both copies are saved, the way on says it leaves them behind (the certificate is not shown again).
+    expect(await page.getAttribute('[data-test=guide-next]', 'data-test-state')).toBe('unsaved');
+    expect(await page.textContent('[data-test=guide-next]')).toBe('Go on without saving them');
+    expect(await page.textContent('[data-test=safety-unsaved]')).toContain('the revocation certificate');
 
     // The revocation certificate: a key revocation signature issued by this key.
     const cert = await downloadText(page, page.locator('[data-test=save-revocation]'));
+    expect(await page.textContent('[data-test=safety-unsaved]')).not.toContain('revocation');
     const { data } = await openpgp.unarmor(cert);
     const sig = (await openpgp.readSignature({ binarySignature: data as Uint8Array })).packets[0]!;
     expect(sig.signatureType).toBe(openpgp.enums.signature.keyRevocation);
@@ -118,6 +123,9 @@ describe('first run and keys in Chromium', () => {
     await expect(unlockPrivateKey(key, 'not the passphrase')).rejects.toThrow();
     await unlockPrivateKey(key, PASSPHRASE);
     await page.locator('[data-test=safety][data-test-state=saved]').waitFor();
+    await page.locator('[data-test=guide-next][data-test-state=ready]').waitFor();
+    expect(await page.textContent('[data-test=guide-next]')).toBe('Next');
+    expect(await page.locator('[data-test=safety-unsaved]').count()).toBe(0);
     await shootChromium(page, 'options-first-run-2-safety');
 
     // Key but no word yet: the popup asks for one, still with no coloured badge.
@@ -158,6 +166,10 @@ describe('first run and keys in Chromium', () => {
     await shootChromium(page, 'options-first-run-5-list');
     await page.click('[data-test=guide-next]');
     await page.locator('[data-test=guide-done]').waitFor();
+    // Joined is not subscribed yet: the summary says the list waits for the confirmation, and what to do.
+    const done = page.locator(`[data-test=guide-done-list][data-list="${LIST}"]`);
+    expect(await done.getAttribute('data-test-state')).toBe('confirmation-sent');
+    expect(await done.textContent()).toMatch(/Waiting for your confirmation\. Open the confirmation mail/);
     await shootChromium(page, 'options-first-run-6-done');
     await page.click('[data-test=guide-finish]');
     await page.locator('[data-test=options][data-test-mode=manage]').waitFor();

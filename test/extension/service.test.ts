@@ -533,11 +533,11 @@ describe('archive', () => {
   const CHALLENGE = 'C'.repeat(43);
 
   /** A fake archive API: log-in by challenge, one thread, one record, Alice's member key. */
-  async function archiveWorld(statementList = LIST) {
+  async function archiveWorld(statementList = LIST, author: TestKey = alice) {
     const calls: string[] = [];
     let unauthorizedOnce = true;
-    const post = await composePost({ message: { subject: 'Archived', from: { address: alice.address }, to: [{ address: LIST }], text: 'from the archive' }, senderKey: alice.privateKey, listKey: listKey.publicKey });
-    const opened = await openPost(post.inline, { listKey: listKey.privateKey, memberKeys: [alice.publicKey] });
+    const post = await composePost({ message: { subject: 'Archived', from: { address: author.address }, to: [{ address: LIST }], text: 'from the archive' }, senderKey: author.privateKey, listKey: listKey.publicKey });
+    const opened = await openPost(post.inline, { listKey: listKey.privateKey, memberKeys: [author.publicKey] });
     const sealed = await seal(opened.innerPackets);
     let record: { wrappedKey: string; body: string } | null = null;
     const { w, bobPublic } = await bobWorld(120, (path, init) => {
@@ -559,7 +559,7 @@ describe('archive', () => {
       }
       if (path.endsWith('/archive/thread')) return Response.json({ rootId: 1, lastDate: null, messages: [{ id: 1, messageId: '<r@x>', inReplyTo: null, references: [], date: null, size: 10 }, { id: 2, messageId: '<s@x>', inReplyTo: '<r@x>', references: ['<r@x>'], date: null, size: 10 }] });
       if (path.endsWith('/archive/messages')) return Response.json({ messages: [{ meta: { id: 1, messageId: null, inReplyTo: null, references: [], date: null, size: 10 }, ...record! }] });
-      if (path.includes('/members/keys/')) return Response.json({ address: alice.address, fingerprint: alice.fingerprint, publicKey: alice.publicArmored });
+      if (path.includes('/members/keys/')) return Response.json({ address: author.address, fingerprint: author.fingerprint, publicKey: author.publicArmored });
       return null;
     });
     const [pkesk] = await wrapMany(sealed.sessionKey, [await KeyRecipient.fromPublicKey(bobPublic as openpgp.PublicKey)]);
@@ -579,6 +579,14 @@ describe('archive', () => {
     expect(view!.read).toMatchObject({ subject: 'Archived', text: 'from the archive', signature: { status: 'verified', address: alice.address, fingerprint: alice.fingerprint } });
     expect(await w.ask('archive.open', { list: LIST, ids: [] }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
     expect(await w.ask('archive.open', { list: LIST, ids: Array.from({ length: 51 }, (_, i) => i + 1) }, senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+  });
+
+  it('checks the signature of a member the operator registered on a single-label domain (the demo\'s alice@localhost)', async () => {
+    // `npm start` registers alice@localhost; the reader must still find her key, or every demo post reads "not checked".
+    const { w } = await archiveWorld(LIST, await makeKey('alice@localhost'));
+    await w.ok('archive.login', { list: LIST }, senders.options);
+    const [view] = await w.ok('archive.open', { list: LIST, ids: [1] }, senders.options);
+    expect(view!.read!.signature).toMatchObject({ status: 'verified', address: 'alice@localhost' });
   });
 
   it('finds the thread of a permalink by number or Message-ID; a malformed key is refused before any request', async () => {

@@ -291,7 +291,7 @@ function Archive() {
               {(lists ?? []).map((l) => <option value={l.address}>{l.address}</option>)}
             </select>
           </label>
-          <button type="button" class="primary" data-test="archive-sign-in" disabled={!list || phase === 'busy'} onClick={() => void signIn()}>{signedIn ? 'Sign in again' : 'Sign in with my key'}</button>
+          <button type="button" class={signedIn ? '' : 'primary'} data-test="archive-sign-in" disabled={!list || phase === 'busy'} onClick={() => void signIn()}>{signedIn ? 'Sign in again' : 'Sign in with my key'}</button>
         </div>
         <ErrorLine error={error} />
         {signedIn && (

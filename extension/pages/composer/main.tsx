@@ -193,7 +193,7 @@ function Composer() {
         ) : (
           <label>To list
             <select data-test="composer-list" value={list} onChange={(e) => edit({ list: (e.target as HTMLSelectElement).value })}>
-              {(lists ?? []).map((l) => <option value={l.address}>{l.name ? `${l.name} <${l.address}>` : l.address}</option>)}
+              {(lists ?? []).map((l) => <option value={l.address}>{l.name && l.name !== l.address ? `${l.name} <${l.address}>` : l.address}</option>)}
             </select>
           </label>
         )}

@@ -8,6 +8,7 @@ import { ask } from '../../ask.ts';
 import type { HeldPostView, ListView } from '../../messages.ts';
 import { Message } from '../ui/message.tsx';
 import { ErrorLine, Panel, messageOf, mount, useExtensionState } from '../ui/ui.tsx';
+import { moderatorSignInWords } from '../ui/words.ts';
 import { heldReasonWords } from '../ui/words.ts';
 
 type Phase = 'idle' | 'busy' | 'signed-in' | 'error';
@@ -114,7 +115,7 @@ function Moderation() {
     try {
       setSignedInAs((await ask('moderation.login', { list })).address);
     } catch (e) {
-      setError(messageOf(e));
+      setError(moderatorSignInWords(e, list));
       setPhase('error');
       return;
     }

@@ -7,7 +7,7 @@ import type { ListView } from '../../messages.ts';
 export function AutoDecrypt({ list, onLists, run }: { list: ListView; onLists(l: ListView[]): void; run(f: () => Promise<void>): unknown }) {
   if (list.changedFingerprint) return null;
   return (
-    <label data-test="auto-decrypt-label">
+    <label class="check" data-test="auto-decrypt-label">
       <input type="checkbox" data-test="auto-decrypt" checked={list.autoDecrypt} onChange={(e) => {
         const auto = (e.target as HTMLInputElement).checked;
         void run(async () => onLists(await ask('list.auto', { address: list.address, auto })));

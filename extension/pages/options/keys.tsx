@@ -86,7 +86,9 @@ export function ImportKey({ onImported, onState }: { onImported: (k: KeyView) =>
  * Right after a key is made: save its revocation certificate (only this page has
  * it; it is not kept) and an encrypted backup of the key.
  */
-export function SafetyCopies({ address, fingerprint, revocation }: { address: string; fingerprint: string; revocation: string | null }) {
+export function SafetyCopies({ address, fingerprint, revocation, onSaved }: {
+  address: string; fingerprint: string; revocation: string | null; onSaved?: (what: 'revocation' | 'backup') => void;
+}) {
   const [savedRevocation, setSavedRevocation] = useState(false);
   const [savedBackup, setSavedBackup] = useState(false);
   const [error, busy, run] = useAction();
@@ -100,6 +102,7 @@ export function SafetyCopies({ address, fingerprint, revocation }: { address: st
           <button type="button" class={savedRevocation ? '' : 'primary'} data-test="save-revocation" onClick={() => {
             download(`${base}-revocation.asc`, revocation);
             setSavedRevocation(true);
+            onSaved?.('revocation');
           }}>{savedRevocation ? 'Saved. Save again' : 'Save the revocation certificate'}</button>
           {savedRevocation && <span class="ok" role="status" data-test="revocation-saved"> Saved as {base}-revocation.asc</span>}
         </div>
@@ -108,11 +111,12 @@ export function SafetyCopies({ address, fingerprint, revocation }: { address: st
       )}
       <div class="card">
         <h3>{revocation !== null ? '2. ' : ''}Back up the key</h3>
-        <p>A file with your key, still encrypted with your passphrase. With it (and the passphrase) you can move to another computer or get your key back after a browser reset.</p>
+        <p>A file with your key, still encrypted with your passphrase. With it and the passphrase, Letterlock ("Import a key") brings your key back on another computer or after a browser reset.</p>
         <button type="button" class={savedBackup ? '' : 'primary'} data-test="backup-key" disabled={busy} onClick={() => void run(async () => {
           const { armored } = await ask('key.export', { fingerprint });
           download(`${base}-private-protected.asc`, armored);
           setSavedBackup(true);
+          onSaved?.('backup');
         })}>{savedBackup ? 'Saved. Save again' : 'Save an encrypted backup'}</button>
         {savedBackup && <span class="ok" role="status" data-test="backup-saved"> Saved as {base}-private-protected.asc</span>}
         <ErrorLine error={error} />
@@ -164,7 +168,7 @@ function KeyCard({ k, isDefault, onState }: { k: KeyView; isDefault: boolean; on
   const titleId = `key-${k.fingerprint}`;
   return (
     <li class="key-card" data-test="key-card" data-fingerprint={k.fingerprint} data-test-state={isDefault ? 'default' : 'other'} aria-labelledby={titleId}>
-      <h3 id={titleId}>{k.name ? `${k.name} ` : ''}&lt;<span data-test="key-address-shown">{k.address}</span>&gt; {isDefault && <span class="badge">Default for new lists</span>}{' '}
+      <h3 id={titleId}><span>{k.name ? `${k.name} ` : ''}&lt;<span data-test="key-address-shown">{k.address}</span>&gt;</span> {isDefault && <span class="badge">Default for new lists</span>}{' '}
         <span class={`badge ${k.unlocked ? 'good' : ''}`} data-test="key-lock-state">{k.unlocked ? 'Unlocked' : 'Locked'}</span></h3>
       <p>Fingerprint: <span class="fingerprint" data-test="key-fingerprint">{formatFingerprint(k.fingerprint)}</span></p>
       <p data-test="key-expiry-shown" data-test-state={exp.level} class={exp.level === 'expired' ? 'error' : exp.level === 'soon' ? 'warning' : 'muted'}>{exp.text}</p>

@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { ListCandidate, ListView, StateView } from '../../messages.ts';
 import { EXTENSION_ERRORS } from '../../errors.ts';
-import { insecureServer } from '../../loopback.ts';
+import { insecureServer, withScheme } from '../../loopback.ts';
 import { ErrorLine, PermissionWait, formatFingerprint, useAction } from '../ui/ui.tsx';
 import { joinWords, listStateWords } from '../ui/words.ts';
 import { AutoDecrypt } from './auto-decrypt.tsx';
@@ -37,9 +37,10 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
   const lookup = () => run(async () => {
     setCandidate(null);
     // A bare address and no server: look on the address's own domain, over https,
-    // shown in the server field while the browser asks for access to it.
+    // shown in the server field while the browser asks for access to it. Typed without
+    // a scheme, "lists.example.org" is taken as https://lists.example.org, "127.0.0.1:8025" as http://.
     const guessed = server.trim() === '' ? guessServer(address) : null;
-    const target = guessed ?? server.trim();
+    const target = guessed ?? withScheme(server);
     if (guessed) setServer(guessed);
     let pattern: string;
     try {
@@ -141,8 +142,8 @@ function ListRow({ l, state, onLists, moderates = false }: { l: ListView; state:
           <>
             <label>How list mail reaches you
               <select data-test="delivery" data-test-default={state.sites.length > 0 ? 'inline' : 'pgp-mime'} value={delivery} onChange={(e) => setDelivery((e.target as HTMLSelectElement).value as 'pgp-mime' | 'inline')}>
-                <option value="inline">I read mail in webmail (recommended with the extension)</option>
-                <option value="pgp-mime">I read mail in a mail program (PGP/MIME: Thunderbird, GnuPG)</option>
+                <option value="inline">In webmail (recommended)</option>
+                <option value="pgp-mime">In a mail program (PGP/MIME)</option>
               </select>
             </label>
             <button type="button" class="primary" data-test="subscribe" disabled={busy} onClick={() => void run(async () => onLists(await ask('list.subscribe', { address: l.address, delivery })))}>Subscribe</button>

@@ -4,6 +4,7 @@ import { useState } from 'preact/hooks';
 import browser from 'webextension-polyfill';
 import { ask } from '../../ask.ts';
 import type { StateView } from '../../messages.ts';
+import { withScheme } from '../../loopback.ts';
 import { LockControls } from '../ui/lock.tsx';
 import { ErrorLine, PermissionWait, useAction } from '../ui/ui.tsx';
 
@@ -75,16 +76,18 @@ export function SitesForm({ state, onState, onAdded }: { state: StateView; onSta
   const [waiting, setWaiting] = useState<string | null>(null);
   const [error, busy, run] = useAction();
   const add = () => run(async () => {
+    // "mail.example.org" is taken as https://mail.example.org (people type what they see).
+    const url = withScheme(site);
     let pattern: string;
     try {
-      pattern = patternOf(site.trim());
+      pattern = patternOf(url);
     } catch {
       throw new Error('Type the address of your webmail as it appears in the address bar, like https://mail.example.org');
     }
     // Asked in the click itself: browsers grant optional access only on a user gesture.
-    const granted = await requestAccess(pattern, new URL(site.trim()).hostname, setWaiting);
+    const granted = await requestAccess(pattern, new URL(url).hostname, setWaiting);
     if (!granted) throw new Error('The browser did not grant access to that site. Click "Allow this site" again and answer "Allow" in the browser\'s prompt.');
-    onState(await ask('sites.set', { sites: [...state.sites, site.trim()] }));
+    onState(await ask('sites.set', { sites: [...state.sites, url] }));
     setSite('');
     onAdded?.();
   });

@@ -169,7 +169,7 @@ function Reader() {
         {view === 'encrypted' && (
           <p>
             Encrypted message.{' '}
-            <button type="button" data-test="decrypt" ref={watchControl} onClick={(ev) => void decrypt(ev)}>Decrypt</button>
+            <button type="button" class="primary" data-test="decrypt" ref={watchControl} onClick={(ev) => void decrypt(ev)}>Decrypt</button>
           </p>
         )}
         {view === 'encrypted' && <ErrorLine error={error?.message ?? null} />}
@@ -203,7 +203,7 @@ function Reader() {
             {read.confirmable && (
               <div data-test="confirm" data-test-state={confirm?.state ?? 'ready'}>
                 {confirm?.state !== 'confirmed' && (
-                  <button type="button" data-test="confirm-subscription" ref={watchControl} disabled={confirm?.state === 'busy'} onClick={(ev) => void doConfirm(ev)}>
+                  <button type="button" class="primary" data-test="confirm-subscription" ref={watchControl} disabled={confirm?.state === 'busy'} onClick={(ev) => void doConfirm(ev)}>
                     Confirm subscription
                   </button>
                 )}

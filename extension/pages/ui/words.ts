@@ -85,3 +85,15 @@ export const joinWords = {
   offer: (name: string) => `Join ${name}`,
   offerAt: (address: string, host: string) => `${address}, on the list server ${host}. Letterlock shows the list key's fingerprint to compare before you join.`,
 };
+
+/**
+ * A refused moderator sign-in. The server does not say whether the key or the role was
+ * wrong (it does not tell who moderates); most people who meet this are simply not
+ * moderators, so the words say that first instead of blaming their key.
+ */
+export function moderatorSignInWords(e: unknown, list: string): string {
+  if (e instanceof BusError && e.code === 'SIGNATURE_INVALID') {
+    return `Letterlock could not sign you in as a moderator of ${list}. Only the list owner and its moderators see held posts. If you are one, ask the list owner to check that your address and this key are registered as moderator.`;
+  }
+  return explain(e);
+}

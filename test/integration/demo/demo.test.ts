@@ -17,6 +17,7 @@ const base = tempDir('demo');
 const DIR = join(base, 'demo data'); // a space: printed commands must quote it
 let smtpPort = 0;
 let httpPort = 0;
+let inboxPort = 0;
 let server: ChildProcess | null = null;
 let serverOut = '';
 
@@ -64,9 +65,10 @@ const copies = (who: string) => {
 beforeAll(async () => {
   smtpPort = await freePort();
   httpPort = await freePort();
+  inboxPort = await freePort();
   server = spawn(process.execPath, ['--import', 'tsx', 'server/demo/server-demo.ts'], {
     cwd: ROOT,
-    env: { ...process.env, LETTERLOCK_DEMO_DIR: DIR, LETTERLOCK_SMTP_PORT: String(smtpPort), LETTERLOCK_HTTP_PORT: String(httpPort) },
+    env: { ...process.env, LETTERLOCK_DEMO_DIR: DIR, LETTERLOCK_SMTP_PORT: String(smtpPort), LETTERLOCK_HTTP_PORT: String(httpPort), LETTERLOCK_INBOX_PORT: String(inboxPort) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   server.stdout!.on('data', (d: Buffer) => { serverOut += d.toString(); });
@@ -192,3 +194,32 @@ it('npm start on a busy port: one line naming the port and the variable that pic
   expect(bad.code).toBe(1);
   expect(bad.stderr).toMatch(/^letterlock demo: .*LETTERLOCK_SMTP_PORT must be a number\n$/);
 });
+
+it('the demo inbox shows each address\'s delivered mail as ciphertext for the extension, and sends through the demo', async () => {
+  // Without it a browser-extension user of `npm start` cannot open the confirmation mail.
+  const inbox = `http://127.0.0.1:${inboxPort}/`;
+  expect(serverOut).toContain(`demo inbox   ${inbox}`);
+  expect(serverOut).toContain(`${inbox}?to=you@example.org`);
+  const text = `inbox test ${Date.now()}`;
+  const before = copies('carol').length;
+  const r = await demoPost(['--from', 'alice', '--text', text], { LETTERLOCK_DEMO_DIR: DIR });
+  expect(r.code, r.stderr).toBe(0);
+  await until("Carol's copy", () => copies('carol').length > before);
+  const index = await (await fetch(inbox)).text();
+  expect(index).toContain('?to=carol%40localhost');
+  const page = await fetch(`${inbox}?to=carol@localhost`);
+  expect(page.status).toBe(200);
+  const html = await page.text();
+  // The armored block as text the extension's content script finds; never the post's words.
+  expect(html).toMatch(/-----BEGIN PGP MESSAGE-----<br>/);
+  expect(html).not.toContain(text);
+  expect(html).toContain('<textarea id="composebody" name="body"');
+  for (const bad of ['../../etc', 'carol@localhost/../x', '.hidden@x']) expect((await fetch(`${inbox}?to=${encodeURIComponent(bad)}`)).status, bad).toBe(400);
+  expect((await fetch(`${inbox}nothing`)).status).toBe(404);
+  // Sending goes to the demo's SMTP port: an unsigned post is refused there, and the page says why.
+  const form = (to: string) => new URLSearchParams({ from: 'carol@localhost', to, subject: 's', body: 'not encrypted' }).toString();
+  const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+  expect((await fetch(`${inbox}send`, { method: 'POST', headers, body: form('not an address') })).status).toBe(400);
+  const refused = await (await fetch(`${inbox}send`, { method: 'POST', headers, body: form('demo@lists.localhost'), redirect: 'manual' })).text();
+  expect(refused).toMatch(/id="send-result">Not sent: .*5\d\d/);
+}, 200_000);
