@@ -27,10 +27,7 @@ const MAX_SLICE = 2000;
 /**
  * Time a slice may take before the caller gives up on the pool for that page and
  * wraps it on the main thread (a wrap is about 0.1 ms on a quiet core, 1 ms on a
- * very busy one). Not only for a stuck thread: piscina 5.3.2 here now and then
- * leaves a slice undispatched with every thread idle (reproduced by
- * test/bench/wrap-stall.ts, with and without atomics or transfers); this bounds
- * what that costs a fan-out.
+ * very busy one): a stuck or dead thread must not hold the fan-out.
  */
 const SLICE_BUDGET_MS = 2_000;
 const PER_MEMBER_BUDGET_MS = 5;
@@ -50,6 +47,13 @@ export class WrapPool {
     this.piscina = new Piscina({
       filename: fileURLToPath(new URL('./wrap-worker.ts', import.meta.url)),
       minThreads: this.threads,
+      // Not piscina's default 'sync' Atomics: between tasks an idle thread then blocks in
+      // Atomics.wait, stopping its event loop, which its docs allow only for tasks that leave
+      // nothing asynchronous behind. Our task is async (crypto, the tsx loader) and with
+      // 'sync' a posted slice now and then was never picked up, the thread asleep, until
+      // the budget below ran out (test/bench/wrap-stall.ts: 5 runs in 8 stalled; with
+      // 'disabled' or 'async', none in 12). Plain messages cost nothing at a slice's size.
+      atomics: 'disabled',
       maxThreads: this.threads,
       // The server's TypeScript runs through tsx; the workers load it the same way.
       execArgv: ['--import', 'tsx'],
