@@ -8,12 +8,12 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { describe, expect, it } from 'vitest';
-import { DataStream, fastPath, originalTransform, passesUnchanged } from '../../../server/delivery/data-stream.ts';
+import { DataStream, fastPath, originalFlush, originalTransform, passesUnchanged } from '../../../server/delivery/data-stream.ts';
 import { SmtpRelay } from '../../../server/delivery/relay.ts';
 
 async function encode(chunks: Buffer[], fast: boolean): Promise<Buffer> {
   const s = new DataStream();
-  if (!fast) (s as unknown as { _transform: typeof originalTransform })._transform = originalTransform;
+  if (!fast) Object.assign(s, { _transform: originalTransform, _flush: originalFlush });
   const out: Buffer[] = [];
   s.on('data', (b: Buffer) => out.push(b));
   const ended = once(s, 'end');
