@@ -84,11 +84,17 @@ export class WrapPool {
     const jobs: Array<Promise<WrapResult>> = [];
     for (let from = 0; from < packets.length; from += size) {
       const key = new Uint8Array(sessionKey.data); // moved to the worker, which zeroes it
-      const task: WrapTask = { key, packets: packets.slice(from, from + size) };
+      const slice = packets.slice(from, from + size);
+      const ends = new Uint32Array(slice.length);
+      let total = 0;
+      for (let i = 0; i < slice.length; i++) ends[i] = total += slice[i]!.byteLength;
+      const bytes = new Uint8Array(total);
+      for (let i = 0; i < slice.length; i++) bytes.set(slice[i]!, i ? ends[i - 1]! : 0);
+      const task: WrapTask = { key, packets: bytes, ends };
       // A slice that never comes back (a stuck thread) must not hold the fan-out, and every
       // post after it, forever: past a generous budget the page is wrapped on the main thread.
-      const signal = AbortSignal.timeout(SLICE_BUDGET_MS + task.packets.length * PER_MEMBER_BUDGET_MS);
-      jobs.push(this.pool.run(task, { transferList: [key.buffer], signal }));
+      const signal = AbortSignal.timeout(SLICE_BUDGET_MS + slice.length * PER_MEMBER_BUDGET_MS);
+      jobs.push(this.pool.run(task, { transferList: [key.buffer, bytes.buffer, ends.buffer], signal }));
     }
     const out: Array<Uint8Array | null> = [];
     for (const r of await Promise.all(jobs)) {
