@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import './data-stream.ts'; // the faster DATA encoder, same bytes on the wire
 
 export interface Envelope {
   from: string; // '' for the null sender
@@ -55,6 +56,20 @@ export interface SmtpRelayOptions {
 type SmtpOptions = ConstructorParameters<typeof SMTPConnection>[0];
 type SmtpError = Error & { code?: string; responseCode?: number; response?: string };
 
+/**
+ * The message as the SMTP client reads it: the client calls pipe() with its DATA
+ * encoder once the envelope was accepted, and this writes the whole copy at once.
+ */
+class OneShotSource {
+  started = false;
+  constructor(private readonly bytes: Buffer) {}
+  pipe<T extends NodeJS.WritableStream>(destination: T): T {
+    this.started = true;
+    destination.end(this.bytes);
+    return destination;
+  }
+}
+
 /** One persistent connection: opened (and logged in) once, then one message after another. */
 class PooledConnection {
   alive = true;
@@ -93,14 +108,16 @@ class PooledConnection {
   async send(envelope: Envelope, mail: Buffer): Promise<{ started: boolean }> {
     await this.ready;
     if (!this.alive) throw Object.assign(new Error('connection closed'), { code: 'ECONNECTION' });
-    // A stream, so that a failure before the first byte of the message left is known
-    // (then it may go out over another connection without any chance of a duplicate).
-    const body = Readable.from([mail], { objectMode: false });
+    // The client pipes the message only once the relay accepted the envelope (354), so
+    // a failure before that is known not to have started the message (then it may go
+    // out over another connection without any chance of a duplicate). A minimal
+    // source, not a Readable: a stream per copy was a measurable share of the fan-out.
+    const body = new OneShotSource(mail);
     return new Promise<{ started: boolean }>((resolve, reject) => {
-      this.abort = (err) => reject(Object.assign(err as object, { started: body.readableDidRead }));
-      this.c.send({ from: envelope.from, to: [envelope.to], size: mail.byteLength }, body, (err, info) => {
+      this.abort = (err) => reject(Object.assign(err as object, { started: body.started }));
+      this.c.send({ from: envelope.from, to: [envelope.to], size: mail.byteLength }, body as unknown as Readable, (err, info) => {
         this.sent++;
-        if (err) return reject(Object.assign(err, { started: body.readableDidRead }));
+        if (err) return reject(Object.assign(err, { started: body.started }));
         // LMTP answers per recipient after the data: a refusal arrives in the result, not as an error.
         const refused = (info as { rejectedErrors?: SmtpError[] } | undefined)?.rejectedErrors?.[0];
         if (refused) return reject(Object.assign(refused, { started: true }));

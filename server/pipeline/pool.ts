@@ -38,6 +38,9 @@ export class OpenPool {
       // (also when the server runs inside a test runner that has no tsx hook).
       execArgv: ['--import', 'tsx'],
       resourceLimits: { maxOldGenerationSizeMb: this.o.maxHeapMb ?? 1024 },
+      // As in the wrap pool (wrap-pool.ts): 'sync' Atomics now and then leave an async
+      // task unpicked by a sleeping thread, which here would refuse a good post as TOO_COMPLEX.
+      atomics: 'disabled',
       idleTimeout: 60_000,
     });
     return this.piscina;

@@ -27,10 +27,7 @@ const MAX_SLICE = 2000;
 /**
  * Time a slice may take before the caller gives up on the pool for that page and
  * wraps it on the main thread (a wrap is about 0.1 ms on a quiet core, 1 ms on a
- * very busy one). Not only for a stuck thread: piscina 5.3.2 here now and then
- * leaves a slice undispatched with every thread idle (reproduced by
- * test/bench/wrap-stall.ts, with and without atomics or transfers); this bounds
- * what that costs a fan-out.
+ * very busy one): a stuck or dead thread must not hold the fan-out.
  */
 const SLICE_BUDGET_MS = 2_000;
 const PER_MEMBER_BUDGET_MS = 5;
@@ -50,6 +47,13 @@ export class WrapPool {
     this.piscina = new Piscina({
       filename: fileURLToPath(new URL('./wrap-worker.ts', import.meta.url)),
       minThreads: this.threads,
+      // Not piscina's default 'sync' Atomics: between tasks an idle thread then blocks in
+      // Atomics.wait, stopping its event loop, which its docs allow only for tasks that leave
+      // nothing asynchronous behind. Our task is async (crypto, the tsx loader) and with
+      // 'sync' a posted slice now and then was never picked up, the thread asleep, until
+      // the budget below ran out (test/bench/wrap-stall.ts: 5 runs in 8 stalled; with
+      // 'disabled' or 'async', none in 12). Plain messages cost nothing at a slice's size.
+      atomics: 'disabled',
       maxThreads: this.threads,
       // The server's TypeScript runs through tsx; the workers load it the same way.
       execArgv: ['--import', 'tsx'],
@@ -80,11 +84,17 @@ export class WrapPool {
     const jobs: Array<Promise<WrapResult>> = [];
     for (let from = 0; from < packets.length; from += size) {
       const key = new Uint8Array(sessionKey.data); // moved to the worker, which zeroes it
-      const task: WrapTask = { key, packets: packets.slice(from, from + size) };
+      const slice = packets.slice(from, from + size);
+      const ends = new Uint32Array(slice.length);
+      let total = 0;
+      for (let i = 0; i < slice.length; i++) ends[i] = total += slice[i]!.byteLength;
+      const bytes = new Uint8Array(total);
+      for (let i = 0; i < slice.length; i++) bytes.set(slice[i]!, i ? ends[i - 1]! : 0);
+      const task: WrapTask = { key, packets: bytes, ends };
       // A slice that never comes back (a stuck thread) must not hold the fan-out, and every
       // post after it, forever: past a generous budget the page is wrapped on the main thread.
-      const signal = AbortSignal.timeout(SLICE_BUDGET_MS + task.packets.length * PER_MEMBER_BUDGET_MS);
-      jobs.push(this.pool.run(task, { transferList: [key.buffer], signal }));
+      const signal = AbortSignal.timeout(SLICE_BUDGET_MS + slice.length * PER_MEMBER_BUDGET_MS);
+      jobs.push(this.pool.run(task, { transferList: [key.buffer, bytes.buffer, ends.buffer], signal }));
     }
     const out: Array<Uint8Array | null> = [];
     for (const r of await Promise.all(jobs)) {

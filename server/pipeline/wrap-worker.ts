@@ -11,8 +11,13 @@ import { PacketRecipient } from './recipient.ts';
 export interface WrapTask {
   /** K's 32 bytes (AES-256); zeroed here after use. */
   key: Uint8Array;
-  /** Stored encryption key packets (bodies), one per member. */
-  packets: Uint8Array[];
+  /**
+   * Stored encryption key packets (bodies), one per member, back to back in one buffer
+   * (moved, not cloned: one transfer per slice instead of a clone per member);
+   * `ends[i]` is where member i's packet ends.
+   */
+  packets: Uint8Array;
+  ends: Uint32Array;
 }
 
 export interface WrapResult {
@@ -36,7 +41,10 @@ export default async function run(task: WrapTask): Promise<WrapResult> {
   const pkesks: Array<Uint8Array | null> = [];
   let total = 0;
   try {
-    for (const packet of task.packets) {
+    let from = 0;
+    for (const end of task.ends) {
+      const packet = task.packets.subarray(from, end);
+      from = end;
       let pkesk: Uint8Array | null = null;
       try {
         // The fingerprint is not used by the wrap: the packet carries its own.

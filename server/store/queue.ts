@@ -1,8 +1,8 @@
 // The durable outbound queue. Rows are claimed in small batches ('sending') and
-// each is marked 'sent' right after the relay accepts it (acceptances that land
-// in the same event-loop turn share one commit), so a crash re-sends at most the
-// copies that were claimed and not yet marked; those are counted in
-// resent_after_crash.
+// each is marked 'sent' right after the relay accepts it (acceptances within a
+// few milliseconds share one commit: a commit per copy was a large share of the
+// fan-out's CPU), so a crash re-sends at most the copies that were claimed and
+// not yet marked; those are counted in resent_after_crash.
 
 import type { Db } from './db.ts';
 
@@ -27,55 +27,83 @@ export interface DeliveryRow {
   mail: Buffer | null;
   attempts: number;
   created_at: number;
+  /** As claimed: the recipient's chosen copy form (member_prefs), null for the default; absent: not looked up. */
+  form?: 'pgp-mime' | 'inline' | null;
 }
+
+/** How long an acceptance may wait for its commit, and how many may wait at most. */
+const SENT_FLUSH_MS = 10;
+const SENT_FLUSH_ROWS = 256;
 
 export class QueueStore {
   private readonly insertStmt;
   private readonly sentStmt;
   private readonly retryStmt;
   private readonly failStmt;
-  private readonly claimSelect;
-  private readonly claimUpdate;
+  private readonly claimStmt;
   private readonly unclaimStmt;
   private pendingSent: number[] = [];
   private flushScheduled = false;
 
   constructor(private readonly db: Db) {
-    this.insertStmt = db.prepare('INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, mail, created_at) VALUES (?,?,?,?,?,?,?)');
+    // A new row is due from its creation (next_at), so the claim below takes rows in the
+    // order they fell due: fresh rows and due retries alike.
+    this.insertStmt = db.prepare('INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, mail, created_at, next_at) VALUES (?,?,?,?,?,?,?,?)');
     this.sentStmt = db.prepare("UPDATE deliveries SET state = 'sent', sent_at = ?, pkesk = NULL, mail = NULL WHERE id = ?");
     this.retryStmt = db.prepare("UPDATE deliveries SET state = 'queued', attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?");
     this.failStmt = db.prepare("UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, pkesk = NULL, mail = NULL WHERE id = ?");
-    this.claimSelect = db.prepare(`SELECT id, list_id, post_id, kind, rcpt, pkesk, mail, attempts, created_at FROM deliveries
-      WHERE state = 'queued' AND next_at <= ? ORDER BY id LIMIT ?`);
-    this.claimUpdate = db.prepare("UPDATE deliveries SET state = 'sending' WHERE id = ?");
+    // One statement claims the batch (select and mark), instead of an UPDATE per row.
+    // ORDER BY next_at, id walks the deliveries_due index (state, next_at, id) and stops
+    // at the limit; ORDER BY id alone sorted every due row for each claim, which made a
+    // fan-out quadratic in its size (1.5 ms per claim at 10,000 queued copies).
+    this.claimStmt = db.prepare(`UPDATE deliveries SET state = 'sending' WHERE id IN (
+      SELECT id FROM deliveries WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?)
+      RETURNING id, list_id, post_id, kind, rcpt, pkesk, mail, attempts, created_at,
+        (SELECT delivery FROM member_prefs p WHERE p.list_id = deliveries.list_id AND p.address = deliveries.rcpt) AS form`);
     this.unclaimStmt = db.prepare("UPDATE deliveries SET state = 'queued' WHERE id = ? AND state = 'sending'");
   }
 
   /** Call inside a transaction with the rest of the post's records. */
   add(d: NewDelivery): number {
+    const now = Date.now();
     return Number(this.insertStmt.run(d.listId, d.postId, d.kind, d.rcpt, d.pkesk ? Buffer.from(d.pkesk) : null,
-      d.mail ? Buffer.from(d.mail, 'utf8') : null, Date.now()).lastInsertRowid);
+      d.mail ? Buffer.from(d.mail, 'utf8') : null, now, now).lastInsertRowid);
   }
 
+  /** The rows due longest, marked 'sending', in id order. */
   claim(now: number, limit: number): DeliveryRow[] {
-    return this.db.transaction(() => {
-      const rows = this.claimSelect.all(now, limit) as DeliveryRow[];
-      for (const r of rows) this.claimUpdate.run(r.id);
-      return rows;
-    })();
+    // RETURNING gives no order: sort here (a small batch).
+    return (this.claimStmt.all(now, limit) as DeliveryRow[]).sort((a, b) => a.id - b.id);
   }
 
-  /** Recorded at once; acceptances in the same event-loop turn are committed together. */
+  /**
+   * Recorded within SENT_FLUSH_MS (sooner once SENT_FLUSH_ROWS are waiting), in one
+   * commit with the other acceptances of that time. A crash before the commit leaves
+   * the row 'sending': it is re-sent at the next start and counted, like any row in flight.
+   */
   markSent(id: number): void {
     this.pendingSent.push(id);
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flushDeferred());
+    if (this.pendingSent.length >= SENT_FLUSH_ROWS) {
+      if (this.flushTimer) clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushDeferred());
+      }
+    } else if (!this.flushScheduled && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.flushDeferred();
+      }, SENT_FLUSH_MS);
     }
   }
 
+  private flushTimer: NodeJS.Timeout | null = null;
+
   flushSent(): void {
     this.flushScheduled = false;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
     const ids = this.pendingSent;
     if (ids.length === 0) return;
     this.pendingSent = [];

@@ -1,9 +1,10 @@
 // Reproduction (not a test): 120 pages of 500 wraps through the wrap pool, one
-// page ahead as the fan-out does. Now and then (about one run in three on this
-// machine, quiet or busy) a slice stays pending with every pool thread asleep and
-// the main thread idle, until the pool's time budget aborts it and the page is
-// wrapped on the main thread. Prints the threads' states (/proc) when a page is
-// pending after 3 s. Run: npx tsx test/bench/wrap-stall.ts
+// page ahead as the fan-out does. With piscina's default 'sync' Atomics (an idle
+// worker blocks in Atomics.wait between tasks) a slice now and then stayed pending
+// with every pool thread asleep, until the pool's time budget aborted it (5 runs in
+// 8 here); the pool now runs with atomics 'disabled' (none in 12 runs). Prints the
+// threads' states (/proc) when a page is pending after 3 s, and "done" at the end.
+// Run: npx tsx test/bench/wrap-stall.ts
 import { readdirSync, readFileSync } from 'node:fs';
 import * as openpgp from 'openpgp';
 import { WrapPool } from '../../server/pipeline/wrap-pool.ts';
