@@ -19,6 +19,7 @@ import { getMember } from '../../server/store/members.ts';
 import { parsePrivateKey, readMail, readPrivateKeyForStorage, unlockPrivateKey } from '../../shared/index.ts';
 import { addList, SECRET, send } from '../integration/server/harness.ts';
 import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, confirmInChromiumWebmail } from './extension-kit.ts';
+import { Gpg } from '../support/gpg.ts';
 import { shootChromium } from './screenshots.ts';
 
 const BOB = 'bob@example.org';
@@ -122,6 +123,22 @@ describe('first run and keys in Chromium', () => {
     expect(facts.fingerprint).toBe(fp);
     await expect(unlockPrivateKey(key, 'not the passphrase')).rejects.toThrow();
     await unlockPrivateKey(key, PASSPHRASE);
+    // For GnuPG / Thunderbird: the same key under the same passphrase, in the form GnuPG 2.2 imports.
+    await page.click('[data-test=safety] [data-test=gnupg-export] summary');
+    expect(await page.textContent('[data-test=safety] [data-test=gnupg-export-words]')).toContain('Thunderbird, GnuPG');
+    await page.fill('[data-test=safety] [data-test=gnupg-passphrase]', PASSPHRASE);
+    const forGpg = await downloadText(page, page.locator('[data-test=safety] [data-test=gnupg-export-submit]'));
+    expect((await page.inputValue('[data-test=safety] [data-test=gnupg-passphrase]'))).toBe('');
+    const legacy = await readPrivateKeyForStorage(forGpg);
+    expect(legacy.facts.fingerprint).toBe(fp);
+    expect((legacy.key.keyPacket as unknown as { s2k: { type: string } }).s2k.type).toBe('iterated');
+    const gpg = new Gpg();
+    try {
+      await gpg.mustRun(['--import'], forGpg, PASSPHRASE);
+      expect((await gpg.mustRun(['--list-secret-keys', '--with-colons'])).stdout.toString()).toContain(fp);
+    } finally {
+      gpg.cleanup();
+    }
     await page.locator('[data-test=safety][data-test-state=saved]').waitFor();
     await page.locator('[data-test=guide-next][data-test-state=ready]').waitFor();
     expect(await page.textContent('[data-test=guide-next]')).toBe('Next');

@@ -83,6 +83,40 @@ export function ImportKey({ onImported, onState }: { onImported: (k: KeyView) =>
 }
 
 /**
+ * The same key for GnuPG 2.2 and Thunderbird: they skip Letterlock's own backup
+ * (Argon2/AEAD protection, RFC 9580), so the background re-protects the key with
+ * the same passphrase in the older RFC 4880 form they read. The passphrase is
+ * typed here (an extension page) and goes only to the background.
+ */
+export function GnupgExport({ address, fingerprint }: { address: string; fingerprint: string }) {
+  const [pass, setPass] = useState('');
+  const [saved, setSaved] = useState<string | null>(null);
+  const [error, busy, run] = useAction();
+  const base = fileBase(address, fingerprint);
+  const hintId = `gnupg-hint-${fingerprint}`;
+  return (
+    <details data-test="gnupg-export" data-test-state={saved ? 'saved' : 'idle'}>
+      <summary>Export for GnuPG / Thunderbird</summary>
+      <p id={hintId} class="muted" data-test="gnupg-export-words">Choose this only to use the key in Thunderbird, GnuPG or another OpenPGP program: they cannot read the encrypted backup above.
+        The file is protected by the same passphrase, in the older form those programs read, which a thief can try passphrases against faster: keep it as safe as the key itself.
+        For Letterlock itself, the encrypted backup is the better copy.</p>
+      <form onSubmit={(e) => { e.preventDefault(); setSaved(null); void run(async () => {
+        const { armored } = await ask('key.exportGnupg', { fingerprint, passphrase: pass });
+        setPass('');
+        const name = `${base}-private-gnupg.asc`;
+        download(name, armored);
+        setSaved(name);
+      }); }}>
+        <label>Passphrase of this key <input type="password" data-test="gnupg-passphrase" autocomplete="current-password" aria-describedby={hintId} value={pass} onInput={(e) => setPass(value(e))} /></label>
+        <div class="actions"><button type="submit" data-test="gnupg-export-submit" disabled={busy}>{busy ? 'Exporting…' : 'Save for GnuPG / Thunderbird'}</button></div>
+        {saved && <p class="ok" role="status" data-test="gnupg-saved">Saved as {saved}. In Thunderbird: Account Settings, End-To-End Encryption, Add Key, Import; or run gpg --import {saved}</p>}
+        <ErrorLine error={error} />
+      </form>
+    </details>
+  );
+}
+
+/**
  * Right after a key is made: save its revocation certificate (only this page has
  * it; it is not kept) and an encrypted backup of the key.
  */
@@ -120,6 +154,7 @@ export function SafetyCopies({ address, fingerprint, revocation, onSaved }: {
         })}>{savedBackup ? 'Saved. Save again' : 'Save an encrypted backup'}</button>
         {savedBackup && <span class="ok" role="status" data-test="backup-saved"> Saved as {base}-private-protected.asc</span>}
         <ErrorLine error={error} />
+        <GnupgExport address={address} fingerprint={fingerprint} />
       </div>
     </div>
   );
@@ -181,6 +216,7 @@ function KeyCard({ k, isDefault, onState }: { k: KeyView; isDefault: boolean; on
         })}>Save an encrypted backup</button>
         {!isDefault && <button type="button" data-test="make-default" disabled={busy} onClick={() => void run(async () => onState(await ask('key.default', { fingerprint: k.fingerprint })))}>Use for new lists</button>}
       </div>
+      <GnupgExport address={k.address} fingerprint={k.fingerprint} />
       <div class="actions">
         <label class="check"><input type="checkbox" data-test="remove-sure" checked={sure} onChange={(e) => setSure((e.target as HTMLInputElement).checked)} /> I have a backup; remove this key from the browser</label>
         <button type="button" data-test="remove-key" disabled={!sure || busy} onClick={() => void run(async () => onState(await ask('key.remove', { fingerprint: k.fingerprint })))}>Remove key</button>
