@@ -244,6 +244,11 @@ describe('the archive viewer in Chromium', () => {
     const id = await row.getAttribute('data-id');
     await row.locator('[data-test=archive-open]').click();
     await archive.locator(`[data-test=archive-view][data-id="${id}"]`).waitFor({ timeout: 60_000 });
+    // One date, the same in the thread line and the message, saying which it is (here: signed, verified).
+    const rowDate = row.locator('[data-test=archive-date]');
+    expect(await rowDate.getAttribute('data-test-state')).toBe('signed');
+    expect(await rowDate.textContent()).toContain('(signed by the sender)');
+    expect(await archive.textContent(`[data-test=archive-view][data-id="${id}"] [data-test=message-date]`)).toBe(await rowDate.textContent());
     const link = await archive.inputValue('[data-test=archive-permalink]');
     expect(link).toBe(`${extBase}extension/pages/archive/index.html#list=${encodeURIComponent(LIST)}&msg=${id}`);
     await archive.click('[data-test=archive-copy-link]');

@@ -15,6 +15,7 @@ import { ErrorLine, Panel, messageOf, mount, useExtensionState } from '../ui/ui.
 import { parsePermalink, permalinkFragment, permalinkUrl, type MessageKey, type Permalink } from './permalink.ts';
 import { MAX_INDEXED_MESSAGES, SearchIndex, type Hit } from './search.ts';
 import { nestThread, newestFirst } from './threading.ts';
+import { dateLine, shownDate } from '../ui/dates.ts';
 
 /** Decrypted messages kept for display; the oldest are dropped past this (the search index keeps its own text). */
 const MAX_VIEWS = 300;
@@ -227,13 +228,14 @@ function Archive() {
         {nestThread(thread.messages).map((r) => {
           const v = views.get(r.id);
           const m = meta.get(r.id)!;
-          const date = m.date ?? v?.read?.date ?? null;
+          const date = shownDate(v?.read, m.date);
           return (
             <li aria-current={r.id === current ? 'true' : undefined} style={{ paddingLeft: `${r.depth * 1.25}rem` }}
               data-test="archive-message" data-id={r.id} data-thread={thread.rootId} data-depth={r.depth} data-test-state={v?.read ? 'decrypted' : v?.error ? 'error' : 'pending'}>
               {r.depth > 0 && <><span class="muted" aria-hidden="true">↳ </span><span class="sr-only">{`Reply, level ${r.depth}: `}</span></>}
               <a href={here({ id: r.id })} data-test="archive-open">{subjectOf(r.id)}</a>
-              <span class="muted"> {v?.read?.from?.name || v?.read?.from?.address || ''}{date ? ` · ${new Date(date).toLocaleString()}` : ''}</span>
+              <span class="muted"> {v?.read?.from?.name || v?.read?.from?.address || ''}{date ? ' · ' : ''}</span>
+              {date && <span class="muted" data-test="archive-date" data-test-state={date.kind}>{dateLine(date)}</span>}
             </li>
           );
         })}
@@ -352,7 +354,7 @@ function Archive() {
                     {replying?.id === focus.id && (replying.state === 'error'
                       ? <ErrorLine error={replying.text} />
                       : <p class={replying.state === 'ready' ? 'notice' : 'muted'} role="status" aria-live="polite" data-test="archive-reply-result">{replying.text}</p>)}
-                    <Message read={shown.read} />
+                    <Message read={shown.read} archivedAt={focus.thread.messages.find((m) => m.id === focus.id)?.date ?? null} />
                   </div>
                 )}
                 {shown?.error && <ErrorLine error={shown.error.message} />}

@@ -9,6 +9,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ReadView } from '../../messages.ts';
 import { remoteImages, sanitizeHtml } from './sanitize.ts';
 import { ErrorLine, formatFingerprint, messageOf } from './ui.tsx';
+import { dateLine, shownDate } from './dates.ts';
 
 export function Signature({ read }: { read: ReadView }) {
   const s = read.signature;
@@ -68,7 +69,9 @@ function HtmlBody({ html, images, onLink }: { html: string; images: Map<string, 
   return <iframe ref={ref} data-test="html-body" sandbox="allow-same-origin" srcdoc={sanitizeHtml(html, images)} style={{ width: '100%', height: '300px', border: '1px solid #ddd' }} />;
 }
 
-export function Message({ read, actions = {} }: { read: ReadView; actions?: MessageActions }) {
+/** `archivedAt`: the archive's date for this message, shown when the signed date cannot be vouched for. */
+export function Message({ read, actions = {}, archivedAt = null }: { read: ReadView; actions?: MessageActions; archivedAt?: string | null }) {
+  const date = shownDate(read, archivedAt);
   const [link, setLink] = useState<string | null>(null);
   const [images, setImages] = useState<Map<string, string> | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
@@ -95,7 +98,7 @@ export function Message({ read, actions = {} }: { read: ReadView; actions?: Mess
     <article>
       <div><strong>From:</strong> <span data-test="from">{read.from ? `${read.from.name} <${read.from.address}>`.trim() : 'unknown'}</span></div>
       <div><strong>Subject:</strong> <span data-test="subject">{read.subject ?? '(no subject)'}</span></div>
-      {read.date && <div><strong>Date:</strong> {new Date(read.date).toLocaleString()}</div>}
+      {date && <div><strong>Date:</strong> <span data-test="message-date" data-test-state={date.kind}>{dateLine(date)}</span></div>}
       <Signature read={read} />
       {remote.length > 0 && !images && (
         <p class="warning" data-test="images-blocked">
