@@ -98,8 +98,27 @@ describe('first run and keys in Chromium', () => {
     expect(await page.getAttribute('[data-test=options]', 'data-test-mode')).toBe('first-run');
     await shootChromium(page, 'options-first-run-1-key');
     await page.fill('[data-test=key-name]', 'Bob');
-    await page.fill('[data-test=key-address]', BOB);
+    // A mistyped address and a second passphrase that differs: each error sits at its field, tied to it.
+    await page.fill('[data-test=key-address]', 'bob@example');
     await page.fill('[data-test=key-passphrase]', PASSPHRASE);
+    await page.fill('[data-test=key-passphrase-again]', `${PASSPHRASE}x`);
+    await page.click('[data-test=create-key-submit]');
+    const addressError = page.locator('[data-test=field-error][data-field=address]');
+    await addressError.waitFor();
+    expect(await addressError.textContent()).toContain('needs a dot');
+    expect(await page.getAttribute('[data-test=key-address]', 'aria-invalid')).toBe('true');
+    expect(await page.getAttribute('[data-test=key-address]', 'aria-describedby')).toBe(await addressError.getAttribute('id'));
+    // The error is right under its field, not under the button.
+    expect(await page.evaluate(() => document.querySelector('[data-test=key-address]')!.closest('label')!.nextElementSibling?.getAttribute('data-field'))).toBe('address');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('data-test'))).toBe('key-address');
+    expect(await page.locator('[data-test=create-key] [data-test=error]').count()).toBe(0);
+    await page.fill('[data-test=key-address]', BOB);
+    expect(await addressError.count()).toBe(0); // fixed: its error goes
+    await page.click('[data-test=create-key-submit]');
+    const againError = page.locator('[data-test=field-error][data-field=again]');
+    await againError.waitFor();
+    expect(await page.getAttribute('[data-test=key-passphrase-again]', 'aria-invalid')).toBe('true');
+    expect(await page.getAttribute('[data-test=key-address]', 'aria-invalid')).toBeNull();
     await page.fill('[data-test=key-passphrase-again]', PASSPHRASE);
     await page.selectOption('[data-test=key-expiry]', '365');
     await page.click('[data-test=create-key-submit]');

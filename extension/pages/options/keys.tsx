@@ -2,11 +2,12 @@
 // certificate and an encrypted backup, and for each key: expiry (renewal), the
 // default for new lists, and removal.
 
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { KeyView, StateView } from '../../messages.ts';
 import { download, ErrorLine, formatFingerprint, passphraseHint, useAction } from '../ui/ui.tsx';
 import { expiryWords } from '../ui/words.ts';
+import { keyFormErrors, type KeyField } from './key-form.ts';
 
 type SetState = (s: StateView) => void;
 const value = (e: Event) => (e.target as HTMLInputElement).value;
@@ -29,22 +30,45 @@ export function CreateKey({ onCreated, onState }: { onCreated: (c: Created) => v
   const [again, setAgain] = useState('');
   const [days, setDays] = useState('730');
   const [error, busy, run] = useAction();
+  const [fields, setFields] = useState<Partial<Record<KeyField, string>>>({});
+  const inputs = { address: useRef<HTMLInputElement>(null), passphrase: useRef<HTMLInputElement>(null), again: useRef<HTMLInputElement>(null) };
   const hint = passphraseHint(pass);
+  // Each field's error sits under it and is tied to it (read out when the field gets focus).
+  const field = (f: KeyField, describedBy?: string) => ({
+    'aria-invalid': fields[f] ? 'true' as const : undefined,
+    'aria-describedby': [describedBy, fields[f] ? `create-key-${f}-error` : null].filter(Boolean).join(' ') || undefined,
+  });
+  const fieldError = (f: KeyField) => fields[f]
+    ? <p id={`create-key-${f}-error`} class="error" data-test="field-error" data-field={f}>{fields[f]}</p>
+    : null;
+  const edited = (f: KeyField) => { if (fields[f]) setFields({ ...fields, [f]: undefined }); };
   return (
-    <form data-test="create-key" aria-labelledby="create-key-title" noValidate onSubmit={(e) => { e.preventDefault(); void run(async () => {
-      if (pass !== again) throw new Error('The two passphrases differ. Type the same passphrase twice.');
-      const r = await ask('key.create', { name, address, passphrase: pass, expiresInDays: Number(days) });
-      onState(r.state);
-      onCreated({ fingerprint: r.fingerprint, address: address.trim().toLowerCase(), revocationCertificate: r.revocationCertificate });
-    }); }}>
+    <form data-test="create-key" aria-labelledby="create-key-title" noValidate onSubmit={(e) => { e.preventDefault();
+      const found = keyFormErrors({ address, passphrase: pass, again });
+      setFields(found);
+      const first = (['address', 'passphrase', 'again'] as const).find((f) => found[f]);
+      if (first) {
+        // After the render that ties the error to the field, so it is read out with it.
+        setTimeout(() => inputs[first].current?.focus(), 0);
+        return;
+      }
+      void run(async () => {
+        const r = await ask('key.create', { name, address, passphrase: pass, expiresInDays: Number(days) });
+        onState(r.state);
+        onCreated({ fingerprint: r.fingerprint, address: address.trim().toLowerCase(), revocationCertificate: r.revocationCertificate });
+      });
+    }}>
       <h2 id="create-key-title">Create a key</h2>
       <label>Your name <input type="text" data-test="key-name" autocomplete="name" value={name} onInput={(e) => setName(value(e))} /></label>
-      <label>Your email address <input type="email" data-test="key-address" autocomplete="email" value={address} onInput={(e) => setAddress(value(e))} /></label>
-      <label>Passphrase <input type="password" data-test="key-passphrase" autocomplete="new-password" aria-describedby="passphrase-hint" value={pass} onInput={(e) => setPass(value(e))} /></label>
+      <label>Your email address <input type="email" data-test="key-address" autocomplete="email" ref={inputs.address} {...field('address')} value={address} onInput={(e) => { setAddress(value(e)); edited('address'); }} /></label>
+      {fieldError('address')}
+      <label>Passphrase <input type="password" data-test="key-passphrase" autocomplete="new-password" ref={inputs.passphrase} {...field('passphrase', 'passphrase-hint')} value={pass} onInput={(e) => { setPass(value(e)); edited('passphrase'); }} /></label>
+      {fieldError('passphrase')}
       <p id="passphrase-hint" class={pass ? `hint-${hint.level}` : 'muted'} data-test="passphrase-hint" data-test-state={pass ? hint.level : 'empty'} aria-live="polite">
         {pass ? hint.text : 'It protects your key on this computer. Four or more random words work well.'}
       </p>
-      <label>Passphrase again <input type="password" data-test="key-passphrase-again" autocomplete="new-password" value={again} onInput={(e) => setAgain(value(e))} /></label>
+      <label>Passphrase again <input type="password" data-test="key-passphrase-again" autocomplete="new-password" ref={inputs.again} {...field('again')} value={again} onInput={(e) => { setAgain(value(e)); edited('again'); }} /></label>
+      {fieldError('again')}
       <label>The key expires after
         <select data-test="key-expiry" value={days} onChange={(e) => setDays((e.target as HTMLSelectElement).value)}>
           <option value="365">1 year</option>
