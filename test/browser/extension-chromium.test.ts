@@ -268,6 +268,11 @@ describe('the extension in Chromium', () => {
     await options.reload();
     await options.click('[data-test=lock-now]');
     await options.locator('[data-test=lock][data-test-state=locked]').first().waitFor();
+    // Locked: the one unlock form is in "Your keys", and the key card's link leads the cursor to it.
+    expect(await options.locator('[data-test=key] [data-test=lock] [data-test=unlock-passphrase]').count()).toBe(1);
+    expect(await options.locator('[data-test=unlock-passphrase]').count()).toBe(1);
+    await options.click('[data-test=key-card] [data-test=key-unlock-link]');
+    expect(await options.evaluate(() => document.activeElement?.getAttribute('data-test'))).toBe('unlock-passphrase');
     await mail.reload();
     const reader = readerIn(mail);
     await reader.locator('[data-test=decrypt]').click();

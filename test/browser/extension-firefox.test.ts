@@ -338,4 +338,18 @@ describe('page isolation and reading in Firefox', { timeout: 240_000 }, () => {
     expect(await page.$$eval('[data-test=list-candidate]', (e) => e.length)).toBe(0);
     await page.close();
   });
+
+  it('locked: the one unlock form is in "Your keys", and the key card\'s link leads the cursor to it', async () => {
+    const page = await openPage('options', '[data-test=options][data-test-state=ready]');
+    await page.click('[data-test=lock-now]');
+    await page.waitForSelector('[data-test=key] [data-test=lock][data-test-state=locked]', { timeout: 30_000 });
+    expect(await page.$$eval('[data-test=unlock-passphrase]', (e) => e.length)).toBe(1);
+    await page.click('[data-test=key-card] [data-test=key-unlock-link]');
+    await page.waitForFunction(() => document.activeElement?.getAttribute('data-test') === 'unlock-passphrase', { timeout: 10_000 });
+    await page.keyboard.type(PASSPHRASE);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('[data-test=key-card] [data-test=key-lock-state]')?.textContent === 'Unlocked', { timeout: 60_000 });
+    expect(await page.$$eval('[data-test=key-unlock-link]', (e) => e.length)).toBe(0);
+    await page.close();
+  });
 });

@@ -5,6 +5,7 @@
 import { useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { KeyView, StateView } from '../../messages.ts';
+import { LockControls } from '../ui/lock.tsx';
 import { download, ErrorLine, formatFingerprint, passphraseHint, useAction } from '../ui/ui.tsx';
 import { expiryWords } from '../ui/words.ts';
 import { keyFormErrors, type KeyField } from './key-form.ts';
@@ -228,7 +229,11 @@ function KeyCard({ k, isDefault, onState }: { k: KeyView; isDefault: boolean; on
   return (
     <li class="key-card" data-test="key-card" data-fingerprint={k.fingerprint} data-test-state={isDefault ? 'default' : 'other'} aria-labelledby={titleId}>
       <h3 id={titleId}><span>{k.name ? `${k.name} ` : ''}&lt;<span data-test="key-address-shown">{k.address}</span>&gt;</span> {isDefault && <span class="badge">Default for new lists</span>}{' '}
-        <span class={`badge ${k.unlocked ? 'good' : ''}`} data-test="key-lock-state">{k.unlocked ? 'Unlocked' : 'Locked'}</span></h3>
+        <span class={`badge ${k.unlocked ? 'good' : ''}`} data-test="key-lock-state">{k.unlocked ? 'Unlocked' : 'Locked'}</span>
+        {!k.unlocked && <>{' '}<a href="#unlock-passphrase" data-test="key-unlock-link" onClick={(e) => {
+          e.preventDefault();
+          document.getElementById('unlock-passphrase')?.focus();
+        }}>Unlock with your passphrase</a></>}</h3>
       <p>Fingerprint: <span class="fingerprint" data-test="key-fingerprint">{formatFingerprint(k.fingerprint)}</span></p>
       <p data-test="key-expiry-shown" data-test-state={exp.level} class={exp.level === 'expired' ? 'error' : exp.level === 'soon' ? 'warning' : 'muted'}>{exp.text}</p>
       <details><summary>Public key</summary><textarea readOnly aria-label="Public key" data-test="public-key" value={k.publicKey} /></details>
@@ -259,6 +264,8 @@ export function KeySection({ state, onState }: { state: StateView; onState: SetS
     <section data-test="key" data-test-state={state.keys.length ? 'present' : 'none'} aria-labelledby="keys-title">
       <h2 id="keys-title">Your keys</h2>
       <p class="muted">You can keep several keys, for example one per address. Each list uses one of them; new lists use the default.</p>
+      {/* Unlocking sits where the "Locked" badges are, not under the settings further down. */}
+      <LockControls state={state} onState={onState} />
       <ul class="plain" data-test="key-list">
         {state.keys.map((k, i) => <KeyCard key={k.fingerprint} k={k} isDefault={i === 0} onState={onState} />)}
       </ul>
