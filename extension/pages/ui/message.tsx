@@ -47,9 +47,19 @@ function HtmlBody({ html, images, onLink }: { html: string; images: Map<string, 
   const ref = useRef<HTMLIFrameElement>(null);
   useEffect(() => {
     const f = ref.current!;
+    // Sized to its content, and again whenever that changes (images loaded, a new
+    // srcdoc): the root's own box height, not scrollHeight, which is never less
+    // than the frame's current height and so left blank space after a shorter load.
+    const fit = () => {
+      const root = f.contentDocument?.documentElement;
+      if (root) f.style.height = `${Math.min(Math.max(Math.ceil(root.getBoundingClientRect().height) + 4, 60), 2000)}px`;
+    };
+    const watch = new ResizeObserver(fit);
     const attach = () => {
       const doc = f.contentDocument;
       if (!doc) return;
+      watch.disconnect();
+      if (doc.documentElement) watch.observe(doc.documentElement);
       const follow = (ev: Event) => {
         const a = (ev.target as Element | null)?.closest?.('a[data-ll-href]');
         if (!a) return;
@@ -59,11 +69,14 @@ function HtmlBody({ html, images, onLink }: { html: string; images: Map<string, 
       };
       doc.addEventListener('click', follow);
       doc.addEventListener('keydown', follow);
-      f.style.height = `${Math.min(Math.max(doc.documentElement.scrollHeight + 4, 60), 2000)}px`;
+      fit();
     };
     f.addEventListener('load', attach);
     attach();
-    return () => f.removeEventListener('load', attach);
+    return () => {
+      f.removeEventListener('load', attach);
+      watch.disconnect();
+    };
   }, [html, images]);
   // allow-same-origin without allow-scripts: nothing in it runs, and the reader can catch its link clicks.
   return <iframe ref={ref} data-test="html-body" sandbox="allow-same-origin" srcdoc={sanitizeHtml(html, images)} style={{ width: '100%', height: '300px', border: '1px solid #ddd' }} />;
