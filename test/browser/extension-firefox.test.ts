@@ -13,7 +13,7 @@ import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, parsePrivateKey, readMail, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, artifact, buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, artifact, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 
 const CAROL = 'carol@example.org';
 const UUID = randomUUID();
@@ -283,6 +283,11 @@ describe('page isolation and reading in Firefox', { timeout: 240_000 }, () => {
     const mail = await mailWith(await throughList({ subject: 'Pictures', text: '', html: `<p><img src="${site.allowedUrl}img.png?from=firefox" alt="chart"></p>` }));
     const frame = await decryptByKeyboard(mail);
     expect(site.hits).toEqual([]);
+    // One short line: the body frame fits it (it used to keep its first 300px, blank).
+    const reader = await extensionFrameIn(mail, 'reader');
+    const bodyHeight = () => reader.evaluate(() => document.querySelector('[data-test=html-body]')?.getBoundingClientRect().height ?? -1);
+    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeGreaterThan(0);
+    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeLessThan(150);
     await focusInFrame(mail, frame, 1); // "Load images" is the first control
     await mail.keyboard.press('Enter');
     await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="images-1"]', { timeout: 30_000 });
