@@ -2,7 +2,7 @@
 // certificate and an encrypted backup, and for each key: expiry (renewal), the
 // default for new lists, and removal.
 
-import { useRef, useState } from 'preact/hooks';
+import { useId, useRef, useState } from 'preact/hooks';
 import { ask } from '../../ask.ts';
 import type { KeyView, StateView } from '../../messages.ts';
 import { LockControls } from '../ui/lock.tsx';
@@ -118,7 +118,8 @@ export function GnupgExport({ address, fingerprint }: { address: string; fingerp
   const [saved, setSaved] = useState<string | null>(null);
   const [error, busy, run] = useAction();
   const base = fileBase(address, fingerprint);
-  const hintId = `gnupg-hint-${fingerprint}`;
+  // The same key can show this twice (its card and its safety copies): ids per instance.
+  const hintId = `gnupg-hint-${useId()}`;
   return (
     <details data-test="gnupg-export" data-test-state={saved ? 'saved' : 'idle'}>
       <summary>Export for GnuPG / Thunderbird</summary>
