@@ -201,6 +201,8 @@ describe('the archive viewer in Chromium', () => {
     const results = archive.locator('[data-test=archive-result]');
     await expect.poll(() => results.count()).toBe(1);
     expect(await results.first().locator('[data-test=archive-result-open]').textContent()).toBe('Garden plans');
+    // Its date is the one the thread line shows, saying which it is.
+    expect(await results.first().textContent()).toContain('(signed by the sender)');
     expect(await archive.locator('[data-test=archive-search-bound]').count()).toBe(0);
     await shootChromium(archive, 'archive-search');
     // Author and several words: all must match.

@@ -97,7 +97,7 @@ function Archive() {
 
   const indexOne = (v: ArchiveMessageView) => {
     if (!v.read) return;
-    index.current.add({ id: v.id, subject: v.read.subject, author: authorOf(v), text: v.read.text?.trim() ? v.read.text : textOfHtml(v.read.html), date: v.read.date });
+    index.current.add({ id: v.id, subject: v.read.subject, author: authorOf(v), text: v.read.text?.trim() ? v.read.text : textOfHtml(v.read.html), date: v.read.signature.status === 'verified' ? v.read.date : null }); // only a date the sender vouched for
   };
 
   const decrypt = async (forList: string, ids: number[], have: Map<number, ArchiveMessageView>): Promise<ArchiveMessageView[]> => {
@@ -216,6 +216,15 @@ function Archive() {
   const here = (key: MessageKey) => (signedIn ? permalinkFragment(signedIn, key) : '#');
   const linkedElsewhere = link && !lists?.some((l) => l.address === link.list);
 
+  /** The archive's date for a message on the threads shown (null: not among them). */
+  const archivedDate = (id: number): string | null => {
+    for (const t of focus ? [focus.thread, ...threads] : threads) {
+      const m = t.messages.find((x) => x.id === id);
+      if (m) return m.date;
+    }
+    return null;
+  };
+
   const subjectOf = (id: number) => {
     const v = views.get(id);
     return v?.read ? v.read.subject ?? '(no subject)' : v?.error ? `(${v.error.message})` : '(not decrypted yet)';
@@ -324,13 +333,17 @@ function Archive() {
               <section aria-label="Search results">
                 <h2>{hits.length === 0 ? 'No messages found' : `${hits.length} ${hits.length === 1 ? 'message' : 'messages'} found`}</h2>
                 <ul class="plain results" data-test="archive-results">
-                  {hits.map((h) => (
+                  {hits.map((h) => {
+                    // The same date as the thread line shows (signed when verified, else the archive's).
+                    const date = shownDate(views.get(h.id)?.read, archivedDate(h.id)) ?? (h.date ? { iso: h.date, kind: 'signed' as const } : null);
+                    return (
                     <li data-test="archive-result" data-id={h.id}>
                       <a href={here({ id: h.id })} data-test="archive-result-open">{h.subject ?? '(no subject)'}</a>
-                      <span class="muted">{h.author ?? ''}{h.date ? ` · ${new Date(h.date).toLocaleString()}` : ''}</span>
+                      <span class="muted">{h.author ?? ''}{date ? ` · ${dateLine(date)}` : ''}</span>
                       <span class="snippet">{h.snippet}</span>
                     </li>
-                  ))}
+                    );
+                  })}
                 </ul>
               </section>
             )}
