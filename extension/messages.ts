@@ -164,6 +164,8 @@ export interface Requests {
   'key.import': { req: { armored: string; passphrase: string }; res: StateView };
   /** The passphrase-protected private key, as stored (the backup). */
   'key.export': { req: { fingerprint?: string }; res: { armored: string } };
+  /** The same key re-protected with its passphrase in the RFC 4880 form (iterated S2K, AES-256, CFB) that GnuPG 2.2 and Thunderbird import. */
+  'key.exportGnupg': { req: { fingerprint?: string; passphrase: string }; res: { armored: string } };
   /** Extends a key's expiry (the passphrase re-protects it) and re-publishes it to the lists that use it. */
   'key.renew': { req: { fingerprint: string; passphrase: string; expiresInDays: number }; res: { state: StateView; republished: { list: string; ok: boolean; message: string | null }[] } };
   /** Makes a key the default for new lists. */

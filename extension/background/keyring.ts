@@ -130,6 +130,38 @@ export class Keyring {
     return { armored: (await this.require(fingerprint)).privateArmored };
   }
 
+  /**
+   * The same key, protected by the same passphrase, in the RFC 4880 form: iterated
+   * and salted S2K (SHA-256), AES-256 in CFB mode with a SHA-1 checksum. GnuPG 2.2
+   * (and so Thunderbird's import) skips the stored Argon2/AEAD form as "invalid
+   * cipher 253". The passphrase is needed to re-protect the key; it is checked
+   * against the stored key, so a wrong one yields KEY_PASSPHRASE_WRONG and the
+   * export never protects the key with anything but the passphrase that opens it.
+   */
+  async exportForGnupg(fingerprint: unknown, passphraseIn: unknown): Promise<{ armored: string }> {
+    const stored = await this.require(fingerprint);
+    const passphrase = str(passphraseIn, 1024, 'the passphrase');
+    this.d.rate.take();
+    const unlocked = await unlockPrivateKey(await openpgp.readPrivateKey({ armoredKey: stored.privateArmored }), passphrase);
+    let armored: string;
+    try {
+      const legacy = await openpgp.encryptKey({
+        privateKey: unlocked, passphrase,
+        config: {
+          aeadProtect: false, s2kType: openpgp.enums.s2k.iterated,
+          // The S2K hash is SHA-256 in openpgp.js; the cipher is the preferred one.
+          preferredSymmetricAlgorithm: openpgp.enums.symmetric.aes256,
+        },
+      });
+      armored = legacy.armor();
+    } catch {
+      throw new ExtensionError('INTERNAL', 'The key could not be exported for GnuPG. The encrypted backup still works in Letterlock.');
+    }
+    // Never hand out a key that is not protected: check the result as an import would.
+    await readPrivateKeyForStorage(armored);
+    return { armored };
+  }
+
   async remove(fingerprint: unknown): Promise<void> {
     // The page names the fingerprint it showed, so a stale page cannot remove another key.
     const key = await this.d.store.getKey(this.fingerprint(fingerprint));

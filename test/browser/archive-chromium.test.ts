@@ -201,6 +201,8 @@ describe('the archive viewer in Chromium', () => {
     const results = archive.locator('[data-test=archive-result]');
     await expect.poll(() => results.count()).toBe(1);
     expect(await results.first().locator('[data-test=archive-result-open]').textContent()).toBe('Garden plans');
+    // Its date is the one the thread line shows, saying which it is.
+    expect(await results.first().textContent()).toContain('(signed by the sender)');
     expect(await archive.locator('[data-test=archive-search-bound]').count()).toBe(0);
     await shootChromium(archive, 'archive-search');
     // Author and several words: all must match.
@@ -244,6 +246,11 @@ describe('the archive viewer in Chromium', () => {
     const id = await row.getAttribute('data-id');
     await row.locator('[data-test=archive-open]').click();
     await archive.locator(`[data-test=archive-view][data-id="${id}"]`).waitFor({ timeout: 60_000 });
+    // One date, the same in the thread line and the message, saying which it is (here: signed, verified).
+    const rowDate = row.locator('[data-test=archive-date]');
+    expect(await rowDate.getAttribute('data-test-state')).toBe('signed');
+    expect(await rowDate.textContent()).toContain('(signed by the sender)');
+    expect(await archive.textContent(`[data-test=archive-view][data-id="${id}"] [data-test=message-date]`)).toBe(await rowDate.textContent());
     const link = await archive.inputValue('[data-test=archive-permalink]');
     expect(link).toBe(`${extBase}extension/pages/archive/index.html#list=${encodeURIComponent(LIST)}&msg=${id}`);
     await archive.click('[data-test=archive-copy-link]');

@@ -209,6 +209,10 @@ describe('the archive viewer in Firefox', () => {
     const id = await archive.$eval('[data-test=thread-list] [data-test=archive-message][data-depth="2"]', (e) => e.getAttribute('data-id'));
     await archive.click(`[data-test=thread-list] [data-test=archive-message][data-id="${id}"] [data-test=archive-open]`);
     await archive.waitForSelector(`[data-test=archive-view][data-id="${id}"]`, { timeout: 60_000 });
+    // One date, the same in the thread line and the message, saying which it is (here: signed, verified).
+    const rowDate = `[data-test=thread-list] [data-test=archive-message][data-id="${id}"] [data-test=archive-date]`;
+    expect(await archive.$eval(rowDate, (e) => e.getAttribute('data-test-state'))).toBe('signed');
+    expect(await archive.$eval(`[data-test=archive-view][data-id="${id}"] [data-test=message-date]`, (e) => e.textContent)).toBe(await archive.$eval(rowDate, (e) => e.textContent));
     const link = await archive.$eval('[data-test=archive-permalink]', (e) => (e as HTMLInputElement).value);
     expect(link).toBe(`${BASE}extension/pages/archive/index.html#list=${encodeURIComponent(LIST)}&msg=${id}`);
     await archive.click('[data-test=archive-copy-link]');

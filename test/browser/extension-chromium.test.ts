@@ -268,6 +268,11 @@ describe('the extension in Chromium', () => {
     await options.reload();
     await options.click('[data-test=lock-now]');
     await options.locator('[data-test=lock][data-test-state=locked]').first().waitFor();
+    // Locked: the one unlock form is in "Your keys", and the key card's link leads the cursor to it.
+    expect(await options.locator('[data-test=key] [data-test=lock] [data-test=unlock-passphrase]').count()).toBe(1);
+    expect(await options.locator('[data-test=unlock-passphrase]').count()).toBe(1);
+    await options.click('[data-test=key-card] [data-test=key-unlock-link]');
+    expect(await options.evaluate(() => document.activeElement?.getAttribute('data-test'))).toBe('unlock-passphrase');
     await mail.reload();
     const reader = readerIn(mail);
     await reader.locator('[data-test=decrypt]').click();
@@ -398,6 +403,9 @@ describe('page isolation and reading in Chromium', () => {
     await decryptIn(reader);
     const body = reader.frameLocator('[data-test=html-body]');
     await body.locator('text=our site').waitFor();
+    // Two short lines: the body frame fits them (it used to keep its first 300px, blank).
+    const bodyHeight = () => reader.locator('[data-test=html-body]').evaluate((f) => f.getBoundingClientRect().height);
+    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeLessThan(150);
     expect(await body.locator('img').count()).toBe(0);
     expect(await body.locator('body').textContent()).toContain('[image: chart]');
     // The CSP itself refuses a remote image in the reader, whatever the sanitizer does.
@@ -413,6 +421,14 @@ describe('page isolation and reading in Chromium', () => {
     await reader.locator('[data-test=load-images]').click();
     await body.locator('img[alt=chart]').waitFor();
     expect(await body.locator('img[alt=chart]').getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+    // Reloaded with the images, it fits again, and the reader frame follows its content.
+    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeLessThan(200);
+    const gap = async () => {
+      const outer = await mail.frameLocator('#messagecontframe').locator('iframe[data-letterlock="reader"]').first().evaluate((f) => f.getBoundingClientRect().height);
+      const inner = await reader.locator('html').evaluate((e) => e.getBoundingClientRect().height);
+      return Math.abs(outer - inner);
+    };
+    await expect.poll(gap, { timeout: 10_000 }).toBeLessThan(12);
     expect(site.hits).toEqual([{ path: '/img.png?from=mail', cookie: null, referer: null }]); // the webmail's cookie stays home
     // The link: the real target first, then a new tab.
     await body.locator('text=our site').click();

@@ -13,7 +13,7 @@ import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, parsePrivateKey, readMail, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, artifact, buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, artifact, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 
 const CAROL = 'carol@example.org';
 const UUID = randomUUID();
@@ -283,6 +283,11 @@ describe('page isolation and reading in Firefox', { timeout: 240_000 }, () => {
     const mail = await mailWith(await throughList({ subject: 'Pictures', text: '', html: `<p><img src="${site.allowedUrl}img.png?from=firefox" alt="chart"></p>` }));
     const frame = await decryptByKeyboard(mail);
     expect(site.hits).toEqual([]);
+    // One short line: the body frame fits it (it used to keep its first 300px, blank).
+    const reader = await extensionFrameIn(mail, 'reader');
+    const bodyHeight = () => reader.evaluate(() => document.querySelector('[data-test=html-body]')?.getBoundingClientRect().height ?? -1);
+    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeGreaterThan(0);
+    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeLessThan(150);
     await focusInFrame(mail, frame, 1); // "Load images" is the first control
     await mail.keyboard.press('Enter');
     await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="images-1"]', { timeout: 30_000 });
@@ -336,6 +341,20 @@ describe('page isolation and reading in Firefox', { timeout: 240_000 }, () => {
     await page.click('[data-test=list-lookup]');
     await page.waitForSelector('[data-test=error] ::-p-text(must use https://)', { timeout: 30_000 });
     expect(await page.$$eval('[data-test=list-candidate]', (e) => e.length)).toBe(0);
+    await page.close();
+  });
+
+  it('locked: the one unlock form is in "Your keys", and the key card\'s link leads the cursor to it', async () => {
+    const page = await openPage('options', '[data-test=options][data-test-state=ready]');
+    await page.click('[data-test=lock-now]');
+    await page.waitForSelector('[data-test=key] [data-test=lock][data-test-state=locked]', { timeout: 30_000 });
+    expect(await page.$$eval('[data-test=unlock-passphrase]', (e) => e.length)).toBe(1);
+    await page.click('[data-test=key-card] [data-test=key-unlock-link]');
+    await page.waitForFunction(() => document.activeElement?.getAttribute('data-test') === 'unlock-passphrase', { timeout: 10_000 });
+    await page.keyboard.type(PASSPHRASE);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('[data-test=key-card] [data-test=key-lock-state]')?.textContent === 'Unlocked', { timeout: 60_000 });
+    expect(await page.$$eval('[data-test=key-unlock-link]', (e) => e.length)).toBe(0);
     await page.close();
   });
 });

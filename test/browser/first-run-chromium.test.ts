@@ -19,6 +19,7 @@ import { getMember } from '../../server/store/members.ts';
 import { parsePrivateKey, readMail, readPrivateKeyForStorage, unlockPrivateKey } from '../../shared/index.ts';
 import { addList, SECRET, send } from '../integration/server/harness.ts';
 import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, confirmInChromiumWebmail } from './extension-kit.ts';
+import { Gpg } from '../support/gpg.ts';
 import { shootChromium } from './screenshots.ts';
 
 const BOB = 'bob@example.org';
@@ -97,8 +98,27 @@ describe('first run and keys in Chromium', () => {
     expect(await page.getAttribute('[data-test=options]', 'data-test-mode')).toBe('first-run');
     await shootChromium(page, 'options-first-run-1-key');
     await page.fill('[data-test=key-name]', 'Bob');
-    await page.fill('[data-test=key-address]', BOB);
+    // A mistyped address and a second passphrase that differs: each error sits at its field, tied to it.
+    await page.fill('[data-test=key-address]', 'bob@example');
     await page.fill('[data-test=key-passphrase]', PASSPHRASE);
+    await page.fill('[data-test=key-passphrase-again]', `${PASSPHRASE}x`);
+    await page.click('[data-test=create-key-submit]');
+    const addressError = page.locator('[data-test=field-error][data-field=address]');
+    await addressError.waitFor();
+    expect(await addressError.textContent()).toContain('needs a dot');
+    expect(await page.getAttribute('[data-test=key-address]', 'aria-invalid')).toBe('true');
+    expect(await page.getAttribute('[data-test=key-address]', 'aria-describedby')).toBe(await addressError.getAttribute('id'));
+    // The error is right under its field, not under the button.
+    expect(await page.evaluate(() => document.querySelector('[data-test=key-address]')!.closest('label')!.nextElementSibling?.getAttribute('data-field'))).toBe('address');
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute('data-test'))).toBe('key-address');
+    expect(await page.locator('[data-test=create-key] [data-test=error]').count()).toBe(0);
+    await page.fill('[data-test=key-address]', BOB);
+    expect(await addressError.count()).toBe(0); // fixed: its error goes
+    await page.click('[data-test=create-key-submit]');
+    const againError = page.locator('[data-test=field-error][data-field=again]');
+    await againError.waitFor();
+    expect(await page.getAttribute('[data-test=key-passphrase-again]', 'aria-invalid')).toBe('true');
+    expect(await page.getAttribute('[data-test=key-address]', 'aria-invalid')).toBeNull();
     await page.fill('[data-test=key-passphrase-again]', PASSPHRASE);
     await page.selectOption('[data-test=key-expiry]', '365');
     await page.click('[data-test=create-key-submit]');
@@ -122,6 +142,22 @@ describe('first run and keys in Chromium', () => {
     expect(facts.fingerprint).toBe(fp);
     await expect(unlockPrivateKey(key, 'not the passphrase')).rejects.toThrow();
     await unlockPrivateKey(key, PASSPHRASE);
+    // For GnuPG / Thunderbird: the same key under the same passphrase, in the form GnuPG 2.2 imports.
+    await page.click('[data-test=safety] [data-test=gnupg-export] summary');
+    expect(await page.textContent('[data-test=safety] [data-test=gnupg-export-words]')).toContain('Thunderbird, GnuPG');
+    await page.fill('[data-test=safety] [data-test=gnupg-passphrase]', PASSPHRASE);
+    const forGpg = await downloadText(page, page.locator('[data-test=safety] [data-test=gnupg-export-submit]'));
+    expect((await page.inputValue('[data-test=safety] [data-test=gnupg-passphrase]'))).toBe('');
+    const legacy = await readPrivateKeyForStorage(forGpg);
+    expect(legacy.facts.fingerprint).toBe(fp);
+    expect((legacy.key.keyPacket as unknown as { s2k: { type: string } }).s2k.type).toBe('iterated');
+    const gpg = new Gpg();
+    try {
+      await gpg.mustRun(['--import'], forGpg, PASSPHRASE);
+      expect((await gpg.mustRun(['--list-secret-keys', '--with-colons'])).stdout.toString()).toContain(fp);
+    } finally {
+      gpg.cleanup();
+    }
     await page.locator('[data-test=safety][data-test-state=saved]').waitFor();
     await page.locator('[data-test=guide-next][data-test-state=ready]').waitFor();
     expect(await page.textContent('[data-test=guide-next]')).toBe('Next');

@@ -100,7 +100,15 @@ describe('first run and keys in Firefox', () => {
     const page = await openPage('options/index.html#first-run', '[data-test=guide][data-test-state=key]');
     await shootFirefox(page, 'options-first-run-1-key');
     await page.locator('[data-test=key-name]').fill('Erin');
+    // A passphrase too short: its error sits at its field, tied to it, and the field takes the focus.
     await page.locator('[data-test=key-address]').fill(ERIN);
+    await page.locator('[data-test=key-passphrase]').fill('short');
+    await page.click('[data-test=create-key-submit]');
+    await page.waitForSelector('[data-test=field-error][data-field=passphrase]');
+    expect(await page.$eval('[data-test=key-passphrase]', (e) => [e.getAttribute('aria-invalid'), e.getAttribute('aria-describedby')])).toEqual(['true', 'passphrase-hint create-key-passphrase-error']);
+    await page.waitForFunction(() => document.activeElement?.getAttribute('data-test') === 'key-passphrase');
+    expect(await page.$$eval('[data-test=create-key] [data-test=error]', (e) => e.length)).toBe(0);
+    await page.$eval('[data-test=key-passphrase]', (e) => { (e as HTMLInputElement).value = ''; });
     await page.locator('[data-test=key-passphrase]').fill(PASSPHRASE);
     await page.locator('[data-test=key-passphrase-again]').fill(PASSPHRASE);
     await page.select('[data-test=key-expiry]', '365');
@@ -163,7 +171,8 @@ describe('first run and keys in Firefox', () => {
     await mail.setViewport({ width: 1100, height: 900 });
     await mail.goto(site.allowedUrl);
     const frame = await frameState(await messageFrame(mail), 'reader', 'decrypted');
-    await shootFirefox(mail, 'reader');
+    // The reader frame in the web page is shot dark too (reached as its own browsing context).
+    expect((await shootFirefox(mail, 'reader')).darkFrames).toBe(1);
     await focusInFrame(mail, frame, 1);
     await mail.keyboard.press('Enter');
     await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="confirmed"]', { timeout: 30_000 });

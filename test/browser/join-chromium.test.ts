@@ -115,6 +115,10 @@ describe('joining from a list\'s join page in Chromium', () => {
     await options.click('[data-test=list-pin]');
     const row = options.locator(`[data-test=list-row][data-list="${LIST}"]`);
     await row.and(options.locator('[data-test-state=pinned]')).waitFor();
+    // Pinned: the join form is cleared for the next list, and says where this one went.
+    expect(await options.inputValue('[data-test=list-address]')).toBe('');
+    expect(await options.inputValue('[data-test=list-server]')).toBe('');
+    expect(await options.textContent('[data-test=list-added]')).toContain(LIST);
     await options.click('[data-test=subscribe]');
     await row.and(options.locator('[data-test-state=confirmation-sent]')).waitFor({ timeout: 60_000 });
     expect(await row.locator('[data-test=list-state]').textContent()).toBe('Waiting for your confirmation');

@@ -117,6 +117,10 @@ describe('joining from a list\'s join page in Firefox', () => {
     await options.click('[data-test=list-pin]');
     const row = `[data-test=list-row][data-list="${LIST}"]`;
     await options.waitForSelector(`${row}[data-test-state=pinned]`);
+    // Pinned: the join form is cleared for the next list, and says where this one went.
+    expect(await options.$eval('[data-test=list-address]', (e) => (e as HTMLInputElement).value)).toBe('');
+    expect(await options.$eval('[data-test=list-server]', (e) => (e as HTMLInputElement).value)).toBe('');
+    expect(await options.$eval('[data-test=list-added]', (e) => e.textContent)).toContain(LIST);
     await options.click('[data-test=subscribe]');
     await options.waitForSelector(`${row}[data-test-state=confirmation-sent]`, { timeout: 60_000 });
     expect(await options.$eval(`${row} [data-test=list-state]`, (e) => e.textContent)).toBe('Waiting for your confirmation');

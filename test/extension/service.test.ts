@@ -3,6 +3,7 @@
 // client over a fake fetch. Senders are shaped like the browser's MessageSender.
 
 import 'fake-indexeddb/auto';
+import { spawnSync } from 'node:child_process';
 import * as openpgp from 'openpgp';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, generateKey, KeyRecipient, loginStatement, openPost, readPrivateKeyForStorage, seal, toBase64, wrapMany, type ListInfo } from '../../shared/index.ts';
@@ -12,6 +13,7 @@ import { RateLimiter, UnlockedSession } from '../../extension/background/session
 import { KeyStore } from '../../extension/background/store.ts';
 import type { Answer, InsertArmored, RequestType, Requests, ToContent } from '../../extension/messages.ts';
 import { makeKey, type TestKey } from '../support/keys.ts';
+import { Gpg } from '../support/gpg.ts';
 import { MemoryArea } from './fakes.ts';
 
 const ID = 'abcdefghijklmnopabcdefghijklmnop';
@@ -173,7 +175,7 @@ describe('who may ask what (sender checks)', () => {
     const page = ['page'];
     expect(w.service.allowed).toEqual({
       'state.get': ['page', 'reader', 'composer'],
-      'key.create': page, 'key.import': page, 'key.export': page, 'key.renew': page, 'key.default': page, 'key.remove': page, 'key.unlock': page, 'key.lock': page,
+      'key.create': page, 'key.import': page, 'key.export': page, 'key.exportGnupg': page, 'key.renew': page, 'key.default': page, 'key.remove': page, 'key.unlock': page, 'key.lock': page,
       'settings.set': page, 'sites.set': page,
       'lists.get': page, 'list.lookup': page, 'list.pin': page, 'list.subscribe': page, 'list.remove': page, 'list.key': page,
       'content.stash': ['content'], 'content.compose': ['content'],
@@ -208,6 +210,45 @@ describe('keys', () => {
     expect(backup.armored).toBe(stored.privateArmored);
     // Importing the same key again changes nothing.
     expect((await w.ask('key.import', { armored: stored.privateArmored, passphrase: 'a long passphrase' }, senders.options))).toMatchObject({ ok: false, error: { code: 'KEY_EXISTS' } });
+  });
+
+  it('exports the key for GnuPG 2.2 under the same passphrase: gpg imports it and decrypts with it; the stored backup it skips', async () => {
+    const w = await world();
+    const pass = 'a long passphrase';
+    const created = await w.ok('key.create', { name: 'Bob', address: 'bob@example.org', passphrase: pass }, senders.options);
+    // Only extension pages may ask, and only with the passphrase that opens the key.
+    expect(await w.ask('key.exportGnupg', { passphrase: pass }, senders.content())).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('key.exportGnupg', { passphrase: pass }, senders.reader())).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
+    expect(await w.ask('key.exportGnupg', { passphrase: 'not the passphrase' }, senders.options)).toMatchObject({ ok: false, error: { code: 'KEY_PASSPHRASE_WRONG' } });
+    expect(await w.ask('key.exportGnupg', {} as Requests['key.exportGnupg']['req'], senders.options)).toMatchObject({ ok: false, error: { code: 'BAD_INPUT' } });
+    const { armored } = await w.ok('key.exportGnupg', { fingerprint: created.fingerprint, passphrase: pass }, senders.options);
+    // Still protected (never a bare key), in the RFC 4880 form: iterated S2K with SHA-256, AES-256, SHA-1 checksum.
+    const { key } = await readPrivateKeyForStorage(armored);
+    for (const p of [key.keyPacket, ...key.subkeys.map((s) => s.keyPacket)] as unknown as { s2kUsage: number; symmetric: number; s2k: { type: string; algorithm: number } }[]) {
+      expect(p).toMatchObject({ s2kUsage: 254, symmetric: openpgp.enums.symmetric.aes256, s2k: { type: 'iterated', algorithm: openpgp.enums.hash.sha256 } });
+    }
+    const gpg = new Gpg();
+    try {
+      // The stored (Argon2/AEAD) backup is what GnuPG 2.2 cannot use: it brings no secret key in.
+      const stored = await w.ok('key.export', {}, senders.options);
+      await gpg.run(['--import'], stored.armored, pass);
+      const none = await gpg.run(['--list-secret-keys', '--with-colons']);
+      expect(none.stdout.toString()).not.toContain(created.fingerprint);
+      await gpg.mustRun(['--import'], armored, pass);
+      const listed = await gpg.mustRun(['--list-secret-keys', '--with-colons']);
+      expect(listed.stdout.toString()).toContain(created.fingerprint);
+      // Encrypted to the imported key by gpg itself (SEIPDv1, as GnuPG 2.2 and Thunderbird send).
+      const message = (await gpg.mustRun(['--armor', '--encrypt', '--recipient', created.fingerprint], 'for gpg only')).stdout;
+      expect(message.toString()).toContain('BEGIN PGP MESSAGE');
+      const out = await gpg.mustRun(['--decrypt'], message, pass);
+      expect(out.stdout.toString()).toBe('for gpg only');
+      // A wrong passphrase does not open the imported key (a fresh agent: it forgets the right one).
+      spawnSync('gpgconf', ['--homedir', gpg.home, '--kill', 'gpg-agent'], { stdio: 'ignore' });
+      const wrong = await gpg.run(['--decrypt'], message, 'not the passphrase');
+      expect(wrong.code).not.toBe(0);
+    } finally {
+      gpg.cleanup();
+    }
   });
 
   it('keeps several keys: one chosen per list before subscribing, one passphrase unlocks the keys it opens', async () => {

@@ -5,7 +5,7 @@
 import type { Requests, StateView } from '../../messages.ts';
 import type { Common, Room } from './room.ts';
 
-export type KeyRequests = 'key.create' | 'key.import' | 'key.export' | 'key.renew' | 'key.default' | 'key.remove' | 'key.unlock' | 'key.lock';
+export type KeyRequests = 'key.create' | 'key.import' | 'key.export' | 'key.exportGnupg' | 'key.renew' | 'key.default' | 'key.remove' | 'key.unlock' | 'key.lock';
 
 export class KeysRoom {
   constructor(private readonly c: Common) {}
@@ -15,6 +15,8 @@ export class KeysRoom {
     'key.import': { callers: ['page'], run: async (q) => this.then(this.c.keyring.import(q)) },
     // The passphrase-protected key, for the user's backup.
     'key.export': { callers: ['page'], run: (q) => this.c.keyring.export(q?.fingerprint) },
+    // The same key, still passphrase-protected, in the form GnuPG 2.2 and Thunderbird read.
+    'key.exportGnupg': { callers: ['page'], run: (q) => this.c.keyring.exportForGnupg(q?.fingerprint, q?.passphrase) },
     'key.renew': {
       callers: ['page'],
       run: async (q) => {

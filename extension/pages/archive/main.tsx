@@ -15,6 +15,7 @@ import { ErrorLine, Panel, messageOf, mount, useExtensionState } from '../ui/ui.
 import { parsePermalink, permalinkFragment, permalinkUrl, type MessageKey, type Permalink } from './permalink.ts';
 import { MAX_INDEXED_MESSAGES, SearchIndex, type Hit } from './search.ts';
 import { nestThread, newestFirst } from './threading.ts';
+import { dateLine, shownDate } from '../ui/dates.ts';
 
 /** Decrypted messages kept for display; the oldest are dropped past this (the search index keeps its own text). */
 const MAX_VIEWS = 300;
@@ -96,7 +97,7 @@ function Archive() {
 
   const indexOne = (v: ArchiveMessageView) => {
     if (!v.read) return;
-    index.current.add({ id: v.id, subject: v.read.subject, author: authorOf(v), text: v.read.text?.trim() ? v.read.text : textOfHtml(v.read.html), date: v.read.date });
+    index.current.add({ id: v.id, subject: v.read.subject, author: authorOf(v), text: v.read.text?.trim() ? v.read.text : textOfHtml(v.read.html), date: v.read.signature.status === 'verified' ? v.read.date : null }); // only a date the sender vouched for
   };
 
   const decrypt = async (forList: string, ids: number[], have: Map<number, ArchiveMessageView>): Promise<ArchiveMessageView[]> => {
@@ -215,6 +216,15 @@ function Archive() {
   const here = (key: MessageKey) => (signedIn ? permalinkFragment(signedIn, key) : '#');
   const linkedElsewhere = link && !lists?.some((l) => l.address === link.list);
 
+  /** The archive's date for a message on the threads shown (null: not among them). */
+  const archivedDate = (id: number): string | null => {
+    for (const t of focus ? [focus.thread, ...threads] : threads) {
+      const m = t.messages.find((x) => x.id === id);
+      if (m) return m.date;
+    }
+    return null;
+  };
+
   const subjectOf = (id: number) => {
     const v = views.get(id);
     return v?.read ? v.read.subject ?? '(no subject)' : v?.error ? `(${v.error.message})` : '(not decrypted yet)';
@@ -227,13 +237,14 @@ function Archive() {
         {nestThread(thread.messages).map((r) => {
           const v = views.get(r.id);
           const m = meta.get(r.id)!;
-          const date = m.date ?? v?.read?.date ?? null;
+          const date = shownDate(v?.read, m.date);
           return (
             <li aria-current={r.id === current ? 'true' : undefined} style={{ paddingLeft: `${r.depth * 1.25}rem` }}
               data-test="archive-message" data-id={r.id} data-thread={thread.rootId} data-depth={r.depth} data-test-state={v?.read ? 'decrypted' : v?.error ? 'error' : 'pending'}>
               {r.depth > 0 && <><span class="muted" aria-hidden="true">↳ </span><span class="sr-only">{`Reply, level ${r.depth}: `}</span></>}
               <a href={here({ id: r.id })} data-test="archive-open">{subjectOf(r.id)}</a>
-              <span class="muted"> {v?.read?.from?.name || v?.read?.from?.address || ''}{date ? ` · ${new Date(date).toLocaleString()}` : ''}</span>
+              <span class="muted"> {v?.read?.from?.name || v?.read?.from?.address || ''}{date ? ' · ' : ''}</span>
+              {date && <span class="muted" data-test="archive-date" data-test-state={date.kind}>{dateLine(date)}</span>}
             </li>
           );
         })}
@@ -322,13 +333,17 @@ function Archive() {
               <section aria-label="Search results">
                 <h2>{hits.length === 0 ? 'No messages found' : `${hits.length} ${hits.length === 1 ? 'message' : 'messages'} found`}</h2>
                 <ul class="plain results" data-test="archive-results">
-                  {hits.map((h) => (
+                  {hits.map((h) => {
+                    // The same date as the thread line shows (signed when verified, else the archive's).
+                    const date = shownDate(views.get(h.id)?.read, archivedDate(h.id)) ?? (h.date ? { iso: h.date, kind: 'signed' as const } : null);
+                    return (
                     <li data-test="archive-result" data-id={h.id}>
                       <a href={here({ id: h.id })} data-test="archive-result-open">{h.subject ?? '(no subject)'}</a>
-                      <span class="muted">{h.author ?? ''}{h.date ? ` · ${new Date(h.date).toLocaleString()}` : ''}</span>
+                      <span class="muted">{h.author ?? ''}{date ? ` · ${dateLine(date)}` : ''}</span>
                       <span class="snippet">{h.snippet}</span>
                     </li>
-                  ))}
+                    );
+                  })}
                 </ul>
               </section>
             )}
@@ -352,7 +367,7 @@ function Archive() {
                     {replying?.id === focus.id && (replying.state === 'error'
                       ? <ErrorLine error={replying.text} />
                       : <p class={replying.state === 'ready' ? 'notice' : 'muted'} role="status" aria-live="polite" data-test="archive-reply-result">{replying.text}</p>)}
-                    <Message read={shown.read} />
+                    <Message read={shown.read} archivedAt={focus.thread.messages.find((m) => m.id === focus.id)?.date ?? null} />
                   </div>
                 )}
                 {shown?.error && <ErrorLine error={shown.error.message} />}

@@ -20,6 +20,7 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
   const [server, setServer] = useState(initial?.server ?? '');
   const [candidate, setCandidate] = useState<ListCandidate | null>(null);
   const [waiting, setWaiting] = useState<string | null>(null);
+  const [added, setAdded] = useState<string | null>(null);
   const [error, busy, run] = useAction();
   // Opened with a join link (from the popup on a join page): the join step is where the user looks.
   const form = useRef<HTMLDivElement>(null);
@@ -36,6 +37,7 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
   };
   const lookup = () => run(async () => {
     setCandidate(null);
+    setAdded(null);
     // A bare address and no server: look on the address's own domain, over https,
     // shown in the server field while the browser asks for access to it. Typed without
     // a scheme, "lists.example.org" is taken as https://lists.example.org, "127.0.0.1:8025" as http://.
@@ -72,12 +74,21 @@ export function AddList({ onLists, initial }: { onLists: (l: ListView[]) => void
         <PermissionWait what={waiting} />
         <ErrorLine error={error} />
       </form>
-      {candidate && <Candidate candidate={candidate} onLists={onLists} onDone={() => setCandidate(null)} />}
+      {added && <p class="ok" role="status" data-test="list-added">{added} is in your lists below; the form is clear for another list.</p>}
+      {candidate && <Candidate candidate={candidate} onLists={onLists} onDone={(pinned) => {
+        setCandidate(null);
+        // Pinned: the list is in the table now, so the form starts empty for the next one.
+        if (pinned) {
+          setAdded(candidate.address);
+          setAddress('');
+          setServer('');
+        }
+      }} />}
     </div>
   );
 }
 
-function Candidate({ candidate, onLists, onDone }: { candidate: ListCandidate; onLists: (l: ListView[]) => void; onDone: () => void }) {
+function Candidate({ candidate, onLists, onDone }: { candidate: ListCandidate; onLists: (l: ListView[]) => void; onDone: (pinned: boolean) => void }) {
   const [error, busy, run] = useAction();
   return (
     <div class="card" data-test="list-candidate" data-test-state={candidate.pinnedFingerprint ? 'changed' : 'new'} role="group" aria-label="Confirm the list key">
@@ -89,9 +100,9 @@ function Candidate({ candidate, onLists, onDone }: { candidate: ListCandidate; o
       <div class="actions">
         <button type="button" class="primary" data-test="list-pin" disabled={busy} onClick={() => void run(async () => {
           onLists(await ask('list.pin', { address: candidate.address, fingerprint: candidate.fingerprint }));
-          onDone();
+          onDone(true);
         })}>The fingerprints match: use this list key</button>
-        <button type="button" data-test="list-pin-cancel" onClick={onDone}>They do not match</button>
+        <button type="button" data-test="list-pin-cancel" onClick={() => onDone(false)}>They do not match</button>
       </div>
       <ErrorLine error={error} />
     </div>

@@ -5,7 +5,6 @@ import browser from 'webextension-polyfill';
 import { ask } from '../../ask.ts';
 import type { StateView } from '../../messages.ts';
 import { withScheme } from '../../loopback.ts';
-import { LockControls } from '../ui/lock.tsx';
 import { ErrorLine, PermissionWait, useAction } from '../ui/ui.tsx';
 
 type SetState = (s: StateView) => void;
@@ -66,7 +65,7 @@ export function Locking({ state, onState }: { state: StateView; onState: SetStat
         <div class="actions"><button type="submit" data-test="timeout-save" disabled={busy}>Save</button></div>
         <ErrorLine error={error} />
       </form>
-      <LockControls state={state} onState={onState} />
+      {state.hasKey && <p class="muted" data-test="lock-where">Unlock and "Lock now" are at the top of <a href="#keys-title">Your keys</a>.</p>}
     </section>
   );
 }

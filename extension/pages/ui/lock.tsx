@@ -25,7 +25,7 @@ export function LockControls({ state, onState }: { state: StateView; onState: (s
           setPassphrase('');
         }); }}>
           {state.unlocked && <p class="muted">Still locked: {locked.map((k) => k.address).join(', ')}. Their passphrase unlocks them.</p>}
-          <label>Passphrase <input type="password" data-test="unlock-passphrase" autocomplete="current-password" value={passphrase} onInput={(e) => setPassphrase((e.target as HTMLInputElement).value)} /></label>
+          <label>Passphrase <input type="password" id="unlock-passphrase" data-test="unlock-passphrase" autocomplete="current-password" value={passphrase} onInput={(e) => setPassphrase((e.target as HTMLInputElement).value)} /></label>
           <div class="actions"><button type="submit" class="primary" data-test="unlock" disabled={busy}>{busy ? 'Unlocking…' : 'Unlock'}</button></div>
           <ErrorLine error={error} />
         </form>

@@ -9,6 +9,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ReadView } from '../../messages.ts';
 import { remoteImages, sanitizeHtml } from './sanitize.ts';
 import { ErrorLine, formatFingerprint, messageOf } from './ui.tsx';
+import { dateLine, shownDate } from './dates.ts';
 
 export function Signature({ read }: { read: ReadView }) {
   const s = read.signature;
@@ -46,9 +47,19 @@ function HtmlBody({ html, images, onLink }: { html: string; images: Map<string, 
   const ref = useRef<HTMLIFrameElement>(null);
   useEffect(() => {
     const f = ref.current!;
+    // Sized to its content, and again whenever that changes (images loaded, a new
+    // srcdoc): the root's own box height, not scrollHeight, which is never less
+    // than the frame's current height and so left blank space after a shorter load.
+    const fit = () => {
+      const root = f.contentDocument?.documentElement;
+      if (root) f.style.height = `${Math.min(Math.max(Math.ceil(root.getBoundingClientRect().height) + 4, 60), 2000)}px`;
+    };
+    const watch = new ResizeObserver(fit);
     const attach = () => {
       const doc = f.contentDocument;
       if (!doc) return;
+      watch.disconnect();
+      if (doc.documentElement) watch.observe(doc.documentElement);
       const follow = (ev: Event) => {
         const a = (ev.target as Element | null)?.closest?.('a[data-ll-href]');
         if (!a) return;
@@ -58,17 +69,22 @@ function HtmlBody({ html, images, onLink }: { html: string; images: Map<string, 
       };
       doc.addEventListener('click', follow);
       doc.addEventListener('keydown', follow);
-      f.style.height = `${Math.min(Math.max(doc.documentElement.scrollHeight + 4, 60), 2000)}px`;
+      fit();
     };
     f.addEventListener('load', attach);
     attach();
-    return () => f.removeEventListener('load', attach);
+    return () => {
+      f.removeEventListener('load', attach);
+      watch.disconnect();
+    };
   }, [html, images]);
   // allow-same-origin without allow-scripts: nothing in it runs, and the reader can catch its link clicks.
   return <iframe ref={ref} data-test="html-body" sandbox="allow-same-origin" srcdoc={sanitizeHtml(html, images)} style={{ width: '100%', height: '300px', border: '1px solid #ddd' }} />;
 }
 
-export function Message({ read, actions = {} }: { read: ReadView; actions?: MessageActions }) {
+/** `archivedAt`: the archive's date for this message, shown when the signed date cannot be vouched for. */
+export function Message({ read, actions = {}, archivedAt = null }: { read: ReadView; actions?: MessageActions; archivedAt?: string | null }) {
+  const date = shownDate(read, archivedAt);
   const [link, setLink] = useState<string | null>(null);
   const [images, setImages] = useState<Map<string, string> | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
@@ -95,7 +111,7 @@ export function Message({ read, actions = {} }: { read: ReadView; actions?: Mess
     <article>
       <div><strong>From:</strong> <span data-test="from">{read.from ? `${read.from.name} <${read.from.address}>`.trim() : 'unknown'}</span></div>
       <div><strong>Subject:</strong> <span data-test="subject">{read.subject ?? '(no subject)'}</span></div>
-      {read.date && <div><strong>Date:</strong> {new Date(read.date).toLocaleString()}</div>}
+      {date && <div><strong>Date:</strong> <span data-test="message-date" data-test-state={date.kind}>{dateLine(date)}</span></div>}
       <Signature read={read} />
       {remote.length > 0 && !images && (
         <p class="warning" data-test="images-blocked">
