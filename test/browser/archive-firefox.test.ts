@@ -15,7 +15,7 @@ import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, fromUtf8, readMail, readMessage, readPublicKey } from '../../shared/index.ts';
 import { addList, send } from '../integration/server/harness.ts';
-import { armoredOf, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, openFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, newFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 import { shootFirefox } from './screenshots.ts';
 
 const CAROL = 'carol@example.org';
@@ -30,10 +30,7 @@ const list = new ListServerUnderTest();
 const posts: Record<string, { messageId: string }> = {};
 
 async function openPage(path: string, ready: string): Promise<Page> {
-  const page = await browser.newPage();
-  await page.setViewport({ width: 1100, height: 900 });
-  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}`, ready, 60_000);
-  return page;
+  return newFirefoxExtensionPage(browser, `${BASE}extension/pages/${path}`, ready, { timeoutMs: 90_000, viewport: { width: 1100, height: 900 } });
 }
 
 async function messageFrame(page: Page): Promise<Frame> {

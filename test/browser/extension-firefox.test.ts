@@ -13,7 +13,7 @@ import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, parsePrivateKey, readMail, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, artifact, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, openFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, artifact, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, newFirefoxExtensionPage, ListServerUnderTest, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 
 const CAROL = 'carol@example.org';
 const UUID = randomUUID();
@@ -30,10 +30,8 @@ async function newPage(): Promise<Page> {
 }
 
 async function openPage(path: string, ready: string): Promise<Page> {
-  const page = await browser.newPage();
-  // A long deadline: the driver sometimes loses a page for a while and it is loaded again.
-  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}/index.html`, ready, 90_000);
-  return page;
+  // A long deadline: the driver sometimes loses a page for a while and it is opened again.
+  return newFirefoxExtensionPage(browser, `${BASE}extension/pages/${path}/index.html`, ready, { timeoutMs: 90_000 });
 }
 
 async function messageFrame(page: Page): Promise<Frame> {

@@ -125,14 +125,39 @@ export async function openFirefoxExtensionPage(page: { goto(url: string): Promis
       await page.waitForSelector(ready, { timeout: Math.max(1000, Math.min(8000, end - Date.now())) });
       return;
     } catch (e) {
-      const lost = causedByProtocolError(e) || /Waiting for selector .* failed|Timeout/i.test(String((e as Error)?.message ?? ''));
-      if (!lost || Date.now() > end) throw e;
+      if (!lostByDriver(e) || Date.now() > end) throw e;
       // The driver failed evaluations in this page for a while (seen in CI: "right-hand
       // side of 'in' should be an object"): load the page again rather than wait on it.
       if (Date.now() - loadedAt > 5000) {
         loadedAt = Date.now();
         void page.goto(url).catch(() => {});
       }
+    }
+  }
+}
+
+/** The driver lost the page (a protocol error or a wait that never saw the page), as opposed to the page failing. */
+function lostByDriver(e: unknown): boolean {
+  return causedByProtocolError(e) || /Waiting for selector .* failed|Timeout/i.test(String((e as Error)?.message ?? ''));
+}
+
+/**
+ * Firefox: a new tab showing an extension page, waited for as openFirefoxExtensionPage
+ * does. Seen in CI: the driver failed every evaluation in one tab for over a minute
+ * ("right-hand side of 'in' should be an object") however often it was loaded again;
+ * so a tab lost for `perTabMs` is closed and the page opened in a new one, until `timeoutMs`.
+ */
+export async function newFirefoxExtensionPage(browser: PuppeteerBrowser, url: string, ready: string, o: { timeoutMs?: number; perTabMs?: number; viewport?: { width: number; height: number } } = {}): Promise<PuppeteerPage> {
+  const end = Date.now() + (o.timeoutMs ?? 90_000);
+  for (;;) {
+    const page = await browser.newPage();
+    try {
+      if (o.viewport) await page.setViewport(o.viewport);
+      await openFirefoxExtensionPage(page, url, ready, Math.max(1000, Math.min(o.perTabMs ?? 30_000, end - Date.now())));
+      return page;
+    } catch (e) {
+      await page.close().catch(() => {});
+      if (!lostByDriver(e) || Date.now() >= end) throw e;
     }
   }
 }

@@ -20,7 +20,7 @@ import { getMember } from '../../server/store/members.ts';
 import { readPrivateKeyForStorage, unlockPrivateKey } from '../../shared/index.ts';
 import { addList, SECRET } from '../integration/server/harness.ts';
 import {
-  armoredOf, buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, openFirefoxExtensionPage,
+  armoredOf, buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, newFirefoxExtensionPage,
   PASSPHRASE, removeDir, Webmail,
 } from './extension-kit.ts';
 import { shootFirefox } from './screenshots.ts';
@@ -36,11 +36,8 @@ const list = new ListServerUnderTest();
 
 
 async function openPage(path: string, ready: string): Promise<Page> {
-  const page = await browser.newPage();
-  await page.setViewport({ width: 1100, height: 900 });
-  // A long deadline: the driver sometimes loses a page for a while and it is loaded again.
-  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}`, ready, 90_000);
-  return page;
+  // A long deadline: the driver sometimes loses a page for a while and it is opened again.
+  return newFirefoxExtensionPage(browser, `${BASE}extension/pages/${path}`, ready, { timeoutMs: 90_000, viewport: { width: 1100, height: 900 } });
 }
 
 /** The keys the options page shows (the driver cannot call the extension's API from the page). */

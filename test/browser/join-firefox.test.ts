@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildExtension, launchFirefoxWithExtension, LIST, ListServerUnderTest, openFirefoxExtensionPage, PASSPHRASE, removeDir } from './extension-kit.ts';
+import { buildExtension, launchFirefoxWithExtension, LIST, ListServerUnderTest, newFirefoxExtensionPage, PASSPHRASE, removeDir } from './extension-kit.ts';
 import { CLUB_NAME, firefoxPopupClick, firefoxPopupText, firefoxToolbarClick, joinPageOf, nameTheList, until } from './join-kit.ts';
 import { shootFirefox } from './screenshots.ts';
 
@@ -32,8 +32,7 @@ beforeAll(async () => {
   profile = mkdtempSync(join(tmpdir(), 'letterlock-join-firefox-'));
   // openPopup() without a click, for the control below.
   browser = await launchFirefoxWithExtension(extDir, profile, UUID, { 'extensions.openPopupWithoutUserGesture.enabled': true });
-  helper = await browser.newPage();
-  await openFirefoxExtensionPage(helper, `${BASE}extension/pages/archive/index.html`, '[data-test=archive]');
+  helper = await newFirefoxExtensionPage(browser, `${BASE}extension/pages/archive/index.html`, '[data-test=archive]');
 }, 180_000);
 
 afterAll(async () => {
@@ -131,9 +130,7 @@ describe('joining from a list\'s join page in Firefox', () => {
   }, 300_000);
 
   it('a bare list address with no server: Letterlock looks on the address\'s own domain over https, and says to use the join link when nothing answers', async () => {
-    const options = await browser.newPage();
-    await options.setViewport({ width: 1100, height: 900 });
-    await openFirefoxExtensionPage(options, `${BASE}extension/pages/options/index.html`, '[data-test=options][data-test-mode=manage]');
+    const options = await newFirefoxExtensionPage(browser, `${BASE}extension/pages/options/index.html`, '[data-test=options][data-test-mode=manage]', { viewport: { width: 1100, height: 900 } });
     await options.locator('[data-test=list-address]').fill('news@nowhere.invalid');
     await options.click('[data-test=list-lookup]');
     const form = '[data-test=add-list]';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { armoredOf, buildExtension, launchFirefoxWithExtension, openFirefoxExtensionPage, removeDir } from './extension-kit.ts';
+import { armoredOf, buildExtension, launchFirefoxWithExtension, newFirefoxExtensionPage, removeDir } from './extension-kit.ts';
 import { MOD_LIST, ModeratedList } from './moderation-kit.ts';
 import { shootFirefox } from './screenshots.ts';
 
@@ -22,10 +22,7 @@ let extDir: string, profile: string, browser: Browser;
 const list = new ModeratedList();
 
 async function openPage(path: string, ready: string, query = ''): Promise<Page> {
-  const page = await browser.newPage();
-  await page.setViewport({ width: 1280, height: 1000 });
-  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}/index.html${query}`, ready, 60_000);
-  return page;
+  return newFirefoxExtensionPage(browser, `${BASE}extension/pages/${path}/index.html${query}`, ready, { timeoutMs: 90_000, viewport: { width: 1280, height: 1000 } });
 }
 
 /** One request on the extension's bus from one of its own pages (test set-up only). */

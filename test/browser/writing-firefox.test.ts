@@ -23,7 +23,7 @@ import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, fromUtf8, readMail, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
 import { send } from '../integration/server/harness.ts';
-import { armoredOf, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, openFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
+import { armoredOf, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, newFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 import { shootFirefox } from './screenshots.ts';
 
 const CAROL = 'carol@example.org';
@@ -35,9 +35,7 @@ const site = new Webmail();
 const list = new ListServerUnderTest();
 
 async function openPage(path: string, ready: string): Promise<Page> {
-  const page = await browser.newPage();
-  await openFirefoxExtensionPage(page, `${BASE}extension/pages/${path}/index.html`, ready, T);
-  return page;
+  return newFirefoxExtensionPage(browser, `${BASE}extension/pages/${path}/index.html`, ready, { timeoutMs: Math.max(T, 90_000) });
 }
 
 async function messageFrame(page: Page): Promise<Frame> {

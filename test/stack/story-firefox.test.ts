@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findMarker } from '../integration/server/scan.ts';
-import { buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, openFirefoxExtensionPage, PASSPHRASE, removeDir } from '../browser/extension-kit.ts';
+import { buildExtension, focusInFrame, frameState, launchFirefoxWithExtension, newFirefoxExtensionPage, PASSPHRASE, removeDir } from '../browser/extension-kit.ts';
 import { Gpg } from '../support/gpg.ts';
 import { makeKey } from '../support/keys.ts';
 import { fetchAll, waitForMail, type FetchedMail } from './imap.ts';
@@ -82,10 +82,7 @@ async function launch(name: string, user: StackUser): Promise<Person> {
 
 /** moz-extension pages never report their load to the driver: start, then wait for content. */
 async function extensionPage(p: Person, path: string, ready: string): Promise<Page> {
-  const page = await p.browser.newPage();
-  await page.setViewport({ width: 1280, height: 1000 });
-  await openFirefoxExtensionPage(page, `moz-extension://${p.uuid}/extension/pages/${path}/index.html`, ready);
-  return page;
+  return newFirefoxExtensionPage(p.browser, `moz-extension://${p.uuid}/extension/pages/${path}/index.html`, ready, { viewport: { width: 1280, height: 1000 } });
 }
 
 // ---- Roundcube in puppeteer (the playwright helpers of roundcube.ts, same selectors) ----------
