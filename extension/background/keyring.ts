@@ -8,7 +8,7 @@
 import * as openpgp from 'openpgp';
 import type { PrivateKey } from 'openpgp';
 import {
-  generateKey, readPrivateKeyForStorage, requestStatement, signStatement, unlockPrivateKey,
+  generateKey, protectKey, readPrivateKeyForStorage, requestStatement, signStatement, unlockPrivateKey,
 } from '../../shared/index.ts';
 import { ExtensionError, refuse, toErrorView } from '../errors.ts';
 import type { KeyView } from '../messages.ts';
@@ -234,10 +234,11 @@ export class Keyring {
     const now = new Date(this.now());
     let renewed: { privateKey: PrivateKey; publicKey: openpgp.PublicKey };
     try {
-      renewed = await openpgp.reformatKey({
-        privateKey: unlocked, userIDs, passphrase, keyExpirationTime: expiry * 86_400, date: now, format: 'object',
-        config: argon2 ? { aeadProtect: true, s2kType: openpgp.enums.s2k.argon2 } : { aeadProtect: false },
+      // As at creation: no SEIPDv2 advertised (senders keep to the form GnuPG 2.2 reads), then protected.
+      const reformatted = await openpgp.reformatKey({
+        privateKey: unlocked, userIDs, keyExpirationTime: expiry * 86_400, date: now, format: 'object', config: { aeadProtect: false },
       });
+      renewed = { publicKey: reformatted.publicKey, privateKey: await protectKey(reformatted.privateKey, passphrase, argon2 ? 'argon2' : 'iterated') };
     } catch {
       throw new ExtensionError('INTERNAL', 'The key could not be renewed. Nothing was changed.');
     }

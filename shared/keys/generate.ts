@@ -48,22 +48,36 @@ function userIdFor(options: GenerateKeyOptions): openpgp.UserID {
 
 export async function generateKey(options: GenerateKeyOptions): Promise<GeneratedKey> {
   if (options.passphrase.length === 0) fail('KEY_UNPROTECTED', 'an empty passphrase was given');
-  const argon2 = options.protection === 'argon2';
+  // Made with aeadProtect off, so the self-signature advertises no SEIPDv2 (RFC 9580 AEAD)
+  // and RFC 9580 senders (openpgp.js 6, Sequoia) encrypt to it in the form GnuPG 2.2 and
+  // Thunderbird read; then protected (Argon2 + AEAD when asked, for the extension's store).
   const generated = await openpgp.generateKey({
     type: 'ecc',
     curve: 'curve25519Legacy',
     userIDs: [userIdFor(options)],
-    passphrase: options.passphrase,
     keyExpirationTime: options.expiresInSeconds ?? 0,
     ...(options.date ? { date: options.date } : {}),
     format: 'object',
-    config: argon2 ? { aeadProtect: true, s2kType: openpgp.enums.s2k.argon2 } : { aeadProtect: false },
+    config: { aeadProtect: false },
   });
   const facts = await checkKey(generated.publicKey, options.date ? { date: options.date } : {});
+  const privateKey = await protectKey(generated.privateKey, options.passphrase, options.protection ?? 'iterated');
   return {
     publicKeyArmored: generated.publicKey.armor(),
-    privateKeyArmored: generated.privateKey.armor(),
+    privateKeyArmored: privateKey.armor(),
     revocationCertificate: generated.revocationCertificate,
     facts,
   };
+}
+
+/**
+ * A decrypted private key protected with a passphrase: Argon2 with AEAD (RFC 9580, for
+ * the extension's store), or iterated+salted S2K with CFB (RFC 4880, what GnuPG 2.2 reads).
+ * Only the secret key packets change; what the key advertises to senders stays as it was.
+ */
+export async function protectKey(privateKey: openpgp.PrivateKey, passphrase: string, protection: 'argon2' | 'iterated'): Promise<openpgp.PrivateKey> {
+  return openpgp.encryptKey({
+    privateKey, passphrase,
+    config: protection === 'argon2' ? { aeadProtect: true, s2kType: openpgp.enums.s2k.argon2 } : { aeadProtect: false, s2kType: openpgp.enums.s2k.iterated },
+  });
 }

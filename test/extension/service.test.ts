@@ -216,6 +216,11 @@ describe('keys', () => {
     const w = await world();
     const pass = 'a long passphrase';
     const created = await w.ok('key.create', { name: 'Bob', address: 'bob@example.org', passphrase: pass }, senders.options);
+    // Renewed (no lists to tell): still Argon2 in the store, and still no SEIPDv2 asked of senders.
+    await w.ok('key.renew', { fingerprint: created.fingerprint, passphrase: pass, expiresInDays: 730 }, senders.options);
+    const renewed = await readPrivateKeyForStorage((await w.store.getKey(created.fingerprint))!.privateArmored);
+    expect((renewed.key.keyPacket as unknown as { s2k: { type: string } }).s2k.type).toBe('argon2');
+    expect((await renewed.key.toPublic().getPrimaryUser()).selfCertification.features).toEqual([1]);
     // Only extension pages may ask, and only with the passphrase that opens the key.
     expect(await w.ask('key.exportGnupg', { passphrase: pass }, senders.content())).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
     expect(await w.ask('key.exportGnupg', { passphrase: pass }, senders.reader())).toMatchObject({ ok: false, error: { code: 'FORBIDDEN' } });
@@ -242,6 +247,9 @@ describe('keys', () => {
       expect(message.toString()).toContain('BEGIN PGP MESSAGE');
       const out = await gpg.mustRun(['--decrypt'], message, pass);
       expect(out.stdout.toString()).toBe('for gpg only');
+      // And from an RFC 9580 sender (openpgp.js 6, default settings): the key asks for no SEIPDv2, so gpg 2.2 reads it.
+      const fromV6 = await openpgp.encrypt({ message: await openpgp.createMessage({ text: 'from openpgp.js' }), encryptionKeys: key.toPublic() });
+      expect((await gpg.mustRun(['--decrypt'], fromV6, pass)).stdout.toString()).toBe('from openpgp.js');
       // A wrong passphrase does not open the imported key (a fresh agent: it forgets the right one).
       spawnSync('gpgconf', ['--homedir', gpg.home, '--kill', 'gpg-agent'], { stdio: 'ignore' });
       const wrong = await gpg.run(['--decrypt'], message, 'not the passphrase');
@@ -314,6 +322,8 @@ describe('keys', () => {
     expect(verified.data).toBe(requests[0]!.statement);
     const renewedPublic = await openpgp.readKey({ armoredKey: requests[0]!.newPublicKey! });
     expect((await renewedPublic.getExpirationTime() as Date).getTime()).toBe(Date.parse(k.expires!));
+    // No SEIPDv2 advertised to senders after renewal either (GnuPG 2.2 readers).
+    expect((await renewedPublic.getPrimaryUser()).selfCertification.features).toEqual([1]);
   });
 
   it('refuses an unprotected key, a wrong passphrase, a short passphrase and a public key', async () => {

@@ -34,6 +34,13 @@ describe('key generation', () => {
     const priv = await parsePrivateKey(g.privateKeyArmored);
     expect((priv.keyPacket as unknown as { s2k: { type: string } }).s2k.type).toBe('argon2');
     await expect(unlockPrivateKey(priv, 'pw')).resolves.toBeTruthy();
+    // The protection is the store's business: senders are told MDC only (no SEIPDv2), so an
+    // RFC 9580 sender such as openpgp.js 6 encrypts in the SEIPDv1 form GnuPG 2.2 reads.
+    const pub = await readPublicKey(g.publicKeyArmored);
+    expect((await pub.key.getPrimaryUser()).selfCertification.features).toEqual([1]) // 0x01: modification detection (SEIPDv1) only;
+    const sent = await openpgp.readMessage({ armoredMessage: await openpgp.encrypt({ message: await openpgp.createMessage({ text: 'x' }), encryptionKeys: pub.key }) });
+    expect(sent.packets.findPacket(openpgp.enums.packet.aeadEncryptedData)).toBeFalsy();
+    expect((sent.packets.findPacket(openpgp.enums.packet.symEncryptedIntegrityProtectedData) as unknown as { version: number }).version).toBe(1);
   });
 
   it('refuses an empty passphrase', async () => {
