@@ -290,7 +290,7 @@ describe('the archive viewer in Firefox', () => {
 
     const alice = list.alice;
     const had = list.sink.to(alice.address).length;
-    await send(list.server!.smtpPort, CAROL, LIST, `From: <${CAROL}>\r\nTo: <${LIST}>\r\nSubject: Re: ...\r\nMessage-ID: <wm-fx-archive-reply@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+    await list.postFromWebmail(CAROL, armored, { messageId: '<wm-fx-archive-reply@127.0.0.1>' });
     const read = await readMail(await list.mailTo(alice.address, had + 1), { privateKey: alice.privateKey, senderKeys: [] });
     const inner = fromUtf8(read.content);
     const head = inner.slice(0, inner.indexOf('\r\n\r\n'));

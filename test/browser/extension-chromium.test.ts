@@ -189,9 +189,7 @@ describe('the extension in Chromium', () => {
     await mail.close();
 
     const aliceHad = list.sink.to(list.alice.address).length;
-    // What the webmail would send: a text/plain mail with the armored block as its body.
-    const raw = `From: <${BOB}>\r\nTo: <${LIST}>\r\nSubject: ...\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\n/g, '\r\n')}`;
-    await send(list.server!.smtpPort, BOB, LIST, raw);
+    await list.postFromWebmail(BOB, armored);
     const copy = await list.mailTo(list.alice.address, aliceHad + 1);
     const alice = list.alice;
     const read = await readMail(copy, { privateKey: await unlockPrivateKey(await parsePrivateKey(alice.privateArmored), alice.passphrase), senderKeys: [] });

@@ -176,7 +176,7 @@ describe('the extension in Firefox', { timeout: 240_000 }, () => {
     expect(armored).not.toContain(marker);
     await mail.close();
     const had = list.sink.to(list.alice.address).length;
-    await send(list.server!.smtpPort, CAROL, LIST, `From: <${CAROL}>\r\nTo: <${LIST}>\r\nSubject: ...\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\n/g, '\r\n')}`);
+    await list.postFromWebmail(CAROL, armored);
     const alice = list.alice;
     const read = await readMail(await list.mailTo(alice.address, had + 1), { privateKey: await unlockPrivateKey(await parsePrivateKey(alice.privateArmored), alice.passphrase), senderKeys: [] });
     expect(read.message.subject).toBe('From Firefox');

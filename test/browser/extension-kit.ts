@@ -14,7 +14,7 @@ import { armorMessage, findPayload } from '../../shared/index.ts';
 import { startServer, type RunningServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config/config.ts';
 import { createEventLog } from '../../server/log/log.ts';
-import { addList, initData, person, SECRET, Sink, tempDir, type Person } from '../integration/server/harness.ts';
+import { addList, initData, person, SECRET, send, Sink, tempDir, type Person } from '../integration/server/harness.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'extension');
@@ -398,9 +398,20 @@ export class ListServerUnderTest {
     return `http://127.0.0.1:${this.server!.httpPort}`;
   }
 
+  /**
+   * What a webmail sends once Letterlock has put the armored post into its compose box:
+   * a text/plain mail with the block as its body (CRLF lines), under the webmail's own
+   * Message-ID when given. Returns the server's SMTP answer.
+   */
+  async postFromWebmail(from: string, armored: string, o: { to?: string; messageId?: string } = {}): Promise<string> {
+    const to = o.to ?? LIST;
+    const id = o.messageId ? `Message-ID: ${o.messageId}\r\n` : '';
+    return send(this.server!.smtpPort, from, to, `From: <${from}>\r\nTo: <${to}>\r\nSubject: ...\r\n${id}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+  }
+
   /** The n-th mail (1-based) the server delivered to an address. */
   async mailTo(address: string, n: number): Promise<Buffer> {
-    await this.sink.waitFor(() => this.sink.to(address).length >= n, 30_000, `mail ${n} to ${address}`);
+    await this.sink.waitFor(() => this.sink.to(address).length >= n, 60_000, `mail ${n} to ${address}`);
     return this.sink.to(address)[n - 1]!.raw;
   }
 

@@ -17,7 +17,7 @@ import { openData } from '../../server/app.ts';
 import { getList } from '../../server/store/lists.ts';
 import { getMember } from '../../server/store/members.ts';
 import { parsePrivateKey, readMail, readPrivateKeyForStorage, unlockPrivateKey } from '../../shared/index.ts';
-import { addList, SECRET, send } from '../integration/server/harness.ts';
+import { addList, SECRET } from '../integration/server/harness.ts';
 import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, confirmInChromiumWebmail } from './extension-kit.ts';
 import { Gpg } from '../support/gpg.ts';
 import { shootChromium } from './screenshots.ts';
@@ -272,7 +272,7 @@ describe('first run and keys in Chromium', () => {
     await shootChromium(mail, 'composer');
     await mail.close();
     const had = list.sink.to(list.alice.address).length;
-    await send(list.server!.smtpPort, DAVE, SECOND, `From: <${DAVE}>\r\nTo: <${SECOND}>\r\nSubject: ...\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\n/g, '\r\n')}`);
+    await list.postFromWebmail(DAVE, armored, { to: SECOND });
     const alice = list.alice;
     const read = await readMail(await list.mailTo(alice.address, had + 1), {
       privateKey: await unlockPrivateKey(await parsePrivateKey(alice.privateArmored), alice.passphrase),

@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import { type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, fromUtf8, readMail, readMessage, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
-import { send } from '../integration/server/harness.ts';
 import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, clickInReader, decryptInReader } from './extension-kit.ts';
 import { shootChromium } from './screenshots.ts';
 
@@ -141,7 +140,7 @@ describe('writing in Chromium', () => {
     const post = await composePost({ message: { subject: 'Picnic plans', from: { address: alice.address, name: 'Alice' }, to: [{ address: LIST }], text: 'Bring bread.\nAnd cheese.' }, senderKey: alice.privateKey, listKey });
     root = { messageId: post.messageId, armored: post.armored };
     // From webmail: an outer Message-ID of the webmail's own; the list goes by the protected one.
-    await send(list.server!.smtpPort, alice.address, LIST, `From: <${alice.address}>\r\nTo: <${LIST}>\r\nSubject: ...\r\nMessage-ID: <wm-root@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${post.armored.replace(/\r?\n/g, '\r\n')}`);
+    await list.postFromWebmail(alice.address, post.armored, { messageId: '<wm-root@127.0.0.1>' });
     const copy = await list.mailTo(BOB, 2);
     const mail = await showMail(await armoredOf(copy));
     const reader = readerIn(mail);
@@ -212,7 +211,7 @@ describe('writing in Chromium', () => {
 
     // What the webmail sends: its own Message-ID and no threading headers outside.
     const aliceHad = list.sink.to(alice.address).length;
-    await send(list.server!.smtpPort, BOB, LIST, `From: <${BOB}>\r\nTo: <${LIST}>\r\nSubject: Re: ...\r\nMessage-ID: <wm-reply@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+    await list.postFromWebmail(BOB, armored, { messageId: '<wm-reply@127.0.0.1>' });
     const delivered = (await list.mailTo(alice.address, aliceHad + 1)).toString('utf8');
     const read = await readMail(delivered, { privateKey: alice.privateKey, senderKeys: [] });
     const inner = fromUtf8(read.content);

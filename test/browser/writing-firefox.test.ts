@@ -22,7 +22,6 @@ import { join } from 'node:path';
 import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composePost, fromUtf8, readMail, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
-import { send } from '../integration/server/harness.ts';
 import { armoredOf, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, newFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 import { shootFirefox } from './screenshots.ts';
 
@@ -141,7 +140,7 @@ describe('writing in Firefox', () => {
     const marker = `FXREPLY-${Math.random().toString(36).slice(2)}`;
     const { key: listKey } = await readPublicKey((await (await fetch(`${list.base}/v1/lists/${LIST}`)).json() as { listKey: { armored: string } }).listKey.armored);
     const root = await composePost({ message: { subject: 'Choir practice', from: { address: alice.address, name: 'Alice' }, to: [{ address: LIST }], text: 'Tuesday at eight.' }, senderKey: alice.privateKey, listKey });
-    await send(list.server!.smtpPort, alice.address, LIST, `From: <${alice.address}>\r\nTo: <${LIST}>\r\nSubject: ...\r\nMessage-ID: <wm-fx-root@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${root.armored.replace(/\r?\n/g, '\r\n')}`);
+    await list.postFromWebmail(alice.address, root.armored, { messageId: '<wm-fx-root@127.0.0.1>' });
     const copy = await armoredOf(await list.mailTo(CAROL, 2));
 
     const mail = await showMail(copy);
@@ -176,7 +175,7 @@ describe('writing in Firefox', () => {
     expect(await draftRecords()).toHaveLength(0);
 
     const had = list.sink.to(alice.address).length;
-    await send(list.server!.smtpPort, CAROL, LIST, `From: <${CAROL}>\r\nTo: <${LIST}>\r\nSubject: Re: ...\r\nMessage-ID: <wm-fx-reply@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+    await list.postFromWebmail(CAROL, armored, { messageId: '<wm-fx-reply@127.0.0.1>' });
     const read = await readMail(await list.mailTo(alice.address, had + 1), { privateKey: alice.privateKey, senderKeys: [] });
     const inner = fromUtf8(read.content);
     const head = inner.slice(0, inner.indexOf('\r\n\r\n'));
@@ -262,7 +261,7 @@ describe('writing in Firefox', () => {
       await mail.close();
 
       const had = list.sink.to(alice.address).length;
-      await send(list.server!.smtpPort, CAROL, LIST, `From: <${CAROL}>\r\nTo: <${LIST}>\r\nSubject: ...\r\nMessage-ID: <wm-fx-files@127.0.0.1>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+      await list.postFromWebmail(CAROL, armored, { messageId: '<wm-fx-files@127.0.0.1>' });
       const delivered = await list.mailTo(alice.address, had + 1);
       expect(delivered.includes(Buffer.from(marker))).toBe(false);
       const read = await readMail(delivered, { privateKey: alice.privateKey, senderKeys: [] });
