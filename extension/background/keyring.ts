@@ -145,15 +145,7 @@ export class Keyring {
     const unlocked = await unlockPrivateKey(await openpgp.readPrivateKey({ armoredKey: stored.privateArmored }), passphrase);
     let armored: string;
     try {
-      const legacy = await openpgp.encryptKey({
-        privateKey: unlocked, passphrase,
-        config: {
-          aeadProtect: false, s2kType: openpgp.enums.s2k.iterated,
-          // The S2K hash is SHA-256 in openpgp.js; the cipher is the preferred one.
-          preferredSymmetricAlgorithm: openpgp.enums.symmetric.aes256,
-        },
-      });
-      armored = legacy.armor();
+      armored = (await protectKey(unlocked, passphrase, 'iterated')).armor();
     } catch {
       throw new ExtensionError('INTERNAL', 'The key could not be exported for GnuPG. The encrypted backup still works in Letterlock.');
     }

@@ -78,6 +78,9 @@ export async function generateKey(options: GenerateKeyOptions): Promise<Generate
 export async function protectKey(privateKey: openpgp.PrivateKey, passphrase: string, protection: 'argon2' | 'iterated'): Promise<openpgp.PrivateKey> {
   return openpgp.encryptKey({
     privateKey, passphrase,
-    config: protection === 'argon2' ? { aeadProtect: true, s2kType: openpgp.enums.s2k.argon2 } : { aeadProtect: false, s2kType: openpgp.enums.s2k.iterated },
+    config: protection === 'argon2'
+      ? { aeadProtect: true, s2kType: openpgp.enums.s2k.argon2 }
+      // The S2K hash is SHA-256 in openpgp.js; the cipher is named, not left to the defaults.
+      : { aeadProtect: false, s2kType: openpgp.enums.s2k.iterated, preferredSymmetricAlgorithm: openpgp.enums.symmetric.aes256 },
   });
 }
