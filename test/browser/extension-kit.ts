@@ -10,7 +10,7 @@ import puppeteer, { type Browser as PuppeteerBrowser, type ElementHandle, type F
 import { chromium, type BrowserContext, type FrameLocator, type Locator, type Page as PlaywrightPage } from 'playwright-core';
 import { expect } from 'vitest';
 import { build } from 'vite';
-import { armorMessage, findPayload } from '../../shared/index.ts';
+import { armorMessage, findPayload, readMail } from '../../shared/index.ts';
 import { startServer, type RunningServer } from '../../server/app.ts';
 import { loadConfig } from '../../server/config/config.ts';
 import { createEventLog } from '../../server/log/log.ts';
@@ -407,6 +407,14 @@ export class ListServerUnderTest {
     const to = o.to ?? LIST;
     const id = o.messageId ? `Message-ID: ${o.messageId}\r\n` : '';
     return send(this.server!.smtpPort, from, to, `From: <${from}>\r\nTo: <${to}>\r\nSubject: ...\r\n${id}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${armored.replace(/\r?\n/g, '\r\n')}`);
+  }
+
+  /** Alice's n-th copy, read with her key: the mail, what she reads, and the header block of the post inside the encryption. */
+  async readByAlice(n: number): Promise<{ raw: Buffer; read: Awaited<ReturnType<typeof readMail>>; innerHead: string }> {
+    const raw = await this.mailTo(this.alice.address, n);
+    const read = await readMail(raw, { privateKey: this.alice.privateKey, senderKeys: [] });
+    const inner = Buffer.from(read.content).toString('utf8');
+    return { raw, read, innerHead: inner.slice(0, inner.indexOf('\r\n\r\n')) };
   }
 
   /** The n-th mail (1-based) the server delivered to an address. */

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, type FrameLocator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composePost, fromUtf8, readMail, readMessage, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
+import { composePost, readMessage, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
 import { armoredOf, buildExtension, LIST, ListServerUnderTest, PASSPHRASE, removeDir, Webmail, launchChromiumWithExtension, clickInReader, decryptInReader } from './extension-kit.ts';
 import { shootChromium } from './screenshots.ts';
 
@@ -212,10 +212,8 @@ describe('writing in Chromium', () => {
     // What the webmail sends: its own Message-ID and no threading headers outside.
     const aliceHad = list.sink.to(alice.address).length;
     await list.postFromWebmail(BOB, armored, { messageId: '<wm-reply@127.0.0.1>' });
-    const delivered = (await list.mailTo(alice.address, aliceHad + 1)).toString('utf8');
-    const read = await readMail(delivered, { privateKey: alice.privateKey, senderKeys: [] });
-    const inner = fromUtf8(read.content);
-    const innerHead = inner.slice(0, inner.indexOf('\r\n\r\n'));
+    const { raw, read, innerHead } = await list.readByAlice(aliceHad + 1);
+    const delivered = raw.toString('utf8');
     expect(innerHead).toContain(`In-Reply-To: ${root.messageId}`);
     expect(innerHead).toContain(`References: ${root.messageId}`);
     expect(innerHead).toMatch(/^Content-Type: multipart\/mixed;/m);

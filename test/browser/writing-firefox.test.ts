@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Frame, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composePost, fromUtf8, readMail, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
+import { composePost, readMail, readPublicKey, signStatement, type ThreadPage } from '../../shared/index.ts';
 import { armoredOf, buildExtension, extensionFrameIn, focusInFrame, frameState, launchFirefoxWithExtension, LIST, ListServerUnderTest, newFirefoxExtensionPage, PASSPHRASE, removeDir, Webmail } from './extension-kit.ts';
 import { shootFirefox } from './screenshots.ts';
 
@@ -176,9 +176,7 @@ describe('writing in Firefox', () => {
 
     const had = list.sink.to(alice.address).length;
     await list.postFromWebmail(CAROL, armored, { messageId: '<wm-fx-reply@127.0.0.1>' });
-    const read = await readMail(await list.mailTo(alice.address, had + 1), { privateKey: alice.privateKey, senderKeys: [] });
-    const inner = fromUtf8(read.content);
-    const head = inner.slice(0, inner.indexOf('\r\n\r\n'));
+    const { read, innerHead: head } = await list.readByAlice(had + 1);
     expect(head).toContain(`In-Reply-To: ${root.messageId}`);
     expect(head).toContain(`References: ${root.messageId}`);
     expect(read.message.subject).toBe('Re: Choir practice');
