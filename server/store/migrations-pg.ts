@@ -6,7 +6,8 @@
 // BIGINT identity, INTEGER -> BIGINT (timestamps are ms), BLOB -> BYTEA, TEXT
 // stays; the same column names in the same order, CHECKs, UNIQUEs, foreign keys
 // and indexes, so one statement runs on both (test/unit/server/store/sql.test.ts
-// compares the two). Flags stay BIGINT 0/1 as in SQLite (PgSql binds booleans as 1/0).
+// compares the two). Step 2 is SQLite's step 10 (SQLITE_LEASE_STEP below, for
+// migrations.ts to add). Flags stay BIGINT 0/1 as in SQLite (PgSql binds booleans as 1/0).
 // `outer` (held) is a reserved word in PostgreSQL: statements quote it, "outer".
 //
 // All pending steps run in one transaction under a transaction-level advisory
@@ -294,8 +295,36 @@ CREATE TABLE mailman_invitations (
 );
 `;
 
+/**
+ * Several nodes (coordination.ts): who claimed a delivery row and until when,
+ * and when each periodic job last started. PostgreSQL step 2; SQLITE_LEASE_STEP
+ * is the same step for SQLite's migrations.ts (step 10), in SQLite's types.
+ */
+export const PG_LEASE_STEP = `
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+ALTER TABLE deliveries ADD COLUMN claimed_until BIGINT;
+CREATE TABLE job_runs (
+  name TEXT PRIMARY KEY,
+  node TEXT,
+  started_at BIGINT NOT NULL,
+  finished_at BIGINT
+);
+`;
+
+export const SQLITE_LEASE_STEP = `
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER;
+CREATE TABLE job_runs (
+  name TEXT PRIMARY KEY,
+  node TEXT,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER
+);
+`;
+
 export const PG_MIGRATIONS: readonly PgMigration[] = [
   { version: 1, what: 'the schema of SQLite step 9 (lists, members, posts, queue, registry, rate limits, replay, bounces, Mailman)', sql: STEP1 },
+  { version: 2, what: 'several nodes: delivery claims under a lease, periodic job runs', sql: PG_LEASE_STEP },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]!.version;
