@@ -195,26 +195,32 @@ function breaksConnection(e: unknown): boolean {
 }
 
 function parseSpec(url: string, opts: PgOptions): { connectionString: string; opts: PgOptions } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    // The URL may hold a password: not repeated.
-    throw new PgError('the database URL is not a valid postgres:// URL', { code: 'EINVAL' });
-  }
+  // Only the query string is read here; the rest (user, password, host or socket
+  // folder, database, sslmode) is pg's to parse, in every form it accepts
+  // (postgres://user@/db?host=/run/postgresql has no host WHATWG URL would take).
+  const q = url.indexOf('?');
+  const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
   const o: PgOptions = { ...opts };
   for (const [param, key] of Object.entries(URL_OPTIONS)) {
-    const v = u.searchParams.get(param);
+    const v = params.get(param);
     if (v === null) continue;
-    u.searchParams.delete(param);
+    params.delete(param);
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 86_400_000) throw new PgError(`the database URL's ${param} must be a whole number`, { code: 'EINVAL' });
+    if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > 86_400_000) throw new PgError(`the database URL's ${param} must be a whole number`, { code: 'EINVAL' });
     if (o[key] !== undefined) continue; // an explicit option wins
     // libpq's connect_timeout is in seconds; statement_timeout is PostgreSQL's setting, in ms.
     o[key] = param === 'connect_timeout' ? n * 1000 : n;
   }
   if (o.max !== undefined && (o.max < 1 || o.max > 1000)) throw new PgError('the database pool size (max) must be between 1 and 1000', { code: 'EINVAL' });
-  return { connectionString: u.toString(), opts: o };
+  const rest = params.toString();
+  const connectionString = (q < 0 ? url : url.slice(0, q)) + (rest ? `?${rest}` : '');
+  try {
+    // Parsed now, not at the first connection; the URL may hold a password, so pg's message (which may quote it) is not passed on.
+    new pg.Client({ connectionString });
+  } catch {
+    throw new PgError('the database URL is not a valid postgres:// URL', { code: 'EINVAL' });
+  }
+  return { connectionString, opts: o };
 }
 
 export class PgSql implements Sql {

@@ -186,6 +186,12 @@ export async function startPostgres(opts: { startBudgetMs?: number } = {}): Prom
       for (const s of running.values()) s();
     });
   }
+  // And one killed outright (SIGKILL, a hook timeout) gets a watchdog: a shell that
+  // polls for this process once a second and stops the server when it is gone.
+  const [wcmd, wargs] = asOwner(isRoot, join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']);
+  const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null && [ -d ${q(data)} ]; do sleep 1; done; [ -d ${q(data)} ] && ${[wcmd, ...wargs].map(q).join(' ')} >/dev/null 2>&1; rm -rf ${q(dir)}`],
+    { detached: true, stdio: 'ignore' }).unref();
   try {
     await waitReady(`${base}/postgres`, opts.startBudgetMs ?? 60_000, () => !stopped);
   } catch (e) {

@@ -294,6 +294,14 @@ describe('PgSql only', () => {
     const bad = (() => { try { new PgSql('postgres://u:hunter2@127.0.0.1/x?max=lots'); } catch (e) { return e as Error; } return null; })();
     expect(bad?.message).toMatch(/max/);
     expect(everything(bad)).not.toContain('hunter2');
+    const worse = (() => { try { new PgSql('postgres://u:hunter2@[::1/x'); } catch (e) { return e as Error; } return null; })();
+    expect(worse?.message).toMatch(/not a valid/);
+    expect(everything(worse)).not.toContain('hunter2');
+    // The defaults, as the server sees them; and the socket form of the URL (no host, the folder in ?host=).
+    const bySocket = await postgres(`postgres://postgres@/${url.split('/').pop()}?host=${encodeURIComponent(join(server.dir, 'sock'))}&port=${server.port}&max=3`);
+    expect(await bySocket.get("SELECT inet_server_addr() AS tcp, current_setting('statement_timeout') AS st, current_setting('idle_in_transaction_session_timeout') AS idle"))
+      .toEqual({ tcp: null, st: '30s', idle: '1min' });
+    expect((bySocket.pool as unknown as { options: { max: number } }).options.max).toBe(3);
   });
 
   it('a connection lost inside a transaction is a storage error; the connection is dropped and the pool goes on', async () => {
