@@ -176,7 +176,7 @@ export function cleanError(e: unknown): unknown {
     message = `PostgreSQL ${code ?? ''}: ${message}`;
   } else if (code === undefined && CONNECTION_LOST.test(message)) {
     // pg's own connection failures carry no code: 08006 connection_failure, 08001 cannot connect.
-    code = /connect/.test(message) && !/terminated unexpectedly/.test(message) ? '08001' : '08006';
+    code = /trying to connect|due to connection timeout/.test(message) ? '08001' : '08006';
     message = `PostgreSQL connection: ${message}`;
   } else if (code === undefined) {
     return e;

@@ -333,6 +333,36 @@ describe('PgSql only', () => {
     const t = await caught(nobody.tx(async () => 1));
     expect(isStorageError(t)).toBe(true);
   });
+
+  it('a server that accepts and never answers is a storage error after the connect timeout, not a hang', async () => {
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createServer((s) => { sockets.push(s); });
+    const port = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)));
+    try {
+      const mute = await postgres(`postgres://postgres@127.0.0.1:${port}/x`, { connectTimeoutMs: 500 });
+      const e = await caught(mute.get('SELECT 1'));
+      expect(e.code).toBe('08001');
+      expect(isStorageError(e)).toBe(true);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  });
+
+  it('a pool with every connection in a transaction: a statement outside waits up to the connect timeout, then a storage error', async () => {
+    const one = await postgres(url, { max: 1, connectTimeoutMs: 300 });
+    let open!: () => void;
+    const gate = new Promise<void>((r) => { open = r; });
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => { entered = r; });
+    const holding = one.tx(async () => { await one.get('SELECT 1'); entered(); await gate; });
+    await inside;
+    const e = await caught(one.get('SELECT 1'));
+    expect(isStorageError(e)).toBe(true);
+    open();
+    await holding;
+    expect(await one.get('SELECT 1 AS one')).toEqual({ one: 1 });
+  });
 });
 
 describe('SqliteSql only', () => {
