@@ -4,10 +4,7 @@
 // semantics on both stores; the races on a real PostgreSQL 15 with two pools,
 // as two nodes would have.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   claimDeliveries, DEFAULT_LEASE_MS, jobLockKey, markSentClaimed, reclaimExpired, recoverOwnClaims, releaseClaims, renewLeases, runOnce,
 } from '../../../../server/store/coordination.ts';
@@ -15,36 +12,22 @@ import { SQLITE_LEASE_STEP } from '../../../../server/store/migrations-pg.ts';
 import { openDatabase } from '../../../../server/store/open.ts';
 import { PgSql } from '../../../../server/store/sql-pg.ts';
 import { isStorageError, type Sql } from '../../../../server/store/sql.ts';
-import { startPostgres, type RunningPostgres } from '../../../support/postgres.ts';
+import type { RunningPostgres } from '../../../support/postgres.ts';
+import { storeBackends } from '../../../support/stores.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'letterlock-coord-'));
+const stores = storeBackends();
 let server: RunningPostgres;
-const opened: Sql[] = [];
+beforeAll(async () => { server = await stores.postgres(); }, 180_000);
 
-beforeAll(async () => {
-  server = await startPostgres();
-}, 180_000);
-
-afterAll(async () => {
-  // The server first: it ends every connection, so no pool waits on a transaction a failed test left open.
-  await server?.stop();
-  await Promise.all(opened.map((s) => Promise.race([s.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())])));
-  rmSync(dir, { recursive: true, force: true });
-}, 120_000);
-
-let files = 0;
 async function fresh(kind: 'sqlite' | 'postgres'): Promise<Sql> {
-  const sql = await openDatabase(kind === 'sqlite' ? join(dir, `c${++files}.db`) : await server.createDatabase());
-  opened.push(sql);
+  const sql = await stores.list.find((b) => b.name === kind)!.open();
   // SQLite's step 10 is proposed beside PostgreSQL's step 2; until migrations.ts has it, it is applied here.
   if (kind === 'sqlite' && !(await sql.all<{ name: string }>('PRAGMA table_info(deliveries)')).some((c) => c.name === 'claimed_by')) await sql.exec(SQLITE_LEASE_STEP);
   return sql;
 }
 
 async function pool(url: string, max = 5): Promise<PgSql> {
-  const s = new PgSql(url, { max });
-  opened.push(s);
-  return s;
+  return stores.track(new PgSql(url, { max }));
 }
 
 async function caught(p: Promise<unknown>): Promise<Error & { code?: string }> {
@@ -174,7 +157,7 @@ describe('several nodes on one PostgreSQL', () => {
   it('two nodes claiming at once get disjoint rows, and every due row once', async () => {
     const url = await server.createDatabase();
     const setup = await openDatabase(url);
-    opened.push(setup);
+    stores.track(setup);
     const { ids } = await seed(setup, Array.from({ length: 600 }, () => 0));
     const nodes = { A: await pool(url), B: await pool(url) };
     // Both pools connected before the race starts (a slow connect on a busy machine would let one node drain the queue alone).
@@ -208,12 +191,12 @@ describe('several nodes on one PostgreSQL', () => {
   it('a claim does not wait for another node\'s open claim, and skips its rows', async () => {
     const url = await server.createDatabase();
     const setup = await openDatabase(url);
-    opened.push(setup);
+    stores.track(setup);
     const { ids } = await seed(setup, [0, 0, 0, 0]);
     const A = await pool(url);
     // Were B's claim to wait on A's locked rows, it would wait for ever here: the server cancels it instead.
     const B = new PgSql(url, { statementTimeoutMs: 10_000 });
-    opened.push(B);
+    stores.track(B);
     let hold!: () => void;
     const held = new Promise<void>((r) => { hold = r; });
     let claimedA: number[] = [];
@@ -236,7 +219,7 @@ describe('several nodes on one PostgreSQL', () => {
   it('a node that dies with rows claimed: the others take them once its lease runs out', async () => {
     const url = await server.createDatabase();
     const setup = await openDatabase(url);
-    opened.push(setup);
+    stores.track(setup);
     const { ids } = await seed(setup, Array.from({ length: 50 }, () => 0));
     const A = await pool(url);
     const B = await pool(url);
@@ -303,7 +286,7 @@ describe('several nodes on one PostgreSQL', () => {
 
   it('runOnce with the database unreachable is a storage error', async () => {
     const gone = new PgSql('postgres://postgres@127.0.0.1:1/x', { connectTimeoutMs: 5000 });
-    opened.push(gone);
+    stores.track(gone);
     const e = await caught(runOnce(gone, 'purge', async () => 1));
     expect(isStorageError(e)).toBe(true);
   });
