@@ -460,6 +460,35 @@ describe('PostgreSQL migrations', () => {
     expect(expected.members!.primaryKey).toEqual(['list_id', 'address']);
     expect(Object.keys(actual).sort()).toEqual(Object.keys(expected).sort());
     for (const table of Object.keys(expected)) expect(actual[table], table).toEqual(expected[table]);
+    // Text compares by its bytes on both (see the next case).
+    expect(await pgs.all("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() AND data_type = 'text' AND collation_name IS DISTINCT FROM 'C'")).toEqual([]);
+  });
+
+  it('sorts and pages text as SQLite does, in a database created under another locale', async () => {
+    const admin = await postgres(`${server.base}/postgres`);
+    await admin.exec("CREATE DATABASE icu_en TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.utf8'");
+    const pgs = await postgres(`${server.base}/icu_en`);
+    await migratePg(pgs);
+    const lite = await openDatabase(join(dir, 'order.db'));
+    opened.push(lite);
+    const addresses = ['b@x.org', 'B@x.org', 'a@x.org', '_@x.org', 'é@x.org', 'Z@x.org', 'a-b@x.org', 'ab@x.org'];
+    const orders: string[][] = [];
+    const pages: string[][] = [];
+    for (const db of [lite, pgs]) {
+      const l = await db.get<{ id: number }>(`INSERT INTO lists (address, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
+        VALUES ('l@x.org', 'f', 'p', 'k', 'f', 'p', 'k', 1000, 0) RETURNING id`);
+      for (const a of addresses) {
+        await db.run("INSERT INTO members (list_id, address, fingerprint, public_key, encryption_key, added_at) VALUES (?, ?, 'f', 'k', ?, 0)", [l!.id, a, Buffer.from([1])]);
+      }
+      orders.push((await db.all<{ address: string }>('SELECT address FROM members WHERE list_id = ? ORDER BY address', [l!.id])).map((r) => r.address));
+      pages.push((await db.all<{ address: string }>('SELECT address FROM members WHERE list_id = ? AND address > ? ORDER BY address', [l!.id, 'a@x.org'])).map((r) => r.address));
+    }
+    expect(orders[1]).toEqual(orders[0]);
+    expect(pages[1]).toEqual(pages[0]);
+    // The order is the bytes' (and JavaScript's, for these), not the locale's.
+    expect(orders[0]).toEqual([...addresses].sort());
+    // Without COLLATE "C" this database would sort by en-US rules.
+    expect((await pgs.all<{ a: string }>('SELECT a FROM (VALUES (?), (?)) v(a) ORDER BY a', ['b@x.org', 'B@x.org'])).map((r) => r.a)).toEqual(['b@x.org', 'B@x.org']);
   });
 });
 
