@@ -21,6 +21,7 @@
 // No step may put a post's plaintext into a column (DESIGN.md, rule 1).
 
 import { SchemaError } from './migrations.ts';
+import { PgSql } from './sql-pg.ts';
 import type { Sql } from './sql.ts';
 
 export interface PgMigration {
@@ -31,6 +32,9 @@ export interface PgMigration {
 
 /** The pg_advisory_xact_lock key of migrations: an arbitrary constant, the same on every node and release. */
 export const MIGRATE_LOCK = 4_849_584_205_727_093;
+
+/** How long one migration statement, or the wait for another node's migration, may take. */
+const MIGRATE_TIMEOUT_MS = 30 * 60_000;
 
 const STEP1 = `
 CREATE TABLE meta (key TEXT COLLATE "C" PRIMARY KEY, value TEXT COLLATE "C" NOT NULL);
@@ -355,7 +359,11 @@ export async function migratePg(sql: Sql, steps: readonly PgMigration[] = PG_MIG
   if (seen > latest) throw tooNew(seen, latest);
   // The usual case: nothing to do, no lock taken.
   if (seen === latest) return { from: seen, to: seen };
-  return sql.tx(async () => {
+  // A step may build an index over a large table, and a node waits here for
+  // another's whole migration: the pool's statement timeout (30 s) is too short
+  // for either, but a bound stays.
+  const inTx = (body: () => Promise<{ from: number; to: number }>) => (sql instanceof PgSql ? sql.longTx(MIGRATE_TIMEOUT_MS, body) : sql.tx(body));
+  return inTx(async () => {
     // Another node migrating at the same time holds this until its commit; then we
     // read the version it left.
     await sql.get(`SELECT pg_advisory_xact_lock(${MIGRATE_LOCK})`);

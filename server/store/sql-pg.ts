@@ -57,6 +57,8 @@ interface PgTx {
   /** The connection failed: destroy it instead of returning it to the pool. */
   broken: boolean;
   savepoints: number;
+  /** longTx: the client's guard for each statement (the server's is set with SET LOCAL). */
+  queryTimeoutMs?: number;
 }
 
 const CACHE_MAX = 1000;
@@ -156,6 +158,13 @@ function toPg(params: readonly SqlParam[]): unknown[] {
     if (p instanceof Uint8Array && !Buffer.isBuffer(p)) return Buffer.from(p.buffer, p.byteOffset, p.byteLength);
     return p;
   });
+}
+
+/** A query with the client's guard lifted for a long transaction (pg reads query_timeout per query; its types omit it). */
+function config(text: string, values: unknown[] | undefined, queryTimeoutMs: number | undefined): pg.QueryConfig {
+  const c: pg.QueryConfig & { query_timeout?: number } = values ? { text, values } : { text };
+  if (queryTimeoutMs !== undefined) c.query_timeout = queryTimeoutMs;
+  return c;
 }
 
 /** Messages of errors pg raises itself, without a SQLSTATE: all mean the connection is gone or was never had. */
@@ -275,7 +284,7 @@ export class PgSql implements Sql {
     const values = toPg(params);
     const t = this.current();
     try {
-      if (t) return await t.client.query(q, values);
+      if (t) return await t.client.query(config(q, values, t.queryTimeoutMs));
       return await this.pool.query(q, values);
     } catch (e) {
       if (t && breaksConnection(e)) t.broken = true;
@@ -299,7 +308,7 @@ export class PgSql implements Sql {
     // No values: the simple query protocol, which takes several statements.
     const t = this.current();
     try {
-      if (t) await t.client.query(text);
+      if (t) await t.client.query(config(text, undefined, t.queryTimeoutMs));
       else await this.pool.query(text);
     } catch (e) {
       if (t && breaksConnection(e)) t.broken = true;
@@ -311,7 +320,21 @@ export class PgSql implements Sql {
     return this.current() !== undefined;
   }
 
-  async tx<T>(fn: () => Promise<T>): Promise<T> {
+  tx<T>(fn: () => Promise<T>): Promise<T> {
+    return this.transaction(fn);
+  }
+
+  /**
+   * A transaction whose statements may each run up to timeoutMs (schema steps,
+   * waiting for another node's migration): the pool's statement timeout is
+   * lifted for it alone. Nested inside a transaction, an ordinary savepoint.
+   */
+  longTx<T>(timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 86_400_000) throw new Error('a transaction timeout is 1 ms to a day');
+    return this.transaction(fn, timeoutMs);
+  }
+
+  private async transaction<T>(fn: () => Promise<T>, longMs?: number): Promise<T> {
     const outer = this.current();
     if (outer) {
       const name = `sp${++outer.savepoints}`;
@@ -340,6 +363,10 @@ export class PgSql implements Sql {
     try {
       try {
         await client.query('BEGIN');
+        if (longMs !== undefined) {
+          await client.query(`SET LOCAL statement_timeout = ${longMs}`);
+          t.queryTimeoutMs = longMs + 10_000;
+        }
       } catch (e) {
         t.broken = true;
         throw cleanError(e);
@@ -358,7 +385,7 @@ export class PgSql implements Sql {
         throw e;
       }
       try {
-        await client.query('COMMIT');
+        await client.query(config('COMMIT', undefined, t.queryTimeoutMs));
       } catch (e) {
         // Whether it committed is unknown when the connection failed: a storage error, the client dropped.
         if (breaksConnection(e)) t.broken = true;

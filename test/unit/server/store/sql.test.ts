@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb } from '../../../../server/store/db.ts';
 import { SchemaError } from '../../../../server/store/migrations.ts';
-import { migratePg, PG_MIGRATIONS, PG_SCHEMA_VERSION, pgSchemaVersion, SQLITE_LEASE_STEP } from '../../../../server/store/migrations-pg.ts';
+import { MIGRATE_LOCK, migratePg, PG_MIGRATIONS, PG_SCHEMA_VERSION, pgSchemaVersion, SQLITE_LEASE_STEP } from '../../../../server/store/migrations-pg.ts';
 import { openDatabase } from '../../../../server/store/open.ts';
 import { numberPlaceholders, PgError, PgSql } from '../../../../server/store/sql-pg.ts';
 import { isStorageError, SqliteSql, type Sql } from '../../../../server/store/sql.ts';
@@ -403,6 +403,35 @@ describe('PostgreSQL migrations', () => {
     // One of them did the work; the other found it done (from: latest).
     expect([ra.from, rb.from].sort()).toEqual([0, PG_SCHEMA_VERSION]);
     expect(await a.get('SELECT count(*) AS n FROM schema_version')).toEqual({ n: 1 });
+  });
+
+  it('a node waits for another node\'s migration longer than its statement timeout', async () => {
+    const url = await server.createDatabase();
+    const other = await postgres(url);
+    const tight = await postgres(url, { statementTimeoutMs: 200 });
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => { locked = r; });
+    // Another node is migrating: it holds the migration lock until its commit.
+    const holder = other.tx(async () => {
+      await other.get(`SELECT pg_advisory_xact_lock(${MIGRATE_LOCK})`);
+      locked();
+      await released;
+    });
+    await isLocked;
+    let settled = false;
+    const waiting = migratePg(tight).finally(() => { settled = true; });
+    // Well past the 200 ms a statement of that pool may take, it is still waiting, not cancelled.
+    const watcher = await postgres(url);
+    await until(async () => settled || (await watcher.get<{ n: number }>(
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND clock_timestamp() - query_start > interval '600 ms'"))!.n === 1);
+    expect(settled).toBe(false);
+    release();
+    await holder;
+    expect(await waiting).toEqual({ from: 0, to: PG_SCHEMA_VERSION });
+    // And its pool keeps its own timeout afterwards.
+    expect((await caught(tight.get('SELECT pg_sleep(5)'))).code).toBe('57014');
   });
 
   it('refuses a database from a newer Letterlock, and leaves it as it was', async () => {
