@@ -13,7 +13,8 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 
-export const PG_BIN = process.env.LETTERLOCK_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+/** Where Debian's postgresql-15 puts its programs (LETTERLOCK_PG_BIN: elsewhere). */
+const DEFAULT_BIN = process.env.LETTERLOCK_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
 export interface RunningPostgres {
   /** postgres://postgres@127.0.0.1:PORT (no database: add one, or use createDatabase). */
@@ -83,10 +84,11 @@ async function waitReady(url: string, budgetMs: number, alive: () => boolean): P
   }
 }
 
-export async function startPostgres(opts: { startBudgetMs?: number } = {}): Promise<RunningPostgres> {
+export async function startPostgres(opts: { startBudgetMs?: number; bin?: string } = {}): Promise<RunningPostgres> {
+  const bin = opts.bin ?? DEFAULT_BIN;
   for (const b of ['initdb', 'pg_ctl', 'postgres']) {
-    if (!existsSync(join(PG_BIN, b))) {
-      throw new Error(`PostgreSQL 15 is not installed (${join(PG_BIN, b)} is missing): install the Debian package postgresql (as root: node test/setup/ensure.mjs --no-npm --system postgresql)`);
+    if (!existsSync(join(bin, b))) {
+      throw new Error(`PostgreSQL 15 is not installed (${join(bin, b)} is missing): install the Debian package postgresql (as root: node test/setup/ensure.mjs --no-npm --system postgresql)`);
     }
   }
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
@@ -110,7 +112,7 @@ export async function startPostgres(opts: { startBudgetMs?: number } = {}): Prom
   const logFile = join(dir, 'postgres.log');
   const t0 = Date.now();
   const superuser = isRoot ? 'postgres' : userInfo().username;
-  const [icmd, iargs] = asOwner(isRoot, join(PG_BIN, 'initdb'), ['-D', data, '-U', superuser, '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
+  const [icmd, iargs] = asOwner(isRoot, join(bin, 'initdb'), ['-D', data, '-U', superuser, '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
   const init = await run(icmd, iargs, 120_000);
   if (init.code !== 0) {
     rmSync(dir, { recursive: true, force: true });
@@ -124,7 +126,7 @@ export async function startPostgres(opts: { startBudgetMs?: number } = {}): Prom
     port = await freePort();
     // fsync and synchronous commit off: tests only, a crash of the test machine loses nothing worth keeping.
     const o = `-h 127.0.0.1 -p ${port} -k ${sock} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60 -c shared_buffers=32MB`;
-    const [ccmd, cargs] = asOwner(isRoot, join(PG_BIN, 'pg_ctl'), ['-D', data, '-l', logFile, '-o', o, '-w', '-t', '120', 'start']);
+    const [ccmd, cargs] = asOwner(isRoot, join(bin, 'pg_ctl'), ['-D', data, '-l', logFile, '-o', o, '-w', '-t', '120', 'start']);
     const r = await run(ccmd, cargs, 150_000);
     if (r.code === 0) started = true;
     else if (!/could not bind|Address already in use/i.test(readLog(logFile) + r.out)) {
@@ -143,7 +145,7 @@ export async function startPostgres(opts: { startBudgetMs?: number } = {}): Prom
   const stopSync = () => {
     if (stopped) return;
     stopped = true;
-    const [scmd, sargs] = asOwner(isRoot, join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+    const [scmd, sargs] = asOwner(isRoot, join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
     spawnSync(scmd, sargs, { stdio: 'ignore', timeout: 60_000 });
     rmSync(dir, { recursive: true, force: true });
   };
@@ -167,10 +169,10 @@ export async function startPostgres(opts: { startBudgetMs?: number } = {}): Prom
       if (stopped) return;
       stopped = true;
       running.delete(self);
-      const [scmd, sargs] = asOwner(isRoot, join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
+      const [scmd, sargs] = asOwner(isRoot, join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', '-t', '60', 'stop']);
       const r = await run(scmd, sargs, 90_000);
       if (r.code !== 0) {
-        const [kcmd, kargs] = asOwner(isRoot, join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+        const [kcmd, kargs] = asOwner(isRoot, join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
         await run(kcmd, kargs, 60_000);
       }
       rmSync(dir, { recursive: true, force: true });
@@ -188,7 +190,7 @@ export async function startPostgres(opts: { startBudgetMs?: number } = {}): Prom
   }
   // And one killed outright (SIGKILL, a hook timeout) gets a watchdog: a shell that
   // polls for this process once a second and stops the server when it is gone.
-  const [wcmd, wargs] = asOwner(isRoot, join(PG_BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']);
+  const [wcmd, wargs] = asOwner(isRoot, join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']);
   const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
   spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null && [ -d ${q(data)} ]; do sleep 1; done; [ -d ${q(data)} ] && ${[wcmd, ...wargs].map(q).join(' ')} >/dev/null 2>&1; rm -rf ${q(dir)}`],
     { detached: true, stdio: 'ignore' }).unref();

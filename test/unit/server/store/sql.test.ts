@@ -365,6 +365,12 @@ describe('PgSql only', () => {
   });
 });
 
+describe('the PostgreSQL test harness', () => {
+  it('without the binaries, says which Debian package to install', async () => {
+    await expect(startPostgres({ bin: join(dir, 'no-such-bin') })).rejects.toThrow(/install the Debian package postgresql/);
+  });
+});
+
 describe('SqliteSql only', () => {
   it('a write to a read-only database is a storage error', async () => {
     const path = join(dir, 'ro.db');
