@@ -110,7 +110,6 @@ export async function startPostgres(opts: { startBudgetMs?: number; bin?: string
     chownSync(sock, uid, gid);
   }
   const logFile = join(dir, 'postgres.log');
-  const t0 = Date.now();
   const superuser = isRoot ? 'postgres' : userInfo().username;
   const [icmd, iargs] = asOwner(isRoot, join(bin, 'initdb'), ['-D', data, '-U', superuser, '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions']);
   const init = await run(icmd, iargs, 120_000);
@@ -200,12 +199,8 @@ export async function startPostgres(opts: { startBudgetMs?: number; bin?: string
     await self.stop();
     throw e;
   }
-  startMs = Date.now() - t0;
   return self;
 }
-
-/** How long the last startPostgres took (initdb, start, first connection), for reports. */
-export let startMs = 0;
 
 function readLog(file: string): string {
   try {
