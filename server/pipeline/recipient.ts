@@ -35,9 +35,10 @@
 //    the reasons above are why we depart from it for the recipients of one post.
 //    WrapPool's `ephemeral: 'recipient'` restores one pair per PKESK.
 // v lives only inside OpenSSL's key object (never in a JS buffer, never serialised or
-// logged) for one slice: the reference is dropped when the slice ends and OpenSSL
-// cleanses the key when it frees it; each S_i, KEK and the session key block are
-// zeroed as soon as they are used.
+// logged) and is used for one slice: the reference is dropped when the slice ends, and
+// OpenSSL cleanses the key when the collector frees the object (Node has no call to wipe
+// a key object sooner; a pair per PKESK left one such object per recipient). Each S_i,
+// KEK and the session key block are zeroed as soon as they are used.
 
 import { createCipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hash, type KeyObject } from 'node:crypto';
 import * as openpgp from 'openpgp';
