@@ -19,7 +19,7 @@ import { readSecretFile } from '../../../server/config/secret.ts';
 import { silentLog } from '../../../server/log/log.ts';
 import { backup, BackupError, restore, type BackupCode } from '../../../server/ops/backup.ts';
 import { packTar } from '../../../server/ops/tar.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openDb, openSqlite } from '../../../server/store/db.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { countMembers } from '../../../server/store/members.ts';
 import { SCHEMA_VERSION } from '../../../server/store/migrations.ts';
@@ -154,8 +154,8 @@ describe('backup of a running server, restored into a new folder', () => {
 
     const again = await startServer(target, loadConfig(target).config, readSecretFile(join(target, 'secret')), { log: silentLog });
     try {
-      const list = getList(again.db, LIST)!;
-      expect(countMembers(again.db, list.id)).toBe(2);
+      const list = (await getList(again.sql, LIST))!;
+      expect(await countMembers(again.sql, list.id)).toBe(2);
       const subjects = await archiveSubjects(again);
       for (const m of markers) expect(subjects).toContain(`Subject ${m}`);
       // The post sent during the backup is in it or not, depending on the race; nothing else differs.
@@ -180,9 +180,9 @@ describe('backup of a running server, restored into a new folder', () => {
     const r = await restore({ file, key: operatorSecret, passphrase: OPERATOR_PASS, dataDir: target, force: true });
     expect(r.files).toEqual(['letterlock.db', 'letterlock.json', 'secret']);
     expect(readFileSync(join(target, 'notes.txt'), 'utf8')).toBe('mine');
-    const db = openDb(join(target, 'letterlock.db'));
-    expect(countMembers(db, getList(db, LIST)!.id)).toBe(2);
-    db.close();
+    const sql = openSqlite(join(target, 'letterlock.db'));
+    expect(await countMembers(sql, (await getList(sql, LIST))!.id)).toBe(2);
+    await sql.close();
   }, SLOW);
 
   it('refuses the wrong key, a public key, a locked key without its passphrase and a wrong passphrase, and creates nothing', async () => {

@@ -125,15 +125,15 @@ describe('RFC 9580 v6 member keys', () => {
     const { findMemberByKeyId } = await import('../../../server/store/members.ts');
     const { openData } = await import('../../../server/app.ts');
     const { getList } = await import('../../../server/store/lists.ts');
-    const db = openData(dataDir, 'integration-test-secret-0123456789');
+    const sql = await openData(dataDir, 'integration-test-secret-0123456789');
     try {
-      const list = getList(db, LIST)!;
-      expect(findMemberByKeyId(db, list.id, fpr)?.address).toBe(ed25519.address);
-      expect(findMemberByKeyId(db, list.id, fpr.slice(0, 16))?.address).toBe(ed25519.address);
+      const list = (await getList(sql, LIST))!;
+      expect((await findMemberByKeyId(sql, list.id, fpr))?.address).toBe(ed25519.address);
+      expect((await findMemberByKeyId(sql, list.id, fpr.slice(0, 16)))?.address).toBe(ed25519.address);
       const subId = ed25519.publicKey.getSubkeys()[0]!.getKeyID().toHex().toUpperCase();
-      expect(findMemberByKeyId(db, list.id, subId)?.address).toBe(ed25519.address);
+      expect((await findMemberByKeyId(sql, list.id, subId))?.address).toBe(ed25519.address);
     } finally {
-      db.close();
+      await sql.close();
     }
   });
 });
