@@ -131,8 +131,8 @@ export async function purgeStale(sql: Sql, now: number, chunk = 5000): Promise<{
     ['DELETE FROM sessions WHERE token_hash IN (SELECT token_hash FROM sessions WHERE expires_at <= ? LIMIT ?)', now],
     ['DELETE FROM pending_tokens WHERE token_hash IN (SELECT token_hash FROM pending_tokens WHERE expires_at <= ? OR used_at IS NOT NULL LIMIT ?)', now],
     ['DELETE FROM request_nonces WHERE (list_id, nonce) IN (SELECT list_id, nonce FROM request_nonces WHERE seen_at < ? LIMIT ?)', now - NONCE_KEEP_MS],
-    // rate_events has no key: a chunk is the `chunk` earliest ends (ties with the last go too; all are past).
-    ['DELETE FROM rate_events WHERE until IN (SELECT until FROM rate_events WHERE until <= ? ORDER BY until LIMIT ?)', now],
+    // rate_events has no key: rows are picked by all their columns (exact duplicates, both past, go together).
+    ['DELETE FROM rate_events WHERE (bucket, key, at, until) IN (SELECT bucket, key, at, until FROM rate_events WHERE until <= ? LIMIT ?)', now],
   ];
   let deleted = 0;
   let more = false;

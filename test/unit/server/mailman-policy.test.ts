@@ -64,39 +64,39 @@ async function decideFor(address: string, key: boolean, approved = false) {
 describe('Mailman policy for a bound list', () => {
   it('members: default action (defer: accepted), their own moderation action, and a key is still required', async () => {
     await replaceRoster(sql, listId, roster, settings(), Date.now());
-    expect(decideFor('ann@x.test', true)).toEqual({ action: 'accept' });
-    expect(decideFor('ann@x.test', false)).toEqual({ action: 'refuse', code: 'NO_REGISTERED_KEY' });
-    expect(decideFor('ben@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
-    expect(decideFor('ben@x.test', true, true)).toEqual({ action: 'accept' });
-    expect(decideFor('cat@x.test', true)).toEqual({ action: 'discard' });
+    expect(await decideFor('ann@x.test', true)).toEqual({ action: 'accept' });
+    expect(await decideFor('ann@x.test', false)).toEqual({ action: 'refuse', code: 'NO_REGISTERED_KEY' });
+    expect(await decideFor('ben@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(await decideFor('ben@x.test', true, true)).toEqual({ action: 'accept' });
+    expect(await decideFor('cat@x.test', true)).toEqual({ action: 'discard' });
     await replaceRoster(sql, listId, roster, settings({ defaultMemberAction: 'reject' }), Date.now());
-    expect(decideFor('ann@x.test', true)).toEqual({ action: 'refuse', code: 'REJECTED_BY_POLICY' });
+    expect(await decideFor('ann@x.test', true)).toEqual({ action: 'refuse', code: 'REJECTED_BY_POLICY' });
   });
 
   it('nonmembers: the default action, their own action, and the *_these_nonmembers lists (addresses and ^patterns)', async () => {
     await replaceRoster(sql, listId, roster, settings({ defaultNonmemberAction: 'hold' }), Date.now());
-    expect(decideFor('stranger@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(await decideFor('stranger@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
     // Approved, but nobody's key can check the signature: refused, never delivered unverified.
-    expect(decideFor('stranger@y.test', false, true)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
-    expect(decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
+    expect(await decideFor('stranger@y.test', false, true)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
+    expect(await decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
     // A moderator is not a member: nonmember rules apply, as in Mailman.
-    expect(decideFor('mod@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(await decideFor('mod@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
     await replaceRoster(sql, listId, roster, settings({ defaultNonmemberAction: 'reject', nonmemberLists: { accept: ['^.*@friends\\.test$'], hold: [], reject: [], discard: ['spam@y.test'] } }), Date.now());
-    expect(decideFor('stranger@y.test', false)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
-    expect(decideFor('spam@y.test', false)).toEqual({ action: 'discard' });
-    expect(decideFor('pal@friends.test', true)).toEqual({ action: 'accept' });
+    expect(await decideFor('stranger@y.test', false)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
+    expect(await decideFor('spam@y.test', false)).toEqual({ action: 'discard' });
+    expect(await decideFor('pal@friends.test', true)).toEqual({ action: 'accept' });
     // The nonmember's own action comes before the lists, as in Mailman's nonmember-moderation rule.
     await replaceRoster(sql, listId, roster, settings({ nonmemberLists: { accept: [], hold: [], reject: [], discard: ['nm@x.test'] } }), Date.now());
-    expect(decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
+    expect(await decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
     // A pattern JavaScript cannot read is skipped, not thrown.
     await replaceRoster(sql, listId, roster, settings({ nonmemberLists: { accept: ['^(unclosed'], hold: [], reject: [], discard: [] } }), Date.now());
-    expect(decideFor('x@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(await decideFor('x@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
   });
 
   it('emergency holds every post, even an accepted member; a bad signature is refused whatever the policy', async () => {
     await replaceRoster(sql, listId, roster, settings({ emergency: true }), Date.now());
-    expect(decideFor('ann@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
-    expect(decideFor('cat@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' }); // even a discard
+    expect(await decideFor('ann@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(await decideFor('cat@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' }); // even a discard
     const facts = await policyFacts(sql, listId, 'ann@x.test');
     const badSig: Verification = { valid: false, code: 'BAD_SIGNATURE', reason: '', signerKeyId: null };
     expect(decide({ list: list(), member: member('ann@x.test'), verification: badSig, outer }, { mailman: facts })).toEqual({ action: 'refuse', code: 'BAD_SIGNATURE' });
