@@ -429,7 +429,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('interop-clients');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   const sql = await openData(dataDir, SECRET);
   try {
     const l = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });

@@ -269,7 +269,7 @@ describe('copies out through the real server over SMTP', () => {
     sink = new Sink();
     await sink.start();
     dataDir = tempDir('interop-copies');
-    initData(dataDir, sink.port);
+    await initData(dataDir, sink.port);
     const sql = await openData(dataDir, SECRET);
     try {
       const l = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });

@@ -28,7 +28,7 @@ beforeAll(async () => {
   core = await MailmanCore.start({ archivers: ['prototype'] });
   root = tempDir('mailman-admin');
   data = join(root, 'data');
-  initData(data, sink.port, { mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 3600 }, publicUrl: 'https://lists.example.test' });
+  await initData(data, sink.port, { mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 3600 }, publicUrl: 'https://lists.example.test' });
 }, 240_000);
 
 afterAll(async () => {

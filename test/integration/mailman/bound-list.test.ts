@@ -52,7 +52,7 @@ beforeAll(async () => {
   await rest.subscribe({ listId: mlId, address: MODERATOR, role: 'moderator' });
 
   dataDir = tempDir('mailman-bound');
-  initData(dataDir, sink.port, {
+  await initData(dataDir, sink.port, {
     http: { port: 0, limits: { subscribePerIp: { max: 1000 }, challengePerIp: { max: 1000 }, mailPerIp: { max: 1000 } } },
     // Every post syncs (postSyncMinAgeMs 0) and waits for it (generous bounds for a busy machine);
     // a down Core is seen at once (refused connection).

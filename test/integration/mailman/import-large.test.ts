@@ -27,7 +27,7 @@ beforeAll(async () => {
   });
   root = tempDir('mailman-import-large');
   data = join(root, 'data');
-  initData(data, 9, { mailman: { url, user: 'u', pass: 'p' } });
+  await initData(data, 9, { mailman: { url, user: 'u', pass: 'p' } });
 }, 120_000);
 
 afterAll(() => {

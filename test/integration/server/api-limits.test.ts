@@ -41,7 +41,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('api-limits');
-  initData(dataDir, sink.port, { http: { port: 0, limits: LIMITS } });
+  await initData(dataDir, sink.port, { http: { port: 0, limits: LIMITS } });
   await addList(dataDir, LIST, {}, []);
   for (const a of OTHER) await addList(dataDir, a, {}, []);
   // Stale rows left by an earlier run, to be purged at start, beside live ones that must stay.

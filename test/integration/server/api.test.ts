@@ -33,7 +33,7 @@ beforeAll(async () => {
   // This file walks every route from one IP (about 25 subscriptions and 50
   // log-in challenges within a minute or two): the per-IP creation bounds are
   // raised here; api-limits.test.ts checks them at their defaults.
-  initData(dataDir, sink.port, { http: { port: 0, limits: { subscribePerIp: { max: 1000 }, challengePerIp: { max: 1000 }, mailPerIp: { max: 1000 } } } });
+  await initData(dataDir, sink.port, { http: { port: 0, limits: { subscribePerIp: { max: 1000 }, challengePerIp: { max: 1000 }, mailPerIp: { max: 1000 } } } });
   [alice, bob, carol] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('carol@example.org')]);
   await addList(dataDir, LIST, { owner: OWNER }, [alice, bob]);
   await addList(dataDir, MODERATED, { owner: OWNER }, [alice]);

@@ -48,7 +48,7 @@ beforeAll(async () => {
   await sink.start();
   work = tempDir('backup');
   dataDir = join(work, 'data');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   // The operator's usual setup: the secret in a mode-0600 file in the folder.
   writeFileSync(join(dataDir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
   [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
@@ -229,7 +229,7 @@ async function craftedBackup(name: string, db: Buffer): Promise<string> {
 describe('restore checks what is inside', () => {
   it('refuses a database from a newer Letterlock (its schema version), and creates nothing', async () => {
     const folder = join(work, 'future');
-    initData(folder, sink.port);
+    await initData(folder, sink.port);
     const raw = new Database(join(folder, 'letterlock.db'));
     raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();
@@ -243,7 +243,7 @@ describe('restore checks what is inside', () => {
 
   it('refuses a database that fails the integrity check, at backup and at restore', async () => {
     const folder = join(work, 'damaged');
-    initData(folder, sink.port);
+    await initData(folder, sink.port);
     const path = join(folder, 'letterlock.db');
     const db = openDb(path);
     db.pragma('journal_mode = DELETE');

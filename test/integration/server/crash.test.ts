@@ -24,7 +24,7 @@ it(`SIGKILL during delivery to ${N} subscribers: everyone gets the post after re
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('crash');
-  initData(dataDir, sink.port, { delivery: { concurrency: 32, batch: 64, retryBaseMs: 150, retryMaxMs: 1000 } });
+  await initData(dataDir, sink.port, { delivery: { concurrency: 32, batch: 64, retryBaseMs: 150, retryMaxMs: 1000 } });
   const t0 = performance.now();
   const pool = await Promise.all(Array.from({ length: 8 }, (_, i) => person(`pool${i}@pool.test`)));
   const sender = await person('sender@example.org');

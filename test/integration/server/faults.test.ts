@@ -109,7 +109,7 @@ beforeAll(async () => {
   await sink.start();
   dataDir = tempDir('faults');
   // Reports gather failures for 1.5 s: one report for a failure, never one per attempt.
-  initData(dataDir, sink.port, { delivery: { retryBaseMs: 150, retryMaxMs: 1000, reportDelayMs: 1500 } });
+  await initData(dataDir, sink.port, { delivery: { retryBaseMs: 150, retryMaxMs: 1000, reportDelayMs: 1500 } });
   [alice, bob, carol, stranger] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('carol@example.org'), person('stranger@example.org')]);
   await addList(dataDir, LIST, { owner: OWNER }, [alice, bob, carol]);
   owner = await person(OWNER);

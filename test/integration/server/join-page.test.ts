@@ -32,7 +32,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('join-page');
-  initData(dataDir, sink.port, { http: { port: 0, limits: { perIp: { max: PER_IP, windowSeconds: 600 } } } });
+  await initData(dataDir, sink.port, { http: { port: 0, limits: { perIp: { max: PER_IP, windowSeconds: 600 } } } });
   await addList(dataDir, LIST, {}, []);
   await addList(dataDir, MODERATED, { postPolicy: 'moderated' }, []);
   await addList(dataDir, LONG, {}, []);
@@ -166,7 +166,7 @@ describe('the join link for owners', () => {
 
   it('letterlock serve prints each list\'s join page on start, at the configured public URL', async () => {
     const dir = tempDir('join-serve');
-    initData(dir, sink.port, { publicUrl: 'https://lists.example.org/' });
+    await initData(dir, sink.port, { publicUrl: 'https://lists.example.org/' });
     await addList(dir, LIST, {}, []);
     const child = await spawnServer(dir);
     try {

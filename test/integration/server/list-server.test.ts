@@ -94,7 +94,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('it-data');
-  initData(dataDir, sink.port, { smtp: { port: 0, maxMessageBytes: 2 * 1024 * 1024 } });
+  await initData(dataDir, sink.port, { smtp: { port: 0, maxMessageBytes: 2 * 1024 * 1024 } });
   [alice, bob, carol, dave, eve, frank] = await Promise.all([
     person('alice@example.org'), person('bob@example.org'), person('carol@example.org'), person('dave@example.org'),
     person('eve@example.org', 30), person('frank@example.org'),

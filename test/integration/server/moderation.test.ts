@@ -33,7 +33,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('moderation');
-  initData(dataDir, sink.port, { http: { port: 0, limits: { challengePerIp: { max: 1000 } } } });
+  await initData(dataDir, sink.port, { http: { port: 0, limits: { challengePerIp: { max: 1000 } } } });
   [alice, bob, owner, mara] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('owner@example.org'), person('mara@example.org')]);
   // The owner is not subscribed to the list they own: their key is the one registered on another list.
   await addList(dataDir, MOD, { owner: owner.address, postPolicy: 'moderated' }, [alice, bob, mara]);

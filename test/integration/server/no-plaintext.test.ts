@@ -45,7 +45,7 @@ it('no plaintext of any post is left in the data folder, the logs or the tempora
   const env = { TMPDIR: childTmp };
   sink = new Sink();
   const relayPort = await sink.start();
-  initData(dataDir, relayPort);
+  await initData(dataDir, relayPort);
   const [alice, bob, mallory] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('mallory@example.org')]);
   await addList(dataDir, OPEN, { owner: 'owner@example.org' }, [alice, bob]);
   await addList(dataDir, MOD, { owner: 'owner@example.org', postPolicy: 'moderated' }, [alice, bob]);

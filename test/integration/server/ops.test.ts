@@ -52,7 +52,7 @@ beforeAll(async () => {
   await sink.start();
   dataDir = tempDir('ops');
   // A short cache, so /health sees the relay go and come back within the test.
-  initData(dataDir, sink.port, { health: { relayTimeoutMs: 1000, cacheMs: 200 } });
+  await initData(dataDir, sink.port, { health: { relayTimeoutMs: 1000, cacheMs: 200 } });
   [alice, owner, mod1, mod2, expiring, failing, stranger] = await Promise.all([
     person('alice@example.org'), person('owner@example.org'), person('mod1@example.org'), person('mod2@example.org'),
     person('expiring@example.org', 5 * 86_400), person('failing@example.org'), person('stranger@example.org'),

@@ -25,7 +25,7 @@ afterAll(async () => {
 async function serverWith(password: string) {
   const dataDir = tempDir('relay');
   dirs.push(dataDir);
-  initData(dataDir, sink.port, { relay: `smtp://relayuser:${password}@127.0.0.1:${sink.port}`, relayOptions: { requireTLS: true, tlsRejectUnauthorized: false } });
+  await initData(dataDir, sink.port, { relay: `smtp://relayuser:${password}@127.0.0.1:${sink.port}`, relayOptions: { requireTLS: true, tlsRejectUnauthorized: false } });
   const [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
   await addList(dataDir, LIST, {}, [alice, bob]);
   const { config } = loadConfig(dataDir);

@@ -50,7 +50,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('replay');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [alice, bob, mallory] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('mallory@example.org')]);
   await addList(dataDir, A, { owner: 'owner@example.org' }, [alice, bob]);
   await addList(dataDir, B, { owner: 'owner@example.org' }, [alice, bob]);

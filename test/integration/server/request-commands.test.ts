@@ -126,7 +126,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('it-request');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   bob = await person('bob@example.org');
   await addList(dataDir, NEWS, { owner: 'owner@example.org' }, [bob]);
   const listKey = await listPublicKey(dataDir, NEWS);

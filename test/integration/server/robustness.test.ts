@@ -25,7 +25,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('robust');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
   await addList(dataDir, LIST, {}, [alice, bob]);
   listKey = await listPublicKey(dataDir, LIST);

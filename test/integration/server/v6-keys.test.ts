@@ -40,7 +40,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('v6');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [v4, ed25519, ed448] = await Promise.all([person('four@example.org'), v6Person('six@example.org', 'curve25519'), v6Person('six448@example.org', 'curve448')]);
   // Registration goes through the key policy, as every subscription does.
   await addList(dataDir, LIST, {}, [v4, ed25519, ed448]);
