@@ -46,7 +46,7 @@ it('backup: --json describes the file; human output says what is inside and how 
   const human = cli(['backup', '--data', data, '--out', join(root, 'two.pgp')], { LETTERLOCK_BACKUP_KEY: pub });
   expect(human.status, human.stderr).toBe(0);
   expect(human.stdout).toMatch(/^backup written: .*two\.pgp \([\d.]+ KB, encrypted to [0-9A-F]{40}\)$/m);
-  expect(human.stdout).toMatch(/^contains: letterlock\.sql, letterlock\.json, secret \(database schema \d+, [\d.]+ KB\)$/m);
+  expect(human.stdout).toMatch(/^contains: letterlock\.db, letterlock\.json, secret \(database schema \d+, [\d.]+ KB\)$/m);
   expect(human.stdout).toContain('letterlock restore FILE --key');
 }, SLOW);
 
@@ -56,7 +56,7 @@ it('backup refusals: no key (2), not initialized (3), a secret key as --to (1), 
   expect(noKey.stderr).toMatch(/^letterlock: backup needs the operator's public key: --to KEYFILE/);
   const nowhere = cli(['backup', '--data', join(root, 'nothing'), '--to', pub]);
   expect(nowhere.status).toBe(3);
-  expect(nowhere.stderr).toMatch(/has no letterlock\.sql/);
+  expect(nowhere.stderr).toMatch(/has no letterlock\.db/);
   const secret = cli(['backup', '--data', data, '--to', sec, '--out', join(root, 'x.pgp')]);
   expect(secret.status).toBe(1);
   expect(secret.stderr).toMatch(/holds a secret key: give the public key/);

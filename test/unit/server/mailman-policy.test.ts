@@ -37,7 +37,7 @@ const roster: RosterEntry[] = [
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'letterlock-mm-policy-'));
-  sql = openSqlite(join(dir, 'sql.sqlite'));
+  sql = openSqlite(join(dir, 'db.sqlite'));
   listId = await insertList(sql, {
     address: 'l@x.test', owner: null, listFingerprint: 'F', listPublic: '', listPrivate: '', archiveFingerprint: 'A', archivePublic: '',
     archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000,

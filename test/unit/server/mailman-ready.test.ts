@@ -31,7 +31,7 @@ const log: EventLog = {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'letterlock-mm-ready-'));
-  sql = openSqlite(join(dir, 'sql.sqlite'));
+  sql = openSqlite(join(dir, 'db.sqlite'));
   const id = await insertList(sql, {
     address: 'l@x.test', owner: null, listFingerprint: 'F', listPublic: '', listPrivate: '', archiveFingerprint: 'A', archivePublic: '',
     archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000,
