@@ -28,7 +28,7 @@ import { Fanout } from './pipeline/wrap.ts';
 import { WrapPool } from './pipeline/wrap-pool.ts';
 import { createIngest } from './smtp/ingest.ts';
 import { RequestHandler } from './commands/request.ts';
-import { getMeta, openDb, type Db } from './store/db.ts';
+import { getMeta, openSqlite, type Sql } from './store/db.ts';
 import { allLists, type ListRecord } from './store/lists.ts';
 import { QueueStore } from './store/queue.ts';
 import { mailmanClient } from './mailman/endpoint.ts';
@@ -37,12 +37,17 @@ import { MailmanService } from './mailman/sync.ts';
 export const DB_FILE = 'letterlock.db';
 
 /** Opens the data folder's database and checks the secret against its verifier. */
-export function openData(dataDir: string, secret: string): Db {
-  const db = openDb(join(dataDir, DB_FILE));
-  const verifier = getMeta(db, 'secret_verifier');
-  if (!verifier) throw new ConfigError(`${dataDir} is not initialized (run: letterlock init)`);
-  if (!verifySecret(secret, verifier)) throw new ConfigError('the server secret does not match the one this data folder was created with');
-  return db;
+export async function openData(dataDir: string, secret: string): Promise<Sql> {
+  const sql = openSqlite(join(dataDir, DB_FILE));
+  try {
+    const verifier = await getMeta(sql, 'secret_verifier');
+    if (!verifier) throw new ConfigError(`${dataDir} is not initialized (run: letterlock init)`);
+    if (!verifySecret(secret, verifier)) throw new ConfigError('the server secret does not match the one this data folder was created with');
+  } catch (e) {
+    await sql.close();
+    throw e;
+  }
+  return sql;
 }
 
 /** Unlocked list keys, cached per list for the life of the process (memory only). */
@@ -69,7 +74,7 @@ export interface RunningServer {
   httpPort: number;
   relay: string;
   worker: DeliveryWorker;
-  db: Db;
+  sql: Sql;
   log: EventLog;
   /** Observability and the operators' notices (server/ops/, server/metrics/). */
   ops: { metrics: ServerMetrics; health: HealthCheck; held: HeldNotifier; digest: DigestJob };
@@ -129,12 +134,12 @@ function listen(server: { listen(port: number, host: string, cb: () => void): un
  */
 export async function startServer(dataDir: string, config: Config, secret: string, options: { log?: EventLog } = {}): Promise<RunningServer> {
   const baseLog = options.log ?? createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: config.logLevel });
-  const db = openData(dataDir, secret);
+  const sql = await openData(dataDir, secret);
   // One metrics registry per server. Refusals and holds are counted from the event log's codes on their way through.
-  const metrics = new ServerMetrics({ db });
+  const metrics = new ServerMetrics({ sql });
   const log = metrics.tap(baseLog);
   // What is open so far, closed in reverse order if a later step fails.
-  const undo: Array<() => Promise<unknown> | void> = [() => { db.close(); }];
+  const undo: Array<() => Promise<unknown> | void> = [() => sql.close()];
   undo.push(reopenOnSighup(log)); // log rotation: see docs/deploy-logs.md
   const rollback = async () => {
     for (const u of undo.reverse()) {
@@ -142,18 +147,18 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     }
   };
   try {
-    const queue = new QueueStore(db);
+    const queue = new QueueStore(sql);
     const tokens = createTokens(secret);
     const relay = makeRelay(dataDir, config);
     undo.push(() => relay.close());
     let worker: DeliveryWorker | null = null;
     const keysFor = listKeyCache(secret);
     // Unlock every list key now: the S2K work is paid at start, not by the first post.
-    await Promise.all(allLists(db).map((l) => keysFor(l)));
+    await Promise.all((await allLists(sql)).map((l) => keysFor(l)));
     // Data folders from before the key-ID index: index their members' subkeys, in the background.
-    void backfillMemberKeyIds(db).catch((e: unknown) => log.warn('server.error', { code: codeOf(e) }));
+    void backfillMemberKeyIds(sql).catch((e: unknown) => log.warn('server.error', { code: codeOf(e) }));
     // Lists bound to a Mailman Core (issue 11): without the Core's address their roster is unknown, so refuse to start.
-    const bound = allLists(db).filter((l) => l.mailmanListId);
+    const bound = (await allLists(sql)).filter((l) => l.mailmanListId);
     if (bound.length && !config.mailman) throw new StartError(`list ${bound[0]!.address} is bound to Mailman list ${bound[0]!.mailmanListId}: add a "mailman" section (url, user/pass or credentialsFile) to letterlock.json`);
     // The public URL goes into statements members sign, so it must be known before
     // the HTTP port opens; with port 0 it is taken from the port the OS gave (below).
@@ -161,23 +166,23 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     let publicUrl = config.publicUrl ?? '';
     const rest = mailmanClient(config, dataDir);
     const mailman = rest ? new MailmanService({
-      db, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: () => worker?.kick(),
+      sql, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: () => worker?.kick(),
     }) : undefined;
     if (mailman) undo.push(() => mailman.stop());
     // The wrap step on every core (closed after the fan-out stops: undo runs in reverse).
     const wrapPool = new WrapPool({ threads: config.pipeline.threads });
     wrapPool.warm();
     undo.push(() => wrapPool.close());
-    const fanout = new Fanout({ db, queue, log, keysFor, wrapPool, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
+    const fanout = new Fanout({ sql, queue, log, keysFor, wrapPool, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
     undo.push(async () => { fanout.stop(); await fanout.idle(); });
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
     pool.warm();
     undo.push(() => pool.close());
-    const held = new HeldNotifier({ db, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: () => worker?.kick() });
+    const held = new HeldNotifier({ sql, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: () => worker?.kick() });
     undo.push(async () => { held.stop(); await held.idle(); });
-    const pipeline = new Pipeline({ db, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick(), onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
+    const pipeline = new Pipeline({ sql, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick(), onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
     const health = new HealthCheck({
-      db, keysFor, relay: relayTarget(config.relay, config.maildir ?? join(dataDir, 'maildir')), timeoutMs: config.health.relayTimeoutMs, cacheMs: config.health.cacheMs,
+      sql, keysFor, relay: relayTarget(config.relay, config.maildir ?? join(dataDir, 'maildir')), timeoutMs: config.health.relayTimeoutMs, cacheMs: config.health.cacheMs,
     });
     const work = new WorkQueue(config.pipeline.concurrency, config.pipeline.maxWaiting);
 
@@ -187,7 +192,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     undo.push(() => loopDelay.stop());
     metrics.watchLoop(loopDelay);
     const http = await createApi({
-      db, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline, log,
+      sql, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline, log,
       limits: config.http.limits, trustProxy: config.http.trustProxy,
       get publicUrl() { return publicUrl; },
       onQueued: () => worker?.kick(),
@@ -204,12 +209,12 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     log.info('http.listening', { port: httpPort });
 
     worker = new DeliveryWorker({
-      db, queue, relay, tokens, log, delivery: config.delivery, publicUrl, keysFor,
+      sql, queue, relay, tokens, log, delivery: config.delivery, publicUrl, keysFor,
       observe: (e) => { metrics.delivery(e); health.observeDelivery(e); },
     });
     worker.start();
     undo.push(() => worker!.stop());
-    const digest = new DigestJob({ db, queue, log, keysFor, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: () => worker?.kick() });
+    const digest = new DigestJob({ sql, queue, log, keysFor, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: () => worker?.kick() });
     digest.start();
     undo.push(async () => { digest.stop(); await digest.idle(); });
     mailman?.start(); // first roster read of every bound list, then on the interval
@@ -218,8 +223,8 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     const smtp: SMTPServer = createIngest({
       host: config.smtp.host, port: config.smtp.port, maxMessageBytes: config.smtp.maxMessageBytes, maxClients: config.smtp.maxClients,
       hygiene: config.smtp,
-      db, queue, pipeline, work, tokens, log,
-      requests: new RequestHandler({ db, queue, log, keysFor, pool, onQueued: () => worker?.kick() }),
+      sql, queue, pipeline, work, tokens, log,
+      requests: new RequestHandler({ sql, queue, log, keysFor, pool, onQueued: () => worker?.kick() }),
     });
     smtp.on('error', (e) => log.error('smtp.error', { code: codeOf(e) }));
     try {
@@ -234,7 +239,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
 
     let closing: Promise<void> | null = null;
     return {
-      smtpPort, httpPort, relay: relay.description, worker, db, log, ops: { metrics, health, held, digest },
+      smtpPort, httpPort, relay: relay.description, worker, sql, log, ops: { metrics, health, held, digest },
       close() {
         closing ??= (async () => {
           log.info('server.stopping', {});

@@ -11,12 +11,12 @@ import {
 } from '../../shared/index.ts';
 import { ApiFailure, busy, notFound, unauthorized } from '../http/errors.ts';
 import { hashToken, newToken } from '../registry/tokens.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
-import { isReader } from '../mailman/store.ts';
+import { isReader } from '../store/mailman.ts';
 import { findMemberByKeyId, getMember, type MemberRecord } from '../store/members.ts';
 import { getPost } from '../store/posts.ts';
-import { countPendingChallenges, deleteSessions, getSession, insertChallenge, insertSession, takeChallenge } from '../store/registry.ts';
+import { deleteSessions, getSession, insertChallengeUnderCap, insertSession, takeChallenge } from '../store/registry.ts';
 import { metaOf, threadOf, threadPage } from './threads.ts';
 
 export const CHALLENGE_TTL_MS = 2 * 60_000;
@@ -33,7 +33,7 @@ export class ArchiveAccess {
   private readonly identities = new Map<number, Promise<KeyIdentity>>();
   private readonly recipients = new Map<string, Promise<KeyRecipient>>();
 
-  constructor(private readonly deps: { db: Db; secret: string; publicUrl: string; now?: () => number; maxPendingChallenges?: number }) {}
+  constructor(private readonly deps: { sql: Sql; secret: string; publicUrl: string; now?: () => number; maxPendingChallenges?: number }) {}
 
   private now(): number {
     return this.deps.now?.() ?? Date.now();
@@ -43,60 +43,59 @@ export class ArchiveAccess {
    * Issued to anyone who asks, member or not: answering differently would tell a
    * stranger who is subscribed. The log-in is what checks membership.
    */
-  challenge(list: ListRecord, address: string): ChallengeResponse {
+  async challenge(list: ListRecord, address: string): Promise<ChallengeResponse> {
     // A cap on the rows strangers can make us hold; each lives 2 minutes.
-    const pending = countPendingChallenges(this.deps.db, this.now());
-    if (pending.n >= (this.deps.maxPendingChallenges ?? 10_000)) {
-      throw busy('Too many log-ins are under way on this server. Try again in a moment.', ((pending.soonest ?? this.now()) - this.now()) / 1000);
-    }
     const { token, hash } = newToken();
     const expiresAt = new Date(this.now() + CHALLENGE_TTL_MS).toISOString();
     const statement = loginStatement({ server: this.deps.publicUrl, list: list.address, address, challengeId: token, expiresAt });
-    insertChallenge(this.deps.db, hash, list.id, address, statement, this.now() + CHALLENGE_TTL_MS);
+    const busyNow = await insertChallengeUnderCap(this.deps.sql, this.deps.maxPendingChallenges ?? 10_000, this.now(), hash, list.id, address, statement, this.now() + CHALLENGE_TTL_MS);
+    if (busyNow) {
+      throw busy('Too many log-ins are under way on this server. Try again in a moment.', ((busyNow.soonest ?? this.now()) - this.now()) / 1000);
+    }
     return { challengeId: token, statement, expiresAt };
   }
 
   async login(list: ListRecord, challengeId: string, signature: string): Promise<LoginResponse> {
-    const challenge = takeChallenge(this.deps.db, hashToken(challengeId), list.id, this.now());
+    const challenge = await takeChallenge(this.deps.sql, hashToken(challengeId), list.id, this.now());
     if (!challenge) throw new ApiFailure(401, 'CHALLENGE_INVALID', 'The log-in challenge is unknown, used or expired. Ask for a new one.');
-    const member = getMember(this.deps.db, list.id, challenge.address);
-    if (!member || member.keyState !== 'valid' || !this.onRoster(list, member.address)) throw loginFailed();
+    const member = await getMember(this.deps.sql, list.id, challenge.address);
+    if (!member || member.keyState !== 'valid' || !await this.onRoster(list, member.address)) throw loginFailed();
     const { key } = await readPublicKey(member.publicKey).catch(() => {
       throw loginFailed();
     });
     if (!(await verifyStatement(challenge.statement, signature, key, new Date(this.now())))) throw loginFailed();
     const { token, hash } = newToken();
     const expiresAt = this.now() + SESSION_TTL_MS;
-    insertSession(this.deps.db, hash, list.id, member.address, member.fingerprint, expiresAt);
+    await insertSession(this.deps.sql, hash, list.id, member.address, member.fingerprint, expiresAt);
     return { token, expiresAt: new Date(expiresAt).toISOString(), address: member.address, fingerprint: member.fingerprint };
   }
 
   /** A list bound to Mailman: only who Mailman lists (member, owner, moderator) reads its archive. */
-  private onRoster(list: ListRecord, address: string): boolean {
-    return !list.mailmanListId || isReader(this.deps.db, list.id, address);
+  private async onRoster(list: ListRecord, address: string): Promise<boolean> {
+    return !list.mailmanListId || await isReader(this.deps.sql, list.id, address);
   }
 
   /** The member behind a bearer token, checked against the member table right now. */
-  session(list: ListRecord, bearer: string | undefined): Session {
+  async session(list: ListRecord, bearer: string | undefined): Promise<Session> {
     if (!bearer || !/^[A-Za-z0-9_-]{43}$/.test(bearer)) throw unauthorized();
-    const s = getSession(this.deps.db, hashToken(bearer), this.now());
+    const s = await getSession(this.deps.sql, hashToken(bearer), this.now());
     if (!s || s.listId !== list.id) throw unauthorized();
-    const member = getMember(this.deps.db, list.id, s.address);
+    const member = await getMember(this.deps.sql, list.id, s.address);
     // Removed, re-keyed or revoked since the log-in: the session is over.
-    if (!member || member.fingerprint !== s.fingerprint || member.keyState !== 'valid' || !this.onRoster(list, member.address)) {
-      deleteSessions(this.deps.db, list.id, s.address);
+    if (!member || member.fingerprint !== s.fingerprint || member.keyState !== 'valid' || !await this.onRoster(list, member.address)) {
+      await deleteSessions(this.deps.sql, list.id, s.address);
       throw unauthorized('Your archive session has ended. Sign in again.');
     }
     return { list, member };
   }
 
-  threads(session: Session, before: number | null, limit: number): ThreadPage {
-    return threadPage(this.deps.db, session.list.id, before, limit);
+  async threads(session: Session, before: number | null, limit: number): Promise<ThreadPage> {
+    return await threadPage(this.deps.sql, session.list.id, before, limit);
   }
 
   /** The thread holding one post (by archive id or Message-ID): what a permalink opens. */
-  thread(session: Session, key: { id: number } | { messageId: string }): Thread {
-    const t = threadOf(this.deps.db, session.list.id, key);
+  async thread(session: Session, key: { id: number } | { messageId: string }): Promise<Thread> {
+    const t = await threadOf(this.deps.sql, session.list.id, key);
     if (!t) throw notFound('No such message in this archive.');
     return t;
   }
@@ -105,11 +104,12 @@ export class ArchiveAccess {
     const identity = await this.archiveIdentity(session.list);
     const recipient = await this.recipientFor(session.member);
     const unique = [...new Set(ids)];
-    const posts = unique.map((id) => {
-      const p = getPost(this.deps.db, id);
+    const posts = [];
+    for (const id of unique) {
+      const p = await getPost(this.deps.sql, id);
       if (!p || p.listId !== session.list.id) throw notFound(`No message ${id} in this archive.`);
-      return p;
-    });
+      posts.push(p);
+    }
     return Promise.all(
       posts.map(async (p): Promise<ArchiveMessage> => ({
         meta: metaOf(p),
@@ -124,8 +124,8 @@ export class ArchiveAccess {
    * verify a post's signature (signatures name the issuer's fingerprint). Keys
    * that sign with a subkey are found by that subkey's owner fingerprint only.
    */
-  memberKey(session: Session, id: string): MemberKey {
-    const m = findMemberByKeyId(this.deps.db, session.list.id, id.toUpperCase());
+  async memberKey(session: Session, id: string): Promise<MemberKey> {
+    const m = await findMemberByKeyId(this.deps.sql, session.list.id, id.toUpperCase());
     if (!m) throw notFound('No member of this list has that key.');
     return { address: m.address, fingerprint: m.fingerprint, publicKey: m.publicKey };
   }

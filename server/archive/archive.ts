@@ -2,7 +2,7 @@
 // the archive key, and only the metadata needed to thread and page. Subject,
 // sender and body exist only inside the ciphertext.
 
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { insertPost } from '../store/posts.ts';
 
 export interface ArchiveInput {
@@ -24,8 +24,8 @@ export interface ArchiveInput {
 }
 
 /** Returns the post id, which the queued copies use to find the shared body. */
-export function archivePost(db: Db, input: ArchiveInput): number {
-  return insertPost(db, {
+export async function archivePost(sql: Sql, input: ArchiveInput): Promise<number> {
+  return await insertPost(sql, {
     listId: input.listId,
     messageId: input.messageId,
     outerMessageId: input.outerMessageId ?? null,

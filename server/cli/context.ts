@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { DB_FILE, openData } from '../app.ts';
 import { type Config, dataDirFrom, loadConfig } from '../config/config.ts';
 import { defaultSecretFile, loadSecret } from '../config/secret.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { getList, type ListRecord } from '../store/lists.ts';
 import { CliError, EXIT } from './output.ts';
 
@@ -29,7 +29,7 @@ export interface Store {
   dataDir: string;
   config: Config;
   secret: string;
-  db: Db;
+  sql: Sql;
 }
 
 /** Refuses (exit 3) a folder that was never initialized, before creating anything in it. */
@@ -39,26 +39,26 @@ export function requireInitialized(dataDir: string): void {
   }
 }
 
-export function openStore(cmd: Command): Store {
+export async function openStore(cmd: Command): Promise<Store> {
   const dataDir = dataDirOf(cmd);
   requireInitialized(dataDir);
   const { config } = loadConfig(dataDir);
   const secret = loadSecret(config.secretFile ?? defaultSecretFile(dataDir));
-  return { dataDir, config, secret, db: openData(dataDir, secret) };
+  return { dataDir, config, secret, sql: await openData(dataDir, secret) };
 }
 
 /** Runs fn with the store open and closes it whatever happens. */
 export async function withStore<T>(cmd: Command, fn: (s: Store) => Promise<T> | T): Promise<T> {
-  const s = openStore(cmd);
+  const s = await openStore(cmd);
   try {
     return await fn(s);
   } finally {
-    s.db.close();
+    await s.sql.close();
   }
 }
 
-export function needList(db: Db, address: string): ListRecord {
-  const l = getList(db, address);
+export async function needList(sql: Sql, address: string): Promise<ListRecord> {
+  const l = await getList(sql, address);
   if (!l) throw new CliError(`no list ${address} here (see: letterlock list ls)`);
   return l;
 }

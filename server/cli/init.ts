@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { CONFIG_FILE, ConfigError, parseConfig, writeConfig, type Config } from '../config/config.ts';
 import { createSecretFile, defaultSecretFile, loadSecret, SECRET_ENV, secretVerifier, verifySecret } from '../config/secret.ts';
 import { DB_FILE } from '../app.ts';
-import { getMeta, openDb, setMeta } from '../store/db.ts';
+import { getMeta, openSqlite, setMeta } from '../store/db.ts';
 
 export interface InitOptions {
   dataDir: string;
@@ -20,7 +20,7 @@ export interface InitResult {
   secret: string;
 }
 
-export function init(o: InitOptions): InitResult {
+export async function init(o: InitOptions): Promise<InitResult> {
   const dir = resolve(o.dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
@@ -41,17 +41,17 @@ export function init(o: InitOptions): InitResult {
     secret = loadSecret(secretFile);
     secretSource = `new file ${secretFile} (mode 0600)`;
   }
-  const db = openDb(join(dir, DB_FILE));
+  const sql = openSqlite(join(dir, DB_FILE));
   try {
-    const existing = getMeta(db, 'secret_verifier');
+    const existing = await getMeta(sql, 'secret_verifier');
     if (existing) {
       if (!verifySecret(secret, existing)) throw new ConfigError(`${dir} was initialized with a different server secret`);
       return { created: false, secretSource, secret };
     }
-    setMeta(db, 'secret_verifier', secretVerifier(secret));
-    setMeta(db, 'created_at', new Date().toISOString());
+    await setMeta(sql, 'secret_verifier', secretVerifier(secret));
+    await setMeta(sql, 'created_at', new Date().toISOString());
     return { created: true, secretSource, secret };
   } finally {
-    db.close();
+    await sql.close();
   }
 }

@@ -3,7 +3,10 @@
 // and how many are queued, deferred (retrying), sent and failed, with a rate and
 // an ETA. Read-only; only ids, counts and times, never content.
 
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
+import { countHeld } from '../store/held.ts';
+import { countMembers } from '../store/members.ts';
+import { recentPosts, type RecentPost } from '../store/posts.ts';
 import { QueueStore } from '../store/queue.ts';
 import { queueStats } from './commands/queue.ts';
 
@@ -50,45 +53,47 @@ function eta(active: number, rate: number | null, retryAt: number, now: number):
   return Math.max(Math.ceil(active / rate), waiting);
 }
 
-export function statusSnapshot(db: Db, o: { limit?: number; now?: number } = {}): StatusSnapshot {
+export async function statusSnapshot(sql: Sql, o: { limit?: number; now?: number } = {}): Promise<StatusSnapshot> {
   const now = o.now ?? Date.now();
   const limit = Math.min(Math.max(1, o.limit ?? 10), MAX_STATUS_POSTS);
-  const posts = db.prepare(`SELECT p.id, p.list_id, l.address, p.message_id, p.size, p.created_at, p.wrap_done FROM posts p
-    LEFT JOIN lists l ON l.id = p.list_id ORDER BY p.id DESC LIMIT ?`).all(limit) as Array<{
-    id: number; list_id: number; address: string | null; message_id: string | null; size: number; created_at: number; wrap_done: number;
-  }>;
-  const byState = db.prepare(`SELECT state, attempts > 0 AS retried, count(*) AS n, max(sent_at) AS last, max(next_at) AS next FROM deliveries
-    WHERE post_id = ? AND kind = 'copy' GROUP BY state, retried`);
-  const members = db.prepare('SELECT count(*) AS n FROM members WHERE list_id = ?');
-  const out = posts.map((p): FanoutStatus => {
-    const c = { queued: 0, sending: 0, deferred: 0, sent: 0, failed: 0, bounced: 0 };
-    let last: number | null = null;
-    let retryAt = 0;
-    for (const r of byState.all(p.id) as Array<{ state: string; retried: number; n: number; last: number | null; next: number | null }>) {
-      if (r.state === 'queued') {
-        c[r.retried ? 'deferred' : 'queued'] += r.n;
-        if (r.retried) retryAt = Math.max(retryAt, r.next ?? 0);
-      }
-      if (r.state === 'sending' || r.state === 'claimed') c.sending += r.n;
-      else if (r.state === 'sent') { c.sent += r.n; last = Math.max(last ?? 0, r.last ?? 0); } else if (r.state === 'failed') c.failed += r.n;
-      else if (r.state === 'bounced') c.bounced += r.n;
+  const queue = new QueueStore(sql);
+  const posts = await recentPosts(sql, limit);
+  const out: FanoutStatus[] = [];
+  for (const p of posts) {
+    const states = await queue.copyStates(p.id);
+    const memberCount = p.wrap_done === 1 ? 0 : await countMembers(sql, p.list_id);
+    out.push(fanoutOf(p, states, memberCount, now));
+  }
+  const held = await countHeld(sql);
+  return { at: new Date(now).toISOString(), queue: queueStats(await queue.stats()), held, posts: out };
+}
+
+function fanoutOf(p: RecentPost, states: Awaited<ReturnType<QueueStore['copyStates']>>, memberCount: number, now: number): FanoutStatus {
+  const c = { queued: 0, sending: 0, deferred: 0, sent: 0, failed: 0, bounced: 0 };
+  let last: number | null = null;
+  let retryAt = 0;
+  for (const r of states) {
+    if (r.state === 'queued') {
+      c[r.retried ? 'deferred' : 'queued'] += r.n;
+      if (r.retried) retryAt = Math.max(retryAt, r.next ?? 0);
     }
-    const wrapped = c.queued + c.sending + c.deferred + c.sent + c.failed + c.bounced;
-    const wrapDone = p.wrap_done === 1;
-    const total = wrapDone ? wrapped : Math.max(wrapped, (members.get(p.list_id) as { n: number }).n);
-    const settled = c.sent + c.failed + c.bounced;
-    const remaining = Math.max(0, total - settled);
-    const seconds = last !== null ? Math.max(0.001, (last - p.created_at) / 1000) : null;
-    const rate = seconds !== null && c.sent > 0 ? c.sent / seconds : null;
-    const done = wrapDone && remaining === 0;
-    return {
-      id: p.id, list: p.address, messageId: p.message_id, received: new Date(p.created_at).toISOString(), size: p.size,
-      members: total, wrapped, wrapDone, ...c,
-      ratePerSecond: rate === null ? null : Math.round(rate * 10) / 10,
-      etaSeconds: done ? 0 : eta(remaining - c.deferred, rate, retryAt, now),
-      state: !wrapDone ? 'wrapping' : !done ? 'delivering' : c.failed + c.bounced > 0 ? 'done-with-failures' : 'done',
-    };
-  });
-  const held = (db.prepare('SELECT count(*) AS n FROM held').get() as { n: number }).n;
-  return { at: new Date(now).toISOString(), queue: queueStats(new QueueStore(db).stats()), held, posts: out };
+    if (r.state === 'sending' || r.state === 'claimed') c.sending += r.n;
+    else if (r.state === 'sent') { c.sent += r.n; last = Math.max(last ?? 0, r.last ?? 0); } else if (r.state === 'failed') c.failed += r.n;
+    else if (r.state === 'bounced') c.bounced += r.n;
+  }
+  const wrapped = c.queued + c.sending + c.deferred + c.sent + c.failed + c.bounced;
+  const wrapDone = p.wrap_done === 1;
+  const total = wrapDone ? wrapped : Math.max(wrapped, memberCount);
+  const settled = c.sent + c.failed + c.bounced;
+  const remaining = Math.max(0, total - settled);
+  const seconds = last !== null ? Math.max(0.001, (last - p.created_at) / 1000) : null;
+  const rate = seconds !== null && c.sent > 0 ? c.sent / seconds : null;
+  const done = wrapDone && remaining === 0;
+  return {
+    id: p.id, list: p.address, messageId: p.message_id, received: new Date(p.created_at).toISOString(), size: p.size,
+    members: total, wrapped, wrapDone, ...c,
+    ratePerSecond: rate === null ? null : Math.round(rate * 10) / 10,
+    etaSeconds: done ? 0 : eta(remaining - c.deferred, rate, retryAt, now),
+    state: !wrapDone ? 'wrapping' : !done ? 'delivering' : c.failed + c.bounced > 0 ? 'done-with-failures' : 'done',
+  };
 }

@@ -13,7 +13,7 @@ import type { ListKeys } from '../lists/lists.ts';
 import { codeOf, type EventLog, type LogCode } from '../log/log.ts';
 import type { OpenedMail, ParsedMail } from '../pipeline/open-worker.ts';
 import type { OpenPool } from '../pipeline/pool.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
 import { getMember } from '../store/members.ts';
 import type { QueueStore } from '../store/queue.ts';
@@ -45,7 +45,7 @@ export const MAX_REQUESTS_PER_HOUR = 30;
 const HOUR_MS = 3_600_000;
 
 export interface RequestDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   log: EventLog;
   keysFor(list: ListRecord): Promise<ListKeys>;
@@ -70,7 +70,7 @@ export class RequestHandler {
 
   /** Runs one request; resolves with the SMTP reply text or throws RequestRefusal. Unknown errors propagate (451). */
   async handle(list: ListRecord, raw: Uint8Array): Promise<string> {
-    const { db, pool, log } = this.deps;
+    const { sql, pool, log } = this.deps;
     const now = new Date(this.deps.now?.() ?? Date.now());
     log.info('request.received', { list: list.address, bytes: raw.byteLength });
     let parsed: ParsedMail;
@@ -79,7 +79,7 @@ export class RequestHandler {
     } catch (e) {
       this.refuse(list, codeOrThrow(e));
     }
-    const member = parsed.outer.from ? getMember(db, list.id, parsed.outer.from) : null;
+    const member = parsed.outer.from ? await getMember(sql, list.id, parsed.outer.from) : null;
     const keys = await this.deps.keysFor(list);
     // Decrypted for members and strangers alike, so a failure here says nothing about membership.
     let opened: OpenedMail;
@@ -96,20 +96,24 @@ export class RequestHandler {
     // Counted only once the signature holds (nobody else can use up a member's budget); a 451 lets the
     // sender's MTA try again later, within the signature's 12 hours.
     const bucketKey = `${list.id}:${member.address}`;
-    if (rateWindow(db, 'request', bucketKey, now.getTime() - HOUR_MS, 0).n >= MAX_REQUESTS_PER_HOUR) {
-      log.warn('request.refused', { list: list.address, code: 'REQUEST_LIMITED' });
-      throw new RequestRefusal('REQUEST_LIMITED', 451, `4.7.1 More than ${MAX_REQUESTS_PER_HOUR} requests in an hour from this address; try again later`);
-    }
     // The signed packets differ with every signature: their digest marks this request as done.
     const digest = createHash('sha256').update(opened.innerPackets).digest('hex');
-    if (!recordNonce(db, list.id, `request:${digest}`, now.getTime())) this.refuse(list, 'REQUEST_REPLAYED');
-    addRateEvent(db, 'request', bucketKey, now.getTime(), now.getTime() + HOUR_MS);
+    // The hourly count, the replay mark and the new count in one transaction: two requests
+    // at once cannot both pass the last free slot, nor both run as the first of a replay.
+    await sql.tx(async () => {
+      if ((await rateWindow(sql, 'request', bucketKey, now.getTime() - HOUR_MS, 0)).n >= MAX_REQUESTS_PER_HOUR) {
+        log.warn('request.refused', { list: list.address, code: 'REQUEST_LIMITED' });
+        throw new RequestRefusal('REQUEST_LIMITED', 451, `4.7.1 More than ${MAX_REQUESTS_PER_HOUR} requests in an hour from this address; try again later`);
+      }
+      if (!await recordNonce(sql, list.id, `request:${digest}`, now.getTime())) this.refuse(list, 'REQUEST_REPLAYED');
+      await addRateEvent(sql, 'request', bucketKey, now.getTime(), now.getTime() + HOUR_MS);
+    });
 
     // From here the request counts as done (its digest is recorded): a failure must not turn into a
     // 451 whose retry would then be refused as a replay.
     const content = await readContent(opened.content).catch(() => ({ text: '', keys: [] }));
     const commands = parseCommands(content.text);
-    const answer = await runCommands(db, list, member, commands, content, now);
+    const answer = await runCommands(sql, list, member, commands, content, now);
     for (const code of answer.done) log.info('request.done', { list: list.address, code });
     let mail: string | null;
     try {
@@ -122,7 +126,7 @@ export class RequestHandler {
       log.warn('request.unanswered', { list: list.address, code: 'KEY_NO_ENCRYPTION' });
       return 'OK: request done; no key of yours can take the answer';
     }
-    this.deps.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: member.address, mail });
+    await this.deps.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: member.address, mail });
     this.deps.onQueued?.();
     log.info('request.answered', { list: list.address, count: commands.commands.length, bytes: mail.length });
     return 'OK: request done; the answer is on its way, encrypted to your key';

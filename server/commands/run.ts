@@ -5,9 +5,9 @@
 import * as openpgp from 'openpgp';
 import { ERROR_MESSAGES, isLetterlockError } from '../../shared/index.ts';
 import { registerMember } from '../lists/members.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
-import { getMember, iterateMembers, removeMember, type MemberRecord } from '../store/members.ts';
+import { getMember, iterateMembers, memberAddressByFingerprint, type MemberRecord, removeMember } from '../store/members.ts';
 import { deletePendingMember, deleteSessions, setDeliveryPreference } from '../store/registry.ts';
 import type { RequestContent } from './content.ts';
 import type { Command, ParsedCommands } from './parse.ts';
@@ -62,13 +62,13 @@ function fingerprintOf(target: string): string | null {
   return /^[0-9A-F]{40}$|^[0-9A-F]{64}$/.test(hex) ? hex : null;
 }
 
-function findTarget(db: Db, list: ListRecord, target: string): MemberRecord | null {
+async function findTarget(sql: Sql, list: ListRecord, target: string): Promise<MemberRecord | null> {
   const fpr = fingerprintOf(target);
   if (fpr) {
-    const r = db.prepare('SELECT address FROM members WHERE list_id = ? AND fingerprint = ? LIMIT 1').get(list.id, fpr) as { address: string } | undefined;
-    return r ? getMember(db, list.id, r.address) : null;
+    const address = await memberAddressByFingerprint(sql, list.id, fpr);
+    return address ? await getMember(sql, list.id, address) : null;
   }
-  return target.length <= 254 ? getMember(db, list.id, target.replace(/^<|>$/g, '')) : null;
+  return target.length <= 254 ? await getMember(sql, list.id, target.replace(/^<|>$/g, '')) : null;
 }
 
 async function armoredKey(key: string | Uint8Array): Promise<string> {
@@ -84,7 +84,7 @@ function codeSentence(e: unknown): string {
  * Executes the commands in order. After x-unsubscribe nothing else runs (the
  * requester is no longer a member); the answer still reaches them.
  */
-export async function runCommands(db: Db, list: ListRecord, member: MemberRecord, parsed: ParsedCommands, content: RequestContent, now: Date): Promise<Answer> {
+export async function runCommands(sql: Sql, list: ListRecord, member: MemberRecord, parsed: ParsedCommands, content: RequestContent, now: Date): Promise<Answer> {
   const answer: Answer = { lines: [], keys: [], recipients: [member.publicKey], done: [] };
   const out = (...l: string[]) => answer.lines.push(...l);
   let keyBytes = 0;
@@ -121,7 +121,7 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
         out('> x-list-members');
         let n = 0;
         let more = false;
-        for (const page of iterateMembers(db, list.id, 500)) {
+        for await (const page of iterateMembers(sql, list.id, 500)) {
           for (const m of page) {
             if (n >= MAX_LISTED_MEMBERS) { more = true; break; }
             out(`${m.address} ${m.fingerprint}${m.keyState === 'valid' ? '' : ` (${m.keyState})`}`);
@@ -134,7 +134,7 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
       }
       case 'fetch-key': {
         out(`> x-fetch-key ${c.target.replace(/[^\x20-\x7e]/g, '?').slice(0, 100)}`);
-        const m = findTarget(db, list, c.target);
+        const m = await findTarget(sql, list, c.target);
         if (!m) out('No member of this list has that address or fingerprint.', '');
         else if (addKey(m)) out(`The key of ${m.address} (${m.fingerprint}) is attached.`, '');
         else out('This answer is full; fetch that key in another request.', '');
@@ -144,7 +144,7 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
         out('> x-fetch-keys');
         let n = 0;
         let full = false;
-        for (const page of iterateMembers(db, list.id, 500)) {
+        for await (const page of iterateMembers(sql, list.id, 500)) {
           for (const m of page) {
             if (!addKey(m)) { full = true; break; }
             n++;
@@ -156,7 +156,7 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
       }
       case 'delivery':
         out(`> x-delivery ${c.form}`);
-        setDeliveryPreference(db, list.id, current.address, c.form);
+        await setDeliveryPreference(sql, list.id, current.address, c.form);
         answer.done.push('DELIVERY_CHANGED');
         out(`Posts now reach you as ${c.form === 'inline' ? 'inline PGP' : 'PGP/MIME'}.`, '');
         break;
@@ -169,11 +169,11 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
         try {
           const armored = await armoredKey(content.keys[0]!);
           const before = current;
-          const { record, revoked } = await registerMember(db, list.id, current.address, armored, now);
+          const { record, revoked } = await registerMember(sql, list.id, current.address, armored, now);
           if (revoked) {
             out('That is the revocation of your current key: it is recorded, and posts can no longer reach you until you register a new key.', '');
           } else {
-            if (before.fingerprint !== record.fingerprint) deleteSessions(db, list.id, current.address);
+            if (before.fingerprint !== record.fingerprint) await deleteSessions(sql, list.id, current.address);
             out(`Your key is now ${record.fingerprint}.`, '');
             answer.done.push('KEY_REPLACED');
           }
@@ -190,9 +190,9 @@ export async function runCommands(db: Db, list: ListRecord, member: MemberRecord
         break; // checked above
       case 'unsubscribe':
         out('> x-unsubscribe');
-        removeMember(db, list.id, current.address);
-        deleteSessions(db, list.id, current.address);
-        deletePendingMember(db, list.id, current.address);
+        await removeMember(sql, list.id, current.address);
+        await deleteSessions(sql, list.id, current.address);
+        await deletePendingMember(sql, list.id, current.address);
         answer.done.push('UNSUBSCRIBED');
         out(`You have left ${list.address}. This is the last mail you receive from it.`, '');
         return answer;

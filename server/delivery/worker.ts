@@ -7,7 +7,7 @@
 import { toHex, randomBytes } from '../../shared/index.ts';
 import type { Config } from '../config/config.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
-import { isStorageError, type Db } from '../store/db.ts';
+import { isStorageError, type Sql } from '../store/db.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { getPost, getPostMessageId } from '../store/posts.ts';
 import type { DeliveryRow, QueueStore } from '../store/queue.ts';
@@ -29,7 +29,7 @@ export const RENDER_FAILED = 'RENDER_FAILED: the copy could not be written as ma
 const STORAGE_RETRY_MS = 1000;
 
 export interface WorkerOptions {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   relay: Relay;
   tokens: Tokens;
@@ -67,13 +67,17 @@ export class DeliveryWorker {
   /** The report pass in progress (reports are sealed in the background). */
   private reporting: Promise<void> | null = null;
   /** Outcome writes the database refused, retried in order before new work. */
-  private unrecorded: Array<() => void> = [];
+  private unrecorded: Array<() => unknown> = [];
+  /** The claim in progress: lanes that find the batch empty at once share it (two claims would overwrite each other's rows). */
+  private claiming: Promise<void> | null = null;
+  /** The retry of unrecorded writes in progress (one at a time, in order). */
+  private retrying: Promise<boolean> | null = null;
   sent = 0;
 
   constructor(private readonly o: WorkerOptions) {}
 
-  start(): number {
-    const recovered = this.o.queue.recoverInFlight();
+  async start(): Promise<number> {
+    const recovered = await this.o.queue.recoverInFlight();
     if (recovered > 0) this.o.log.warn('delivery.recovered', { recovered });
     this.running = true;
     // `concurrency` lanes, each taking the next due row from a shared batch.
@@ -91,9 +95,9 @@ export class DeliveryWorker {
     await this.lanes;
     await this.reporting; // it writes to the database: let it end first
     try {
-      this.retryUnrecorded();
-      this.o.queue.flushSent();
-      this.o.queue.unclaim(this.buffer.map((r) => r.id));
+      await this.retryUnrecorded();
+      await this.o.queue.flushSent();
+      await this.o.queue.unclaim(this.buffer.map((r) => r.id));
     } catch (e) {
       // Rows left 'sending' go back to the queue at the next start (counted as possibly re-sent).
       this.o.log.error('delivery.error', { code: codeOf(e) });
@@ -102,25 +106,42 @@ export class DeliveryWorker {
     this.o.relay.close();
   }
 
-  private nextRow(): DeliveryRow | undefined {
-    if (this.buffer.length === 0) this.buffer = this.o.queue.claim(Date.now(), this.o.delivery.batch);
+  private async nextRow(): Promise<DeliveryRow | undefined> {
+    while (this.buffer.length === 0) {
+      if (this.claiming) {
+        await this.claiming;
+        continue;
+      }
+      let got = 0;
+      this.claiming = this.o.queue.claim(Date.now(), this.o.delivery.batch).then((rows) => {
+        this.buffer.push(...rows);
+        got = rows.length;
+      }).finally(() => { this.claiming = null; });
+      await this.claiming;
+      if (got === 0) break;
+    }
     return this.buffer.shift();
   }
 
   /** All idle lanes share one wait, ended by kick() or by the next due retry. */
-  private waitForWork(): Promise<void> {
+  private async waitForWork(): Promise<void> {
     if (!this.idleWait) {
-      const next = this.o.queue.nextDueAt();
-      const ms = Math.max(20, Math.min(1000, next === null ? 1000 : next - Date.now()));
+      // Made at once (before the query), so lanes arriving meanwhile share this wait and kick() ends it.
+      let timer: NodeJS.Timeout | null = null;
+      let woken = false;
       this.idleWait = new Promise<void>((resolve) => {
         const done = () => {
-          clearTimeout(timer);
+          woken = true;
+          if (timer) clearTimeout(timer);
           this.idleWait = null;
           this.wakeIdle = null;
           resolve();
         };
-        const timer = setTimeout(done, ms);
         this.wakeIdle = done;
+        this.o.queue.nextDueAt().then((next) => next, () => null).then((next) => {
+          if (woken) return;
+          timer = setTimeout(done, Math.max(20, Math.min(1000, next === null ? 1000 : next - Date.now())));
+        });
       });
     }
     return this.idleWait;
@@ -131,11 +152,11 @@ export class DeliveryWorker {
       // A lane never ends on an error: one row's failure stays with that row, and
       // a failing database (disk full) pauses the lane and is retried.
       try {
-        if (!this.retryUnrecorded()) {
+        if (!await this.retryUnrecorded()) {
           await this.pause();
           continue;
         }
-        const row = this.nextRow();
+        const row = await this.nextRow();
         if (!row) {
           void this.flushReports(false);
           await this.waitForWork();
@@ -159,9 +180,9 @@ export class DeliveryWorker {
    * is kept in memory and retried before any new row is claimed. It stays
    * bounded: no new rows are claimed while writes are pending.
    */
-  private record(write: () => void): void {
+  private async record(write: () => unknown): Promise<void> {
     try {
-      write();
+      await write();
     } catch (e) {
       this.o.log.error('delivery.error', { code: codeOf(e) });
       this.unrecorded.push(write);
@@ -169,16 +190,20 @@ export class DeliveryWorker {
   }
 
   /** True when no recorded outcome is waiting for the database. */
-  private retryUnrecorded(): boolean {
-    while (this.unrecorded.length > 0) {
-      try {
-        this.unrecorded[0]!();
-      } catch {
-        return false;
+  private retryUnrecorded(): Promise<boolean> | boolean {
+    if (this.unrecorded.length === 0) return true; // the usual case: no promise per row
+    this.retrying ??= (async () => {
+      while (this.unrecorded.length > 0) {
+        try {
+          await this.unrecorded[0]!();
+        } catch {
+          return false;
+        }
+        this.unrecorded.shift();
       }
-      this.unrecorded.shift();
-    }
-    return true;
+      return true;
+    })().finally(() => { this.retrying = null; });
+    return this.retrying;
   }
 
   /** The shared parts of one post's copies, made once (lanes asking at once share the promise). */
@@ -194,9 +219,9 @@ export class DeliveryWorker {
   }
 
   private async loadPost(postId: number): Promise<CachedPost | null> {
-    const post = getPost(this.o.db, postId);
+    const post = await getPost(this.o.sql, postId);
     if (!post) return null;
-    const list = getListById(this.o.db, post.listId);
+    const list = await getListById(this.o.sql, post.listId);
     if (!list) return null;
     // The author's name and a clear subject are opened in memory only; a post
     // from before they were kept shows the list alone.
@@ -224,11 +249,11 @@ export class DeliveryWorker {
       // decrypt to something that is not a MIME entity (RFC 3156 §4), while inline
       // every client shows the text and verifies the sender's signature on it.
       // (The claim read the member's choice with the row; one query per copy fewer.)
-      const form = c.bareText ? 'inline' : row.form !== undefined ? (row.form ?? 'pgp-mime') : getDeliveryPreference(this.o.db, row.list_id, row.rcpt);
+      const form = c.bareText ? 'inline' : row.form !== undefined ? (row.form ?? 'pgp-mime') : await getDeliveryPreference(this.o.sql, row.list_id, row.rcpt);
       return { envelope: { from: tokens.bounceAddress(c.list.address, row.id), to: row.rcpt }, mail: c.render.mailWithHeaderText(row.pkesk, rcptHeaders, form) };
     }
     if (!row.mail) return null;
-    const list = getListById(this.o.db, row.list_id);
+    const list = await getListById(this.o.sql, row.list_id);
     if (!list) return null;
     // Bounces go out with the null sender so they can never bounce back (RFC 5321 6.1).
     const from = row.kind === 'bounce' ? '' : tokens.bounceAddress(list.address, row.id);
@@ -246,14 +271,14 @@ export class DeliveryWorker {
       if (isStorageError(e)) throw e; // the disk, not the row: retried
       log.error('delivery.failed', { delivery: row.id, code: 'RENDER_FAILED' });
       this.o.observe?.({ kind: row.kind, outcome: 'failed', code: 'RENDER_FAILED' });
-      this.record(() => {
-        queue.markFailed(row.id, RENDER_FAILED);
-        if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, RENDER_FAILED);
+      await this.record(async () => {
+        await queue.markFailed(row.id, RENDER_FAILED);
+        if (row.kind === 'copy' || row.kind === 'notice') await queue.addReport(row.list_id, row.rcpt, row.post_id, RENDER_FAILED);
       });
       return;
     }
     if (!out) {
-      this.record(() => queue.markFailed(row.id, 'INTERNAL: post or list no longer exists'));
+      await this.record(() => queue.markFailed(row.id, 'INTERNAL: post or list no longer exists'));
       this.o.observe?.({ kind: row.kind, outcome: 'failed', code: 'INTERNAL' });
       return;
     }
@@ -266,7 +291,7 @@ export class DeliveryWorker {
       log.error('delivery.error', { delivery: row.id, code: codeOf(e) });
     }
     if (result.ok) {
-      this.record(() => queue.markSent(row.id));
+      queue.markSent(row.id); // in memory until the batched flush (queue.ts): it cannot fail here
       this.sent++;
       this.o.observe?.({ kind: row.kind, outcome: 'sent' });
       return;
@@ -274,9 +299,9 @@ export class DeliveryWorker {
     const tooOld = Date.now() - row.created_at > delivery.giveUpAfterMs;
     if (result.permanent || tooOld) {
       const reason = `${result.code}${tooOld && !result.permanent ? ' (gave up after retries)' : ''}: ${result.reason}`;
-      this.record(() => {
-        queue.markFailed(row.id, reason);
-        if (row.kind === 'copy' || row.kind === 'notice') queue.addReport(row.list_id, row.rcpt, row.post_id, reason);
+      await this.record(async () => {
+        await queue.markFailed(row.id, reason);
+        if (row.kind === 'copy' || row.kind === 'notice') await queue.addReport(row.list_id, row.rcpt, row.post_id, reason);
       });
       log.warn('delivery.failed', { delivery: row.id, code: result.code, attempt: row.attempts + 1 });
       this.o.observe?.({ kind: row.kind, outcome: 'failed', code: result.code });
@@ -284,7 +309,7 @@ export class DeliveryWorker {
     }
     const backoff = Math.min(delivery.retryMaxMs, delivery.retryBaseMs * 2 ** Math.min(row.attempts, 20));
     const nextAt = Date.now() + Math.round(backoff * (0.75 + Math.random() * 0.5));
-    this.record(() => queue.retryLater(row.id, nextAt, `${result.code}: ${result.reason}`));
+    await this.record(() => queue.retryLater(row.id, nextAt, `${result.code}: ${result.reason}`));
     log.info('delivery.retry', { delivery: row.id, code: result.code, attempt: row.attempts + 1 });
     this.o.observe?.({ kind: row.kind, outcome: 'deferred', code: result.code });
   }
@@ -306,19 +331,20 @@ export class DeliveryWorker {
   }
 
   private async reportPass(): Promise<void> {
-    const { db, queue, log } = this.o;
-    const byList = queue.unreportedByList();
+    const { sql, queue, log } = this.o;
+    const byList = await queue.unreportedByList();
     for (const [listId, entries] of byList) {
       const ids = entries.map((e) => e.id);
       try {
-        const list = getListById(db, listId);
+        const list = await getListById(sql, listId);
         if (!list?.owner) {
-          queue.markReported(ids);
+          await queue.markReported(ids);
           log.info('delivery.report', { list: list?.address ?? String(listId), count: entries.length });
           continue;
         }
-        const key = registeredKeyOf(db, listId, list.owner);
-        const withIds = entries.map((e) => ({ rcpt: e.rcpt, reason: e.reason, messageId: e.post_id ? getPostMessageId(db, e.post_id) : null }));
+        const key = await registeredKeyOf(sql, listId, list.owner);
+        const withIds = [];
+        for (const e of entries) withIds.push({ rcpt: e.rcpt, reason: e.reason, messageId: e.post_id ? await getPostMessageId(sql, e.post_id) : null });
         const mail = key && this.o.keysFor && await sealedNoticeMail({
           listAddress: list.address, listKey: (await this.o.keysFor(list)).listKey, to: list.owner, toKey: key.publicKey,
           subject: `Delivery problems on ${list.address} (${entries.length})`, outerSubject: `Delivery report for ${list.address}`,
@@ -327,21 +353,21 @@ export class DeliveryWorker {
         if (!mail) {
           // Never in clear: addresses and reasons are member data. The owner without a
           // usable key is told nothing; the rows stay in /failures and `letterlock queue`.
-          queue.markReported(ids);
+          await queue.markReported(ids);
           log.warn('ops.owner_unreachable', { list: list.address, count: entries.length, code: 'NO_KEY' });
           continue;
         }
-        db.transaction(() => {
-          queue.add({ listId, postId: null, kind: 'report', rcpt: list.owner!, mail });
-          queue.markReported(ids);
-        })();
+        await sql.tx(async () => {
+          await queue.add({ listId, postId: null, kind: 'report', rcpt: list.owner!, mail });
+          await queue.markReported(ids);
+        });
         this.kick();
         log.info('delivery.report', { list: list.address, count: entries.length });
       } catch (e) {
         if (isStorageError(e)) throw e; // kept unreported; the next flush tries again
         // A report that cannot be written is dropped, not retried forever.
         log.error('delivery.error', { code: codeOf(e), count: entries.length });
-        this.record(() => queue.markReported(ids));
+        await this.record(() => queue.markReported(ids));
       }
     }
   }

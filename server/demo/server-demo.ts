@@ -65,27 +65,27 @@ function startProblem(e: StartError): string {
 
 async function prepare(): Promise<{ fresh: boolean; secret: string }> {
   const fresh = !existsSync(join(DEMO_DIR, 'letterlock.db'));
-  const { secret } = init({ dataDir: DEMO_DIR, config: { smtp: { port: DEFAULT_PORTS.smtp }, http: { port: DEFAULT_PORTS.http } } });
+  const { secret } = await init({ dataDir: DEMO_DIR, config: { smtp: { port: DEFAULT_PORTS.smtp }, http: { port: DEFAULT_PORTS.http } } });
   const people = join(DEMO_DIR, 'people');
-  const db = openData(DEMO_DIR, secret);
+  const sql = await openData(DEMO_DIR, secret);
   try {
-    if (!getList(db, DEMO_LIST)) {
+    if (!await getList(sql, DEMO_LIST)) {
       console.log(`Creating the demo list ${DEMO_LIST} (list key and archive key, protected by the server secret)...`);
       const { config } = loadConfig(DEMO_DIR);
-      const list = await createList(db, secret, DEMO_LIST, { owner: 'owner@localhost', maxBytes: config.smtp.maxMessageBytes });
+      const list = await createList(sql, secret, DEMO_LIST, { owner: 'owner@localhost', maxBytes: config.smtp.maxMessageBytes });
       mkdirSync(people, { recursive: true, mode: 0o700 });
       for (const p of DEMO_PEOPLE) {
         const address = `${p}@localhost`;
         const k = await generateKey({ kind: 'subscriber', address, name: displayName(p), passphrase: passphraseOf(p) });
         writeFileSync(join(people, `${p}.pub.asc`), k.publicKeyArmored);
         writeFileSync(join(people, `${p}.sec.asc`), k.privateKeyArmored, { mode: 0o600 }); // protected: passphrase <name>-pass
-        await registerMember(db, list.id, address, k.publicKeyArmored);
+        await registerMember(sql, list.id, address, k.publicKeyArmored);
         console.log(`  member ${address.padEnd(18)} ${k.facts.fingerprint}`);
       }
     }
     return { fresh, secret };
   } finally {
-    db.close();
+    sql.close();
   }
 }
 
@@ -128,9 +128,9 @@ if (stopping) {
 }
 let fingerprintShown = '';
 {
-  const db = openData(DEMO_DIR, secret);
-  const listFingerprint = getList(db, DEMO_LIST)!.listFingerprint;
-  db.close();
+  const sql = await openData(DEMO_DIR, secret);
+  const listFingerprint = (await getList(sql, DEMO_LIST))!.listFingerprint;
+  sql.close();
   fingerprintShown = listFingerprint.replace(/(.{4})/g, '$1 ').trim();
   // demo:post reads this to reach this server, whatever ports the overrides chose.
   writeRunInfo(DEMO_DIR, { pid: process.pid, smtp: { host: config.smtp.host, port: server.smtpPort }, http: { host: config.http.host, port: server.httpPort }, listFingerprint });

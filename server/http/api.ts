@@ -29,12 +29,12 @@ import { watchLoopDelay, type LoopDelay } from './loop-delay.ts';
 import { registerOpsRoutes, type OpsRouteDeps } from '../ops/routes.ts';
 import { Limiter, type Rate, type Rule } from '../registry/limits.ts';
 import { Registry } from '../registry/registry.ts';
-import { getListSettings, setListSettings } from '../registry/settings.ts';
+import { getListSettings, setListSettings } from '../store/settings.ts';
 import { sameSecret } from '../registry/tokens.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { getHeld, listHeld } from '../store/held.ts';
 import { allLists, getList, getListById, MAX_REPLAY_WINDOW_DAYS, updatePolicy, type ListRecord } from '../store/lists.ts';
-import { countMembers } from '../store/members.ts';
+import { countMembers, memberPage } from '../store/members.ts';
 import { countPosts } from '../store/posts.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { listPendingMembers, purgeStale } from '../store/registry.ts';
@@ -45,7 +45,7 @@ import { registerModerationRoutes } from './moderation.ts';
 import { joinUrl, registerJoinPage } from './join-page.ts';
 
 export interface ApiDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   tokens: Tokens;
   secret: string;
@@ -93,13 +93,13 @@ function page(title: string, body: string): string {
 export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   const limits = deps.limits ?? HttpLimitsSchema.parse(undefined);
   const now = () => deps.now?.() ?? Date.now();
-  const limiter = new Limiter(deps.db, deps.secret, now);
+  const limiter = new Limiter(deps.sql, deps.secret, now);
   // publicUrl is read when used (a getter): it may be fixed only once the port is bound.
   const registry = new Registry({
-    db: deps.db, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, limits, limiter, ...(deps.now ? { now: deps.now } : {}), ...(deps.log ? { log: deps.log } : {}),
+    sql: deps.sql, queue: deps.queue, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, onQueued: deps.onQueued, limits, limiter, ...(deps.now ? { now: deps.now } : {}), ...(deps.log ? { log: deps.log } : {}),
   });
   const archive = new ArchiveAccess({
-    db: deps.db, secret: deps.secret, get publicUrl() { return deps.publicUrl; }, maxPendingChallenges: limits.maxPendingChallenges, ...(deps.now ? { now: deps.now } : {}),
+    sql: deps.sql, secret: deps.secret, get publicUrl() { return deps.publicUrl; }, maxPendingChallenges: limits.maxPendingChallenges, ...(deps.now ? { now: deps.now } : {}),
   });
 
   // Housekeeping of stale rows, at start and then every purgeIntervalSeconds, in
@@ -109,7 +109,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (purging) return;
     purging = true;
     try {
-      for (let round = 0; round < 10_000 && purgeStale(deps.db, now()).more; round++) await new Promise((r) => setImmediate(r));
+      for (let round = 0; round < 10_000 && (await purgeStale(deps.sql, now())).more; round++) await new Promise((r) => setImmediate(r));
     } catch {
       // A failed purge (say, a full disk) is tried again at the next interval.
     } finally {
@@ -181,9 +181,9 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   // Unknown paths count against the per-IP limit too.
   app.setNotFoundHandler({ preHandler: app.rateLimit() }, (_req, reply) => reply.status(404).send({ error: 'NOT_FOUND', message: 'No such endpoint.' }));
 
-  const listOf = (address: string): ListRecord => {
+  const listOf = async (address: string): Promise<ListRecord> => {
     const a = Address.safeParse(address);
-    const list = a.success ? getList(deps.db, a.data) : null;
+    const list = a.success ? await getList(deps.sql, a.data) : null;
     if (!list) throw notFound('No such list here.');
     return list;
   };
@@ -199,7 +199,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   };
   // preHandler: after the body is parsed (the address is in it), before any work.
   const limited = (...rules: Rules[]) => ({
-    preHandler: async (req: FastifyRequest) => limiter.take(rules.flatMap((r) => r(req))),
+    preHandler: async (req: FastifyRequest) => await limiter.take(rules.flatMap((r) => r(req))),
   });
 
   // ---- health and discovery --------------------------------------------------------------
@@ -208,20 +208,26 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   if (!deps.ops?.loopDelay) app.addHook('onClose', async () => loopDelay.stop());
   registerOpsRoutes(app, { ...deps.ops, queue: deps.queue, loopDelay, adminToken: deps.adminToken });
   // Unversioned summary routes for operators and the demo (public facts only: no member addresses).
-  app.get('/lists', async () => allLists(deps.db).map((l) => ({
-    address: l.address, fingerprint: l.listFingerprint, postPolicy: l.postPolicy, requireSignature: l.requireSignature,
-    maxBytes: l.maxBytes, members: countMembers(deps.db, l.id), posts: countPosts(deps.db, l.id), join: joinUrl(deps.publicUrl, l.address),
-  })));
+  app.get('/lists', async () => {
+    const out = [];
+    for (const l of await allLists(deps.sql)) {
+      out.push({
+        address: l.address, fingerprint: l.listFingerprint, postPolicy: l.postPolicy, requireSignature: l.requireSignature,
+        maxBytes: l.maxBytes, members: await countMembers(deps.sql, l.id), posts: await countPosts(deps.sql, l.id), join: joinUrl(deps.publicUrl, l.address),
+      });
+    }
+    return out;
+  });
   // The public join page of each list (server/http/join-page.ts).
-  registerJoinPage(app, { db: deps.db, publicUrl: () => deps.publicUrl });
+  registerJoinPage(app, { sql: deps.sql, publicUrl: () => deps.publicUrl });
   app.get<{ Params: { address: string } }>('/lists/:address', async (req) => {
-    const l = listOf(req.params.address);
+    const l = await listOf(req.params.address);
     return { ...listInfo(l), fingerprint: l.listFingerprint, publicKey: l.listPublic };
   });
-  app.get<{ Params: { address: string } }>('/lists/:address/key', async (req, reply) => reply.type('application/pgp-keys').send(listOf(req.params.address).listPublic));
+  app.get<{ Params: { address: string } }>('/lists/:address/key', async (req, reply) => reply.type('application/pgp-keys').send((await listOf(req.params.address)).listPublic));
 
-  const listInfo = (list: ListRecord): ListInfo => {
-    const s = getListSettings(deps.db, list.id);
+  const listInfo = async (list: ListRecord): Promise<ListInfo> => {
+    const s = await getListSettings(deps.sql, list.id);
     return {
       address: list.address, name: s.name ?? list.address, description: s.description,
       policy: { posting: list.postPolicy, signatureRequired: list.requireSignature, maxBytes: list.maxBytes, subscription: s.subscription, replayWindowDays: list.replayWindowDays },
@@ -229,12 +235,12 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
       apiBase: deps.publicUrl,
     };
   };
-  app.get<{ Params: { address: string } }>('/v1/lists/:address', async (req) => listInfo(listOf(req.params.address)));
+  app.get<{ Params: { address: string } }>('/v1/lists/:address', async (req) => await listInfo(await listOf(req.params.address)));
 
   app.get<{ Params: { domain: string } }>('/.well-known/openpgpkey/:domain/policy', async (_req, reply) => reply.type('text/plain').send(''));
   app.get<{ Params: { domain: string; hash: string } }>('/.well-known/openpgpkey/:domain/hu/:hash', async (req, reply) => {
     const domain = req.params.domain.toLowerCase();
-    const list = allLists(deps.db).find((l) => {
+    const list = (await allLists(deps.sql)).find((l) => {
       const at = l.address.lastIndexOf('@');
       return l.address.slice(at + 1) === domain && wkdHash(l.address.slice(0, at)) === req.params.hash;
     });
@@ -246,14 +252,14 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   // ---- subscription and the key life cycle ------------------------------------------------------
 
   app.post<{ Params: { address: string } }>('/v1/lists/:address/subscriptions', limited(perAddress('subscribe'), perIp('subscribe', limits.subscribePerIp)), async (req, reply) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     const body = parse(SubscribeRequest, req.body);
     const { expiresAt } = await registry.subscribe(list, body, clientOf(req));
     return reply.status(202).send({ status: 'confirmation-sent', expiresAt });
   });
 
   app.post<{ Params: { address: string } }>('/v1/lists/:address/subscriptions/confirm', limited(perIp('confirm', limits.sensitivePerIp)), async (req, reply) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded');
     const { token } = parse(ConfirmRequest, req.body);
     const result = await registry.confirm(list, token);
@@ -266,7 +272,7 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   // People without the extension follow the link in the (decrypted) confirmation
   // mail: GET shows a button, only the POST changes anything.
   const confirmPage = (action: string, title: string, button: string) => async (req: FastifyRequest<{ Params: { address: string }; Querystring: { token?: string } }>, reply: FastifyReply) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     const token = parse(z.object({ token: Token }), req.query).token;
     return reply.type('text/html').header('content-security-policy', "default-src 'none'; form-action 'self'").send(page(`${title} ${list.address}`,
       `<form method="post" action="${action}"><input type="hidden" name="token" value="${token}"><button type="submit">${button}</button></form>`));
@@ -274,92 +280,92 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/v1/lists/:address/subscriptions/confirm', confirmPage('confirm', 'Confirm your subscription to', 'Confirm subscription'));
 
   app.post<{ Params: { address: string } }>('/v1/lists/:address/requests', limited(perIp('requests', limits.sensitivePerIp)), async (req) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     return { status: await registry.signedRequest(list, parse(SignedRequest, req.body)) };
   });
 
   app.post<{ Params: { address: string } }>('/v1/lists/:address/revocations', limited(perIp('revocations', limits.sensitivePerIp)), async (req) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     const { revocationCertificate } = parse(RevocationRequest, req.body);
     await registry.revoke(list, revocationCertificate);
     return { status: 'revoked' };
   });
 
   app.post<{ Params: { address: string } }>('/v1/lists/:address/unsubscribe', limited(perAddress('unsubscribe'), perIp('unsubscribe', limits.sensitivePerIp)), async (req, reply) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     const { address } = parse(UnsubscribeByMailRequest, req.body);
-    registry.requestUnsubscribe(list, address, clientOf(req));
+    await registry.requestUnsubscribe(list, address, clientOf(req));
     // The same answer for members and strangers.
     return reply.status(202).send({ status: 'confirmation-sent-if-subscribed' });
   });
   app.get('/v1/lists/:address/unsubscribe/confirm', confirmPage('confirm', 'Leave', 'Unsubscribe'));
   app.post<{ Params: { address: string } }>('/v1/lists/:address/unsubscribe/confirm', limited(perIp('unsubscribe-confirm', limits.sensitivePerIp)), async (req, reply) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     const { token } = parse(ConfirmRequest, req.body);
-    registry.confirmUnsubscribe(list, token);
+    await registry.confirmUnsubscribe(list, token);
     if (req.headers['content-type']?.startsWith('application/x-www-form-urlencoded')) return reply.type('text/html').send(page(`You have left ${list.address}`, ''));
     return { status: 'unsubscribed' };
   });
 
   // RFC 8058 one-click, the target of List-Unsubscribe in list mail.
   app.post<{ Params: { address: string }; Querystring: { m?: string; t?: string } }>('/lists/:address/unsubscribe', async (req) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     const member = (req.query.m ?? '').toLowerCase();
     const token = req.query.t ?? '';
     if (!member || !token || !sameSecret(token, deps.tokens.unsubscribeToken(list.address, member))) {
       throw new ApiFailure(403, 'TOKEN_INVALID', 'This unsubscribe link is not valid.');
     }
-    registry.removeMember(list, member);
+    await registry.removeMember(list, member);
     return { status: 'unsubscribed' };
   });
   app.get<{ Params: { address: string } }>('/lists/:address/archive', async (req, reply) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     return reply.type('text/html').send(page(`Archive of ${list.address}`, '<p>This archive is end-to-end encrypted. Members read it with the Letterlock browser extension, which decrypts it on their own machine.</p>'));
   });
 
   // ---- the archive ------------------------------------------------------------------------------------
 
   app.post<{ Params: { address: string } }>('/v1/lists/:address/auth/challenge', limited(perAddress('challenge'), perIp('challenge', limits.challengePerIp)), async (req) => {
-    const list = listOf(req.params.address);
-    return archive.challenge(list, parse(ChallengeRequest, req.body).address);
+    const list = await listOf(req.params.address);
+    return await archive.challenge(list, parse(ChallengeRequest, req.body).address);
   });
   app.post<{ Params: { address: string } }>('/v1/lists/:address/auth/login', limited(perIp('login', limits.sensitivePerIp)), async (req) => {
-    const list = listOf(req.params.address);
+    const list = await listOf(req.params.address);
     const { challengeId, signature } = parse(LoginRequest, req.body);
     return archive.login(list, challengeId, signature);
   });
   app.get<{ Params: { address: string }; Querystring: { before?: string; limit?: string } }>('/v1/lists/:address/archive/threads', async (req) => {
-    const list = listOf(req.params.address);
-    const session = archive.session(list, bearer(req));
+    const list = await listOf(req.params.address);
+    const session = await archive.session(list, bearer(req));
     const q = parse(z.object({ before: z.coerce.number().int().positive().optional(), limit: z.coerce.number().int().min(1).max(100).default(20) }), req.query);
-    return archive.threads(session, q.before ?? null, q.limit);
+    return await archive.threads(session, q.before ?? null, q.limit);
   });
   // One thread by a post's archive id or Message-ID (a permalink); at most 500 posts, like a page's thread.
   app.get<{ Params: { address: string }; Querystring: { id?: string; messageId?: string } }>('/v1/lists/:address/archive/thread', async (req) => {
-    const list = listOf(req.params.address);
-    const session = archive.session(list, bearer(req));
+    const list = await listOf(req.params.address);
+    const session = await archive.session(list, bearer(req));
     const q = parse(z.union([
       z.object({ id: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER) }).strict(),
       z.object({ messageId: z.string().min(1).max(998) }).strict(),
     ]), req.query);
-    return archive.thread(session, q);
+    return await archive.thread(session, q);
   });
   app.post<{ Params: { address: string } }>('/v1/lists/:address/archive/messages', async (req) => {
-    const list = listOf(req.params.address);
-    const session = archive.session(list, bearer(req));
+    const list = await listOf(req.params.address);
+    const session = await archive.session(list, bearer(req));
     return { messages: await archive.messages(session, parse(ArchiveMessagesRequest, req.body).ids) };
   });
   app.get<{ Params: { address: string; id: string } }>('/v1/lists/:address/members/keys/:id', async (req) => {
-    const list = listOf(req.params.address);
-    const session = archive.session(list, bearer(req));
+    const list = await listOf(req.params.address);
+    const session = await archive.session(list, bearer(req));
     const id = parse(z.string().regex(/^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$/), req.params.id);
-    return archive.memberKey(session, id);
+    return await archive.memberKey(session, id);
   });
 
   // ---- moderating in the browser (server/http/moderation.ts) ----------------------------------------
 
   registerModerationRoutes(app, {
-    db: deps.db, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, ...(deps.pipeline ? { pipeline: deps.pipeline } : {}),
+    sql: deps.sql, get publicUrl() { return deps.publicUrl; }, keysFor: deps.keysFor, ...(deps.pipeline ? { pipeline: deps.pipeline } : {}),
     ...(deps.now ? { now: deps.now } : {}), maxPendingChallenges: limits.maxPendingChallenges,
     limits, parse, bearer, listOf, limited, perIp, perAddress,
   });
@@ -371,60 +377,62 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
       const token = bearer(req);
       if (!token || !sameSecret(token, deps.adminToken)) throw new ApiFailure(401, 'UNAUTHORIZED', 'The operator API needs the admin token.');
     });
-    admin.get('/lists', async () => allLists(deps.db).map((l) => ({ ...listInfo(l), members: countMembers(deps.db, l.id), posts: countPosts(deps.db, l.id) })));
+    admin.get('/lists', async () => {
+      const out = [];
+      for (const l of await allLists(deps.sql)) out.push({ ...await listInfo(l), members: await countMembers(deps.sql, l.id), posts: await countPosts(deps.sql, l.id) });
+      return out;
+    });
     admin.put<{ Params: { address: string } }>('/lists/:address/settings', async (req) => {
-      const list = listOf(req.params.address);
+      const list = await listOf(req.params.address);
       const { replayWindowDays, replyTo, hideSubjects, ...settings } = parse(z.object({
         name: z.string().max(200).optional(), description: z.string().max(2000).optional(), subscription: z.enum(['open', 'moderated']).optional(),
         replayWindowDays: z.number().int().min(1).max(MAX_REPLAY_WINDOW_DAYS).optional(),
         replyTo: z.enum(['author', 'list']).optional(),
         hideSubjects: z.boolean().optional(),
       }), req.body);
-      setListSettings(deps.db, list.id, settings);
-      updatePolicy(deps.db, list.id, { replayWindowDays, replyTo, hideSubjects });
-      return listInfo(getListById(deps.db, list.id) ?? list);
+      await setListSettings(deps.sql, list.id, settings);
+      await updatePolicy(deps.sql, list.id, { replayWindowDays, replyTo, hideSubjects });
+      return await listInfo(await getListById(deps.sql, list.id) ?? list);
     });
     admin.get<{ Params: { address: string }; Querystring: { after?: string; limit?: string } }>('/lists/:address/members', async (req) => {
-      const list = listOf(req.params.address);
+      const list = await listOf(req.params.address);
       const q = parse(z.object({ after: z.string().max(254).default(''), limit: z.coerce.number().int().min(1).max(1000).default(200) }), req.query);
-      const rows = deps.db.prepare('SELECT address, fingerprint, key_state, expires_at FROM members WHERE list_id = ? AND address > ? ORDER BY address LIMIT ?')
-        .all(list.id, q.after, q.limit) as Array<{ address: string; fingerprint: string; key_state: string; expires_at: number | null }>;
+      const rows = await memberPage(deps.sql, list.id, q.after, q.limit);
       return { members: rows.map((r) => ({ address: r.address, fingerprint: r.fingerprint, keyState: r.key_state, expiresAt: r.expires_at ? new Date(r.expires_at).toISOString() : null })) };
     });
     admin.post<{ Params: { address: string } }>('/lists/:address/members', async (req, reply) => {
-      const list = listOf(req.params.address);
+      const list = await listOf(req.params.address);
       const body = parse(SubscribeRequest, req.body);
       await registry.admit(list, body.address, body.publicKey, body.delivery);
       return reply.status(201).send({ status: 'member', address: body.address });
     });
     admin.delete<{ Params: { address: string; member: string } }>('/lists/:address/members/:member', async (req) => {
-      const list = listOf(req.params.address);
-      if (!registry.removeMember(list, parse(Address, req.params.member))) throw notFound('No such member.');
+      const list = await listOf(req.params.address);
+      if (!await registry.removeMember(list, parse(Address, req.params.member))) throw notFound('No such member.');
       return { status: 'removed' };
     });
-    admin.get<{ Params: { address: string } }>('/lists/:address/pending', async (req) => ({ pending: listPendingMembers(deps.db, listOf(req.params.address).id) }));
+    admin.get<{ Params: { address: string } }>('/lists/:address/pending', async (req) => ({ pending: await listPendingMembers(deps.sql, (await listOf(req.params.address)).id) }));
     admin.post<{ Params: { address: string; member: string } }>('/lists/:address/pending/:member/approve', async (req) => {
-      const list = listOf(req.params.address);
+      const list = await listOf(req.params.address);
       await registry.approvePending(list, parse(Address, req.params.member));
       return { status: 'member' };
     });
     admin.get<{ Params: { address: string } }>('/lists/:address/held', async (req) => ({
-      held: listHeld(deps.db, listOf(req.params.address).id).map((h) => ({ id: h.id, sender: h.sender, size: h.size, reason: h.reason, receivedAt: new Date(h.receivedAt).toISOString() })),
+      held: (await listHeld(deps.sql, (await listOf(req.params.address)).id)).map((h) => ({ id: h.id, sender: h.sender, size: h.size, reason: h.reason, receivedAt: new Date(h.receivedAt).toISOString() })),
     }));
     admin.post<{ Params: { address: string; id: string; action: string } }>('/lists/:address/held/:id/:action', async (req) => {
-      const list = listOf(req.params.address);
+      const list = await listOf(req.params.address);
       const id = parse(z.coerce.number().int().positive(), req.params.id);
-      const held = getHeld(deps.db, id);
+      const held = await getHeld(deps.sql, id);
       if (!held || held.listId !== list.id || !deps.pipeline) throw notFound('No such held post.');
       if (req.params.action === 'approve') return { outcome: await deps.pipeline.approve(id) };
-      if (req.params.action === 'reject') return { outcome: deps.pipeline.reject(id) };
+      if (req.params.action === 'reject') return { outcome: await deps.pipeline.reject(id) };
       throw notFound('No such action.');
     });
     admin.post('/key-expiry-check', async () => registry.checkExpiringKeys());
     admin.get<{ Params: { address: string } }>('/lists/:address/failures', async (req) => {
-      const list = listOf(req.params.address);
-      const rows = deps.db.prepare(`SELECT id, post_id, rcpt, state, attempts, last_error FROM deliveries
-        WHERE list_id = ? AND state IN ('failed','bounced') ORDER BY id DESC LIMIT 500`).all(list.id) as Array<Record<string, unknown>>;
+      const list = await listOf(req.params.address);
+      const rows = await deps.queue.failures(list.id, 500);
       return { failures: rows.map((r) => ({ delivery: r.id, post: r.post_id, rcpt: r.rcpt, state: r.state, attempts: r.attempts, reason: r.last_error })) };
     });
   }, { prefix: '/v1/admin' });

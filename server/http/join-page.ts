@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Address } from '../../shared/index.ts';
-import { getListSettings } from '../registry/settings.ts';
-import type { Db } from '../store/db.ts';
+import { getListSettings } from '../store/settings.ts';
+import type { Sql } from '../store/db.ts';
 import { getList, type ListRecord } from '../store/lists.ts';
 
 /** Longer than any address (254) even fully percent-encoded: refused before parsing. */
@@ -109,7 +109,7 @@ function notFoundPage(): string {
 }
 
 export interface JoinPageDeps {
-  db: Db;
+  sql: Sql;
   publicUrl(): string;
 }
 
@@ -127,9 +127,9 @@ export function registerJoinPage(app: FastifyInstance, deps: JoinPageDeps): void
     let list: ListRecord | null = null;
     if (raw.length <= MAX_PATH_ADDRESS) {
       const a = Address.safeParse(raw.replace(/\/$/, ''));
-      if (a.success) list = getList(deps.db, a.data);
+      if (a.success) list = await getList(deps.sql, a.data);
     }
     if (!list) return send(reply, 404, notFoundPage());
-    return send(reply, 200, joinPage(list, getListSettings(deps.db, list.id), deps.publicUrl()));
+    return send(reply, 200, joinPage(list, await getListSettings(deps.sql, list.id), deps.publicUrl()));
   });
 }

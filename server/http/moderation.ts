@@ -18,7 +18,7 @@ export interface ModerationRouteDeps extends ModerationDeps {
   limits: HttpLimits;
   parse<T>(schema: ZodType<T>, data: unknown): T;
   bearer(req: FastifyRequest): string | undefined;
-  listOf(address: string): ListRecord;
+  listOf(address: string): Promise<ListRecord>;
   limited(...rules: Rules[]): { preHandler: (req: FastifyRequest) => Promise<void> };
   perIp(route: string, rate: Rate): Rules;
   perAddress(route: string): Rules;
@@ -30,27 +30,27 @@ export function registerModerationRoutes(app: FastifyInstance, d: ModerationRout
   type P = { Params: { address: string } };
 
   app.post<P>(`${base}/auth/challenge`, d.limited(d.perAddress('moderate-challenge'), d.perIp('moderate-challenge', d.limits.challengePerIp)), async (req) => {
-    const list = d.listOf(req.params.address);
-    return access.challenge(list, d.parse(ChallengeRequest, req.body).address);
+    const list = await d.listOf(req.params.address);
+    return await access.challenge(list, d.parse(ChallengeRequest, req.body).address);
   });
   app.post<P>(`${base}/auth/login`, d.limited(d.perIp('moderate-login', d.limits.sensitivePerIp)), async (req) => {
-    const list = d.listOf(req.params.address);
+    const list = await d.listOf(req.params.address);
     const { challengeId, signature } = d.parse(LoginRequest, req.body);
     return access.login(list, challengeId, signature);
   });
   app.get<P>(`${base}/held`, async (req) => {
-    const list = d.listOf(req.params.address);
-    return access.held(access.session(list, d.bearer(req)));
+    const list = await d.listOf(req.params.address);
+    return await access.held(await access.session(list, d.bearer(req)));
   });
   app.post<P>(`${base}/held/messages`, async (req) => {
-    const list = d.listOf(req.params.address);
-    const session = access.session(list, d.bearer(req));
+    const list = await d.listOf(req.params.address);
+    const session = await access.session(list, d.bearer(req));
     return { messages: await access.messages(session, d.parse(HeldMessagesRequest, req.body).ids) };
   });
   // Decisions cost a signature check and, on approval, a whole fan-out: limited like the other signed requests.
   app.post<P & { Params: { id: string } }>(`${base}/held/:id/decision`, d.limited(d.perIp('moderate-decision', d.limits.sensitivePerIp)), async (req) => {
-    const list = d.listOf(req.params.address);
-    const session = access.session(list, d.bearer(req));
+    const list = await d.listOf(req.params.address);
+    const session = await access.session(list, d.bearer(req));
     const id = d.parse(z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER), req.params.id);
     return access.decide(session, id, d.parse(SignedDecision, req.body));
   });

@@ -4,7 +4,7 @@
 
 import type { PrivateKey } from 'openpgp';
 import { generateKey, KeyRecipient, parsePrivateKey, readPublicKey, unlockPrivateKey } from '../../shared/index.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { getList, insertList, type ListRecord, type PostPolicy } from '../store/lists.ts';
 
 const ADDRESS = /^[a-z0-9][a-z0-9._-]{0,63}@[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)+$/;
@@ -34,14 +34,14 @@ export interface CreateListOptions {
   maxBytes: number;
 }
 
-export async function createList(db: Db, secret: string, address: string, options: CreateListOptions): Promise<ListRecord> {
+export async function createList(sql: Sql, secret: string, address: string, options: CreateListOptions): Promise<ListRecord> {
   const addr = normalizeListAddress(address);
-  if (getList(db, addr)) throw new UsageError(`list ${addr} already exists`);
+  if (await getList(sql, addr)) throw new UsageError(`list ${addr} already exists`);
   const [listKey, archiveKey] = await Promise.all([
     generateKey({ kind: 'list', address: addr, passphrase: secret }),
     generateKey({ kind: 'archive', address: addr, passphrase: secret }),
   ]);
-  insertList(db, {
+  await insertList(sql, {
     address: addr,
     owner: options.owner ? normalizeAddress(options.owner) : null,
     listFingerprint: listKey.facts.fingerprint,
@@ -55,7 +55,7 @@ export async function createList(db: Db, secret: string, address: string, option
     requireSignature: options.requireSignature ?? true,
     maxBytes: options.maxBytes,
   });
-  return getList(db, addr)!;
+  return (await getList(sql, addr))!;
 }
 
 /** What serving a list needs in memory: its unlocked list key and the archive recipient. */

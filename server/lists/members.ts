@@ -5,7 +5,7 @@
 import * as openpgp from 'openpgp';
 import type { PublicKey } from 'openpgp';
 import { checkKey, isLetterlockError, parsePublicKey, type KeyFacts } from '../../shared/index.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { getMember, membersWithoutKeyIds, setMemberKeyIds, upsertMember, type MemberRecord } from '../store/members.ts';
 import { normalizeAddress } from './lists.ts';
 
@@ -33,17 +33,17 @@ async function encryptionKeyOf(key: PublicKey, date: Date): Promise<{ packet: Ui
  * coded error, except one case: the revocation of the key already registered for
  * that address is recorded (the member then gets missed-message notices).
  */
-export async function registerMember(db: Db, listId: number, address: string, armored: string, date = new Date()): Promise<RegisteredKey> {
+export async function registerMember(sql: Sql, listId: number, address: string, armored: string, date = new Date()): Promise<RegisteredKey> {
   const addr = normalizeAddress(address);
   const key = await parsePublicKey(armored);
   let facts: KeyFacts;
   try {
     facts = await checkKey(key, { expectedAddress: addr, date });
   } catch (e) {
-    const existing = getMember(db, listId, addr);
+    const existing = await getMember(sql, listId, addr);
     if (isLetterlockError(e, 'KEY_REVOKED') && existing && existing.fingerprint === key.getFingerprint().toUpperCase()) {
       const record: MemberRecord = { ...existing, publicKey: key.armor(), keyState: 'revoked' };
-      upsertMember(db, record);
+      await upsertMember(sql, record);
       return { facts: { fingerprint: existing.fingerprint, keyId: key.getKeyID().toHex().toUpperCase(), addresses: [addr], algorithm: '', created: key.keyPacket.created, expires: null }, record, revoked: true };
     }
     throw e;
@@ -52,7 +52,7 @@ export async function registerMember(db: Db, listId: number, address: string, ar
   const record: MemberRecord = {
     listId, address: addr, fingerprint: facts.fingerprint, publicKey: key.armor(), encryptionKey: packet, expiresAt, keyState: 'valid',
   };
-  upsertMember(db, record, keyFingerprints(key));
+  await upsertMember(sql, record, keyFingerprints(key));
   return { facts, record, revoked: false };
 }
 
@@ -62,11 +62,11 @@ export function keyFingerprints(key: PublicKey): string[] {
 }
 
 /** Fills the key-ID index for members registered before it existed; bounded work per call. */
-export async function backfillMemberKeyIds(db: Db, limit = 10_000): Promise<number> {
-  const rows = membersWithoutKeyIds(db, limit);
+export async function backfillMemberKeyIds(sql: Sql, limit = 10_000): Promise<number> {
+  const rows = await membersWithoutKeyIds(sql, limit);
   for (const r of rows) {
     try {
-      setMemberKeyIds(db, r.listId, r.address, keyFingerprints(await parsePublicKey(r.publicKey)));
+      await setMemberKeyIds(sql, r.listId, r.address, keyFingerprints(await parsePublicKey(r.publicKey)));
     } catch {
       // An unreadable stored key keeps its primary-key lookup only.
     }

@@ -5,10 +5,10 @@
 // post; keys stay in Letterlock's registry. The first roster read follows.
 
 import { createList, normalizeAddress, type CreateListOptions } from '../lists/lists.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { getList, getListById, type ListRecord } from '../store/lists.ts';
 import { MailmanError, type MailmanList, type MailmanRest } from './rest.ts';
-import { setBinding } from './store.ts';
+import { setBinding } from '../store/mailman.ts';
 
 export class BindError extends Error {
   override name = 'BindError';
@@ -32,24 +32,24 @@ export async function resolveMailmanList(rest: MailmanRest, address: string, tar
 }
 
 /** Binds an existing Letterlock list; returns it as bound. */
-export async function bindList(db: Db, rest: MailmanRest, address: string, target: string): Promise<ListRecord> {
-  const list = getList(db, address);
+export async function bindList(sql: Sql, rest: MailmanRest, address: string, target: string): Promise<ListRecord> {
+  const list = await getList(sql, address);
   if (!list) throw new BindError(`no list ${address}`);
   const ml = await resolveMailmanList(rest, list.address, target);
-  setBinding(db, list.id, ml.list_id);
-  return getListById(db, list.id)!;
+  await setBinding(sql, list.id, ml.list_id);
+  return (await getListById(sql, list.id))!;
 }
 
 /** `list create ADDRESS --mailman LIST`: the Mailman list is checked before the Letterlock list is made. */
-export async function createBoundList(db: Db, secret: string, rest: MailmanRest, address: string, target: string, options: CreateListOptions): Promise<ListRecord> {
+export async function createBoundList(sql: Sql, secret: string, rest: MailmanRest, address: string, target: string, options: CreateListOptions): Promise<ListRecord> {
   const ml = await resolveMailmanList(rest, address, target);
-  const created = await createList(db, secret, address, options);
-  setBinding(db, created.id, ml.list_id);
-  return getListById(db, created.id)!;
+  const created = await createList(sql, secret, address, options);
+  await setBinding(sql, created.id, ml.list_id);
+  return (await getListById(sql, created.id))!;
 }
 
-export function unbindList(db: Db, address: string): void {
-  const list = getList(db, address);
+export async function unbindList(sql: Sql, address: string): Promise<void> {
+  const list = await getList(sql, address);
   if (!list) throw new BindError(`no list ${address}`);
-  setBinding(db, list.id, null);
+  await setBinding(sql, list.id, null);
 }

@@ -7,7 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, type Config } from '../config/config.ts';
 import type { EventLog } from '../log/log.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { MailmanRest, type MailmanEndpoint } from './rest.ts';
 import { MailmanService } from './sync.ts';
@@ -50,7 +50,7 @@ export function mailmanClient(config: Config, dataDir: string): MailmanRest | nu
  * CLI's held approve): without it a bound list's post would meet the standalone
  * policy, so the pipeline refuses to run one (see run.ts). Not started: no timers.
  */
-export function mailmanService(config: Config, dataDir: string, deps: { db: Db; queue: QueueStore; log: EventLog; onQueued?(): void }): MailmanService | undefined {
+export function mailmanService(config: Config, dataDir: string, deps: { sql: Sql; queue: QueueStore; log: EventLog; onQueued?(): void }): MailmanService | undefined {
   const rest = mailmanClient(config, dataDir);
   if (!rest || !config.mailman) return undefined;
   const publicUrl = config.publicUrl ?? `http://${config.http.host}:${config.http.port}`;

@@ -14,13 +14,14 @@
 import { serviceMail } from '../delivery/notices.ts';
 import type { EventLog } from '../log/log.ts';
 import { createList, normalizeListAddress } from '../lists/lists.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { getList, getListById, updatePolicy, type ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { resolveMailmanList } from './bind.ts';
 import type { MailmanRest } from './rest.ts';
 import { ensureSafe, type SafetyIssue } from './safety.ts';
-import { queueOutbox, setBinding } from './store.ts';
+import { addressesWithRole, invitationCounts, memberKeyCounts, queueOutbox, recordInvitation, setBinding, uninvited } from '../store/mailman.ts';
+import { memberAddresses } from '../store/members.ts';
 import { MailmanService, type MailmanSettings } from './sync.ts';
 
 // Invitations (an address and a time; nothing else) are in mailman_invitations,
@@ -34,7 +35,7 @@ export class ImportError extends Error {
 }
 
 export interface ImportOptions {
-  db: Db;
+  sql: Sql;
   secret: string;
   rest: MailmanRest;
   queue: QueueStore;
@@ -91,26 +92,10 @@ export function invitationMail(list: ListRecord, to: string, publicUrl: string):
   ]);
 }
 
-/** Regular members (any delivery status) without a registered key and not invited yet, in address order. */
-function uninvited(db: Db, listId: number, after: string, limit: number): string[] {
-  return (db.prepare(`SELECT DISTINCT r.address FROM mailman_roster r
-      WHERE r.list_id = ? AND r.role = 'member' AND r.address > ?
-      AND NOT EXISTS (SELECT 1 FROM members m WHERE m.list_id = r.list_id AND m.address = r.address)
-      AND NOT EXISTS (SELECT 1 FROM mailman_invitations i WHERE i.list_id = r.list_id AND i.address = r.address)
-      ORDER BY r.address LIMIT ?`).all(listId, after, limit) as Array<{ address: string }>).map((r) => r.address);
-}
-
-export function invitationCounts(db: Db, listId: number): { invited: number; uninvited: number } {
-  const invited = (db.prepare(`SELECT count(*) AS n FROM mailman_invitations i WHERE i.list_id = ?
-    AND EXISTS (SELECT 1 FROM mailman_roster r WHERE r.list_id = i.list_id AND r.address = i.address AND r.role = 'member')`).get(listId) as { n: number }).n;
-  const left = (db.prepare(`SELECT count(DISTINCT r.address) AS n FROM mailman_roster r WHERE r.list_id = ? AND r.role = 'member'
-    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.list_id = r.list_id AND m.address = r.address)
-    AND NOT EXISTS (SELECT 1 FROM mailman_invitations i WHERE i.list_id = r.list_id AND i.address = r.address)`).get(listId) as { n: number }).n;
-  return { invited, uninvited: left };
-}
+export { invitationCounts } from '../store/mailman.ts';
 
 export async function importMailmanList(o: ImportOptions): Promise<ImportResult> {
-  const { db, rest, log } = o;
+  const { sql, rest, log } = o;
   const now = () => o.now?.() ?? Date.now();
   // The Mailman list decides the address: a bound list keeps its posting address.
   const target = o.target.trim().toLowerCase();
@@ -125,66 +110,65 @@ export async function importMailmanList(o: ImportOptions): Promise<ImportResult>
   const fixed = await ensureSafe(rest, ml.list_id, o.fix);
   if (fixed.length) log.info('mailman.settings_fixed', { list: address, count: fixed.length });
 
-  let list = getList(db, address);
+  let list = await getList(sql, address);
   let created = false;
   if (list?.mailmanListId && list.mailmanListId !== ml.list_id) {
     throw new ImportError(`${address} is bound to Mailman list ${list.mailmanListId}, not ${ml.list_id}`);
   }
   if (!list) {
-    list = await createList(db, o.secret, address, { owner: null, maxBytes: o.maxBytes });
+    list = await createList(sql, o.secret, address, { owner: null, maxBytes: o.maxBytes });
     created = true;
   }
   let subscribedInMailman = 0;
   if (!list.mailmanListId) {
     const l = list;
-    db.transaction(() => {
-      setBinding(db, l.id, ml.list_id);
+    await sql.tx(async () => {
+      await setBinding(sql, l.id, ml.list_id);
       // From now on Mailman decides who gets posts: the list's key holders become Mailman
       // members (the sync below sends them first; a running server sends any rest).
       if (!created) {
-        const holders = (db.prepare('SELECT address FROM members WHERE list_id = ? ORDER BY address').all(l.id) as Array<{ address: string }>).map((r) => r.address);
-        for (const a of holders) queueOutbox(db, l.id, a, 'subscribe', now());
+        const holders = await memberAddresses(sql, l.id);
+        for (const a of holders) await queueOutbox(sql, l.id, a, 'subscribe', now());
         subscribedInMailman = holders.length;
       }
-    })();
+    });
   }
-  list = getListById(db, list.id)!;
+  list = (await getListById(sql, list.id))!;
 
-  const service = new MailmanService({ db, queue: o.queue, log, rest, publicUrl: () => o.publicUrl, ...(o.settings ? { settings: o.settings } : {}) });
+  const service = new MailmanService({ sql, queue: o.queue, log, rest, publicUrl: () => o.publicUrl, ...(o.settings ? { settings: o.settings } : {}) });
   await service.sync(list);
   // A new list's owner (failure reports) is Mailman's first owner.
   if (!list.owner) {
-    const owner = (db.prepare(`SELECT address FROM mailman_roster WHERE list_id = ? AND role = 'owner' ORDER BY address LIMIT 1`).get(list.id) as { address: string } | undefined)?.address;
-    if (owner) updatePolicy(db, list.id, { owner });
-    list = getListById(db, list.id)!;
+    const owner = (await addressesWithRole(sql, list.id, ['owner'], 1))[0];
+    if (owner) await updatePolicy(sql, list.id, { owner });
+    list = (await getListById(sql, list.id))!;
   }
 
-  const before = invitationCounts(db, list.id);
+  const before = await invitationCounts(sql, list.id);
   const total = before.uninvited;
   let invited = 0;
   let after = '';
   o.onProgress?.(0, total);
-  const insert = db.prepare('INSERT OR IGNORE INTO mailman_invitations (list_id, address, invited_at) VALUES (?,?,?)');
   // Bounded by the roster, which sync bounds (mailman.maxRoster).
   for (;;) {
-    const page = uninvited(db, list.id, after, PAGE);
-    if (page.length === 0) break;
     const l = list;
-    db.transaction(() => {
-      for (const a of page) {
-        o.queue.add({ listId: l.id, postId: null, kind: 'notice', rcpt: a, mail: invitationMail(l, a, o.publicUrl) });
-        insert.run(l.id, a, now());
+    // Read and recorded in one transaction: two imports at once do not both invite a member.
+    const page = await sql.tx(async () => {
+      const todo = await uninvited(sql, l.id, after, PAGE);
+      for (const a of todo) {
+        await o.queue.add({ listId: l.id, postId: null, kind: 'notice', rcpt: a, mail: invitationMail(l, a, o.publicUrl) });
+        await recordInvitation(sql, l.id, a, now());
       }
-    })();
+      return todo;
+    });
+    if (page.length === 0) break;
     invited += page.length;
     after = page[page.length - 1]!;
     o.onProgress?.(invited, Math.max(total, invited));
     // Let a progress bar draw and signals land between pages.
     await new Promise((r) => setImmediate(r));
   }
-  const counts = db.prepare(`SELECT count(DISTINCT r.address) AS members,
-      count(DISTINCT CASE WHEN EXISTS (SELECT 1 FROM members m WHERE m.list_id = r.list_id AND m.address = r.address) THEN r.address END) AS withKey
-      FROM mailman_roster r WHERE r.list_id = ? AND r.role = 'member'`).get(list.id) as { members: number; withKey: number };
+  const counts = await memberKeyCounts(sql, list.id);
   log.info('mailman.imported', { list: address, count: counts.members });
   if (invited) log.info('mailman.invited', { list: address, count: invited });
   return { list: address, mailmanListId: ml.list_id, created, fixed, members: counts.members, withKey: counts.withKey, invited, invitedBefore: before.invited, subscribedInMailman };

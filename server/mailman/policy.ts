@@ -9,10 +9,10 @@
 // A held post that a moderator approves is still delivered only if its signature
 // verifies against a registered key: a nonmember without one is refused then.
 
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import type { Decision, Verified } from '../pipeline/types.ts';
 import type { MailmanAction } from './rest.ts';
-import { getState, rosterOf, type MailmanState } from './store.ts';
+import { getState, rosterOf, type MailmanState } from '../store/mailman.ts';
 
 export interface MailmanPolicyFacts {
   /** Whether the sender is a regular member in Mailman's roster. */
@@ -38,10 +38,11 @@ function listed(patterns: readonly string[], address: string): boolean {
 }
 
 /** What Mailman's settings say about a post from `sender` (lower-cased From address, or null). */
-export function policyFacts(db: Db, listId: number, sender: string | null, state: MailmanState | null = getState(db, listId)): MailmanPolicyFacts {
-  const s = state ?? { defaultMemberAction: 'defer', defaultNonmemberAction: 'hold', emergency: false, nonmemberLists: { accept: [], hold: [], reject: [], discard: [] } } as Pick<MailmanState, 'defaultMemberAction' | 'defaultNonmemberAction' | 'emergency' | 'nonmemberLists'>;
+/** `state`: the list's stored Mailman state when the caller has it (undefined: read here). */
+export async function policyFacts(sql: Sql, listId: number, sender: string | null, state?: MailmanState | null): Promise<MailmanPolicyFacts> {
+  const s = (state === undefined ? await getState(sql, listId) : state) ?? { defaultMemberAction: 'defer', defaultNonmemberAction: 'hold', emergency: false, nonmemberLists: { accept: [], hold: [], reject: [], discard: [] } } as Pick<MailmanState, 'defaultMemberAction' | 'defaultNonmemberAction' | 'emergency' | 'nonmemberLists'>;
   const address = sender?.toLowerCase() ?? '';
-  const rows = address ? rosterOf(db, listId, address) : [];
+  const rows = address ? await rosterOf(sql, listId, address) : [];
   const member = rows.find((r) => r.role === 'member');
   if (member) return { isMember: true, action: member.moderationAction ?? s.defaultMemberAction, emergency: s.emergency };
   // Mailman's nonmember-moderation rule: the nonmember's own action first (defer: no moderation), then the legacy lists, then the default.

@@ -119,8 +119,8 @@ export function transportMap(lists: readonly string[], transports: Transports, o
   const sorted = [...new Set(lists.map((l) => splitListAddress(l).join('@')))]
     .sort((a, b) => {
       const [la, da] = splitListAddress(a);
-      const [lb, db] = splitListAddress(b);
-      return da === db ? (la < lb ? -1 : la > lb ? 1 : 0) : da < db ? -1 : 1;
+      const [lb, sql] = splitListAddress(b);
+      return da === sql ? (la < lb ? -1 : la > lb ? 1 : 0) : da < sql ? -1 : 1;
     });
   const seen = new Map<string, string>();
   const blocks: string[] = [];

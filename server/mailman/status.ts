@@ -10,12 +10,12 @@
 //   differs  a setting Letterlock does not take from Mailman and enforces its own way
 //            (size limit, Reply-To, the owner who gets failure reports)
 
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { allLists, type ListRecord } from '../store/lists.ts';
 import { invitationCounts } from './import.ts';
 import { isUnreachable, MailmanError, type MailmanRest } from './rest.ts';
 import { checkSafety } from './safety.ts';
-import { countOutbox, getState, rosterCounts } from './store.ts';
+import { countOutbox, getState, rosterCounts } from '../store/mailman.ts';
 
 export interface Drift {
   kind: 'unsafe' | 'stale' | 'differs';
@@ -52,12 +52,12 @@ export interface ListStatus {
 /** Reply-To: Mailman's reply_goes_to_list vs Letterlock's replyTo. */
 const REPLY: Record<string, ListRecord['replyTo'] | null> = { point_to_list: 'list', no_munging: 'author', explicit_header: null };
 
-async function driftOf(rest: MailmanRest, db: Db, list: ListRecord): Promise<Drift[]> {
+async function driftOf(rest: MailmanRest, sql: Sql, list: ListRecord): Promise<Drift[]> {
   const id = list.mailmanListId!;
   const [config, unsafe, owners] = await Promise.all([rest.listConfig(id), checkSafety(rest, id), rest.roster(id, 'owner')]);
   const c = config as Record<string, unknown>;
   const out: Drift[] = unsafe.map((u) => ({ kind: 'unsafe', setting: u.setting, mailman: u.current, letterlock: `wants ${u.wanted}`, note: u.why }));
-  const state = getState(db, list.id);
+  const state = await getState(sql, list.id);
   const followed: Array<[string, unknown, unknown]> = [
     ['default_member_action', c.default_member_action, state?.defaultMemberAction],
     ['default_nonmember_action', c.default_nonmember_action, state?.defaultNonmemberAction],
@@ -85,19 +85,19 @@ async function driftOf(rest: MailmanRest, db: Db, list: ListRecord): Promise<Dri
 }
 
 /** Status of the bound lists (one, or all); with `rest` null (no mailman section) drift is not asked. */
-export async function mailmanStatus(db: Db, rest: MailmanRest | null, only?: string): Promise<ListStatus[]> {
-  const lists = allLists(db).filter((l) => l.mailmanListId && (!only || l.address === only.toLowerCase()));
+export async function mailmanStatus(sql: Sql, rest: MailmanRest | null, only?: string): Promise<ListStatus[]> {
+  const lists = (await allLists(sql)).filter((l) => l.mailmanListId && (!only || l.address === only.toLowerCase()));
   const out: ListStatus[] = [];
   for (const list of lists) {
-    const state = getState(db, list.id);
-    const counts = rosterCounts(db, list.id);
-    const inv = invitationCounts(db, list.id);
+    const state = await getState(sql, list.id);
+    const counts = await rosterCounts(sql, list.id);
+    const inv = await invitationCounts(sql, list.id);
     let drift: Drift[] | null = null;
     let reachError: string | null = rest ? null : 'NOT_CONFIGURED';
     let unreachable = false;
     if (rest) {
       try {
-        drift = await driftOf(rest, db, list);
+        drift = await driftOf(rest, sql, list);
       } catch (e) {
         if (!(e instanceof MailmanError)) throw e;
         reachError = `MAILMAN_${e.code}`;
@@ -108,7 +108,7 @@ export async function mailmanStatus(db: Db, rest: MailmanRest | null, only?: str
       list: list.address, mailmanListId: list.mailmanListId!, syncedAt: state?.syncedAt ?? null, attemptedAt: state?.attemptedAt ?? null,
       lastError: state?.lastError ?? null, members: counts.members, withKey: counts.withKey, withoutKey: counts.members - counts.withKey,
       deliveryDisabled: counts.deliveryDisabled, owners: counts.owners, moderators: counts.moderators, nonmembers: counts.nonmembers,
-      invited: inv.invited, outbox: countOutbox(db, list.id), drift, reachError, unreachable,
+      invited: inv.invited, outbox: await countOutbox(sql, list.id), drift, reachError, unreachable,
     });
   }
   return out;

@@ -14,7 +14,7 @@
 import type { Config } from '../config/config.ts';
 import { serviceMail } from '../delivery/notices.ts';
 import { codeOf, type EventLog, type LogCode } from '../log/log.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { allLists, getListById, type ListRecord } from '../store/lists.ts';
 import type { MemberRecord } from '../store/members.ts';
 import type { QueueStore } from '../store/queue.ts';
@@ -24,7 +24,7 @@ import { MailmanError, type MailmanRest } from './rest.ts';
 import {
   deliverableAmong, doneOutbox, failedOutbox, getState, KEY_NOTICE_EVERY_MS, keylessUnnoticed, pendingOutbox, recordAttempt, recordKeyNotice,
   replaceRoster, type RosterEntry,
-} from './store.ts';
+} from '../store/mailman.ts';
 
 export type MailmanSettings = Pick<NonNullable<Config['mailman']>, 'syncIntervalSeconds' | 'maxRosterAgeSeconds' | 'syncTimeoutMs' | 'postSyncMinAgeMs' | 'postSyncWaitMs' | 'maxRoster'>;
 
@@ -46,7 +46,7 @@ export class RosterUnavailable extends Error {
 const MAX_OUTBOX_ATTEMPTS = 20;
 
 export interface MailmanServiceDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   log: EventLog;
   rest: MailmanRest;
@@ -101,7 +101,7 @@ export class MailmanService {
 
   /** One pass over the bound lists, one at a time; a failure is logged and left to the next pass. */
   async syncAll(): Promise<void> {
-    for (const list of allLists(this.d.db)) {
+    for (const list of await allLists(this.d.sql)) {
       if (this.stopped) return;
       if (!list.mailmanListId) continue;
       await this.sync(list).catch(() => {});
@@ -119,7 +119,7 @@ export class MailmanService {
   }
 
   private async readRoster(list: ListRecord): Promise<void> {
-    const { db, rest, log } = this.d;
+    const { sql, rest, log } = this.d;
     const id = list.mailmanListId;
     if (!id) return;
     const started = this.now();
@@ -141,7 +141,7 @@ export class MailmanService {
         ...moderators.map((m) => ({ address: m.email, role: 'moderator' as const, deliveryEnabled: true, moderationAction: null })),
         ...nonmembers.map((m) => ({ address: m.email, role: 'nonmember' as const, deliveryEnabled: false, moderationAction: m.moderation_action ?? null })),
       ];
-      const removed = replaceRoster(db, list.id, entries, {
+      const removed = await replaceRoster(sql, list.id, entries, {
         defaultMemberAction: config.default_member_action,
         defaultNonmemberAction: config.default_nonmember_action,
         subscriptionPolicy: config.subscription_policy,
@@ -153,12 +153,12 @@ export class MailmanService {
       }, this.now());
       // Removed in Mailman (Postorius, REST, bounce processing): their archive sessions end now.
       let ended = 0;
-      for (const a of removed) ended += deleteSessions(db, list.id, a);
+      for (const a of removed) ended += await deleteSessions(sql, list.id, a);
       if (removed.length) log.info('mailman.member_removed', { list: list.address, count: removed.length, pending: ended });
       log.info('mailman.synced', { list: list.address, count: entries.length, ms: this.now() - started });
     } catch (e) {
       if (this.stopped) throw e;
-      recordAttempt(db, list.id, this.now(), errorCode(e));
+      await recordAttempt(sql, list.id, this.now(), errorCode(e));
       log.warn('mailman.sync_failed', { list: list.address, code: errorCode(e), ms: this.now() - started });
       throw e;
     }
@@ -170,7 +170,7 @@ export class MailmanService {
    */
   async ready(list: ListRecord): Promise<void> {
     if (!list.mailmanListId) return;
-    const before = getState(this.d.db, list.id);
+    const before = await getState(this.d.sql, list.id);
     const ageBefore = before?.syncedAt != null ? this.now() - before.syncedAt : null;
     if (ageBefore !== null && ageBefore < this.settings.postSyncMinAgeMs) return;
     // With a roster young enough to fall back on, a post waits only postSyncWaitMs for
@@ -187,7 +187,7 @@ export class MailmanService {
         }),
       ]);
     } catch (e) {
-      const state = getState(this.d.db, list.id);
+      const state = await getState(this.d.sql, list.id);
       const age = state?.syncedAt != null ? this.now() - state.syncedAt : null;
       if (age !== null && age <= this.settings.maxRosterAgeSeconds * 1000) {
         this.d.log.warn('mailman.stale_roster_used', { list: list.address, code: errorCode(e), ms: age });
@@ -201,14 +201,14 @@ export class MailmanService {
   }
 
   /** Mailman's moderation facts for a post's sender (the stored roster; ready() ran first). */
-  policy(list: ListRecord, sender: string | null): MailmanPolicyFacts | undefined {
-    return list.mailmanListId ? policyFacts(this.d.db, list.id, sender) : undefined;
+  async policy(list: ListRecord, sender: string | null): Promise<MailmanPolicyFacts | undefined> {
+    return list.mailmanListId ? await policyFacts(this.d.sql, list.id, sender) : undefined;
   }
 
   /** Of a page of key holders, those Mailman has as regular members with delivery enabled. */
-  deliverable(list: ListRecord, page: readonly MemberRecord[]): MemberRecord[] {
+  async deliverable(list: ListRecord, page: readonly MemberRecord[]): Promise<MemberRecord[]> {
     if (!list.mailmanListId) return [...page];
-    const ok = deliverableAmong(this.d.db, list.id, page.map((m) => m.address));
+    const ok = await deliverableAmong(this.d.sql, list.id, page.map((m) => m.address));
     return page.filter((m) => ok.has(m.address));
   }
 
@@ -217,21 +217,23 @@ export class MailmanService {
    * key who was never told gets one short notice saying how to register a key
    * (never the post). Bounded per post; the rest are told at the next posts.
    */
-  keyNotices(list: ListRecord, max = 5000): number {
+  async keyNotices(list: ListRecord, max = 5000): Promise<number> {
     if (!list.mailmanListId) return 0;
-    const { db, queue } = this.d;
+    const { sql, queue } = this.d;
     const url = this.d.publicUrl();
     let sent = 0;
     let after = '';
     while (sent < max) {
-      const page = keylessUnnoticed(db, list.id, after, Math.min(500, max - sent), this.now() - KEY_NOTICE_EVERY_MS);
-      if (page.length === 0) break;
-      db.transaction(() => {
-        for (const address of page) {
-          queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: address, mail: keyNoticeMail(list.address, address, url) });
-          recordKeyNotice(db, list.id, address, this.now());
+      // Read and recorded in one transaction: two fan-outs at once do not both tell a member.
+      const page = await sql.tx(async () => {
+        const keyless = await keylessUnnoticed(sql, list.id, after, Math.min(500, max - sent), this.now() - KEY_NOTICE_EVERY_MS);
+        for (const address of keyless) {
+          await queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: address, mail: keyNoticeMail(list.address, address, url) });
+          await recordKeyNotice(sql, list.id, address, this.now());
         }
-      })();
+        return keyless;
+      });
+      if (page.length === 0) break;
       sent += page.length;
       after = page[page.length - 1]!;
     }
@@ -254,32 +256,32 @@ export class MailmanService {
   }
 
   private async flushRows(listId?: number): Promise<void> {
-    const { db, rest, log } = this.d;
-    for (const row of pendingOutbox(db, 100)) {
+    const { sql, rest, log } = this.d;
+    for (const row of await pendingOutbox(sql, 100)) {
       if (this.stopped) return;
       if (listId !== undefined && row.listId !== listId) continue;
-      const list = getListById(db, row.listId);
+      const list = await getListById(sql, row.listId);
       if (!list?.mailmanListId) {
-        doneOutbox(db, row.id);
+        await doneOutbox(sql, row.id);
         continue;
       }
       try {
         if (row.op === 'subscribe') {
           // Letterlock confirmed the address (an encrypted confirmation): verified and
           // confirmed; approval stays with Mailman's moderators where its policy wants one.
-          const policy = getState(db, list.id)?.subscriptionPolicy ?? (await rest.listConfig(list.mailmanListId)).subscription_policy;
+          const policy = (await getState(sql, list.id))?.subscriptionPolicy ?? (await rest.listConfig(list.mailmanListId)).subscription_policy;
           await rest.subscribe({ listId: list.mailmanListId, address: row.address, preVerified: true, preConfirmed: true, preApproved: policy === 'open' || policy === 'confirm' });
         } else {
           await rest.unsubscribe(list.mailmanListId, row.address);
         }
-        doneOutbox(db, row.id);
+        await doneOutbox(sql, row.id);
         log.info('mailman.outbox_sent', { list: list.address, code: row.op === 'subscribe' ? 'MAILMAN_SUBSCRIBE' : 'MAILMAN_UNSUBSCRIBE' });
       } catch (e) {
         log.warn('mailman.outbox_failed', { list: list.address, code: errorCode(e), attempt: row.attempts + 1 });
         const down = e instanceof MailmanError && (e.code === 'UNREACHABLE' || e.code === 'TIMEOUT' || (e.status ?? 0) >= 500);
         if (down) throw e;
-        if (row.attempts + 1 >= MAX_OUTBOX_ATTEMPTS) doneOutbox(db, row.id);
-        else failedOutbox(db, row.id);
+        if (row.attempts + 1 >= MAX_OUTBOX_ATTEMPTS) await doneOutbox(sql, row.id);
+        else await failedOutbox(sql, row.id);
       }
     }
   }

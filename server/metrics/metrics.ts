@@ -9,8 +9,9 @@ import { ERROR_MESSAGES } from '../../shared/index.ts';
 import type { LoopDelay } from '../http/loop-delay.ts';
 import type { EventFields, EventLog, EventName } from '../log/log.ts';
 import { REFUSAL_MESSAGES } from '../pipeline/reasons.ts';
-import type { Db } from '../store/db.ts';
-import type { DeliveryKind } from '../store/queue.ts';
+import type { Sql } from '../store/db.ts';
+import { QueueStore, type DeliveryKind } from '../store/queue.ts';
+import { countHeld } from '../store/held.ts';
 
 export type DeliveryOutcome = 'sent' | 'deferred' | 'failed';
 
@@ -42,7 +43,7 @@ export class ServerMetrics implements FanoutObserver {
   private readonly wrapSeconds;
   private readonly wrappedKeys;
 
-  constructor(o: { db: Db; loopDelay?: LoopDelay; defaultMetrics?: boolean }) {
+  constructor(o: { sql: Sql; loopDelay?: LoopDelay; defaultMetrics?: boolean }) {
     const registers = [this.registry];
     const kinds = ['kind'] as const;
     this.sent = new Counter({ name: 'letterlock_copies_sent_total', help: 'Mails the relay accepted, by kind (copy: a post\'s copy; notice, bounce, report: the list\'s own mail).', labelNames: kinds, registers });
@@ -65,15 +66,13 @@ export class ServerMetrics implements FanoutObserver {
       this.deferred.inc({ kind }, 0);
       this.failed.inc({ kind }, 0);
     }
-    const { db } = o;
-    const depth = db.prepare("SELECT state, count(*) AS n FROM deliveries WHERE state IN ('queued','sending','claimed') GROUP BY state");
-    const held = db.prepare('SELECT count(*) AS n FROM held');
+    const queue = new QueueStore(o.sql);
     new Gauge({
       name: 'letterlock_queue_depth', help: 'Rows of the outbound queue waiting (queued) or handed to the relay (sending).', labelNames: ['state'] as const, registers,
-      collect() {
-        const counts: Record<string, number> = { queued: 0, sending: 0 };
+      async collect() {
+        let counts: Record<string, number>;
         try {
-          for (const r of depth.all() as Array<{ state: string; n: number }>) counts[r.state === 'claimed' ? 'sending' : r.state] = (counts[r.state === 'claimed' ? 'sending' : r.state] ?? 0) + r.n;
+          counts = await queue.depth();
         } catch {
           return; // the database is closed or failing: /health says so; the scrape goes on
         }
@@ -82,8 +81,8 @@ export class ServerMetrics implements FanoutObserver {
     });
     new Gauge({
       name: 'letterlock_held_posts', help: 'Posts held for a moderator.', registers,
-      collect() {
-        try { this.set((held.get() as { n: number }).n); } catch { /* see above */ }
+      async collect() {
+        try { this.set(await countHeld(o.sql)); } catch { /* see above */ }
       },
     });
     if (o.loopDelay) this.watchLoop(o.loopDelay);

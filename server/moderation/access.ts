@@ -6,7 +6,7 @@
 // decision (approve, reject) is a statement signed by the same key, naming the
 // server, list, held post, action, a fresh nonce and the time.
 //
-// Who moderates: moderatorsOf() (the owner, the list's moderators, and for a
+// Who moderates: await moderatorsOf() (the owner, the list's moderators, and for a
 // list bound to Mailman the owners and moderators of its synced roster), checked
 // again on every request, with the key registered for that address right now
 // (registeredKeyOf: on this list, else on another list of this server). Removing
@@ -26,12 +26,12 @@ import type { ListKeys } from '../lists/lists.ts';
 import { moderatorsOf } from '../ops/held-notice.ts';
 import type { Outcome } from '../pipeline/run.ts';
 import { hashToken, newToken } from '../registry/tokens.ts';
-import type { Db } from '../store/db.ts';
-import { getHeld, type HeldRecord } from '../store/held.ts';
+import type { Sql } from '../store/db.ts';
+import { heldSummaries, getHeld, type HeldRecord } from '../store/held.ts';
 import type { ListRecord } from '../store/lists.ts';
 import { getMember } from '../store/members.ts';
 import { registeredKeyOf } from '../store/notify.ts';
-import { countPendingChallenges, deleteSessions, getSession, insertChallenge, insertSession, recordNonce, takeChallenge } from '../store/registry.ts';
+import { deleteSessions, getSession, insertChallengeUnderCap, insertSession, recordNonce, takeChallenge } from '../store/registry.ts';
 
 export const MODERATION_CHALLENGE_TTL_MS = 2 * 60_000;
 export const MODERATION_SESSION_TTL_MS = 30 * 60_000;
@@ -45,10 +45,10 @@ export interface ModeratorSession {
 }
 
 export interface ModerationDeps {
-  db: Db;
+  sql: Sql;
   publicUrl: string;
   keysFor(list: ListRecord): Promise<ListKeys>;
-  pipeline?: { approve(heldId: number): Promise<Outcome>; reject(heldId: number): Outcome };
+  pipeline?: { approve(heldId: number): Promise<Outcome>; reject(heldId: number): Promise<Outcome> };
   now?: () => number;
   maxPendingChallenges?: number;
   /** Bytes of held posts per answer (tests lower it); MAX_HELD_BYTES_PER_ANSWER by default. */
@@ -68,59 +68,57 @@ export class ModerationAccess {
     return this.d.now?.() ?? Date.now();
   }
 
-  private isModerator(list: ListRecord, address: string): boolean {
-    return moderatorsOf(this.d.db, list).includes(address.toLowerCase());
+  private async isModerator(list: ListRecord, address: string): Promise<boolean> {
+    return (await moderatorsOf(this.d.sql, list)).includes(address.toLowerCase());
   }
 
   /** Issued to anyone, as the archive's are: the answer does not tell who moderates. */
-  challenge(list: ListRecord, address: string): ChallengeResponse {
-    const pending = countPendingChallenges(this.d.db, this.now());
-    if (pending.n >= (this.d.maxPendingChallenges ?? 10_000)) {
-      throw busy('Too many log-ins are under way on this server. Try again in a moment.', ((pending.soonest ?? this.now()) - this.now()) / 1000);
-    }
+  async challenge(list: ListRecord, address: string): Promise<ChallengeResponse> {
     const { token, hash } = newToken();
     const expiresAt = new Date(this.now() + MODERATION_CHALLENGE_TTL_MS).toISOString();
     const statement = moderationLoginStatement({ server: this.d.publicUrl, list: list.address, address, challengeId: token, expiresAt });
-    insertChallenge(this.d.db, hash, list.id, SCOPE + address, statement, this.now() + MODERATION_CHALLENGE_TTL_MS);
+    const busyNow = await insertChallengeUnderCap(this.d.sql, this.d.maxPendingChallenges ?? 10_000, this.now(), hash, list.id, SCOPE + address, statement, this.now() + MODERATION_CHALLENGE_TTL_MS);
+    if (busyNow) {
+      throw busy('Too many log-ins are under way on this server. Try again in a moment.', ((busyNow.soonest ?? this.now()) - this.now()) / 1000);
+    }
     return { challengeId: token, statement, expiresAt };
   }
 
   async login(list: ListRecord, challengeId: string, signature: string): Promise<LoginResponse> {
-    const challenge = takeChallenge(this.d.db, hashToken(challengeId), list.id, this.now());
+    const challenge = await takeChallenge(this.d.sql, hashToken(challengeId), list.id, this.now());
     if (!challenge || !challenge.address.startsWith(SCOPE)) {
       throw new ApiFailure(401, 'CHALLENGE_INVALID', 'The log-in challenge is unknown, used or expired. Ask for a new one.');
     }
     const address = challenge.address.slice(SCOPE.length);
-    const registered = registeredKeyOf(this.d.db, list.id, address, this.now());
-    if (!registered || !this.isModerator(list, address)) throw loginFailed();
+    const registered = await registeredKeyOf(this.d.sql, list.id, address, this.now());
+    if (!registered || !await this.isModerator(list, address)) throw loginFailed();
     const { key } = await readPublicKey(registered.publicKey).catch(() => {
       throw loginFailed();
     });
     if (!(await verifyStatement(challenge.statement, signature, key, new Date(this.now())))) throw loginFailed();
     const { token, hash } = newToken();
     const expiresAt = this.now() + MODERATION_SESSION_TTL_MS;
-    insertSession(this.d.db, hash, list.id, SCOPE + address, registered.fingerprint, expiresAt);
+    await insertSession(this.d.sql, hash, list.id, SCOPE + address, registered.fingerprint, expiresAt);
     return { token, expiresAt: new Date(expiresAt).toISOString(), address, fingerprint: registered.fingerprint };
   }
 
   /** The moderator behind a bearer token, checked against the list's moderators and registered keys right now. */
-  session(list: ListRecord, bearer: string | undefined): ModeratorSession {
+  async session(list: ListRecord, bearer: string | undefined): Promise<ModeratorSession> {
     if (!bearer || !/^[A-Za-z0-9_-]{43}$/.test(bearer)) throw unauthorized('Sign in as a moderator of this list first.');
-    const s = getSession(this.d.db, hashToken(bearer), this.now());
+    const s = await getSession(this.d.sql, hashToken(bearer), this.now());
     if (!s || s.listId !== list.id || !s.address.startsWith(SCOPE)) throw unauthorized('Sign in as a moderator of this list first.');
     const address = s.address.slice(SCOPE.length);
-    const registered = registeredKeyOf(this.d.db, list.id, address, this.now());
-    if (!registered || registered.fingerprint !== s.fingerprint || !this.isModerator(list, address)) {
-      deleteSessions(this.d.db, list.id, s.address);
+    const registered = await registeredKeyOf(this.d.sql, list.id, address, this.now());
+    if (!registered || registered.fingerprint !== s.fingerprint || !await this.isModerator(list, address)) {
+      await deleteSessions(this.d.sql, list.id, s.address);
       throw unauthorized('Your moderator session has ended. Sign in again.');
     }
     return { list, address, fingerprint: registered.fingerprint, publicKey: registered.publicKey };
   }
 
-  held(session: ModeratorSession): HeldList {
+  async held(session: ModeratorSession): Promise<HeldList> {
     // Bounded in SQL, oldest first (the order a moderator works through them); payloads are not read here.
-    const rows = this.d.db.prepare('SELECT id, sender, size, reason, received_at FROM held WHERE list_id = ? ORDER BY id LIMIT ?')
-      .all(session.list.id, MAX_HELD_LISTED + 1) as Array<{ id: number; sender: string | null; size: number; reason: string; received_at: number }>;
+    const rows = await heldSummaries(this.d.sql, session.list.id, MAX_HELD_LISTED + 1);
     return {
       held: rows.slice(0, MAX_HELD_LISTED).map((r) => meta({ id: r.id, sender: r.sender, size: r.size, reason: r.reason, receivedAt: r.received_at })),
       more: rows.length > MAX_HELD_LISTED,
@@ -128,11 +126,12 @@ export class ModerationAccess {
   }
 
   async messages(session: ModeratorSession, ids: number[]): Promise<HeldMessage[]> {
-    const records = [...new Set(ids)].map((id) => {
-      const h = getHeld(this.d.db, id);
+    const records = [];
+    for (const id of new Set(ids)) {
+      const h = await getHeld(this.d.sql, id);
       if (!h || h.listId !== session.list.id) throw notFound(`No held post ${id} on this list.`);
-      return h;
-    });
+      records.push(h);
+    }
     const { listKey } = await this.d.keysFor(session.list);
     const { key: moderatorKey } = await readPublicKey(session.publicKey).catch(() => {
       throw new ApiFailure(403, 'FORBIDDEN', 'Your registered key cannot be used.');
@@ -146,7 +145,7 @@ export class ModerationAccess {
       if (out.length > 0 && bytes + size > (this.d.maxAnswerBytes ?? MAX_HELD_BYTES_PER_ANSWER)) break;
       bytes += size;
       const { wrappedKey, body } = await rewrapHeld(h, listKey, moderatorKey);
-      const sender = h.sender ? getMember(this.d.db, session.list.id, h.sender.toLowerCase()) : null;
+      const sender = h.sender ? await getMember(this.d.sql, session.list.id, h.sender.toLowerCase()) : null;
       out.push({
         meta: meta(h),
         wrappedKey: Buffer.from(wrappedKey).toString('base64'),
@@ -177,14 +176,14 @@ export class ModerationAccess {
       throw decisionInvalid('the registered key cannot be read');
     });
     if (!(await verifyStatement(req.statement, req.signature, key, new Date(this.now())))) throw decisionInvalid('the signature does not verify with your registered key');
-    const held = getHeld(this.d.db, heldId);
+    const held = await getHeld(this.d.sql, heldId);
     if (!held || held.listId !== session.list.id || !this.d.pipeline) throw notFound('No such held post (another moderator may have decided it already).');
     if (this.deciding.has(heldId)) throw new ApiFailure(409, 'CONFLICT', 'A decision on this held post is under way.');
-    if (!recordNonce(this.d.db, session.list.id, `moderate:${f.nonce}`, this.now())) throw new ApiFailure(409, 'CONFLICT', 'This decision was already made once.');
+    if (!await recordNonce(this.d.sql, session.list.id, `moderate:${f.nonce}`, this.now())) throw new ApiFailure(409, 'CONFLICT', 'This decision was already made once.');
     const action = f.action as ModerationAction;
     this.deciding.add(heldId);
     try {
-      const outcome = action === 'approve' ? await this.d.pipeline.approve(heldId) : this.d.pipeline.reject(heldId);
+      const outcome = action === 'approve' ? await this.d.pipeline.approve(heldId) : await this.d.pipeline.reject(heldId);
       return { held: heldId, action, result: outcome.result, code: outcome.result === 'refused' ? outcome.code : null };
     } finally {
       this.deciding.delete(heldId);

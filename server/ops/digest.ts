@@ -8,10 +8,12 @@
 
 import { codeOf, type EventLog } from '../log/log.ts';
 import type { ListKeys } from '../lists/lists.ts';
-import { getMeta, setMeta, type Db } from '../store/db.ts';
+import { getMeta, setMeta, type Sql } from '../store/db.ts';
 import { allLists, type ListRecord } from '../store/lists.ts';
 import { getNotifySettings, registeredKeyOf } from '../store/notify.ts';
-import type { QueueStore } from '../store/queue.ts';
+import { QueueStore } from '../store/queue.ts';
+import { expiringKeys } from '../store/members.ts';
+import { countHeld } from '../store/held.ts';
 import { sealedNoticeMail } from './sealed.ts';
 
 export const EXPIRY_HORIZON_MS = 14 * 86_400_000;
@@ -41,10 +43,8 @@ export function reasonCode(reason: string): string {
   return /^[A-Z][A-Z0-9_]{1,40}/.exec(reason)?.[0] ?? 'OTHER';
 }
 
-export function gatherDigest(db: Db, listId: number, since: number, now: number): DigestContent {
-  const total = (db.prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND created_at >= ? AND created_at < ?').get(listId, since, now) as { n: number }).n;
-  const groups = db.prepare(`SELECT rcpt, reason, count(*) AS n FROM owner_reports WHERE list_id = ? AND created_at >= ? AND created_at < ?
-    GROUP BY rcpt, reason ORDER BY n DESC, rcpt LIMIT ?`).all(listId, since, now, MAX_FAILURE_GROUPS) as Array<{ rcpt: string; reason: string; n: number }>;
+export async function gatherDigest(sql: Sql, listId: number, since: number, now: number): Promise<DigestContent> {
+  const { total, groups } = await new QueueStore(sql).reportsBetween(listId, since, now, MAX_FAILURE_GROUPS);
   const codes = new Map<string, number>();
   const perAddress = new Map<string, { rcpt: string; code: string; count: number }>();
   for (const g of groups) {
@@ -58,12 +58,8 @@ export function gatherDigest(db: Db, listId: number, since: number, now: number)
   const byCode = [...codes].map(([code, count]) => ({ code, count })).sort((a, b) => b.count - a.count || a.code.localeCompare(b.code)).slice(0, MAX_CODES);
   const addresses = [...perAddress.values()].sort((a, b) => b.count - a.count || a.rcpt.localeCompare(b.rcpt));
   const horizon = now + EXPIRY_HORIZON_MS;
-  const expiring = (db.prepare(`SELECT address, fingerprint, expires_at FROM members WHERE list_id = ? AND key_state = 'valid'
-    AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at, address LIMIT ?`).all(listId, horizon, MAX_LISTED) as Array<{ address: string; fingerprint: string; expires_at: number }>)
-    .map((r) => ({ address: r.address, fingerprint: r.fingerprint, expiresAt: r.expires_at }));
-  const expiringTotal = (db.prepare(`SELECT count(*) AS n FROM members WHERE list_id = ? AND key_state = 'valid' AND expires_at IS NOT NULL AND expires_at <= ?`)
-    .get(listId, horizon) as { n: number }).n;
-  const heldWaiting = (db.prepare('SELECT count(*) AS n FROM held WHERE list_id = ?').get(listId) as { n: number }).n;
+  const { rows: expiring, total: expiringTotal } = await expiringKeys(sql, listId, horizon, MAX_LISTED);
+  const heldWaiting = await countHeld(sql, listId);
   return {
     failures: { total, byCode, addresses: addresses.slice(0, MAX_LISTED), more: Math.max(0, addresses.length - MAX_LISTED) },
     expiring, moreExpiring: Math.max(0, expiringTotal - expiring.length), heldWaiting,
@@ -102,7 +98,7 @@ export function digestLines(list: ListRecord, c: DigestContent, since: number, n
 export type DigestOutcome = 'sent' | 'empty' | 'off' | 'no-owner' | 'no-key' | 'not-due' | 'baseline' | 'failed';
 
 export interface DigestDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   log: EventLog;
   keysFor(list: ListRecord): Promise<ListKeys>;
@@ -147,7 +143,7 @@ export class DigestJob {
 
   private async pass(force: boolean): Promise<Array<{ list: string; outcome: DigestOutcome }>> {
     const out: Array<{ list: string; outcome: DigestOutcome }> = [];
-    for (const list of allLists(this.d.db)) {
+    for (const list of await allLists(this.d.sql)) {
       let outcome: DigestOutcome;
       try {
         outcome = await this.one(list, force);
@@ -163,25 +159,26 @@ export class DigestJob {
   }
 
   private async one(list: ListRecord, force: boolean): Promise<DigestOutcome> {
-    const { db, log } = this.d;
+    const { sql, log } = this.d;
     const now = this.d.now?.() ?? Date.now();
-    const last = Number(getMeta(db, lastKey(list.id)) ?? NaN);
+    const lastRaw = await getMeta(sql, lastKey(list.id));
+    const last = Number(lastRaw ?? NaN);
     const known = Number.isFinite(last);
     if (!force) {
       if (!known) {
         // First sight of this list: the first digest covers from now on.
-        setMeta(db, lastKey(list.id), String(now));
+        await setMeta(sql, lastKey(list.id), String(now));
         return 'baseline';
       }
       if (now - last < this.d.intervalMs) return 'not-due';
     }
-    if (!getNotifySettings(db, list.id).digest) return 'off';
+    if (!(await getNotifySettings(sql, list.id)).digest) return 'off';
     if (!list.owner) return 'no-owner';
     const since = Math.max(known ? last : now - this.d.intervalMs, now - MAX_LOOKBACK_MS);
-    const content = gatherDigest(db, list.id, since, now);
+    const content = await gatherDigest(sql, list.id, since, now);
     let outcome: DigestOutcome = 'empty';
     if (!isEmpty(content)) {
-      const key = registeredKeyOf(db, list.id, list.owner, now);
+      const key = await registeredKeyOf(sql, list.id, list.owner, now);
       const mail = key && await sealedNoticeMail({
         listAddress: list.address, listKey: (await this.d.keysFor(list)).listKey, to: list.owner, toKey: key.publicKey,
         subject: `Digest for ${list.address}: ${content.failures.total} failed, ${content.expiring.length + content.moreExpiring} keys expiring`,
@@ -191,16 +188,20 @@ export class DigestJob {
         log.warn('digest.failed', { list: list.address, code: 'NO_KEY' });
         outcome = 'no-key';
       } else {
-        db.transaction(() => {
-          this.d.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: list.owner!, mail });
-          setMeta(db, lastKey(list.id), String(now));
-        })();
+        // Queued only if no other process sent this digest since it was read (several nodes on one database).
+        const queued = await sql.tx(async () => {
+          if (!force && await getMeta(sql, lastKey(list.id)) !== lastRaw) return false;
+          await this.d.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: list.owner!, mail });
+          await setMeta(sql, lastKey(list.id), String(now));
+          return true;
+        });
+        if (!queued) return 'not-due';
         this.d.onQueued?.();
         log.info('digest.queued', { list: list.address, count: content.failures.total });
         return 'sent';
       }
     }
-    setMeta(db, lastKey(list.id), String(now));
+    await setMeta(sql, lastKey(list.id), String(now));
     return outcome;
   }
 }

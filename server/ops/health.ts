@@ -11,7 +11,7 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { ListKeys } from '../lists/lists.ts';
 import type { DeliveryEvent } from '../metrics/metrics.ts';
-import type { Db } from '../store/db.ts';
+import { pingDatabase, type Sql } from '../store/db.ts';
 import { allLists, type ListRecord } from '../store/lists.ts';
 
 export interface CheckResult {
@@ -35,7 +35,7 @@ export function relayTarget(relayUrl: string | undefined, maildir: string): Rela
 }
 
 export interface HealthDeps {
-  db: Db;
+  sql: Sql;
   keysFor(list: ListRecord): Promise<ListKeys>;
   relay: RelayTarget;
   /** A TCP connect to the relay gives up after this. */
@@ -94,14 +94,8 @@ export class HealthCheck {
     else if (e.code?.startsWith('SMTP_')) this.lastDelivery = { at: this.now(), result: { ok: true } };
   }
 
-  database(): CheckResult {
-    try {
-      this.d.db.prepare('SELECT 1 AS one').get();
-      return { ok: true };
-    } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      return { ok: false, code: typeof code === 'string' && /^SQLITE_[A-Z_]+$/.test(code) ? code : this.d.db.open ? 'DB_ERROR' : 'DB_CLOSED' };
-    }
+  database(): Promise<CheckResult> {
+    return pingDatabase(this.d.sql);
   }
 
   async relay(): Promise<CheckResult> {
@@ -124,7 +118,7 @@ export class HealthCheck {
     this.keysProbe ??= (async (): Promise<CheckResult> => {
       let lists: ListRecord[];
       try {
-        lists = allLists(this.d.db);
+        lists = await allLists(this.d.sql);
       } catch {
         return { ok: false, code: 'DB_ERROR' };
       }
@@ -146,7 +140,7 @@ export class HealthCheck {
   }
 
   async check(): Promise<Readiness> {
-    const database = this.database();
+    const database = await this.database();
     const [relay, keys] = await Promise.all([this.relay(), this.keys()]);
     const checks = { database, relay, keys };
     const failing = Object.entries(checks).filter(([, c]) => !c.ok).map(([name]) => name);

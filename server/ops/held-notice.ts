@@ -13,8 +13,9 @@
 import { codeOf, type EventLog } from '../log/log.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { safeMessageId } from '../delivery/headers.ts';
-import type { Db } from '../store/db.ts';
-import { getHeld, type HeldRecord } from '../store/held.ts';
+import type { Sql } from '../store/db.ts';
+import { countHeld, getHeld, type HeldRecord } from '../store/held.ts';
+import { addressesWithRole } from '../store/mailman.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { getNotifySettings, isAddress, MAX_MODERATORS, registeredKeyOf } from '../store/notify.ts';
 import type { QueueStore } from '../store/queue.ts';
@@ -24,7 +25,7 @@ import { sealedNoticeMail } from './sealed.ts';
 const MAX_PENDING = 1000;
 
 export interface HeldNotifierDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   log: EventLog;
   keysFor(list: ListRecord): Promise<ListKeys>;
@@ -86,17 +87,14 @@ export function heldNoticeLines(list: ListRecord, held: HeldRecord, publicUrl: s
  * A list bound to Mailman 3 (server/mailman/, issue 11) also has the owners and
  * moderators Mailman names, from the roster last synced; none when that part is absent.
  */
-function mailmanModerators(db: Db, listId: number): string[] {
-  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mailman_roster'").get()) return [];
-  const rows = db.prepare("SELECT DISTINCT address FROM mailman_roster WHERE list_id = ? AND role IN ('owner', 'moderator') ORDER BY address LIMIT ?")
-    .all(listId, MAX_MODERATORS) as Array<{ address: string }>;
-  return rows.map((r) => r.address.toLowerCase()).filter(isAddress);
+async function mailmanModerators(sql: Sql, listId: number): Promise<string[]> {
+  return (await addressesWithRole(sql, listId, ['owner', 'moderator'], MAX_MODERATORS)).map((a) => a.toLowerCase()).filter(isAddress);
 }
 
 /** The list's moderators: its owner, the moderators set on it, and for a Mailman list Mailman's; each once. */
-export function moderatorsOf(db: Db, list: ListRecord): string[] {
-  const s = getNotifySettings(db, list.id);
-  return [...new Set([...(list.owner ? [list.owner.toLowerCase()] : []), ...s.moderators, ...mailmanModerators(db, list.id)])];
+export async function moderatorsOf(sql: Sql, list: ListRecord): Promise<string[]> {
+  const s = await getNotifySettings(sql, list.id);
+  return [...new Set([...(list.owner ? [list.owner.toLowerCase()] : []), ...s.moderators, ...await mailmanModerators(sql, list.id)])];
 }
 
 export class HeldNotifier {
@@ -107,15 +105,15 @@ export class HeldNotifier {
   constructor(private readonly d: HeldNotifierDeps) {}
 
   /** Called right after a hold is committed. Never throws. */
-  held(list: ListRecord, heldId: number): void {
+  async held(list: ListRecord, heldId: number): Promise<void> {
     try {
       if (this.stopped) return;
-      if (!getNotifySettings(this.d.db, list.id).held) {
+      if (!(await getNotifySettings(this.d.sql, list.id)).held) {
         this.d.log.info('notice.suppressed', { list: list.address, held: heldId, code: 'NOTIFY_OFF' });
         return;
       }
-      const hour = this.d.db.prepare('SELECT count(*) AS n FROM held WHERE list_id = ? AND received_at > ?').get(list.id, Date.now() - 3600_000) as { n: number };
-      if (hour.n > this.d.perHour) {
+      const hour = await countHeld(this.d.sql, list.id, Date.now() - 3600_000);
+      if (hour > this.d.perHour) {
         this.d.log.info('notice.suppressed', { list: list.address, held: heldId, code: 'RATE_LIST' });
         return;
       }
@@ -143,15 +141,15 @@ export class HeldNotifier {
 
   private async notify(listId: number, heldId: number): Promise<void> {
     if (this.stopped) return;
-    const { db, queue, log } = this.d;
-    const list = getListById(db, listId);
-    const held = getHeld(db, heldId);
+    const { sql, queue, log } = this.d;
+    const list = await getListById(sql, listId);
+    const held = await getHeld(sql, heldId);
     if (!list || !held) return; // approved or rejected already
     const { listKey } = await this.d.keysFor(list);
     const lines = heldNoticeLines(list, held, this.d.publicUrl);
     let queued = 0;
-    for (const to of moderatorsOf(db, list)) {
-      const key = registeredKeyOf(db, list.id, to);
+    for (const to of await moderatorsOf(sql, list)) {
+      const key = await registeredKeyOf(sql, list.id, to);
       const mail = key && await sealedNoticeMail({
         listAddress: list.address, listKey, to, toKey: key.publicKey, lines,
         subject: `Held post ${held.id} on ${list.address} awaits moderation`, outerSubject: `Moderation request for ${list.address}`,
@@ -161,7 +159,7 @@ export class HeldNotifier {
         log.warn('notice.suppressed', { list: list.address, held: heldId, code: 'NO_KEY' });
         continue;
       }
-      queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: to, mail });
+      await queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: to, mail });
       queued++;
     }
     if (queued > 0) this.d.onQueued?.();

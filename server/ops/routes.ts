@@ -46,7 +46,7 @@ export function registerOpsRoutes(app: FastifyInstance, d: OpsRouteDeps): void {
   app.get('/health', async (_req, reply) => {
     let queue: Record<string, number> | null = null;
     try {
-      queue = d.queue.stats();
+      queue = await d.queue.stats();
     } catch {
       // the database check below says why
     }

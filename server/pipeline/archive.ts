@@ -11,7 +11,7 @@ import { wrapMany } from '../../shared/index.ts';
 import { archivePost } from '../archive/archive.ts';
 import { displayOf, sealDisplay } from '../delivery/display.ts';
 import type { ListKeys } from '../lists/lists.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { purgeSignatures, recordSignature, setSignaturePost } from '../store/replay.ts';
 import { Refusal } from './reasons.ts';
 import { duplicateOf, replayWindowMs, threadingOf } from './replay.ts';
@@ -19,18 +19,18 @@ import type { SealedPost } from './types.ts';
 
 export type Archived = { postId: number; duplicate: false } | { postId: number; duplicate: true };
 
-export async function archive(post: SealedPost, keys: ListKeys, messageId: string, db: Db, now = Date.now()): Promise<Archived> {
+export async function archive(post: SealedPost, keys: ListKeys, messageId: string, sql: Sql, now = Date.now()): Promise<Archived> {
   const { verified, sealed } = post;
   const [archivePkesk, listPkesk] = await wrapMany(sealed.sessionKey, [keys.archive, keys.listRecipient]);
   const display = verified.member ? await sealDisplay(displayOf(verified.member.address, verified.inner, verified.clear), keys.listKey) : null;
   const listId = verified.list.id;
-  return db.transaction((): Archived => {
-    const dup = duplicateOf(db, verified, now);
+  return sql.tx(async (): Promise<Archived> => {
+    const dup = await duplicateOf(sql, verified, now);
     if (dup !== null) return { postId: dup, duplicate: true };
     const digest = verified.signatureDigest;
     const signedAt = verified.verification?.valid ? verified.verification.signedAt?.getTime() ?? now : now;
-    if (digest && !recordSignature(db, listId, digest, signedAt, null, now)) throw new Refusal('REPLAYED'); // rolls back
-    const postId = archivePost(db, {
+    if (digest && !await recordSignature(sql, listId, digest, signedAt, null, now)) throw new Refusal('REPLAYED'); // rolls back
+    const postId = await archivePost(sql, {
       listId,
       messageId,
       outerMessageId: verified.outer.messageId,
@@ -44,8 +44,8 @@ export async function archive(post: SealedPost, keys: ListKeys, messageId: strin
       display,
       bareText: verified.inner ? !verified.inner.isMime : false,
     });
-    if (digest) setSignaturePost(db, listId, digest, postId);
-    purgeSignatures(db, listId, replayWindowMs(verified.list), now);
+    if (digest) await setSignaturePost(sql, listId, digest, postId);
+    await purgeSignatures(sql, listId, replayWindowMs(verified.list), now);
     return { postId, duplicate: false };
-  })();
+  });
 }

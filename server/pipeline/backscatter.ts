@@ -8,8 +8,8 @@
 // and never reach this module.
 
 import { bouncesSince, logBounce } from '../store/bounces.ts';
-import type { Db } from '../store/db.ts';
-import type { ListRecord } from '../store/lists.ts';
+import type { Sql } from '../store/db.ts';
+import { listAddressesInDomain, type ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
 import type { EventLog, LogCode } from '../log/log.ts';
 
@@ -30,11 +30,11 @@ function split(address: string): { local: string; domain: string } | null {
 }
 
 /** Is `address` one of this server's list addresses: the list itself, list+anything, list-request/-owner/-bounces? */
-export function isListAddress(db: Db, address: string): boolean {
+export async function isListAddress(sql: Sql, address: string): Promise<boolean> {
   const a = split(address.toLowerCase());
   if (!a) return false;
-  const lists = db.prepare('SELECT address FROM lists WHERE address LIKE ? ESCAPE \'\\\'').all(`%@${a.domain.replace(/[\\%_]/g, (c) => `\\${c}`)}`) as Array<{ address: string }>;
-  return lists.some(({ address: l }) => {
+  const lists = await listAddressesInDomain(sql, a.domain);
+  return lists.some((l) => {
     const local = l.slice(0, l.lastIndexOf('@'));
     if (l.slice(local.length + 1) !== a.domain) return false;
     return a.local === local || a.local.startsWith(`${local}+`) || a.local.startsWith(`${local}-`);
@@ -42,18 +42,18 @@ export function isListAddress(db: Db, address: string): boolean {
 }
 
 /** Why no bounce may go to `to` (before counting), or null. */
-export function bounceBarrier(db: Db, to: string | null, autoSubmitted: boolean): Suppression | null {
+export async function bounceBarrier(sql: Sql, to: string | null, autoSubmitted: boolean): Promise<Suppression | null> {
   if (!to) return 'NULL_SENDER';
   const a = split(to.toLowerCase());
   if (!a) return 'NULL_SENDER';
   if (isAutomaticLocal(a.local)) return 'AUTOMATIC_SENDER';
   if (autoSubmitted) return 'AUTO_SUBMITTED';
-  if (isListAddress(db, to)) return 'LIST_ADDRESS';
+  if (await isListAddress(sql, to)) return 'LIST_ADDRESS';
   return null;
 }
 
 export interface BounceDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   log: EventLog;
   onQueued?(): void;
@@ -64,17 +64,17 @@ export interface BounceDeps {
  * reached; the count and the queue row are written in one transaction.
  * Returns whether it was queued.
  */
-export function queueBounce(d: BounceDeps, list: ListRecord, to: string | null, autoSubmitted: boolean, mail: (to: string) => string, now = Date.now()): boolean {
-  const barrier = bounceBarrier(d.db, to, autoSubmitted);
+export async function queueBounce(d: BounceDeps, list: ListRecord, to: string | null, autoSubmitted: boolean, mail: (to: string) => string, now = Date.now()): Promise<boolean> {
+  const barrier = await bounceBarrier(d.sql, to, autoSubmitted);
   const rcpt = to?.toLowerCase() ?? '';
-  const result = barrier ?? d.db.transaction((): Suppression | null => {
-    const count = bouncesSince(d.db, now - BOUNCE_LIMITS.windowMs);
-    if (count({ rcpt }) >= BOUNCE_LIMITS.perRecipient) return 'RATE_RECIPIENT';
-    if (count({ listId: list.id }) >= BOUNCE_LIMITS.perList) return 'RATE_LIST';
-    logBounce(d.db, list.id, rcpt, now, BOUNCE_LIMITS.windowMs);
-    d.queue.add({ listId: list.id, postId: null, kind: 'bounce', rcpt, mail: mail(rcpt) });
+  const result = barrier ?? await d.sql.tx(async (): Promise<Suppression | null> => {
+    const count = bouncesSince(d.sql, now - BOUNCE_LIMITS.windowMs);
+    if (await count({ rcpt }) >= BOUNCE_LIMITS.perRecipient) return 'RATE_RECIPIENT';
+    if (await count({ listId: list.id }) >= BOUNCE_LIMITS.perList) return 'RATE_LIST';
+    await logBounce(d.sql, list.id, rcpt, now, BOUNCE_LIMITS.windowMs);
+    await d.queue.add({ listId: list.id, postId: null, kind: 'bounce', rcpt, mail: mail(rcpt) });
     return null;
-  })();
+  });
   if (result) {
     d.log.info('bounce.suppressed', { list: list.address, code: result satisfies LogCode });
     return false;

@@ -15,21 +15,23 @@ export const ROW_FAILED = 'INTERNAL: the copy could not be queued';
  * Call inside the page's transaction. Each row is isolated: one that cannot be
  * made (a notice the writer refuses) is reported to the owner and the others go
  * on; a storage error (disk full) is rethrown so the whole page rolls back and is retried.
+ * (What fails a row is JavaScript before its statement, so no savepoint is needed:
+ * a failed statement would abort the whole transaction on PostgreSQL.)
  */
-export function deliver(page: WrappedPage, list: ListRecord, postId: number, messageId: string | null, queue: QueueStore): void {
-  const isolated = (rcpt: string, add: () => void) => {
+export async function deliver(page: WrappedPage, list: ListRecord, postId: number, messageId: string | null, queue: QueueStore): Promise<void> {
+  const isolated = async (rcpt: string, add: () => Promise<unknown>) => {
     try {
-      add();
+      await add();
     } catch (e) {
       if (isStorageError(e)) throw e;
-      queue.addReport(list.id, rcpt, postId, ROW_FAILED);
+      await queue.addReport(list.id, rcpt, postId, ROW_FAILED);
     }
   };
-  for (const c of page.copies) isolated(c.rcpt, () => queue.add({ listId: list.id, postId, kind: 'copy', rcpt: c.rcpt, pkesk: c.pkesk }));
+  for (const c of page.copies) await isolated(c.rcpt, () => queue.add({ listId: list.id, postId, kind: 'copy', rcpt: c.rcpt, pkesk: c.pkesk }));
   for (const m of page.missed) {
-    isolated(m.rcpt, () => {
-      queue.add({ listId: list.id, postId, kind: 'notice', rcpt: m.rcpt, mail: missedNoticeMail(list.address, m.rcpt, m.code, messageId) });
-      queue.addReport(list.id, m.rcpt, postId, `${m.code}: missed a post (notice sent)`);
+    await isolated(m.rcpt, async () => {
+      await queue.add({ listId: list.id, postId, kind: 'notice', rcpt: m.rcpt, mail: missedNoticeMail(list.address, m.rcpt, m.code, messageId) });
+      await queue.addReport(list.id, m.rcpt, postId, `${m.code}: missed a post (notice sent)`);
     });
   }
 }

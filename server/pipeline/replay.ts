@@ -17,7 +17,7 @@
 // one post. A held post is judged by the window at the time it was held.
 
 import { SIGNATURE_CLOCK_SKEW_MS } from '../../shared/index.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
 import { acceptedMessageId, signatureSeen } from '../store/replay.ts';
 import { Refusal, type ReasonCode } from './reasons.ts';
@@ -61,20 +61,20 @@ export function threadingOf(v: Pick<Verified, 'outer' | 'threading'>): { message
 }
 
 /** A duplicate of an accepted post's outer Message-ID within the window, or null. */
-export function duplicateOf(db: Db, v: Pick<Verified, 'list' | 'outer'>, now: number): number | null {
-  return v.outer.messageId ? acceptedMessageId(db, v.list.id, v.outer.messageId, now - replayWindowMs(v.list)) : null;
+export async function duplicateOf(sql: Sql, v: Pick<Verified, 'list' | 'outer'>, now: number): Promise<number | null> {
+  return v.outer.messageId ? await acceptedMessageId(sql, v.list.id, v.outer.messageId, now - replayWindowMs(v.list)) : null;
 }
 
 /**
  * Runs the checks; throws a Refusal for a replay. `heldAt` (ms) is when a held
  * post arrived: its window counts from then, not from the approval.
  */
-export function checkReplay(v: Verified, db: Db, options: { now?: number; heldAt?: number } = {}): ReplayVerdict {
+export async function checkReplay(v: Verified, sql: Sql, options: { now?: number; heldAt?: number } = {}): Promise<ReplayVerdict> {
   const now = options.now ?? Date.now();
-  const dup = duplicateOf(db, v, now);
+  const dup = await duplicateOf(sql, v, now);
   if (dup !== null) return { action: 'duplicate', postId: dup };
   const code = judgeFreshness(v, options.heldAt ?? now);
   if (code) throw new Refusal(code);
-  if (v.signatureDigest && signatureSeen(db, v.list.id, v.signatureDigest)) throw new Refusal('REPLAYED');
+  if (v.signatureDigest && await signatureSeen(sql, v.list.id, v.signatureDigest)) throw new Refusal('REPLAYED');
   return { action: 'new' };
 }

@@ -12,7 +12,7 @@ import { domainOf, isLetterlockError, newMessageId, outerFactsOf, type ErrorCode
 import { bounceMail, heldMail, refusalsMail } from '../delivery/notices.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { deleteHeld, getHeld, insertHeld } from '../store/held.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
@@ -41,7 +41,7 @@ export type Outcome =
   | { result: 'refused'; code: ReasonCode; bounced: boolean; outer?: OuterFacts | null };
 
 export interface PipelineDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   log: EventLog;
   keysFor(list: ListRecord): Promise<ListKeys>;
@@ -88,7 +88,7 @@ export class Pipeline {
    * One bounce for a message some of its lists accepted and others refused
    * (ingest answered 250 for the whole message): it names each refused list.
    */
-  bounceRefusals(envelopeFrom: string | null, refusals: ReadonlyArray<{ list: ListRecord; code: ReasonCode; outer: OuterFacts | null }>): boolean {
+  async bounceRefusals(envelopeFrom: string | null, refusals: ReadonlyArray<{ list: ListRecord; code: ReasonCode; outer: OuterFacts | null }>): Promise<boolean> {
     const first = refusals[0];
     if (!first) return false;
     const outer = refusals.find((r) => r.outer)?.outer ?? null;
@@ -98,35 +98,38 @@ export class Pipeline {
       return false;
     }
     const items = refusals.map((r) => ({ list: r.list.address, code: r.code }));
-    return queueBounce(this.deps, first.list, envelopeFrom, outer.autoSubmitted, (to) => refusalsMail(first.list.address, to, items, outer.messageId));
+    return await queueBounce(this.deps, first.list, envelopeFrom, outer.autoSubmitted, (to) => refusalsMail(first.list.address, to, items, outer.messageId));
   }
 
   /** A moderator's approval runs the held ciphertext through the pipeline again, from open. */
   async approve(heldId: number): Promise<Outcome> {
-    const h = getHeld(this.deps.db, heldId);
+    const h = await getHeld(this.deps.sql, heldId);
     if (!h) throw new Error(`no held post ${heldId}`);
-    const list = getListById(this.deps.db, h.listId)!;
+    const list = (await getListById(this.deps.sql, h.listId))!;
     const parsed: Parsed = { list, envelopeFrom: h.envelopeFrom, size: h.size, form: 'pgp-mime', payload: h.payload, outer: h.outer, clear: null };
     // Replay rules judge the post as of when it was held: a moderator may approve it after the window.
     const outcome = await this.fromParsed(parsed, { approved: true, heldAt: h.receivedAt });
-    deleteHeld(this.deps.db, heldId);
+    await deleteHeld(this.deps.sql, heldId);
     this.deps.log.info('post.approved', { list: list.address, held: heldId });
     return outcome;
   }
 
-  reject(heldId: number): Outcome {
-    const h = getHeld(this.deps.db, heldId);
+  async reject(heldId: number): Promise<Outcome> {
+    const h = await getHeld(this.deps.sql, heldId);
     if (!h) throw new Error(`no held post ${heldId}`);
-    const list = getListById(this.deps.db, h.listId)!;
-    const outcome = this.refuse(list, h.envelopeFrom, h.outer, 'REJECTED_BY_MODERATOR', true);
-    deleteHeld(this.deps.db, heldId);
+    const list = (await getListById(this.deps.sql, h.listId))!;
+    // The held row is taken and the bounce queued in one transaction: of two decisions at once, one rejects.
+    const outcome = await this.deps.sql.tx(async () => {
+      if (!await deleteHeld(this.deps.sql, heldId)) throw new Error(`no held post ${heldId}`);
+      return this.refuse(list, h.envelopeFrom, h.outer, 'REJECTED_BY_MODERATOR', true);
+    });
     this.deps.log.info('post.rejected', { list: list.address, held: heldId });
     return outcome;
   }
 
   /** `approved`: a moderator's approval of a held post (bounces are then asynchronous); `heldAt`: when it was held. */
   private async fromParsed(parsed: Parsed, how: { approved: boolean; heldAt?: number }): Promise<Outcome> {
-    const { db, log } = this.deps;
+    const { sql, log } = this.deps;
     const list = parsed.list;
     // A bound list's roster must be fresh enough before anything is decided; else RosterUnavailable (SMTP 451).
     // Without the roster service (no "mailman" configured) a bound list's post waits: never the standalone policy.
@@ -134,26 +137,26 @@ export class Pipeline {
     await this.deps.mailman?.ready(list);
     try {
       const keys = await this.deps.keysFor(list);
-      const verified = await open(parsed, keys.listKey, claimedSender(parsed, db), this.deps.pool);
-      const mailman = this.deps.mailman?.policy(list, parsed.outer.from);
+      const verified = await open(parsed, keys.listKey, await claimedSender(parsed, sql), this.deps.pool);
+      const mailman = await this.deps.mailman?.policy(list, parsed.outer.from);
       const decision = decide(verified, { approved: how.approved, ...(mailman ? { mailman } : {}) });
       if (decision.action === 'refuse') throw new Refusal(decision.code);
       if (decision.action === 'discard') {
         log.info('post.discarded', { list: list.address });
         return { result: 'discarded' };
       }
-      const replay = checkReplay(verified, db, how.heldAt === undefined ? {} : { heldAt: how.heldAt });
+      const replay = await checkReplay(verified, sql, how.heldAt === undefined ? {} : { heldAt: how.heldAt });
       if (replay.action === 'duplicate') return this.duplicate(list, replay.postId);
       if (decision.action === 'hold') {
         // Keep only the payload as it arrived (ciphertext to the list key).
-        const heldId = db.transaction(() => {
-          const id = insertHeld(db, {
+        const heldId = await sql.tx(async () => {
+          const id = await insertHeld(sql, {
             listId: list.id, sender: parsed.outer.from, envelopeFrom: parsed.envelopeFrom, payload: parsed.payload,
             outer: parsed.outer, size: parsed.size, reason: decision.reason,
           });
-          queueBounce(this.deps, list, parsed.envelopeFrom, parsed.outer.autoSubmitted, (to) => heldMail(list.address, to, parsed.outer.messageId));
+          await queueBounce(this.deps, list, parsed.envelopeFrom, parsed.outer.autoSubmitted, (to) => heldMail(list.address, to, parsed.outer.messageId));
           return id;
-        })();
+        });
         log.info('post.held', { list: list.address, held: heldId });
         this.deps.onHeld?.(list, heldId);
         return { result: 'held', heldId };
@@ -162,7 +165,7 @@ export class Pipeline {
       const messageId = threadingOf(verified).messageId ?? newMessageId(domainOf(list.address));
       let archived;
       try {
-        archived = await archive(sealed, keys, messageId, db);
+        archived = await archive(sealed, keys, messageId, sql);
       } catch (e) {
         sealed.sealed.sessionKey.data.fill(0); // no fan-out will take K
         throw e;
@@ -181,7 +184,7 @@ export class Pipeline {
         log.error('post.failed', { list: list.address, code: codeOf(e) });
         throw e;
       }
-      return this.refuse(list, parsed.envelopeFrom, parsed.outer, code, how.approved);
+      return await this.refuse(list, parsed.envelopeFrom, parsed.outer, code, how.approved);
     }
   }
 
@@ -191,8 +194,8 @@ export class Pipeline {
   }
 
   /** `bounce`: only for refusals made after the SMTP session (moderation); SMTP refusals are answered with a 550. */
-  private refuse(list: ListRecord, envelopeFrom: string | null, outer: OuterFacts, code: ReasonCode, bounce: boolean): Outcome {
-    const bounced = bounce && queueBounce(this.deps, list, envelopeFrom, outer.autoSubmitted, (to) => bounceMail(list.address, to, code, outer.messageId));
+  private async refuse(list: ListRecord, envelopeFrom: string | null, outer: OuterFacts, code: ReasonCode, bounce: boolean): Promise<Outcome> {
+    const bounced = bounce && await queueBounce(this.deps, list, envelopeFrom, outer.autoSubmitted, (to) => bounceMail(list.address, to, code, outer.messageId));
     this.deps.log.info('post.refused', { list: list.address, code });
     // The outer facts go back to ingest only (for the one bounce of a multi-list message).
     return bounce ? { result: 'refused', code, bounced } : { result: 'refused', code, bounced, outer };

@@ -3,11 +3,11 @@
 // decryption in the open pool, see open.ts), so a valid signature by another
 // member's key does not pass as the From member's.
 
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { getMember, type MemberRecord } from '../store/members.ts';
 import type { Parsed } from './types.ts';
 
 /** The member the post claims to come from: the only key its signature may be checked against. */
-export function claimedSender(parsed: Parsed, db: Db): MemberRecord | null {
-  return parsed.outer.from ? getMember(db, parsed.list.id, parsed.outer.from) : null;
+export async function claimedSender(parsed: Parsed, sql: Sql): Promise<MemberRecord | null> {
+  return parsed.outer.from ? await getMember(sql, parsed.list.id, parsed.outer.from) : null;
 }

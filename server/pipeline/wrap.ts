@@ -10,7 +10,7 @@
 import { KeyIdentity, wrapMany, type SessionKey } from '../../shared/index.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
-import { isStorageError, type Db } from '../store/db.ts';
+import { isStorageError, type Sql } from '../store/db.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { iterateMembers, type MemberRecord } from '../store/members.ts';
 import { advanceWrap, finishWrap, getWrapState, unfinishedWraps } from '../store/posts.ts';
@@ -86,7 +86,7 @@ async function wrapEach(sessionKey: SessionKey, page: readonly MemberRecord[]): 
 }
 
 export interface FanoutDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   log: EventLog;
   keysFor(list: ListRecord): Promise<ListKeys>;
@@ -125,12 +125,12 @@ export class Fanout {
 
   private retrySoon(): void {
     if (this.retryTimer || this.stopped) return;
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = setTimeout(async () => {
       this.retryTimer = null;
       if (this.stopped) return;
       try {
         // A post already waiting in the chain runs twice at most: the second run reads its cursor and does nothing.
-        for (const w of unfinishedWraps(this.d.db)) this.run(w.postId).catch(() => {});
+        for (const w of await unfinishedWraps(this.d.sql)) this.run(w.postId).catch(() => {});
       } catch (e) {
         this.d.log.error('post.failed', { code: codeOf(e) });
         this.retrySoon();
@@ -147,8 +147,8 @@ export class Fanout {
   }
 
   /** After a restart: finish every fan-out a crash interrupted. */
-  resumeAll(): Promise<void> {
-    const jobs = unfinishedWraps(this.d.db).map((w) => this.run(w.postId));
+  async resumeAll(): Promise<void> {
+    const jobs = (await unfinishedWraps(this.d.sql)).map((w) => this.run(w.postId));
     return Promise.allSettled(jobs).then(() => undefined);
   }
 
@@ -157,10 +157,10 @@ export class Fanout {
   }
 
   private async wrapAll(postId: number, given?: SessionKey): Promise<{ copies: number; notices: number }> {
-    const { db, queue, log } = this.d;
-    const state = getWrapState(db, postId);
+    const { sql, queue, log } = this.d;
+    const state = await getWrapState(sql, postId);
     if (!state) return { copies: 0, notices: 0 }; // already done
-    const list = getListById(db, state.listId);
+    const list = await getListById(sql, state.listId);
     if (!list) throw new Error('list gone');
     // A bound list (e.g. a fan-out resumed after a restart): never wrapped to a roster older than the bound.
     if (list.mailmanListId) {
@@ -180,7 +180,7 @@ export class Fanout {
     try {
       const wrap = async (page: readonly MemberRecord[]): Promise<WrappedPage> => {
         // A bound list: a registered key alone is not membership; Mailman's roster says who gets copies.
-        const members = this.d.mailman ? this.d.mailman.deliverable(list, page) : page;
+        const members = this.d.mailman ? await this.d.mailman.deliverable(list, page) : page;
         const last = page[page.length - 1]!.address;
         const pageStarted = performance.now();
         let wrapped: WrappedPage;
@@ -197,34 +197,35 @@ export class Fanout {
       };
       // With a pool, the next page is wrapped on the worker threads while this
       // one is committed here: one page ahead at most, so memory stays bounded.
-      const pages = iterateMembers(db, list.id, this.d.pageSize ?? 500, state.wrapAfter)[Symbol.iterator]();
-      const ahead = (): Promise<WrappedPage> | null => {
-        const r = pages.next();
-        if (r.done) return null;
-        const p = wrap(r.value);
+      const pages = iterateMembers(sql, list.id, this.d.pageSize ?? 500, state.wrapAfter);
+      const ahead = (): Promise<WrappedPage | null> => {
+        const p = pages.next().then((r) => (r.done ? null : wrap(r.value)));
         p.catch(() => {}); // awaited below; a stop may leave it unawaited
         return p;
       };
-      let pending = ahead();
+      let pending: Promise<WrappedPage | null> | null = ahead();
       while (pending) {
         // Stopping: leave the rest to the next start (the cursor is committed).
         if (this.stopped) {
           await pending.catch(() => {}); // K stays alive until no worker still needs this job's copy
           return { copies, notices };
         }
-        const wrapped = await pending;
+        const wrapped: WrappedPage | null = await pending;
+        if (!wrapped) break;
+        // The next page's members are read now, before the transaction below takes the connection.
         pending = this.d.wrapPool ? ahead() : null;
-        db.transaction(() => {
-          deliver(wrapped, list, postId, state.messageId, queue);
-          advanceWrap(db, postId, wrapped.last);
-        })();
+        // Only statements inside: the wrapping (crypto) of this page is done, the next one runs on the pool.
+        await sql.tx(async () => {
+          await deliver(wrapped, list, postId, state.messageId, queue);
+          await advanceWrap(sql, postId, wrapped.last);
+        });
         copies += wrapped.copies.length;
         notices += wrapped.missed.length;
         this.d.onQueued?.();
         pending ??= ahead();
       }
-      if (this.d.mailman) notices += this.d.mailman.keyNotices(list);
-      finishWrap(db, postId);
+      if (this.d.mailman) notices += await this.d.mailman.keyNotices(list);
+      await finishWrap(sql, postId);
       this.d.observe?.fanout((performance.now() - started) / 1000, copies, notices);
     } finally {
       sessionKey.data.fill(0); // K leaves memory with the job

@@ -7,7 +7,7 @@
 
 import { createHmac } from 'node:crypto';
 import { ApiFailure } from '../http/errors.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { addRateEvent, rateWindow } from '../store/registry.ts';
 
 export interface Rate {
@@ -32,7 +32,7 @@ export class RateLimited extends ApiFailure {
 export class Limiter {
   private readonly salt: Buffer;
 
-  constructor(private readonly db: Db, secret: string, private readonly now: () => number = Date.now) {
+  constructor(private readonly sql: Sql, secret: string, private readonly now: () => number = Date.now) {
     this.salt = createHmac('sha256', secret).update('letterlock rate-limit keys').digest();
   }
 
@@ -43,32 +43,33 @@ export class Limiter {
   /**
    * Counts the event under every rule when all of them pass and returns 0;
    * otherwise counts nothing and returns the seconds until every failing rule
-   * has room again. Synchronous, so check and count cannot interleave.
+   * has room again. One transaction, so check and count cannot interleave (not
+   * even between processes sharing the database).
    */
-  tryTake(rules: Rule[]): number {
+  async tryTake(rules: Rule[]): Promise<number> {
     const now = this.now();
-    return this.db.transaction(() => {
+    const keys = rules.map((r) => this.hash(r.bucket, r.key));
+    return this.sql.tx(async () => {
       let wait = 0;
-      const keys = rules.map((r) => this.hash(r.bucket, r.key));
-      rules.forEach((r, i) => {
+      for (const [i, r] of rules.entries()) {
         const windowMs = r.rate.windowSeconds * 1000;
         const since = now - windowMs;
-        const { n, at } = rateWindow(this.db, r.bucket, keys[i]!, since, 0);
-        if (n < r.rate.max) return;
+        const { n, at } = await rateWindow(this.sql, r.bucket, keys[i]!, since, 0);
+        if (n < r.rate.max) continue;
         // Room returns when enough of the oldest events leave the window.
         const nth = n - r.rate.max;
-        const freeing = nth === 0 ? at : rateWindow(this.db, r.bucket, keys[i]!, since, nth).at;
+        const freeing = nth === 0 ? at : (await rateWindow(this.sql, r.bucket, keys[i]!, since, nth)).at;
         wait = Math.max(wait, Math.max(1, Math.ceil(((freeing ?? now) + windowMs - now) / 1000)));
-      });
+      }
       if (wait > 0) return wait;
-      rules.forEach((r, i) => addRateEvent(this.db, r.bucket, keys[i]!, now, now + r.rate.windowSeconds * 1000));
+      for (const [i, r] of rules.entries()) await addRateEvent(this.sql, r.bucket, keys[i]!, now, now + r.rate.windowSeconds * 1000);
       return 0;
-    })();
+    });
   }
 
   /** tryTake, refusing with 429 and Retry-After when a limit is reached. */
-  take(rules: Rule[], message?: (seconds: number) => string): void {
-    const wait = this.tryTake(rules);
+  async take(rules: Rule[], message?: (seconds: number) => string): Promise<void> {
+    const wait = await this.tryTake(rules);
     if (wait > 0) throw new RateLimited(wait, message?.(wait));
   }
 }

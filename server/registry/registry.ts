@@ -18,9 +18,9 @@ import type { HttpLimits } from '../config/config.ts';
 import { ApiFailure, busy } from '../http/errors.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import type { ListRecord } from '../store/lists.ts';
-import { getListById } from '../store/lists.ts';
+import { allLists, getListById } from '../store/lists.ts';
 import { findMemberByKeyId, getMember, iterateMembers, removeMember } from '../store/members.ts';
 import type { QueueStore } from '../store/queue.ts';
 import {
@@ -28,8 +28,8 @@ import {
   setDeliveryPreference, takePendingToken, upsertPendingMember, wasWarned,
 } from '../store/registry.ts';
 import type { Limiter, Rule } from './limits.ts';
-import { queueOutbox } from '../mailman/store.ts';
-import { getListSettings } from './settings.ts';
+import { queueOutbox } from '../store/mailman.ts';
+import { getListSettings } from '../store/settings.ts';
 import { hashToken, newToken } from './tokens.ts';
 
 export const CONFIRM_TTL_MS = 48 * 3600_000;
@@ -39,7 +39,7 @@ export const EXPIRY_WARNING_MS = 14 * 86_400_000;
 const MAX_SUMMARY_LISTED = 200;
 
 export interface RegistryDeps {
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   publicUrl: string;
   keysFor(list: ListRecord): Promise<ListKeys>;
@@ -60,8 +60,8 @@ export class Registry {
     return this.deps.now?.() ?? Date.now();
   }
 
-  private enqueue(list: ListRecord, rcpt: string, mail: string): void {
-    this.deps.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt, mail });
+  private async enqueue(list: ListRecord, rcpt: string, mail: string): Promise<void> {
+    await this.deps.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt, mail });
     this.deps.onQueued();
   }
 
@@ -76,19 +76,23 @@ export class Registry {
     // waits 48 h for its confirmation.
     const limits = this.deps.limits;
     const retry = (soonest: number | null) => Math.min(3600, Math.max(60, ((soonest ?? now) - now) / 1000));
-    const ofList = countPendingSubscriptions(this.deps.db, list.id, now);
-    if (ofList.n >= limits.maxPendingSubscriptionsPerList) {
-      throw busy('This list has too many subscriptions waiting for confirmation. Try again later.', retry(ofList.soonest));
-    }
-    const all = countPendingSubscriptions(this.deps.db, null, now);
-    if (all.n >= limits.maxPendingSubscriptions) throw busy('This server has too many subscriptions waiting for confirmation. Try again later.', retry(all.soonest));
-    this.deps.limiter.take(this.mailRules(list, req.address, client), (s) => `Too many confirmation mails were asked for (for this address, from your network or for this list). Try again in ${s} s.`);
     const { token, hash } = newToken();
     const expiresAt = now + CONFIRM_TTL_MS;
-    insertPendingToken(this.deps.db, hash, {
-      purpose: 'subscribe', listId: list.id, address: req.address, fingerprint: facts.fingerprint, publicKey: key.armor(), delivery: req.delivery, expiresAt,
+    // Caps, rate limits and the new token in one transaction: two requests at once
+    // cannot both pass a cap that has room for one.
+    await this.deps.sql.tx(async () => {
+      const ofList = await countPendingSubscriptions(this.deps.sql, list.id, now);
+      if (ofList.n >= limits.maxPendingSubscriptionsPerList) {
+        throw busy('This list has too many subscriptions waiting for confirmation. Try again later.', retry(ofList.soonest));
+      }
+      const all = await countPendingSubscriptions(this.deps.sql, null, now);
+      if (all.n >= limits.maxPendingSubscriptions) throw busy('This server has too many subscriptions waiting for confirmation. Try again later.', retry(all.soonest));
+      await this.deps.limiter.take(this.mailRules(list, req.address, client), (s) => `Too many confirmation mails were asked for (for this address, from your network or for this list). Try again in ${s} s.`);
+      await insertPendingToken(this.deps.sql, hash, {
+        purpose: 'subscribe', listId: list.id, address: req.address, fingerprint: facts.fingerprint, publicKey: key.armor(), delivery: req.delivery, expiresAt,
+      });
     });
-    this.enqueue(list, req.address, await this.confirmationMail(list, req.address, key, facts.fingerprint, token, expiresAt, req.delivery === 'inline' ? 'inline' : 'pgp-mime'));
+    await this.enqueue(list, req.address, await this.confirmationMail(list, req.address, key, facts.fingerprint, token, expiresAt, req.delivery === 'inline' ? 'inline' : 'pgp-mime'));
     return { expiresAt: new Date(expiresAt).toISOString() };
   }
 
@@ -130,13 +134,13 @@ export class Registry {
   }
 
   async confirm(list: ListRecord, token: string): Promise<ConfirmResponse> {
-    const pending = takePendingToken(this.deps.db, hashToken(token), 'subscribe', this.now());
+    const pending = await takePendingToken(this.deps.sql, hashToken(token), 'subscribe', this.now());
     if (!pending || pending.listId !== list.id || !pending.publicKey || !pending.fingerprint) {
       throw new ApiFailure(400, 'TOKEN_INVALID', 'This confirmation link is unknown, already used or expired. Subscribe again to get a new one.');
     }
     const delivery = pending.delivery === 'inline' ? 'inline' : 'pgp-mime';
-    if (getListSettings(this.deps.db, list.id).subscription === 'moderated' && !getMember(this.deps.db, list.id, pending.address)) {
-      upsertPendingMember(this.deps.db, { listId: list.id, address: pending.address, fingerprint: pending.fingerprint, publicKey: pending.publicKey, delivery });
+    if ((await getListSettings(this.deps.sql, list.id)).subscription === 'moderated' && !await getMember(this.deps.sql, list.id, pending.address)) {
+      await upsertPendingMember(this.deps.sql, { listId: list.id, address: pending.address, fingerprint: pending.fingerprint, publicKey: pending.publicKey, delivery });
       return { status: 'pending-approval', address: pending.address, fingerprint: pending.fingerprint };
     }
     await this.admit(list, pending.address, pending.publicKey, delivery);
@@ -145,26 +149,26 @@ export class Registry {
 
   /** Makes (or re-keys) a member; sessions under an old key end. */
   async admit(list: ListRecord, address: string, publicKey: string, delivery: 'pgp-mime' | 'inline'): Promise<void> {
-    const before = getMember(this.deps.db, list.id, address);
-    const { record } = await registerMember(this.deps.db, list.id, address, publicKey, new Date(this.now()));
-    setDeliveryPreference(this.deps.db, list.id, address, delivery);
-    deletePendingMember(this.deps.db, list.id, address);
-    if (before && before.fingerprint !== record.fingerprint) deleteSessions(this.deps.db, list.id, address);
+    const before = await getMember(this.deps.sql, list.id, address);
+    const { record } = await registerMember(this.deps.sql, list.id, address, publicKey, new Date(this.now()));
+    await setDeliveryPreference(this.deps.sql, list.id, address, delivery);
+    await deletePendingMember(this.deps.sql, list.id, address);
+    if (before && before.fingerprint !== record.fingerprint) await deleteSessions(this.deps.sql, list.id, address);
     // A list bound to Mailman: the Core gets the member too (sent by server/mailman/sync.ts, kept while it is down).
-    if (list.mailmanListId) queueOutbox(this.deps.db, list.id, address, 'subscribe');
+    if (list.mailmanListId) await queueOutbox(this.deps.sql, list.id, address, 'subscribe');
   }
 
   async approvePending(list: ListRecord, address: string): Promise<void> {
-    const p = getPendingMember(this.deps.db, list.id, address);
+    const p = await getPendingMember(this.deps.sql, list.id, address);
     if (!p) throw new ApiFailure(404, 'NOT_FOUND', 'No pending subscription for that address.');
     await this.admit(list, p.address, p.publicKey, p.delivery === 'inline' ? 'inline' : 'pgp-mime');
   }
 
-  removeMember(list: ListRecord, address: string): boolean {
-    const removed = removeMember(this.deps.db, list.id, address);
-    deleteSessions(this.deps.db, list.id, address);
-    deletePendingMember(this.deps.db, list.id, address);
-    if (list.mailmanListId) queueOutbox(this.deps.db, list.id, address, 'unsubscribe');
+  async removeMember(list: ListRecord, address: string): Promise<boolean> {
+    const removed = await removeMember(this.deps.sql, list.id, address);
+    await deleteSessions(this.deps.sql, list.id, address);
+    await deletePendingMember(this.deps.sql, list.id, address);
+    if (list.mailmanListId) await queueOutbox(this.deps.sql, list.id, address, 'unsubscribe');
     return removed;
   }
 
@@ -184,7 +188,7 @@ export class Registry {
     }
     const when = Date.parse(f.date);
     if (!Number.isFinite(when) || Math.abs(when - this.now()) > REQUEST_CLOCK_SKEW_MS) throw refused('The request is too old or dated in the future.');
-    const member = getMember(this.deps.db, list.id, f.address);
+    const member = await getMember(this.deps.sql, list.id, f.address);
     if (!member || member.keyState !== 'valid') throw refused('The request is not signed by the registered key of a member.');
     const { key } = await readPublicKey(member.publicKey).catch(() => {
       throw refused('The registered key of this member can no longer verify requests.');
@@ -193,21 +197,21 @@ export class Registry {
       throw refused('The request is not signed by the registered key of a member.');
     }
     // Only after the signature holds: a stranger cannot burn a member's nonces.
-    if (!recordNonce(this.deps.db, list.id, f.nonce, this.now())) throw new ApiFailure(409, 'CONFLICT', 'This request was already made once.');
+    if (!await recordNonce(this.deps.sql, list.id, f.nonce, this.now())) throw new ApiFailure(409, 'CONFLICT', 'This request was already made once.');
 
     switch (f.action) {
       case 'unsubscribe':
-        this.removeMember(list, member.address);
+        await this.removeMember(list, member.address);
         return 'unsubscribed';
       case 'delivery':
         if (f.value !== 'pgp-mime' && f.value !== 'inline') throw new ApiFailure(400, 'BAD_REQUEST', 'Delivery must be pgp-mime or inline.');
-        setDeliveryPreference(this.deps.db, list.id, member.address, f.value);
+        await setDeliveryPreference(this.deps.sql, list.id, member.address, f.value);
         return 'delivery-changed';
       case 'key-change': {
         if (!req.newPublicKey) throw new ApiFailure(400, 'BAD_REQUEST', 'A key change needs the new public key.');
         const { facts } = await readPublicKey(req.newPublicKey, { expectedAddress: member.address, date: new Date(this.now()) });
         if (facts.fingerprint !== f.value) throw refused('The signed request names a different new key.');
-        await this.admit(list, member.address, req.newPublicKey, getDeliveryPreference(this.deps.db, list.id, member.address));
+        await this.admit(list, member.address, req.newPublicKey, await getDeliveryPreference(this.deps.sql, list.id, member.address));
         return 'key-changed';
       }
       default:
@@ -231,7 +235,7 @@ export class Registry {
     } catch {
       throw new ApiFailure(400, 'BAD_REQUEST', 'That is not an OpenPGP key revocation certificate.');
     }
-    const row = findMemberByKeyId(this.deps.db, list.id, issuer);
+    const row = await findMemberByKeyId(this.deps.sql, list.id, issuer);
     if (!row) throw new ApiFailure(404, 'NOT_FOUND', 'No member of this list has the key this certificate revokes.');
     let revoked: string;
     try {
@@ -240,23 +244,23 @@ export class Registry {
     } catch {
       throw new ApiFailure(400, 'SIGNATURE_INVALID', 'The revocation certificate does not verify against the member\'s key.');
     }
-    const { record } = await registerMember(this.deps.db, list.id, row.address, revoked, new Date(this.now()));
-    deleteSessions(this.deps.db, list.id, row.address);
+    const { record } = await registerMember(this.deps.sql, list.id, row.address, revoked, new Date(this.now()));
+    await deleteSessions(this.deps.sql, list.id, row.address);
     return { address: row.address, fingerprint: record.fingerprint };
   }
 
   // ---- unsubscribe by mail -----------------------------------------------------------------
 
   /** Always answers the same, member or not, so the endpoint tells nobody who is subscribed. */
-  requestUnsubscribe(list: ListRecord, address: string, client: string | null = null): void {
-    if (!getMember(this.deps.db, list.id, address)) return;
+  async requestUnsubscribe(list: ListRecord, address: string, client: string | null = null): Promise<void> {
+    if (!await getMember(this.deps.sql, list.id, address)) return;
     // Over a mail bound the request is dropped silently: a 429 here would tell
     // a stranger that the address is subscribed.
-    if (this.deps.limiter.tryTake(this.mailRules(list, address, client)) > 0) return;
+    if (await this.deps.limiter.tryTake(this.mailRules(list, address, client)) > 0) return;
     const { token, hash } = newToken();
-    insertPendingToken(this.deps.db, hash, { purpose: 'unsubscribe', listId: list.id, address, fingerprint: null, publicKey: null, delivery: null, expiresAt: this.now() + CONFIRM_TTL_MS });
+    await insertPendingToken(this.deps.sql, hash, { purpose: 'unsubscribe', listId: list.id, address, fingerprint: null, publicKey: null, delivery: null, expiresAt: this.now() + CONFIRM_TTL_MS });
     const link = `${this.deps.publicUrl}/v1/lists/${encodeURIComponent(list.address)}/unsubscribe/confirm?token=${token}`;
-    this.enqueue(list, address, serviceMail(list.address, address, `Confirm leaving ${list.address}`, [
+    await this.enqueue(list, address, serviceMail(list.address, address, `Confirm leaving ${list.address}`, [
       `Someone, hopefully you, asked to unsubscribe ${address} from ${list.address}.`,
       'To confirm, open this link and press the button there:',
       link,
@@ -265,10 +269,10 @@ export class Registry {
     ]));
   }
 
-  confirmUnsubscribe(list: ListRecord, token: string): string {
-    const pending = takePendingToken(this.deps.db, hashToken(token), 'unsubscribe', this.now());
+  async confirmUnsubscribe(list: ListRecord, token: string): Promise<string> {
+    const pending = await takePendingToken(this.deps.sql, hashToken(token), 'unsubscribe', this.now());
     if (!pending || pending.listId !== list.id) throw new ApiFailure(400, 'TOKEN_INVALID', 'This link is unknown, already used or expired.');
-    this.removeMember(list, pending.address);
+    await this.removeMember(list, pending.address);
     return pending.address;
   }
 
@@ -290,9 +294,9 @@ export class Registry {
 
   private async checkAll(): Promise<{ warned: number }> {
     let warned = 0;
-    const lists = this.deps.db.prepare('SELECT id FROM lists').all() as Array<{ id: number }>;
+    const lists = (await allLists(this.deps.sql)).map((l) => ({ id: l.id }));
     for (const { id } of lists) {
-      const list = getListById(this.deps.db, id);
+      const list = await getListById(this.deps.sql, id);
       if (!list) continue;
       try {
         warned += await this.checkList(list);
@@ -304,17 +308,17 @@ export class Registry {
   }
 
   private async checkList(list: ListRecord): Promise<number> {
-    const { db, log } = this.deps;
+    const { sql, log } = this.deps;
     const now = this.now();
     const date = new Date(now);
     let listKey: PrivateKey | null = null;
     const key = async () => (listKey ??= (await this.deps.keysFor(list)).listKey);
     const soon: string[] = [];
     let warned = 0;
-    for (const page of iterateMembers(db, list.id)) {
+    for await (const page of iterateMembers(sql, list.id)) {
       for (const m of page) {
         if (m.keyState !== 'valid' || m.expiresAt === null || m.expiresAt > now + EXPIRY_WARNING_MS) continue;
-        if (wasWarned(db, list.id, m.address, m.fingerprint)) continue;
+        if (await wasWarned(sql, list.id, m.address, m.fingerprint)) continue;
         const when = new Date(m.expiresAt).toUTCString();
         const subject = `Your key for ${list.address} expires soon`;
         const lines = [
@@ -329,18 +333,22 @@ export class Registry {
           listAddress: list.address, listKey: await key(), to: m.address, toKey: m.publicKey, subject,
           outerSubject: `Key notice for ${list.address}`, lines, date,
         }) ?? serviceMail(list.address, m.address, subject, lines);
-        db.transaction(() => {
-          this.deps.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: m.address, mail });
-          recordWarning(db, list.id, m.address, m.fingerprint, now);
-        })();
+        // Checked again with the write: another check (another process) may have warned meanwhile.
+        const sent = await sql.tx(async () => {
+          if (await wasWarned(sql, list.id, m.address, m.fingerprint)) return false;
+          await this.deps.queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: m.address, mail });
+          await recordWarning(sql, list.id, m.address, m.fingerprint, now);
+          return true;
+        });
+        if (!sent) continue;
         this.deps.onQueued();
         warned++;
         if (soon.length < MAX_SUMMARY_LISTED) soon.push(`${m.address} (${m.fingerprint}, ${when})`);
       }
     }
     // The owner's digest already lists keys expiring within 14 days: no second mail.
-    if (warned > 0 && list.owner && !getNotifySettings(db, list.id).digest) {
-      const ownerKey = registeredKeyOf(db, list.id, list.owner, now);
+    if (warned > 0 && list.owner && !(await getNotifySettings(sql, list.id)).digest) {
+      const ownerKey = await registeredKeyOf(sql, list.id, list.owner, now);
       const mail = ownerKey && await sealedNoticeMail({
         listAddress: list.address, listKey: await key(), to: list.owner, toKey: ownerKey.publicKey,
         subject: `Member keys of ${list.address} expiring soon`, outerSubject: `Key notice for ${list.address}`,
@@ -349,7 +357,7 @@ export class Registry {
           ...(warned > soon.length ? [`  ... and ${warned - soon.length} more`] : []),
         ], date,
       });
-      if (mail) this.enqueue(list, list.owner, mail);
+      if (mail) await this.enqueue(list, list.owner, mail);
       // Never in clear: the list of members is member data.
       else log?.warn('ops.owner_unreachable', { list: list.address, count: warned, code: 'NO_KEY' });
     }

@@ -9,7 +9,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMT
 import type { EventLog } from '../log/log.ts';
 import { codeOf } from '../log/log.ts';
 import type { Tokens } from '../delivery/tokens.ts';
-import type { Db } from '../store/db.ts';
+import type { Sql } from '../store/db.ts';
 import { getList, type ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
 import type { Pipeline } from '../pipeline/run.ts';
@@ -26,7 +26,7 @@ export interface IngestOptions {
   maxClients: number;
   /** Per-address caps and deadlines (hygiene.ts); absent: none beyond maxClients and the idle timeout. */
   hygiene?: HygieneOptions;
-  db: Db;
+  sql: Sql;
   queue: QueueStore;
   pipeline: Pipeline;
   work: WorkQueue;
@@ -45,16 +45,16 @@ function smtpError(message: string, responseCode: number): Error {
   return Object.assign(new Error(message), { responseCode });
 }
 
-function resolveTarget(db: Db, tokens: Tokens, address: string, requests: boolean): Target | null {
+async function resolveTarget(sql: Sql, tokens: Tokens, address: string, requests: boolean): Promise<Target | null> {
   const a = address.toLowerCase();
-  const direct = getList(db, a);
+  const direct = await getList(sql, a);
   if (direct) return { kind: 'list', list: direct };
   const r = requests ? /^([^+@]+)-request@(.+)$/.exec(a) : null;
-  const commandsFor = r ? getList(db, `${r[1]}@${r[2]}`) : null;
+  const commandsFor = r ? await getList(sql, `${r[1]}@${r[2]}`) : null;
   if (commandsFor) return { kind: 'request', list: commandsFor };
   const m = /^([^+@]+)\+bounces-[^@]+@(.+)$/.exec(a);
   if (!m) return null;
-  const list = getList(db, `${m[1]}@${m[2]}`);
+  const list = await getList(sql, `${m[1]}@${m[2]}`);
   if (!list) return null;
   const id = tokens.parseBounceAddress(list.address, a);
   return id === null ? null : { kind: 'bounce', list, deliveryId: id };
@@ -87,23 +87,28 @@ export function createIngest(o: IngestOptions): SMTPServer {
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback) {
-      const t = resolveTarget(o.db, o.tokens, address.address, o.requests !== undefined);
-      if (!t) {
-        o.log.info('smtp.rcpt_refused', { code: 'NO_SUCH_LIST' });
-        return callback(smtpError('No such list here', 550));
-      }
-      const list = targets.get(session) ?? [];
-      // A request is answered (or refused) on its own: its reply must not mix with a post's.
-      if (list.length > 0 && (t.kind === 'request' || list.some((x) => x.kind === 'request'))) {
-        if (list.some((x) => x.kind === t.kind && x.list.id === t.list.id)) return callback();
-        return callback(smtpError('Send requests to a -request address in a mail of their own', 452));
-      }
-      if (list.length >= 10) return callback(smtpError('Too many list recipients in one message', 452));
-      // The same list named twice (e.g. To and Cc) is one post, not two.
-      const same = list.some((x) => x.kind === t.kind && x.list.id === t.list.id && (t.kind !== 'bounce' || (x.kind === 'bounce' && x.deliveryId === t.deliveryId)));
-      if (!same) list.push(t);
-      targets.set(session, list);
-      callback();
+      resolveTarget(o.sql, o.tokens, address.address, o.requests !== undefined).then((t) => {
+        if (!t) {
+          o.log.info('smtp.rcpt_refused', { code: 'NO_SUCH_LIST' });
+          return callback(smtpError('No such list here', 550));
+        }
+        const list = targets.get(session) ?? [];
+        // A request is answered (or refused) on its own: its reply must not mix with a post's.
+        if (list.length > 0 && (t.kind === 'request' || list.some((x) => x.kind === 'request'))) {
+          if (list.some((x) => x.kind === t.kind && x.list.id === t.list.id)) return callback();
+          return callback(smtpError('Send requests to a -request address in a mail of their own', 452));
+        }
+        if (list.length >= 10) return callback(smtpError('Too many list recipients in one message', 452));
+        // The same list named twice (e.g. To and Cc) is one post, not two.
+        const same = list.some((x) => x.kind === t.kind && x.list.id === t.list.id && (t.kind !== 'bounce' || (x.kind === 'bounce' && x.deliveryId === t.deliveryId)));
+        if (!same) list.push(t);
+        targets.set(session, list);
+        callback();
+      }, (e: unknown) => {
+        // The database failed (disk, connection): a temporary refusal, the sender retries.
+        o.log.error('smtp.error', { code: codeOf(e) });
+        callback(smtpError('Temporary local problem, try again later', 451));
+      });
     },
     onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback) {
       const chunks: Buffer[] = [];
@@ -191,11 +196,13 @@ async function handle(o: IngestOptions, targets: Target[], envelopeFrom: string 
     if (t.kind === 'bounce') {
       // A bounce for one copy: record it and tell the owner; the bounce's content
       // (which may quote the encrypted copy) is not kept.
-      const row = o.queue.get(t.deliveryId);
-      if (row && row.list_id === t.list.id) {
-        o.queue.markFailed(row.id, 'BOUNCED: the recipient\'s mail system returned the copy', 'bounced');
-        o.queue.addReport(row.list_id, row.rcpt, row.post_id, 'BOUNCED: the recipient\'s mail system returned the copy');
-      }
+      await o.sql.tx(async () => {
+        const row = await o.queue.get(t.deliveryId);
+        if (row && row.list_id === t.list.id) {
+          await o.queue.markFailed(row.id, 'BOUNCED: the recipient\'s mail system returned the copy', 'bounced');
+          await o.queue.addReport(row.list_id, row.rcpt, row.post_id, 'BOUNCED: the recipient\'s mail system returned the copy');
+        }
+      });
       o.log.info('smtp.bounce_received', { list: t.list.address, delivery: t.deliveryId });
       replies.push('bounce recorded');
       taken++;
@@ -211,7 +218,7 @@ async function handle(o: IngestOptions, targets: Target[], envelopeFrom: string 
     }
   }
   if (refused.length > 0 && taken === 0) throw refusalReply(refused);
-  if (refused.length > 0) o.pipeline.bounceRefusals(envelopeFrom, refused);
+  if (refused.length > 0) await o.pipeline.bounceRefusals(envelopeFrom, refused);
   const ok = `OK: ${replies.join('; ')}`;
   return ok.length > MAX_REPLY_CHARS ? `${ok.slice(0, MAX_REPLY_CHARS - 3)}...` : ok;
 }

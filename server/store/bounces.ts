@@ -2,15 +2,17 @@
 // the hourly limits per recipient and per list survive a restart. Rows older than
 // the counting window are purged as new ones are written.
 
-import type { Db } from './db.ts';
+import type { Sql } from './sql.ts';
 
-export function bouncesSince(db: Db, since: number): (by: { rcpt: string } | { listId: number }) => number {
-  return (by) => 'rcpt' in by
-    ? (db.prepare('SELECT count(*) AS n FROM bounce_log WHERE rcpt = ? AND sent_at >= ?').get(by.rcpt, since) as { n: number }).n
-    : (db.prepare('SELECT count(*) AS n FROM bounce_log WHERE list_id = ? AND sent_at >= ?').get(by.listId, since) as { n: number }).n;
+export function bouncesSince(sql: Sql, since: number): (by: { rcpt: string } | { listId: number }) => Promise<number> {
+  return async (by) => ('rcpt' in by
+    ? await sql.get<{ n: number }>('SELECT count(*) AS n FROM bounce_log WHERE rcpt = ? AND sent_at >= ?', [by.rcpt, since])
+    : await sql.get<{ n: number }>('SELECT count(*) AS n FROM bounce_log WHERE list_id = ? AND sent_at >= ?', [by.listId, since]))!.n;
 }
 
-export function logBounce(db: Db, listId: number, rcpt: string, now: number, keepMs: number): void {
-  db.prepare('DELETE FROM bounce_log WHERE sent_at < ?').run(now - keepMs);
-  db.prepare('INSERT INTO bounce_log (list_id, rcpt, sent_at) VALUES (?,?,?)').run(listId, rcpt, now);
+export async function logBounce(sql: Sql, listId: number, rcpt: string, now: number, keepMs: number): Promise<void> {
+  await sql.tx(async () => {
+    await sql.run('DELETE FROM bounce_log WHERE sent_at < ?', [now - keepMs]);
+    await sql.run('INSERT INTO bounce_log (list_id, rcpt, sent_at) VALUES (?,?,?)', [listId, rcpt, now]);
+  });
 }

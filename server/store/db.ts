@@ -4,15 +4,15 @@
 
 import Database from 'better-sqlite3';
 import { migrate } from './migrations.ts';
+import { SqliteSql, type Sql } from './sql.ts';
 
+export { isStorageError } from './sql.ts';
+export type { Sql } from './sql.ts';
+
+/** The raw better-sqlite3 handle: only the migrations and the SQLite-only backup use it. */
 export type Db = Database.Database;
 
-/** SQLite refusing a write for a reason outside the data (disk full, I/O, busy, read-only): worth retrying. */
-export function isStorageError(e: unknown): boolean {
-  const c = (e as { code?: unknown } | null)?.code;
-  return typeof c === 'string' && /^SQLITE_(FULL|IOERR|BUSY|LOCKED|READONLY|CANTOPEN|NOMEM|PROTOCOL)/.test(c);
-}
-
+/** Opens and migrates the SQLite file (raw handle). The app goes through openSqlite. */
 export function openDb(path: string): Db {
   const db = new Database(path);
   // WAL + synchronous=NORMAL: a commit survives a killed process (the crash the
@@ -32,11 +32,32 @@ export function openDb(path: string): Db {
   return db;
 }
 
-export function getMeta(db: Db, key: string): string | null {
-  const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+/** The one place the app opens its SQLite database: opened, migrated, behind the async Sql. */
+export function openSqlite(path: string): SqliteSql {
+  return new SqliteSql(openDb(path));
+}
+
+export async function getMeta(sql: Sql, key: string): Promise<string | null> {
+  const row = await sql.get<{ value: string }>('SELECT value FROM meta WHERE key = ?', [key]);
   return row?.value ?? null;
 }
 
-export function setMeta(db: Db, key: string, value: string): void {
-  db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+export async function setMeta(sql: Sql, key: string, value: string): Promise<void> {
+  await sql.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', [key, value]);
+}
+
+/**
+ * One trivial query, for the health check: ok, or the database's own error code
+ * (SQLITE_* or a PostgreSQL SQLSTATE), DB_CLOSED for a closed handle, else DB_ERROR.
+ */
+export async function pingDatabase(sql: Sql): Promise<{ ok: true } | { ok: false; code: string }> {
+  try {
+    await sql.get('SELECT 1 AS one');
+    return { ok: true };
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^(SQLITE_[A-Z_]+|[0-9A-Z]{5})$/.test(code)) return { ok: false, code };
+    // better-sqlite3 on a closed handle: "The database connection is not open"; pg: "Client was closed" / pool ended.
+    return { ok: false, code: /not open|closed|ended/i.test(String((e as Error)?.message)) ? 'DB_CLOSED' : 'DB_ERROR' };
+  }
 }

@@ -2,7 +2,7 @@
 // encrypted to the list key, so holding it writes no plaintext.
 
 import type { OuterFacts } from '../../shared/index.ts';
-import type { Db } from './db.ts';
+import type { Sql } from './sql.ts';
 
 export interface HeldRecord {
   id: number;
@@ -30,26 +30,43 @@ function fromRow(r: Row): HeldRecord {
   };
 }
 
-export function insertHeld(db: Db, h: Omit<HeldRecord, 'id' | 'receivedAt'>): number {
+export async function insertHeld(sql: Sql, h: Omit<HeldRecord, 'id' | 'receivedAt'>): Promise<number> {
   const armored = typeof h.payload === 'string';
   const bytes = armored ? Buffer.from(h.payload as string, 'latin1') : Buffer.from(h.payload as Uint8Array);
-  return Number(db.prepare(`INSERT INTO held (list_id, sender, envelope_from, payload, payload_armored, outer, size, reason, received_at)
-    VALUES (?,?,?,?,?,?,?,?,?)`).run(h.listId, h.sender, h.envelopeFrom, bytes, armored ? 1 : 0, JSON.stringify(h.outer), h.size,
-    h.reason, Date.now()).lastInsertRowid);
+  const r = await sql.get<{ id: number }>(`INSERT INTO held (list_id, sender, envelope_from, payload, payload_armored, outer, size, reason, received_at)
+    VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`, [h.listId, h.sender, h.envelopeFrom, bytes, armored ? 1 : 0, JSON.stringify(h.outer), h.size,
+    h.reason, Date.now()]);
+  return Number(r!.id);
 }
 
-export function listHeld(db: Db, listId?: number): HeldRecord[] {
-  const rows = (listId === undefined
-    ? db.prepare('SELECT * FROM held ORDER BY id').all()
-    : db.prepare('SELECT * FROM held WHERE list_id = ? ORDER BY id').all(listId)) as Row[];
+export async function listHeld(sql: Sql, listId?: number): Promise<HeldRecord[]> {
+  const rows = listId === undefined
+    ? await sql.all<Row>('SELECT * FROM held ORDER BY id')
+    : await sql.all<Row>('SELECT * FROM held WHERE list_id = ? ORDER BY id', [listId]);
   return rows.map(fromRow);
 }
 
-export function getHeld(db: Db, id: number): HeldRecord | null {
-  const r = db.prepare('SELECT * FROM held WHERE id = ?').get(id) as Row | undefined;
+/** The moderation queue's summary rows of one list (no payload). */
+export async function heldSummaries(sql: Sql, listId: number, limit: number): Promise<Array<{ id: number; sender: string | null; size: number; reason: string; received_at: number }>> {
+  return sql.all('SELECT id, sender, size, reason, received_at FROM held WHERE list_id = ? ORDER BY id LIMIT ?', [listId, limit]);
+}
+
+export async function getHeld(sql: Sql, id: number): Promise<HeldRecord | null> {
+  const r = await sql.get<Row>('SELECT * FROM held WHERE id = ?', [id]);
   return r ? fromRow(r) : null;
 }
 
-export function deleteHeld(db: Db, id: number): void {
-  db.prepare('DELETE FROM held WHERE id = ?').run(id);
+/** Deletes a held post; false when it was already gone (another decision took it). */
+export async function deleteHeld(sql: Sql, id: number): Promise<boolean> {
+  return (await sql.run('DELETE FROM held WHERE id = ?', [id])).changes > 0;
+}
+
+/** Posts held: on one list (optionally only those received after `since`), or on all lists. */
+export async function countHeld(sql: Sql, listId?: number, since?: number): Promise<number> {
+  const r = listId === undefined
+    ? await sql.get<{ n: number }>('SELECT count(*) AS n FROM held')
+    : since === undefined
+      ? await sql.get<{ n: number }>('SELECT count(*) AS n FROM held WHERE list_id = ?', [listId])
+      : await sql.get<{ n: number }>('SELECT count(*) AS n FROM held WHERE list_id = ? AND received_at > ?', [listId, since]);
+  return r!.n;
 }

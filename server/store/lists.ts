@@ -1,7 +1,7 @@
 // Lists and their policies. Private keys are stored as armored OpenPGP keys that
 // are passphrase-protected with the server secret; nothing here unlocks them.
 
-import type { Db } from './db.ts';
+import type { Sql } from './sql.ts';
 
 export type PostPolicy = 'members' | 'moderated' | 'announce';
 
@@ -51,32 +51,40 @@ function fromRow(r: Row): ListRecord {
 
 export type NewList = Omit<ListRecord, 'id' | 'replayWindowDays' | 'hideSubjects' | 'replyTo' | 'mailmanListId'> & { replayWindowDays?: number; hideSubjects?: boolean; replyTo?: 'author' | 'list' };
 
-export function insertList(db: Db, l: NewList): number {
-  const r = db.prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint,
-    archive_public, archive_private, post_policy, posters, require_signature, max_bytes, created_at)
-    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(l.address, l.owner, l.listFingerprint, l.listPublic, l.listPrivate,
-    l.archiveFingerprint, l.archivePublic, l.archivePrivate, l.postPolicy, JSON.stringify(l.posters), l.requireSignature ? 1 : 0,
-    l.maxBytes, Date.now());
-  const id = Number(r.lastInsertRowid);
-  if (l.replayWindowDays !== undefined) db.prepare('UPDATE lists SET replay_window_days = ? WHERE id = ?').run(l.replayWindowDays, id);
-  if (l.hideSubjects !== undefined) db.prepare('UPDATE lists SET hide_subjects = ? WHERE id = ?').run(l.hideSubjects ? 1 : 0, id);
-  // Always written: folders from 8c4e915 have the column with DEFAULT 'author' (migrations.ts, step 6).
-  db.prepare('UPDATE lists SET reply_to = ? WHERE id = ?').run(l.replyTo ?? 'list', id);
-  return id;
+export async function insertList(sql: Sql, l: NewList): Promise<number> {
+  return sql.tx(async () => {
+    const r = await sql.get<{ id: number }>(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint,
+      archive_public, archive_private, post_policy, posters, require_signature, max_bytes, created_at)
+      VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`, [l.address, l.owner, l.listFingerprint, l.listPublic, l.listPrivate,
+      l.archiveFingerprint, l.archivePublic, l.archivePrivate, l.postPolicy, JSON.stringify(l.posters), l.requireSignature ? 1 : 0,
+      l.maxBytes, Date.now()]);
+    const id = Number(r!.id);
+    if (l.replayWindowDays !== undefined) await sql.run('UPDATE lists SET replay_window_days = ? WHERE id = ?', [l.replayWindowDays, id]);
+    if (l.hideSubjects !== undefined) await sql.run('UPDATE lists SET hide_subjects = ? WHERE id = ?', [l.hideSubjects ? 1 : 0, id]);
+    // Always written: folders from 8c4e915 have the column with DEFAULT 'author' (migrations.ts, step 6).
+    await sql.run('UPDATE lists SET reply_to = ? WHERE id = ?', [l.replyTo ?? 'list', id]);
+    return id;
+  });
 }
 
-export function getList(db: Db, address: string): ListRecord | null {
-  const r = db.prepare('SELECT * FROM lists WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
+export async function getList(sql: Sql, address: string): Promise<ListRecord | null> {
+  const r = await sql.get<Row>('SELECT * FROM lists WHERE address = ?', [address.toLowerCase()]);
   return r ? fromRow(r) : null;
 }
 
-export function getListById(db: Db, id: number): ListRecord | null {
-  const r = db.prepare('SELECT * FROM lists WHERE id = ?').get(id) as Row | undefined;
+export async function getListById(sql: Sql, id: number): Promise<ListRecord | null> {
+  const r = await sql.get<Row>('SELECT * FROM lists WHERE id = ?', [id]);
   return r ? fromRow(r) : null;
 }
 
-export function allLists(db: Db): ListRecord[] {
-  return (db.prepare('SELECT * FROM lists ORDER BY address').all() as Row[]).map(fromRow);
+export async function allLists(sql: Sql): Promise<ListRecord[]> {
+  return (await sql.all<Row>('SELECT * FROM lists ORDER BY address')).map(fromRow);
+}
+
+/** Lists whose address ends in this domain (exact, case-insensitive). */
+export async function listAddressesInDomain(sql: Sql, domain: string): Promise<string[]> {
+  const pattern = `%@${domain.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}`;
+  return (await sql.all<{ address: string }>("SELECT address FROM lists WHERE lower(address) LIKE ? ESCAPE '\\'", [pattern])).map((r) => r.address);
 }
 
 export interface PolicyUpdate {
@@ -90,14 +98,17 @@ export interface PolicyUpdate {
   replyTo?: 'author' | 'list';
 }
 
-export function updatePolicy(db: Db, id: number, u: PolicyUpdate): void {
-  const cur = getListById(db, id);
-  if (!cur) throw new Error('no such list');
-  db.prepare('UPDATE lists SET post_policy = ?, posters = ?, require_signature = ?, max_bytes = ?, owner = ? WHERE id = ?').run(
-    u.postPolicy ?? cur.postPolicy, JSON.stringify(u.posters ?? cur.posters), (u.requireSignature ?? cur.requireSignature) ? 1 : 0,
-    u.maxBytes ?? cur.maxBytes, u.owner === undefined ? cur.owner : u.owner, id,
-  );
-  if (u.replayWindowDays !== undefined) db.prepare('UPDATE lists SET replay_window_days = ? WHERE id = ?').run(u.replayWindowDays, id);
-  if (u.hideSubjects !== undefined) db.prepare('UPDATE lists SET hide_subjects = ? WHERE id = ?').run(u.hideSubjects ? 1 : 0, id);
-  if (u.replyTo !== undefined) db.prepare('UPDATE lists SET reply_to = ? WHERE id = ?').run(u.replyTo, id);
+export async function updatePolicy(sql: Sql, id: number, u: PolicyUpdate): Promise<void> {
+  // Read and write in one transaction: a concurrent update of another field is not undone by this one.
+  await sql.tx(async () => {
+    const cur = await getListById(sql, id);
+    if (!cur) throw new Error('no such list');
+    await sql.run('UPDATE lists SET post_policy = ?, posters = ?, require_signature = ?, max_bytes = ?, owner = ? WHERE id = ?', [
+      u.postPolicy ?? cur.postPolicy, JSON.stringify(u.posters ?? cur.posters), (u.requireSignature ?? cur.requireSignature) ? 1 : 0,
+      u.maxBytes ?? cur.maxBytes, u.owner === undefined ? cur.owner : u.owner, id,
+    ]);
+    if (u.replayWindowDays !== undefined) await sql.run('UPDATE lists SET replay_window_days = ? WHERE id = ?', [u.replayWindowDays, id]);
+    if (u.hideSubjects !== undefined) await sql.run('UPDATE lists SET hide_subjects = ? WHERE id = ?', [u.hideSubjects ? 1 : 0, id]);
+    if (u.replyTo !== undefined) await sql.run('UPDATE lists SET reply_to = ? WHERE id = ?', [u.replyTo, id]);
+  });
 }

@@ -2,7 +2,7 @@
 // for held-post notices and the owner's digest (both on by default), and the
 // list's moderators beside its owner. Columns of `lists` (db.ts addColumn).
 
-import type { Db } from './db.ts';
+import type { Sql } from './sql.ts';
 
 /** A bound on the moderators of one list: each held post costs one encryption per moderator. */
 export const MAX_MODERATORS = 50;
@@ -30,24 +30,27 @@ function parseModerators(json: string | null | undefined): string[] {
   }
 }
 
-export function getNotifySettings(db: Db, listId: number): NotifySettings {
-  const r = db.prepare('SELECT notify_held, notify_digest, moderators FROM lists WHERE id = ?').get(listId) as
-    { notify_held: number; notify_digest: number; moderators: string } | undefined;
+export async function getNotifySettings(sql: Sql, listId: number): Promise<NotifySettings> {
+  const r = await sql.get<{ notify_held: number; notify_digest: number; moderators: string }>('SELECT notify_held, notify_digest, moderators FROM lists WHERE id = ?', [listId]);
   if (!r) return { held: false, digest: false, moderators: [] };
   return { held: r.notify_held === 1, digest: r.notify_digest === 1, moderators: parseModerators(r.moderators) };
 }
 
-export function setNotifySettings(db: Db, listId: number, s: Partial<NotifySettings>): NotifySettings {
-  if (s.held !== undefined) db.prepare('UPDATE lists SET notify_held = ? WHERE id = ?').run(s.held ? 1 : 0, listId);
-  if (s.digest !== undefined) db.prepare('UPDATE lists SET notify_digest = ? WHERE id = ?').run(s.digest ? 1 : 0, listId);
+export async function setNotifySettings(sql: Sql, listId: number, s: Partial<NotifySettings>): Promise<NotifySettings> {
+  let moderators: string[] | undefined;
   if (s.moderators !== undefined) {
     if (s.moderators.length > MAX_MODERATORS) throw new Error(`a list has at most ${MAX_MODERATORS} moderators`);
     const unique = [...new Set(s.moderators.map((a) => a.trim().toLowerCase()))];
     const bad = unique.find((a): boolean => !isAddress(a));
     if (bad !== undefined) throw new Error(`not a valid moderator address: ${JSON.stringify(bad.slice(0, 100))}`);
-    db.prepare('UPDATE lists SET moderators = ? WHERE id = ?').run(JSON.stringify(unique), listId);
+    moderators = unique;
   }
-  return getNotifySettings(db, listId);
+  return sql.tx(async () => {
+    if (s.held !== undefined) await sql.run('UPDATE lists SET notify_held = ? WHERE id = ?', [s.held ? 1 : 0, listId]);
+    if (s.digest !== undefined) await sql.run('UPDATE lists SET notify_digest = ? WHERE id = ?', [s.digest ? 1 : 0, listId]);
+    if (moderators !== undefined) await sql.run('UPDATE lists SET moderators = ? WHERE id = ?', [JSON.stringify(moderators), listId]);
+    return getNotifySettings(sql, listId);
+  });
 }
 
 /**
@@ -55,8 +58,8 @@ export function setNotifySettings(db: Db, listId: number, s: Partial<NotifySetti
  * on this list, else on another list of this server (an owner need not be
  * subscribed to the list they own). Only valid, unexpired keys; the newest wins.
  */
-export function registeredKeyOf(db: Db, listId: number, address: string, now = Date.now()): { publicKey: string; fingerprint: string } | null {
-  const r = db.prepare(`SELECT public_key, fingerprint FROM members WHERE address = ? AND key_state = 'valid' AND (expires_at IS NULL OR expires_at > ?)
-    ORDER BY (list_id = ?) DESC, added_at DESC LIMIT 1`).get(address.toLowerCase(), now, listId) as { public_key: string; fingerprint: string } | undefined;
+export async function registeredKeyOf(sql: Sql, listId: number, address: string, now = Date.now()): Promise<{ publicKey: string; fingerprint: string } | null> {
+  const r = await sql.get<{ public_key: string; fingerprint: string }>(`SELECT public_key, fingerprint FROM members WHERE address = ? AND key_state = 'valid' AND (expires_at IS NULL OR expires_at > ?)
+    ORDER BY CASE WHEN list_id = ? THEN 1 ELSE 0 END DESC, added_at DESC LIMIT 1`, [address.toLowerCase(), now, listId]);
   return r ? { publicKey: r.public_key, fingerprint: r.fingerprint } : null;
 }

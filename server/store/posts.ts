@@ -2,7 +2,7 @@
 // key, threading metadata) that the queued copies also point at. No subject, no
 // sender: those exist only inside the ciphertext.
 
-import type { Db } from './db.ts';
+import type { Sql } from './sql.ts';
 
 export interface PostRecord {
   id: number;
@@ -34,11 +34,12 @@ function fromRow(r: Row): PostRecord {
 }
 
 /** `outerMessageId`: the Message-ID the mail arrived with, when the post goes by its signed one (pipeline/replay.ts threadingOf). */
-export function insertPost(db: Db, p: Omit<PostRecord, 'id'> & { listPkesk: Uint8Array; outerMessageId?: string | null }): number {
-  return Number(db.prepare(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, display, bare_text, created_at, outer_message_id)
-    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(p.listId, p.messageId, p.inReplyTo, JSON.stringify(p.references), p.date, p.size,
+export async function insertPost(sql: Sql, p: Omit<PostRecord, 'id'> & { listPkesk: Uint8Array; outerMessageId?: string | null }): Promise<number> {
+  const r = await sql.get<{ id: number }>(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, display, bare_text, created_at, outer_message_id)
+    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`, [p.listId, p.messageId, p.inReplyTo, JSON.stringify(p.references), p.date, p.size,
     Buffer.from(p.body.buffer, p.body.byteOffset, p.body.byteLength), Buffer.from(p.archivePkesk), Buffer.from(p.listPkesk),
-    p.display ? Buffer.from(p.display) : null, p.bareText ? 1 : 0, Date.now(), p.outerMessageId ?? null).lastInsertRowid);
+    p.display ? Buffer.from(p.display) : null, p.bareText ? 1 : 0, Date.now(), p.outerMessageId ?? null]);
+  return Number(r!.id);
 }
 
 export interface WrapState {
@@ -49,35 +50,45 @@ export interface WrapState {
   wrapAfter: string;
 }
 
+type WrapRow = { id: number; list_id: number; message_id: string | null; list_pkesk: Buffer; wrap_after: string };
+const wrapOf = (r: WrapRow): WrapState => ({ postId: r.id, listId: r.list_id, messageId: r.message_id, listPkesk: new Uint8Array(r.list_pkesk), wrapAfter: r.wrap_after });
+
 /** Posts whose fan-out (wrapping K to every member) has not finished. */
-export function unfinishedWraps(db: Db): WrapState[] {
-  const rows = db.prepare('SELECT id, list_id, message_id, list_pkesk, wrap_after FROM posts WHERE wrap_done = 0 ORDER BY id').all() as
-    Array<{ id: number; list_id: number; message_id: string | null; list_pkesk: Buffer; wrap_after: string }>;
-  return rows.map((r) => ({ postId: r.id, listId: r.list_id, messageId: r.message_id, listPkesk: new Uint8Array(r.list_pkesk), wrapAfter: r.wrap_after }));
+export async function unfinishedWraps(sql: Sql): Promise<WrapState[]> {
+  return (await sql.all<WrapRow>('SELECT id, list_id, message_id, list_pkesk, wrap_after FROM posts WHERE wrap_done = 0 ORDER BY id')).map(wrapOf);
 }
 
-export function getWrapState(db: Db, id: number): WrapState | null {
-  return unfinishedWraps(db).find((w) => w.postId === id) ?? null;
+export async function getWrapState(sql: Sql, id: number): Promise<WrapState | null> {
+  const r = await sql.get<WrapRow>('SELECT id, list_id, message_id, list_pkesk, wrap_after FROM posts WHERE wrap_done = 0 AND id = ?', [id]);
+  return r ? wrapOf(r) : null;
 }
 
-export function advanceWrap(db: Db, id: number, after: string): void {
-  db.prepare('UPDATE posts SET wrap_after = ? WHERE id = ?').run(after, id);
+export async function advanceWrap(sql: Sql, id: number, after: string): Promise<void> {
+  await sql.run('UPDATE posts SET wrap_after = ? WHERE id = ?', [after, id]);
 }
 
-export function finishWrap(db: Db, id: number): void {
-  db.prepare('UPDATE posts SET wrap_done = 1, list_pkesk = NULL WHERE id = ?').run(id);
+export async function finishWrap(sql: Sql, id: number): Promise<void> {
+  await sql.run('UPDATE posts SET wrap_done = 1, list_pkesk = NULL WHERE id = ?', [id]);
 }
 
-export function getPost(db: Db, id: number): PostRecord | null {
-  const r = db.prepare('SELECT * FROM posts WHERE id = ?').get(id) as Row | undefined;
+export async function getPost(sql: Sql, id: number): Promise<PostRecord | null> {
+  const r = await sql.get<Row>('SELECT * FROM posts WHERE id = ?', [id]);
   return r ? fromRow(r) : null;
 }
 
-export function countPosts(db: Db, listId: number): number {
-  return (db.prepare('SELECT count(*) AS n FROM posts WHERE list_id = ?').get(listId) as { n: number }).n;
+export async function countPosts(sql: Sql, listId: number): Promise<number> {
+  return (await sql.get<{ n: number }>('SELECT count(*) AS n FROM posts WHERE list_id = ?', [listId]))!.n;
 }
 
-export function getPostMessageId(db: Db, id: number): string | null {
-  const r = db.prepare('SELECT message_id FROM posts WHERE id = ?').get(id) as { message_id: string | null } | undefined;
+export async function getPostMessageId(sql: Sql, id: number): Promise<string | null> {
+  const r = await sql.get<{ message_id: string | null }>('SELECT message_id FROM posts WHERE id = ?', [id]);
   return r?.message_id ?? null;
+}
+
+export interface RecentPost { id: number; list_id: number; address: string | null; message_id: string | null; size: number; created_at: number; wrap_done: number }
+
+/** The newest posts of all lists, with their list's address (status). */
+export async function recentPosts(sql: Sql, limit: number): Promise<RecentPost[]> {
+  return sql.all(`SELECT p.id, p.list_id, l.address, p.message_id, p.size, p.created_at, p.wrap_done FROM posts p
+    LEFT JOIN lists l ON l.id = p.list_id ORDER BY p.id DESC LIMIT ?`, [limit]);
 }

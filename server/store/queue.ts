@@ -4,7 +4,7 @@
 // fan-out's CPU), so a crash re-sends at most the copies that were claimed and
 // not yet marked; those are counted in resent_after_crash.
 
-import type { Db } from './db.ts';
+import type { Sql } from './sql.ts';
 
 export type DeliveryKind = 'copy' | 'notice' | 'bounce' | 'report';
 
@@ -35,45 +35,40 @@ export interface DeliveryRow {
 const SENT_FLUSH_MS = 10;
 const SENT_FLUSH_ROWS = 256;
 
+// A new row is due from its creation (next_at), so the claim below takes rows in the
+// order they fell due: fresh rows and due retries alike.
+const INSERT = 'INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, mail, created_at, next_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id';
+const SENT = "UPDATE deliveries SET state = 'sent', sent_at = ?, pkesk = NULL, mail = NULL WHERE id = ?";
+const RETRY = "UPDATE deliveries SET state = 'queued', attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?";
+const FAIL = "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, pkesk = NULL, mail = NULL WHERE id = ?";
+// One statement claims the batch (select and mark), instead of an UPDATE per row.
+// ORDER BY next_at, id walks the deliveries_due index (state, next_at, id) and stops
+// at the limit; ORDER BY id alone sorted every due row for each claim, which made a
+// fan-out quadratic in its size (1.5 ms per claim at 10,000 queued copies).
+const CLAIM = `UPDATE deliveries SET state = 'sending' WHERE id IN (
+  SELECT id FROM deliveries WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?)
+  RETURNING id, list_id, post_id, kind, rcpt, pkesk, mail, attempts, created_at,
+    (SELECT delivery FROM member_prefs p WHERE p.list_id = deliveries.list_id AND p.address = deliveries.rcpt) AS form`;
+const UNCLAIM = "UPDATE deliveries SET state = 'queued' WHERE id = ? AND state = 'sending'";
+
 export class QueueStore {
-  private readonly insertStmt;
-  private readonly sentStmt;
-  private readonly retryStmt;
-  private readonly failStmt;
-  private readonly claimStmt;
-  private readonly unclaimStmt;
   private pendingSent: number[] = [];
   private flushScheduled = false;
 
-  constructor(private readonly db: Db) {
-    // A new row is due from its creation (next_at), so the claim below takes rows in the
-    // order they fell due: fresh rows and due retries alike.
-    this.insertStmt = db.prepare('INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, mail, created_at, next_at) VALUES (?,?,?,?,?,?,?,?)');
-    this.sentStmt = db.prepare("UPDATE deliveries SET state = 'sent', sent_at = ?, pkesk = NULL, mail = NULL WHERE id = ?");
-    this.retryStmt = db.prepare("UPDATE deliveries SET state = 'queued', attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?");
-    this.failStmt = db.prepare("UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, pkesk = NULL, mail = NULL WHERE id = ?");
-    // One statement claims the batch (select and mark), instead of an UPDATE per row.
-    // ORDER BY next_at, id walks the deliveries_due index (state, next_at, id) and stops
-    // at the limit; ORDER BY id alone sorted every due row for each claim, which made a
-    // fan-out quadratic in its size (1.5 ms per claim at 10,000 queued copies).
-    this.claimStmt = db.prepare(`UPDATE deliveries SET state = 'sending' WHERE id IN (
-      SELECT id FROM deliveries WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?)
-      RETURNING id, list_id, post_id, kind, rcpt, pkesk, mail, attempts, created_at,
-        (SELECT delivery FROM member_prefs p WHERE p.list_id = deliveries.list_id AND p.address = deliveries.rcpt) AS form`);
-    this.unclaimStmt = db.prepare("UPDATE deliveries SET state = 'queued' WHERE id = ? AND state = 'sending'");
-  }
+  constructor(private readonly sql: Sql) {}
 
   /** Call inside a transaction with the rest of the post's records. */
-  add(d: NewDelivery): number {
+  async add(d: NewDelivery): Promise<number> {
     const now = Date.now();
-    return Number(this.insertStmt.run(d.listId, d.postId, d.kind, d.rcpt, d.pkesk ? Buffer.from(d.pkesk) : null,
-      d.mail ? Buffer.from(d.mail, 'utf8') : null, now, now).lastInsertRowid);
+    const r = await this.sql.get<{ id: number }>(INSERT, [d.listId, d.postId, d.kind, d.rcpt, d.pkesk ? Buffer.from(d.pkesk) : null,
+      d.mail ? Buffer.from(d.mail, 'utf8') : null, now, now]);
+    return Number(r!.id);
   }
 
   /** The rows due longest, marked 'sending', in id order. */
-  claim(now: number, limit: number): DeliveryRow[] {
+  async claim(now: number, limit: number): Promise<DeliveryRow[]> {
     // RETURNING gives no order: sort here (a small batch).
-    return (this.claimStmt.all(now, limit) as DeliveryRow[]).sort((a, b) => a.id - b.id);
+    return (await this.sql.all<DeliveryRow>(CLAIM, [now, limit])).sort((a, b) => a.id - b.id);
   }
 
   /**
@@ -88,19 +83,23 @@ export class QueueStore {
       this.flushTimer = null;
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flushDeferred());
+        setImmediate(() => void this.flushDeferred());
       }
     } else if (!this.flushScheduled && !this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
-        this.flushDeferred();
+        void this.flushDeferred();
       }, SENT_FLUSH_MS);
     }
   }
 
   private flushTimer: NodeJS.Timeout | null = null;
 
-  flushSent(): void {
+  async flushSent(): Promise<void> {
+    await this.flush(false);
+  }
+
+  private async flush(deferred: boolean): Promise<void> {
     this.flushScheduled = false;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
@@ -109,71 +108,66 @@ export class QueueStore {
     this.pendingSent = [];
     const now = Date.now();
     try {
-      this.db.transaction(() => { for (const id of ids) this.sentStmt.run(now, id); })();
+      await this.sql.tx(async () => { for (const id of ids) await this.sql.run(SENT, [now, id]); });
     } catch (e) {
       // Disk full or I/O error: keep the ids and try again shortly. A deferred
       // flush must never throw (it runs outside any caller that could catch it).
       this.pendingSent = ids.concat(this.pendingSent);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setTimeout(() => this.flushDeferred(), 1000).unref();
+        setTimeout(() => void this.flushDeferred(), 1000).unref();
       }
-      if (!this.deferred) throw e;
+      if (!deferred) throw e;
     }
   }
 
-  /** True while flushSent runs from its own timer: errors are kept, not thrown. */
-  private deferred = false;
-
-  private flushDeferred(): void {
-    this.deferred = true;
+  /** From the flush's own timer: errors are kept for the next attempt, not thrown. */
+  private async flushDeferred(): Promise<void> {
     try {
-      this.flushSent();
-    } finally {
-      this.deferred = false;
-    }
+      await this.flush(true);
+    } catch { /* flush(true) keeps the ids; nothing to add */ }
   }
 
   /** Claimed rows never handed to the relay (clean stop): back to the queue, not counted. */
-  unclaim(ids: number[]): void {
-    this.db.transaction(() => { for (const id of ids) this.unclaimStmt.run(id); })();
+  async unclaim(ids: number[]): Promise<void> {
+    await this.sql.tx(async () => { for (const id of ids) await this.sql.run(UNCLAIM, [id]); });
   }
 
-  retryLater(id: number, nextAt: number, error: string): void {
-    this.retryStmt.run(nextAt, error.slice(0, 300), id);
+  async retryLater(id: number, nextAt: number, error: string): Promise<void> {
+    await this.sql.run(RETRY, [nextAt, error.slice(0, 300), id]);
   }
 
-  markFailed(id: number, error: string, state: 'failed' | 'bounced' = 'failed'): void {
-    this.failStmt.run(state, error.slice(0, 300), id);
+  async markFailed(id: number, error: string, state: 'failed' | 'bounced' = 'failed'): Promise<void> {
+    await this.sql.run(FAIL, [state, error.slice(0, 300), id]);
   }
 
   /** After a crash: rows that were in flight go back to the queue and are counted. */
-  recoverInFlight(): number {
-    return this.db.prepare("UPDATE deliveries SET state = 'queued', resent_after_crash = resent_after_crash + 1 WHERE state = 'sending'").run().changes;
+  async recoverInFlight(): Promise<number> {
+    return (await this.sql.run("UPDATE deliveries SET state = 'queued', resent_after_crash = resent_after_crash + 1 WHERE state = 'sending'")).changes;
   }
 
-  nextDueAt(): number | null {
-    const r = this.db.prepare("SELECT min(next_at) AS t FROM deliveries WHERE state = 'queued'").get() as { t: number | null };
-    return r.t;
+  async nextDueAt(): Promise<number | null> {
+    const r = await this.sql.get<{ t: number | null }>("SELECT min(next_at) AS t FROM deliveries WHERE state = 'queued'");
+    return r?.t ?? null;
   }
 
-  get(id: number): { id: number; list_id: number; post_id: number | null; rcpt: string; state: string; kind: DeliveryKind } | null {
-    return (this.db.prepare('SELECT id, list_id, post_id, rcpt, state, kind FROM deliveries WHERE id = ?').get(id) as never) ?? null;
+  async get(id: number): Promise<{ id: number; list_id: number; post_id: number | null; rcpt: string; state: string; kind: DeliveryKind } | null> {
+    return (await this.sql.get<never>('SELECT id, list_id, post_id, rcpt, state, kind FROM deliveries WHERE id = ?', [id])) ?? null;
   }
 
-  stats(): Record<string, number> {
+  async stats(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const r of this.db.prepare('SELECT state, count(*) AS n FROM deliveries GROUP BY state').all() as Array<{ state: string; n: number }>) out[r.state] = r.n;
-    out.resent_after_crash = (this.db.prepare('SELECT coalesce(sum(resent_after_crash),0) AS n FROM deliveries').get() as { n: number }).n;
+    for (const r of await this.sql.all<{ state: string; n: number }>('SELECT state, count(*) AS n FROM deliveries GROUP BY state')) out[r.state] = r.n;
+    out.resent_after_crash = (await this.sql.get<{ n: number }>('SELECT coalesce(sum(resent_after_crash), 0) AS n FROM deliveries'))!.n;
     return out;
   }
 
-  addReport(listId: number, rcpt: string, postId: number | null, reason: string): void {
-    this.db.prepare('INSERT INTO owner_reports (list_id, rcpt, post_id, reason, created_at) VALUES (?,?,?,?,?)').run(listId, rcpt, postId, reason.slice(0, 300), Date.now());
+  async addReport(listId: number, rcpt: string, postId: number | null, reason: string): Promise<void> {
+    await this.sql.run('INSERT INTO owner_reports (list_id, rcpt, post_id, reason, created_at) VALUES (?,?,?,?,?)', [listId, rcpt, postId, reason.slice(0, 300), Date.now()]);
   }
 
-  unreportedByList(): Map<number, Array<{ id: number; rcpt: string; post_id: number | null; reason: string }>> {
-    const rows = this.db.prepare('SELECT id, list_id, rcpt, post_id, reason FROM owner_reports WHERE reported = 0 ORDER BY id LIMIT 5000').all() as Array<{ id: number; list_id: number; rcpt: string; post_id: number | null; reason: string }>;
+  async unreportedByList(): Promise<Map<number, Array<{ id: number; rcpt: string; post_id: number | null; reason: string }>>> {
+    const rows = await this.sql.all<{ id: number; list_id: number; rcpt: string; post_id: number | null; reason: string }>('SELECT id, list_id, rcpt, post_id, reason FROM owner_reports WHERE reported = 0 ORDER BY id LIMIT 5000');
     const out = new Map<number, Array<{ id: number; rcpt: string; post_id: number | null; reason: string }>>();
     for (const r of rows) {
       const l = out.get(r.list_id) ?? [];
@@ -183,8 +177,36 @@ export class QueueStore {
     return out;
   }
 
-  markReported(ids: number[]): void {
-    const stmt = this.db.prepare('UPDATE owner_reports SET reported = 1 WHERE id = ?');
-    this.db.transaction(() => { for (const id of ids) stmt.run(id); })();
+  async markReported(ids: number[]): Promise<void> {
+    await this.sql.tx(async () => { for (const id of ids) await this.sql.run('UPDATE owner_reports SET reported = 1 WHERE id = ?', [id]); });
+  }
+
+  /** Owner reports of one list in [since, now): how many, and up to `limit` groups by recipient and reason, largest first. */
+  async reportsBetween(listId: number, since: number, now: number, limit: number): Promise<{ total: number; groups: Array<{ rcpt: string; reason: string; n: number }> }> {
+    const total = (await this.sql.get<{ n: number }>('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND created_at >= ? AND created_at < ?', [listId, since, now]))!.n;
+    const groups = await this.sql.all<{ rcpt: string; reason: string; n: number }>(`SELECT rcpt, reason, count(*) AS n FROM owner_reports WHERE list_id = ? AND created_at >= ? AND created_at < ?
+      GROUP BY rcpt, reason ORDER BY n DESC, rcpt LIMIT ?`, [listId, since, now, limit]);
+    return { total, groups };
+  }
+
+  /** The newest failed or bounced rows of a list (the operator's /failures). */
+  async failures(listId: number, limit: number): Promise<Array<{ id: number; post_id: number | null; rcpt: string; state: string; attempts: number; last_error: string | null }>> {
+    return this.sql.all(`SELECT id, post_id, rcpt, state, attempts, last_error FROM deliveries
+      WHERE list_id = ? AND state IN ('failed','bounced') ORDER BY id DESC LIMIT ?`, [listId, limit]);
+  }
+
+  /** Rows waiting (queued) and handed to the relay (sending), for the metrics. */
+  async depth(): Promise<{ queued: number; sending: number }> {
+    const counts = { queued: 0, sending: 0 };
+    for (const r of await this.sql.all<{ state: string; n: number }>("SELECT state, count(*) AS n FROM deliveries WHERE state IN ('queued','sending','claimed') GROUP BY state")) {
+      counts[r.state === 'queued' ? 'queued' : 'sending'] += r.n;
+    }
+    return counts;
+  }
+
+  /** Per state and retried-or-not, the copies of one post (status). */
+  async copyStates(postId: number): Promise<Array<{ state: string; retried: number; n: number; last: number | null; next: number | null }>> {
+    return this.sql.all(`SELECT state, CASE WHEN attempts > 0 THEN 1 ELSE 0 END AS retried, count(*) AS n, max(sent_at) AS last, max(next_at) AS next FROM deliveries
+      WHERE post_id = ? AND kind = 'copy' GROUP BY state, CASE WHEN attempts > 0 THEN 1 ELSE 0 END`, [postId]);
   }
 }

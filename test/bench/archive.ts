@@ -32,16 +32,16 @@ const median = (xs: number[]) => {
 
 const dataDir = mkdtempSync(join(tmpdir(), 'letterlock-bench-archive-'));
 process.env.LETTERLOCK_SECRET = SECRET;
-init({ dataDir, config: { smtp: { port: 0 }, http: { port: 0 }, logLevel: 'error' } });
+await init({ dataDir, config: { smtp: { port: 0 }, http: { port: 0 }, logLevel: 'error' } });
 
 const aliceGen = await generateKey({ kind: 'subscriber', address: 'alice@example.org', passphrase: 'a' });
 const alice = await unlockPrivateKey(await parsePrivateKey(aliceGen.privateKeyArmored), 'a');
-const db = openData(dataDir, SECRET);
-const list = await createList(db, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
-await registerMember(db, list.id, 'alice@example.org', aliceGen.publicKeyArmored);
+const sql = await openData(dataDir, SECRET);
+const list = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
+await registerMember(sql, list.id, 'alice@example.org', aliceGen.publicKeyArmored);
 const listPub = (await readPublicKey(list.listPublic)).key;
 const alicePub = (await readPublicKey(aliceGen.publicKeyArmored)).key;
-db.close();
+sql.close();
 
 // 50 archived posts, sent through the server's own SMTP ingest and pipeline
 // (copies go to the default local Maildir; only the archive matters here).

@@ -24,6 +24,7 @@ import { createList } from '../../server/lists/lists.ts';
 import { keyFingerprints, registerMember } from '../../server/lists/members.ts';
 import { getList } from '../../server/store/lists.ts';
 import { upsertMember } from '../../server/store/members.ts';
+import { rawDb } from '../support/raw-db.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SECRET = 'bench-secret-0123456789abcdef';
@@ -69,19 +70,19 @@ const pool = await Promise.all(Array.from({ length: 16 }, async (_, i) => {
 async function dataFolder(n: number): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), `letterlock-bench-${n}-`));
   // logLevel info: the server's post.accepted event marks the moment every copy is wrapped and queued.
-  init({ dataDir: dir, config: { smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${sinkPort}`, logLevel: 'info',
+  await init({ dataDir: dir, config: { smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${sinkPort}`, logLevel: 'info',
     ...(process.env.FANOUT_CONNECTIONS ? { relayOptions: { maxConnections: Number(process.env.FANOUT_CONNECTIONS) } } : {}) } });
-  const db = openData(dir, SECRET);
-  const list = await createList(db, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
-  await registerMember(db, list.id, 'sender@example.org', sender.publicKeyArmored);
-  db.transaction(() => {
+  const sql = await openData(dir, SECRET);
+  const list = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
+  await registerMember(sql, list.id, 'sender@example.org', sender.publicKeyArmored);
+  await sql.tx(async () => {
     for (let i = 0; i < n - 1; i++) {
       const k = pool[i % pool.length]!;
-      upsertMember(db, { listId: list.id, address: `s${String(i).padStart(6, '0')}@sub.test`, fingerprint: k.fpr, publicKey: k.armored, encryptionKey: k.packet, expiresAt: null, keyState: 'valid' }, k.fprs);
+      await upsertMember(sql, { listId: list.id, address: `s${String(i).padStart(6, '0')}@sub.test`, fingerprint: k.fpr, publicKey: k.armored, encryptionKey: k.packet, expiresAt: null, keyState: 'valid' }, k.fprs);
     }
-  })();
-  const listPublic = getList(db, LIST)!.listPublic;
-  db.close();
+  });
+  const listPublic = (await getList(sql, LIST))!.listPublic;
+  await sql.close();
   return Object.assign(dir, {}) && (listKeys.set(dir, listPublic), dir);
 }
 const listKeys = new Map<string, string>();

@@ -27,7 +27,7 @@ import { init } from '../../server/cli/init.ts';
 import { createList } from '../../server/lists/lists.ts';
 import { createEventLog } from '../../server/log/log.ts';
 import { MailmanRest } from '../../server/mailman/rest.ts';
-import { setBinding, rosterCounts } from '../../server/mailman/store.ts';
+import { setBinding, rosterCounts } from '../../server/store/mailman.ts';
 import { MailmanService } from '../../server/mailman/sync.ts';
 import { getListById } from '../../server/store/lists.ts';
 import { QueueStore } from '../../server/store/queue.ts';
@@ -79,16 +79,16 @@ async function measure<T>(fn: () => Promise<T>): Promise<{ ms: number; rssMB: nu
   return { ms, rssMB: (peakRss - base.rss) / 2 ** 20, heapMB: (peakHeap - (base.heapUsed + base.external + base.arrayBuffers)) / 2 ** 20, value };
 }
 
-interface Setup { service: MailmanService; listId: number; db: ReturnType<typeof openData>; close(): void }
+interface Setup { service: MailmanService; listId: number; sql: Awaited<ReturnType<typeof openData>>; close(): Promise<void> }
 
 async function setup(dataDir: string, url: string, user: string, pass: string, mailmanListId: string, fqdn: string): Promise<Setup> {
-  const db = openData(dataDir, SECRET);
-  const list = await createList(db, SECRET, fqdn, { maxBytes: 25 * 1024 * 1024 });
-  setBinding(db, list.id, mailmanListId);
+  const sql = await openData(dataDir, SECRET);
+  const list = await createList(sql, SECRET, fqdn, { maxBytes: 25 * 1024 * 1024 });
+  await setBinding(sql, list.id, mailmanListId);
   const rest = new MailmanRest({ url, user, pass }, { timeoutMs: 120_000, pageSize: 1000, maxPages: 200 });
   const log = createEventLog({ file: join(dataDir, 'logs', 'bench.log'), stdout: false, level: 'error' });
-  const service = new MailmanService({ db, queue: new QueueStore(db), log, rest, publicUrl: () => 'https://lists.example.test' });
-  return { service, listId: list.id, db, close: () => db.close() };
+  const service = new MailmanService({ sql, queue: new QueueStore(sql), log, rest, publicUrl: () => 'https://lists.example.test' });
+  return { service, listId: list.id, sql, close: () => sql.close() };
 }
 
 async function fetchFloor(url: string, listId: string, n: number): Promise<number> {
@@ -109,7 +109,7 @@ async function fetchFloor(url: string, listId: string, n: number): Promise<numbe
 
 const dataDir = mkdtempSync(join(tmpdir(), 'letterlock-bench-mailman-'));
 process.env.LETTERLOCK_SECRET = SECRET;
-init({ dataDir, config: { smtp: { port: 0 }, http: { port: 0 }, logLevel: 'error' } });
+await init({ dataDir, config: { smtp: { port: 0 }, http: { port: 0 }, logLevel: 'error' } });
 const rows: Array<[string, string, string, string, string]> = [];
 const fmt = (x: number) => x.toFixed(0);
 let failed = false;
@@ -125,9 +125,9 @@ try {
   const sEmpty = await setup(dataDir, empty.url, 'bench', 'bench', 'empty.lists.example.test', 'empty@lists.example.test');
 
   // Warm-up (JIT, connection pool, prepared statements) on the empty list.
-  await sEmpty.service.sync(getListById(sEmpty.db, sEmpty.listId)!);
+  await sEmpty.service.sync((await getListById(sEmpty.sql, sEmpty.listId))!);
 
-  const e = await measure(() => sEmpty.service.sync(getListById(sEmpty.db, sEmpty.listId)!));
+  const e = await measure(async () => sEmpty.service.sync((await getListById(sEmpty.sql, sEmpty.listId))!));
   rows.push(['baseline: sync of an empty roster', '0', fmt(e.ms), e.rssMB.toFixed(1), e.heapMB.toFixed(1)]);
   // The first big run comes before anything else large, so its RSS growth is not hidden by pages an earlier run left.
   for (const label of ['sync of 10,000 members (first: all rows new)', 'floor', 'sync of 10,000 members (again: roster replaced)']) {
@@ -136,8 +136,8 @@ try {
       rows.push(['baseline: fetch + JSON.parse the same pages (no sync)', `${floor.value} entries`, fmt(floor.ms), floor.rssMB.toFixed(1), floor.heapMB.toFixed(1)]);
       continue;
     }
-    const r = await measure(() => sBig.service.sync(getListById(sBig.db, sBig.listId)!));
-    const c = rosterCounts(sBig.db, sBig.listId);
+    const r = await measure(async () => sBig.service.sync((await getListById(sBig.sql, sBig.listId))!));
+    const c = await rosterCounts(sBig.sql, sBig.listId);
     rows.push([label, `${c.members} members`, fmt(r.ms), r.rssMB.toFixed(1), r.heapMB.toFixed(1)]);
     if (c.members !== N) { console.error(`expected ${N} members stored, got ${c.members}`); failed = true; }
     if (r.ms > LIMIT_MS || r.rssMB > LIMIT_MB) failed = true;
@@ -157,9 +157,9 @@ try {
       for (let i = 0; i < REAL; i++) await rest.subscribe({ listId: id, address: `member${String(i).padStart(6, '0')}@sub.example.test`, preVerified: true, preConfirmed: true, preApproved: true });
       const perCreate = (performance.now() - t) / REAL;
       const sReal = await setup(dataDir, core.url, core.user, core.pass, id, 'real@lists.example.test');
-      const r = await measure(() => sReal.service.sync(getListById(sReal.db, sReal.listId)!));
+      const r = await measure(async () => sReal.service.sync((await getListById(sReal.sql, sReal.listId))!));
       const perMember = r.ms / REAL;
-      rows.push([`real Core 3.3.8: sync of ${REAL} members`, `${rosterCounts(sReal.db, sReal.listId).members} members`, fmt(r.ms), r.rssMB.toFixed(1), r.heapMB.toFixed(1)]);
+      rows.push([`real Core 3.3.8: sync of ${REAL} members`, `${(await rosterCounts(sReal.sql, sReal.listId)).members} members`, fmt(r.ms), r.rssMB.toFixed(1), r.heapMB.toFixed(1)]);
       console.error(`[bench] real Core: ${perCreate.toFixed(0)} ms per member created over REST; sync ${perMember.toFixed(2)} ms per member, ` +
         `so 10,000 would take about ${(perMember * 10).toFixed(1)} s, nearly all of it the Core answering (stand-in: ${rows[1]![2]} ms for 10,000)`);
       sReal.close();

@@ -387,7 +387,7 @@ export class ListServerUnderTest {
   async start(): Promise<void> {
     await this.sink.start();
     this.dataDir = tempDir('ext');
-    initData(this.dataDir, this.sink.port);
+    await initData(this.dataDir, this.sink.port);
     this.alice = await person('alice@example.org');
     await addList(this.dataDir, LIST, { owner: 'owner@example.org' }, [this.alice]);
     const { config } = loadConfig(this.dataDir);

@@ -320,14 +320,14 @@ describe('first run and keys in Chromium', () => {
     await page.close();
 
     // The list server now holds the renewed key for Bob.
-    const db = openData(list.dataDir, SECRET);
+    const sql = await openData(list.dataDir, SECRET);
     try {
-      const m = getMember(db, getList(db, LIST)!.id, BOB)!;
+      const m = (await getMember(sql, (await getList(sql, LIST))!.id, BOB))!;
       const registered = await openpgp.readKey({ armoredKey: m.publicKey });
       expect(registered.getFingerprint().toUpperCase()).toBe(before.fingerprint);
       expect(((await registered.getExpirationTime()) as Date).getTime()).toBe(Date.parse(after.expires!));
     } finally {
-      db.close();
+      await sql.close();
     }
   }, 240_000);
 

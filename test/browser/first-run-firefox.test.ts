@@ -225,13 +225,13 @@ describe('first run and keys in Firefox', () => {
     expect(await page.$eval(`${card} [data-test=renew-result]`, (e) => e.textContent)).toContain(LIST);
     await shootFirefox(page, 'options-renewed');
     await page.close();
-    const db = openData(list.dataDir, SECRET);
+    const sql = await openData(list.dataDir, SECRET);
     try {
-      const registered = await openpgp.readKey({ armoredKey: getMember(db, getList(db, LIST)!.id, ERIN)!.publicKey });
+      const registered = await openpgp.readKey({ armoredKey: (await getMember(sql, (await getList(sql, LIST))!.id, ERIN))!.publicKey });
       expect(registered.getFingerprint().toUpperCase()).toBe(before.fingerprint);
       expect(Math.abs(((await registered.getExpirationTime()) as Date).getTime() - (Date.now() + 1825 * 86_400_000))).toBeLessThan(86_400_000);
     } finally {
-      db.close();
+      await sql.close();
     }
   }, 240_000);
 

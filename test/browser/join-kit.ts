@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { BrowserContext, CDPSession, Page as PlaywrightPage } from 'playwright-core';
 import type { Browser as PuppeteerBrowser, Page as PuppeteerPage } from 'puppeteer-core';
 import { openData } from '../../server/app.ts';
-import { setListSettings } from '../../server/registry/settings.ts';
+import { setListSettings } from '../../server/store/settings.ts';
 import { getList } from '../../server/store/lists.ts';
 import { SECRET } from '../integration/server/harness.ts';
 import { GECKO_ID, LIST, type ListServerUnderTest } from './extension-kit.ts';
@@ -26,12 +26,12 @@ export const CLUB_NAME = 'The <Club> & friends';
 export const CLUB_DESCRIPTION = 'Encrypted talk for the club.\nPosts are signed; the archive is for members.';
 
 /** Names the test list (with markup characters, which the page and popup must show as text). */
-export function nameTheList(list: ListServerUnderTest): void {
-  const db = openData(list.dataDir, SECRET);
+export async function nameTheList(list: ListServerUnderTest): Promise<void> {
+  const sql = await openData(list.dataDir, SECRET);
   try {
-    setListSettings(db, getList(db, LIST)!.id, { name: CLUB_NAME, description: CLUB_DESCRIPTION });
+    await setListSettings(sql, (await getList(sql, LIST))!.id, { name: CLUB_NAME, description: CLUB_DESCRIPTION });
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 

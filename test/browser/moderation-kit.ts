@@ -26,7 +26,7 @@ export class ModeratedList {
   async start(ownerAddress: string): Promise<void> {
     await this.sink.start();
     this.dataDir = tempDir('ext-moderation');
-    initData(this.dataDir, this.sink.port);
+    await initData(this.dataDir, this.sink.port);
     [this.alice, this.owner] = await Promise.all([person('alice@example.org'), person(ownerAddress)]);
     // The owner is a member too: the server knows their key from that registration.
     await addList(this.dataDir, MOD_LIST, { owner: ownerAddress, postPolicy: 'moderated' }, [this.alice, this.owner]);

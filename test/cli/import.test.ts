@@ -33,10 +33,10 @@ function members(): Array<{ address: string; fingerprint: string }> {
 
 beforeAll(async () => {
   process.env.LETTERLOCK_SECRET = CLI_SECRET;
-  init({ dataDir: data, config: {} });
-  const db = openData(data, CLI_SECRET);
-  await createList(db, CLI_SECRET, LIST, { maxBytes: 1024 * 1024 });
-  db.close();
+  await init({ dataDir: data, config: {} });
+  const sql = await openData(data, CLI_SECRET);
+  await createList(sql, CLI_SECRET, LIST, { maxBytes: 1024 * 1024 });
+  await sql.close();
   for (const name of ['ann', 'ben', 'cat', 'dan', 'eve', 'fay', 'gus', 'hal']) k[name] = await makeKey(`${name}@example.org`);
   // Made two days ago, valid for one: expired however slow this machine is.
   expired = (await openpgp.generateKey({

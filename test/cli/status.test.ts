@@ -61,7 +61,7 @@ beforeAll(async () => {
   [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
   const relayPort = await sink.start();
   // Long retry delays: a deferred copy stays deferred while the test looks at it.
-  initData(dataDir, relayPort, { delivery: { retryBaseMs: 120_000, retryMaxMs: 120_000, reportDelayMs: 200 } });
+  await initData(dataDir, relayPort, { delivery: { retryBaseMs: 120_000, retryMaxMs: 120_000, reportDelayMs: 200 } });
   await addList(dataDir, OPEN, { postPolicy: 'members' }, [alice, bob]);
   await addList(dataDir, MOD, { postPolicy: 'moderated' }, [alice, bob]);
   seeded = await seedMembers(dataDir, OPEN, 150, [alice, bob]);

@@ -429,15 +429,15 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('interop-clients');
-  initData(dataDir, sink.port);
-  const db = openData(dataDir, SECRET);
+  await initData(dataDir, sink.port);
+  const sql = await openData(dataDir, SECRET);
   try {
-    const l = await createList(db, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
+    const l = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
     // Each key goes through the key policy, as any subscription does.
-    for (const m of members) await registerMember(db, l.id, m.address, m.publicArmored);
-    await registerMember(db, l.id, reader.address, reader.publicArmored);
+    for (const m of members) await registerMember(sql, l.id, m.address, m.publicArmored);
+    await registerMember(sql, l.id, reader.address, reader.publicArmored);
   } finally {
-    db.close();
+    await sql.close();
   }
   const listKey = await listPublicKey(dataDir, LIST);
   listFpr = listKey.getFingerprint().toUpperCase();

@@ -269,15 +269,15 @@ describe('copies out through the real server over SMTP', () => {
     sink = new Sink();
     await sink.start();
     dataDir = tempDir('interop-copies');
-    initData(dataDir, sink.port);
-    const db = openData(dataDir, SECRET);
+    await initData(dataDir, sink.port);
+    const sql = await openData(dataDir, SECRET);
     try {
-      const l = await createList(db, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
+      const l = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
       // Members by the key policy, like any subscription; some read list mail in webmail (inline).
-      for (const m of [author, ...Object.values(subscribers)]) await registerMember(db, l.id, m.address, m.publicArmored);
-      for (const k of INLINE) setDeliveryPreference(db, l.id, subscribers[k].address, 'inline');
+      for (const m of [author, ...Object.values(subscribers)]) await registerMember(sql, l.id, m.address, m.publicArmored);
+      for (const k of INLINE) await setDeliveryPreference(sql, l.id, subscribers[k].address, 'inline');
     } finally {
-      db.close();
+      await sql.close();
     }
     const { config } = loadConfig(dataDir);
     server = await startServer(dataDir, config, SECRET, { log: createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: 'warn', stdout: false }) });

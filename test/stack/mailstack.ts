@@ -423,15 +423,15 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
 
     // ---- the list server (its relay is Postfix, which starts next) ----------------------------
     t = Date.now();
-    const { secret } = initWithoutEnv(folders.listData, smtp, mailman ? { url: mailman.url, user: mailman.user, pass: mailman.pass, syncIntervalSeconds: 10 } : undefined);
+    const { secret } = await initWithoutEnv(folders.listData, smtp, mailman ? { url: mailman.url, user: mailman.user, pass: mailman.pass, syncIntervalSeconds: 10 } : undefined);
     {
-      const db = openData(folders.listData, secret);
+      const sql = await openData(folders.listData, secret);
       try {
         const owner = options.owner ?? Object.values(users)[0]?.address ?? null;
-        const list = await createList(db, secret, listAddress, { owner, maxBytes: 25 * 1024 * 1024 });
-        for (const m of options.members ?? []) await registerMember(db, list.id, m.address, m.publicKey);
+        const list = await createList(sql, secret, listAddress, { owner, maxBytes: 25 * 1024 * 1024 });
+        for (const m of options.members ?? []) await registerMember(sql, list.id, m.address, m.publicKey);
       } finally {
-        db.close();
+        await sql.close();
       }
     }
     // The file as written, not loadConfig(): its LETTERLOCK_* environment overrides
@@ -541,11 +541,11 @@ export async function startMailStack(options: MailStackOptions = {}): Promise<Ma
  * `letterlock init` for the stack's data folder: a fresh secret file of its own,
  * even when the calling process has LETTERLOCK_SECRET set for other tests.
  */
-function initWithoutEnv(dataDir: string, relayPort: number, mailman?: { url: string; user: string; pass: string; syncIntervalSeconds: number }): { secret: string } {
+async function initWithoutEnv(dataDir: string, relayPort: number, mailman?: { url: string; user: string; pass: string; syncIntervalSeconds: number }): Promise<{ secret: string }> {
   const saved = process.env.LETTERLOCK_SECRET;
   delete process.env.LETTERLOCK_SECRET;
   try {
-    const { secret } = init({
+    const { secret } = await init({
       dataDir,
       config: {
         smtp: { host: '127.0.0.1', port: 0 }, http: { host: '127.0.0.1', port: 0 },

@@ -87,16 +87,16 @@ async function mailmanLists(st: MailStack, keys: ListMember[]): Promise<void> {
     for (const u of Object.values(st.users)) await rest.subscribe({ listId: id, address: u.address, preVerified: true, preConfirmed: true, preApproved: true });
   }
   const secret = readFileSync(join(st.folders.listData, 'secret'), 'utf8').trim();
-  const db = openData(st.folders.listData, secret);
+  const sql = await openData(st.folders.listData, secret);
   try {
     await importMailmanList({
-      db, secret, rest, queue: new QueueStore(db), log: createEventLog({ file: join(st.folders.listData, 'logs', 'cli.log'), stdout: false }),
+      sql, secret, rest, queue: new QueueStore(sql), log: createEventLog({ file: join(st.folders.listData, 'logs', 'cli.log'), stdout: false }),
       target: secretId, fix: true, publicUrl: st.urls.api, maxBytes: 25 * 1024 * 1024,
     });
-    const list = getList(db, `secret@${st.listDomain}`)!;
-    for (const k of keys) await registerMember(db, list.id, k.address, k.publicKey);
+    const list = (await getList(sql, `secret@${st.listDomain}`))!;
+    for (const k of keys) await registerMember(sql, list.id, k.address, k.publicKey);
   } finally {
-    db.close();
+    await sql.close();
   }
   writeFileSync(st.folders.letterlockTransport, transportMap([`secret@${st.listDomain}`], { letterlock: nexthop('smtp', '127.0.0.1', st.ports.listSmtp), mailman: nexthop('lmtp', '127.0.0.1', core.lmtpPort) }));
   run('postmap', [`hash:${st.folders.letterlockTransport}`]);

@@ -97,12 +97,12 @@ describe('an encrypted list and a plain list on one Mailman site', () => {
     expect(q(PLAIN_LIST)).toBe(`lmtp:[127.0.0.1]:${stack.mailman!.lmtpPort}`);
 
     // Alice and Bob register keys; Dave stays a Mailman member without one.
-    const db = openData(stack.folders.listData, readFileSync(join(stack.folders.listData, 'secret'), 'utf8').trim());
+    const sql = await openData(stack.folders.listData, readFileSync(join(stack.folders.listData, 'secret'), 'utf8').trim());
     try {
-      const list = getList(db, SECRET_LIST)!;
-      for (const k of [alice, bob]) await registerMember(db, list.id, k.address, k.publicArmored);
+      const list = (await getList(sql, SECRET_LIST))!;
+      for (const k of [alice, bob]) await registerMember(sql, list.id, k.address, k.publicArmored);
     } finally {
-      db.close();
+      await sql.close();
     }
   }, 180_000);
 

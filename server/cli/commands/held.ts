@@ -33,11 +33,11 @@ Examples:
 
   held.command('list [list]').description('held posts, oldest first (all lists, or one)')
     .addHelpText('after', '\n--json prints [{"id", "list", "sender", "messageId", "size", "received", "reason"}].')
-    .action(async (listAddr: string | undefined, _o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
+    .action(async (listAddr: string | undefined, _o: unknown, cmd: Command) => withStore(cmd, async ({ sql }) => {
       const g = globals(cmd);
-      const l = listAddr ? needList(db, listAddr) : null;
-      const names = new Map(allLists(db).map((x) => [x.id, x.address]));
-      const rows = listHeld(db, l?.id);
+      const l = listAddr ? await needList(sql, listAddr) : null;
+      const names = new Map((await allLists(sql)).map((x) => [x.id, x.address]));
+      const rows = await listHeld(sql, l?.id);
       if (rows.length === 0) note(g, l ? `No held posts for ${l.address}.` : 'No held posts.');
       emit(g, rows.map((h) => ({
         id: h.id, list: names.get(h.listId) ?? null, sender: h.sender, messageId: h.outer.messageId ?? null, size: h.size,
@@ -51,17 +51,17 @@ Examples:
     held.command(verb).argument('<id>', 'the held post (see: letterlock held list)', idArg)
       .description(verb === 'approve' ? 'accept a held post: its copies are queued for every member' : 'refuse a held post: the sender gets one bounce saying why')
       .addHelpText('after', `\n--json prints {"id", "result", "copies", "code"}.`)
-      .action(async (id: number, _o: unknown, cmd: Command) => withStore(cmd, async ({ db, secret, config, dataDir }) => {
-        if (!getHeld(db, id)) throw new CliError(`no held post ${id} (see: letterlock held list)`);
-        const queue = new QueueStore(db);
+      .action(async (id: number, _o: unknown, cmd: Command) => withStore(cmd, async ({ sql, secret, config, dataDir }) => {
+        if (!await getHeld(sql, id)) throw new CliError(`no held post ${id} (see: letterlock held list)`);
+        const queue = new QueueStore(sql);
         const log = createEventLog({ file: `${dataDir}/logs/cli.log`, stdout: false });
         const keysFor = listKeyCache(secret);
         const pool = new OpenPool({ threads: 1, budgetMs: config.pipeline.budgetMs });
         // Lists bound to Mailman: the Core's roster and policy apply here too (issue 11).
-        const mailman = mailmanService(config, dataDir, { db, queue, log });
-        const pipeline = new Pipeline({ db, queue, log, keysFor, pool, fanout: new Fanout({ db, queue, log, keysFor, ...(mailman ? { mailman } : {}) }), ...(mailman ? { mailman } : {}) });
+        const mailman = mailmanService(config, dataDir, { sql, queue, log });
+        const pipeline = new Pipeline({ sql, queue, log, keysFor, pool, fanout: new Fanout({ sql, queue, log, keysFor, ...(mailman ? { mailman } : {}) }), ...(mailman ? { mailman } : {}) });
         try {
-          const outcome = verb === 'approve' ? await pipeline.approve(id) : pipeline.reject(id);
+          const outcome = verb === 'approve' ? await pipeline.approve(id) : await pipeline.reject(id);
           // The fan-out runs here, to the end, before the command returns.
           const copies = outcome.result === 'accepted' ? (await outcome.fanout).copies : 0;
           const code = outcome.result === 'refused' ? outcome.code : null;

@@ -44,7 +44,7 @@ LETTERLOCK_SMTP_PORT / LETTERLOCK_HTTP_PORT / LETTERLOCK_RELAY overrides.
 Examples:
   letterlock init --data /var/lib/letterlock
   letterlock init --smtp-port 2525 --http-port 8025 --relay smtp://127.0.0.1:25`)
-    .action((o: InitOpts, cmd: Command) => {
+    .action(async (o: InitOpts, cmd: Command) => {
       const dataDir = dataDirOf(cmd);
       const configPath = join(dataDir, CONFIG_FILE);
       if (existsSync(configPath)) {
@@ -64,7 +64,7 @@ Examples:
       if (o.httpPort !== undefined) config.http = { port: o.httpPort };
       if (o.relay !== undefined) config.relay = o.relay;
       if (o.secretFile !== undefined) config.secretFile = o.secretFile;
-      const r = init({ dataDir, config });
+      const r = await init({ dataDir, config });
       const stored = parseConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
       const secretFile = resolve(stored.secretFile ?? defaultSecretFile(dataDir));
       const fromEnv = Boolean(process.env[SECRET_ENV]);

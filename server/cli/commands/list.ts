@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { createList, normalizeAddress } from '../../lists/lists.ts';
 import { allLists, updatePolicy, type ListRecord, type PostPolicy } from '../../store/lists.ts';
 import { countMembers } from '../../store/members.ts';
-import type { Db } from '../../store/db.ts';
+import type { Sql } from '../../store/db.ts';
 import { globals, needList, withStore } from '../context.ts';
 import { CliError, emit, EXIT, note, plural, size, table } from '../output.ts';
 import type { Config } from '../../config/config.ts';
@@ -29,17 +29,17 @@ interface ListOpts {
 }
 
 /** The JSON shape of one list (list show/set/create); `publicKey` only from show. */
-export function listJson(db: Db, l: ListRecord) {
+export async function listJson(sql: Sql, l: ListRecord) {
   return {
     address: l.address, listFingerprint: l.listFingerprint, archiveFingerprint: l.archiveFingerprint, policy: l.postPolicy,
     posters: l.posters, requireSignature: l.requireSignature, maxBytes: l.maxBytes, replayWindowDays: l.replayWindowDays,
-    replyTo: l.replyTo, hideSubjects: l.hideSubjects, owner: l.owner, members: countMembers(db, l.id),
+    replyTo: l.replyTo, hideSubjects: l.hideSubjects, owner: l.owner, members: await countMembers(sql, l.id),
     // Only for a list bound to Mailman (issue 11): its Mailman list id.
     ...(l.mailmanListId ? { mailman: l.mailmanListId } : {}),
   };
 }
 
-function describe(db: Db, l: ListRecord): string {
+async function describe(sql: Sql, l: ListRecord): Promise<string> {
   return table([
     ['list', l.address],
     ['fingerprint', l.listFingerprint],
@@ -51,7 +51,7 @@ function describe(db: Db, l: ListRecord): string {
     ['reply-to', l.replyTo],
     ['subjects', l.hideSubjects ? 'hidden' : 'shown when sent in clear'],
     ['owner', l.owner ?? '-'],
-    ['members', String(countMembers(db, l.id))],
+    ['members', String(await countMembers(sql, l.id))],
   ]);
 }
 
@@ -94,16 +94,16 @@ export function register(program: Command): void {
 
 Example:
   letterlock list create news@lists.example.org --owner ann@example.org --policy members`)
-    .action(async (address: string, o: ListOpts, cmd: Command) => withStore(cmd, async ({ db, secret, config, dataDir }) => {
+    .action(async (address: string, o: ListOpts, cmd: Command) => withStore(cmd, async ({ sql, secret, config, dataDir }) => {
       const c = changes(o);
       const options = {
         owner: o.owner === undefined ? null : normalizeAddress(o.owner), postPolicy: c.postPolicy, posters: c.posters,
         requireSignature: c.requireSignature, maxBytes: c.maxBytes ?? config.smtp.maxMessageBytes,
       };
-      const l = o.mailman ? await createBoundForCli(db, secret, config, dataDir, address, o.mailman, options, o.fix ?? false) : await createList(db, secret, address, options);
-      updatePolicy(db, l.id, { replayWindowDays: c.replayWindowDays, replyTo: c.replyTo, hideSubjects: c.hideSubjects });
-      const u = needList(db, l.address);
-      emit(globals(cmd), listJson(db, u), () => `created ${u.address}\nlist key    ${u.listFingerprint}\narchive key ${u.archiveFingerprint}\npolicy      ${u.postPolicy}`);
+      const l = o.mailman ? await createBoundForCli(sql, secret, config, dataDir, address, o.mailman, options, o.fix ?? false) : await createList(sql, secret, address, options);
+      await updatePolicy(sql, l.id, { replayWindowDays: c.replayWindowDays, replyTo: c.replyTo, hideSubjects: c.hideSubjects });
+      const u = await needList(sql, l.address);
+      emit(globals(cmd), await listJson(sql, u), () => `created ${u.address}\nlist key    ${u.listFingerprint}\narchive key ${u.archiveFingerprint}\npolicy      ${u.postPolicy}`);
     }));
 
   notifyOptions(policyOptions(list.command('set <address>').description("change a list's policy"), true))
@@ -111,48 +111,58 @@ Example:
 
 Example:
   letterlock list set news@lists.example.org --policy moderated --replay-window-days 3`)
-    .action(async (address: string, o: ListOpts & NotifyOpts, cmd: Command) => withStore(cmd, ({ db }) => {
-      const l = needList(db, address);
-      updatePolicy(db, l.id, { ...changes(o), owner: o.owner === undefined ? undefined : normalizeAddress(o.owner) });
-      applyNotify(db, l.id, o);
-      const u = needList(db, address);
-      emit(globals(cmd), { ...listJson(db, u), ...notifyJson(db, u.id) }, () => {
+    .action(async (address: string, o: ListOpts & NotifyOpts, cmd: Command) => withStore(cmd, async ({ sql }) => {
+      const l = await needList(sql, address);
+      await updatePolicy(sql, l.id, { ...changes(o), owner: o.owner === undefined ? undefined : normalizeAddress(o.owner) });
+      await applyNotify(sql, l.id, o);
+      const u = await needList(sql, address);
+      const json = { ...await listJson(sql, u), ...await notifyJson(sql, u.id) };
+      const line = await notifyLine(sql, u.id);
+      emit(globals(cmd), json, () => {
         const posters = u.postPolicy === 'announce' || u.posters.length ? `, posters ${u.posters.length ? u.posters.join(', ') : 'none'}` : '';
-        return `${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, reply-to ${u.replyTo}, subjects ${u.hideSubjects ? 'hidden' : 'shown when sent in clear'}${posters}, owner ${u.owner ?? '-'}\n${notifyLine(db, u.id)}`;
+        return `${u.address}: policy ${u.postPolicy}, signature ${u.requireSignature ? 'required' : 'optional'}, max ${u.maxBytes} bytes, replay window ${u.replayWindowDays} days, reply-to ${u.replyTo}, subjects ${u.hideSubjects ? 'hidden' : 'shown when sent in clear'}${posters}, owner ${u.owner ?? '-'}\n${line}`;
       });
     }));
 
   list.command('show <address>').description('settings, fingerprint and the armored list key')
     .addHelpText('after', '\n--json prints the list as an object, with "publicKey" (armored).')
-    .action(async (address: string, _o: unknown, cmd: Command) => withStore(cmd, ({ db, config }) => {
-      const l = needList(db, address);
+    .action(async (address: string, _o: unknown, cmd: Command) => withStore(cmd, async ({ sql, config }) => {
+      const l = await needList(sql, address);
       // The page people join from (server/http/join-page.ts), for the owner to publish.
       const join = joinUrl(config.publicUrl ?? `http://${config.http.host}:${config.http.port}`, l.address);
       const joinLine = `join page: ${join}${config.publicUrl ? '' : ' (set "publicUrl" in letterlock.json to the address people reach)'}`;
-      emit(globals(cmd), { ...listJson(db, l), ...notifyJson(db, l.id), joinUrl: join, publicKey: l.listPublic }, () => `${describe(db, l)}\n${notifyLine(db, l.id)}\n${joinLine}\n\n${l.listPublic.trimEnd()}`);
+      const json = { ...await listJson(sql, l), ...await notifyJson(sql, l.id), joinUrl: join, publicKey: l.listPublic };
+      const text = `${await describe(sql, l)}\n${await notifyLine(sql, l.id)}\n${joinLine}\n\n${l.listPublic.trimEnd()}`;
+      emit(globals(cmd), json, () => text);
     }));
 
   list.command('ls').description('all lists, with fingerprint, policy and members')
     .addHelpText('after', '\n--json prints [{"address", "listFingerprint", "policy", "members", ...}] (as list show, without the key).')
-    .action(async (_o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
-      const lists = allLists(db);
+    .action(async (_o: unknown, cmd: Command) => withStore(cmd, async ({ sql }) => {
+      const lists = await allLists(sql);
       const g = globals(cmd);
       if (lists.length === 0) note(g, 'No lists yet (create one: letterlock list create ADDRESS).');
-      emit(g, lists.map((l) => listJson(db, l)), () => lists.length ? table(
-        lists.map((l) => [l.address, l.listFingerprint, l.postPolicy, plural(countMembers(db, l.id), 'member')]),
+      const json = [];
+      const rows: string[][] = [];
+      for (const l of lists) {
+        json.push(await listJson(sql, l));
+        rows.push([l.address, l.listFingerprint, l.postPolicy, plural(await countMembers(sql, l.id), 'member')]);
+      }
+      emit(g, json, () => lists.length ? table(
+        rows,
         ['LIST', 'FINGERPRINT', 'POLICY', 'MEMBERS'],
       ) : '');
     }));
 }
 
 /** list create --mailman: the Mailman list is checked over REST before anything is created. */
-async function createBoundForCli(db: Db, secret: string, config: Config, dataDir: string, address: string, target: string, options: CreateListOptions, fix: boolean): Promise<ListRecord> {
+async function createBoundForCli(sql: Sql, secret: string, config: Config, dataDir: string, address: string, target: string, options: CreateListOptions, fix: boolean): Promise<ListRecord> {
   const rest = mailmanClient(config, dataDir);
   if (!rest) throw new CliError('--mailman needs a "mailman" section in letterlock.json: {"url": "http://127.0.0.1:8001", "credentialsFile": "mailman.json"}', EXIT.USAGE);
   try {
     // Settings that would keep a stray post in Mailman: refused, or with --fix corrected (server/mailman/safety.ts).
     await ensureSafe(rest, (await resolveMailmanList(rest, address, target)).list_id, fix);
-    return await createBoundList(db, secret, rest, address, target, options);
+    return await createBoundList(sql, secret, rest, address, target, options);
   } catch (e) {
     if (e instanceof BindError) throw new CliError(e.message, EXIT.REFUSED);
     if (e instanceof UnsafeMailmanList) throw new CliError(e.message, EXIT.REFUSED, 'MAILMAN_UNSAFE_SETTINGS');

@@ -90,12 +90,12 @@ With recipient_delimiter = +, the posting address also routes Letterlock's VERP
 bounces, and -bounces/-confirm Mailman's. See README "Beside Mailman 3".
 --json prints [{"list", "address", "target", "transport", "why"}].`)
     .action(async (o: { letterlock?: { host: string; port: number }; mailmanLmtp: { host: string; port: number }; list?: string[]; check?: boolean; postfixConfig?: string }, cmd: Command) =>
-      withStore(cmd, ({ db, config }) => {
+      withStore(cmd, async ({ sql, config }) => {
         try {
           const g = globals(cmd);
           const ll = o.letterlock ?? { host: ['0.0.0.0', '::', ''].includes(config.smtp.host) ? '127.0.0.1' : config.smtp.host, port: config.smtp.port };
           const transports = { letterlock: nexthop('smtp', ll.host, ll.port), mailman: nexthop('lmtp', o.mailmanLmtp.host, o.mailmanLmtp.port) };
-          const lists = [...allLists(db).filter((l) => l.mailmanListId).map((l) => l.address), ...(o.list ?? [])];
+          const lists = [...(await allLists(sql)).filter((l) => l.mailmanListId).map((l) => l.address), ...(o.list ?? [])];
           if (lists.length === 0) note(g, 'No list is bound to Mailman (letterlock mailman import LIST); the map is empty.');
           if (o.check) {
             const routes = lists.flatMap((list) => routesFor(list, transports).map((r) => ({ list: list.toLowerCase(), ...r })));
@@ -118,12 +118,12 @@ Exit 3 when the Core cannot be reached (the stored counts are still shown).
 --json prints [{"list", "mailmanListId", "syncedAt", "attemptedAt", "lastError", "members", "withKey",
 "withoutKey", "deliveryDisabled", "owners", "moderators", "nonmembers", "invited", "outbox",
 "drift": [{"kind": "unsafe"|"stale"|"differs", "setting", "mailman", "letterlock", "note"}] or null, "reachError"}].`)
-    .action(async (list: string | undefined, _o: unknown, cmd: Command) => withStore(cmd, async ({ db, config, dataDir }) => {
+    .action(async (list: string | undefined, _o: unknown, cmd: Command) => withStore(cmd, async ({ sql, config, dataDir }) => {
       const g = globals(cmd);
       const rest = mailmanClient(config, dataDir);
       let rows: ListStatus[];
       try {
-        rows = await mailmanStatus(db, rest, list);
+        rows = await mailmanStatus(sql, rest, list);
       } catch (e) {
         throw cliErrorOf(e);
       }
@@ -146,16 +146,16 @@ the server (letterlock serve) sends them.
 "members", "withKey", "invited", "invitedBefore", "subscribedInMailman"}.
 An existing standalone Letterlock list of that address is bound too: its key holders are
 subscribed in Mailman (pre-verified and confirmed), so none of them stops getting posts.`)
-    .action(async (target: string, o: { fix?: boolean; maxBytes?: number }, cmd: Command) => withStore(cmd, async ({ db, config, dataDir, secret }) => {
+    .action(async (target: string, o: { fix?: boolean; maxBytes?: number }, cmd: Command) => withStore(cmd, async ({ sql, config, dataDir, secret }) => {
       const g = globals(cmd);
       const rest = clientOf(config, dataDir);
-      const queue = new QueueStore(db);
+      const queue = new QueueStore(sql);
       const log = createEventLog({ file: `${dataDir}/logs/cli.log`, stdout: false });
       let bar: ReturnType<typeof startProgress> | null = null;
       let shown = 0;
       try {
         const r = await importMailmanList({
-          db, secret, rest, queue, log, target, fix: o.fix ?? false,
+          sql, secret, rest, queue, log, target, fix: o.fix ?? false,
           publicUrl: config.publicUrl ?? `http://${config.http.host}:${config.http.port}`,
           maxBytes: o.maxBytes ?? config.smtp.maxMessageBytes,
           ...(config.mailman ? { settings: config.mailman } : {}),

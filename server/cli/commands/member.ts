@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import * as openpgp from 'openpgp';
 import { registerMember, type RegisteredKey } from '../../lists/members.ts';
-import type { Db } from '../../store/db.ts';
+import type { Sql } from '../../store/db.ts';
 import { getMember, iterateMembers, removeMember, type MemberRecord } from '../../store/members.ts';
 import { globals, needList, withStore } from '../context.ts';
 import { SECRET_KEY_REFUSAL, readPublicKeyFile } from '../keyfile.ts';
@@ -19,11 +19,11 @@ export type AddResult = 'added' | 'already-member' | 'updated' | 'replaced' | 'r
  * Registers one member and says what happened. A secret key is refused before
  * the key policy runs (parsePublicKey would quietly keep its public half).
  */
-export async function addMember(db: Db, listId: number, address: string, armored: string): Promise<{ result: AddResult; r: RegisteredKey; before: MemberRecord | null }> {
+export async function addMember(sql: Sql, listId: number, address: string, armored: string): Promise<{ result: AddResult; r: RegisteredKey; before: MemberRecord | null }> {
   const key = await openpgp.readKey({ armoredKey: armored }).catch(() => null);
   if (key?.isPrivate()) throw new CliError(`the key for ${address} ${SECRET_KEY_REFUSAL}`, EXIT.REFUSED, 'SECRET_KEY');
-  const before = getMember(db, listId, address);
-  const r = await registerMember(db, listId, address, armored);
+  const before = await getMember(sql, listId, address);
+  const r = await registerMember(sql, listId, address, armored);
   let result: AddResult = 'added';
   if (r.revoked) result = 'revocation-recorded';
   else if (before && before.fingerprint !== r.record.fingerprint) result = 'replaced';
@@ -102,9 +102,9 @@ Example:
   letterlock member add news@lists.example.org ann@example.org ann.asc`)
     .action(async (listAddr: string, address: string, file: string, _o: unknown, cmd: Command) => {
       const armored = readPublicKeyFile(file);
-      await withStore(cmd, async ({ db }) => {
-        const l = needList(db, listAddr);
-        const { result, r, before } = await addMember(db, l.id, address, armored);
+      await withStore(cmd, async ({ sql }) => {
+        const l = await needList(sql, listAddr);
+        const { result, r, before } = await addMember(sql, l.id, address, armored);
         const expires = r.facts.expires ? ` (expires ${date(r.facts.expires)})` : '';
         emit(globals(cmd), { list: l.address, address: r.record.address, fingerprint: r.record.fingerprint, expires: iso(r.facts.expires), result }, () => {
           switch (result) {
@@ -143,8 +143,8 @@ Examples:
   gpg --export --armor > keys.asc && letterlock member import news@lists.example.org keys.asc
   letterlock member import news@lists.example.org members.csv
   letterlock member import news@lists.example.org --format mbox key-mails.mbox`)
-    .action(async (listAddr: string, file: string, o: { format?: ImportFormat }, cmd: Command) => withStore(cmd, async ({ db }) => {
-      const l = needList(db, listAddr);
+    .action(async (listAddr: string, file: string, o: { format?: ImportFormat }, cmd: Command) => withStore(cmd, async ({ sql }) => {
+      const l = await needList(sql, listAddr);
       let source;
       try {
         source = await readImportSource(file, o.format);
@@ -168,7 +168,7 @@ Examples:
           if (e.refused || !e.armored || !e.address) refuse(e.refused ?? 'NO_KEY', e.where, e.address);
           else {
             try {
-              const { result } = await addMember(db, l.id, e.address, e.armored);
+              const { result } = await addMember(sql, l.id, e.address, e.armored);
               s.results[result]++;
               s.imported++;
             } catch (err) {
@@ -188,21 +188,21 @@ Examples:
 
   member.command('remove <list> <address>').description('remove a member (they lose archive access too)')
     .addHelpText('after', '\n--json prints {"list", "address", "removed": true}. Removing a non-member is refused (exit 1).')
-    .action(async (listAddr: string, address: string, _o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
-      const l = needList(db, listAddr);
+    .action(async (listAddr: string, address: string, _o: unknown, cmd: Command) => withStore(cmd, async ({ sql }) => {
+      const l = await needList(sql, listAddr);
       const addr = address.trim().toLowerCase();
-      if (!removeMember(db, l.id, addr)) throw new CliError(`${addr} is not a member of ${l.address}`);
+      if (!await removeMember(sql, l.id, addr)) throw new CliError(`${addr} is not a member of ${l.address}`);
       emit(globals(cmd), { list: l.address, address: addr, removed: true }, () => `removed ${addr} from ${l.address}`);
     }));
 
   member.command('list <list>').description('members with their key fingerprint and expiry')
     .addHelpText('after', '\n--json prints [{"address", "fingerprint", "expires", "state"}], state being valid, expired or revoked.')
-    .action(async (listAddr: string, _o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
-      const l = needList(db, listAddr);
+    .action(async (listAddr: string, _o: unknown, cmd: Command) => withStore(cmd, async ({ sql }) => {
+      const l = await needList(sql, listAddr);
       const g = globals(cmd);
       const rows: Array<{ address: string; fingerprint: string; expires: string | null; state: string }> = [];
       const human: string[][] = [];
-      for (const page of iterateMembers(db, l.id)) {
+      for await (const page of iterateMembers(sql, l.id)) {
         for (const m of page) {
           const state = memberState(m);
           rows.push({ address: m.address, fingerprint: m.fingerprint, expires: iso(m.expiresAt), state });

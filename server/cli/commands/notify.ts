@@ -3,7 +3,7 @@
 // Options of `list set` (list.ts adds them and calls applyNotify).
 
 import type { Command } from 'commander';
-import type { Db } from '../../store/db.ts';
+import type { Sql } from '../../store/db.ts';
 import { getNotifySettings, MAX_MODERATORS, setNotifySettings, type NotifySettings } from '../../store/notify.ts';
 import { CliError, EXIT } from '../output.ts';
 import { collectAddress } from './args.ts';
@@ -27,22 +27,22 @@ export function notifyOptions(c: Command): Command {
 }
 
 /** Applies the options given; returns the list's settings. */
-export function applyNotify(db: Db, listId: number, o: NotifyOpts): NotifySettings {
+export async function applyNotify(sql: Sql, listId: number, o: NotifyOpts): Promise<NotifySettings> {
   if ((o.moderator?.length ?? 0) > MAX_MODERATORS) throw new CliError(`a list has at most ${MAX_MODERATORS} moderators`, EXIT.USAGE);
   const clear = o.moderators === false;
-  return setNotifySettings(db, listId, {
+  return await setNotifySettings(sql, listId, {
     ...(o.notifyHeld === undefined ? {} : { held: o.notifyHeld }),
     ...(o.digest === undefined ? {} : { digest: o.digest }),
     ...(o.moderator ? { moderators: o.moderator } : clear ? { moderators: [] } : {}),
   });
 }
 
-export function notifyJson(db: Db, listId: number): { notifyHeld: boolean; digest: boolean; moderators: string[] } {
-  const s = getNotifySettings(db, listId);
+export async function notifyJson(sql: Sql, listId: number): Promise<{ notifyHeld: boolean; digest: boolean; moderators: string[] }> {
+  const s = await getNotifySettings(sql, listId);
   return { notifyHeld: s.held, digest: s.digest, moderators: s.moderators };
 }
 
-export function notifyLine(db: Db, listId: number): string {
-  const s = getNotifySettings(db, listId);
+export async function notifyLine(sql: Sql, listId: number): Promise<string> {
+  const s = await getNotifySettings(sql, listId);
   return `held notices ${s.held ? 'on' : 'off'}, digest ${s.digest ? 'on' : 'off'}, moderators ${s.moderators.length ? s.moderators.join(', ') : '(owner only)'}`;
 }

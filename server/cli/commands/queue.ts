@@ -27,8 +27,8 @@ For each post's fan-out with rate and ETA, see: letterlock status
 
 Example:
   letterlock queue --json`)
-    .action(async (_o: unknown, cmd: Command) => withStore(cmd, ({ db }) => {
-      const s = queueStats(new QueueStore(db).stats());
+    .action(async (_o: unknown, cmd: Command) => withStore(cmd, async ({ sql }) => {
+      const s = queueStats(await new QueueStore(sql).stats());
       emit(globals(cmd), s, () => table(STATES.map(([k, what]) => [k, String(s[k]), what]), ['STATE', 'COPIES', '']));
     }));
 }

@@ -64,7 +64,7 @@ Example:
       }
       console.error(`letterlock: SMTP on ${config.smtp.host}:${server.smtpPort}, HTTP on ${config.http.host}:${server.httpPort}, delivering via ${server.relay}`);
       // Join pages for owners to publish (a few; list show prints any list's).
-      const lists = allLists(server.db);
+      const lists = await allLists(server.sql);
       const base = config.publicUrl ?? `http://${config.http.host}:${server.httpPort}`;
       for (const l of lists.slice(0, 10)) console.error(`letterlock: join page of ${l.address}: ${joinUrl(base, l.address)}`);
       if (lists.length > 0 && !config.publicUrl) console.error('letterlock: set "publicUrl" in letterlock.json to the address people reach, for join links that work from elsewhere');

@@ -49,30 +49,31 @@ Examples:
   letterlock status --json --limit 50`)
     .action(async (o: { watch?: boolean; interval: number; limit: number }, cmd: Command) => {
       const g = globals(cmd);
-      const store = openStore(cmd);
-      const snap = () => statusSnapshot(store.db, { limit: o.limit });
+      const store = await openStore(cmd);
+      const snap = () => statusSnapshot(store.sql, { limit: o.limit });
       if (!o.watch) {
         try {
-          const s = snap();
+          const s = await snap();
           emit(g, s, () => statusText(s));
         } finally {
-          store.db.close();
+          await store.sql.close();
         }
         return;
       }
       const tty = Boolean(process.stdout.isTTY) && !g.json;
-      const show = () => {
-        const s = snap();
+      const show = async () => {
+        const s = await snap();
         if (g.json) process.stdout.write(`${JSON.stringify(s)}\n`);
         else process.stdout.write(`${tty ? '\x1b[H\x1b[2J' : '\n'}${statusText(s)}\n${tty ? `\n(refreshing every ${o.interval}s; Ctrl-C to stop)\n` : ''}`);
       };
-      show();
+      await show();
       await new Promise<void>((resolve) => {
-        const timer = setInterval(show, o.interval * 1000);
+        // A failed refresh (the database busy a moment) shows at the next one.
+        const timer = setInterval(() => { show().catch(() => {}); }, o.interval * 1000);
         const stop = () => { clearInterval(timer); resolve(); };
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
-      store.db.close();
+      await store.sql.close();
     });
 }

@@ -13,6 +13,7 @@ import { checkSafety, ensureSafe, fixSafety, UnsafeMailmanList } from '../../../
 import { getList } from '../../../server/store/lists.ts';
 import { MailmanCore } from '../../support/mailman.ts';
 import { initData, person, SECRET, Sink, spawnServer, stopChild, tempDir, type Child } from '../server/harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 let core: MailmanCore;
 let sink: Sink;
@@ -27,7 +28,7 @@ beforeAll(async () => {
   core = await MailmanCore.start({ archivers: ['prototype'] });
   root = tempDir('mailman-admin');
   data = join(root, 'data');
-  initData(data, sink.port, { mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 3600 }, publicUrl: 'https://lists.example.test' });
+  await initData(data, sink.port, { mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 3600 }, publicUrl: 'https://lists.example.test' });
 }, 240_000);
 
 afterAll(async () => {
@@ -44,13 +45,13 @@ function cli(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-function queued(): Array<{ rcpt: string; kind: string; mail: string }> {
-  const db = openData(data, SECRET);
+async function queued(): Promise<Array<{ rcpt: string; kind: string; mail: string }>> {
+  const sql = await openData(data, SECRET);
   try {
-    return (db.prepare(`SELECT rcpt, kind, mail FROM deliveries ORDER BY id`).all() as Array<{ rcpt: string; kind: string; mail: Buffer | null }>)
+    return (rawDb(sql).prepare(`SELECT rcpt, kind, mail FROM deliveries ORDER BY id`).all() as Array<{ rcpt: string; kind: string; mail: Buffer | null }>)
       .map((r) => ({ rcpt: r.rcpt, kind: r.kind, mail: r.mail?.toString('utf8') ?? '' }));
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 
@@ -96,9 +97,9 @@ describe('letterlock mailman import and status against a real Core', () => {
     expect(refused.code, refused.err).toBe(1);
     expect(refused.err).toMatch(/archivers\.prototype is enabled \(want disabled\).*digests_enabled.*--fix/);
     expect(refused.err).not.toMatch(/at .*\.ts:\d+/); // no stack trace
-    const db = openData(data, SECRET);
-    expect(getList(db, LIST)).toBeNull();
-    db.close();
+    const sql = await openData(data, SECRET);
+    expect(await getList(sql, LIST)).toBeNull();
+    await sql.close();
     expect((await rest.archivers(mailmanId)).prototype).toBe(true);
 
     const done = cli('mailman', 'import', mailmanId, '--fix', '--json');
@@ -107,11 +108,11 @@ describe('letterlock mailman import and status against a real Core', () => {
     expect(r).toMatchObject({ list: LIST, mailmanListId: mailmanId, created: true, members: 3, withKey: 0, invited: 3, invitedBefore: 0 });
     expect((r.fixed as Array<{ setting: string }>).map((f) => f.setting).sort()).toEqual(['archive_policy', 'archivers.prototype', 'digests_enabled']);
     expect(await checkSafety(rest, mailmanId)).toEqual([]);
-    const invitations = queued().filter((q) => q.kind === 'notice');
+    const invitations = (await queued()).filter((q) => q.kind === 'notice');
     expect(invitations.map((q) => q.rcpt).sort()).toEqual(MEMBERS);
-    const db2 = openData(data, SECRET);
-    const list = getList(db2, LIST)!;
-    db2.close();
+    const db2 = await openData(data, SECRET);
+    const list = (await getList(db2, LIST))!;
+    await db2.close();
     expect(list.mailmanListId).toBe(mailmanId);
     expect(list.owner).toBe('owner@example.test'); // Mailman's owner gets Letterlock's failure reports
     const mail = invitations[0]!.mail;
@@ -127,15 +128,15 @@ describe('letterlock mailman import and status against a real Core', () => {
     await core.rest().subscribe({ listId: mailmanId, address: 'dave@example.test', preVerified: true, preConfirmed: true, preApproved: true });
     const third = cli('mailman', 'import', LIST, '--json');
     expect(JSON.parse(third.out)).toMatchObject({ created: false, members: 4, invited: 1, invitedBefore: 3 });
-    expect(queued().filter((q) => q.kind === 'notice').map((q) => q.rcpt).sort()).toEqual([...MEMBERS, 'dave@example.test'].sort());
+    expect((await queued()).filter((q) => q.kind === 'notice').map((q) => q.rcpt).sort()).toEqual([...MEMBERS, 'dave@example.test'].sort());
   }, 180_000);
 
   it('status: last sync, members with and without keys, invitations, and drift (stale, unsafe, differs)', async () => {
     // Bob registers a key (as the subscription confirmation would).
     const bob = await person('bob@example.test');
-    const db = openData(data, SECRET);
-    await registerMember(db, getList(db, LIST)!.id, bob.address, bob.publicArmored);
-    db.close();
+    const sql = await openData(data, SECRET);
+    await registerMember(sql, (await getList(sql, LIST))!.id, bob.address, bob.publicArmored);
+    await sql.close();
     // Mailman changes behind Letterlock's back: a policy setting and an archiver turned on again.
     await core.rest().patchConfig(mailmanId, { default_nonmember_action: 'reject' });
     await core.rest().patchArchivers(mailmanId, { prototype: true });
@@ -206,9 +207,9 @@ describe('letterlock mailman import and status against a real Core', () => {
     const refused = cli('list', 'create', 'created@lists.example.test', '--mailman', id);
     expect(refused.code, refused.err).toBe(1);
     expect(refused.err).toMatch(/archive_policy is public \(want never\)/);
-    const db = openData(data, SECRET);
-    expect(getList(db, 'created@lists.example.test')).toBeNull();
-    db.close();
+    const sql = await openData(data, SECRET);
+    expect(await getList(sql, 'created@lists.example.test')).toBeNull();
+    await sql.close();
     const ok = cli('list', 'create', 'created@lists.example.test', '--mailman', id, '--fix');
     expect(ok.code, ok.err).toBe(0);
     expect(await checkSafety(core.rest(), id)).toEqual([]);
@@ -217,13 +218,13 @@ describe('letterlock mailman import and status against a real Core', () => {
   it('importing onto an existing standalone Letterlock list keeps its key holders: they become Mailman members', async () => {
     const address = 'standalone@lists.example.test';
     const eve = await person('eve@example.test');
-    const db = openData(data, SECRET);
+    const sql = await openData(data, SECRET);
     try {
       const { createList } = await import('../../../server/lists/lists.ts');
-      const l = await createList(db, SECRET, address, { maxBytes: 1024 * 1024 });
-      await registerMember(db, l.id, eve.address, eve.publicArmored);
+      const l = await createList(sql, SECRET, address, { maxBytes: 1024 * 1024 });
+      await registerMember(sql, l.id, eve.address, eve.publicArmored);
     } finally {
-      db.close();
+      await sql.close();
     }
     const id = await core.createList(address);
     await core.rest().subscribe({ listId: id, address: 'alice@example.test', preVerified: true, preConfirmed: true, preApproved: true });

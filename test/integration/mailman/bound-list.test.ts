@@ -20,6 +20,7 @@ import { createBoundList } from '../../../server/mailman/bind.ts';
 import type { MailmanRest } from '../../../server/mailman/rest.ts';
 import { compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from '../server/harness.ts';
 import { MailmanCore } from '../../support/mailman.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'news@lists.example.test';
 const MODERATOR = 'moderator@example.test';
@@ -51,24 +52,24 @@ beforeAll(async () => {
   await rest.subscribe({ listId: mlId, address: MODERATOR, role: 'moderator' });
 
   dataDir = tempDir('mailman-bound');
-  initData(dataDir, sink.port, {
+  await initData(dataDir, sink.port, {
     http: { port: 0, limits: { subscribePerIp: { max: 1000 }, challengePerIp: { max: 1000 }, mailPerIp: { max: 1000 } } },
     // Every post syncs (postSyncMinAgeMs 0) and waits for it (generous bounds for a busy machine);
     // a down Core is seen at once (refused connection).
     // The interval is the shortest allowed, so a removal is seen without any post.
     mailman: { url: core.url, user: core.user, pass: core.pass, syncIntervalSeconds: 5, maxRosterAgeSeconds: 600, syncTimeoutMs: 30_000, postSyncMinAgeMs: 0, postSyncWaitMs: 30_000 },
   });
-  const db = openData(dataDir, SECRET);
+  const sql = await openData(dataDir, SECRET);
   try {
-    const list = await createBoundList(db, SECRET, rest, LIST, mlId, { owner: 'owner@example.test', maxBytes: 5 * 1024 * 1024 });
+    const list = await createBoundList(sql, SECRET, rest, LIST, mlId, { owner: 'owner@example.test', maxBytes: 5 * 1024 * 1024 });
     listId = list.id;
     expect(list.mailmanListId).toBe(mlId);
     // Keys in Letterlock's registry: alice and bob; dave has a key but is not on the Mailman list. carol has none.
-    for (const p of [alice, bob, dave]) await registerMember(db, list.id, p.address, p.publicArmored);
+    for (const p of [alice, bob, dave]) await registerMember(sql, list.id, p.address, p.publicArmored);
     // Mailman's moderator has a registered key too: held-post notices are sealed to it (never in clear).
-    await registerMember(db, list.id, MODERATOR, moderator.publicArmored);
+    await registerMember(sql, list.id, MODERATOR, moderator.publicArmored);
   } finally {
-    db.close();
+    await sql.close();
   }
   listKey = await listPublicKey(dataDir, LIST);
   const { config } = loadConfig(dataDir);
@@ -105,8 +106,8 @@ function log(): string {
 /** Waits until every accepted post's fan-out is done and nothing is left in the queue to send. */
 async function settle(): Promise<void> {
   await waitUntil('an idle queue', () => {
-    const wrapping = (server.db.prepare('SELECT count(*) AS n FROM posts WHERE wrap_done = 0').get() as { n: number }).n;
-    const sending = (server.db.prepare(`SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','claimed','sending')`).get() as { n: number }).n;
+    const wrapping = (rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts WHERE wrap_done = 0').get() as { n: number }).n;
+    const sending = (rawDb(server.sql).prepare(`SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','claimed','sending')`).get() as { n: number }).n;
     return wrapping === 0 && sending === 0;
   }, 60_000);
 }
@@ -164,7 +165,7 @@ describe('a Letterlock list bound to Mailman', () => {
     await sink.waitFor(() => sink.to(frank.address).length >= 1, 60_000, 'notice to frank');
     expect(copies(frank.address)).toHaveLength(0);
 
-    await registerMember(server.db, listId, frank.address, frank.publicArmored);
+    await registerMember(server.sql, listId, frank.address, frank.publicArmored);
     const { marker } = await post(alice, 'after-key');
     await sink.waitFor(() => copies(frank.address).length >= 1, 60_000, 'copy to frank');
     await decrypts(copies(frank.address)[0]!, frank, marker);
@@ -204,10 +205,10 @@ describe('a Letterlock list bound to Mailman', () => {
   it('a member removed in Mailman loses their archive session at the next interval sync, with no post at all', async () => {
     const session = await login(frank);
     expect(session.status).toBe(200);
-    const posts = (server.db.prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n;
+    const posts = (rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n;
     expect(await rest.unsubscribe(mlId, frank.address)).toBe(true);
     await waitUntil('the session to end', async () => (await api('GET', `/v1/lists/${LIST}/archive/threads`, undefined, session.body.token)).status === 401, 60_000);
-    expect((server.db.prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n).toBe(posts);
+    expect((rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n).toBe(posts);
   });
 
   it("a nonmember's post is held (moderators Mailman names are told) or refused, per Mailman's setting", async () => {
@@ -220,7 +221,7 @@ describe('a Letterlock list bound to Mailman', () => {
     expect(opened.message.text ?? '').toMatch(/approve/i);
     expect(opened.message.text ?? '').not.toContain(held.marker);
     // Held posts stay ciphertext.
-    const row = server.db.prepare('SELECT payload FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { payload: Buffer };
+    const row = rawDb(server.sql).prepare('SELECT payload FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { payload: Buffer };
     expect(Buffer.from(row.payload).toString('utf8')).not.toContain(held.marker);
 
     await rest.patchConfig(mlId, { default_nonmember_action: 'reject' });
@@ -235,13 +236,13 @@ describe('a Letterlock list bound to Mailman', () => {
     expect(heldPost.reply).toMatch(/held/);
     // A moderator approves it (operator API): delivered, to Mailman's members only.
     const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
-    const heldId = (server.db.prepare('SELECT id FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { id: number }).id;
+    const heldId = (rawDb(server.sql).prepare('SELECT id FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { id: number }).id;
     const beforeApprove = copies(alice.address).length;
     expect((await api('POST', `/v1/admin/lists/${LIST}/held/${heldId}/approve`, undefined, adminToken)).status).toBe(200);
     await sink.waitFor(() => copies(alice.address).length > beforeApprove, 60_000, 'the approved post');
     await decrypts(copies(alice.address).at(-1)!, alice, heldPost.marker);
     // The nonmember's held post: approved, but no registered key can check its signature, so it is refused, not delivered.
-    const erinHeld = (server.db.prepare('SELECT id FROM held WHERE list_id = ? AND sender = ?').get(listId, erin.address) as { id: number }).id;
+    const erinHeld = (rawDb(server.sql).prepare('SELECT id FROM held WHERE list_id = ? AND sender = ?').get(listId, erin.address) as { id: number }).id;
     const r = await api<{ outcome: { result: string; code?: string } }>('POST', `/v1/admin/lists/${LIST}/held/${erinHeld}/approve`, undefined, adminToken);
     expect(r.body.outcome).toMatchObject({ result: 'refused', code: 'NOT_MEMBER' });
     await settle();
@@ -277,8 +278,8 @@ describe('a Letterlock list bound to Mailman', () => {
     expect(heldPost.reply).toMatch(/held/);
     await rest.setModeration(aliceId, '');
     // The young roster used below must be one read after that change (the interval sync, every 5 s).
-    await waitUntil('the roster without alice\'s hold', () => (server.db.prepare(`SELECT moderation_action AS a FROM mailman_roster WHERE list_id = ? AND address = ? AND role = 'member'`).get(listId, alice.address) as { a: string | null }).a === null);
-    const heldId = (server.db.prepare('SELECT id FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { id: number }).id;
+    await waitUntil('the roster without alice\'s hold', () => (rawDb(server.sql).prepare(`SELECT moderation_action AS a FROM mailman_roster WHERE list_id = ? AND address = ? AND role = 'member'`).get(listId, alice.address) as { a: string | null }).a === null);
+    const heldId = (rawDb(server.sql).prepare('SELECT id FROM held WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(listId) as { id: number }).id;
     const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
 
     await core.pause();
@@ -290,7 +291,7 @@ describe('a Letterlock list bound to Mailman', () => {
       expect(log()).toMatch(/"event":"mailman.stale_roster_used"/);
 
       // Age the roster past maxRosterAgeSeconds: the post must wait, not go to a stale roster.
-      server.db.prepare('UPDATE mailman_state SET synced_at = ? WHERE list_id = ?').run(Date.now() - 3600_000, listId);
+      rawDb(server.sql).prepare('UPDATE mailman_state SET synced_at = ? WHERE list_id = ?').run(Date.now() - 3600_000, listId);
       const marker = `MARKER-wait-${Math.random().toString(36).slice(2)}`;
       const raw = await compose(alice, LIST, listKey, `Body ${marker}`);
       const before = copies(alice.address).length;
@@ -299,7 +300,7 @@ describe('a Letterlock list bound to Mailman', () => {
       // Approving a held post waits too (503, try again), and the post stays held.
       const approve = await api('POST', `/v1/admin/lists/${LIST}/held/${heldId}/approve`, undefined, adminToken);
       expect(approve).toMatchObject({ status: 503, body: { error: 'BUSY' } });
-      expect(server.db.prepare('SELECT 1 FROM held WHERE id = ?').get(heldId)).toBeTruthy();
+      expect(rawDb(server.sql).prepare('SELECT 1 FROM held WHERE id = ?').get(heldId)).toBeTruthy();
       await settle();
       expect(copies(alice.address)).toHaveLength(before);
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openData } from '../../../server/app.ts';
 import { initData, SECRET, tempDir } from '../server/harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const N = 30_000;
 const REPO = join(import.meta.dirname, '..', '..', '..');
@@ -26,7 +27,7 @@ beforeAll(async () => {
   });
   root = tempDir('mailman-import-large');
   data = join(root, 'data');
-  initData(data, 9, { mailman: { url, user: 'u', pass: 'p' } });
+  await initData(data, 9, { mailman: { url, user: 'u', pass: 'p' } });
 }, 120_000);
 
 afterAll(() => {
@@ -34,16 +35,16 @@ afterAll(() => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
-function counts(): { invited: number; distinct: number; queued: number } {
-  const db = openData(data, SECRET);
+async function counts(): Promise<{ invited: number; distinct: number; queued: number }> {
+  const sql = await openData(data, SECRET);
   try {
-    const has = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = 'mailman_invitations'`).get();
+    const has = rawDb(sql).prepare(`SELECT 1 FROM sqlite_master WHERE name = 'mailman_invitations'`).get();
     if (!has) return { invited: 0, distinct: 0, queued: 0 };
-    const i = db.prepare('SELECT count(*) AS n, count(DISTINCT address) AS d FROM mailman_invitations').get() as { n: number; d: number };
-    const q = db.prepare(`SELECT count(*) AS n FROM deliveries WHERE kind = 'notice'`).get() as { n: number };
+    const i = rawDb(sql).prepare('SELECT count(*) AS n, count(DISTINCT address) AS d FROM mailman_invitations').get() as { n: number; d: number };
+    const q = rawDb(sql).prepare(`SELECT count(*) AS n FROM deliveries WHERE kind = 'notice'`).get() as { n: number };
     return { invited: i.n, distinct: i.d, queued: q.n };
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 
@@ -56,16 +57,16 @@ it('an import killed half way through the invitations, run again, invites every 
   const exited = new Promise<void>((r) => first.once('exit', () => r()));
   // Kill as soon as some invitations are committed and not all.
   const end = Date.now() + 240_000;
-  let atKill = counts();
+  let atKill = await counts();
   while (Date.now() < end && first.exitCode === null) {
-    atKill = counts();
+    atKill = await counts();
     if (atKill.invited > 0) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   first.kill('SIGKILL');
   await exited;
   expect(atKill.invited, `killed half way (stderr: ${err.slice(-500)})`).toBeGreaterThan(0);
-  const afterKill = counts();
+  const afterKill = await counts();
   expect(afterKill.invited, 'the first run was stopped before the end').toBeLessThan(N);
   // Each committed invitation has its queue row, and no row lacks its invitation record.
   expect(afterKill.queued).toBe(afterKill.invited);
@@ -77,6 +78,6 @@ it('an import killed half way through the invitations, run again, invites every 
   expect(r).toMatchObject({ created: false, members: N, invitedBefore: afterKill.invited });
   expect(r.invited).toBe(N - afterKill.invited);
   expect(second.stderr).not.toMatch(/inviting/); // --json: no progress lines
-  const final = counts();
+  const final = await counts();
   expect(final).toEqual({ invited: N, distinct: N, queued: N });
 }, 600_000);

@@ -13,8 +13,9 @@ import { loadConfig } from '../../../server/config/config.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { upsertMember } from '../../../server/store/members.ts';
-import type { Db } from '../../../server/store/db.ts';
+import type { Sql } from '../../../server/store/db.ts';
 import { addList, initData, SECRET, Sink, tempDir } from './harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'club@lists.test';
 const OTHER = ['two@lists.test', 'three@lists.test', 'four@lists.test', 'five@lists.test', 'six@lists.test', 'seven@lists.test', 'eight@lists.test', 'nine@lists.test'] as const;
@@ -40,15 +41,15 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('api-limits');
-  initData(dataDir, sink.port, { http: { port: 0, limits: LIMITS } });
+  await initData(dataDir, sink.port, { http: { port: 0, limits: LIMITS } });
   await addList(dataDir, LIST, {}, []);
   for (const a of OTHER) await addList(dataDir, a, {}, []);
   // Stale rows left by an earlier run, to be purged at start, beside live ones that must stay.
-  const db = openData(dataDir, SECRET);
+  const sql = await openData(dataDir, SECRET);
   try {
-    plant(db, 'boot', getList(db, LIST)!.id);
+    plant(sql, 'boot', (await getList(sql, LIST))!.id);
   } finally {
-    db.close();
+    await sql.close();
   }
   const { config } = loadConfig(dataDir);
   server = await startServer(dataDir, config, SECRET, { log: createEventLog({ file: join(dataDir, 'logs', 'server.log'), stdout: false }) });
@@ -134,39 +135,39 @@ async function keyFor(address: string): Promise<string> {
 }
 
 function liveChallenges(): number {
-  return (server.db.prepare('SELECT count(*) AS n FROM challenges WHERE expires_at > ? AND used_at IS NULL').get(Date.now()) as { n: number }).n;
+  return (rawDb(server.sql).prepare('SELECT count(*) AS n FROM challenges WHERE expires_at > ? AND used_at IS NULL').get(Date.now()) as { n: number }).n;
 }
 
 /** Waits until the delivery queue holds nothing to send. */
 async function queueDrained(): Promise<void> {
-  await sink.waitFor(() => (server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','sending')").get() as { n: number }).n === 0, 60_000, 'the delivery queue to drain');
+  await sink.waitFor(() => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','sending')").get() as { n: number }).n === 0, 60_000, 'the delivery queue to drain');
 }
 
 /** Stale rows of every kind the purge handles, plus live ones that must survive; tagged. */
-function plant(db: Db, tag: string, listId: number): void {
+function plant(sql: Sql, tag: string, listId: number): void {
   const t = Date.now();
-  const ch = db.prepare('INSERT INTO challenges (id_hash, list_id, address, statement, expires_at, used_at) VALUES (?,?,?,?,?,?)');
+  const ch = rawDb(sql).prepare('INSERT INTO challenges (id_hash, list_id, address, statement, expires_at, used_at) VALUES (?,?,?,?,?,?)');
   ch.run(`${tag}-stale-expired`, listId, 'a@example.org', 's', t - 1000, null);
   ch.run(`${tag}-stale-used`, listId, 'a@example.org', 's', t + 3_600_000, t - 1000);
   ch.run(`${tag}-live`, listId, 'a@example.org', 's', t + 3_600_000, null);
-  const tok = db.prepare(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, created_at, expires_at, used_at) VALUES (?,'subscribe',?,?,?,?,?)`);
+  const tok = rawDb(sql).prepare(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, created_at, expires_at, used_at) VALUES (?,'subscribe',?,?,?,?,?)`);
   tok.run(`${tag}-stale-expired`, listId, 'a@example.org', t - 49 * 3_600_000, t - 1000, null);
   tok.run(`${tag}-stale-used`, listId, 'a@example.org', t - 1000, t + 3_600_000, t - 500);
   tok.run(`${tag}-live`, listId, 'a@example.org', t, t + 3_600_000, null);
-  const ses = db.prepare('INSERT INTO sessions (token_hash, list_id, address, fingerprint, created_at, expires_at) VALUES (?,?,?,?,?,?)');
+  const ses = rawDb(sql).prepare('INSERT INTO sessions (token_hash, list_id, address, fingerprint, created_at, expires_at) VALUES (?,?,?,?,?,?)');
   ses.run(`${tag}-stale-expired`, listId, 'a@example.org', 'F', t - 3_600_000, t - 1000);
   ses.run(`${tag}-live`, listId, 'a@example.org', 'F', t, t + 3_600_000);
-  const non = db.prepare('INSERT INTO request_nonces (list_id, nonce, seen_at) VALUES (?,?,?)');
+  const non = rawDb(sql).prepare('INSERT INTO request_nonces (list_id, nonce, seen_at) VALUES (?,?,?)');
   non.run(listId, `${tag}-stale-old`, t - 2 * 86_400_000);
   non.run(listId, `${tag}-live`, t);
-  const ev = db.prepare('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)');
+  const ev = rawDb(sql).prepare('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)');
   ev.run('test', `${tag}-stale-old`, t - 7_200_000, t - 3_600_000);
   ev.run('test', `${tag}-live`, t, t + 3_600_000);
 }
 
 /** The tagged rows still present, per table. */
 function planted(tag: string): Record<string, string[]> {
-  const q = (sql: string) => (server.db.prepare(sql).all(`${tag}-%`) as Array<{ k: string }>).map((r) => r.k.slice(tag.length + 1)).sort();
+  const q = (sql: string) => (rawDb(server.sql).prepare(sql).all(`${tag}-%`) as Array<{ k: string }>).map((r) => r.k.slice(tag.length + 1)).sort();
   return {
     challenges: q('SELECT id_hash AS k FROM challenges WHERE id_hash LIKE ?'),
     pending_tokens: q('SELECT token_hash AS k FROM pending_tokens WHERE token_hash LIKE ?'),
@@ -219,8 +220,8 @@ describe('log-in challenges', () => {
     expect(liveChallenges()).toBeLessThanOrEqual(LIMITS.maxPendingChallenges);
     expectRefusal(await call('127.0.0.41', 'POST', `/v1/lists/${LIST}/auth/challenge`, { address: 'late@example.org' }), 503, 'BUSY', 120);
     // Once the pending ones expire (made so here) and are purged, log-ins work again.
-    server.db.prepare('UPDATE challenges SET expires_at = ? WHERE expires_at > ?').run(Date.now() - 1, Date.now());
-    await sink.waitFor(() => liveChallenges() === 0 && (server.db.prepare('SELECT count(*) AS n FROM challenges').get() as { n: number }).n === 0, 30_000, 'the purge of expired challenges');
+    rawDb(server.sql).prepare('UPDATE challenges SET expires_at = ? WHERE expires_at > ?').run(Date.now() - 1, Date.now());
+    await sink.waitFor(() => liveChallenges() === 0 && (rawDb(server.sql).prepare('SELECT count(*) AS n FROM challenges').get() as { n: number }).n === 0, 30_000, 'the purge of expired challenges');
     expect((await call('127.0.0.41', 'POST', `/v1/lists/${LIST}/auth/challenge`, { address: 'late@example.org' })).status).toBe(200);
   });
 });
@@ -282,7 +283,7 @@ describe('subscriptions and confirmation mails', () => {
     // 25 members over three fresh lists (each within its own hourly mail bound).
     const members = Array.from({ length: 25 }, (_, i) => ({ list: [OTHER[5], OTHER[6], OTHER[7]][i % 3]!, address: `m${i}@members.test` }));
     for (const m of members) {
-      upsertMember(server.db, { listId: getList(server.db, m.list)!.id, address: m.address, fingerprint: 'F'.repeat(40), publicKey: 'unused', encryptionKey: new Uint8Array(1), expiresAt: null, keyState: 'valid' });
+      await upsertMember(server.sql, { listId: (await getList(server.sql, m.list))!.id, address: m.address, fingerprint: 'F'.repeat(40), publicKey: 'unused', encryptionKey: new Uint8Array(1), expiresAt: null, keyState: 'valid' });
     }
     const replies = await flood(25, 2, (i) => call('127.0.4.1', 'POST', `/v1/lists/${members[i]!.list}/unsubscribe`, { address: members[i]!.address }));
     expect(statuses(replies)).toEqual({ 202: 25 });
@@ -294,10 +295,10 @@ describe('subscriptions and confirmation mails', () => {
   it('pending subscriptions have caps per list and in all: past them 503 BUSY with Retry-After', async () => {
     const full = OTHER[3];
     const open = OTHER[4];
-    const fullId = getList(server.db, full)!.id;
-    const openId = getList(server.db, open)!.id;
-    const insert = server.db.prepare(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, created_at, expires_at) VALUES (?,'subscribe',?,?,?,?)`);
-    const live = (listId: number | null) => (server.db.prepare(`SELECT count(*) AS n FROM pending_tokens WHERE purpose = 'subscribe' AND used_at IS NULL AND expires_at > ?${listId === null ? '' : ' AND list_id = ?'}`)
+    const fullId = (await getList(server.sql, full))!.id;
+    const openId = (await getList(server.sql, open))!.id;
+    const insert = rawDb(server.sql).prepare(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, created_at, expires_at) VALUES (?,'subscribe',?,?,?,?)`);
+    const live = (listId: number | null) => (rawDb(server.sql).prepare(`SELECT count(*) AS n FROM pending_tokens WHERE purpose = 'subscribe' AND used_at IS NULL AND expires_at > ?${listId === null ? '' : ' AND list_id = ?'}`)
       .get(...(listId === null ? [Date.now()] : [Date.now(), listId])) as { n: number }).n;
     // Earlier floods from many IPs, as rows: one list at its cap.
     const t = Date.now();
@@ -313,25 +314,25 @@ describe('subscriptions and confirmation mails', () => {
     expectRefusal(r2, 503, 'BUSY', 3600);
     expect(live(null)).toBe(LIMITS.maxPendingSubscriptions);
     // Expired (made so here) and purged, they no longer count.
-    server.db.prepare("UPDATE pending_tokens SET expires_at = ? WHERE token_hash LIKE 'flood-%'").run(Date.now() - 1);
-    await sink.waitFor(() => (server.db.prepare("SELECT count(*) AS n FROM pending_tokens WHERE token_hash LIKE 'flood-%'").get() as { n: number }).n === 0, 30_000, 'the purge of expired subscriptions');
+    rawDb(server.sql).prepare("UPDATE pending_tokens SET expires_at = ? WHERE token_hash LIKE 'flood-%'").run(Date.now() - 1);
+    await sink.waitFor(() => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM pending_tokens WHERE token_hash LIKE 'flood-%'").get() as { n: number }).n === 0, 30_000, 'the purge of expired subscriptions');
     expect((await call('127.0.3.2', 'POST', `/v1/lists/${full}/subscriptions`, { address: 'three@people.test', publicKey: await keyFor('three@people.test') })).status).toBe(202);
   });
 });
 
 describe('stale rows', () => {
   it('are purged on an interval while the server runs', async () => {
-    plant(server.db, 'run', getList(server.db, LIST)!.id);
+    plant(server.sql, 'run', (await getList(server.sql, LIST))!.id);
     expect(planted('run').challenges).toHaveLength(3);
     await sink.waitFor(() => JSON.stringify(planted('run')) === JSON.stringify(onlyLive), 30_000, 'the interval purge');
     expect(planted('run')).toEqual(onlyLive);
   });
 
   it('the rate-limit table holds keyed hashes, not IP or mail addresses', () => {
-    const keys = (server.db.prepare("SELECT DISTINCT key FROM rate_events WHERE bucket != 'test'").all() as Array<{ key: string }>).map((r) => r.key);
+    const keys = (rawDb(server.sql).prepare("SELECT DISTINCT key FROM rate_events WHERE bucket != 'test'").all() as Array<{ key: string }>).map((r) => r.key);
     expect(keys.length).toBeGreaterThan(10);
     for (const k of keys) expect(k).toMatch(/^[A-Za-z0-9_-]{27}$/);
-    const dump = JSON.stringify(server.db.prepare('SELECT * FROM rate_events').all());
+    const dump = JSON.stringify(rawDb(server.sql).prepare('SELECT * FROM rate_events').all());
     expect(dump).not.toContain('127.0.0');
     expect(dump).not.toContain('victims');
   });

@@ -16,6 +16,7 @@ import { loadConfig } from '../../../server/config/config.ts';
 import { wkdPath } from '../../../server/http/wkd.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person } from './harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'club@lists.test';
 const MODERATED = 'closed@lists.test';
@@ -32,7 +33,7 @@ beforeAll(async () => {
   // This file walks every route from one IP (about 25 subscriptions and 50
   // log-in challenges within a minute or two): the per-IP creation bounds are
   // raised here; api-limits.test.ts checks them at their defaults.
-  initData(dataDir, sink.port, { http: { port: 0, limits: { subscribePerIp: { max: 1000 }, challengePerIp: { max: 1000 }, mailPerIp: { max: 1000 } } } });
+  await initData(dataDir, sink.port, { http: { port: 0, limits: { subscribePerIp: { max: 1000 }, challengePerIp: { max: 1000 }, mailPerIp: { max: 1000 } } } });
   [alice, bob, carol] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('carol@example.org')]);
   await addList(dataDir, LIST, { owner: OWNER }, [alice, bob]);
   await addList(dataDir, MODERATED, { owner: OWNER }, [alice]);
@@ -434,10 +435,10 @@ describe('attacks that must fail', () => {
   it('an expired challenge is refused', async () => {
     const c = await api<{ challengeId: string; statement: string }>('POST', `/v1/lists/${LIST}/auth/challenge`, { address: bob.address });
     // Age the challenge in the database rather than wait two minutes.
-    const { openDb } = await import('../../../server/store/db.ts');
-    const db = openDb(join(dataDir, 'letterlock.db'));
-    db.prepare('UPDATE challenges SET expires_at = ? WHERE expires_at > ?').run(Date.now() - 1, Date.now());
-    db.close();
+    const { openSqlite } = await import('../../../server/store/db.ts');
+    const sql = openSqlite(join(dataDir, 'letterlock.db'));
+    rawDb(sql).prepare('UPDATE challenges SET expires_at = ? WHERE expires_at > ?').run(Date.now() - 1, Date.now());
+    await sql.close();
     expectError(await api('POST', `/v1/lists/${LIST}/auth/login`, { challengeId: c.body.challengeId, signature: await signStatement(c.body.statement, bob.privateKey) }), 401, 'CHALLENGE_INVALID');
   });
 

@@ -19,7 +19,7 @@ import { readSecretFile } from '../../../server/config/secret.ts';
 import { silentLog } from '../../../server/log/log.ts';
 import { backup, BackupError, restore, type BackupCode } from '../../../server/ops/backup.ts';
 import { packTar } from '../../../server/ops/tar.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openDb, openSqlite } from '../../../server/store/db.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { countMembers } from '../../../server/store/members.ts';
 import { SCHEMA_VERSION } from '../../../server/store/migrations.ts';
@@ -48,7 +48,7 @@ beforeAll(async () => {
   await sink.start();
   work = tempDir('backup');
   dataDir = join(work, 'data');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   // The operator's usual setup: the secret in a mode-0600 file in the folder.
   writeFileSync(join(dataDir, 'secret'), `${SECRET}\n`, { mode: 0o600 });
   [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
@@ -154,8 +154,8 @@ describe('backup of a running server, restored into a new folder', () => {
 
     const again = await startServer(target, loadConfig(target).config, readSecretFile(join(target, 'secret')), { log: silentLog });
     try {
-      const list = getList(again.db, LIST)!;
-      expect(countMembers(again.db, list.id)).toBe(2);
+      const list = (await getList(again.sql, LIST))!;
+      expect(await countMembers(again.sql, list.id)).toBe(2);
       const subjects = await archiveSubjects(again);
       for (const m of markers) expect(subjects).toContain(`Subject ${m}`);
       // The post sent during the backup is in it or not, depending on the race; nothing else differs.
@@ -180,9 +180,9 @@ describe('backup of a running server, restored into a new folder', () => {
     const r = await restore({ file, key: operatorSecret, passphrase: OPERATOR_PASS, dataDir: target, force: true });
     expect(r.files).toEqual(['letterlock.db', 'letterlock.json', 'secret']);
     expect(readFileSync(join(target, 'notes.txt'), 'utf8')).toBe('mine');
-    const db = openDb(join(target, 'letterlock.db'));
-    expect(countMembers(db, getList(db, LIST)!.id)).toBe(2);
-    db.close();
+    const sql = openSqlite(join(target, 'letterlock.db'));
+    expect(await countMembers(sql, (await getList(sql, LIST))!.id)).toBe(2);
+    await sql.close();
   }, SLOW);
 
   it('refuses the wrong key, a public key, a locked key without its passphrase and a wrong passphrase, and creates nothing', async () => {
@@ -229,7 +229,7 @@ async function craftedBackup(name: string, db: Buffer): Promise<string> {
 describe('restore checks what is inside', () => {
   it('refuses a database from a newer Letterlock (its schema version), and creates nothing', async () => {
     const folder = join(work, 'future');
-    initData(folder, sink.port);
+    await initData(folder, sink.port);
     const raw = new Database(join(folder, 'letterlock.db'));
     raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();
@@ -243,7 +243,7 @@ describe('restore checks what is inside', () => {
 
   it('refuses a database that fails the integrity check, at backup and at restore', async () => {
     const folder = join(work, 'damaged');
-    initData(folder, sink.port);
+    await initData(folder, sink.port);
     const path = join(folder, 'letterlock.db');
     const db = openDb(path);
     db.pragma('journal_mode = DELETE');

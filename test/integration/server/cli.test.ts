@@ -7,8 +7,9 @@ import { chmodSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { generateKey, readPrivateKeyForStorage, unlockPrivateKey } from '../../../shared/index.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { tempDir } from './harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const root = tempDir('cli');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -32,9 +33,9 @@ it('init, list create/show, member add/list/remove, and the secret file checks',
   const fpr = /list key\s+([0-9A-F]{40})/.exec(created.stdout)?.[1];
   expect(fpr).toBeDefined();
   // The stored private keys are protected: the storage check of shared/ refuses unprotected ones.
-  const db = openDb(join(data, 'letterlock.db'));
-  const row = db.prepare('SELECT list_private, archive_private FROM lists').get() as { list_private: string; archive_private: string };
-  db.close();
+  const sql = openSqlite(join(data, 'letterlock.db'));
+  const row = rawDb(sql).prepare('SELECT list_private, archive_private FROM lists').get() as { list_private: string; archive_private: string };
+  await sql.close();
   for (const armored of [row.list_private, row.archive_private]) {
     const { key } = await readPrivateKeyForStorage(armored);
     expect(key.isDecrypted()).toBe(false);

@@ -28,7 +28,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('display');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
   await addList(dataDir, SHOW, {}, [alice, bob]);
   await addList(dataDir, HIDE, {}, [alice, bob]);

@@ -24,7 +24,7 @@ it(`SIGKILL during delivery to ${N} subscribers: everyone gets the post after re
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('crash');
-  initData(dataDir, sink.port, { delivery: { concurrency: 32, batch: 64, retryBaseMs: 150, retryMaxMs: 1000 } });
+  await initData(dataDir, sink.port, { delivery: { concurrency: 32, batch: 64, retryBaseMs: 150, retryMaxMs: 1000 } });
   const t0 = performance.now();
   const pool = await Promise.all(Array.from({ length: 8 }, (_, i) => person(`pool${i}@pool.test`)));
   const sender = await person('sender@example.org');
@@ -43,9 +43,9 @@ it(`SIGKILL during delivery to ${N} subscribers: everyone gets the post after re
   const atKill = copies().length;
   expect(atKill).toBeLessThan(N); // killed mid-delivery, not after
 
-  const db = openData(dataDir, SECRET);
-  const before = new QueueStore(db).stats();
-  db.close();
+  const sql = await openData(dataDir, SECRET);
+  const before = await new QueueStore(sql).stats();
+  await sql.close();
   child = await spawnServer(dataDir);
   await sink.waitFor(() => new Set(copies().flatMap((m) => m.to)).size >= N, 120_000, 'every subscriber');
   await new Promise((r) => setTimeout(r, 500)); // let stragglers (duplicates) arrive
@@ -56,9 +56,9 @@ it(`SIGKILL during delivery to ${N} subscribers: everyone gets the post after re
   for (const m of copies()) for (const t of m.to) perRcpt.set(t, (perRcpt.get(t) ?? 0) + 1);
   expect(addresses.every((a) => (perRcpt.get(a) ?? 0) >= 1)).toBe(true);
   const twice = [...perRcpt.values()].filter((n) => n > 1).length;
-  const db2 = openData(dataDir, SECRET);
-  const after = new QueueStore(db2).stats();
-  db2.close();
+  const db2 = await openData(dataDir, SECRET);
+  const after = await new QueueStore(db2).stats();
+  await db2.close();
   console.log(`crash test: killed after ${atKill}/${N} copies; state at kill ${JSON.stringify(before)}; ` +
     `after restart every subscriber has the post; ${twice} got it twice (server counted ${after.resent_after_crash} possibly re-sent)`);
   expect(after.sent).toBe(N);

@@ -36,7 +36,7 @@ beforeAll(async () => {
   await sink.start();
   dataDir = join(mountDir, 'data');
   mkdirSync(dataDir);
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
   await addList(dataDir, LIST, {}, [alice, bob]);
   listKey = await listPublicKey(dataDir, LIST);

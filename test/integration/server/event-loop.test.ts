@@ -19,7 +19,7 @@ beforeAll(async () => {
   await sink.start();
   dataDir = tempDir('loop');
   // A short budget so the test's slowest input (a parser blow-up) is cut off quickly.
-  initData(dataDir, sink.port, { pipeline: { concurrency: 2, maxWaiting: 32, budgetMs: 8_000 } });
+  await initData(dataDir, sink.port, { pipeline: { concurrency: 2, maxWaiting: 32, budgetMs: 8_000 } });
   alice = await person('alice@example.org');
   await addList(dataDir, LIST, {}, [alice]);
   child = await spawnServer(dataDir);

@@ -15,6 +15,7 @@ import { composePost } from '../../../shared/index.ts';
 import { openData } from '../../../server/app.ts';
 import { RawSmtp, type Reply } from '../../support/smtp-raw.ts';
 import { addList, SECRET, initData, listPublicKey, person, seedMembers, Sink, spawnServer, stopChild, tempDir, type Child, type Person, type SinkMessage } from './harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'faults@lists.test';
 const OWNER = 'owner@example.org';
@@ -76,23 +77,23 @@ async function queueIdle(timeoutMs = 60_000): Promise<Record<string, number>> {
 }
 
 /** The copy rows of the queue, read from the server's database (WAL: a reader does not disturb it). */
-function triedCopies(): { rows: number; minAttempts: number; sent: number } {
-  const db = openData(dataDir, SECRET);
+async function triedCopies(): Promise<{ rows: number; minAttempts: number; sent: number }> {
+  const sql = await openData(dataDir, SECRET);
   try {
-    const r = db.prepare("SELECT count(*) AS rows, coalesce(min(attempts), 0) AS minAttempts, coalesce(sum(state = 'sent'), 0) AS sent FROM deliveries WHERE kind = 'copy'").get() as { rows: number; minAttempts: number; sent: number };
+    const r = rawDb(sql).prepare("SELECT count(*) AS rows, coalesce(min(attempts), 0) AS minAttempts, coalesce(sum(state = 'sent'), 0) AS sent FROM deliveries WHERE kind = 'copy'").get() as { rows: number; minAttempts: number; sent: number };
     return r;
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 
 /** Bounce rows that were in flight at a crash and went out again after the restart. */
-function bounceRowsResent(): number {
-  const db = openData(dataDir, SECRET);
+async function bounceRowsResent(): Promise<number> {
+  const sql = await openData(dataDir, SECRET);
   try {
-    return (db.prepare("SELECT coalesce(sum(resent_after_crash), 0) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
+    return (rawDb(sql).prepare("SELECT coalesce(sum(resent_after_crash), 0) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 
@@ -108,7 +109,7 @@ beforeAll(async () => {
   await sink.start();
   dataDir = tempDir('faults');
   // Reports gather failures for 1.5 s: one report for a failure, never one per attempt.
-  initData(dataDir, sink.port, { delivery: { retryBaseMs: 150, retryMaxMs: 1000, reportDelayMs: 1500 } });
+  await initData(dataDir, sink.port, { delivery: { retryBaseMs: 150, retryMaxMs: 1000, reportDelayMs: 1500 } });
   [alice, bob, carol, stranger] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('carol@example.org'), person('stranger@example.org')]);
   await addList(dataDir, LIST, { owner: OWNER }, [alice, bob, carol]);
   owner = await person(OWNER);
@@ -140,12 +141,12 @@ describe('relay faults', () => {
     // temporary) and stays queued for the next retry.
     const end = Date.now() + 60_000;
     for (;;) {
-      const t = triedCopies();
+      const t = await triedCopies();
       if (t.rows === posts.length * members.length && t.minAttempts >= 2) break;
       if (Date.now() > end) throw new Error(`copies not retried while the relay is down: ${JSON.stringify(t)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(triedCopies().sent).toBe(0);
+    expect((await triedCopies()).sent).toBe(0);
     // A relay that is down is no reason to give up a copy.
     expect((await admin<{ failures: unknown[] }>(`/lists/${encodeURIComponent(LIST)}/failures`)).failures).toEqual([]);
 
@@ -297,7 +298,7 @@ describe('SIGKILL', () => {
     const ours = sink.messages.filter((m) => isBounce(m) && m.to.includes(stranger.address)).slice(bouncesBefore);
     const bounces = ours.length;
     const perMail = refused.map((p) => ours.filter((m) => m.raw.includes(Buffer.from(p.messageId))).length);
-    const resent = bounceRowsResent();
+    const resent = await bounceRowsResent();
     expect(perMail.filter((n) => n > 0).length).toBeLessThanOrEqual(answered + 1);
     expect(perMail.reduce((a, n) => a + Math.max(0, n - 1), 0)).toBeLessThanOrEqual(resent);
     expect(Math.max(...perMail)).toBeLessThanOrEqual(2);

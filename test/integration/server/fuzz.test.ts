@@ -62,7 +62,7 @@ async function startWorld(name: string): Promise<World> {
   const dataDir = tempDir(name);
   dirs.push(dataDir);
   // Quiet log (thousands of posts); generous SMTP client slots in case per-IP caps land.
-  initData(dataDir, sink.port, { logLevel: 'warn' });
+  await initData(dataDir, sink.port, { logLevel: 'warn' });
   await addList(dataDir, LIST, {}, [poster]);
   const listKey = await listPublicKey(dataDir, LIST);
   return { dataDir, child: await spawnServer(dataDir), listKey };

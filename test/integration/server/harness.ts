@@ -16,7 +16,8 @@ import { makeKey } from '../../support/keys.ts';
 import { openData } from '../../../server/app.ts';
 import { createList, type CreateListOptions } from '../../../server/lists/lists.ts';
 import { registerMember } from '../../../server/lists/members.ts';
-import type { Db } from '../../../server/store/db.ts';
+import type { Sql } from '../../../server/store/db.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 export const SECRET = 'integration-test-secret-0123456789';
 
@@ -124,9 +125,9 @@ export function tempDir(prefix: string): string {
 }
 
 /** init + config: SMTP/HTTP on free loopback ports, the sink as relay, fast retries. */
-export function initData(dataDir: string, relayPort: number, extra: Record<string, unknown> = {}): void {
+export async function initData(dataDir: string, relayPort: number, extra: Record<string, unknown> = {}): Promise<void> {
   process.env.LETTERLOCK_SECRET = SECRET;
-  init({
+  await init({
     dataDir,
     config: {
       // 127.0.0.1 is trusted (skips the per-address connection caps) so tests that
@@ -140,22 +141,22 @@ export function initData(dataDir: string, relayPort: number, extra: Record<strin
 }
 
 export async function addList(dataDir: string, address: string, options: Partial<CreateListOptions>, members: Person[]): Promise<void> {
-  const db: Db = openData(dataDir, SECRET);
+  const sql: Sql = await openData(dataDir, SECRET);
   try {
-    const list = await createList(db, SECRET, address, { maxBytes: 25 * 1024 * 1024, ...options });
-    for (const m of members) await registerMember(db, list.id, m.address, m.publicArmored);
+    const list = await createList(sql, SECRET, address, { maxBytes: 25 * 1024 * 1024, ...options });
+    for (const m of members) await registerMember(sql, list.id, m.address, m.publicArmored);
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 
 export async function listPublicKey(dataDir: string, address: string): Promise<PublicKey> {
   const { getList } = await import('../../../server/store/lists.ts');
-  const db = openData(dataDir, SECRET);
+  const sql = await openData(dataDir, SECRET);
   try {
-    return (await readPublicKey(getList(db, address)!.listPublic)).key;
+    return (await readPublicKey((await getList(sql, address))!.listPublic)).key;
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 
@@ -223,20 +224,20 @@ export async function seedMembers(dataDir: string, listAddress: string, count: n
   const { getList } = await import('../../../server/store/lists.ts');
   const { upsertMember } = await import('../../../server/store/members.ts');
   const packets = await Promise.all(pool.map(async (p) => ({ fpr: p.publicKey.getFingerprint().toUpperCase(), armored: p.publicArmored, packet: (await p.publicKey.getEncryptionKey()).keyPacket.write() })));
-  const db = openData(dataDir, SECRET);
+  const sql = await openData(dataDir, SECRET);
   const addresses: string[] = [];
   try {
-    const list = getList(db, listAddress)!;
-    db.transaction(() => {
+    const list = (await getList(sql, listAddress))!;
+    await sql.tx(async () => {
       for (let i = 0; i < count; i++) {
         const k = packets[i % packets.length]!;
         const address = `s${String(i).padStart(5, '0')}@${domain}`;
         addresses.push(address);
-        upsertMember(db, { listId: list.id, address, fingerprint: k.fpr, publicKey: k.armored, encryptionKey: k.packet, expiresAt: null, keyState: 'valid' });
+        await upsertMember(sql, { listId: list.id, address, fingerprint: k.fpr, publicKey: k.armored, encryptionKey: k.packet, expiresAt: null, keyState: 'valid' });
       }
-    })();
+    });
   } finally {
-    db.close();
+    await sql.close();
   }
   return addresses;
 }

@@ -28,7 +28,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('hygiene');
-  initData(dataDir, sink.port, {
+  await initData(dataDir, sink.port, {
     smtp: {
       port: 0, dataDeadlineMs: DEADLINE_MS, maxCommandsBeforeData: 20, perIpConnections: PER_IP,
       floodConnectionsPerMinute: FLOOD_PER_MINUTE, floodCooldownMs: 60_000, trustedClients: ['127.0.0.6'],

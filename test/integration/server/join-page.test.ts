@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openData, startServer, type RunningServer } from '../../../server/app.ts';
 import { loadConfig } from '../../../server/config/config.ts';
 import { createEventLog } from '../../../server/log/log.ts';
-import { setListSettings } from '../../../server/registry/settings.ts';
+import { setListSettings } from '../../../server/store/settings.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { addList, initData, SECRET, Sink, spawnServer, stopChild, tempDir } from './harness.ts';
 
@@ -32,18 +32,18 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('join-page');
-  initData(dataDir, sink.port, { http: { port: 0, limits: { perIp: { max: PER_IP, windowSeconds: 600 } } } });
+  await initData(dataDir, sink.port, { http: { port: 0, limits: { perIp: { max: PER_IP, windowSeconds: 600 } } } });
   await addList(dataDir, LIST, {}, []);
   await addList(dataDir, MODERATED, { postPolicy: 'moderated' }, []);
   await addList(dataDir, LONG, {}, []);
-  const db = openData(dataDir, SECRET);
+  const sql = await openData(dataDir, SECRET);
   try {
-    const club = getList(db, LIST)!;
+    const club = (await getList(sql, LIST))!;
     fingerprint = club.listFingerprint;
-    setListSettings(db, club.id, { name: HOSTILE_NAME, description: HOSTILE_DESCRIPTION });
-    setListSettings(db, getList(db, MODERATED)!.id, { subscription: 'moderated' });
+    await setListSettings(sql, club.id, { name: HOSTILE_NAME, description: HOSTILE_DESCRIPTION });
+    await setListSettings(sql, (await getList(sql, MODERATED))!.id, { subscription: 'moderated' });
   } finally {
-    db.close();
+    await sql.close();
   }
   const { config } = loadConfig(dataDir);
   server = await startServer(dataDir, config, SECRET, { log: createEventLog({ file: join(dataDir, 'logs', 'server.log'), stdout: false }) });
@@ -166,7 +166,7 @@ describe('the join link for owners', () => {
 
   it('letterlock serve prints each list\'s join page on start, at the configured public URL', async () => {
     const dir = tempDir('join-serve');
-    initData(dir, sink.port, { publicUrl: 'https://lists.example.org/' });
+    await initData(dir, sink.port, { publicUrl: 'https://lists.example.org/' });
     await addList(dir, LIST, {}, []);
     const child = await spawnServer(dir);
     try {

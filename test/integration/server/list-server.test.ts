@@ -18,6 +18,7 @@ import { registerMember } from '../../../server/lists/members.ts';
 import { Gpg } from '../../support/gpg.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
 import { badSignaturePost, unsignedPost, wrongKeyPost } from './policy-mail.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const OPEN = 'open@lists.test';
 const MOD = 'mod@lists.test';
@@ -93,7 +94,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('it-data');
-  initData(dataDir, sink.port, { smtp: { port: 0, maxMessageBytes: 2 * 1024 * 1024 } });
+  await initData(dataDir, sink.port, { smtp: { port: 0, maxMessageBytes: 2 * 1024 * 1024 } });
   [alice, bob, carol, dave, eve, frank] = await Promise.all([
     person('alice@example.org'), person('bob@example.org'), person('carol@example.org'), person('dave@example.org'),
     person('eve@example.org', 30), person('frank@example.org'),
@@ -148,10 +149,10 @@ describe('accepted post', () => {
   });
 
   it('stores the body once, one PKESK per recipient, and an archive record the archive key opens', async () => {
-    const db = openData(dataDir, SECRET);
+    const sql = await openData(dataDir, SECRET);
     try {
-      const list = getList(db, OPEN)!;
-      const post = db.prepare('SELECT * FROM posts WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(list.id) as Record<string, unknown>;
+      const list = (await getList(sql, OPEN))!;
+      const post = rawDb(sql).prepare('SELECT * FROM posts WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(list.id) as Record<string, unknown>;
       // Threading metadata and ciphertext only: no subject, no sender in clear. The
       // author's name and address for the copies' From are sealed to the list key.
       expect(Object.keys(post).sort()).toEqual(['archive_pkesk', 'bare_text', 'body', 'created_at', 'date', 'display', 'id', 'in_reply_to', 'list_id', 'list_pkesk', 'message_id', 'outer_message_id', 'refs', 'size', 'wrap_after', 'wrap_done'].sort());
@@ -159,7 +160,7 @@ describe('accepted post', () => {
       expect(post.bare_text).toBe(0);
       expect(post.wrap_done).toBe(1);
       expect(post.list_pkesk).toBeNull(); // K's wrap to the list key is dropped once the fan-out is done
-      const rows = db.prepare("SELECT kind, pkesk, mail, state FROM deliveries WHERE post_id = ? AND kind = 'copy'").all(post.id) as Array<{ pkesk: Buffer | null; state: string }>;
+      const rows = rawDb(sql).prepare("SELECT kind, pkesk, mail, state FROM deliveries WHERE post_id = ? AND kind = 'copy'").all(post.id) as Array<{ pkesk: Buffer | null; state: string }>;
       expect(rows).toHaveLength(3);
       expect(rows.every((r) => r.state === 'sent' && r.pkesk === null)).toBe(true); // a sent row keeps nothing
       const archivePriv = await unlockPrivateKey(await parsePrivateKey(list.archivePrivate), SECRET);
@@ -169,7 +170,7 @@ describe('accepted post', () => {
       expect(read.message.text).toMatch(/^Hello list MARKER-accepted-/);
       expect(new KeyIdentity(archivePriv)).toBeTruthy();
     } finally {
-      db.close();
+      await sql.close();
     }
   });
 });
@@ -190,8 +191,8 @@ describe('refused posts are answered 550 at SMTP time with the reason, and bounc
       const marker = `MARKER-${name.replace(/\W/g, '')}-${Date.now()}`;
       const { from, list, raw } = await make(marker);
       const copiesBefore = sink.messages.filter((m) => m.from.startsWith(list.split('@')[0]! + '+bounces-')).length;
-      const bouncesBefore = (server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
-      const postsBefore = (server.db.prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n;
+      const bouncesBefore = (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
+      const postsBefore = (rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n;
       const refused = await send(server.smtpPort, from.address, list, raw).then(
         (reply) => { throw new Error(`accepted: ${reply}`); },
         (e: { responseCode?: number; response?: string }) => e,
@@ -201,8 +202,8 @@ describe('refused posts are answered 550 at SMTP time with the reason, and bounc
       expect(refused.response).toBe(`550 ${status}: ${sentence}`);
       expect(refused.response).not.toContain(marker);
       // No bounce is queued (backscatter), no copy goes out.
-      expect((server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n).toBe(bouncesBefore);
-      expect((server.db.prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n).toBe(postsBefore);
+      expect((rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n).toBe(bouncesBefore);
+      expect((rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n).toBe(postsBefore);
       expect(sink.messages.filter((m) => m.from.startsWith(list.split('@')[0]! + '+bounces-')).length).toBe(copiesBefore);
     });
   }
@@ -232,9 +233,9 @@ describe('moderated list', () => {
     expect(reply).toMatch(/^250 .*held/);
     const notice = await bounceFor(alice.address, marker, before);
     expect(text(notice)).toMatch(/held until a moderator approves it/);
-    const db = openData(dataDir, SECRET);
-    const held = db.prepare('SELECT id, payload FROM held').all() as Array<{ id: number; payload: Buffer }>;
-    db.close();
+    const sql = await openData(dataDir, SECRET);
+    const held = rawDb(sql).prepare('SELECT id, payload FROM held').all() as Array<{ id: number; payload: Buffer }>;
+    await sql.close();
     expect(held).toHaveLength(1);
     expect(held[0]!.payload.toString('latin1')).toMatch(/^-----BEGIN PGP MESSAGE-----/);
     expect(sink.to(bob.address).filter((m) => m.from.startsWith('mod+bounces-'))).toHaveLength(0);
@@ -267,15 +268,15 @@ describe('moderated list', () => {
 
 describe('members whose key cannot be used, and failed deliveries', () => {
   it('an expired or revoked key gets a notice without content; the owner is told', async () => {
-    const db = openData(dataDir, SECRET);
-    const list = getList(db, OPEN)!;
+    const sql = await openData(dataDir, SECRET);
+    const list = (await getList(sql, OPEN))!;
     // Eve's key expires 30 s after creation (room for a slow machine to make and read it); it was valid when she was registered.
-    await registerMember(db, list.id, eve.address, eve.publicArmored, new Date(eve.publicKey.keyPacket.created.getTime() + 500));
-    await registerMember(db, list.id, frank.address, frank.publicArmored);
+    await registerMember(sql, list.id, eve.address, eve.publicArmored, new Date(eve.publicKey.keyPacket.created.getTime() + 500));
+    await registerMember(sql, list.id, frank.address, frank.publicArmored);
     const { publicKey: revoked } = await openpgp.revokeKey({ key: frank.privateKey, format: 'object' });
-    const r = await registerMember(db, list.id, frank.address, revoked.armor());
+    const r = await registerMember(sql, list.id, frank.address, revoked.armor());
     expect(r.revoked).toBe(true);
-    db.close();
+    await sql.close();
     while ((eve.publicKey.keyPacket.created.getTime() + 30_000) > Date.now()) await new Promise((res) => setTimeout(res, 100));
 
     const marker = `MARKER-missed-${Date.now()}`;
@@ -293,10 +294,10 @@ describe('members whose key cannot be used, and failed deliveries', () => {
     expect(report).not.toContain(marker);
     // Sealed: neither address nor reason is in clear.
     for (const m of sink.to(OWNER).slice(ownerBefore)) for (const x of ['eve@example.org', 'KEY_EXPIRED', 'frank@example.org']) expect(text(m)).not.toContain(x);
-    const dbm = openData(dataDir, SECRET);
-    const l = getList(dbm, OPEN)!;
-    dbm.prepare('DELETE FROM members WHERE list_id = ? AND address IN (?, ?)').run(l.id, eve.address, frank.address);
-    dbm.close();
+    const dbm = await openData(dataDir, SECRET);
+    const l = (await getList(dbm, OPEN))!;
+    rawDb(dbm).prepare('DELETE FROM members WHERE list_id = ? AND address IN (?, ?)').run(l.id, eve.address, frank.address);
+    await dbm.close();
   });
 
   it('retries temporary failures until delivered; reports permanent ones to the owner', async () => {

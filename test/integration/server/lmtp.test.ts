@@ -46,7 +46,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => lmtp.listen(0, '127.0.0.1', () => r()));
   const port = (lmtp.server.address() as AddressInfo).port;
   dataDir = tempDir('lmtp');
-  initData(dataDir, 0, { relay: `lmtp://127.0.0.1:${port}` });
+  await initData(dataDir, 0, { relay: `lmtp://127.0.0.1:${port}` });
   alice = await person('alice@example.org');
   for (let i = 0; i < 3; i++) pool.push(await person(`pool${i}@example.org`));
   await addList(dataDir, LIST, {}, [alice]);

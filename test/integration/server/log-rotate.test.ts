@@ -14,7 +14,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('logrotate');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   child = await spawnServer(dataDir);
 });
 

@@ -21,6 +21,7 @@ import { getList } from '../../../server/store/lists.ts';
 import { setNotifySettings } from '../../../server/store/notify.ts';
 import { findMarker, scan } from './scan.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person } from './harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const MOD = 'mod@lists.test';
 const OTHER = 'other@lists.test';
@@ -32,7 +33,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('moderation');
-  initData(dataDir, sink.port, { http: { port: 0, limits: { challengePerIp: { max: 1000 } } } });
+  await initData(dataDir, sink.port, { http: { port: 0, limits: { challengePerIp: { max: 1000 } } } });
   [alice, bob, owner, mara] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('owner@example.org'), person('mara@example.org')]);
   // The owner is not subscribed to the list they own: their key is the one registered on another list.
   await addList(dataDir, MOD, { owner: owner.address, postPolicy: 'moderated' }, [alice, bob, mara]);
@@ -50,12 +51,12 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-function setModerators(list: string, moderators: string[]): void {
-  const db = openData(dataDir, SECRET);
+async function setModerators(list: string, moderators: string[]): Promise<void> {
+  const sql = await openData(dataDir, SECRET);
   try {
-    setNotifySettings(db, getList(db, list)!.id, { moderators });
+    await setNotifySettings(sql, (await getList(sql, list))!.id, { moderators });
   } finally {
-    db.close();
+    await sql.close();
   }
 }
 
@@ -226,13 +227,13 @@ describe('moderating held posts in the browser', () => {
   });
 
   it('a moderator named in the synced Mailman roster may sign in; a roster member may not', async () => {
-    const db = openData(dataDir, SECRET);
+    const sql = await openData(dataDir, SECRET);
     try {
-      const id = getList(db, MOD)!.id;
+      const id = (await getList(sql, MOD))!.id;
       // As server/mailman/sync.ts leaves it: alice (key registered) as a Mailman moderator, bob as a plain member.
-      db.prepare("INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,'moderator'), (?,?,'member')").run(id, alice.address, id, bob.address);
+      rawDb(sql).prepare("INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,'moderator'), (?,?,'member')").run(id, alice.address, id, bob.address);
     } finally {
-      db.close();
+      await sql.close();
     }
     const { reply } = await signIn(MOD, alice);
     expect(reply.status).toBe(200);

@@ -13,6 +13,7 @@ import { openData } from '../../../server/app.ts';
 import { addList, compose, initData, listPublicKey, person, seedMembers, send, Sink, SECRET, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
 import { findMarker, scan } from './scan.ts';
 import { unsignedPost } from './policy-mail.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const MARKER = `LLMARK${randomBytes(6).toString('hex').toUpperCase()}`;
 const OPEN = 'open@lists.test';
@@ -44,7 +45,7 @@ it('no plaintext of any post is left in the data folder, the logs or the tempora
   const env = { TMPDIR: childTmp };
   sink = new Sink();
   const relayPort = await sink.start();
-  initData(dataDir, relayPort);
+  await initData(dataDir, relayPort);
   const [alice, bob, mallory] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('mallory@example.org')]);
   await addList(dataDir, OPEN, { owner: 'owner@example.org' }, [alice, bob]);
   await addList(dataDir, MOD, { owner: 'owner@example.org', postPolicy: 'moderated' }, [alice, bob]);
@@ -78,10 +79,10 @@ it('no plaintext of any post is left in the data folder, the logs or the tempora
   // 4. relay down, then recovered
   await sink.stop();
   await send(child.smtpPort, bob.address, OPEN, await markedPost(bob, OPEN, 'relay-down'));
-  const db = openData(dataDir, SECRET);
-  const retried = () => (db.prepare("SELECT count(*) AS n FROM deliveries WHERE attempts > 0 AND state = 'queued'").get() as { n: number }).n;
+  const sql = await openData(dataDir, SECRET);
+  const retried = () => (rawDb(sql).prepare("SELECT count(*) AS n FROM deliveries WHERE attempts > 0 AND state = 'queued'").get() as { n: number }).n;
   await sink.waitFor(() => retried() >= 2, 20_000, 'retries while the relay is down');
-  db.close();
+  await sql.close();
   const before = copies(OPEN).length;
   await sink.start(relayPort);
   await sink.waitFor(() => copies(OPEN).length >= before + 2, 30_000, 'delivery after the relay came back');

@@ -19,6 +19,7 @@ import { getList } from '../../../server/store/lists.ts';
 import { getNotifySettings, setNotifySettings } from '../../../server/store/notify.ts';
 import { Gpg } from '../../support/gpg.ts';
 import { addList, compose, initData, listPublicKey, person, seedMembers, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const FAN = 'fan@lists.test';
 const MOD = 'mod@lists.test';
@@ -51,7 +52,7 @@ beforeAll(async () => {
   await sink.start();
   dataDir = tempDir('ops');
   // A short cache, so /health sees the relay go and come back within the test.
-  initData(dataDir, sink.port, { health: { relayTimeoutMs: 1000, cacheMs: 200 } });
+  await initData(dataDir, sink.port, { health: { relayTimeoutMs: 1000, cacheMs: 200 } });
   [alice, owner, mod1, mod2, expiring, failing, stranger] = await Promise.all([
     person('alice@example.org'), person('owner@example.org'), person('mod1@example.org'), person('mod2@example.org'),
     person('expiring@example.org', 5 * 86_400), person('failing@example.org'), person('stranger@example.org'),
@@ -71,11 +72,11 @@ beforeAll(async () => {
     // Made ten days ago, valid for five: registered while it was valid, expired now.
     const made = new Date(Date.now() - 10 * 86_400_000);
     const g = await generateKey({ kind: 'subscriber', address: 'gone@example.org', passphrase: 'gone-pass', expiresInSeconds: 5 * 86_400, date: made });
-    const db = openData(dataDir, SECRET);
+    const sql = await openData(dataDir, SECRET);
     try {
-      await registerMember(db, getList(db, EXP)!.id, 'gone@example.org', g.publicKeyArmored, new Date(made.getTime() + 60_000));
+      await registerMember(sql, (await getList(sql, EXP))!.id, 'gone@example.org', g.publicKeyArmored, new Date(made.getTime() + 60_000));
     } finally {
-      db.close();
+      await sql.close();
     }
     gone = { address: 'gone@example.org', fingerprint: g.facts.fingerprint };
   }
@@ -85,9 +86,9 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${server.httpPort}`;
   token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
   // Moderators beside the owner; nobody@ has no key anywhere: it gets nothing, never a notice in clear.
-  setNotifySettings(server.db, getList(server.db, MOD)!.id, { moderators: [mod1.address, mod2.address, 'nobody@example.org'] });
+  await setNotifySettings(server.sql, (await getList(server.sql, MOD))!.id, { moderators: [mod1.address, mod2.address, 'nobody@example.org'] });
   // Before the first daily key-expiry check (a minute after start).
-  for (const l of [EXP, EXPNK]) setNotifySettings(server.db, getList(server.db, l)!.id, { digest: false });
+  for (const l of [EXP, EXPNK]) await setNotifySettings(server.sql, (await getList(server.sql, l))!.id, { digest: false });
 }, 120_000);
 
 afterAll(async () => {
@@ -145,7 +146,7 @@ function logged(event: string): Array<Record<string, unknown>> {
 }
 
 /** No mail waits in the queue (each queued mail reached the sink or was given up). */
-const queueDrained = async () => (server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','claimed','sending')").get() as { n: number }).n === 0;
+const queueDrained = async () => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','claimed','sending')").get() as { n: number }).n === 0;
 
 /** GnuPG decrypts `m` with `who`'s key and finds the list key's good signature. */
 async function gpgOpens(m: SinkMessage, who: Person, list: string): Promise<string> {
@@ -275,8 +276,8 @@ describe('held-post notices', () => {
     const marker = `MARKER-held-${Date.now()}`;
     const reply = await send(server.smtpPort, alice.address, MOD, await compose(alice, MOD, listKeys[MOD]!, `Body ${marker}\n`, `Subject ${marker}`));
     expect(reply).toMatch(/^250 .*held/);
-    const heldId = (server.db.prepare('SELECT max(id) AS id FROM held').get() as { id: number }).id;
-    const size = (server.db.prepare('SELECT size FROM held WHERE id = ?').get(heldId) as { size: number }).size;
+    const heldId = (rawDb(server.sql).prepare('SELECT max(id) AS id FROM held').get() as { id: number }).id;
+    const size = (rawDb(server.sql).prepare('SELECT size FROM held WHERE id = ?').get(heldId) as { size: number }).size;
     const who = [owner, mod1, mod2];
     await sink.waitFor(() => who.every((p) => heldNotices(p.address).length >= 1), 30_000, 'held notices');
     await server.ops.held.idle();
@@ -322,14 +323,14 @@ describe('held-post notices', () => {
   }, 60_000);
 
   it('stop when the list switches them off (letterlock list set --no-notify-held), and start again when on', async () => {
-    const list = getList(server.db, MOD)!;
+    const list = (await getList(server.sql, MOD))!;
     const before = heldNotices(owner.address).length;
     const off = letterlock('list', 'set', MOD, '--no-notify-held', '--json');
     expect(off.code, off.stderr).toBe(0);
     expect(JSON.parse(off.stdout)).toMatchObject({ address: MOD, notifyHeld: false, digest: true, moderators: [mod1.address, mod2.address, 'nobody@example.org'] });
-    expect(getNotifySettings(server.db, list.id)).toMatchObject({ held: false, digest: true });
+    expect(await getNotifySettings(server.sql, list.id)).toMatchObject({ held: false, digest: true });
     expect(await send(server.smtpPort, alice.address, MOD, await compose(alice, MOD, listKeys[MOD]!, 'quiet\n'))).toMatch(/^250 .*held/);
-    const quietId = (server.db.prepare('SELECT max(id) AS id FROM held').get() as { id: number }).id;
+    const quietId = (rawDb(server.sql).prepare('SELECT max(id) AS id FROM held').get() as { id: number }).id;
     const on = letterlock('list', 'set', MOD, '--notify-held');
     expect(on.code, on.stderr).toBe(0);
     expect(on.stdout).toContain('held notices on, digest on, moderators mod1@example.org, mod2@example.org, nobody@example.org');
@@ -352,8 +353,8 @@ describe('the owner\'s digest', () => {
     sink.refuse = (rcpt) => (rcpt === failing.address ? 550 : undefined);
     try {
       expect(await send(server.smtpPort, alice.address, DIG, await compose(alice, DIG, listKeys[DIG]!, `digest ${marker}\n`))).toMatch(/^250 /);
-      const list = getList(server.db, DIG)!;
-      await waitUntil('the failure recorded', async () => (server.db.prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND rcpt = ?').get(list.id, failing.address) as { n: number }).n > 0);
+      const list = (await getList(server.sql, DIG))!;
+      await waitUntil('the failure recorded', async () => (rawDb(server.sql).prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND rcpt = ?').get(list.id, failing.address) as { n: number }).n > 0);
     } finally {
       sink.refuse = () => undefined;
     }
@@ -375,15 +376,15 @@ describe('the owner\'s digest', () => {
   }, 90_000);
 
   it('is not sent when the list switches it off (letterlock list set --no-digest)', async () => {
-    const list = getList(server.db, DIG)!;
+    const list = (await getList(server.sql, DIG))!;
     const off = letterlock('list', 'set', DIG, '--no-digest');
     expect(off.code, off.stderr).toBe(0);
     expect(off.stdout).toContain('held notices on, digest off');
-    const rows = () => (server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE list_id = ? AND kind = 'notice' AND rcpt = ?").get(list.id, owner.address) as { n: number }).n;
+    const rows = () => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE list_id = ? AND kind = 'notice' AND rcpt = ?").get(list.id, owner.address) as { n: number }).n;
     const queued = rows();
     expect((await server.ops.digest.run({ force: true })).find((r) => r.list === DIG)?.outcome).toBe('off');
     expect(rows()).toBe(queued);
-    setNotifySettings(server.db, list.id, { digest: true });
+    await setNotifySettings(server.sql, list.id, { digest: true });
     // Still something to tell (the expiring key): on again, it is sent.
     expect((await server.ops.digest.run({ force: true })).find((r) => r.list === DIG)?.outcome).toBe('sent');
     expect(rows()).toBe(queued + 1);
@@ -437,16 +438,16 @@ describe('the owner\'s failure report', () => {
   }, 120_000);
 
   it('is not sent in clear to an owner without a key: a warning is logged and the failure stays listed', async () => {
-    const list = getList(server.db, NOKEY)!;
+    const list = (await getList(server.sql, NOKEY))!;
     sink.refuse = (rcpt) => (rcpt === failing.address ? 550 : undefined);
     try {
       expect(await send(server.smtpPort, alice.address, NOKEY, await compose(alice, NOKEY, await listPublicKey(dataDir, NOKEY), 'no key\n'))).toMatch(/^250 /);
-      await waitUntil('the failure reported', async () => (server.db.prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 1').get(list.id) as { n: number }).n > 0, 60_000);
+      await waitUntil('the failure reported', async () => (rawDb(server.sql).prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 1').get(list.id) as { n: number }).n > 0, 60_000);
     } finally {
       sink.refuse = () => undefined;
     }
     expect(logged('ops.owner_unreachable').filter((e) => e.list === NOKEY)).toEqual([expect.objectContaining({ level: 40, list: NOKEY, count: 1, code: 'NO_KEY' })]);
-    expect(server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE rcpt = ?").get(KEYLESS)).toEqual({ n: 0 });
+    expect(rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE rcpt = ?").get(KEYLESS)).toEqual({ n: 0 });
     await waitUntil('the queue drained', queueDrained);
     expect(sink.to(KEYLESS)).toHaveLength(0);
     const r = await fetch(`${base}/v1/admin/lists/${encodeURIComponent(NOKEY)}/failures`, { headers: { authorization: `Bearer ${token}` } });
@@ -513,7 +514,7 @@ describe('the daily key-expiry check', () => {
 describe('/health with the database closed', () => {
   it('answers 503 naming the database (and the server keeps answering)', async () => {
     await server.ops.held.idle();
-    server.db.close();
+    server.sql.close();
     const h = await health();
     expect(h.status).toBe(503);
     expect(h.body.ready).toBe(false);

@@ -10,6 +10,7 @@ import { loadConfig } from '../../../server/config/config.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir } from './harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'tls@lists.test';
 const dirs: string[] = [];
@@ -24,7 +25,7 @@ afterAll(async () => {
 async function serverWith(password: string) {
   const dataDir = tempDir('relay');
   dirs.push(dataDir);
-  initData(dataDir, sink.port, { relay: `smtp://relayuser:${password}@127.0.0.1:${sink.port}`, relayOptions: { requireTLS: true, tlsRejectUnauthorized: false } });
+  await initData(dataDir, sink.port, { relay: `smtp://relayuser:${password}@127.0.0.1:${sink.port}`, relayOptions: { requireTLS: true, tlsRejectUnauthorized: false } });
   const [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
   await addList(dataDir, LIST, {}, [alice, bob]);
   const { config } = loadConfig(dataDir);
@@ -41,10 +42,10 @@ it('logs in over STARTTLS and delivers; a wrong password keeps the copies queued
   expect(sink.logins).toContain('relayuser');
 
   const bad = await serverWith('wrong-pass');
-  const db = openData(bad.dataDir, SECRET);
-  const q = new QueueStore(db);
-  await sink.waitFor(() => (db.prepare('SELECT min(attempts) AS n FROM deliveries').get() as { n: number }).n >= 2, 20_000, 'retries');
-  expect(q.stats()).not.toHaveProperty('failed');
+  const sql = await openData(bad.dataDir, SECRET);
+  const q = new QueueStore(sql);
+  await sink.waitFor(() => (rawDb(sql).prepare('SELECT min(attempts) AS n FROM deliveries').get() as { n: number }).n >= 2, 20_000, 'retries');
+  expect(await q.stats()).not.toHaveProperty('failed');
   expect(sink.messages).toHaveLength(2); // only the first server's two copies
-  db.close();
+  await sql.close();
 });

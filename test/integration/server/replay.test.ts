@@ -23,6 +23,7 @@ import { REFUSAL_MESSAGES } from '../../../server/pipeline/reasons.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { openData } from '../../../server/app.ts';
 import { addList, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const A = 'alpha@lists.test';
 const B = 'beta@lists.test';
@@ -49,7 +50,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('replay');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [alice, bob, mallory] = await Promise.all([person('alice@example.org'), person('bob@example.org'), person('mallory@example.org')]);
   await addList(dataDir, A, { owner: 'owner@example.org' }, [alice, bob]);
   await addList(dataDir, B, { owner: 'owner@example.org' }, [alice, bob]);
@@ -63,12 +64,12 @@ beforeAll(async () => {
     type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ email: 'oldie@example.org' }], date: new Date(Date.now() - 9 * DAY), format: 'armored',
   });
   oldie = { address: 'oldie@example.org', privateKey: await openpgp.readPrivateKey({ armoredKey: made.privateKey }) };
-  const db = openData(dataDir, SECRET);
+  const sql = await openData(dataDir, SECRET);
   try {
-    await registerMember(db, getList(db, A)!.id, oldie.address, made.publicKey);
-    await registerMember(db, getList(db, MOD)!.id, oldie.address, made.publicKey);
+    await registerMember(sql, (await getList(sql, A))!.id, oldie.address, made.publicKey);
+    await registerMember(sql, (await getList(sql, MOD))!.id, oldie.address, made.publicKey);
   } finally {
-    db.close();
+    await sql.close();
   }
   await start();
   admin = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
@@ -114,9 +115,9 @@ async function refusedWith(p: Promise<string>): Promise<string> {
   return e.response ?? '';
 }
 
-const postsOn = (list: string) => (server.db.prepare('SELECT count(*) AS n FROM posts p JOIN lists l ON l.id = p.list_id WHERE l.address = ?').get(list) as { n: number }).n;
-const bounceRows = (rcpt: string) => (server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce' AND rcpt = ?").get(rcpt.toLowerCase()) as { n: number }).n;
-const allBounceRows = () => (server.db.prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
+const postsOn = (list: string) => (rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts p JOIN lists l ON l.id = p.list_id WHERE l.address = ?').get(list) as { n: number }).n;
+const bounceRows = (rcpt: string) => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce' AND rcpt = ?").get(rcpt.toLowerCase()) as { n: number }).n;
+const allBounceRows = () => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
 const copiesTo = (rcpt: string, list: string) => sink.to(rcpt).filter((m) => m.from.startsWith(`${list.split('@')[0]}+bounces-`));
 const nullSender = (rcpt: string) => sink.to(rcpt).filter((m) => m.from === '');
 const text = (m: SinkMessage) => m.raw.toString('utf8').replace(/\r\n/g, '\n');
@@ -254,7 +255,7 @@ describe('replay protection', () => {
     const [early, late] = await heldIds(MOD);
     // As if the first had waited two days for a moderator, held when its signature was a day old;
     // the window is now two days, so only the first was fresh when it was held.
-    server.db.prepare('UPDATE held SET received_at = ? WHERE id = ?').run(signedAt + DAY, early);
+    rawDb(server.sql).prepare('UPDATE held SET received_at = ? WHERE id = ?').run(signedAt + DAY, early);
     expect((await api('PUT', `/v1/admin/lists/${MOD}/settings`, { replayWindowDays: 2 })).status).toBe(200);
     try {
       const ok = await api('POST', `/v1/admin/lists/${MOD}/held/${early}/approve`);

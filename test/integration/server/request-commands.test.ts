@@ -16,6 +16,8 @@ import { createEventLog } from '../../../server/log/log.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { getMember } from '../../../server/store/members.ts';
 import { addRateEvent, getDeliveryPreference } from '../../../server/store/registry.ts';
+import type { Sql } from '../../../server/store/sql.ts';
+import { rawDb } from '../../support/raw-db.ts';
 import { Gpg } from '../../support/gpg.ts';
 import { scan } from './scan.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
@@ -46,12 +48,12 @@ async function gpgMember(address: string): Promise<GpgMember> {
   return { address, gpg, fingerprint: k.fingerprint, publicKey: k.publicKey };
 }
 
-function db<T>(f: (d: ReturnType<typeof openData>, listId: number) => T): T {
-  const d = openData(dataDir, SECRET);
+async function db<T>(f: (d: Sql, listId: number) => T | Promise<T>): Promise<T> {
+  const d = await openData(dataDir, SECRET);
   try {
-    return f(d, getList(d, NEWS)!.id);
+    return await f(d, (await getList(d, NEWS))!.id);
   } finally {
-    d.close();
+    await d.close();
   }
 }
 
@@ -105,11 +107,11 @@ async function ask(m: GpgMember, raw: string): Promise<{ text: string; keys: str
 
 /** Sends a request that must be refused: the one 550, and nothing queued for anyone. */
 async function refused(raw: string, envelopeFrom: string): Promise<string> {
-  const rows = db((d) => (d.prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n);
+  const rows = await db((d) => (rawDb(d).prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n);
   const error = await send(server.smtpPort, envelopeFrom, REQUEST, raw).then(() => null, (e: Error & { responseCode?: number; response?: string }) => e);
   expect(error, 'the request was accepted').not.toBeNull();
   expect(error!.responseCode).toBe(550);
-  expect(db((d) => (d.prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n)).toBe(rows);
+  expect(await db((d) => (rawDb(d).prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n)).toBe(rows);
   return error!.response!;
 }
 
@@ -124,18 +126,18 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('it-request');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   bob = await person('bob@example.org');
   await addList(dataDir, NEWS, { owner: 'owner@example.org' }, [bob]);
   const listKey = await listPublicKey(dataDir, NEWS);
   listFpr = listKey.getFingerprint().toUpperCase();
   listArmored = listKey.armor();
   [alice, dave, erin, mallory] = await Promise.all([gpgMember('alice@example.org'), gpgMember('dave@example.org'), gpgMember('erin@example.org'), gpgMember('mallory@example.org')]);
-  const d = openData(dataDir, SECRET);
+  const d = await openData(dataDir, SECRET);
   try {
-    for (const m of [alice, dave, erin]) await registerMember(d, getList(d, NEWS)!.id, m.address, m.publicKey);
+    for (const m of [alice, dave, erin]) await registerMember(d, (await getList(d, NEWS))!.id, m.address, m.publicKey);
   } finally {
-    d.close();
+    await d.close();
   }
   const { config } = loadConfig(dataDir);
   server = await startServer(dataDir, config, SECRET, { log: createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: 'debug', stdout: false }) });
@@ -208,7 +210,7 @@ describe('commands by mail', () => {
   });
 
   it('x-delivery inline: the next post arrives inline, and pgp-mime switches back', async () => {
-    expect(db((d, id) => getDeliveryPreference(d, id, alice.address))).toBe('pgp-mime');
+    expect(await db((d, id) => getDeliveryPreference(d, id, alice.address))).toBe('pgp-mime');
     const a = await ask(alice, await request(alice, 'x-delivery inline\n'));
     expect(a.text).toContain('inline PGP');
     await postByBob('after the switch to inline\n');
@@ -255,7 +257,7 @@ describe('commands by mail', () => {
     const newKey = (await alice.gpg.mustRun(['--armor', '--export', newFpr])).stdout.toString();
 
     await refused(await request(alice, `x-replace-key\n\n${newKey}`, { signer: newFpr }), alice.address);
-    expect(db((d, id) => getMember(d, id, alice.address)!.fingerprint)).toBe(alice.fingerprint);
+    expect(await db(async (d, id) => (await getMember(d, id, alice.address))!.fingerprint)).toBe(alice.fingerprint);
 
     // The new key as an attachment of a MIME entity, the whole signed by the old key.
     const boundary = 'b-replace';
@@ -264,7 +266,7 @@ describe('commands by mail', () => {
     const a = await ask(alice, await request(alice, entity));
     expect(a.text).toContain(`Your key is now ${newFpr}`);
     expect(a.status.filter((s) => s.startsWith('ENC_TO '))).toHaveLength(2); // the old key and the new
-    expect(db((d, id) => getMember(d, id, alice.address)!.fingerprint)).toBe(newFpr);
+    expect(await db(async (d, id) => (await getMember(d, id, alice.address))!.fingerprint)).toBe(newFpr);
 
     // The old key no longer speaks for alice; the new one does.
     await refused(await request(alice, 'x-help\n'), alice.address);
@@ -275,7 +277,7 @@ describe('commands by mail', () => {
   it('x-replace-key with a key for another address is refused by the key policy', async () => {
     const a = await ask(erin, await request(erin, `x-replace-key\n\n${mallory.publicKey}`));
     expect(a.text).toContain('KEY_USERID_MISMATCH');
-    expect(db((d, id) => getMember(d, id, erin.address)!.fingerprint)).toBe(erin.fingerprint);
+    expect(await db(async (d, id) => (await getMember(d, id, erin.address))!.fingerprint)).toBe(erin.fingerprint);
   });
 
   it('an unknown command, or x-list-name naming another list: none runs', async () => {
@@ -284,13 +286,13 @@ describe('commands by mail', () => {
     expect(a.text).toContain('None of the commands in your message was run');
     const b = await ask(erin, await request(erin, 'X-List-Name: other@lists.example.org\nx-delivery inline\n'));
     expect(b.text).toContain('None of the commands in your message was run');
-    expect(db((d, id) => getDeliveryPreference(d, id, erin.address))).toBe('pgp-mime');
+    expect(await db((d, id) => getDeliveryPreference(d, id, erin.address))).toBe('pgp-mime');
   });
 
   it('more than 20 commands: none runs', async () => {
     const a = await ask(erin, await request(erin, `${'x-list-members\n'.repeat(20)}x-unsubscribe\n`));
     expect(a.text).toContain('none of them was run');
-    expect(db((d, id) => getMember(d, id, erin.address))).not.toBeNull();
+    expect(await db((d, id) => getMember(d, id, erin.address))).not.toBeNull();
   });
 
   it('no plaintext of a request or an answer is left in the data folder or the log', async () => {
@@ -303,16 +305,16 @@ describe('commands by mail', () => {
   });
 
   it(`more than ${MAX_REQUESTS_PER_HOUR} requests in an hour: 451, so the sender's MTA tries again later`, async () => {
-    const key = db((_d, id) => `${id}:${erin.address}`);
+    const key = await db((_d, id) => `${id}:${erin.address}`);
     const now = Date.now();
     // The hour's budget used up (as 30 earlier requests would), straight in the server's database.
-    db((d) => { for (let i = 0; i < MAX_REQUESTS_PER_HOUR; i++) addRateEvent(d, 'request', key, now - 1000, now + 3_600_000); });
+    await db(async (d) => { for (let i = 0; i < MAX_REQUESTS_PER_HOUR; i++) await addRateEvent(d, 'request', key, now - 1000, now + 3_600_000); });
     const raw = await request(erin, 'x-help\n');
     const error = await send(server.smtpPort, erin.address, REQUEST, raw).then(() => null, (e: Error & { responseCode?: number; response?: string }) => e);
     expect(error?.responseCode).toBe(451);
     expect(error?.response).toMatch(/4\.7\.1 More than 30 requests in an hour/);
     // Not recorded as done: the same mail goes through once the budget is back.
-    db((d) => d.prepare('DELETE FROM rate_events WHERE bucket = ? AND key = ?').run('request', key));
+    await db((d) => rawDb(d).prepare('DELETE FROM rate_events WHERE bucket = ? AND key = ?').run('request', key));
     await ask(erin, raw);
   });
 
@@ -320,7 +322,7 @@ describe('commands by mail', () => {
     const a = await ask(dave, await request(dave, 'x-unsubscribe\nx-list-members\n'));
     expect(a.text).toContain('You have left');
     expect(a.text).not.toContain(alice.address); // nothing runs after leaving
-    expect(db((d, id) => getMember(d, id, dave.address))).toBeNull();
+    expect(await db((d, id) => getMember(d, id, dave.address))).toBeNull();
     const daveCopies = copiesTo(dave.address).length;
     const erinCopies = copiesTo(erin.address).length;
     await postByBob('after dave left\n');

@@ -12,6 +12,7 @@ import { openData } from '../../../server/app.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
 import type { PublicKey } from 'openpgp';
+import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'robust@lists.test';
 let sink: Sink;
@@ -24,7 +25,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('robust');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
   await addList(dataDir, LIST, {}, [alice, bob]);
   listKey = await listPublicKey(dataDir, LIST);
@@ -96,26 +97,26 @@ it('posts with hostile threading headers are delivered with sanitised headers; t
 it('a queue row that cannot be rendered fails alone, with a content-free reason; delivery goes on', { timeout: 120_000 }, async () => {
   // A corrupt post row (its references are not JSON) and a copy row pointing at it,
   // written beside the running server, as a bug or a damaged disk might leave them.
-  const db = openData(dataDir, SECRET);
+  const sql = await openData(dataDir, SECRET);
   let rowId: number;
   try {
-    const list = getList(db, LIST)!;
-    const postId = Number(db.prepare(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, wrap_done, created_at)
+    const list = (await getList(sql, LIST))!;
+    const postId = Number(rawDb(sql).prepare(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, wrap_done, created_at)
       VALUES (?, '<corrupt@x>', NULL, '{not json', NULL, 1, x'00', x'00', NULL, 1, ?)`).run(list.id, Date.now()).lastInsertRowid);
-    rowId = Number(db.prepare(`INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, created_at) VALUES (?, ?, 'copy', ?, x'00', ?)`)
+    rowId = Number(rawDb(sql).prepare(`INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, created_at) VALUES (?, ?, 'copy', ?, x'00', ?)`)
       .run(list.id, postId, bob.address, Date.now()).lastInsertRowid);
   } finally {
-    db.close();
+    await sql.close();
   }
   const before = copiesTo(bob.address).length;
   expect(await send(child!.smtpPort, alice.address, LIST, await compose(alice, LIST, listKey, 'after the corrupt row'))).toMatch(/accepted/);
   await sink.waitFor(() => copiesTo(bob.address).length > before, 60_000, 'the post after the corrupt row');
   const state = async () => {
-    const d = openData(dataDir, SECRET);
+    const d = await openData(dataDir, SECRET);
     try {
-      return d.prepare('SELECT state, last_error FROM deliveries WHERE id = ?').get(rowId) as { state: string; last_error: string | null };
+      return rawDb(d).prepare('SELECT state, last_error FROM deliveries WHERE id = ?').get(rowId) as { state: string; last_error: string | null };
     } finally {
-      d.close();
+      await d.close();
     }
   };
   const end = Date.now() + 30_000;

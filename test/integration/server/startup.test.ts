@@ -17,10 +17,10 @@ const ROOT = join(import.meta.dirname, '..', '..', '..');
 const dirs: string[] = [];
 const blockers: Server[] = [];
 
-function dataFolder(): string {
+async function dataFolder(): Promise<string> {
   const d = tempDir('startup');
   dirs.push(d);
-  initData(d, 9); // no relay needed: nothing is delivered here
+  await initData(d, 9); // no relay needed: nothing is delivered here
   return d;
 }
 
@@ -81,7 +81,7 @@ beforeAll(async () => {
 });
 
 it('HTTP port in use: exits non-zero with one line; SMTP never listened', async () => {
-  const dataDir = dataFolder();
+  const dataDir = await dataFolder();
   const httpPort = await occupy();
   const r = await serveUntilExit(dataDir, { LETTERLOCK_HTTP_PORT: String(httpPort), LETTERLOCK_SMTP_PORT: String(smtpPort) });
   expect(r.code).not.toBe(0);
@@ -94,7 +94,7 @@ it('HTTP port in use: exits non-zero with one line; SMTP never listened', async 
 });
 
 it('SMTP port in use: exits non-zero with one line; HTTP is closed again', async () => {
-  const dataDir = dataFolder();
+  const dataDir = await dataFolder();
   const busySmtp = await occupy();
   const httpPort = await freePort();
   const r = await serveUntilExit(dataDir, { LETTERLOCK_HTTP_PORT: String(httpPort), LETTERLOCK_SMTP_PORT: String(busySmtp) });
@@ -108,7 +108,7 @@ it('SMTP port in use: exits non-zero with one line; HTTP is closed again', async
 });
 
 it('admin token cannot be written (a directory in its place): exits non-zero with one line; SMTP never listened', async () => {
-  const dataDir = dataFolder();
+  const dataDir = await dataFolder();
   mkdirSync(join(dataDir, 'admin-token'));
   const httpPort = await freePort();
   const r = await serveUntilExit(dataDir, { LETTERLOCK_HTTP_PORT: String(httpPort), LETTERLOCK_SMTP_PORT: String(smtpPort) });
@@ -121,7 +121,7 @@ it('admin token cannot be written (a directory in its place): exits non-zero wit
 });
 
 it('SIGTERM on a running server: exit 0, promptly, ports closed', async () => {
-  const dataDir = dataFolder();
+  const dataDir = await dataFolder();
   const child = await spawnServer(dataDir);
   expect(await listening(child.smtpPort)).toBe(true);
   const t0 = performance.now();

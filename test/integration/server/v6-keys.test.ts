@@ -40,7 +40,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('v6');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [v4, ed25519, ed448] = await Promise.all([person('four@example.org'), v6Person('six@example.org', 'curve25519'), v6Person('six448@example.org', 'curve448')]);
   // Registration goes through the key policy, as every subscription does.
   await addList(dataDir, LIST, {}, [v4, ed25519, ed448]);
@@ -125,15 +125,15 @@ describe('RFC 9580 v6 member keys', () => {
     const { findMemberByKeyId } = await import('../../../server/store/members.ts');
     const { openData } = await import('../../../server/app.ts');
     const { getList } = await import('../../../server/store/lists.ts');
-    const db = openData(dataDir, 'integration-test-secret-0123456789');
+    const sql = await openData(dataDir, 'integration-test-secret-0123456789');
     try {
-      const list = getList(db, LIST)!;
-      expect(findMemberByKeyId(db, list.id, fpr)?.address).toBe(ed25519.address);
-      expect(findMemberByKeyId(db, list.id, fpr.slice(0, 16))?.address).toBe(ed25519.address);
+      const list = (await getList(sql, LIST))!;
+      expect((await findMemberByKeyId(sql, list.id, fpr))?.address).toBe(ed25519.address);
+      expect((await findMemberByKeyId(sql, list.id, fpr.slice(0, 16)))?.address).toBe(ed25519.address);
       const subId = ed25519.publicKey.getSubkeys()[0]!.getKeyID().toHex().toUpperCase();
-      expect(findMemberByKeyId(db, list.id, subId)?.address).toBe(ed25519.address);
+      expect((await findMemberByKeyId(sql, list.id, subId))?.address).toBe(ed25519.address);
     } finally {
-      db.close();
+      await sql.close();
     }
   });
 });

@@ -27,7 +27,7 @@ beforeAll(async () => {
   sink = new Sink();
   await sink.start();
   dataDir = tempDir('writing');
-  initData(dataDir, sink.port);
+  await initData(dataDir, sink.port);
   [alice, bob] = await Promise.all([person('alice@example.org'), person('bob@example.org')]);
   await addList(dataDir, LIST, { owner: 'owner@example.org' }, [alice, bob]);
   const { config } = loadConfig(dataDir);

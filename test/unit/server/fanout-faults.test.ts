@@ -14,41 +14,42 @@ import { createList } from '../../../server/lists/lists.ts';
 import { silentLog } from '../../../server/log/log.ts';
 import { ROW_FAILED } from '../../../server/pipeline/deliver.ts';
 import { Fanout } from '../../../server/pipeline/wrap.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { upsertMember } from '../../../server/store/members.ts';
 import { getWrapState } from '../../../server/store/posts.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-fanout-faults-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SECRET = 'unit-test-secret-0123456789';
 
 it('one row that cannot be queued is reported; the page and the post go on', async () => {
-  const db = openDb(join(dir, 'f.db'));
-  const queue = new QueueStore(db);
-  const list = await createList(db, SECRET, 'f@lists.test', { maxBytes: 100_000 });
+  const sql = openSqlite(join(dir, 'f.db'));
+  const queue = new QueueStore(sql);
+  const list = await createList(sql, SECRET, 'f@lists.test', { maxBytes: 100_000 });
   const g = await generateKey({ kind: 'subscriber', address: 'm@x.test', passphrase: 'p' });
   const { key } = await readPublicKey(g.publicKeyArmored);
   const packet = (await key.getEncryptionKey()).keyPacket.write();
   const bad = 'm05\0bad@x.test'; // an expired member whose notice cannot be written
   const addresses = Array.from({ length: 12 }, (_, i) => (i === 5 ? bad : `m${String(i).padStart(2, '0')}@x.test`));
-  db.transaction(() => {
+  await sql.tx(async () => {
     for (const address of addresses) {
-      upsertMember(db, { listId: list.id, address, fingerprint: g.facts.fingerprint, publicKey: g.publicKeyArmored, encryptionKey: packet, expiresAt: address === bad ? Date.now() - 1 : null, keyState: 'valid' });
+      await upsertMember(sql, { listId: list.id, address, fingerprint: g.facts.fingerprint, publicKey: g.publicKeyArmored, encryptionKey: packet, expiresAt: address === bad ? Date.now() - 1 : null, keyState: 'valid' });
     }
-  })();
+  });
   const keysFor = listKeyCache(SECRET);
   const keys = await keysFor(list);
   const sealed = await sealPackets(utf8('inner packets'));
   const [archivePkesk, listPkesk] = await wrapMany(sealed.sessionKey, [keys.archive, keys.listRecipient]);
-  const postId = archivePost(db, { listId: list.id, messageId: '<p@x>', inReplyTo: null, references: [], date: null, size: sealed.body.length, body: sealed.body, archivePkesk: archivePkesk!, listPkesk: listPkesk! });
+  const postId = await archivePost(sql, { listId: list.id, messageId: '<p@x>', inReplyTo: null, references: [], date: null, size: sealed.body.length, body: sealed.body, archivePkesk: archivePkesk!, listPkesk: listPkesk! });
 
-  const result = await new Fanout({ db, queue, log: silentLog, keysFor, pageSize: 5 }).run(postId);
+  const result = await new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 5 }).run(postId);
   expect(result.copies).toBe(11);
-  expect(getWrapState(db, postId)).toBeNull(); // finished
-  const copies = db.prepare("SELECT rcpt FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY rcpt").all(postId) as Array<{ rcpt: string }>;
+  expect(await getWrapState(sql, postId)).toBeNull(); // finished
+  const copies = rawDb(sql).prepare("SELECT rcpt FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY rcpt").all(postId) as Array<{ rcpt: string }>;
   expect(copies.map((c) => c.rcpt)).toEqual(addresses.filter((a) => a !== bad));
-  const reports = db.prepare('SELECT rcpt, reason FROM owner_reports WHERE post_id = ?').all(postId) as Array<{ rcpt: string; reason: string }>;
+  const reports = rawDb(sql).prepare('SELECT rcpt, reason FROM owner_reports WHERE post_id = ?').all(postId) as Array<{ rcpt: string; reason: string }>;
   expect(reports).toEqual([{ rcpt: bad, reason: ROW_FAILED }]);
-  db.close();
+  await sql.close();
 });

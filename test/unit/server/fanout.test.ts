@@ -12,48 +12,49 @@ import { listKeyCache } from '../../../server/app.ts';
 import { createList } from '../../../server/lists/lists.ts';
 import { silentLog } from '../../../server/log/log.ts';
 import { Fanout } from '../../../server/pipeline/wrap.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { upsertMember } from '../../../server/store/members.ts';
 import { getWrapState } from '../../../server/store/posts.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
 import { wrapMany } from '../../../shared/index.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-fanout-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SECRET = 'unit-test-secret-0123456789';
 
 it('an interrupted fan-out resumes after the last committed page, without duplicates', async () => {
-  const db = openDb(join(dir, 'f.db'));
-  const queue = new QueueStore(db);
-  const list = await createList(db, SECRET, 'f@lists.test', { maxBytes: 100_000 });
+  const sql = openSqlite(join(dir, 'f.db'));
+  const queue = new QueueStore(sql);
+  const list = await createList(sql, SECRET, 'f@lists.test', { maxBytes: 100_000 });
   const g = await generateKey({ kind: 'subscriber', address: 'm@x.test', passphrase: 'p' });
   const { key } = await readPublicKey(g.publicKeyArmored);
   const packet = (await key.getEncryptionKey()).keyPacket.write();
-  db.transaction(() => {
-    for (let i = 0; i < 25; i++) upsertMember(db, { listId: list.id, address: `m${String(i).padStart(2, '0')}@x.test`, fingerprint: g.facts.fingerprint, publicKey: g.publicKeyArmored, encryptionKey: packet, expiresAt: i === 3 ? Date.now() - 1 : null, keyState: 'valid' });
-  })();
+  await sql.tx(async () => {
+    for (let i = 0; i < 25; i++) await upsertMember(sql, { listId: list.id, address: `m${String(i).padStart(2, '0')}@x.test`, fingerprint: g.facts.fingerprint, publicKey: g.publicKeyArmored, encryptionKey: packet, expiresAt: i === 3 ? Date.now() - 1 : null, keyState: 'valid' });
+  });
   const keysFor = listKeyCache(SECRET);
   const keys = await keysFor(list);
   const sealed = await sealPackets(utf8('inner packets'));
   const [archivePkesk, listPkesk] = await wrapMany(sealed.sessionKey, [keys.archive, keys.listRecipient]);
-  const postId = archivePost(db, { listId: list.id, messageId: '<p@x>', inReplyTo: null, references: [], date: null, size: sealed.body.length, body: sealed.body, archivePkesk: archivePkesk!, listPkesk: listPkesk! });
+  const postId = await archivePost(sql, { listId: list.id, messageId: '<p@x>', inReplyTo: null, references: [], date: null, size: sealed.body.length, body: sealed.body, archivePkesk: archivePkesk!, listPkesk: listPkesk! });
 
   // "Crash" after the second page is committed.
   let pages = 0;
-  const crashing = new Fanout({ db, queue, log: silentLog, keysFor, pageSize: 10, onQueued: () => { if (++pages === 2) throw new Error('crash'); } });
+  const crashing = new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 10, onQueued: () => { if (++pages === 2) throw new Error('crash'); } });
   await expect(crashing.run(postId)).rejects.toThrow('crash');
-  expect(getWrapState(db, postId)!.wrapAfter).toBe('m19@x.test');
+  expect((await getWrapState(sql, postId))!.wrapAfter).toBe('m19@x.test');
 
-  const fresh = new Fanout({ db, queue, log: silentLog, keysFor, pageSize: 10 });
+  const fresh = new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 10 });
   await fresh.resumeAll();
-  expect(getWrapState(db, postId)).toBeNull(); // done, and K's wrap to the list key dropped
-  const rows = db.prepare('SELECT kind, rcpt, pkesk FROM deliveries WHERE post_id = ? ORDER BY rcpt').all(postId) as Array<{ kind: string; rcpt: string; pkesk: Buffer | null }>;
+  expect(await getWrapState(sql, postId)).toBeNull(); // done, and K's wrap to the list key dropped
+  const rows = rawDb(sql).prepare('SELECT kind, rcpt, pkesk FROM deliveries WHERE post_id = ? ORDER BY rcpt').all(postId) as Array<{ kind: string; rcpt: string; pkesk: Buffer | null }>;
   expect(rows.map((r) => r.rcpt)).toEqual(Array.from({ length: 25 }, (_, i) => `m${String(i).padStart(2, '0')}@x.test`));
   expect(rows.filter((r) => r.kind === 'notice').map((r) => r.rcpt)).toEqual(['m03@x.test']); // expired key: a notice
   // The resumed PKESKs wrap the same K: the list key recovers it from a copy row.
   const { listKey } = keys;
   const k = await new KeyIdentity(listKey).unwrap(new Uint8Array(listPkesk!));
   expect(Buffer.from(k.data).length).toBe(32);
-  expect((db.prepare('SELECT list_pkesk FROM posts WHERE id = ?').get(postId) as { list_pkesk: Buffer | null }).list_pkesk).toBeNull();
-  db.close();
+  expect((rawDb(sql).prepare('SELECT list_pkesk FROM posts WHERE id = ?').get(postId) as { list_pkesk: Buffer | null }).list_pkesk).toBeNull();
+  await sql.close();
 });

@@ -7,53 +7,63 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../server/config/config.ts';
 import { Limiter, RateLimited } from '../../../server/registry/limits.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { purgeStale } from '../../../server/store/registry.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-limits-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function setup() {
-  const db = openDb(join(dir, `${Math.random()}.db`));
+  const sql = openSqlite(join(dir, `${Math.random()}.db`));
   let t = 1_000_000_000;
   const clock = { advance: (ms: number) => { t += ms; }, now: () => t };
-  return { db, clock, limiter: new Limiter(db, 'secret', clock.now) };
+  return { sql, clock, limiter: new Limiter(sql, 'secret', clock.now) };
 }
 
 describe('Limiter', () => {
-  it('allows max events in any window, then answers with the seconds until the oldest leaves', () => {
+  it('allows max events in any window, then answers with the seconds until the oldest leaves', async () => {
     const { clock, limiter } = setup();
     const rule = [{ bucket: 'b', key: 'k', rate: { max: 3, windowSeconds: 60 } }];
-    expect([limiter.tryTake(rule), limiter.tryTake(rule)]).toEqual([0, 0]);
+    expect([await limiter.tryTake(rule), await limiter.tryTake(rule)]).toEqual([0, 0]);
     clock.advance(20_000);
-    expect(limiter.tryTake(rule)).toBe(0);
-    expect(limiter.tryTake(rule)).toBe(40); // the first two leave at 60 s
+    expect(await limiter.tryTake(rule)).toBe(0);
+    expect(await limiter.tryTake(rule)).toBe(40); // the first two leave at 60 s
     clock.advance(40_001);
-    expect(limiter.tryTake(rule)).toBe(0);
-    expect(limiter.tryTake(rule)).toBe(0);
-    expect(limiter.tryTake(rule)).toBe(20); // a sliding window: no burst at a boundary
+    expect(await limiter.tryTake(rule)).toBe(0);
+    expect(await limiter.tryTake(rule)).toBe(0);
+    expect(await limiter.tryTake(rule)).toBe(20); // a sliding window: no burst at a boundary
   });
 
-  it('counts nothing when any rule fails, so a refused request spends no quota', () => {
+  it('counts nothing when any rule fails, so a refused request spends no quota', async () => {
     const { limiter } = setup();
     const tight = { bucket: 'ip', key: '1.2.3.4', rate: { max: 1, windowSeconds: 600 } };
     const loose = (k: string) => ({ bucket: 'address', key: k, rate: { max: 2, windowSeconds: 60 } });
-    expect(limiter.tryTake([loose('a'), tight])).toBe(0);
-    expect(limiter.tryTake([loose('a'), tight])).toBe(600);
-    expect(limiter.tryTake([loose('a'), tight])).toBe(600);
+    expect(await limiter.tryTake([loose('a'), tight])).toBe(0);
+    expect(await limiter.tryTake([loose('a'), tight])).toBe(600);
+    expect(await limiter.tryTake([loose('a'), tight])).toBe(600);
     // 'a' was counted once only: one more is allowed under another IP.
-    expect(limiter.tryTake([loose('a'), { ...tight, key: '5.6.7.8' }])).toBe(0);
-    expect(limiter.tryTake([loose('a')])).toBe(60);
+    expect(await limiter.tryTake([loose('a'), { ...tight, key: '5.6.7.8' }])).toBe(0);
+    expect(await limiter.tryTake([loose('a')])).toBe(60);
     // Keys are separate: another address is free.
-    expect(limiter.tryTake([loose('b')])).toBe(0);
+    expect(await limiter.tryTake([loose('b')])).toBe(0);
   });
 
-  it('take throws a 429 RateLimited carrying Retry-After', () => {
+  it('two requests at once cannot both pass a limit with room for one (check and count in one transaction)', async () => {
+    const { sql, limiter } = setup();
+    const rule = [{ bucket: 'b', key: 'race', rate: { max: 1, windowSeconds: 60 } }];
+    const waits = await Promise.all(Array.from({ length: 8 }, () => limiter.tryTake(rule)));
+    expect(waits.filter((w) => w === 0)).toHaveLength(1);
+    expect(waits.filter((w) => w > 0)).toHaveLength(7);
+    expect((rawDb(sql).prepare("SELECT count(*) AS n FROM rate_events WHERE bucket = 'b'").get() as { n: number }).n).toBe(1);
+  });
+
+  it('take throws a 429 RateLimited carrying Retry-After', async () => {
     const { limiter } = setup();
     const rule = [{ bucket: 'b', key: 'k', rate: { max: 1, windowSeconds: 5 } }];
-    limiter.take(rule);
+    await limiter.take(rule);
     try {
-      limiter.take(rule);
+      await limiter.take(rule);
       expect.unreachable();
     } catch (e) {
       expect(e).toBeInstanceOf(RateLimited);
@@ -61,29 +71,29 @@ describe('Limiter', () => {
     }
   });
 
-  it('rows are purged once past their window, and hold hashed keys only', () => {
-    const { db, clock, limiter } = setup();
-    limiter.take([{ bucket: 'ip:x', key: '192.0.2.7', rate: { max: 5, windowSeconds: 10 } }]);
-    const rows = db.prepare('SELECT key FROM rate_events').all() as Array<{ key: string }>;
+  it('rows are purged once past their window, and hold hashed keys only', async () => {
+    const { sql, clock, limiter } = setup();
+    await limiter.take([{ bucket: 'ip:x', key: '192.0.2.7', rate: { max: 5, windowSeconds: 10 } }]);
+    const rows = rawDb(sql).prepare('SELECT key FROM rate_events').all() as Array<{ key: string }>;
     expect(rows).toHaveLength(1);
     expect(rows[0]!.key).not.toContain('192.0.2');
-    expect(purgeStale(db, clock.now()).deleted).toBe(0);
+    expect((await purgeStale(sql, clock.now())).deleted).toBe(0);
     clock.advance(10_001);
-    expect(purgeStale(db, clock.now())).toEqual({ deleted: 1, more: false });
+    expect(await purgeStale(sql, clock.now())).toEqual({ deleted: 1, more: false });
   });
 
-  it('purges in chunks and says when more remain', () => {
-    const { db, clock } = setup();
-    const ins = db.prepare('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)');
+  it('purges in chunks and says when more remain', async () => {
+    const { sql, clock } = setup();
+    const ins = rawDb(sql).prepare('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)');
     for (let i = 0; i < 25; i++) ins.run('b', `k${i}`, 0, 1);
-    expect(purgeStale(db, clock.now(), 10)).toEqual({ deleted: 10, more: true });
-    expect(purgeStale(db, clock.now(), 10)).toEqual({ deleted: 10, more: true });
-    expect(purgeStale(db, clock.now(), 10)).toEqual({ deleted: 5, more: false });
+    expect(await purgeStale(sql, clock.now(), 10)).toEqual({ deleted: 10, more: true });
+    expect(await purgeStale(sql, clock.now(), 10)).toEqual({ deleted: 10, more: true });
+    expect(await purgeStale(sql, clock.now(), 10)).toEqual({ deleted: 5, more: false });
   });
 });
 
 describe('config http.limits and http.trustProxy', () => {
-  it('has defaults, takes partial overrides, and refuses nonsense with the path', () => {
+  it('has defaults, takes partial overrides, and refuses nonsense with the path', async () => {
     const c = parseConfig({ http: { limits: { challengePerIp: { max: 5 } } } }, 'f.json');
     expect(c.http.trustProxy).toBe(false);
     expect(c.http.limits.perIp).toEqual({ max: 300, windowSeconds: 60 });

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide } from '../../../server/pipeline/decide.ts';
 import { policyFacts } from '../../../server/mailman/policy.ts';
-import { deliverableAmong, isReader, replaceRoster, type RosterEntry } from '../../../server/mailman/store.ts';
-import { openDb, type Db } from '../../../server/store/db.ts';
+import { deliverableAmong, isReader, replaceRoster, type RosterEntry } from '../../../server/store/mailman.ts';
+import { openSqlite, type Sql } from '../../../server/store/db.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { MailmanService } from '../../../server/mailman/sync.ts';
@@ -17,9 +17,10 @@ import type { MailmanRest } from '../../../server/mailman/rest.ts';
 import { insertList, type ListRecord } from '../../../server/store/lists.ts';
 import type { MemberRecord } from '../../../server/store/members.ts';
 import type { Verification } from '../../../shared/index.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 let dir: string;
-let db: Db;
+let sql: Sql;
 let listId: number;
 
 const settings = (over: Partial<Parameters<typeof replaceRoster>[3]> = {}): Parameters<typeof replaceRoster>[3] => ({
@@ -34,16 +35,16 @@ const roster: RosterEntry[] = [
   { address: 'nm@x.test', role: 'nonmember', deliveryEnabled: false, moderationAction: 'accept' },
 ];
 
-beforeAll(() => {
+beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'letterlock-mm-policy-'));
-  db = openDb(join(dir, 'db.sqlite'));
-  listId = insertList(db, {
+  sql = openSqlite(join(dir, 'db.sqlite'));
+  listId = await insertList(sql, {
     address: 'l@x.test', owner: null, listFingerprint: 'F', listPublic: '', listPrivate: '', archiveFingerprint: 'A', archivePublic: '',
     archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000,
   });
 });
 afterAll(() => {
-  db?.close();
+  sql?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -55,81 +56,81 @@ const member = (address: string): MemberRecord => ({ listId, address, fingerprin
 const good: Verification = { valid: true, signerFingerprint: 'F', signerKeyId: 'K', signedAt: null };
 const outer = { from: null, messageId: null, inReplyTo: null, references: [], date: null, autoSubmitted: false };
 
-function decideFor(address: string, key: boolean, approved = false) {
-  const facts = policyFacts(db, listId, address);
+async function decideFor(address: string, key: boolean, approved = false) {
+  const facts = await policyFacts(sql, listId, address);
   return decide({ list: list(), member: key ? member(address) : null, verification: key ? good : null, outer }, { approved, mailman: facts });
 }
 
 describe('Mailman policy for a bound list', () => {
-  it('members: default action (defer: accepted), their own moderation action, and a key is still required', () => {
-    replaceRoster(db, listId, roster, settings(), Date.now());
-    expect(decideFor('ann@x.test', true)).toEqual({ action: 'accept' });
-    expect(decideFor('ann@x.test', false)).toEqual({ action: 'refuse', code: 'NO_REGISTERED_KEY' });
-    expect(decideFor('ben@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
-    expect(decideFor('ben@x.test', true, true)).toEqual({ action: 'accept' });
-    expect(decideFor('cat@x.test', true)).toEqual({ action: 'discard' });
-    replaceRoster(db, listId, roster, settings({ defaultMemberAction: 'reject' }), Date.now());
-    expect(decideFor('ann@x.test', true)).toEqual({ action: 'refuse', code: 'REJECTED_BY_POLICY' });
+  it('members: default action (defer: accepted), their own moderation action, and a key is still required', async () => {
+    await replaceRoster(sql, listId, roster, settings(), Date.now());
+    expect(await decideFor('ann@x.test', true)).toEqual({ action: 'accept' });
+    expect(await decideFor('ann@x.test', false)).toEqual({ action: 'refuse', code: 'NO_REGISTERED_KEY' });
+    expect(await decideFor('ben@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(await decideFor('ben@x.test', true, true)).toEqual({ action: 'accept' });
+    expect(await decideFor('cat@x.test', true)).toEqual({ action: 'discard' });
+    await replaceRoster(sql, listId, roster, settings({ defaultMemberAction: 'reject' }), Date.now());
+    expect(await decideFor('ann@x.test', true)).toEqual({ action: 'refuse', code: 'REJECTED_BY_POLICY' });
   });
 
-  it('nonmembers: the default action, their own action, and the *_these_nonmembers lists (addresses and ^patterns)', () => {
-    replaceRoster(db, listId, roster, settings({ defaultNonmemberAction: 'hold' }), Date.now());
-    expect(decideFor('stranger@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
+  it('nonmembers: the default action, their own action, and the *_these_nonmembers lists (addresses and ^patterns)', async () => {
+    await replaceRoster(sql, listId, roster, settings({ defaultNonmemberAction: 'hold' }), Date.now());
+    expect(await decideFor('stranger@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
     // Approved, but nobody's key can check the signature: refused, never delivered unverified.
-    expect(decideFor('stranger@y.test', false, true)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
-    expect(decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
+    expect(await decideFor('stranger@y.test', false, true)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
+    expect(await decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
     // A moderator is not a member: nonmember rules apply, as in Mailman.
-    expect(decideFor('mod@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
-    replaceRoster(db, listId, roster, settings({ defaultNonmemberAction: 'reject', nonmemberLists: { accept: ['^.*@friends\\.test$'], hold: [], reject: [], discard: ['spam@y.test'] } }), Date.now());
-    expect(decideFor('stranger@y.test', false)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
-    expect(decideFor('spam@y.test', false)).toEqual({ action: 'discard' });
-    expect(decideFor('pal@friends.test', true)).toEqual({ action: 'accept' });
+    expect(await decideFor('mod@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    await replaceRoster(sql, listId, roster, settings({ defaultNonmemberAction: 'reject', nonmemberLists: { accept: ['^.*@friends\\.test$'], hold: [], reject: [], discard: ['spam@y.test'] } }), Date.now());
+    expect(await decideFor('stranger@y.test', false)).toEqual({ action: 'refuse', code: 'NOT_MEMBER' });
+    expect(await decideFor('spam@y.test', false)).toEqual({ action: 'discard' });
+    expect(await decideFor('pal@friends.test', true)).toEqual({ action: 'accept' });
     // The nonmember's own action comes before the lists, as in Mailman's nonmember-moderation rule.
-    replaceRoster(db, listId, roster, settings({ nonmemberLists: { accept: [], hold: [], reject: [], discard: ['nm@x.test'] } }), Date.now());
-    expect(decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
+    await replaceRoster(sql, listId, roster, settings({ nonmemberLists: { accept: [], hold: [], reject: [], discard: ['nm@x.test'] } }), Date.now());
+    expect(await decideFor('nm@x.test', true)).toEqual({ action: 'accept' });
     // A pattern JavaScript cannot read is skipped, not thrown.
-    replaceRoster(db, listId, roster, settings({ nonmemberLists: { accept: ['^(unclosed'], hold: [], reject: [], discard: [] } }), Date.now());
-    expect(decideFor('x@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
+    await replaceRoster(sql, listId, roster, settings({ nonmemberLists: { accept: ['^(unclosed'], hold: [], reject: [], discard: [] } }), Date.now());
+    expect(await decideFor('x@y.test', false)).toEqual({ action: 'hold', reason: 'moderated' });
   });
 
-  it('emergency holds every post, even an accepted member; a bad signature is refused whatever the policy', () => {
-    replaceRoster(db, listId, roster, settings({ emergency: true }), Date.now());
-    expect(decideFor('ann@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
-    expect(decideFor('cat@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' }); // even a discard
-    const facts = policyFacts(db, listId, 'ann@x.test');
+  it('emergency holds every post, even an accepted member; a bad signature is refused whatever the policy', async () => {
+    await replaceRoster(sql, listId, roster, settings({ emergency: true }), Date.now());
+    expect(await decideFor('ann@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' });
+    expect(await decideFor('cat@x.test', true)).toEqual({ action: 'hold', reason: 'moderated' }); // even a discard
+    const facts = await policyFacts(sql, listId, 'ann@x.test');
     const badSig: Verification = { valid: false, code: 'BAD_SIGNATURE', reason: '', signerKeyId: null };
     expect(decide({ list: list(), member: member('ann@x.test'), verification: badSig, outer }, { mailman: facts })).toEqual({ action: 'refuse', code: 'BAD_SIGNATURE' });
   });
 
-  it('the roster decides who gets copies and who reads the archive; a new roster replaces the old at once', () => {
-    const removed0 = replaceRoster(db, listId, roster, settings(), Date.now());
-    expect([...deliverableAmong(db, listId, ['ann@x.test', 'ben@x.test', 'cat@x.test', 'mod@x.test', 'nm@x.test', 'zed@x.test'])].sort()).toEqual(['ann@x.test', 'cat@x.test']);
+  it('the roster decides who gets copies and who reads the archive; a new roster replaces the old at once', async () => {
+    const removed0 = await replaceRoster(sql, listId, roster, settings(), Date.now());
+    expect([...(await deliverableAmong(sql, listId, ['ann@x.test', 'ben@x.test', 'cat@x.test', 'mod@x.test', 'nm@x.test', 'zed@x.test']))].sort()).toEqual(['ann@x.test', 'cat@x.test']);
     expect(removed0).toEqual([]);
-    expect(isReader(db, listId, 'ben@x.test')).toBe(true); // delivery off still reads the archive
-    expect(isReader(db, listId, 'mod@x.test')).toBe(true);
-    expect(isReader(db, listId, 'nm@x.test')).toBe(false);
-    const removed = replaceRoster(db, listId, roster.filter((r) => r.address !== 'ben@x.test' && r.address !== 'mod@x.test'), settings(), Date.now());
+    expect(await isReader(sql, listId, 'ben@x.test')).toBe(true); // delivery off still reads the archive
+    expect(await isReader(sql, listId, 'mod@x.test')).toBe(true);
+    expect(await isReader(sql, listId, 'nm@x.test')).toBe(false);
+    const removed = await replaceRoster(sql, listId, roster.filter((r) => r.address !== 'ben@x.test' && r.address !== 'mod@x.test'), settings(), Date.now());
     expect(removed.sort()).toEqual(['ben@x.test', 'mod@x.test']);
-    expect(isReader(db, listId, 'ben@x.test')).toBe(false);
+    expect(await isReader(sql, listId, 'ben@x.test')).toBe(false);
   });
 });
 
 describe('key notices for keyless Mailman members', () => {
-  it('the first missed post brings a notice at once; more posts that week bring none; a week on, a reminder', () => {
-    replaceRoster(db, listId, roster, settings(), Date.now());
+  it('the first missed post brings a notice at once; more posts that week bring none; a week on, a reminder', async () => {
+    await replaceRoster(sql, listId, roster, settings(), Date.now());
     let clock = Date.UTC(2026, 11, 1);
-    const queue = new QueueStore(db);
+    const queue = new QueueStore(sql);
     const log = createEventLog({ stdout: false });
-    const svc = new MailmanService({ db, queue, log, rest: {} as MailmanRest, publicUrl: () => 'https://lists.x.test', now: () => clock });
-    const noticesTo = (address: string) => (db.prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'notice' AND rcpt = ?").get(address) as { n: number }).n;
+    const svc = new MailmanService({ sql, queue, log, rest: {} as MailmanRest, publicUrl: () => 'https://lists.x.test', now: () => clock });
+    const noticesTo = (address: string) => (rawDb(sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'notice' AND rcpt = ?").get(address) as { n: number }).n;
     // ann and cat are deliverable members without a key; ben's delivery is off (no notice); roles other than member get none.
-    expect(svc.keyNotices(list())).toBe(2);
+    expect(await svc.keyNotices(await list())).toBe(2);
     expect([noticesTo('ann@x.test'), noticesTo('cat@x.test'), noticesTo('ben@x.test'), noticesTo('mod@x.test')]).toEqual([1, 1, 0, 0]);
     clock += 6 * 86_400_000;
-    expect(svc.keyNotices(list())).toBe(0);
+    expect(await svc.keyNotices(await list())).toBe(0);
     clock += 86_400_000 + 1;
-    expect(svc.keyNotices(list())).toBe(2);
+    expect(await svc.keyNotices(await list())).toBe(2);
     expect(noticesTo('ann@x.test')).toBe(2);
-    expect(svc.keyNotices(list())).toBe(0);
+    expect(await svc.keyNotices(await list())).toBe(0);
   });
 });

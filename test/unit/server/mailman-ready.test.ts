@@ -11,14 +11,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventFields, EventLog, EventName } from '../../../server/log/log.ts';
 import { MailmanRest } from '../../../server/mailman/rest.ts';
-import { replaceRoster, setBinding } from '../../../server/mailman/store.ts';
+import { replaceRoster, setBinding } from '../../../server/store/mailman.ts';
 import { MailmanService, RosterUnavailable } from '../../../server/mailman/sync.ts';
-import { openDb, type Db } from '../../../server/store/db.ts';
+import { openSqlite, type Sql } from '../../../server/store/db.ts';
 import { getListById, insertList, type ListRecord } from '../../../server/store/lists.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 let dir: string;
-let db: Db;
+let sql: Sql;
 let server: Server;
 let list: ListRecord;
 const events: Array<{ event: EventName; fields?: EventFields }> = [];
@@ -30,13 +31,13 @@ const log: EventLog = {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'letterlock-mm-ready-'));
-  db = openDb(join(dir, 'db.sqlite'));
-  const id = insertList(db, {
+  sql = openSqlite(join(dir, 'db.sqlite'));
+  const id = await insertList(sql, {
     address: 'l@x.test', owner: null, listFingerprint: 'F', listPublic: '', listPrivate: '', archiveFingerprint: 'A', archivePublic: '',
     archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000,
   });
-  setBinding(db, id, 'l.x.test');
-  list = getListById(db, id)!;
+  await setBinding(sql, id, 'l.x.test');
+  list = (await getListById(sql, id))!;
   // A Core that accepts the connection and never answers.
   server = createServer(() => { /* hangs */ });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -44,14 +45,14 @@ beforeAll(async () => {
 afterAll(async () => {
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
-  db.close();
+  await sql.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 function service(): MailmanService {
   const rest = new MailmanRest({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, user: 'u', pass: 'p' }, { timeoutMs: 5000 });
   return new MailmanService({
-    db, queue: new QueueStore(db), log, rest, publicUrl: () => 'http://x.test',
+    sql, queue: new QueueStore(sql), log, rest, publicUrl: () => 'http://x.test',
     settings: { maxRosterAgeSeconds: 600, postSyncMinAgeMs: 0, postSyncWaitMs: 200, syncTimeoutMs: 1500 },
   });
 }
@@ -69,7 +70,7 @@ describe('MailmanService.ready: the roster staleness bound', () => {
   });
 
   it('a roster younger than the bound: used after postSyncWaitMs, logged as such', async () => {
-    replaceRoster(db, list.id, [], settings, Date.now() - 60_000);
+    await replaceRoster(sql, list.id, [], settings, Date.now() - 60_000);
     const t = Date.now();
     await service().ready(list);
     expect(Date.now() - t).toBeLessThan(1400);
@@ -78,7 +79,7 @@ describe('MailmanService.ready: the roster staleness bound', () => {
   });
 
   it('a roster older than the bound: never used; the post waits', async () => {
-    db.prepare('UPDATE mailman_state SET synced_at = ? WHERE list_id = ?').run(Date.now() - 601_000, list.id);
+    rawDb(sql).prepare('UPDATE mailman_state SET synced_at = ? WHERE list_id = ?').run(Date.now() - 601_000, list.id);
     const e = await service().ready(list).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RosterUnavailable);
     expect((e as RosterUnavailable).message).toMatch(/^4\.4\.3 .*l@x\.test.*try again later/);

@@ -6,39 +6,39 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { generateKey, parsePrivateKey, unlockPrivateKey } from '../../../shared/index.ts';
 import { registerMember } from '../../../server/lists/members.ts';
 import { normalizeListAddress } from '../../../server/lists/lists.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { insertList } from '../../../server/store/lists.ts';
 import { getMember } from '../../../server/store/members.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-members-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const db = openDb(join(dir, 'm.db'));
-const listId = insertList(db, { address: 'l@x.test', owner: null, listFingerprint: 'A', listPublic: 'p', listPrivate: 'k', archiveFingerprint: 'B', archivePublic: 'p', archivePrivate: 'k', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000 });
+const sql = openSqlite(join(dir, 'm.db'));
+const listId = await insertList(sql, { address: 'l@x.test', owner: null, listFingerprint: 'A', listPublic: 'p', listPrivate: 'k', archiveFingerprint: 'B', archivePublic: 'p', archivePrivate: 'k', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000 });
 
 describe('registering a member key (the key policy, with the member address expected)', () => {
   it('stores the key, its fingerprint, expiry and encryption key packet', async () => {
     const k = await generateKey({ kind: 'subscriber', address: 'ann@x.test', passphrase: 'p', expiresInSeconds: 3600 });
-    const r = await registerMember(db, listId, 'Ann@X.test', k.publicKeyArmored);
+    const r = await registerMember(sql, listId, 'Ann@X.test', k.publicKeyArmored);
     expect(r.record.address).toBe('ann@x.test');
     expect(r.facts.fingerprint).toBe(k.facts.fingerprint);
-    const m = getMember(db, listId, 'ann@x.test')!;
+    const m = (await getMember(sql, listId, 'ann@x.test'))!;
     expect(m.expiresAt).toBeGreaterThan(Date.now());
     expect(m.encryptionKey.length).toBeGreaterThan(30);
   });
   it('refuses a key whose user IDs do not hold the member address', async () => {
     const k = await generateKey({ kind: 'subscriber', address: 'someone@x.test', passphrase: 'p' });
-    await expect(registerMember(db, listId, 'ben@x.test', k.publicKeyArmored)).rejects.toMatchObject({ code: 'KEY_USERID_MISMATCH' });
-    await expect(registerMember(db, listId, 'ben@x.test', 'not a key')).rejects.toMatchObject({ code: 'KEY_UNREADABLE' });
+    await expect(registerMember(sql, listId, 'ben@x.test', k.publicKeyArmored)).rejects.toMatchObject({ code: 'KEY_USERID_MISMATCH' });
+    await expect(registerMember(sql, listId, 'ben@x.test', 'not a key')).rejects.toMatchObject({ code: 'KEY_UNREADABLE' });
   });
   it('refuses a revoked key for a new member, but records the revocation of a registered one', async () => {
     const k = await generateKey({ kind: 'subscriber', address: 'cy@x.test', passphrase: 'p' });
     const priv = await unlockPrivateKey(await parsePrivateKey(k.privateKeyArmored), 'p');
     const { publicKey: revoked } = await openpgp.revokeKey({ key: priv, format: 'object' });
-    await expect(registerMember(db, listId, 'cy@x.test', revoked.armor())).rejects.toMatchObject({ code: 'KEY_REVOKED' });
-    await registerMember(db, listId, 'cy@x.test', k.publicKeyArmored);
-    const r = await registerMember(db, listId, 'cy@x.test', revoked.armor());
+    await expect(registerMember(sql, listId, 'cy@x.test', revoked.armor())).rejects.toMatchObject({ code: 'KEY_REVOKED' });
+    await registerMember(sql, listId, 'cy@x.test', k.publicKeyArmored);
+    const r = await registerMember(sql, listId, 'cy@x.test', revoked.armor());
     expect(r.revoked).toBe(true);
-    expect(getMember(db, listId, 'cy@x.test')!.keyState).toBe('revoked');
+    expect((await getMember(sql, listId, 'cy@x.test'))!.keyState).toBe('revoked');
   });
   it('list addresses are validated', () => {
     expect(normalizeListAddress(' News@Lists.Example.org ')).toBe('news@lists.example.org');

@@ -9,10 +9,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { decisionStatement, loginStatement, moderationLoginStatement, parseModerationStatement, parseStatement, requestStatement } from '../../../shared/index.ts';
 import { ApiFailure } from '../../../server/http/errors.ts';
 import { encryptedDataOf, ModerationAccess, rewrapHeld } from '../../../server/moderation/access.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { insertHeld, type HeldRecord } from '../../../server/store/held.ts';
 import { getListById } from '../../../server/store/lists.ts';
 import { makeKey, type TestKey } from '../../support/keys.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 let list: TestKey, moderator: TestKey, sender: TestKey, other: TestKey;
 
@@ -77,21 +78,21 @@ describe('rewrapHeld', () => {
 
 describe('held messages per answer', () => {
   it('stop before the byte bound (the first always goes); asking again for the rest gets them', async () => {
-    const db = openDb(':memory:');
+    const sql = openSqlite(':memory:');
     try {
-      const listId = Number(db.prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
+      const listId = Number(rawDb(sql).prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
         VALUES ('l@lists.test', 'mod@example.org', 'F', 'P', 'S', 'AF', 'AP', 'AS', 100000, 0)`).run().lastInsertRowid);
       const ids: number[] = [];
       for (const n of [1, 2, 3]) {
         const payload = await post(`post ${n} ${'x'.repeat(3000)}`, 'binary');
-        ids.push(insertHeld(db, { listId, sender: sender.address, envelopeFrom: sender.address, payload, outer: { from: sender.address } as HeldRecord['outer'], size: 1, reason: 'moderated' }));
+        ids.push(await insertHeld(sql, { listId, sender: sender.address, envelopeFrom: sender.address, payload, outer: { from: sender.address } as HeldRecord['outer'], size: 1, reason: 'moderated' }));
       }
       const size = (await post(`post 1 ${'x'.repeat(3000)}`, 'binary') as Uint8Array).byteLength;
       const access = new ModerationAccess({
-        db, publicUrl: 'https://lists.test', maxAnswerBytes: Math.floor(size * 1.5),
+        sql, publicUrl: 'https://lists.test', maxAnswerBytes: Math.floor(size * 1.5),
         keysFor: async () => ({ listKey: list.privateKey } as never),
       });
-      const session = { list: getListById(db, listId)!, address: moderator.address, fingerprint: moderator.fingerprint, publicKey: moderator.publicArmored };
+      const session = { list: (await getListById(sql, listId))!, address: moderator.address, fingerprint: moderator.fingerprint, publicKey: moderator.publicArmored };
       const first = await access.messages(session, ids);
       expect(first.map((m) => m.meta.id)).toEqual([ids[0]]);
       const rest = await access.messages(session, ids.slice(1));
@@ -101,7 +102,7 @@ describe('held messages per answer', () => {
       const r = last[0]!;
       expect(await readAs(moderator, { wrappedKey: Buffer.from(r.wrappedKey, 'base64'), body: Buffer.from(r.body, 'base64') })).toContain('post 3');
     } finally {
-      db.close();
+      await sql.close();
     }
   });
 });

@@ -11,33 +11,34 @@ import { digestLines, gatherDigest, MAX_LISTED, reasonCode } from '../../../serv
 import { probeTcp } from '../../../server/ops/health.ts';
 import { heldNoticeLines, moderatorsOf, reasonWords } from '../../../server/ops/held-notice.ts';
 import { isLoopbackPeer, registerOpsRoutes, type MetricsAccess } from '../../../server/ops/routes.ts';
-import { openDb, type Db } from '../../../server/store/db.ts';
+import { openSqlite, type Sql } from '../../../server/store/db.ts';
 import type { ListRecord } from '../../../server/store/lists.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
 import { getNotifySettings, setNotifySettings } from '../../../server/store/notify.ts';
 import type { HeldRecord } from '../../../server/store/held.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const TOKEN = 'a-long-operator-token-0123456789abcdef';
-const dbs: Db[] = [];
+const dbs: Sql[] = [];
 
-function memoryDb(): Db {
-  const db = openDb(':memory:');
-  dbs.push(db);
-  return db;
+function memoryDb(): Sql {
+  const sql = openSqlite(':memory:');
+  dbs.push(sql);
+  return sql;
 }
 
-function addList(db: Db, address: string): number {
-  return Number(db.prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
+function addList(sql: Sql, address: string): number {
+  return Number(rawDb(sql).prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
     VALUES (?, 'owner@example.org', 'F', 'P', 'S', 'AF', 'AP', 'AS', 1000, 0)`).run(address).lastInsertRowid);
 }
 
-afterAll(() => { for (const db of dbs) db.close(); });
+afterAll(() => { for (const sql of dbs) sql.close(); });
 
 async function app(access: MetricsAccess) {
-  const db = memoryDb();
+  const sql = memoryDb();
   const a = Fastify();
   registerOpsRoutes(a, {
-    queue: new QueueStore(db), adminToken: TOKEN, metricsAccess: access, metrics: new ServerMetrics({ db, defaultMetrics: false }),
+    queue: new QueueStore(sql), adminToken: TOKEN, metricsAccess: access, metrics: new ServerMetrics({ sql, defaultMetrics: false }),
     loopDelay: { snapshot: () => ({ lastSecondMs: 1, maxLastMinuteMs: 2 }), stop() {} },
   });
   await a.ready();
@@ -80,8 +81,8 @@ describe('/metrics access', () => {
 
 describe('metrics registry', () => {
   it('one registry per server: two in one process, the global default registry untouched', async () => {
-    const a = new ServerMetrics({ db: memoryDb() });
-    const b = new ServerMetrics({ db: memoryDb() });
+    const a = new ServerMetrics({ sql: memoryDb() });
+    const b = new ServerMetrics({ sql: memoryDb() });
     a.delivery({ kind: 'copy', outcome: 'sent' });
     a.delivery({ kind: 'copy', outcome: 'sent' });
     b.delivery({ kind: 'copy', outcome: 'failed', code: 'SMTP_550' });
@@ -92,7 +93,7 @@ describe('metrics registry', () => {
   });
 
   it('refusal reasons are the closed set of codes; anything else is OTHER', async () => {
-    const m = new ServerMetrics({ db: memoryDb(), defaultMetrics: false });
+    const m = new ServerMetrics({ sql: memoryDb(), defaultMetrics: false });
     const log = m.tap({ info() {}, warn() {}, error() {} });
     log.info('post.refused', { code: 'NOT_MEMBER' });
     log.info('post.refused', { code: 'WRONG_KEY' });
@@ -109,9 +110,9 @@ describe('metrics registry', () => {
   });
 
   it('a closed database leaves the gauges out, and the scrape still answers', async () => {
-    const db = openDb(':memory:');
-    const m = new ServerMetrics({ db, defaultMetrics: false });
-    db.close();
+    const sql = openSqlite(':memory:');
+    const m = new ServerMetrics({ sql, defaultMetrics: false });
+    await sql.close();
     const t = await m.scrape();
     expect(t).toContain('letterlock_copies_sent_total');
     expect(t).not.toMatch(/^letterlock_queue_depth\{/m);
@@ -130,19 +131,19 @@ describe('relay probe', () => {
 });
 
 describe('the digest', () => {
-  it('is bounded: however many failures and keys, a fixed number of rows is listed', () => {
-    const db = memoryDb();
-    const listId = addList(db, 'big@lists.test');
+  it('is bounded: however many failures and keys, a fixed number of rows is listed', async () => {
+    const sql = memoryDb();
+    const listId = addList(sql, 'big@lists.test');
     const now = Date.now();
-    const report = db.prepare('INSERT INTO owner_reports (list_id, rcpt, post_id, reason, created_at) VALUES (?,?,?,?,?)');
-    const member = db.prepare("INSERT INTO members (list_id, address, fingerprint, public_key, encryption_key, expires_at, key_state, added_at) VALUES (?,?,?,?,?,?, 'valid', 0)");
-    db.transaction(() => {
+    const report = rawDb(sql).prepare('INSERT INTO owner_reports (list_id, rcpt, post_id, reason, created_at) VALUES (?,?,?,?,?)');
+    const member = rawDb(sql).prepare("INSERT INTO members (list_id, address, fingerprint, public_key, encryption_key, expires_at, key_state, added_at) VALUES (?,?,?,?,?,?, 'valid', 0)");
+    rawDb(sql).transaction(() => {
       for (let i = 0; i < 3000; i++) report.run(listId, `r${i}@example.org`, 1, i % 3 === 0 ? 'SMTP_550: no such user' : i % 3 === 1 ? 'NET_ECONNREFUSED (gave up after retries): connection problem' : 'odd reason', now - 1000);
       report.run(listId, 'old@example.org', 1, 'SMTP_550: x', now - 3 * 86_400_000); // before the window
       for (let i = 0; i < 500; i++) member.run(listId, `m${i}@example.org`, 'F'.repeat(40), 'P', Buffer.from([1]), now + 86_400_000 + i);
       member.run(listId, 'later@example.org', 'F'.repeat(40), 'P', Buffer.from([1]), now + 30 * 86_400_000);
     })();
-    const c = gatherDigest(db, listId, now - 86_400_000, now);
+    const c = await gatherDigest(sql, listId, now - 86_400_000, now);
     expect(c.failures.total).toBe(3000);
     expect(c.failures.byCode).toEqual([{ code: 'NET_ECONNREFUSED', count: 1000 }, { code: 'OTHER', count: 1000 }, { code: 'SMTP_550', count: 1000 }]);
     expect(c.failures.addresses).toHaveLength(MAX_LISTED);
@@ -164,37 +165,37 @@ describe('the digest', () => {
 });
 
 describe('switches and notice text', () => {
-  it('switches default on; moderators are stored lower case, once, and bounded', () => {
-    const db = memoryDb();
-    const id = addList(db, 'sw@lists.test');
-    expect(getNotifySettings(db, id)).toEqual({ held: true, digest: true, moderators: [] });
-    expect(setNotifySettings(db, id, { held: false, moderators: ['A@Example.org', 'a@example.org', 'b@example.org'] })).toEqual({ held: false, digest: true, moderators: ['a@example.org', 'b@example.org'] });
-    expect(() => setNotifySettings(db, id, { moderators: Array.from({ length: 51 }, (_, i) => `m${i}@x.org`) })).toThrow(/at most 50/);
+  it('switches default on; moderators are stored lower case, once, and bounded', async () => {
+    const sql = memoryDb();
+    const id = addList(sql, 'sw@lists.test');
+    expect(await getNotifySettings(sql, id)).toEqual({ held: true, digest: true, moderators: [] });
+    expect(await setNotifySettings(sql, id, { held: false, moderators: ['A@Example.org', 'a@example.org', 'b@example.org'] })).toEqual({ held: false, digest: true, moderators: ['a@example.org', 'b@example.org'] });
+    await expect(setNotifySettings(sql, id, { moderators: Array.from({ length: 51 }, (_, i) => `m${i}@x.org`) })).rejects.toThrow(/at most 50/);
     // They go into mail headers: no line breaks, no display names, no lists of addresses.
     for (const bad of ['a@x.org\r\nBcc: b@y.org', 'Ann <a@x.org>', 'a@x.org, b@y.org', 'no-at-sign', '']) {
-      expect(() => setNotifySettings(db, id, { moderators: [bad] }), bad).toThrow(/not a valid moderator address/);
+      await expect(setNotifySettings(sql, id, { moderators: [bad] }), bad).rejects.toThrow(/not a valid moderator address/);
     }
-    db.prepare('UPDATE lists SET moderators = ? WHERE id = ?').run(JSON.stringify(['ok@x.org', 'x@y.org\nBcc: z@w.org', 42]), id);
-    expect(getNotifySettings(db, id).moderators).toEqual(['ok@x.org']);
+    rawDb(sql).prepare('UPDATE lists SET moderators = ? WHERE id = ?').run(JSON.stringify(['ok@x.org', 'x@y.org\nBcc: z@w.org', 42]), id);
+    expect((await getNotifySettings(sql, id)).moderators).toEqual(['ok@x.org']);
   });
 
-  it('moderators: the owner, those set on the list, and for a list bound to Mailman its owners and moderators', () => {
-    const db = memoryDb();
-    const id = addList(db, 'mm@lists.test');
+  it('moderators: the owner, those set on the list, and for a list bound to Mailman its owners and moderators', async () => {
+    const sql = memoryDb();
+    const id = addList(sql, 'mm@lists.test');
     const list = { id, owner: 'owner@example.org' } as ListRecord;
-    setNotifySettings(db, id, { moderators: ['mod@example.org', 'owner@example.org'] });
-    expect(moderatorsOf(db, list)).toEqual(['owner@example.org', 'mod@example.org']);
-    // The roster table of server/mailman/store.ts (issue 11); openDb makes it, with a foreign key to lists.
-    db.exec(`CREATE TABLE IF NOT EXISTS mailman_roster (list_id INTEGER NOT NULL, address TEXT NOT NULL, role TEXT NOT NULL, delivery_enabled INTEGER NOT NULL DEFAULT 1,
+    await setNotifySettings(sql, id, { moderators: ['mod@example.org', 'owner@example.org'] });
+    expect(await moderatorsOf(sql, list)).toEqual(['owner@example.org', 'mod@example.org']);
+    // The roster table of server/mailman/store.ts (issue 11); openSqlite makes it, with a foreign key to lists.
+    sql.exec(`CREATE TABLE IF NOT EXISTS mailman_roster (list_id INTEGER NOT NULL, address TEXT NOT NULL, role TEXT NOT NULL, delivery_enabled INTEGER NOT NULL DEFAULT 1,
       moderation_action TEXT, PRIMARY KEY (list_id, address, role))`);
-    const roster = db.prepare('INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,?)');
+    const roster = rawDb(sql).prepare('INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,?)');
     roster.run(id, 'mmowner@example.org', 'owner');
     roster.run(id, 'mmmod@example.org', 'moderator');
     roster.run(id, 'mod@example.org', 'moderator');
     roster.run(id, 'member@example.org', 'member');
     roster.run(id, 'x@y.org\r\nBcc: z@w.org', 'moderator');
-    roster.run(addList(db, 'other@lists.test'), 'elsewhere@example.org', 'moderator');
-    expect(moderatorsOf(db, list)).toEqual(['owner@example.org', 'mod@example.org', 'mmmod@example.org', 'mmowner@example.org']);
+    roster.run(addList(sql, 'other@lists.test'), 'elsewhere@example.org', 'moderator');
+    expect(await moderatorsOf(sql, list)).toEqual(['owner@example.org', 'mod@example.org', 'mmmod@example.org', 'mmowner@example.org']);
   });
 
   it('a held notice is metadata only; a sender address cannot add lines', () => {

@@ -11,21 +11,22 @@ import { isAutomatic } from '../../../shared/mime/automatic.ts';
 import { BOUNCE_LIMITS, bounceBarrier, isListAddress, queueBounce } from '../../../server/pipeline/backscatter.ts';
 import { judgeFreshness } from '../../../server/pipeline/replay.ts';
 import { silentLog } from '../../../server/log/log.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { getListById, insertList, type ListRecord } from '../../../server/store/lists.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
 import { countSignatures, purgeSignatures, recordSignature, signatureSeen } from '../../../server/store/replay.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-replay-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const DAY = 86_400_000;
 
-function setup() {
-  const db = openDb(join(dir, `${Math.random()}.db`));
-  const add = (address: string) => insertList(db, { address, owner: null, listFingerprint: 'A', listPublic: 'p', listPrivate: 'k', archiveFingerprint: 'B', archivePublic: 'p', archivePrivate: 'k', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000 });
-  const news = getListById(db, add('news@lists.test'))!;
-  add('other@lists.test');
-  return { db, news, queue: new QueueStore(db) };
+async function setup() {
+  const sql = openSqlite(join(dir, `${Math.random()}.db`));
+  const add = (address: string) => insertList(sql, { address, owner: null, listFingerprint: 'A', listPublic: 'p', listPrivate: 'k', archiveFingerprint: 'B', archivePublic: 'p', archivePrivate: 'k', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000 });
+  const news = (await getListById(sql, await add('news@lists.test')))!;
+  await add('other@lists.test');
+  return { sql, news, queue: new QueueStore(sql) };
 }
 
 describe('signed (protected) recipients', () => {
@@ -93,45 +94,45 @@ describe('the window and the signed recipients (pure)', () => {
 });
 
 describe('signature digests (store)', () => {
-  it('records once per list and purges past the window, but not while an older post is held', () => {
-    const { db, news } = setup();
+  it('records once per list and purges past the window, but not while an older post is held', async () => {
+    const { sql, news } = await setup();
     const now = Date.now();
-    expect(recordSignature(db, news.id, 'aa', now - 8 * DAY, null, now)).toBe(true);
-    expect(recordSignature(db, news.id, 'aa', now, null, now)).toBe(false);
-    expect(recordSignature(db, news.id + 1, 'aa', now, null, now)).toBe(true); // per list
-    expect(recordSignature(db, news.id, 'bb', now - DAY, null, now)).toBe(true);
-    db.prepare("INSERT INTO held (list_id, payload, payload_armored, outer, size, reason, received_at) VALUES (?, x'00', 0, '{}', 1, 'moderated', ?)").run(news.id, now - 9 * DAY);
-    expect(purgeSignatures(db, news.id, 7 * DAY, now)).toBe(0);
-    db.prepare('DELETE FROM held').run();
-    expect(purgeSignatures(db, news.id, 7 * DAY, now)).toBe(1);
-    expect(signatureSeen(db, news.id, 'aa')).toBe(false);
-    expect(signatureSeen(db, news.id, 'bb')).toBe(true);
-    expect(countSignatures(db, news.id)).toBe(1);
+    expect(await recordSignature(sql, news.id, 'aa', now - 8 * DAY, null, now)).toBe(true);
+    expect(await recordSignature(sql, news.id, 'aa', now, null, now)).toBe(false);
+    expect(await recordSignature(sql, news.id + 1, 'aa', now, null, now)).toBe(true); // per list
+    expect(await recordSignature(sql, news.id, 'bb', now - DAY, null, now)).toBe(true);
+    rawDb(sql).prepare("INSERT INTO held (list_id, payload, payload_armored, outer, size, reason, received_at) VALUES (?, x'00', 0, '{}', 1, 'moderated', ?)").run(news.id, now - 9 * DAY);
+    expect(await purgeSignatures(sql, news.id, 7 * DAY, now)).toBe(0);
+    rawDb(sql).prepare('DELETE FROM held').run();
+    expect(await purgeSignatures(sql, news.id, 7 * DAY, now)).toBe(1);
+    expect(await signatureSeen(sql, news.id, 'aa')).toBe(false);
+    expect(await signatureSeen(sql, news.id, 'bb')).toBe(true);
+    expect(await countSignatures(sql, news.id)).toBe(1);
   });
 
-  it('an existing data folder gets the replay window column with its default', () => {
-    const { db, news } = setup();
+  it('an existing data folder gets the replay window column with its default', async () => {
+    const { sql, news } = await setup();
     expect(news.replayWindowDays).toBe(7);
-    db.exec('ALTER TABLE lists DROP COLUMN replay_window_days');
-    const path = db.name;
-    db.close();
-    const again = openDb(path);
-    expect(getListById(again, news.id)!.replayWindowDays).toBe(7);
+    rawDb(sql).exec('ALTER TABLE lists DROP COLUMN replay_window_days');
+    const path = rawDb(sql).name;
+    await sql.close();
+    const again = openSqlite(path);
+    expect((await getListById(again, news.id))!.replayWindowDays).toBe(7);
     again.close();
   });
 });
 
 describe('backscatter rules', () => {
-  it('knows automatic senders and list addresses', () => {
-    const { db } = setup();
-    for (const a of ['MAILER-DAEMON@x.test', 'postmaster@x.test', 'PostMaster+x@x.test', 'owner-foo@x.test', 'foo-request@x.test']) expect(bounceBarrier(db, a, false), a).toBe('AUTOMATIC_SENDER');
-    for (const a of ['news@lists.test', 'other+bounces-1-00@lists.test', 'news-owner@lists.test', 'NEWS@LISTS.TEST']) expect(bounceBarrier(db, a, false), a).not.toBeNull();
-    expect(isListAddress(db, 'news@lists.test')).toBe(true);
-    expect(isListAddress(db, 'newsletter@lists.test')).toBe(false);
-    expect(isListAddress(db, 'news@other.test')).toBe(false);
-    expect(bounceBarrier(db, null, false)).toBe('NULL_SENDER');
-    expect(bounceBarrier(db, 'ann@x.test', true)).toBe('AUTO_SUBMITTED');
-    expect(bounceBarrier(db, 'ann@x.test', false)).toBeNull();
+  it('knows automatic senders and list addresses', async () => {
+    const { sql } = await setup();
+    for (const a of ['MAILER-DAEMON@x.test', 'postmaster@x.test', 'PostMaster+x@x.test', 'owner-foo@x.test', 'foo-request@x.test']) expect(await bounceBarrier(sql, a, false), a).toBe('AUTOMATIC_SENDER');
+    for (const a of ['news@lists.test', 'other+bounces-1-00@lists.test', 'news-owner@lists.test', 'NEWS@LISTS.TEST']) expect(await bounceBarrier(sql, a, false), a).not.toBeNull();
+    expect(await isListAddress(sql, 'news@lists.test')).toBe(true);
+    expect(await isListAddress(sql, 'newsletter@lists.test')).toBe(false);
+    expect(await isListAddress(sql, 'news@other.test')).toBe(false);
+    expect(await bounceBarrier(sql, null, false)).toBe('NULL_SENDER');
+    expect(await bounceBarrier(sql, 'ann@x.test', true)).toBe('AUTO_SUBMITTED');
+    expect(await bounceBarrier(sql, 'ann@x.test', false)).toBeNull();
   });
 
   it('reads Auto-Submitted and Precedence', () => {
@@ -144,17 +145,17 @@ describe('backscatter rules', () => {
     expect(isAutomatic([])).toBe(false);
   });
 
-  it('limits bounces per recipient and per list, counted in the database', () => {
-    const { db, news, queue } = setup();
-    const d = { db, queue, log: silentLog };
+  it('limits bounces per recipient and per list, counted in the database', async () => {
+    const { sql, news, queue } = await setup();
+    const d = { sql, queue, log: silentLog };
     const now = Date.now();
     let sent = 0;
-    for (let i = 0; i < 8; i++) if (queueBounce(d, news, 'ann@x.test', false, () => 'mail', now)) sent++;
+    for (let i = 0; i < 8; i++) if (await queueBounce(d, news, 'ann@x.test', false, () => 'mail', now)) sent++;
     expect(sent).toBe(BOUNCE_LIMITS.perRecipient);
-    for (let i = 0; i < 150; i++) if (queueBounce(d, news, `p${i}@x.test`, false, () => 'mail', now)) sent++;
+    for (let i = 0; i < 150; i++) if (await queueBounce(d, news, `p${i}@x.test`, false, () => 'mail', now)) sent++;
     expect(sent).toBe(BOUNCE_LIMITS.perList);
     // An hour later the counts start again.
-    expect(queueBounce(d, news, 'ann@x.test', false, () => 'mail', now + BOUNCE_LIMITS.windowMs + 1)).toBe(true);
-    expect((db.prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n).toBe(BOUNCE_LIMITS.perList + 1);
+    expect(await queueBounce(d, news, 'ann@x.test', false, () => 'mail', now + BOUNCE_LIMITS.windowMs + 1)).toBe(true);
+    expect((rawDb(sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n).toBe(BOUNCE_LIMITS.perList + 1);
   });
 });

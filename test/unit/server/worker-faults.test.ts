@@ -20,8 +20,9 @@ import { makeKey } from '../../support/keys.ts';
 import { createTokens } from '../../../server/delivery/tokens.ts';
 import { DeliveryWorker } from '../../../server/delivery/worker.ts';
 import type { Relay, SendResult } from '../../../server/delivery/relay.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-worker-faults-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,21 +30,24 @@ const SECRET = 'unit-test-secret-0123456789';
 const full = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
 
 it('storage errors pause and retry delivery; nothing crashes and every row ends sent', async () => {
-  const db = openDb(join(dir, 'w.db'));
-  const queue = new QueueStore(db);
-  const list = await createList(db, SECRET, 'w@lists.test', { maxBytes: 100_000 });
+  const sql = openSqlite(join(dir, 'w.db'));
+  const queue = new QueueStore(sql);
+  const list = await createList(sql, SECRET, 'w@lists.test', { maxBytes: 100_000 });
   const N = 6;
-  for (let i = 0; i < N; i++) queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: `m${i}@x.test`, mail: 'Subject: n\r\n\r\nnotice\r\n' });
+  for (let i = 0; i < N; i++) await queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: `m${i}@x.test`, mail: 'Subject: n\r\n\r\nnotice\r\n' });
 
   let diskFull = true;
   const faults = { claim: 0, retry: 0, sent: 0 };
-  const q = queue as unknown as Record<string, unknown>;
   const claim = queue.claim.bind(queue);
-  queue.claim = (now, limit) => { if (diskFull && faults.claim++ === 0) throw full(); return claim(now, limit); };
+  queue.claim = async (now, limit) => { if (diskFull && faults.claim++ === 0) throw full(); return claim(now, limit); };
   const retryLater = queue.retryLater.bind(queue);
-  queue.retryLater = (...a) => { if (diskFull) { faults.retry++; throw full(); } retryLater(...a); };
-  const sentStmt = q.sentStmt as { run(...a: unknown[]): unknown };
-  q.sentStmt = { run: (...a: unknown[]) => { if (diskFull) { faults.sent++; throw full(); } return sentStmt.run(...a); } };
+  queue.retryLater = async (...a) => { if (diskFull) { faults.retry++; throw full(); } await retryLater(...a); };
+  // The batched marking of sent rows (queue.ts flushSent) fails at its statement.
+  const run = sql.run.bind(sql);
+  sql.run = async (text, params) => {
+    if (diskFull && text.startsWith("UPDATE deliveries SET state = 'sent'")) { faults.sent++; throw full(); }
+    return run(text, params);
+  };
 
   const seen = new Map<string, number>();
   const relay: Relay = {
@@ -57,11 +61,11 @@ it('storage errors pause and retry delivery; nothing crashes and every row ends 
     },
   };
   const worker = new DeliveryWorker({
-    db, queue, relay, tokens: createTokens(SECRET), log: silentLog, publicUrl: 'http://localhost',
+    sql, queue, relay, tokens: createTokens(SECRET), log: silentLog, publicUrl: 'http://localhost',
     delivery: { concurrency: 2, batch: 4, retryBaseMs: 10, retryMaxMs: 50, giveUpAfterMs: 3_600_000, reportDelayMs: 0 },
   });
   worker.start();
-  const states = () => db.prepare('SELECT state, count(*) AS n FROM deliveries GROUP BY state').all() as Array<{ state: string; n: number }>;
+  const states = () => rawDb(sql).prepare('SELECT state, count(*) AS n FROM deliveries GROUP BY state').all() as Array<{ state: string; n: number }>;
   const until = async (test: () => boolean, ms: number) => {
     const end = Date.now() + ms;
     while (!test() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
@@ -75,22 +79,22 @@ it('storage errors pause and retry delivery; nothing crashes and every row ends 
   await worker.stop();
   expect([...seen.keys()].sort()).toEqual(Array.from({ length: N }, (_, i) => `m${i}@x.test`));
   console.log(`worker faults: ${JSON.stringify(faults)}; sends per row ${JSON.stringify([...seen.values()])}`);
-  db.close();
+  await sql.close();
 });
 
 it('owner reports are sealed in the background, queued in one transaction with their rows marked, and never sent in clear', async () => {
-  const db = openDb(join(dir, 'r.db'));
-  const queue = new QueueStore(db);
+  const sql = openSqlite(join(dir, 'r.db'));
+  const queue = new QueueStore(sql);
   const owner = await makeKey('owner@x.test');
-  const bare = await createList(db, SECRET, 'bare@lists.test', { maxBytes: 100_000, owner: 'keyless@x.test' });
-  const list = await createList(db, SECRET, 'r@lists.test', { maxBytes: 100_000, owner: owner.address });
-  await registerMember(db, list.id, owner.address, owner.publicArmored);
+  const bare = await createList(sql, SECRET, 'bare@lists.test', { maxBytes: 100_000, owner: 'keyless@x.test' });
+  const list = await createList(sql, SECRET, 'r@lists.test', { maxBytes: 100_000, owner: owner.address });
+  await registerMember(sql, list.id, owner.address, owner.publicArmored);
   // The failure on the list whose owner has no key comes first: a storage error ends a pass.
-  queue.addReport(bare.id, 'c@x.test', null, 'SMTP_550: No such user');
-  queue.addReport(list.id, 'a@x.test', null, 'SMTP_550: No such user');
-  queue.addReport(list.id, 'b@x.test', null, 'BOUNCED: the copy bounced');
-  const unreported = (listId: number) => (db.prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 0').get(listId) as { n: number }).n;
-  const reportRows = () => db.prepare("SELECT rcpt FROM deliveries WHERE kind = 'report'").all() as Array<{ rcpt: string }>;
+  await queue.addReport(bare.id, 'c@x.test', null, 'SMTP_550: No such user');
+  await queue.addReport(list.id, 'a@x.test', null, 'SMTP_550: No such user');
+  await queue.addReport(list.id, 'b@x.test', null, 'BOUNCED: the copy bounced');
+  const unreported = (listId: number) => (rawDb(sql).prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 0').get(listId) as { n: number }).n;
+  const reportRows = () => rawDb(sql).prepare("SELECT rcpt FROM deliveries WHERE kind = 'report'").all() as Array<{ rcpt: string }>;
 
   const events: Array<{ event: string } & EventFields> = [];
   const log: EventLog = { info() {}, warn: (event, f) => events.push({ event, ...f }), error: (event, f) => events.push({ event, ...f }) };
@@ -100,16 +104,16 @@ it('owner reports are sealed in the background, queued in one transaction with t
   let open!: () => void;
   let gate = Promise.resolve();
   let asked = 0;
-  const keysFor = async (l: ListRecord) => { asked++; await gate; return unlockList(l, SECRET); };
+  const keysFor = async (l: ListRecord) => { asked++; await gate; return await unlockList(l, SECRET); };
   const worker = new DeliveryWorker({
-    db, queue, relay, tokens: createTokens(SECRET), log, publicUrl: 'http://localhost', keysFor,
+    sql, queue, relay, tokens: createTokens(SECRET), log, publicUrl: 'http://localhost', keysFor,
     delivery: { concurrency: 2, batch: 4, retryBaseMs: 10, retryMaxMs: 50, giveUpAfterMs: 3_600_000, reportDelayMs: 0 },
   });
 
   // The database refuses the marking: the queued report is rolled back with it, and the rows wait for the next flush.
   const markReported = queue.markReported.bind(queue);
   let fault = true;
-  queue.markReported = (ids) => { if (fault && ids.length === 2) { fault = false; throw full(); } markReported(ids); };
+  queue.markReported = async (ids) => { if (fault && ids.length === 2) { fault = false; throw full(); } await markReported(ids); };
   await worker.flushReports(true);
   expect(unreported(list.id)).toBe(2);
   expect(reportRows()).toEqual([]);
@@ -130,12 +134,12 @@ it('owner reports are sealed in the background, queued in one transaction with t
     }
   };
   await until(() => asked > askedBefore, 'the report pass to ask for the list key');
-  queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: 'n@x.test', mail: 'Subject: n\r\n\r\nnotice\r\n' });
+  await queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: 'n@x.test', mail: 'Subject: n\r\n\r\nnotice\r\n' });
   worker.kick();
   await until(() => sent.some((s) => s.to === 'n@x.test'), 'a row sent while the report waits');
   expect(reportRows()).toEqual([]);
   expect(unreported(list.id)).toBe(2);
-  open();
+  await open();
   await until(() => sent.some((s) => s.to === owner.address), 'the report');
   await worker.stop();
   expect(unreported(list.id)).toBe(0);
@@ -149,5 +153,5 @@ it('owner reports are sealed in the background, queued in one transaction with t
   expect(text).toContain('- a@x.test: SMTP_550: No such user (post (none))');
   expect(text).toContain('- b@x.test: BOUNCED: the copy bounced');
   expect(sent.some((s) => s.to === 'keyless@x.test')).toBe(false);
-  db.close();
+  await sql.close();
 }, 60_000);

@@ -16,9 +16,10 @@ import { createList } from '../../../server/lists/lists.ts';
 import { silentLog } from '../../../server/log/log.ts';
 import { WrapPool } from '../../../server/pipeline/wrap-pool.ts';
 import { Fanout, wrapPage } from '../../../server/pipeline/wrap.ts';
-import { openDb } from '../../../server/store/db.ts';
+import { openSqlite } from '../../../server/store/db.ts';
 import { upsertMember, type MemberRecord } from '../../../server/store/members.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
+import { rawDb } from '../../support/raw-db.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-wrappool-'));
 const pool = new WrapPool({ threads: 2, minPerThread: 4 });
@@ -90,29 +91,29 @@ describe('WrapPool', () => {
 
   for (const [name, failing] of [['through the pool', false], ['whose pool fails (a dead or stuck thread)', true]] as const) it(`a fan-out ${name} queues one copy per member, in order`, async () => {
     const SECRET = 'unit-test-secret-0123456789';
-    const db = openDb(join(dir, `p${failing ? 'f' : ''}.db`));
-    const queue = new QueueStore(db);
-    const list = await createList(db, SECRET, 'p@lists.test', { maxBytes: 100_000 });
-    db.transaction(() => {
+    const sql = openSqlite(join(dir, `p${failing ? 'f' : ''}.db`));
+    const queue = new QueueStore(sql);
+    const list = await createList(sql, SECRET, 'p@lists.test', { maxBytes: 100_000 });
+    await sql.tx(async () => {
       for (let i = 0; i < 95; i++) {
         const m = members[i % 3]!;
-        upsertMember(db, { listId: list.id, address: `m${String(i).padStart(2, '0')}@x.test`, fingerprint: m.fpr, publicKey: m.armored, encryptionKey: m.packet, expiresAt: null, keyState: 'valid' });
+        await upsertMember(sql, { listId: list.id, address: `m${String(i).padStart(2, '0')}@x.test`, fingerprint: m.fpr, publicKey: m.armored, encryptionKey: m.packet, expiresAt: null, keyState: 'valid' });
       }
-    })();
+    });
     const keysFor = listKeyCache(SECRET);
     const keys = await keysFor(list);
     const sealed = await sealPackets(utf8('inner packets'));
     const [archivePkesk, listPkesk] = await wrapMany(sealed.sessionKey, [keys.archive, keys.listRecipient]);
-    const postId = archivePost(db, { listId: list.id, messageId: '<p@x>', inReplyTo: null, references: [], date: null, size: sealed.body.length, body: sealed.body, archivePkesk: archivePkesk!, listPkesk: listPkesk! });
+    const postId = await archivePost(sql, { listId: list.id, messageId: '<p@x>', inReplyTo: null, references: [], date: null, size: sealed.body.length, body: sealed.body, archivePkesk: archivePkesk!, listPkesk: listPkesk! });
     // A failing pool: the page is wrapped on the main thread instead (wrapEach).
     const broken = { worthIt: () => true, wrap: () => Promise.reject(Object.assign(new Error('worker gone'), { name: 'AbortError' })) } as unknown as WrapPool;
-    const fanout = new Fanout({ db, queue, log: silentLog, keysFor, pageSize: 20, wrapPool: failing ? broken : pool });
+    const fanout = new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 20, wrapPool: failing ? broken : pool });
     expect(await fanout.run(postId, { data: new Uint8Array(sealed.sessionKey.data), algorithm: 'aes256' })).toEqual({ copies: 95, notices: 0 });
-    const rows = db.prepare("SELECT rcpt, pkesk FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY id").all(postId) as Array<{ rcpt: string; pkesk: Buffer }>;
+    const rows = rawDb(sql).prepare("SELECT rcpt, pkesk FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY id").all(postId) as Array<{ rcpt: string; pkesk: Buffer }>;
     expect(rows.map((r) => r.rcpt)).toEqual(Array.from({ length: 95 }, (_, i) => `m${String(i).padStart(2, '0')}@x.test`));
     for (const [i, r] of rows.entries()) {
       expect(Buffer.from((await members[i % 3]!.identity.unwrap(new Uint8Array(r.pkesk))).data).equals(Buffer.from(sealed.sessionKey.data))).toBe(true);
     }
-    db.close();
+    await sql.close();
   }, 120_000);
 });

@@ -1,4 +1,4 @@
-// No import circle runs through server/store/ (issue 13: db.ts and registry.ts
+// No import circle runs through server/store/ (issue 13: sql.ts and registry.ts
 // imported each other). Type-only imports count too, as madge counts them: the
 // schema lives in migrations.ts, which imports no repository module.
 
@@ -52,6 +52,7 @@ it('finds a cycle when there is one (the checker itself)', () => {
 
 it('no import circle passes through server/store/', () => {
   const g = graph([...tsFiles(join(ROOT, 'server')), ...tsFiles(join(ROOT, 'shared'))]);
-  expect(g.get(join(ROOT, 'server', 'store', 'db.ts'))).toEqual([join(ROOT, 'server', 'store', 'migrations.ts')]);
+  // sql.ts (the Sql interface every store is built on) imports no repository module.
+  expect(g.get(join(ROOT, 'server', 'store', 'sql.ts'))).toEqual([]);
   expect(cycles(g).filter((c) => c.includes('server/store/'))).toEqual([]);
 });

@@ -13,6 +13,7 @@ import { loadConfig, writeConfig } from '../../../../server/config/config.ts';
 import { createList } from '../../../../server/lists/lists.ts';
 import { silentLog } from '../../../../server/log/log.ts';
 import { openDb } from '../../../../server/store/db.ts';
+import { SqliteSql } from '../../../../server/store/sql.ts';
 import { getList } from '../../../../server/store/lists.ts';
 import { migrate, MIGRATIONS, SCHEMA_VERSION, SchemaError, schemaVersion } from '../../../../server/store/migrations.ts';
 import { compose, send, Sink } from '../../../integration/server/harness.ts';
@@ -113,10 +114,11 @@ describe('schema migrations', () => {
       }
       expect(before.lists!.length).toBe(2);
       expect(before.members!.length).toBe(2);
-      const list = getList(db, people.list)!;
+      const sql = new SqliteSql(db);
+      const list = (await getList(sql, people.list))!;
       expect(list).toMatchObject({ replayWindowDays: 7, hideSubjects: false, postPolicy: 'members' });
       // A list made after the upgrade gets today's defaults, whatever the old column said.
-      const made = await createList(db, people.secret, `new-${fixture.slice(0, 2)}@lists.example.org`, { maxBytes: 4096 });
+      const made = await createList(sql, people.secret, `new-${fixture.slice(0, 2)}@lists.example.org`, { maxBytes: 4096 });
       expect(made).toMatchObject({ replyTo: 'list', replayWindowDays: 7, hideSubjects: false });
       db.close();
 
@@ -171,7 +173,7 @@ describe('a server on a migrated data folder', () => {
       const server = await startServer(data, loadConfig(data).config, people.secret, { log: silentLog });
       try {
         const alice = people.people.find((p) => p.address === 'alice@example.org')!;
-        const listKey = (await readPublicKey(getList(server.db, people.list)!.listPublic)).key;
+        const listKey = (await readPublicKey((await getList(server.sql, people.list))!.listPublic)).key;
         const from = { address: alice.address, privateKey: await unlockPrivateKey(await parsePrivateKey(alice.privateArmored), alice.passphrase) };
         const raw = await compose(from as never, people.list, listKey, `after the upgrade from ${fixture}`);
         const seen = sink.to('bob@example.org').length;
