@@ -5,8 +5,42 @@
 // byte what openpgp.js makes, at a third of its CPU cost (the fan-out's largest
 // per-copy cost). Every other algorithm goes through shared/'s openpgp.js path.
 // Tests check both against openpgp.js's decryption and against gpg.
+//
+// One ephemeral key per slice (wrapSlice, used by the wrap pool). A PKESK costs two
+// X25519 operations when each makes its own ephemeral pair (the fixed-base
+// multiplication V = vG, then S = vR); the recipients of one slice of one post
+// share a single {v, V}, so each costs one (S_i = vR_i), plus the KDF and AES-KW.
+// Why that is safe here:
+//  - Every recipient of a post receives the same K; the slice's v protects nothing
+//    but that K. Whoever learns v (or any S_i) learns K of this one post, which every
+//    member of the slice holds anyway; v never spans two posts (a fresh pair per
+//    slice, per page, per post), so a member removed later learns nothing from an
+//    old v about later posts.
+//  - The KEKs still differ per recipient: S_i = vR_i differs for distinct keys, and
+//    the RFC 6637 / RFC 9580 11.5 KDF binds each KEK to the recipient's fingerprint.
+//  - Reusing the DH randomness across distinct recipients of one message is the
+//    studied "randomness re-use" multi-recipient setting (Kurosawa, PKC 2002;
+//    Bellare, Boldyreva, Staddon, PKC 2003): hashed-ElGamal/DHIES-style schemes
+//    stay IND-CCA secure under the same assumptions; CMS's KeyAgreeRecipientInfo
+//    (RFC 5652 6.2.2, used by S/MIME over ECDH, RFC 5753) carries one originator
+//    ephemeral key for a list of recipients.
+//  - What a recipient learns that it did not before: that other copies of this post
+//    carried the same V. Copies of a post are already linkable through the shared
+//    body ciphertext, and V says nothing about who else received it (the key IDs stay
+//    in each PKESK alone). A receiver sees only its own PKESK and computes S = rV
+//    as always: nothing on the wire changes shape.
+//  - The one text against it: RFC 9580 11.5's non-normative synopsis says "an
+//    ephemeral, single-use key pair" (added in crypto-refresh in 2023; RFC 6637 says
+//    "an ephemeral key pair"). It carries no MUST and cannot be checked by a receiver;
+//    the reasons above are why we depart from it for the recipients of one post.
+//    WrapPool's `ephemeral: 'recipient'` restores one pair per PKESK.
+// v lives only inside OpenSSL's key object (never in a JS buffer, never serialised or
+// logged) and is used for one slice: the reference is dropped when the slice ends, and
+// OpenSSL cleanses the key when the collector frees the object (Node has no call to wipe
+// a key object sooner; a pair per PKESK left one such object per recipient). Each S_i,
+// KEK and the session key block are zeroed as soon as they are used.
 
-import { createCipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createCipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hash, type KeyObject } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import type { Recipient, SessionKey } from '../../shared/index.ts';
 import { makePkesk } from '../../shared/envelope/packets.ts';
@@ -21,6 +55,11 @@ const KEK: Record<number, { bytes: number; wrap: string }> = {
 };
 const KW_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex');
 const SYM_AES256 = 9;
+const ANONYMOUS_SENDER = Buffer.from('Anonymous Sender    ', 'latin1');
+/** The session key block (AES-256: 40 octets) wrapped with AES-KW: 8 octets longer. */
+const WRAPPED = 48;
+/** PKESK v3 body: version, key ID, algorithm, MPI(0x40 || V) of 263 bits, size, wrapped key. */
+const PKESK_BODY = 1 + 8 + 1 + 2 + 1 + 32 + 1 + WRAPPED;
 
 interface EcdhParams {
   oid: { write(): Uint8Array };
@@ -28,15 +67,75 @@ interface EcdhParams {
   kdfParams: { hash: number; cipher: number };
 }
 
+/** RFC 6637 section 8 (RFC 9580 11.5): algorithm, K, two-octet checksum, PKCS#5 padding to 40 octets. The caller zeroes it. */
+function sessionKeyBlock(sessionKey: SessionKey): Buffer {
+  if (sessionKey.algorithm !== 'aes256' || sessionKey.data.length !== 32) throw new Error('unexpected session key');
+  let sum = 0;
+  for (const b of sessionKey.data) sum = (sum + b) & 0xffff;
+  const m = Buffer.alloc(40);
+  m[0] = SYM_AES256;
+  m.set(sessionKey.data, 1);
+  m[33] = sum >> 8;
+  m[34] = sum & 0xff;
+  m.fill(5, 35);
+  return m;
+}
+
+/**
+ * One ephemeral X25519 key pair {v, V}: for one PKESK, or shared by the recipients of
+ * one slice of one post (see the top of this file). v stays inside OpenSSL's key
+ * object; dispose() drops it.
+ */
+class Ephemeral {
+  private constructor(private key: KeyObject | null, readonly point: Buffer) {}
+
+  static fresh(): Ephemeral {
+    const pair = generateKeyPairSync('x25519');
+    // (JWK export measured about twice as fast as DER here.)
+    const point = Buffer.from((pair.publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url');
+    if (point.length !== 32) throw new Error('unexpected X25519 public key');
+    return new Ephemeral(pair.privateKey, point);
+  }
+
+  get privateKey(): KeyObject {
+    if (!this.key) throw new Error('ephemeral key already disposed');
+    return this.key;
+  }
+
+  dispose(): void {
+    this.key = null;
+  }
+}
+
 /** Native X25519 wrapping for one Curve25519 (legacy, v4) ECDH key. */
 class X25519Wrapper {
   private constructor(
     private readonly publicKey: KeyObject,
     private readonly keyId: Buffer,
-    private readonly kdfParam: Buffer,
+    /** The KDF's whole input, 00 00 00 01 || S || param (RFC 6637 section 7); S's 32 octets are zero between wraps. */
+    private readonly kdfInput: Buffer,
     private readonly hash: string,
     private readonly kek: { bytes: number; wrap: string },
   ) {}
+
+  private static make(x: Uint8Array, keyId: Uint8Array, oid: Uint8Array, hashId: number, cipherId: number, fingerprint: Uint8Array): X25519Wrapper | null {
+    const hashName = HASHES[hashId];
+    const kek = KEK[cipherId];
+    if (!hashName || !kek) return null;
+    // (JWK import measured about ten times as fast as DER here.)
+    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString('base64url') }, format: 'jwk' });
+    // RFC 6637 section 8: the KDF's fixed input for this recipient, behind the counter and room for S.
+    const kdfInput = Buffer.alloc(4 + 32 + oid.length + 5 + ANONYMOUS_SENDER.length + fingerprint.length);
+    kdfInput[3] = 1;
+    let at = 36;
+    kdfInput.set(oid, at);
+    at += oid.length;
+    kdfInput.set([ECDH, 3, 1, hashId, cipherId], at);
+    at += 5;
+    kdfInput.set(ANONYMOUS_SENDER, at);
+    kdfInput.set(fingerprint, at + ANONYMOUS_SENDER.length);
+    return new X25519Wrapper(publicKey, Buffer.from(keyId), kdfInput, hashName, kek);
+  }
 
   /**
    * Straight from the stored packet body, without openpgp.js's parser (which cost
@@ -57,17 +156,13 @@ class X25519Wrapper {
     at += 35;
     // KDF parameters: length 3, reserved 1, hash, cipher
     if (b[at] !== 3 || b[at + 1] !== 1) return null;
-    const hashId = b[at + 2]!;
-    const cipherId = b[at + 3]!;
-    const hash = HASHES[hashId];
-    const kek = KEK[cipherId];
-    if (!hash || !kek) return null;
-    const header = Buffer.from([0x99, b.length >> 8, b.length & 0xff]);
-    const fingerprint = createHash('sha1').update(header).update(b).digest();
-    // (JWK import measured about ten times as fast as DER here.)
-    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: x.toString('base64url') }, format: 'jwk' });
-    const kdfParam = Buffer.concat([oid, Buffer.from([ECDH, 3, 1, hashId, cipherId]), Buffer.from('Anonymous Sender    ', 'latin1'), fingerprint]);
-    return new X25519Wrapper(publicKey, Buffer.from(fingerprint.subarray(12)), kdfParam, hash, kek);
+    // v4 fingerprint: SHA-1 over 0x99, the two-octet length and the body (RFC 4880 12.2).
+    const framed = Buffer.allocUnsafe(3 + b.length);
+    framed[0] = 0x99;
+    framed.writeUInt16BE(b.length, 1);
+    b.copy(framed, 3);
+    const fingerprint = hash('sha1', framed, 'buffer');
+    return X25519Wrapper.make(x, fingerprint.subarray(12), oid, b[at + 2]!, b[at + 3]!, fingerprint);
   }
 
   static from(packet: KeyPacket): X25519Wrapper | null {
@@ -76,43 +171,48 @@ class X25519Wrapper {
     const oid = Buffer.from(p.publicParams.oid.write()); // length-prefixed
     if (!oid.subarray(1).equals(CURVE25519_OID)) return null;
     const { Q, kdfParams } = p.publicParams;
-    const hash = HASHES[kdfParams.hash];
-    const kek = KEK[kdfParams.cipher];
-    if (!hash || !kek || Q.length !== 33 || Q[0] !== 0x40) return null;
-    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(Q.subarray(1)).toString('base64url') }, format: 'jwk' });
-    // RFC 6637 section 8: the KDF's fixed input for this recipient.
-    const kdfParam = Buffer.concat([
-      oid, Buffer.from([ECDH, 3, 1, kdfParams.hash, kdfParams.cipher]),
-      Buffer.from('Anonymous Sender    ', 'latin1'), Buffer.from(p.getFingerprintBytes()),
-    ]);
-    return new X25519Wrapper(publicKey, Buffer.from(p.getKeyID().write()), kdfParam, hash, kek);
+    if (Q.length !== 33 || Q[0] !== 0x40) return null;
+    return X25519Wrapper.make(Q.subarray(1), p.getKeyID().write(), oid, kdfParams.hash, kdfParams.cipher, p.getFingerprintBytes());
   }
 
-  wrap(sessionKey: SessionKey): Uint8Array {
-    if (sessionKey.algorithm !== 'aes256' || sessionKey.data.length !== 32) throw new Error('unexpected session key');
-    const eph = generateKeyPairSync('x25519');
+  /** One PKESK for K's block `m` (sessionKeyBlock) under the ephemeral pair `eph`. */
+  wrapBlock(m: Buffer, eph: Ephemeral): Buffer {
     const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: this.publicKey });
-    const kek = createHash(this.hash).update(Buffer.from([0, 0, 0, 1])).update(shared).update(this.kdfParam).digest().subarray(0, this.kek.bytes);
+    shared.copy(this.kdfInput, 4);
     shared.fill(0);
-    // Session key block: algorithm, K, two-octet checksum, PKCS#5 padding to 8.
-    let sum = 0;
-    for (const b of sessionKey.data) sum = (sum + b) & 0xffff;
-    const m = Buffer.alloc(40);
-    m[0] = SYM_AES256;
-    m.set(sessionKey.data, 1);
-    m[33] = sum >> 8;
-    m[34] = sum & 0xff;
-    m.fill(5, 35);
-    const cipher = createCipheriv(this.kek.wrap, kek, KW_IV);
-    const wrapped = Buffer.concat([cipher.update(m), cipher.final()]);
-    m.fill(0);
-    kek.fill(0);
-    // (JWK export measured about twice as fast as DER here.)
-    const ephPublic = Buffer.from((eph.publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url');
-    if (ephPublic.length !== 32) throw new Error('unexpected X25519 public key');
-    // PKESK v3: version, key ID, algorithm, MPI(0x40 || ephemeral point), wrapped key.
-    const body = Buffer.concat([Buffer.from([3]), this.keyId, Buffer.from([ECDH, 0x01, 0x07, 0x40]), ephPublic, Buffer.from([wrapped.length]), wrapped]);
-    return Buffer.concat([Buffer.from([0xc1, body.length]), body]); // new-format header, tag 1
+    const digest = hash(this.hash, this.kdfInput, 'buffer');
+    this.kdfInput.fill(0, 4, 36);
+    const cipher = createCipheriv(this.kek.wrap, digest.subarray(0, this.kek.bytes), KW_IV);
+    const head = cipher.update(m);
+    const tail = cipher.final();
+    digest.fill(0);
+    if (head.length + tail.length !== WRAPPED) throw new Error('unexpected key wrap length');
+    const out = Buffer.allocUnsafe(2 + PKESK_BODY);
+    out[0] = 0xc1; // new-format header, tag 1
+    out[1] = PKESK_BODY;
+    out[2] = 3;
+    this.keyId.copy(out, 3);
+    out[11] = ECDH;
+    out[12] = 0x01; // MPI of 263 bits
+    out[13] = 0x07;
+    out[14] = 0x40;
+    eph.point.copy(out, 15);
+    out[47] = WRAPPED;
+    head.copy(out, 48);
+    tail.copy(out, 48 + head.length);
+    return out;
+  }
+
+  /** One PKESK with its own fresh ephemeral pair. */
+  wrap(sessionKey: SessionKey): Uint8Array {
+    const m = sessionKeyBlock(sessionKey);
+    const eph = Ephemeral.fresh();
+    try {
+      return this.wrapBlock(m, eph);
+    } finally {
+      m.fill(0);
+      eph.dispose();
+    }
   }
 }
 
@@ -139,4 +239,35 @@ export class PacketRecipient implements Recipient {
     if (this.native) return this.native.wrap(sessionKey);
     return makePkesk(this.packet!, sessionKey.data, openpgp.enums.symmetric[sessionKey.algorithm], false);
   }
+}
+
+/**
+ * Wraps K to each stored key packet of one slice of one post, in order: null where the
+ * packet cannot be parsed or wrapped (one bad key never fails the slice). Curve25519
+ * keys share one ephemeral pair for the whole slice unless `ephemeral` is 'recipient'
+ * (see the top of this file); other keys go through openpgp.js, one pair each.
+ */
+export async function wrapSlice(sessionKey: SessionKey, packets: Iterable<Uint8Array>, options: { ephemeral?: 'slice' | 'recipient' } = {}): Promise<Array<Uint8Array | null>> {
+  const m = sessionKeyBlock(sessionKey);
+  let eph: Ephemeral | null = null;
+  const out: Array<Uint8Array | null> = [];
+  try {
+    for (const packet of packets) {
+      let pkesk: Uint8Array | null = null;
+      try {
+        const native = X25519Wrapper.fromBytes(packet);
+        if (native && options.ephemeral !== 'recipient') pkesk = native.wrapBlock(m, (eph ??= Ephemeral.fresh()));
+        else if (native) pkesk = native.wrap(sessionKey);
+        // The fingerprint is not used by the wrap: the packet carries its own.
+        else pkesk = await (await PacketRecipient.fromPacket('', packet)).wrap(sessionKey);
+      } catch {
+        pkesk = null;
+      }
+      out.push(pkesk);
+    }
+  } finally {
+    m.fill(0);
+    eph?.dispose();
+  }
+  return out;
 }

@@ -1,12 +1,14 @@
 // Runs inside a worker thread of the wrap pool (wrap-pool.ts): wraps K to a
-// slice of a fan-out page. K arrives in memory only (moved, not copied, from
-// the main thread) and is zeroed before the task returns. A member key that
-// cannot be parsed or wrapped comes back as an empty slot, which the caller
-// turns into a KEY_NO_ENCRYPTION notice: one bad key never fails the slice.
+// slice of a fan-out page, the slice's Curve25519 recipients under one shared
+// ephemeral key (recipient.ts says why that is safe). K arrives in memory only
+// (moved, not copied, from the main thread) and is zeroed before the task
+// returns. A member key that cannot be parsed or wrapped comes back as an empty
+// slot, which the caller turns into a KEY_NO_ENCRYPTION notice: one bad key
+// never fails the slice.
 
 import { setPriority } from 'node:os';
 import { workerData } from 'piscina';
-import { PacketRecipient } from './recipient.ts';
+import { wrapSlice } from './recipient.ts';
 
 export interface WrapTask {
   /** K's 32 bytes (AES-256); zeroed here after use. */
@@ -18,6 +20,8 @@ export interface WrapTask {
    */
   packets: Uint8Array;
   ends: Uint32Array;
+  /** 'slice' (the default): one ephemeral key pair for the slice; 'recipient': one per PKESK. */
+  ephemeral?: 'slice' | 'recipient';
 }
 
 export interface WrapResult {
@@ -36,28 +40,23 @@ try {
   // not permitted or not supported: the pool still works, only without the yield
 }
 
+function* packetsOf(task: WrapTask): Generator<Uint8Array> {
+  let from = 0;
+  for (const end of task.ends) {
+    yield task.packets.subarray(from, end);
+    from = end;
+  }
+}
+
 export default async function run(task: WrapTask): Promise<WrapResult> {
-  const sessionKey = { data: task.key, algorithm: 'aes256' as const };
-  const pkesks: Array<Uint8Array | null> = [];
-  let total = 0;
+  let pkesks: Array<Uint8Array | null>;
   try {
-    let from = 0;
-    for (const end of task.ends) {
-      const packet = task.packets.subarray(from, end);
-      from = end;
-      let pkesk: Uint8Array | null = null;
-      try {
-        // The fingerprint is not used by the wrap: the packet carries its own.
-        pkesk = await (await PacketRecipient.fromPacket('', packet)).wrap(sessionKey);
-      } catch {
-        pkesk = null;
-      }
-      pkesks.push(pkesk);
-      total += pkesk?.byteLength ?? 0;
-    }
+    pkesks = await wrapSlice({ data: task.key, algorithm: 'aes256' }, packetsOf(task), { ephemeral: task.ephemeral });
   } finally {
     task.key.fill(0);
   }
+  let total = 0;
+  for (const p of pkesks) total += p?.byteLength ?? 0;
   const bytes = new Uint8Array(total);
   const ends = new Uint32Array(pkesks.length);
   let at = 0;

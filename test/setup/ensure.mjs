@@ -38,6 +38,9 @@ const DEBIAN_PACKAGES = {
   // Mailman 3 Core (test/support/mailman.ts): the `mailman` command; tests start
   // their own Core from a private mailman.cfg, never the system service.
   mailman3: 'mailman3',
+  // PostgreSQL 15, the second store (test/support/postgres.ts starts its own cluster
+  // with initdb and pg_ctl, never the system service).
+  postgresql: 'postgresql',
   // What checks the deployment guide's snippets (test/docs/docs.test.ts) with each tool's own parser.
   caddy: 'caddy',
   nginx: 'nginx-light',
@@ -49,6 +52,7 @@ const DEBIAN_PACKAGES = {
 const PROBES = {
   dovecot: ['/usr/sbin/dovecot', '/usr/lib/dovecot/imap', '/usr/lib/dovecot/lmtp'],
   mailman3: ['/usr/bin/mailman', '/usr/lib/mailman3/bin/runner'],
+  postgresql: ['/usr/lib/postgresql/15/bin/initdb', '/usr/lib/postgresql/15/bin/pg_ctl', '/usr/lib/postgresql/15/bin/postgres'],
   roundcube: ['/var/lib/roundcube/public_html/index.php', '/usr/bin/php', '/usr/share/roundcube/SQL/sqlite.initial.sql', '/etc/php/8.2/mods-available/pdo_sqlite.ini'],
 };
 
