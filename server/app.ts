@@ -3,10 +3,10 @@
 
 import type { AddressInfo } from 'node:net';
 import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
 import type { Config } from './config/config.ts';
-import { ConfigError } from './config/config.ts';
+import { ConfigError, loadConfig } from './config/config.ts';
 import { verifySecret } from './config/secret.ts';
 import { MaildirRelay, SmtpRelay, type Relay } from './delivery/relay.ts';
 import { createTokens } from './delivery/tokens.ts';
@@ -28,7 +28,8 @@ import { Fanout } from './pipeline/wrap.ts';
 import { WrapPool } from './pipeline/wrap-pool.ts';
 import { createIngest } from './smtp/ingest.ts';
 import { RequestHandler } from './commands/request.ts';
-import { getMeta, openSqlite, type Sql } from './store/db.ts';
+import { getMeta, type Sql } from './store/db.ts';
+import { isPostgresUrl, openDatabase } from './store/open.ts';
 import { allLists, type ListRecord } from './store/lists.ts';
 import { QueueStore } from './store/queue.ts';
 import { mailmanClient } from './mailman/endpoint.ts';
@@ -36,9 +37,16 @@ import { MailmanService } from './mailman/sync.ts';
 
 export const DB_FILE = 'letterlock.db';
 
-/** Opens the data folder's database and checks the secret against its verifier. */
-export async function openData(dataDir: string, secret: string): Promise<Sql> {
-  const sql = openSqlite(join(dataDir, DB_FILE));
+/** The database a data folder uses: its configured URL or file, else letterlock.db inside it. */
+export function databaseSpec(dataDir: string, config: Config = loadConfig(dataDir).config): string {
+  const d = config.database;
+  if (!d) return join(dataDir, DB_FILE);
+  return isPostgresUrl(d) ? d : resolve(dataDir, d);
+}
+
+/** Opens the data folder's database (migrated) and checks the secret against its verifier. */
+export async function openData(dataDir: string, secret: string, config?: Config): Promise<Sql> {
+  const sql = await openDatabase(databaseSpec(dataDir, config));
   try {
     const verifier = await getMeta(sql, 'secret_verifier');
     if (!verifier) throw new ConfigError(`${dataDir} is not initialized (run: letterlock init)`);
@@ -134,7 +142,7 @@ function listen(server: { listen(port: number, host: string, cb: () => void): un
  */
 export async function startServer(dataDir: string, config: Config, secret: string, options: { log?: EventLog } = {}): Promise<RunningServer> {
   const baseLog = options.log ?? createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: config.logLevel });
-  const sql = await openData(dataDir, secret);
+  const sql = await openData(dataDir, secret, config);
   // One metrics registry per server. Refusals and holds are counted from the event log's codes on their way through.
   const metrics = new ServerMetrics({ sql });
   const log = metrics.tap(baseLog);

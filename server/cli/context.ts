@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { DB_FILE, openData } from '../app.ts';
-import { type Config, dataDirFrom, loadConfig } from '../config/config.ts';
+import { CONFIG_FILE, type Config, dataDirFrom, loadConfig } from '../config/config.ts';
 import { defaultSecretFile, loadSecret } from '../config/secret.ts';
 import type { Sql } from '../store/db.ts';
 import { getList, type ListRecord } from '../store/lists.ts';
@@ -34,7 +34,8 @@ export interface Store {
 
 /** Refuses (exit 3) a folder that was never initialized, before creating anything in it. */
 export function requireInitialized(dataDir: string): void {
-  if (!existsSync(join(dataDir, DB_FILE))) {
+  // A folder on PostgreSQL has no letterlock.db: its configuration names the database.
+  if (!existsSync(join(dataDir, DB_FILE)) && !(existsSync(join(dataDir, CONFIG_FILE)) && loadConfig(dataDir).config.database)) {
     throw new CliError(`${dataDir} is not initialized (run: letterlock init --data ${dataDir})`, EXIT.UNREACHABLE);
   }
 }
@@ -44,7 +45,7 @@ export async function openStore(cmd: Command): Promise<Store> {
   requireInitialized(dataDir);
   const { config } = loadConfig(dataDir);
   const secret = loadSecret(config.secretFile ?? defaultSecretFile(dataDir));
-  return { dataDir, config, secret, sql: await openData(dataDir, secret) };
+  return { dataDir, config, secret, sql: await openData(dataDir, secret, config) };
 }
 
 /** Runs fn with the store open and closes it whatever happens. */

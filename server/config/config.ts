@@ -136,6 +136,12 @@ export const ConfigSchema = z.object({
     heldPerHour: z.number().int().min(0).max(100_000).default(60),
   }).strict().prefault({}),
   secretFile: z.string().min(1).optional(),
+  /**
+   * Where the data lives: absent, letterlock.db in the data folder (SQLite, the embedded
+   * default); a file path (relative to the data folder), another SQLite file; or a
+   * postgres:// URL, PostgreSQL, which several nodes can share (README, "Several nodes").
+   */
+  database: z.string().min(1).max(2000).refine((s) => !/[\r\n\0]/.test(s), 'must be one line').optional(),
   /** A Mailman 3 Core whose lists Letterlock lists may be bound to (issue 11; server/mailman/). */
   mailman: z.object({
     /** The Core's REST root, e.g. http://127.0.0.1:8001. */
@@ -205,6 +211,8 @@ export function loadConfig(dataDir: string): LoadedConfig {
   const httpPort = envInt('LETTERLOCK_HTTP_PORT');
   if (smtpPort !== undefined) config.smtp.port = smtpPort;
   if (httpPort !== undefined) config.http.port = httpPort;
+  // The URL may carry a password: operators often keep it in the environment, not the file.
+  if (process.env.LETTERLOCK_DATABASE) config.database = parseConfig({ database: process.env.LETTERLOCK_DATABASE }, 'LETTERLOCK_DATABASE').database;
   if (process.env.LETTERLOCK_RELAY) config.relay = parseConfig({ relay: process.env.LETTERLOCK_RELAY }, 'LETTERLOCK_RELAY').relay;
   return { dataDir: dir, config };
 }

@@ -13,7 +13,7 @@ import { init } from '../init.ts';
 import { CliError, emit, EXIT } from '../output.ts';
 import { portArg, relayArg } from './args.ts';
 
-interface InitOpts { smtpPort?: number; httpPort?: number; relay?: string; secretFile?: string }
+interface InitOpts { smtpPort?: number; httpPort?: number; relay?: string; secretFile?: string; database?: string }
 
 /** Each given option that differs from the stored config, with how to change it. */
 function differences(stored: Config, o: InitOpts): string[] {
@@ -24,6 +24,8 @@ function differences(stored: Config, o: InitOpts): string[] {
   if (o.secretFile !== undefined && resolve(stored.secretFile ?? '') !== resolve(o.secretFile)) {
     out.push(`secretFile is ${stored.secretFile ?? '(default)'}, not ${o.secretFile}`);
   }
+  // Never print the URL: it may carry a password.
+  if (o.database !== undefined && stored.database !== o.database) out.push('database differs from the one in letterlock.json');
   return out;
 }
 
@@ -34,6 +36,7 @@ export function register(program: Command): void {
     .option('--http-port <n>', 'HTTP API port (default 8025)', portArg)
     .option('--relay <url>', 'outbound SMTP relay, smtp://host:port (default: a local Maildir)', relayArg)
     .option('--secret-file <path>', 'where the server secret lives (default DATA/secret, mode 0600)')
+    .option('--database <url>', 'postgres://user@host/db to share one PostgreSQL between nodes (default: DATA/letterlock.db, SQLite)')
     .addHelpText('after', `
 Running init again on an initialized folder checks it; options that differ from
 letterlock.json are refused (exit 1): edit letterlock.json, or use the
@@ -43,7 +46,8 @@ LETTERLOCK_SMTP_PORT / LETTERLOCK_HTTP_PORT / LETTERLOCK_RELAY overrides.
 
 Examples:
   letterlock init --data /var/lib/letterlock
-  letterlock init --smtp-port 2525 --http-port 8025 --relay smtp://127.0.0.1:25`)
+  letterlock init --smtp-port 2525 --http-port 8025 --relay smtp://127.0.0.1:25
+  letterlock init --database postgres://letterlock@db.example.org/letterlock   (each node; same secret)`)
     .action(async (o: InitOpts, cmd: Command) => {
       const dataDir = dataDirOf(cmd);
       const configPath = join(dataDir, CONFIG_FILE);
@@ -64,6 +68,7 @@ Examples:
       if (o.httpPort !== undefined) config.http = { port: o.httpPort };
       if (o.relay !== undefined) config.relay = o.relay;
       if (o.secretFile !== undefined) config.secretFile = o.secretFile;
+      if (o.database !== undefined) config.database = o.database;
       const r = await init({ dataDir, config });
       const stored = parseConfig(JSON.parse(readFileSync(configPath, 'utf8')), configPath);
       const secretFile = resolve(stored.secretFile ?? defaultSecretFile(dataDir));
@@ -73,7 +78,7 @@ Examples:
         dataDir, created: r.created, secretSource: fromEnv ? 'env' : 'file', secretFile: fromEnv ? null : secretFile,
         smtpPort: stored.smtp.port, httpPort: stored.http.port, relay: stored.relay ?? null,
       }, () => [
-        r.created ? `initialized ${dataDir}` : `${dataDir} was already initialized (nothing changed)`,
+        r.created ? `initialized ${dataDir}` : r.joined ? `initialized ${dataDir} on the existing database (another node's; the secret matches)` : `${dataDir} was already initialized (nothing changed)`,
         `server secret: ${r.secretSource}`,
         ...(r.created ? [
           '',
