@@ -3,10 +3,10 @@
 // migrated to this Letterlock's schema; a database from a newer one is refused
 // (SchemaError).
 
-import { openDb } from './db.ts';
+import { openSqlite } from './db.ts';
 import { migratePg } from './migrations-pg.ts';
 import { PgSql, type PgOptions } from './sql-pg.ts';
-import { SqliteSql, type Sql } from './sql.ts';
+import type { Sql } from './sql.ts';
 
 export function isPostgresUrl(spec: string): boolean {
   return /^postgres(ql)?:\/\//i.test(spec);
@@ -24,5 +24,5 @@ export async function openDatabase(spec: string, pgOptions: PgOptions = {}): Pro
     return sql;
   }
   // openDb migrates the SQLite file (migrations.ts) and closes it again on failure.
-  return new SqliteSql(openDb(spec));
+  return openSqlite(spec);
 }

@@ -172,8 +172,19 @@ export class SqliteSql implements Sql {
     }
   }
 
-  async close(): Promise<void> {
-    while (this.holder !== null) await new Promise<void>((resolve) => this.waiting.push(resolve));
+  /**
+   * Waits up to waitMs for a running transaction to end, then closes anyway: a stop
+   * must not hang on a transaction that never ends (its next statement then fails,
+   * and SQLite rolls back what it had not committed).
+   */
+  async close(waitMs = 10_000): Promise<void> {
+    const deadline = Date.now() + waitMs;
+    while (this.holder !== null && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.waiting.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
     this.stmts.clear();
     if (this.db.open) this.db.close();
   }
