@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
 import type { Config } from './config/config.ts';
-import { ConfigError, loadConfig } from './config/config.ts';
+import { ConfigError, loadConfig, nodeId } from './config/config.ts';
 import { verifySecret } from './config/secret.ts';
 import { MaildirRelay, SmtpRelay, type Relay } from './delivery/relay.ts';
 import { createTokens } from './delivery/tokens.ts';
@@ -78,6 +78,8 @@ export function makeRelay(dataDir: string, config: Config): Relay {
 }
 
 export interface RunningServer {
+  /** This node's id (config `node`, else `<hostname>:<smtp port>`). */
+  node: string;
   smtpPort: number;
   httpPort: number;
   relay: string;
@@ -155,7 +157,8 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     }
   };
   try {
-    const queue = new QueueStore(sql);
+    const node = nodeId(config);
+    const queue = new QueueStore(sql, { nodeId: node, leaseMs: config.cluster.leaseMs });
     const tokens = createTokens(secret);
     const relay = makeRelay(dataDir, config);
     undo.push(() => relay.close());
@@ -181,7 +184,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     const wrapPool = new WrapPool({ threads: config.pipeline.threads });
     wrapPool.warm();
     undo.push(() => wrapPool.close());
-    const fanout = new Fanout({ sql, queue, log, keysFor, wrapPool, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
+    const fanout = new Fanout({ sql, queue, log, keysFor, wrapPool, nodeId: node, leaseMs: config.cluster.leaseMs, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
     undo.push(async () => { fanout.stop(); await fanout.idle(); });
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
     pool.warm();
@@ -227,6 +230,8 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     undo.push(async () => { digest.stop(); await digest.idle(); });
     mailman?.start(); // first roster read of every bound list, then on the interval
     void fanout.resumeAll(); // fan-outs a crash interrupted
+    // Fan-outs another node left (it died mid-post): taken over once its lease runs out.
+    if (sql.dialect === 'postgres') fanout.watchTakeovers(config.cluster.pollMs);
 
     const smtp: SMTPServer = createIngest({
       host: config.smtp.host, port: config.smtp.port, maxMessageBytes: config.smtp.maxMessageBytes, maxClients: config.smtp.maxClients,
@@ -247,7 +252,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
 
     let closing: Promise<void> | null = null;
     return {
-      smtpPort, httpPort, relay: relay.description, worker, sql, log, ops: { metrics, health, held, digest },
+      node, smtpPort, httpPort, relay: relay.description, worker, sql, log, ops: { metrics, health, held, digest },
       close() {
         closing ??= (async () => {
           log.info('server.stopping', {});
