@@ -7,7 +7,9 @@
 import { claimDeliveries, DEFAULT_LEASE_MS, markSentClaimed, reclaimExpired, recoverOwnClaims, releaseClaims, renewLeases } from './coordination.ts';
 import type { Sql } from './sql.ts';
 
-export type DeliveryKind = 'copy' | 'notice' | 'bounce' | 'report';
+import type { DeliveryKind, DeliveryRow } from './delivery-row.ts';
+
+export type { DeliveryKind, DeliveryRow } from './delivery-row.ts';
 
 export interface NewDelivery {
   listId: number;
@@ -16,20 +18,6 @@ export interface NewDelivery {
   rcpt: string;
   pkesk?: Uint8Array | null;
   mail?: string | null;
-}
-
-export interface DeliveryRow {
-  id: number;
-  list_id: number;
-  post_id: number | null;
-  kind: DeliveryKind;
-  rcpt: string;
-  pkesk: Buffer | null;
-  mail: Buffer | null;
-  attempts: number;
-  created_at: number;
-  /** As claimed: the recipient's chosen copy form (member_prefs), null for the default; absent: not looked up. */
-  form?: 'pgp-mime' | 'inline' | null;
 }
 
 /** How long an acceptance may wait for its commit, and how many may wait at most. */
