@@ -225,7 +225,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     });
     worker.start();
     undo.push(() => worker!.stop());
-    const digest = new DigestJob({ sql, queue, log, keysFor, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: () => worker?.kick() });
+    const digest = new DigestJob({ sql, queue, log, keysFor, nodeId: node, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: () => worker?.kick() });
     digest.start();
     undo.push(async () => { digest.stop(); await digest.idle(); });
     mailman?.start(); // first roster read of every bound list, then on the interval

@@ -8,6 +8,7 @@ import { toHex, randomBytes } from '../../shared/index.ts';
 import type { Config } from '../config/config.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
 import { isStorageError, type Sql } from '../store/db.ts';
+import { runOnce } from '../store/coordination.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { getPost, getPostMessageId } from '../store/posts.ts';
 import type { DeliveryRow, QueueStore } from '../store/queue.ts';
@@ -353,7 +354,8 @@ export class DeliveryWorker {
     const now = Date.now();
     if (this.reporting || (!force && now - this.lastReport < this.o.delivery.reportDelayMs)) return this.reporting ?? Promise.resolve();
     this.lastReport = now;
-    this.reporting = this.reportPass().catch((e: unknown) => {
+    // Several nodes on one database: one report pass at a time across them, so a failure is reported once.
+    this.reporting = runOnce(this.o.sql, 'owner-reports', () => this.reportPass()).then(() => undefined).catch((e: unknown) => {
       // A storage error leaves the rows unreported: the next flush tries again.
       this.o.log.error('delivery.error', { code: codeOf(e) });
     }).finally(() => { this.reporting = null; });
