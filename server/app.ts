@@ -32,6 +32,8 @@ import { getMeta, type Sql } from './store/db.ts';
 import { isPostgresUrl, openDatabase } from './store/open.ts';
 import { allLists, type ListRecord } from './store/lists.ts';
 import { QueueStore } from './store/queue.ts';
+import { PgSql } from './store/sql-pg.ts';
+import { PgWakeups } from './store/wakeup.ts';
 import { mailmanClient } from './mailman/endpoint.ts';
 import { MailmanService } from './mailman/sync.ts';
 
@@ -163,6 +165,17 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     const relay = makeRelay(dataDir, config);
     undo.push(() => relay.close());
     let worker: DeliveryWorker | null = null;
+    // Several nodes on PostgreSQL: rows queued here wake the other nodes' workers at once (NOTIFY);
+    // their bounded idle poll is the fallback while the listening connection is down.
+    const wake = sql instanceof PgSql ? new PgWakeups(sql, { onWake: () => worker?.kick() }) : null;
+    if (wake) {
+      wake.start();
+      undo.push(() => wake.stop());
+    }
+    const queued = (): void => {
+      worker?.kick();
+      wake?.notify();
+    };
     const keysFor = listKeyCache(secret);
     // Unlock every list key now: the S2K work is paid at start, not by the first post.
     await Promise.all((await allLists(sql)).map((l) => keysFor(l)));
@@ -177,21 +190,21 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     let publicUrl = config.publicUrl ?? '';
     const rest = mailmanClient(config, dataDir);
     const mailman = rest ? new MailmanService({
-      sql, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: () => worker?.kick(),
+      sql, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: queued,
     }) : undefined;
     if (mailman) undo.push(() => mailman.stop());
     // The wrap step on every core (closed after the fan-out stops: undo runs in reverse).
     const wrapPool = new WrapPool({ threads: config.pipeline.threads });
     wrapPool.warm();
     undo.push(() => wrapPool.close());
-    const fanout = new Fanout({ sql, queue, log, keysFor, wrapPool, nodeId: node, leaseMs: config.cluster.leaseMs, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
+    const fanout = new Fanout({ sql, queue, log, keysFor, wrapPool, nodeId: node, leaseMs: config.cluster.leaseMs, onQueued: queued, observe: metrics, ...(mailman ? { mailman } : {}) });
     undo.push(async () => { fanout.stop(); await fanout.idle(); });
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
     pool.warm();
     undo.push(() => pool.close());
-    const held = new HeldNotifier({ sql, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: () => worker?.kick() });
+    const held = new HeldNotifier({ sql, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: queued });
     undo.push(async () => { held.stop(); await held.idle(); });
-    const pipeline = new Pipeline({ sql, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick(), onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
+    const pipeline = new Pipeline({ sql, queue, log, keysFor, fanout, pool, onQueued: queued, onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
     const health = new HealthCheck({
       sql, keysFor, relay: relayTarget(config.relay, config.maildir ?? join(dataDir, 'maildir')), timeoutMs: config.health.relayTimeoutMs, cacheMs: config.health.cacheMs,
     });
@@ -206,7 +219,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
       sql, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline, log,
       limits: config.http.limits, trustProxy: config.http.trustProxy,
       get publicUrl() { return publicUrl; },
-      onQueued: () => worker?.kick(),
+      onQueued: queued,
       ops: { health, metrics, metricsAccess: config.metrics.access, loopDelay },
     });
     undo.push(() => http.close());
@@ -225,7 +238,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     });
     worker.start();
     undo.push(() => worker!.stop());
-    const digest = new DigestJob({ sql, queue, log, keysFor, nodeId: node, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: () => worker?.kick() });
+    const digest = new DigestJob({ sql, queue, log, keysFor, nodeId: node, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: queued });
     digest.start();
     undo.push(async () => { digest.stop(); await digest.idle(); });
     mailman?.start(); // first roster read of every bound list, then on the interval
@@ -237,7 +250,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
       host: config.smtp.host, port: config.smtp.port, maxMessageBytes: config.smtp.maxMessageBytes, maxClients: config.smtp.maxClients,
       hygiene: config.smtp,
       sql, queue, pipeline, work, tokens, log,
-      requests: new RequestHandler({ sql, queue, log, keysFor, pool, onQueued: () => worker?.kick() }),
+      requests: new RequestHandler({ sql, queue, log, keysFor, pool, onQueued: queued }),
     });
     smtp.on('error', (e) => log.error('smtp.error', { code: codeOf(e) }));
     try {
