@@ -107,6 +107,8 @@ export class DeliveryWorker {
   private async tickLeases(): Promise<void> {
     try {
       await this.o.queue.renew();
+      // SQLite has one node: its rows in flight are its own, taken back at its next start.
+      if (this.o.sql.dialect !== 'postgres') return;
       const reclaimed = await this.o.queue.reclaimExpired();
       if (reclaimed > 0) {
         this.o.log.warn('delivery.recovered', { recovered: reclaimed });

@@ -210,7 +210,13 @@ export class QueueStore {
   }
 
   async markReported(ids: number[]): Promise<void> {
-    await this.sql.tx(async () => { for (const id of ids) await this.sql.run('UPDATE owner_reports SET reported = 1 WHERE id = ?', [id]); });
+    // Chunks of ids in one statement each (a round trip per row costs on PostgreSQL).
+    await this.sql.tx(async () => {
+      for (let i = 0; i < ids.length; i += 500) {
+        const chunk = ids.slice(i, i + 500);
+        await this.sql.run(`UPDATE owner_reports SET reported = 1 WHERE id IN (${chunk.map(() => '?').join(',')})`, chunk);
+      }
+    });
   }
 
   /** Owner reports of one list in [since, now): how many, and up to `limit` groups by recipient and reason, largest first. */

@@ -3,7 +3,9 @@
 // stores, and the wake-ups between nodes (LISTEN/NOTIFY) on a real PostgreSQL,
 // including a listening connection that the server cuts.
 
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
+import { nodeId, parseConfig } from '../../../../server/config/config.ts';
 import { advanceWrap, claimWrap, finishWrap, insertPost, releaseWrap, takeableWraps, WrapLeaseLost } from '../../../../server/store/posts.ts';
 import { PgSql } from '../../../../server/store/sql-pg.ts';
 import type { Sql } from '../../../../server/store/sql.ts';
@@ -27,6 +29,20 @@ async function caught(p: Promise<unknown>): Promise<unknown> {
   }
   throw new Error('expected a rejection');
 }
+
+describe('node id and lease settings', () => {
+  it('defaults to <hostname>:<smtp port>; bounded lengths and leases', () => {
+    expect(nodeId(parseConfig({}, 'test'))).toBe(`${hostname()}:2525`);
+    expect(nodeId(parseConfig({ smtp: { port: 2600 } }, 'test'))).toBe(`${hostname()}:2600`);
+    expect(nodeId(parseConfig({ node: 'mx1' }, 'test'))).toBe('mx1');
+    expect(() => parseConfig({ node: '' }, 'test')).toThrow(/node/);
+    expect(() => parseConfig({ node: 'x'.repeat(201) }, 'test')).toThrow(/node/);
+    expect(() => parseConfig({ node: 'a\nb' }, 'test')).toThrow(/node/);
+    expect(parseConfig({}, 'test').cluster).toEqual({ leaseMs: 120_000, pollMs: 1_500 });
+    expect(() => parseConfig({ cluster: { leaseMs: 999 } }, 'test')).toThrow(/cluster.leaseMs/);
+    expect(() => parseConfig({ cluster: { pollMs: 60_001 } }, 'test')).toThrow(/cluster.pollMs/);
+  });
+});
 
 describe.each(stores.list)('fan-out lease on $name', (backend) => {
   it('one node at a time; the cursor moves by compare-and-set; an expired lease is taken over', async () => {
