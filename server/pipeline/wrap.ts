@@ -149,13 +149,22 @@ export class Fanout {
       if (this.stopped) return;
       try {
         // A post already waiting in the chain runs twice at most: the second run reads its cursor and does nothing.
-        for (const id of await takeableWraps(this.d.sql, this.nodeId, Date.now())) this.run(id).catch(() => {});
+        for (const id of await takeableWraps(this.d.sql, this.nodeId, this.leaseClock())) this.run(id).catch(() => {});
       } catch (e) {
         this.d.log.error('post.failed', { code: codeOf(e) });
         this.retrySoon();
       }
     }, 5_000);
     this.retryTimer.unref();
+  }
+
+  /**
+   * The time leases are judged by. SQLite has one node, so every unfinished
+   * fan-out is this process's to finish whatever node id its previous run had
+   * (the default id changes with the SMTP port): any lease counts as run out.
+   */
+  private leaseClock(): number {
+    return this.d.sql.dialect === 'postgres' ? Date.now() : Number.MAX_SAFE_INTEGER;
   }
 
   /** No more retries; then wait for idle(). */
@@ -169,7 +178,7 @@ export class Fanout {
 
   /** After a restart: finish every fan-out a crash interrupted (this node's, unowned, or expired). */
   async resumeAll(): Promise<void> {
-    const jobs = (await takeableWraps(this.d.sql, this.nodeId, Date.now())).map((id) => this.run(id));
+    const jobs = (await takeableWraps(this.d.sql, this.nodeId, this.leaseClock())).map((id) => this.run(id));
     return Promise.allSettled(jobs).then(() => undefined);
   }
 
@@ -185,7 +194,7 @@ export class Fanout {
     this.takeoverTimer = setInterval(() => {
       if (scanning || this.stopped) return;
       scanning = true;
-      void takeableWraps(this.d.sql, this.nodeId, Date.now(), 100).then((ids) => {
+      void takeableWraps(this.d.sql, this.nodeId, this.leaseClock(), 100).then((ids) => {
         for (const id of ids) if (!this.queued.has(id)) this.run(id).catch(() => {});
       }, (e: unknown) => this.d.log.error('post.failed', { code: codeOf(e) })).finally(() => { scanning = false; });
     }, everyMs);
@@ -200,7 +209,7 @@ export class Fanout {
     const { sql, queue, log } = this.d;
     const lease = () => Date.now() + this.leaseMs;
     // Null: finished, or another node holds the post's lease (it finishes it; this node takes over if that lease runs out).
-    const state = await claimWrap(sql, postId, this.nodeId, Date.now(), lease());
+    const state = await claimWrap(sql, postId, this.nodeId, this.leaseClock(), lease());
     if (!state) {
       given?.data.fill(0);
       return { copies: 0, notices: 0 };
