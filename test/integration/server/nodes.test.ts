@@ -79,7 +79,7 @@ beforeAll(async () => {
   pgServer = await startPostgres();
   url = await pgServer.createDatabase();
   await sink.start();
-  sink.delayMs = 20; // a slower relay: rows in flight when a node dies
+  sink.delayMs = 30; // a slower relay: rows in flight when a node dies
   for (const node of ['node-a', 'node-b']) {
     const dir = tempDir(node);
     dirs.push(dir);
