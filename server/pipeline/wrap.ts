@@ -276,11 +276,16 @@ export class Fanout {
         // The next page's members are read now, before the transaction below takes the connection.
         pending = this.d.wrapPool ? ahead() : null;
         // Only statements inside: the wrapping (crypto) of this page is done, the next one runs on the pool.
-        await sql.tx(async () => {
-          await deliver(wrapped, list, postId, state.messageId, queue);
-          // Compare-and-set on the cursor under this node's lease: a page is never queued twice, even by a node that paused past its lease.
-          await advanceWrap(sql, postId, cursor, wrapped.last, this.nodeId, lease());
-        });
+        try {
+          await sql.tx(async () => {
+            await deliver(wrapped, list, postId, state.messageId, queue);
+            // Compare-and-set on the cursor under this node's lease: a page is never queued twice, even by a node that paused past its lease.
+            await advanceWrap(sql, postId, cursor, wrapped.last, this.nodeId, lease());
+          });
+        } catch (e) {
+          await pending?.catch(() => {}); // the page ahead may still use K on the pool: zeroed only after it
+          throw e;
+        }
         cursor = wrapped.last;
         copies += wrapped.copies.length;
         notices += wrapped.missed.length;
