@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SMTPServer } from 'smtp-server';
 import type { Config } from './config/config.ts';
-import { ConfigError, loadConfig } from './config/config.ts';
+import { ConfigError, loadConfig, nodeId } from './config/config.ts';
 import { verifySecret } from './config/secret.ts';
 import { MaildirRelay, SmtpRelay, type Relay } from './delivery/relay.ts';
 import { createTokens } from './delivery/tokens.ts';
@@ -32,6 +32,8 @@ import { getMeta, type Sql } from './store/db.ts';
 import { isPostgresUrl, openDatabase } from './store/open.ts';
 import { allLists, type ListRecord } from './store/lists.ts';
 import { QueueStore } from './store/queue.ts';
+import { PgSql } from './store/sql-pg.ts';
+import { PgWakeups } from './store/wakeup.ts';
 import { mailmanClient } from './mailman/endpoint.ts';
 import { MailmanService } from './mailman/sync.ts';
 
@@ -78,6 +80,8 @@ export function makeRelay(dataDir: string, config: Config): Relay {
 }
 
 export interface RunningServer {
+  /** This node's id (config `node`, else `<hostname>:<smtp port>`). */
+  node: string;
   smtpPort: number;
   httpPort: number;
   relay: string;
@@ -155,11 +159,23 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     }
   };
   try {
-    const queue = new QueueStore(sql);
+    const node = nodeId(config);
+    const queue = new QueueStore(sql, { nodeId: node, leaseMs: config.cluster.leaseMs });
     const tokens = createTokens(secret);
     const relay = makeRelay(dataDir, config);
     undo.push(() => relay.close());
     let worker: DeliveryWorker | null = null;
+    // Several nodes on PostgreSQL: rows queued here wake the other nodes' workers at once (NOTIFY);
+    // their bounded idle poll is the fallback while the listening connection is down.
+    const wake = sql instanceof PgSql ? new PgWakeups(sql, { onWake: () => worker?.kick() }) : null;
+    if (wake) {
+      wake.start();
+      undo.push(() => wake.stop());
+    }
+    const queued = (): void => {
+      worker?.kick();
+      wake?.notify();
+    };
     const keysFor = listKeyCache(secret);
     // Unlock every list key now: the S2K work is paid at start, not by the first post.
     await Promise.all((await allLists(sql)).map((l) => keysFor(l)));
@@ -174,21 +190,21 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     let publicUrl = config.publicUrl ?? '';
     const rest = mailmanClient(config, dataDir);
     const mailman = rest ? new MailmanService({
-      sql, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: () => worker?.kick(),
+      sql, queue, log, rest, settings: config.mailman!, publicUrl: () => publicUrl, onQueued: queued,
     }) : undefined;
     if (mailman) undo.push(() => mailman.stop());
     // The wrap step on every core (closed after the fan-out stops: undo runs in reverse).
     const wrapPool = new WrapPool({ threads: config.pipeline.threads });
     wrapPool.warm();
     undo.push(() => wrapPool.close());
-    const fanout = new Fanout({ sql, queue, log, keysFor, wrapPool, onQueued: () => worker?.kick(), observe: metrics, ...(mailman ? { mailman } : {}) });
+    const fanout = new Fanout({ sql, queue, log, keysFor, wrapPool, nodeId: node, leaseMs: config.cluster.leaseMs, onQueued: queued, observe: metrics, ...(mailman ? { mailman } : {}) });
     undo.push(async () => { fanout.stop(); await fanout.idle(); });
     const pool = new OpenPool({ threads: config.pipeline.threads, budgetMs: config.pipeline.budgetMs });
     pool.warm();
     undo.push(() => pool.close());
-    const held = new HeldNotifier({ sql, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: () => worker?.kick() });
+    const held = new HeldNotifier({ sql, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: queued });
     undo.push(async () => { held.stop(); await held.idle(); });
-    const pipeline = new Pipeline({ sql, queue, log, keysFor, fanout, pool, onQueued: () => worker?.kick(), onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
+    const pipeline = new Pipeline({ sql, queue, log, keysFor, fanout, pool, onQueued: queued, onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
     const health = new HealthCheck({
       sql, keysFor, relay: relayTarget(config.relay, config.maildir ?? join(dataDir, 'maildir')), timeoutMs: config.health.relayTimeoutMs, cacheMs: config.health.cacheMs,
     });
@@ -203,7 +219,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
       sql, queue, tokens, secret, adminToken: adminToken(dataDir), keysFor, pipeline, log,
       limits: config.http.limits, trustProxy: config.http.trustProxy,
       get publicUrl() { return publicUrl; },
-      onQueued: () => worker?.kick(),
+      onQueued: queued,
       ops: { health, metrics, metricsAccess: config.metrics.access, loopDelay },
     });
     undo.push(() => http.close());
@@ -222,17 +238,19 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     });
     worker.start();
     undo.push(() => worker!.stop());
-    const digest = new DigestJob({ sql, queue, log, keysFor, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: () => worker?.kick() });
+    const digest = new DigestJob({ sql, queue, log, keysFor, nodeId: node, intervalMs: config.notify.digestIntervalSeconds * 1000, onQueued: queued });
     digest.start();
     undo.push(async () => { digest.stop(); await digest.idle(); });
     mailman?.start(); // first roster read of every bound list, then on the interval
     void fanout.resumeAll(); // fan-outs a crash interrupted
+    // Fan-outs another node left (it died mid-post): taken over once its lease runs out.
+    if (sql.dialect === 'postgres') fanout.watchTakeovers(config.cluster.pollMs);
 
     const smtp: SMTPServer = createIngest({
       host: config.smtp.host, port: config.smtp.port, maxMessageBytes: config.smtp.maxMessageBytes, maxClients: config.smtp.maxClients,
       hygiene: config.smtp,
       sql, queue, pipeline, work, tokens, log,
-      requests: new RequestHandler({ sql, queue, log, keysFor, pool, onQueued: () => worker?.kick() }),
+      requests: new RequestHandler({ sql, queue, log, keysFor, pool, onQueued: queued }),
     });
     smtp.on('error', (e) => log.error('smtp.error', { code: codeOf(e) }));
     try {
@@ -247,7 +265,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
 
     let closing: Promise<void> | null = null;
     return {
-      smtpPort, httpPort, relay: relay.description, worker, sql, log, ops: { metrics, health, held, digest },
+      node, smtpPort, httpPort, relay: relay.description, worker, sql, log, ops: { metrics, health, held, digest },
       close() {
         closing ??= (async () => {
           log.info('server.stopping', {});

@@ -35,6 +35,8 @@ export interface FanoutStatus {
 
 export interface StatusSnapshot {
   at: string;
+  /** The node id of the data folder asking (several nodes on one database); absent when not known. */
+  node?: string;
   queue: ReturnType<typeof queueStats>;
   held: number;
   posts: FanoutStatus[];
@@ -53,7 +55,7 @@ function eta(active: number, rate: number | null, retryAt: number, now: number):
   return Math.max(Math.ceil(active / rate), waiting);
 }
 
-export async function statusSnapshot(sql: Sql, o: { limit?: number; now?: number } = {}): Promise<StatusSnapshot> {
+export async function statusSnapshot(sql: Sql, o: { limit?: number; now?: number; node?: string } = {}): Promise<StatusSnapshot> {
   const now = o.now ?? Date.now();
   const limit = Math.min(Math.max(1, o.limit ?? 10), MAX_STATUS_POSTS);
   const queue = new QueueStore(sql);
@@ -65,7 +67,7 @@ export async function statusSnapshot(sql: Sql, o: { limit?: number; now?: number
     out.push(fanoutOf(p, states, memberCount, now));
   }
   const held = await countHeld(sql);
-  return { at: new Date(now).toISOString(), queue: queueStats(await queue.stats()), held, posts: out };
+  return { at: new Date(now).toISOString(), ...(o.node ? { node: o.node } : {}), queue: queueStats(await queue.stats()), held, posts: out };
 }
 
 function fanoutOf(p: RecentPost, states: Awaited<ReturnType<QueueStore['copyStates']>>, memberCount: number, now: number): FanoutStatus {

@@ -3,6 +3,7 @@
 
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -142,6 +143,20 @@ export const ConfigSchema = z.object({
    * postgres:// URL, PostgreSQL, which several nodes can share (README, "Several nodes").
    */
   database: z.string().min(1).max(2000).refine((s) => !/[\r\n\0]/.test(s), 'must be one line').optional(),
+  /**
+   * This node's name among several on one database (README, "Several nodes"): its
+   * delivery claims and fan-out leases are recorded under it, and at start it takes
+   * back what it left in flight. Absent: `<hostname>:<smtp port>`, stable across
+   * restarts. Two nodes must never share one.
+   */
+  node: z.string().min(1).max(200).refine((s) => !/[\r\n\0]/.test(s), 'must be one line').optional(),
+  /** Several nodes on one database: how long a claim lasts without its node renewing it. */
+  cluster: z.object({
+    /** A delivery row's or a fan-out's lease; a node that dies leaves its work to the others after this. */
+    leaseMs: z.number().int().min(1000).max(3_600_000).default(120_000),
+    /** How often a node looks for work another node queued or left (a fallback to PostgreSQL's NOTIFY). */
+    pollMs: z.number().int().min(100).max(60_000).default(1_500),
+  }).strict().prefault({}),
   /** A Mailman 3 Core whose lists Letterlock lists may be bound to (issue 11; server/mailman/). */
   mailman: z.object({
     /** The Core's REST root, e.g. http://127.0.0.1:8001. */
@@ -215,6 +230,11 @@ export function loadConfig(dataDir: string): LoadedConfig {
   if (process.env.LETTERLOCK_DATABASE) config.database = parseConfig({ database: process.env.LETTERLOCK_DATABASE }, 'LETTERLOCK_DATABASE').database;
   if (process.env.LETTERLOCK_RELAY) config.relay = parseConfig({ relay: process.env.LETTERLOCK_RELAY }, 'LETTERLOCK_RELAY').relay;
   return { dataDir: dir, config };
+}
+
+/** This node's id: the configured `node`, else `<hostname>:<smtp port>` (stable across restarts). */
+export function nodeId(config: Config): string {
+  return config.node ?? `${hostname() || 'localhost'}:${config.smtp.port}`.slice(0, 200);
 }
 
 export function writeConfig(dataDir: string, value: unknown): void {

@@ -8,6 +8,7 @@ import { toHex, randomBytes } from '../../shared/index.ts';
 import type { Config } from '../config/config.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
 import { isStorageError, type Sql } from '../store/db.ts';
+import { runOnce } from '../store/coordination.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { getPost, getPostMessageId } from '../store/posts.ts';
 import type { DeliveryRow, QueueStore } from '../store/queue.ts';
@@ -44,6 +45,12 @@ export interface WorkerOptions {
   keysFor?(list: ListRecord): Promise<ListKeys>;
   /** Told each row's outcome (metrics, the relay's readiness); must not throw. */
   observe?(e: DeliveryEvent): void;
+  /**
+   * Several nodes (coordination.ts): how often this node renews the leases of its
+   * rows in flight and takes back rows whose node let its lease run out. Default:
+   * a third of the queue's lease.
+   */
+  leaseTickMs?: number;
 }
 
 interface CachedPost {
@@ -76,10 +83,17 @@ export class DeliveryWorker {
 
   constructor(private readonly o: WorkerOptions) {}
 
+  private leaseTimer: NodeJS.Timeout | null = null;
+  private leaseTick: Promise<void> | null = null;
+
   async start(): Promise<number> {
     const recovered = await this.o.queue.recoverInFlight();
     if (recovered > 0) this.o.log.warn('delivery.recovered', { recovered });
     this.running = true;
+    // Renewed well within the lease, so a live node keeps its rows however long the relay takes.
+    const tick = this.o.leaseTickMs ?? Math.max(100, Math.floor(this.o.queue.leaseMs / 3));
+    this.leaseTimer = setInterval(() => { this.leaseTick ??= this.tickLeases().finally(() => { this.leaseTick = null; }); }, tick);
+    this.leaseTimer.unref();
     // `concurrency` lanes, each taking the next due row from a shared batch.
     this.lanes = Promise.all(Array.from({ length: this.o.delivery.concurrency }, () => this.lane())).then(() => undefined);
     return recovered;
@@ -89,8 +103,27 @@ export class DeliveryWorker {
     this.wakeIdle?.();
   }
 
+  /** Renews this node's leases; takes back rows another node left when its lease ran out. */
+  private async tickLeases(): Promise<void> {
+    try {
+      await this.o.queue.renew();
+      // SQLite has one node: its rows in flight are its own, taken back at its next start.
+      if (this.o.sql.dialect !== 'postgres') return;
+      const reclaimed = await this.o.queue.reclaimExpired();
+      if (reclaimed > 0) {
+        this.o.log.warn('delivery.recovered', { recovered: reclaimed });
+        this.kick();
+      }
+    } catch (e) {
+      this.o.log.error('delivery.error', { code: codeOf(e) }); // tried again at the next tick
+    }
+  }
+
   async stop(): Promise<void> {
     this.running = false;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
+    this.leaseTimer = null;
+    await this.leaseTick;
     this.kick();
     await this.lanes;
     await this.reporting; // it writes to the database: let it end first
@@ -323,7 +356,8 @@ export class DeliveryWorker {
     const now = Date.now();
     if (this.reporting || (!force && now - this.lastReport < this.o.delivery.reportDelayMs)) return this.reporting ?? Promise.resolve();
     this.lastReport = now;
-    this.reporting = this.reportPass().catch((e: unknown) => {
+    // Several nodes on one database: one report pass at a time across them, so a failure is reported once.
+    this.reporting = runOnce(this.o.sql, 'owner-reports', () => this.reportPass()).then(() => undefined).catch((e: unknown) => {
       // A storage error leaves the rows unreported: the next flush tries again.
       this.o.log.error('delivery.error', { code: codeOf(e) });
     }).finally(() => { this.reporting = null; });

@@ -10,6 +10,7 @@
 // the database (server/registry/limits.ts). The client IP is the TCP peer unless
 // http.trustProxy names the reverse proxies whose X-Forwarded-For may be believed.
 
+import { runOnce } from '../store/coordination.ts';
 import { RosterUnavailable } from '../mailman/sync.ts';
 import cors from '@fastify/cors';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
@@ -125,9 +126,11 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
     } catch { /* tried again at the next tick */ }
   };
   const timers = [
-    setTimeout(guarded(() => registry.checkExpiringKeys()), 60_000),
-    setInterval(guarded(() => registry.checkExpiringKeys()), 24 * 3600_000),
-    setInterval(guarded(purge), limits.purgeIntervalSeconds * 1000),
+    // Several nodes on one database: each job runs on one node at a time (coordination.ts runOnce);
+    // the expiry warnings at most once a day across them.
+    setTimeout(guarded(() => runOnce(deps.sql, 'key-expiry', () => registry.checkExpiringKeys(), { minIntervalMs: 23 * 3600_000 })), 60_000),
+    setInterval(guarded(() => runOnce(deps.sql, 'key-expiry', () => registry.checkExpiringKeys(), { minIntervalMs: 23 * 3600_000 })), 24 * 3600_000),
+    setInterval(guarded(() => runOnce(deps.sql, 'purge', purge)), limits.purgeIntervalSeconds * 1000),
   ];
   for (const t of timers) t.unref();
 

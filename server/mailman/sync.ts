@@ -11,6 +11,7 @@
 // it waits (SMTP 451, the sending MTA retries). Log lines say which.
 // A reader removed in Mailman loses their archive sessions in the sync that sees it.
 
+import { runOnce } from '../store/coordination.ts';
 import type { Config } from '../config/config.ts';
 import { serviceMail } from '../delivery/notices.ts';
 import { codeOf, type EventLog, type LogCode } from '../log/log.ts';
@@ -78,10 +79,11 @@ export class MailmanService {
 
   /** Syncs every bound list now and then on the interval; flushes the outbox every second. */
   start(): void {
-    const tick = () => { void this.syncAll().catch(() => {}); };
+    // Several nodes on one database: the roster sync and the outbox run on one node at a time (runOnce).
+    const tick = () => { void runOnce(this.d.sql, 'mailman-sync', () => this.syncAll()).catch(() => {}); };
     tick();
     this.timers.push(setInterval(tick, this.settings.syncIntervalSeconds * 1000));
-    this.timers.push(setInterval(() => { void this.flushOutbox().catch(() => {}); }, 1000));
+    this.timers.push(setInterval(() => { void runOnce(this.d.sql, 'mailman-outbox', () => this.flushOutbox()).catch(() => {}); }, 1000));
     for (const t of this.timers) t.unref();
   }
 

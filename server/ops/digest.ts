@@ -6,6 +6,7 @@
 // list's size. A digest with nothing to say is not sent. When each list's last
 // digest went out is kept in the database, so restarts neither repeat nor skip one.
 
+import { runOnce } from '../store/coordination.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { getMeta, setMeta, type Sql } from '../store/db.ts';
@@ -104,6 +105,8 @@ export interface DigestDeps {
   keysFor(list: ListRecord): Promise<ListKeys>;
   intervalMs: number;
   onQueued?(): void;
+  /** Recorded in job_runs beside each timed pass (several nodes). */
+  nodeId?: string;
   now?: () => number;
 }
 
@@ -118,7 +121,11 @@ export class DigestJob {
   /** Checks every min(interval, an hour) which lists are due. */
   start(): void {
     const every = Math.min(this.d.intervalMs, 3600_000);
-    this.timer = setInterval(() => { void this.run().catch(() => {}); }, every);
+    // Several nodes on one database: one pass at a time across them, and at most one
+    // per half period (each list's digest_at decides what is due).
+    this.timer = setInterval(() => {
+      void runOnce(this.d.sql, 'digest', () => this.run(), { minIntervalMs: Math.floor(every / 2), ...(this.d.nodeId ? { nodeId: this.d.nodeId } : {}) }).catch(() => {});
+    }, every);
     this.timer.unref();
   }
 

@@ -50,7 +50,7 @@ export function registerOpsRoutes(app: FastifyInstance, d: OpsRouteDeps): void {
     } catch {
       // the database check below says why
     }
-    const base = { queue, eventLoopDelay: d.loopDelay.snapshot() };
+    const base = { node: d.queue.nodeId, queue, eventLoopDelay: d.loopDelay.snapshot() };
     if (!d.health) return { ok: true, ...base };
     const r = await d.health.check();
     return reply.status(r.ready ? 200 : 503).send({ ok: r.ready, ready: r.ready, failing: r.failing, checks: r.checks, ...base });

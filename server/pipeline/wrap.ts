@@ -13,7 +13,7 @@ import { codeOf, type EventLog } from '../log/log.ts';
 import { isStorageError, type Sql } from '../store/db.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import { iterateMembers, type MemberRecord } from '../store/members.ts';
-import { advanceWrap, finishWrap, getWrapState, unfinishedWraps } from '../store/posts.ts';
+import { advanceWrap, claimWrap, finishWrap, releaseWrap, takeableWraps, WrapLeaseLost } from '../store/posts.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { deliver } from './deliver.ts';
 import { PacketRecipient } from './recipient.ts';
@@ -98,18 +98,37 @@ export interface FanoutDeps {
   observe?: FanoutObserver;
   /** Worker threads for the wrap step (wrap-pool.ts); absent: every page is wrapped on the main thread. */
   wrapPool?: WrapPool | null;
+  /** This node's id: a post's fan-out is done under its lease (several nodes on one database). Default 'local'. */
+  nodeId?: string;
+  /** The fan-out lease, renewed with each page and on a timer (config cluster.leaseMs). */
+  leaseMs?: number;
 }
+
+const DEFAULT_WRAP_LEASE_MS = 120_000;
 
 /** Runs fan-out jobs one post at a time, in order. */
 export class Fanout {
   private chain: Promise<unknown> = Promise.resolve();
+  private readonly nodeId: string;
+  private readonly leaseMs: number;
+  /** Posts waiting in the chain or running: a takeover scan does not queue them twice. */
+  private readonly queued = new Set<number>();
 
-  constructor(private readonly d: FanoutDeps) {}
+  constructor(private readonly d: FanoutDeps) {
+    this.nodeId = d.nodeId ?? 'local';
+    this.leaseMs = d.leaseMs ?? DEFAULT_WRAP_LEASE_MS;
+  }
 
   /** Queues the fan-out of a post; `sessionKey` (if given) saves unwrapping K again. */
   run(postId: number, sessionKey?: SessionKey): Promise<{ copies: number; notices: number }> {
-    const job = this.chain.then(() => this.wrapAll(postId, sessionKey));
+    this.queued.add(postId);
+    const job = this.chain.then(() => this.wrapAll(postId, sessionKey)).finally(() => this.queued.delete(postId));
     this.chain = job.catch((e: unknown) => {
+      if (e instanceof WrapLeaseLost) {
+        // Another node took the post over after this one stalled past its lease: it finishes it.
+        this.d.log.warn('post.failed', { post: postId, code: 'LEASE_LOST' });
+        return;
+      }
       // The post stays unfinished (its cursor is committed page by page); the
       // next post's fan-out runs anyway. A storage error (disk full) is retried
       // soon; anything else at the next start.
@@ -130,7 +149,7 @@ export class Fanout {
       if (this.stopped) return;
       try {
         // A post already waiting in the chain runs twice at most: the second run reads its cursor and does nothing.
-        for (const w of await unfinishedWraps(this.d.sql)) this.run(w.postId).catch(() => {});
+        for (const id of await takeableWraps(this.d.sql, this.nodeId, this.leaseClock())) this.run(id).catch(() => {});
       } catch (e) {
         this.d.log.error('post.failed', { code: codeOf(e) });
         this.retrySoon();
@@ -139,17 +158,47 @@ export class Fanout {
     this.retryTimer.unref();
   }
 
+  /**
+   * The time leases are judged by. SQLite has one node, so every unfinished
+   * fan-out is this process's to finish whatever node id its previous run had
+   * (the default id changes with the SMTP port): any lease counts as run out.
+   */
+  private leaseClock(): number {
+    return this.d.sql.dialect === 'postgres' ? Date.now() : Number.MAX_SAFE_INTEGER;
+  }
+
   /** No more retries; then wait for idle(). */
   stop(): void {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    if (this.takeoverTimer) clearInterval(this.takeoverTimer);
+    this.takeoverTimer = null;
   }
 
-  /** After a restart: finish every fan-out a crash interrupted. */
+  /** After a restart: finish every fan-out a crash interrupted (this node's, unowned, or expired). */
   async resumeAll(): Promise<void> {
-    const jobs = (await unfinishedWraps(this.d.sql)).map((w) => this.run(w.postId));
+    const jobs = (await takeableWraps(this.d.sql, this.nodeId, this.leaseClock())).map((id) => this.run(id));
     return Promise.allSettled(jobs).then(() => undefined);
+  }
+
+  private takeoverTimer: NodeJS.Timeout | null = null;
+
+  /**
+   * Several nodes: every `everyMs`, takes over the fan-outs whose node let its
+   * lease run out (it died mid-post) and the ones a node released at a clean stop.
+   */
+  watchTakeovers(everyMs: number): void {
+    if (this.takeoverTimer || this.stopped) return;
+    let scanning = false;
+    this.takeoverTimer = setInterval(() => {
+      if (scanning || this.stopped) return;
+      scanning = true;
+      void takeableWraps(this.d.sql, this.nodeId, this.leaseClock(), 100).then((ids) => {
+        for (const id of ids) if (!this.queued.has(id)) this.run(id).catch(() => {});
+      }, (e: unknown) => this.d.log.error('post.failed', { code: codeOf(e) })).finally(() => { scanning = false; });
+    }, everyMs);
+    this.takeoverTimer.unref();
   }
 
   idle(): Promise<unknown> {
@@ -158,8 +207,13 @@ export class Fanout {
 
   private async wrapAll(postId: number, given?: SessionKey): Promise<{ copies: number; notices: number }> {
     const { sql, queue, log } = this.d;
-    const state = await getWrapState(sql, postId);
-    if (!state) return { copies: 0, notices: 0 }; // already done
+    const lease = () => Date.now() + this.leaseMs;
+    // Null: finished, or another node holds the post's lease (it finishes it; this node takes over if that lease runs out).
+    const state = await claimWrap(sql, postId, this.nodeId, this.leaseClock(), lease());
+    if (!state) {
+      given?.data.fill(0);
+      return { copies: 0, notices: 0 };
+    }
     const list = await getListById(sql, state.listId);
     if (!list) throw new Error('list gone');
     // A bound list (e.g. a fan-out resumed after a restart): never wrapped to a roster older than the bound.
@@ -176,7 +230,13 @@ export class Fanout {
     const sessionKey = given ?? (await new KeyIdentity(keys.listKey).unwrap(state.listPkesk));
     let copies = 0;
     let notices = 0;
+    let cursor = state.wrapAfter;
     const started = performance.now();
+    // Renewed with each page, and on this timer too: a page can take long (a large page on busy cores).
+    const renew = setInterval(() => {
+      void sql.run('UPDATE posts SET wrap_until = ? WHERE id = ? AND wrap_owner = ? AND wrap_done = 0', [lease(), postId, this.nodeId]).catch(() => {});
+    }, Math.max(100, Math.floor(this.leaseMs / 3)));
+    renew.unref();
     try {
       const wrap = async (page: readonly MemberRecord[]): Promise<WrappedPage> => {
         // A bound list: a registered key alone is not membership; Mailman's roster says who gets copies.
@@ -208,6 +268,7 @@ export class Fanout {
         // Stopping: leave the rest to the next start (the cursor is committed).
         if (this.stopped) {
           await pending.catch(() => {}); // K stays alive until no worker still needs this job's copy
+          await releaseWrap(sql, postId, this.nodeId).catch(() => {}); // another node may go on at once
           return { copies, notices };
         }
         const wrapped: WrappedPage | null = await pending;
@@ -215,19 +276,27 @@ export class Fanout {
         // The next page's members are read now, before the transaction below takes the connection.
         pending = this.d.wrapPool ? ahead() : null;
         // Only statements inside: the wrapping (crypto) of this page is done, the next one runs on the pool.
-        await sql.tx(async () => {
-          await deliver(wrapped, list, postId, state.messageId, queue);
-          await advanceWrap(sql, postId, wrapped.last);
-        });
+        try {
+          await sql.tx(async () => {
+            await deliver(wrapped, list, postId, state.messageId, queue);
+            // Compare-and-set on the cursor under this node's lease: a page is never queued twice, even by a node that paused past its lease.
+            await advanceWrap(sql, postId, cursor, wrapped.last, this.nodeId, lease());
+          });
+        } catch (e) {
+          await pending?.catch(() => {}); // the page ahead may still use K on the pool: zeroed only after it
+          throw e;
+        }
+        cursor = wrapped.last;
         copies += wrapped.copies.length;
         notices += wrapped.missed.length;
         this.d.onQueued?.();
         pending ??= ahead();
       }
       if (this.d.mailman) notices += await this.d.mailman.keyNotices(list);
-      await finishWrap(sql, postId);
+      await finishWrap(sql, postId, this.nodeId, cursor);
       this.d.observe?.fanout((performance.now() - started) / 1000, copies, notices);
     } finally {
+      clearInterval(renew);
       sessionKey.data.fill(0); // K leaves memory with the job
     }
     log.info('post.accepted', { list: list.address, post: postId, copies, notices });

@@ -18,7 +18,7 @@
 // mark a row another node now owns.
 
 import { createHash } from 'node:crypto';
-import type { DeliveryRow } from './queue.ts';
+import type { DeliveryRow } from './delivery-row.ts';
 import type pg from 'pg';
 import { cleanError, PgSql } from './sql-pg.ts';
 import type { Sql, SqlParam } from './sql.ts';

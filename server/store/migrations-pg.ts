@@ -319,20 +319,19 @@ CREATE TABLE job_runs (
 );
 `;
 
-export const SQLITE_LEASE_STEP = `
-ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
-ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER;
-CREATE TABLE job_runs (
-  name TEXT PRIMARY KEY,
-  node TEXT,
-  started_at INTEGER NOT NULL,
-  finished_at INTEGER
-);
+// SQLite's text of step 2 lives in migrations.ts (step 10), which this file imports from.
+export { SQLITE_LEASE_STEP, SQLITE_WRAP_LEASE_STEP } from './migrations.ts';
+
+/** Step 3: a post's fan-out is done by one node at a time, under a lease (SQLite step 11). */
+export const PG_WRAP_LEASE_STEP = `
+ALTER TABLE posts ADD COLUMN wrap_owner TEXT COLLATE "C";
+ALTER TABLE posts ADD COLUMN wrap_until BIGINT;
 `;
 
 export const PG_MIGRATIONS: readonly PgMigration[] = [
   { version: 1, what: 'the schema of SQLite step 9 (lists, members, posts, queue, registry, rate limits, replay, bounces, Mailman)', sql: STEP1 },
   { version: 2, what: 'several nodes: delivery claims under a lease, periodic job runs', sql: PG_LEASE_STEP },
+  { version: 3, what: "several nodes: a post's fan-out under one node's lease", sql: PG_WRAP_LEASE_STEP },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS[PG_MIGRATIONS.length - 1]!.version;

@@ -317,6 +317,24 @@ CREATE INDEX IF NOT EXISTS bounce_log_rcpt ON bounce_log(rcpt, sent_at);
 CREATE INDEX IF NOT EXISTS bounce_log_list ON bounce_log(list_id, sent_at);
 `;
 
+/** PostgreSQL's step 2 (migrations-pg.ts) in SQLite's types: who claimed a row in flight and until when; periodic job runs. */
+export const SQLITE_LEASE_STEP = `
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+ALTER TABLE deliveries ADD COLUMN claimed_until INTEGER;
+CREATE TABLE job_runs (
+  name TEXT PRIMARY KEY,
+  node TEXT,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER
+);
+`;
+
+/** PostgreSQL's step 3: which node is wrapping a post, and until when. */
+export const SQLITE_WRAP_LEASE_STEP = `
+ALTER TABLE posts ADD COLUMN wrap_owner TEXT;
+ALTER TABLE posts ADD COLUMN wrap_until INTEGER;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, what: 'lists, members, held posts, posts, queue, owner reports [16cfc1f]', up: (db) => db.exec(BASE) },
   { version: 2, what: 'key registry and archive access [7603d95]', up: (db) => db.exec(REGISTRY) },
@@ -369,6 +387,16 @@ export const MIGRATIONS: readonly Migration[] = [
       addColumn(db, 'posts', 'outer_message_id', 'TEXT'); // NULL: message_id is the outer one (posts before step 9)
       db.exec('CREATE INDEX IF NOT EXISTS posts_outer_message_id ON posts(list_id, outer_message_id)');
     },
+  },
+  {
+    version: 10,
+    what: 'several nodes: delivery claims under a lease, periodic job runs (PostgreSQL step 2)',
+    up: (db) => db.exec(SQLITE_LEASE_STEP),
+  },
+  {
+    version: 11,
+    what: "several nodes: a post's fan-out under one node's lease (PostgreSQL step 3)",
+    up: (db) => db.exec(SQLITE_WRAP_LEASE_STEP),
   },
 ];
 

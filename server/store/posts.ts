@@ -58,17 +58,56 @@ export async function unfinishedWraps(sql: Sql): Promise<WrapState[]> {
   return (await sql.all<WrapRow>('SELECT id, list_id, message_id, list_pkesk, wrap_after FROM posts WHERE wrap_done = 0 ORDER BY id')).map(wrapOf);
 }
 
+/**
+ * Unfinished fan-outs this node may take: no owner, its own (its previous run
+ * died), or an owner whose lease ran out (that node died or stalled). At most `limit`.
+ */
+export async function takeableWraps(sql: Sql, nodeId: string, now: number, limit = 1000): Promise<number[]> {
+  return (await sql.all<{ id: number }>(`SELECT id FROM posts WHERE wrap_done = 0
+    AND (wrap_owner IS NULL OR wrap_owner = ? OR wrap_until IS NULL OR wrap_until < ?) ORDER BY id LIMIT ?`, [nodeId, now, limit])).map((r) => Number(r.id));
+}
+
 export async function getWrapState(sql: Sql, id: number): Promise<WrapState | null> {
   const r = await sql.get<WrapRow>('SELECT id, list_id, message_id, list_pkesk, wrap_after FROM posts WHERE wrap_done = 0 AND id = ?', [id]);
   return r ? wrapOf(r) : null;
 }
 
-export async function advanceWrap(sql: Sql, id: number, after: string): Promise<void> {
-  await sql.run('UPDATE posts SET wrap_after = ? WHERE id = ?', [after, id]);
+/**
+ * Takes a post's fan-out under this node's lease until `until`: when it is
+ * unfinished and unowned, already this node's, or its owner's lease ran out.
+ * Null: finished, or another node is on it.
+ */
+export async function claimWrap(sql: Sql, id: number, nodeId: string, now: number, until: number): Promise<WrapState | null> {
+  const r = await sql.get<WrapRow>(`UPDATE posts SET wrap_owner = ?, wrap_until = ?
+    WHERE id = ? AND wrap_done = 0 AND (wrap_owner IS NULL OR wrap_owner = ? OR wrap_until IS NULL OR wrap_until < ?)
+    RETURNING id, list_id, message_id, list_pkesk, wrap_after`, [nodeId, until, id, nodeId, now]);
+  return r ? wrapOf(r) : null;
 }
 
-export async function finishWrap(sql: Sql, id: number): Promise<void> {
-  await sql.run('UPDATE posts SET wrap_done = 1, list_pkesk = NULL WHERE id = ?', [id]);
+/** This node lost a fan-out's lease (it paused past it and another node took the post over). */
+export class WrapLeaseLost extends Error {
+  override name = 'WrapLeaseLost';
+}
+
+/**
+ * Moves the cursor from `from` to `after` and renews the lease, if this node still
+ * holds it and the cursor is still where it left it (compare-and-set): otherwise
+ * WrapLeaseLost, thrown inside the page's transaction so its rows are not queued.
+ */
+export async function advanceWrap(sql: Sql, id: number, from: string, after: string, nodeId: string, until: number): Promise<void> {
+  const r = await sql.run('UPDATE posts SET wrap_after = ?, wrap_until = ? WHERE id = ? AND wrap_done = 0 AND wrap_after = ? AND wrap_owner = ?',
+    [after, until, id, from, nodeId]);
+  if (r.changes !== 1) throw new WrapLeaseLost('the fan-out was taken over by another node');
+}
+
+/** Done, if this node still holds the post (a node that lost it leaves the finish to the new owner). */
+export async function finishWrap(sql: Sql, id: number, nodeId: string, from: string): Promise<void> {
+  await sql.run('UPDATE posts SET wrap_done = 1, list_pkesk = NULL, wrap_owner = NULL, wrap_until = NULL WHERE id = ? AND wrap_owner = ? AND wrap_after = ?', [id, nodeId, from]);
+}
+
+/** A clean stop: the post goes back to any node at once (its cursor is committed). */
+export async function releaseWrap(sql: Sql, id: number, nodeId: string): Promise<void> {
+  await sql.run('UPDATE posts SET wrap_owner = NULL, wrap_until = NULL WHERE id = ? AND wrap_owner = ? AND wrap_done = 0', [id, nodeId]);
 }
 
 export async function getPost(sql: Sql, id: number): Promise<PostRecord | null> {

@@ -4,9 +4,12 @@
 // fan-out's CPU), so a crash re-sends at most the copies that were claimed and
 // not yet marked; those are counted in resent_after_crash.
 
+import { claimDeliveries, DEFAULT_LEASE_MS, markSentClaimed, reclaimExpired, recoverOwnClaims, releaseClaims, renewLeases } from './coordination.ts';
 import type { Sql } from './sql.ts';
 
-export type DeliveryKind = 'copy' | 'notice' | 'bounce' | 'report';
+import type { DeliveryKind, DeliveryRow } from './delivery-row.ts';
+
+export type { DeliveryKind, DeliveryRow } from './delivery-row.ts';
 
 export interface NewDelivery {
   listId: number;
@@ -17,45 +20,39 @@ export interface NewDelivery {
   mail?: string | null;
 }
 
-export interface DeliveryRow {
-  id: number;
-  list_id: number;
-  post_id: number | null;
-  kind: DeliveryKind;
-  rcpt: string;
-  pkesk: Buffer | null;
-  mail: Buffer | null;
-  attempts: number;
-  created_at: number;
-  /** As claimed: the recipient's chosen copy form (member_prefs), null for the default; absent: not looked up. */
-  form?: 'pgp-mime' | 'inline' | null;
-}
-
 /** How long an acceptance may wait for its commit, and how many may wait at most. */
 const SENT_FLUSH_MS = 10;
 const SENT_FLUSH_ROWS = 256;
+/** Rows per multi-row INSERT (8 parameters each; SQLite allows 32,766). */
+const ADD_CHUNK = 250;
 
 // A new row is due from its creation (next_at), so the claim below takes rows in the
 // order they fell due: fresh rows and due retries alike.
 const INSERT = 'INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, mail, created_at, next_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id';
-const SENT = "UPDATE deliveries SET state = 'sent', sent_at = ?, pkesk = NULL, mail = NULL WHERE id = ?";
-const RETRY = "UPDATE deliveries SET state = 'queued', attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?";
-const FAIL = "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, pkesk = NULL, mail = NULL WHERE id = ?";
-// One statement claims the batch (select and mark), instead of an UPDATE per row.
-// ORDER BY next_at, id walks the deliveries_due index (state, next_at, id) and stops
-// at the limit; ORDER BY id alone sorted every due row for each claim, which made a
-// fan-out quadratic in its size (1.5 ms per claim at 10,000 queued copies).
-const CLAIM = `UPDATE deliveries SET state = 'sending' WHERE id IN (
-  SELECT id FROM deliveries WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?)
-  RETURNING id, list_id, post_id, kind, rcpt, pkesk, mail, attempts, created_at,
-    (SELECT delivery FROM member_prefs p WHERE p.list_id = deliveries.list_id AND p.address = deliveries.rcpt) AS form`;
-const UNCLAIM = "UPDATE deliveries SET state = 'queued' WHERE id = ? AND state = 'sending'";
+const RETRY = "UPDATE deliveries SET state = 'queued', attempts = attempts + 1, next_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?";
+const FAIL = "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, pkesk = NULL, mail = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ?";
+// Claims go through coordination.ts (one statement per batch, under this node's
+// lease, SKIP LOCKED on PostgreSQL): ORDER BY next_at, id walks the deliveries_due
+// index (state, next_at, id) and stops at the limit.
+
+export interface QueueOptions {
+  /** This node's id (config.ts nodeId); the default suits one node on SQLite. */
+  nodeId?: string;
+  /** How long a claim lasts unrenewed (config cluster.leaseMs). */
+  leaseMs?: number;
+}
 
 export class QueueStore {
   private pendingSent: number[] = [];
   private flushScheduled = false;
 
-  constructor(private readonly sql: Sql) {}
+  readonly nodeId: string;
+  readonly leaseMs: number;
+
+  constructor(private readonly sql: Sql, o: QueueOptions = {}) {
+    this.nodeId = o.nodeId ?? 'local';
+    this.leaseMs = o.leaseMs ?? DEFAULT_LEASE_MS;
+  }
 
   /** Call inside a transaction with the rest of the post's records. */
   async add(d: NewDelivery): Promise<number> {
@@ -65,10 +62,35 @@ export class QueueStore {
     return Number(r!.id);
   }
 
-  /** The rows due longest, marked 'sending', in id order. */
+  /**
+   * Many rows in multi-row INSERTs (a fan-out page): on PostgreSQL every statement is
+   * a round trip, 2.2 s per 10,000 copies one by one. Call inside the page's transaction.
+   */
+  async addMany(ds: readonly NewDelivery[]): Promise<void> {
+    const now = Date.now();
+    for (let i = 0; i < ds.length; i += ADD_CHUNK) {
+      const chunk = ds.slice(i, i + ADD_CHUNK);
+      const params: Array<string | number | Buffer | null> = [];
+      for (const d of chunk) {
+        params.push(d.listId, d.postId, d.kind, d.rcpt, d.pkesk ? Buffer.from(d.pkesk) : null, d.mail ? Buffer.from(d.mail, 'utf8') : null, now, now);
+      }
+      await this.sql.run(`INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, mail, created_at, next_at) VALUES ${chunk.map(() => '(?,?,?,?,?,?,?,?)').join(',')}`, params);
+    }
+  }
+
+  /** The rows due longest, marked 'sending' under this node's lease, in id order. */
   async claim(now: number, limit: number): Promise<DeliveryRow[]> {
-    // RETURNING gives no order: sort here (a small batch).
-    return (await this.sql.all<DeliveryRow>(CLAIM, [now, limit])).sort((a, b) => a.id - b.id);
+    return claimDeliveries(this.sql, { nodeId: this.nodeId, now, limit, leaseMs: this.leaseMs });
+  }
+
+  /** While rows are in flight: every lease this node holds runs another leaseMs from now. */
+  async renew(now = Date.now()): Promise<number> {
+    return renewLeases(this.sql, this.nodeId, now + this.leaseMs);
+  }
+
+  /** Rows whose node let its lease run out (it died): back to the queue, counted. */
+  async reclaimExpired(now = Date.now()): Promise<number> {
+    return reclaimExpired(this.sql, now);
   }
 
   /**
@@ -108,7 +130,8 @@ export class QueueStore {
     this.pendingSent = [];
     const now = Date.now();
     try {
-      await this.sql.tx(async () => { for (const id of ids) await this.sql.run(SENT, [now, id]); });
+      // Fenced by this node's claim: a row another node took back (after a long pause here) stays its.
+      await markSentClaimed(this.sql, this.nodeId, ids, now);
     } catch (e) {
       // Disk full or I/O error: keep the ids and try again shortly. A deferred
       // flush must never throw (it runs outside any caller that could catch it).
@@ -130,7 +153,7 @@ export class QueueStore {
 
   /** Claimed rows never handed to the relay (clean stop): back to the queue, not counted. */
   async unclaim(ids: number[]): Promise<void> {
-    await this.sql.tx(async () => { for (const id of ids) await this.sql.run(UNCLAIM, [id]); });
+    await releaseClaims(this.sql, this.nodeId, ids);
   }
 
   async retryLater(id: number, nextAt: number, error: string): Promise<void> {
@@ -141,9 +164,18 @@ export class QueueStore {
     await this.sql.run(FAIL, [state, error.slice(0, 300), id]);
   }
 
-  /** After a crash: rows that were in flight go back to the queue and are counted. */
-  async recoverInFlight(): Promise<number> {
-    return (await this.sql.run("UPDATE deliveries SET state = 'queued', resent_after_crash = resent_after_crash + 1 WHERE state = 'sending'")).changes;
+  /**
+   * At start, after a crash: rows that were in flight go back to the queue and are
+   * counted. SQLite has one node, so every row in flight was this process's
+   * predecessor's; on PostgreSQL only this node's own rows, and those of nodes
+   * whose lease ran out (the others' are still being delivered).
+   */
+  async recoverInFlight(now = Date.now()): Promise<number> {
+    if (this.sql.dialect !== 'postgres') {
+      return (await this.sql.run(`UPDATE deliveries SET state = 'queued', claimed_by = NULL, claimed_until = NULL,
+        resent_after_crash = resent_after_crash + 1 WHERE state = 'sending'`)).changes;
+    }
+    return (await recoverOwnClaims(this.sql, this.nodeId)) + (await reclaimExpired(this.sql, now));
   }
 
   async nextDueAt(): Promise<number | null> {
@@ -178,7 +210,13 @@ export class QueueStore {
   }
 
   async markReported(ids: number[]): Promise<void> {
-    await this.sql.tx(async () => { for (const id of ids) await this.sql.run('UPDATE owner_reports SET reported = 1 WHERE id = ?', [id]); });
+    // Chunks of ids in one statement each (a round trip per row costs on PostgreSQL).
+    await this.sql.tx(async () => {
+      for (let i = 0; i < ids.length; i += 500) {
+        const chunk = ids.slice(i, i + 500);
+        await this.sql.run(`UPDATE owner_reports SET reported = 1 WHERE id IN (${chunk.map(() => '?').join(',')})`, chunk);
+      }
+    });
   }
 
   /** Owner reports of one list in [since, now): how many, and up to `limit` groups by recipient and reason, largest first. */

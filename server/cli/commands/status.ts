@@ -2,6 +2,7 @@
 
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { nodeId } from '../../config/config.ts';
 import { globals, openStore } from '../context.ts';
 import { date, duration, emit, plural, size, table } from '../output.ts';
 import { MAX_STATUS_POSTS, statusSnapshot, type StatusSnapshot } from '../status.ts';
@@ -16,7 +17,7 @@ function intArg(min: number, max: number) {
 
 export function statusText(s: StatusSnapshot): string {
   const q = s.queue;
-  const head = `queue: ${q.queued} queued, ${q.sending} sending, ${q.sent} sent, ${q.failed} failed, ${q.bounced} bounced; ${plural(s.held, 'held post')}`;
+  const head = `queue: ${q.queued} queued, ${q.sending} sending, ${q.sent} sent, ${q.failed} failed, ${q.bounced} bounced; ${plural(s.held, 'held post')}${s.node ? `; node ${s.node}` : ''}`;
   if (s.posts.length === 0) return `${head}\nNo posts yet.`;
   const rows = s.posts.map((p) => [
     String(p.id), p.list ?? '?', date(Date.parse(p.received)), size(p.size), `${p.wrapped}/${p.members}`, String(p.queued), String(p.deferred),
@@ -37,7 +38,7 @@ after the relay refused them for now; FAILED counts failed and bounced copies. R
 is copies accepted by the relay per second since the post came in; ETA is the time
 left at that rate. The store is read only, so it is safe beside a running server.
 
---json prints one snapshot: {"at", "queue": {...as queue --json}, "held", "posts": [{"id",
+--json prints one snapshot: {"at", "node" (this data folder's node id), "queue": {...as queue --json}, "held", "posts": [{"id",
 "list", "messageId", "received", "size", "members", "wrapped", "wrapDone", "queued",
 "sending", "deferred", "sent", "failed", "bounced", "ratePerSecond", "etaSeconds",
 "state"}]}, state being wrapping, delivering, done or done-with-failures. With --watch,
@@ -50,7 +51,7 @@ Examples:
     .action(async (o: { watch?: boolean; interval: number; limit: number }, cmd: Command) => {
       const g = globals(cmd);
       const store = await openStore(cmd);
-      const snap = () => statusSnapshot(store.sql, { limit: o.limit });
+      const snap = () => statusSnapshot(store.sql, { limit: o.limit, node: nodeId(store.config) });
       if (!o.watch) {
         try {
           const s = await snap();

@@ -32,6 +32,8 @@ export class Sink {
   readonly messages: SinkMessage[] = [];
   /** Per-recipient answer: undefined accepts; a number refuses at RCPT with that code. */
   refuse: (rcpt: string) => number | undefined = () => undefined;
+  /** Each message is answered this long after it arrived (a slow relay widens in-flight windows). */
+  delayMs = 0;
   private server: SMTPServer | null = null;
   port = 0;
 
@@ -72,7 +74,8 @@ export class Sink {
             to: session.envelope.rcptTo.map((r) => r.address),
             raw: Buffer.concat(chunks),
           });
-          cb();
+          if (this.delayMs > 0) setTimeout(cb, this.delayMs);
+          else cb();
         });
       },
     });

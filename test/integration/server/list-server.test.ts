@@ -155,7 +155,7 @@ describe('accepted post', () => {
       const post = rawDb(sql).prepare('SELECT * FROM posts WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(list.id) as Record<string, unknown>;
       // Threading metadata and ciphertext only: no subject, no sender in clear. The
       // author's name and address for the copies' From are sealed to the list key.
-      expect(Object.keys(post).sort()).toEqual(['archive_pkesk', 'bare_text', 'body', 'created_at', 'date', 'display', 'id', 'in_reply_to', 'list_id', 'list_pkesk', 'message_id', 'outer_message_id', 'refs', 'size', 'wrap_after', 'wrap_done'].sort());
+      expect(Object.keys(post).sort()).toEqual(['archive_pkesk', 'bare_text', 'body', 'created_at', 'date', 'display', 'id', 'in_reply_to', 'list_id', 'list_pkesk', 'message_id', 'outer_message_id', 'refs', 'size', 'wrap_after', 'wrap_done', 'wrap_owner', 'wrap_until'].sort());
       expect(Buffer.from(post.display as Buffer).toString('latin1')).not.toContain(alice.address);
       expect(post.bare_text).toBe(0);
       expect(post.wrap_done).toBe(1);
