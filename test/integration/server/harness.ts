@@ -17,7 +17,7 @@ import { openData } from '../../../server/app.ts';
 import { createList, type CreateListOptions } from '../../../server/lists/lists.ts';
 import { registerMember } from '../../../server/lists/members.ts';
 import type { Sql } from '../../../server/store/db.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { testDatabaseConfig } from '../../support/test-store.ts';
 
 export const SECRET = 'integration-test-secret-0123456789';
 
@@ -135,6 +135,8 @@ export async function initData(dataDir: string, relayPort: number, extra: Record
       smtp: { port: 0, trustedClients: ['127.0.0.1'] }, http: { port: 0 }, relay: `smtp://127.0.0.1:${relayPort}`,
       delivery: { retryBaseMs: 150, retryMaxMs: 1000, reportDelayMs: 200 },
       logLevel: 'debug',
+      // LETTERLOCK_TEST_STORE=postgres: a fresh database on the file's PostgreSQL.
+      ...(await testDatabaseConfig()),
       ...extra,
     },
   });
