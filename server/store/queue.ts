@@ -4,7 +4,7 @@
 // fan-out's CPU), so a crash re-sends at most the copies that were claimed and
 // not yet marked; those are counted in resent_after_crash.
 
-import type { Sql } from './sql.ts';
+import type { Sql, SqlParam } from './sql.ts';
 
 export type DeliveryKind = 'copy' | 'notice' | 'bounce' | 'report';
 
@@ -38,7 +38,11 @@ const SENT_FLUSH_ROWS = 256;
 // A new row is due from its creation (next_at), so the claim below takes rows in the
 // order they fell due: fresh rows and due retries alike.
 const INSERT = 'INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, mail, created_at, next_at) VALUES (?,?,?,?,?,?,?,?) RETURNING id';
-const SENT = "UPDATE deliveries SET state = 'sent', sent_at = ?, pkesk = NULL, mail = NULL WHERE id = ?";
+const INSERT_MANY = 'INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, mail, created_at, next_at) VALUES ';
+/** Rows per multi-row statement: 8 parameters each stays far under SQLite's 32,766 and PostgreSQL's 65,535. */
+const ADD_CHUNK = 500;
+const SENT_MANY = "UPDATE deliveries SET state = 'sent', sent_at = ?, pkesk = NULL, mail = NULL WHERE id IN ";
+const inList = (n: number) => `(${Array.from({ length: n }, () => '?').join(',')})`;
 const RETRY = "UPDATE deliveries SET state = 'queued', attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?";
 const FAIL = "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, pkesk = NULL, mail = NULL WHERE id = ?";
 // One statement claims the batch (select and mark), instead of an UPDATE per row.
@@ -49,7 +53,7 @@ const CLAIM = `UPDATE deliveries SET state = 'sending' WHERE id IN (
   SELECT id FROM deliveries WHERE state = 'queued' AND next_at <= ? ORDER BY next_at, id LIMIT ?)
   RETURNING id, list_id, post_id, kind, rcpt, pkesk, mail, attempts, created_at,
     (SELECT delivery FROM member_prefs p WHERE p.list_id = deliveries.list_id AND p.address = deliveries.rcpt) AS form`;
-const UNCLAIM = "UPDATE deliveries SET state = 'queued' WHERE id = ? AND state = 'sending'";
+const UNCLAIM_MANY = "UPDATE deliveries SET state = 'queued' WHERE state = 'sending' AND id IN ";
 
 export class QueueStore {
   private pendingSent: number[] = [];
@@ -63,6 +67,21 @@ export class QueueStore {
     const r = await this.sql.get<{ id: number }>(INSERT, [d.listId, d.postId, d.kind, d.rcpt, d.pkesk ? Buffer.from(d.pkesk) : null,
       d.mail ? Buffer.from(d.mail, 'utf8') : null, now, now]);
     return Number(r!.id);
+  }
+
+  /**
+   * Many rows in few statements (a fan-out page): one multi-row INSERT per
+   * ADD_CHUNK rows, since each statement is a round trip on PostgreSQL.
+   * Call inside a transaction. Ids are not returned (nobody needs them).
+   */
+  async addMany(rows: readonly NewDelivery[]): Promise<void> {
+    const now = Date.now();
+    for (let i = 0; i < rows.length; i += ADD_CHUNK) {
+      const chunk = rows.slice(i, i + ADD_CHUNK);
+      const params: SqlParam[] = [];
+      for (const d of chunk) params.push(d.listId, d.postId, d.kind, d.rcpt, d.pkesk ? Buffer.from(d.pkesk) : null, d.mail ? Buffer.from(d.mail, 'utf8') : null, now, now);
+      await this.sql.run(`${INSERT_MANY}${chunk.map(() => '(?,?,?,?,?,?,?,?)').join(',')}`, params);
+    }
   }
 
   /** The rows due longest, marked 'sending', in id order. */
@@ -108,7 +127,13 @@ export class QueueStore {
     this.pendingSent = [];
     const now = Date.now();
     try {
-      await this.sql.tx(async () => { for (const id of ids) await this.sql.run(SENT, [now, id]); });
+      // One statement per SENT_FLUSH_ROWS ids (a round trip each on PostgreSQL), in one commit.
+      await this.sql.tx(async () => {
+        for (let i = 0; i < ids.length; i += SENT_FLUSH_ROWS) {
+          const chunk = ids.slice(i, i + SENT_FLUSH_ROWS);
+          await this.sql.run(SENT_MANY + inList(chunk.length), [now, ...chunk]);
+        }
+      });
     } catch (e) {
       // Disk full or I/O error: keep the ids and try again shortly. A deferred
       // flush must never throw (it runs outside any caller that could catch it).
@@ -130,7 +155,10 @@ export class QueueStore {
 
   /** Claimed rows never handed to the relay (clean stop): back to the queue, not counted. */
   async unclaim(ids: number[]): Promise<void> {
-    await this.sql.tx(async () => { for (const id of ids) await this.sql.run(UNCLAIM, [id]); });
+    for (let i = 0; i < ids.length; i += SENT_FLUSH_ROWS) {
+      const chunk = ids.slice(i, i + SENT_FLUSH_ROWS);
+      await this.sql.run(UNCLAIM_MANY + inList(chunk.length), chunk);
+    }
   }
 
   async retryLater(id: number, nextAt: number, error: string): Promise<void> {
@@ -178,7 +206,12 @@ export class QueueStore {
   }
 
   async markReported(ids: number[]): Promise<void> {
-    await this.sql.tx(async () => { for (const id of ids) await this.sql.run('UPDATE owner_reports SET reported = 1 WHERE id = ?', [id]); });
+    await this.sql.tx(async () => {
+      for (let i = 0; i < ids.length; i += SENT_FLUSH_ROWS) {
+        const chunk = ids.slice(i, i + SENT_FLUSH_ROWS);
+        await this.sql.run(`UPDATE owner_reports SET reported = 1 WHERE id IN ${inList(chunk.length)}`, chunk);
+      }
+    });
   }
 
   /** Owner reports of one list in [since, now): how many, and up to `limit` groups by recipient and reason, largest first. */

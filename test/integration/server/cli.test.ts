@@ -9,7 +9,6 @@ import { afterAll, expect, it } from 'vitest';
 import { generateKey, readPrivateKeyForStorage, unlockPrivateKey } from '../../../shared/index.ts';
 import { openSqlite } from '../../../server/store/db.ts';
 import { tempDir } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const root = tempDir('cli');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -34,7 +33,7 @@ it('init, list create/show, member add/list/remove, and the secret file checks',
   expect(fpr).toBeDefined();
   // The stored private keys are protected: the storage check of shared/ refuses unprotected ones.
   const sql = openSqlite(join(data, 'letterlock.db'));
-  const row = rawDb(sql).prepare('SELECT list_private, archive_private FROM lists').get() as { list_private: string; archive_private: string };
+  const row = (await sql.get('SELECT list_private, archive_private FROM lists')) as { list_private: string; archive_private: string };
   await sql.close();
   for (const armored of [row.list_private, row.archive_private]) {
     const { key } = await readPrivateKeyForStorage(armored);

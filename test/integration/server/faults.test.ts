@@ -15,7 +15,6 @@ import { composePost } from '../../../shared/index.ts';
 import { openData } from '../../../server/app.ts';
 import { RawSmtp, type Reply } from '../../support/smtp-raw.ts';
 import { addList, SECRET, initData, listPublicKey, person, seedMembers, Sink, spawnServer, stopChild, tempDir, type Child, type Person, type SinkMessage } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'faults@lists.test';
 const OWNER = 'owner@example.org';
@@ -80,7 +79,7 @@ async function queueIdle(timeoutMs = 60_000): Promise<Record<string, number>> {
 async function triedCopies(): Promise<{ rows: number; minAttempts: number; sent: number }> {
   const sql = await openData(dataDir, SECRET);
   try {
-    const r = rawDb(sql).prepare("SELECT count(*) AS rows, coalesce(min(attempts), 0) AS minAttempts, coalesce(sum(state = 'sent'), 0) AS sent FROM deliveries WHERE kind = 'copy'").get() as { rows: number; minAttempts: number; sent: number };
+    const r = (await sql.get("SELECT count(*) AS rows, coalesce(min(attempts), 0) AS minAttempts, coalesce(sum(state = 'sent'), 0) AS sent FROM deliveries WHERE kind = 'copy'")) as { rows: number; minAttempts: number; sent: number };
     return r;
   } finally {
     await sql.close();
@@ -91,7 +90,7 @@ async function triedCopies(): Promise<{ rows: number; minAttempts: number; sent:
 async function bounceRowsResent(): Promise<number> {
   const sql = await openData(dataDir, SECRET);
   try {
-    return (rawDb(sql).prepare("SELECT coalesce(sum(resent_after_crash), 0) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
+    return ((await sql.get("SELECT coalesce(sum(resent_after_crash), 0) AS n FROM deliveries WHERE kind = 'bounce'")) as { n: number }).n;
   } finally {
     await sql.close();
   }

@@ -97,9 +97,10 @@ export class Sink {
     return this.messages.filter((m) => m.to.includes(rcpt));
   }
 
-  async waitFor(predicate: () => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  /** The predicate may be async (a count read from the database). */
+  async waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
     const end = Date.now() + timeoutMs;
-    while (!predicate()) {
+    while (!(await predicate())) {
       if (Date.now() > end) throw new Error(`timed out waiting for ${what} (sink has ${this.messages.length} messages)`);
       await new Promise((r) => setTimeout(r, 25));
     }

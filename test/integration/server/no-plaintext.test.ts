@@ -13,7 +13,6 @@ import { openData } from '../../../server/app.ts';
 import { addList, compose, initData, listPublicKey, person, seedMembers, send, Sink, SECRET, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
 import { findMarker, scan } from './scan.ts';
 import { unsignedPost } from './policy-mail.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const MARKER = `LLMARK${randomBytes(6).toString('hex').toUpperCase()}`;
 const OPEN = 'open@lists.test';
@@ -80,8 +79,8 @@ it('no plaintext of any post is left in the data folder, the logs or the tempora
   await sink.stop();
   await send(child.smtpPort, bob.address, OPEN, await markedPost(bob, OPEN, 'relay-down'));
   const sql = await openData(dataDir, SECRET);
-  const retried = () => (rawDb(sql).prepare("SELECT count(*) AS n FROM deliveries WHERE attempts > 0 AND state = 'queued'").get() as { n: number }).n;
-  await sink.waitFor(() => retried() >= 2, 20_000, 'retries while the relay is down');
+  const retried = async () => ((await sql.get("SELECT count(*) AS n FROM deliveries WHERE attempts > 0 AND state = 'queued'")) as { n: number }).n;
+  await sink.waitFor(async () => (await retried()) >= 2, 20_000, 'retries while the relay is down');
   await sql.close();
   const before = copies(OPEN).length;
   await sink.start(relayPort);
