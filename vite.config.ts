@@ -36,7 +36,7 @@ function onlyFramesWebAccessible(): Plugin {
 // test/unit/server/store/, which runs on both stores in every pass already (storeBackends).
 const SQLITE_ONLY = [
   'test/integration/server/backup.test.ts', 'test/integration/server/cli-backup.test.ts', 'test/integration/server/diskfull.test.ts',
-  'test/unit/server/store/**',
+  'test/unit/server/store/**', 'test/integration/server/backup-postgres.test.ts', // on PostgreSQL in every pass
 ];
 const test: UserConfig['test'] = {
   include: ['test/**/*.test.ts'],
