@@ -79,8 +79,9 @@ async function queueIdle(timeoutMs = 60_000): Promise<Record<string, number>> {
 async function triedCopies(): Promise<{ rows: number; minAttempts: number; sent: number }> {
   const sql = await openData(dataDir, SECRET);
   try {
-    const r = (await sql.get("SELECT count(*) AS rows, coalesce(min(attempts), 0) AS minAttempts, coalesce(sum(state = 'sent'), 0) AS sent FROM deliveries WHERE kind = 'copy'")) as { rows: number; minAttempts: number; sent: number };
-    return r;
+    const r = (await sql.get("SELECT count(*) AS rows, coalesce(min(attempts), 0) AS min_attempts, coalesce(sum(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), 0) AS sent FROM deliveries WHERE kind = 'copy'")) as { rows: number; min_attempts: number; sent: number };
+    // snake_case: PostgreSQL folds an unquoted alias to lower case.
+    return { rows: r.rows, minAttempts: r.min_attempts, sent: r.sent };
   } finally {
     await sql.close();
   }
