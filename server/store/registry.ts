@@ -148,12 +148,13 @@ export async function purgeStale(sql: Sql, now: number, chunk = 5000): Promise<{
 
 /** Events of one limit key since `since`, and the time of the `nth` oldest of them (0-based). */
 /**
- * PostgreSQL: holds each (bucket, key) for the rest of the transaction, so two
- * connections or nodes checking the same key take turns between count and insert
- * (READ COMMITTED would let both see room for one). SQLite's transactions already
- * take turns. Sorted, so no two callers wait on each other in opposite orders.
+ * PostgreSQL: holds each (kind, key) for the rest of the transaction, so two
+ * connections or nodes that check and then write the same thing (a rate count, a
+ * post's Message-ID) take turns (READ COMMITTED would let both see room for one).
+ * SQLite's transactions already take turns. Sorted, so no two callers wait on
+ * each other in opposite orders.
  */
-export async function lockRateKeys(sql: Sql, pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
+export async function lockKeys(sql: Sql, pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
   if (sql.dialect !== 'postgres') return;
   for (const name of [...new Set(pairs.map(([b, k]) => `${b}\n${k}`))].sort()) {
     await sql.get('SELECT pg_advisory_xact_lock(hashtextextended(CAST(? AS TEXT), 0)) AS locked', [name]);
