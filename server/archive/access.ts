@@ -16,7 +16,7 @@ import type { ListRecord } from '../store/lists.ts';
 import { isReader } from '../store/mailman.ts';
 import { findMemberByKeyId, getMember, type MemberRecord } from '../store/members.ts';
 import { getPost } from '../store/posts.ts';
-import { deleteSessions, getSession, insertChallenge, insertChallengeUnderCap, insertSession, takeChallenge } from '../store/registry.ts';
+import { deleteSessions, getSession, insertChallengeUnderCap, insertSession, takeChallenge } from '../store/registry.ts';
 import { metaOf, threadOf, threadPage } from './threads.ts';
 
 export const CHALLENGE_TTL_MS = 2 * 60_000;

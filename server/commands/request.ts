@@ -96,14 +96,18 @@ export class RequestHandler {
     // Counted only once the signature holds (nobody else can use up a member's budget); a 451 lets the
     // sender's MTA try again later, within the signature's 12 hours.
     const bucketKey = `${list.id}:${member.address}`;
-    if ((await rateWindow(sql, 'request', bucketKey, now.getTime() - HOUR_MS, 0)).n >= MAX_REQUESTS_PER_HOUR) {
-      log.warn('request.refused', { list: list.address, code: 'REQUEST_LIMITED' });
-      throw new RequestRefusal('REQUEST_LIMITED', 451, `4.7.1 More than ${MAX_REQUESTS_PER_HOUR} requests in an hour from this address; try again later`);
-    }
     // The signed packets differ with every signature: their digest marks this request as done.
     const digest = createHash('sha256').update(opened.innerPackets).digest('hex');
-    if (!await recordNonce(sql, list.id, `request:${digest}`, now.getTime())) this.refuse(list, 'REQUEST_REPLAYED');
-    await addRateEvent(sql, 'request', bucketKey, now.getTime(), now.getTime() + HOUR_MS);
+    // The hourly count, the replay mark and the new count in one transaction: two requests
+    // at once cannot both pass the last free slot, nor both run as the first of a replay.
+    await sql.tx(async () => {
+      if ((await rateWindow(sql, 'request', bucketKey, now.getTime() - HOUR_MS, 0)).n >= MAX_REQUESTS_PER_HOUR) {
+        log.warn('request.refused', { list: list.address, code: 'REQUEST_LIMITED' });
+        throw new RequestRefusal('REQUEST_LIMITED', 451, `4.7.1 More than ${MAX_REQUESTS_PER_HOUR} requests in an hour from this address; try again later`);
+      }
+      if (!await recordNonce(sql, list.id, `request:${digest}`, now.getTime())) this.refuse(list, 'REQUEST_REPLAYED');
+      await addRateEvent(sql, 'request', bucketKey, now.getTime(), now.getTime() + HOUR_MS);
+    });
 
     // From here the request counts as done (its digest is recorded): a failure must not turn into a
     // 451 whose retry would then be refused as a replay.

@@ -31,7 +31,7 @@ import { heldSummaries, getHeld, type HeldRecord } from '../store/held.ts';
 import type { ListRecord } from '../store/lists.ts';
 import { getMember } from '../store/members.ts';
 import { registeredKeyOf } from '../store/notify.ts';
-import { deleteSessions, getSession, insertChallenge, insertChallengeUnderCap, insertSession, recordNonce, takeChallenge } from '../store/registry.ts';
+import { deleteSessions, getSession, insertChallengeUnderCap, insertSession, recordNonce, takeChallenge } from '../store/registry.ts';
 
 export const MODERATION_CHALLENGE_TTL_MS = 2 * 60_000;
 export const MODERATION_SESSION_TTL_MS = 30 * 60_000;
