@@ -30,8 +30,17 @@ function onlyFramesWebAccessible(): Plugin {
 // The tests (vitest reads this file; it runs with mode 'test'). Unit and
 // integration tests run in Node; browser end-to-end tests drive real browsers
 // from inside these tests rather than through a vitest browser mode.
+// LETTERLOCK_TEST_STORE=postgres (npm run test:postgres) runs the server suite again
+// with every data folder on a real PostgreSQL. Left out of that pass: files whose
+// subject is SQLite itself (the backup of its file, the disk-full of its folder), and
+// test/unit/server/store/, which runs on both stores in every pass already (storeBackends).
+const SQLITE_ONLY = [
+  'test/integration/server/backup.test.ts', 'test/integration/server/cli-backup.test.ts', 'test/integration/server/diskfull.test.ts',
+  'test/unit/server/store/**', 'test/integration/server/backup-postgres.test.ts', // on PostgreSQL in every pass
+];
 const test: UserConfig['test'] = {
   include: ['test/**/*.test.ts'],
+  exclude: ['**/node_modules/**', '**/.git/**', ...(process.env.LETTERLOCK_TEST_STORE === 'postgres' ? SQLITE_ONLY : [])],
   testTimeout: 120_000,
   hookTimeout: 120_000,
   pool: 'forks',

@@ -30,6 +30,7 @@ import { DB_FILE } from '../app.ts';
 import { CONFIG_FILE, parseConfig } from '../config/config.ts';
 import { defaultSecretFile, readSecretFile, SECRET_ENV, verifySecret } from '../config/secret.ts';
 import { openDb } from '../store/db.ts';
+import { isPostgresUrl } from '../store/open.ts';
 import { SCHEMA_VERSION } from '../store/migrations.ts';
 import { packTar, TarError, unpackTar, type TarEntry } from './tar.ts';
 
@@ -44,7 +45,8 @@ const STALE_SNAPSHOT_MS = 3_600_000;
 
 export type BackupCode =
   | 'NOT_INITIALIZED' | 'KEY_UNREADABLE' | 'KEY_IS_SECRET' | 'KEY_NOT_SECRET' | 'KEY_CANNOT_ENCRYPT' | 'KEY_LOCKED' | 'BAD_PASSPHRASE'
-  | 'OUT_EXISTS' | 'WRITE_FAILED' | 'TOO_LARGE' | 'DB_DAMAGED' | 'NOT_A_BACKUP' | 'WRONG_KEY' | 'CORRUPT' | 'NOT_EMPTY' | 'SCHEMA_TOO_NEW' | 'CONFIG_INVALID';
+  | 'OUT_EXISTS' | 'WRITE_FAILED' | 'TOO_LARGE' | 'DB_DAMAGED' | 'NOT_A_BACKUP' | 'WRONG_KEY' | 'CORRUPT' | 'NOT_EMPTY' | 'SCHEMA_TOO_NEW' | 'CONFIG_INVALID'
+  | 'POSTGRES';
 
 /** A refusal with a stable code and a sentence the operator can act on. */
 export class BackupError extends Error {
@@ -83,6 +85,24 @@ async function readAnyKey(path: string): Promise<openpgp.Key> {
     throw new BackupError('KEY_UNREADABLE', `${path} is not an OpenPGP key (export one with: gpg --export --armor YOUR-ID > ${basename(path)})`);
   }
 }
+
+/**
+ * Whether the folder's database is PostgreSQL (its `database` setting, or
+ * LETTERLOCK_DATABASE): backup and restore copy a SQLite file and nothing else.
+ * The URL is never repeated (it may carry a password).
+ */
+function onPostgres(dataDir: string): boolean {
+  const env = process.env.LETTERLOCK_DATABASE;
+  if (env) return isPostgresUrl(env);
+  try {
+    const raw = JSON.parse(readFileSync(join(dataDir, CONFIG_FILE), 'utf8')) as { database?: unknown };
+    return typeof raw.database === 'string' && isPostgresUrl(raw.database);
+  } catch {
+    return false; // no or unreadable config: the SQLite default (an unreadable one is reported further on)
+  }
+}
+
+const PG_BACKUP = 'back the database up with PostgreSQL\'s own tools (pg_dump -Fc, restored with pg_restore), and keep letterlock.json and the server secret with that dump: the database cannot be used without the secret';
 
 // ---- backup -------------------------------------------------------------------
 
@@ -175,6 +195,9 @@ export async function backup(o: BackupOptions): Promise<BackupResult> {
   const out = resolve(o.out ?? defaultBackupName(now));
   if (existsSync(out)) throw new BackupError('OUT_EXISTS', `${out} exists: a backup never overwrites a file (choose another --out)`);
 
+  if (onPostgres(dataDir)) {
+    throw new BackupError('POSTGRES', `${dataDir} keeps its data in PostgreSQL (its database setting), and letterlock backup copies a SQLite database only: ${PG_BACKUP}`);
+  }
   const notes: string[] = [];
   const { db, schemaVersion } = await snapshot(dataDir);
   const files: TarEntry[] = [{ name: DB_FILE, data: db }];
@@ -315,6 +338,11 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     if (readdirSync(dataDir).length && !o.force) {
       throw new BackupError('NOT_EMPTY', `${dataDir} is not empty: restore into a new folder, or add --force to replace its database, config and secret (stop the server first)`);
     }
+  }
+  // The backup holds a SQLite file; a folder set to PostgreSQL would go on using the
+  // PostgreSQL database and silently ignore what was restored.
+  if (onPostgres(dataDir)) {
+    throw new BackupError('POSTGRES', `${dataDir} keeps its data in PostgreSQL (its database setting${process.env.LETTERLOCK_DATABASE ? ' or LETTERLOCK_DATABASE' : ''}), and letterlock restore writes a SQLite database only: restore into a folder without that setting, or restore a PostgreSQL dump with pg_restore and put letterlock.json and the server secret back beside it`);
   }
   const key = await readSecretKey(o.key, o.passphrase);
   const { manifest, files, bundle } = await openBackup(o.file, key);

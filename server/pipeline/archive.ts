@@ -12,6 +12,7 @@ import { archivePost } from '../archive/archive.ts';
 import { displayOf, sealDisplay } from '../delivery/display.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import type { Sql } from '../store/db.ts';
+import { lockKeys } from '../store/registry.ts';
 import { purgeSignatures, recordSignature, setSignaturePost } from '../store/replay.ts';
 import { Refusal } from './reasons.ts';
 import { duplicateOf, replayWindowMs, threadingOf } from './replay.ts';
@@ -25,6 +26,9 @@ export async function archive(post: SealedPost, keys: ListKeys, messageId: strin
   const display = verified.member ? await sealDisplay(displayOf(verified.member.address, verified.inner, verified.clear), keys.listKey) : null;
   const listId = verified.list.id;
   return sql.tx(async (): Promise<Archived> => {
+    // PostgreSQL: copies of one mail racing on other connections wait here, then see the
+    // first one's post as a duplicate (not its signature as a replay).
+    if (verified.outer.messageId) await lockKeys(sql, [['post', `${listId} ${verified.outer.messageId}`]]);
     const dup = await duplicateOf(sql, verified, now);
     if (dup !== null) return { postId: dup, duplicate: true };
     const digest = verified.signatureDigest;

@@ -12,6 +12,7 @@ import type { Sql } from '../store/db.ts';
 import { listAddressesInDomain, type ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
 import type { EventLog, LogCode } from '../log/log.ts';
+import { lockKeys } from '../store/registry.ts';
 
 export const BOUNCE_LIMITS = { windowMs: 60 * 60 * 1000, perRecipient: 5, perList: 100 };
 
@@ -68,6 +69,8 @@ export async function queueBounce(d: BounceDeps, list: ListRecord, to: string | 
   const barrier = await bounceBarrier(d.sql, to, autoSubmitted);
   const rcpt = to?.toLowerCase() ?? '';
   const result = barrier ?? await d.sql.tx(async (): Promise<Suppression | null> => {
+    // PostgreSQL: concurrent bounces to the same recipient or list count one after the other.
+    await lockKeys(d.sql, [['bounce-rcpt', rcpt], ['bounce-list', String(list.id)]]);
     const count = bouncesSince(d.sql, now - BOUNCE_LIMITS.windowMs);
     if (await count({ rcpt }) >= BOUNCE_LIMITS.perRecipient) return 'RATE_RECIPIENT';
     if (await count({ listId: list.id }) >= BOUNCE_LIMITS.perList) return 'RATE_LIST';

@@ -27,7 +27,8 @@ export async function deliver(page: WrappedPage, list: ListRecord, postId: numbe
       await queue.addReport(list.id, rcpt, postId, ROW_FAILED);
     }
   };
-  // Copies in multi-row statements: nothing in JavaScript can fail one (a PKESK is bytes), so no row needs isolating.
+  // The copies in one multi-row statement per chunk (a round trip each on PostgreSQL);
+  // only the statement can fail them, and then the page rolls back as a whole.
   await queue.addMany(page.copies.map((c) => ({ listId: list.id, postId, kind: 'copy' as const, rcpt: c.rcpt, pkesk: c.pkesk })));
   for (const m of page.missed) {
     await isolated(m.rcpt, async () => {

@@ -8,7 +8,7 @@
 import { createHmac } from 'node:crypto';
 import { ApiFailure } from '../http/errors.ts';
 import type { Sql } from '../store/db.ts';
-import { addRateEvent, rateWindow } from '../store/registry.ts';
+import { addRateEvent, lockKeys, rateWindow } from '../store/registry.ts';
 
 export interface Rate {
   max: number;
@@ -50,6 +50,7 @@ export class Limiter {
     const now = this.now();
     const keys = rules.map((r) => this.hash(r.bucket, r.key));
     return this.sql.tx(async () => {
+      await lockKeys(this.sql, rules.map((r, i) => [r.bucket, keys[i]!] as const));
       let wait = 0;
       for (const [i, r] of rules.entries()) {
         const windowMs = r.rate.windowSeconds * 1000;

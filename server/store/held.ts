@@ -33,7 +33,7 @@ function fromRow(r: Row): HeldRecord {
 export async function insertHeld(sql: Sql, h: Omit<HeldRecord, 'id' | 'receivedAt'>): Promise<number> {
   const armored = typeof h.payload === 'string';
   const bytes = armored ? Buffer.from(h.payload as string, 'latin1') : Buffer.from(h.payload as Uint8Array);
-  const r = await sql.get<{ id: number }>(`INSERT INTO held (list_id, sender, envelope_from, payload, payload_armored, outer, size, reason, received_at)
+  const r = await sql.get<{ id: number }>(`INSERT INTO held (list_id, sender, envelope_from, payload, payload_armored, "outer", size, reason, received_at)
     VALUES (?,?,?,?,?,?,?,?,?) RETURNING id`, [h.listId, h.sender, h.envelopeFrom, bytes, armored ? 1 : 0, JSON.stringify(h.outer), h.size,
     h.reason, Date.now()]);
   return Number(r!.id);

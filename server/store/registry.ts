@@ -147,6 +147,20 @@ export async function purgeStale(sql: Sql, now: number, chunk = 5000): Promise<{
 // ---- rate-limit events -----------------------------------------------------------------
 
 /** Events of one limit key since `since`, and the time of the `nth` oldest of them (0-based). */
+/**
+ * PostgreSQL: holds each (kind, key) for the rest of the transaction, so two
+ * connections or nodes that check and then write the same thing (a rate count, a
+ * post's Message-ID) take turns (READ COMMITTED would let both see room for one).
+ * SQLite's transactions already take turns. Sorted, so no two callers wait on
+ * each other in opposite orders.
+ */
+export async function lockKeys(sql: Sql, pairs: ReadonlyArray<readonly [string, string]>): Promise<void> {
+  if (sql.dialect !== 'postgres') return;
+  for (const name of [...new Set(pairs.map(([b, k]) => `${b}\n${k}`))].sort()) {
+    await sql.get('SELECT pg_advisory_xact_lock(hashtextextended(CAST(? AS TEXT), 0)) AS locked', [name]);
+  }
+}
+
 export async function rateWindow(sql: Sql, bucket: string, key: string, since: number, nth: number): Promise<{ n: number; at: number | null }> {
   const { n } = (await sql.get<{ n: number }>('SELECT count(*) AS n FROM rate_events WHERE bucket = ? AND key = ? AND at > ?', [bucket, key, since]))!;
   const row = await sql.get<{ at: number }>('SELECT at FROM rate_events WHERE bucket = ? AND key = ? AND at > ? ORDER BY at LIMIT 1 OFFSET ?', [bucket, key, since, Math.max(0, nth)]);

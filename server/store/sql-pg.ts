@@ -280,6 +280,9 @@ export class PgSql implements Sql {
   }
 
   private async query(text: string, params: readonly SqlParam[]): Promise<pg.QueryResult> {
+    // As better-sqlite3 says it ("not open"), rather than pg's "Cannot use a pool after calling end"
+    // (pingDatabase reports DB_CLOSED for either).
+    if (this.closed) throw new Error('the database connection is closed');
     const q = this.prepare(text, params);
     const values = toPg(params);
     const t = this.current();

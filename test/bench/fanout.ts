@@ -9,11 +9,13 @@
 // of the same size to the same sink (fanout-floor.ts), and the sink's own CPU.
 // Run: npm run bench:fanout   (options: --quick for a short run; --large adds
 // 100,000 subscribers at 10 KB, one run, about two minutes on 2 quiet cores;
-// --count N and --size 10KB|1MB pick one row; --no-baseline skips the baseline)
+// --count N and --size 10KB|1MB pick one row; --no-baseline skips the baseline;
+// --store postgres runs each row on SQLite and then on a real PostgreSQL 15 started
+// for the run through test/support/postgres.ts, one node, figures side by side)
 
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -23,8 +25,7 @@ import { openData } from '../../server/app.ts';
 import { createList } from '../../server/lists/lists.ts';
 import { keyFingerprints, registerMember } from '../../server/lists/members.ts';
 import { getList } from '../../server/store/lists.ts';
-import { upsertMember } from '../../server/store/members.ts';
-import { rawDb } from '../support/raw-db.ts';
+import { startPostgres, type RunningPostgres } from '../support/postgres.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SECRET = 'bench-secret-0123456789abcdef';
@@ -37,6 +38,9 @@ const COUNTS = arg('--count') ? [Number(arg('--count'))] : QUICK ? [100, 1000] :
 const SKIP_BASELINE = process.argv.includes('--no-baseline');
 const SKIP_FLOOR = process.argv.includes('--no-floor');
 const CLK_TCK = 100;
+const STORES: Array<'sqlite' | 'postgres'> = arg('--store') === 'postgres' ? ['sqlite', 'postgres'] : ['sqlite'];
+if (arg('--store') && !['sqlite', 'postgres'].includes(arg('--store')!)) throw new Error('--store sqlite|postgres');
+let pgServer: RunningPostgres | null = null;
 
 process.env.LETTERLOCK_SECRET = SECRET;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -67,18 +71,37 @@ const pool = await Promise.all(Array.from({ length: 16 }, async (_, i) => {
   return { fpr: g.facts.fingerprint, armored: g.publicKeyArmored, packet: (await key.getEncryptionKey()).keyPacket.write(), fprs };
 }));
 
-async function dataFolder(n: number): Promise<string> {
+async function dataFolder(n: number, store: 'sqlite' | 'postgres'): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), `letterlock-bench-${n}-`));
+  const database = store === 'postgres' ? await (pgServer ??= await startPostgres()).createDatabase() : undefined;
+  dbOf.set(dir, database);
   // logLevel info: the server's post.accepted event marks the moment every copy is wrapped and queued.
-  await init({ dataDir: dir, config: { smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${sinkPort}`, logLevel: 'info',
+  await init({ dataDir: dir, config: { smtp: { port: 0 }, http: { port: 0 }, relay: `smtp://127.0.0.1:${sinkPort}`, logLevel: 'info', ...(database ? { database } : {}),
     ...(process.env.FANOUT_CONNECTIONS ? { relayOptions: { maxConnections: Number(process.env.FANOUT_CONNECTIONS) } } : {}) } });
   const sql = await openData(dir, SECRET);
   const list = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
   await registerMember(sql, list.id, 'sender@example.org', sender.publicKeyArmored);
+  // Rows as registration writes them (upsertMember), 500 members per multi-row statement:
+  // one statement per member is a round trip each on PostgreSQL (minutes at 100,000).
   await sql.tx(async () => {
-    for (let i = 0; i < n - 1; i++) {
-      const k = pool[i % pool.length]!;
-      await upsertMember(sql, { listId: list.id, address: `s${String(i).padStart(6, '0')}@sub.test`, fingerprint: k.fpr, publicKey: k.armored, encryptionKey: k.packet, expiresAt: null, keyState: 'valid' }, k.fprs);
+    const CHUNK = 500;
+    for (let from = 0; from < n - 1; from += CHUNK) {
+      const members: unknown[] = [];
+      const ids: unknown[] = [];
+      let idRows = 0;
+      const to = Math.min(n - 1, from + CHUNK);
+      for (let i = from; i < to; i++) {
+        const k = pool[i % pool.length]!;
+        const address = `s${String(i).padStart(6, '0')}@sub.test`;
+        members.push(list.id, address, k.fpr, k.armored, Buffer.from(k.packet), null, 'valid', Date.now());
+        for (const f of k.fprs) {
+          const fpr = f.toUpperCase();
+          ids.push(list.id, address, fpr, fpr.length === 64 ? fpr.slice(0, 16) : fpr.slice(-16));
+          idRows++;
+        }
+      }
+      await sql.run(`INSERT INTO members (list_id, address, fingerprint, public_key, encryption_key, expires_at, key_state, added_at) VALUES ${Array.from({ length: to - from }, () => '(?,?,?,?,?,?,?,?)').join(',')}`, members as never);
+      await sql.run(`INSERT INTO member_key_ids (list_id, address, fingerprint, key_id) VALUES ${Array.from({ length: idRows }, () => '(?,?,?,?)').join(',')}`, ids as never);
     }
   });
   const listPublic = (await getList(sql, LIST))!.listPublic;
@@ -86,6 +109,29 @@ async function dataFolder(n: number): Promise<string> {
   return Object.assign(dir, {}) && (listKeys.set(dir, listPublic), dir);
 }
 const listKeys = new Map<string, string>();
+const dbOf = new Map<string, string | undefined>();
+
+/** CPU of the PostgreSQL cluster (postmaster, its live backends, and the backends it reaped: cutime). */
+function pgCpuMs(): number {
+  if (!pgServer) return 0;
+  const pid = Number(readFileSync(join(pgServer.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const ticksOf = (p: number, children: boolean) => {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      return { ppid: Number(x[1]), ticks: Number(x[11]) + Number(x[12]) + (children ? Number(x[13]) + Number(x[14]) : 0) };
+    } catch {
+      return { ppid: -1, ticks: 0 };
+    }
+  };
+  let ticks = ticksOf(pid, true).ticks;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const t = ticksOf(Number(d), false);
+    if (t.ppid === pid) ticks += t.ticks;
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
 
 function procStats(pid: number): { cpuMs: number; hwmMb: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -131,7 +177,7 @@ function postText(bytes: number): string {
   return b64.replace(/(.{76})/g, '$1\n');
 }
 
-interface Run { wallMs: number; acceptMs: number; queuedMs: number; cpuMs: number; sinkCpuMs: number; hwmMb: number; mailBytes: number }
+interface Run { wallMs: number; acceptMs: number; queuedMs: number; cpuMs: number; sinkCpuMs: number; dbCpuMs: number; hwmMb: number; mailBytes: number }
 
 async function runOnce(dir: string, n: number, bytes: number): Promise<Run> {
   const { proc, smtpPort } = await startServer(dir);
@@ -141,6 +187,7 @@ async function runOnce(dir: string, n: number, bytes: number): Promise<Run> {
   await resetSink();
   const cpu0 = procStats(proc.pid!).cpuMs;
   const sink0 = procStats(sink.pid!).cpuMs;
+  const db0 = pgCpuMs();
   acceptedAt = 0;
   const t = nodemailer.createTransport({ host: '127.0.0.1', port: smtpPort, secure: false, ignoreTLS: true, socketTimeout: 300_000 });
   const t0 = performance.now();
@@ -151,9 +198,10 @@ async function runOnce(dir: string, n: number, bytes: number): Promise<Run> {
   const wallMs = performance.now() - t0;
   const s = procStats(proc.pid!);
   const sinkCpuMs = procStats(sink.pid!).cpuMs - sink0;
+  const dbCpuMs = dbOf.get(dir) ? pgCpuMs() - db0 : 0;
   const queuedMs = acceptedAt ? acceptedAt - t0 : NaN;
   await stopServer(proc);
-  return { wallMs, acceptMs, queuedMs, cpuMs: s.cpuMs - cpu0, sinkCpuMs, hwmMb: s.hwmMb, mailBytes: post.pgpMime.length };
+  return { wallMs, acceptMs, queuedMs, cpuMs: s.cpuMs - cpu0, sinkCpuMs, dbCpuMs, hwmMb: s.hwmMb, mailBytes: post.pgpMime.length };
 }
 
 function baseline(copies: number, bytes: number): Promise<{ copies: number; wallMs: number; cpuMs: number; peakRssMb: number }> {
@@ -176,9 +224,9 @@ function floor(copies: number, copyBytes: number): Promise<{ copies: number; fai
 
 const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 console.log(`Fan-out benchmark on ${cpus().length} CPU(s), Node ${process.version}${QUICK ? ' (quick)' : ''}; load average at start ${loadAvg()}`);
-console.log('list server: seal once + one PKESK per subscriber (wrap pool, one thread per core), durable SQLite queue, persistent pipelined SMTP (8 connections) to a loopback sink\n');
+console.log('list server: seal once + one PKESK per subscriber (wrap pool, one thread per core), durable queue (SQLite; with --store postgres each row again on PostgreSQL), persistent pipelined SMTP (8 connections) to a loopback sink\n');
 const rows: string[] = [];
-const header = 'post    subscribers  runs  wall (median)  accepted  queued   copies/s   CPU/copy  sink CPU/copy  peak RSS | baseline (per-recipient openpgp.encrypt)         | speed-up';
+const header = 'store     post    subscribers  runs  wall (median)  accepted  queued   copies/s   CPU/copy  sink CPU/copy  peak RSS | baseline (per-recipient openpgp.encrypt)         | speed-up';
 console.log(header);
 for (const size of SIZES) {
   // Baseline on a subset; its per-copy rate is what N copies would cost.
@@ -187,8 +235,8 @@ for (const size of SIZES) {
   const b = SKIP_BASELINE ? { copies: 1, wallMs: 1, cpuMs: 0, peakRssMb: 0 } : await baseline(subset, size.bytes);
   const bRate = b.copies / (b.wallMs / 1000);
   const bCpu = b.cpuMs / b.copies;
-  for (const n of COUNTS) {
-    const dir = await dataFolder(n);
+  for (const n of COUNTS) for (const store of STORES) {
+    const dir = await dataFolder(n, store);
     const repeats = n >= 100_000 || (n >= 10_000 && size.bytes > 100_000) ? 1 : 3;
     const runs: Run[] = [];
     for (let i = 0; i < repeats; i++) runs.push(await runOnce(dir, n, size.bytes));
@@ -197,7 +245,8 @@ for (const size of SIZES) {
     const rate = n / (wall / 1000);
     const cpu = median(runs.map((r) => r.cpuMs)) / n;
     const sinkCpu = median(runs.map((r) => r.sinkCpuMs)) / n;
-    const line = `${size.name.padEnd(7)} ${String(n).padStart(11)}  ${String(repeats).padStart(4)}  ${(wall / 1000).toFixed(2).padStart(11)} s  ${(median(runs.map((r) => r.acceptMs)) / 1000).toFixed(2).padStart(6)} s  ` +
+    const dbCpu = median(runs.map((r) => r.dbCpuMs)) / n;
+    const line = `${store.padEnd(9)} ${size.name.padEnd(7)} ${String(n).padStart(11)}  ${String(repeats).padStart(4)}  ${(wall / 1000).toFixed(2).padStart(11)} s  ${(median(runs.map((r) => r.acceptMs)) / 1000).toFixed(2).padStart(6)} s  ` +
       `${(median(runs.map((r) => r.queuedMs)) / 1000).toFixed(2).padStart(5)} s  ${rate.toFixed(0).padStart(8)}  ${cpu.toFixed(3).padStart(6)} ms  ${sinkCpu.toFixed(3).padStart(9)} ms  ${median(runs.map((r) => r.hwmMb)).toFixed(0).padStart(5)} MB | ` +
       `${bRate.toFixed(0).padStart(6)} copies/s, ${bCpu.toFixed(3)} ms CPU/copy, ${b.peakRssMb.toFixed(0)} MB (${b.copies} copies) | ${(rate / bRate).toFixed(1).padStart(5)}x`;
     console.log(line);
@@ -209,7 +258,8 @@ for (const size of SIZES) {
     const q = median(runs.map((r) => r.queuedMs));
     const pct = (x: number) => `${((100 * x) / wall).toFixed(0)}%`;
     console.log(`          steps: accept ${pct(acc)}, wrap + queue ${pct(q - acc)} (delivering meanwhile), delivery after the last page ${pct(wall - q)}; ` +
-      `CPU: server ${(cpu * n / 1000).toFixed(2)} s, sink ${(sinkCpu * n / 1000).toFixed(2)} s`);
+      `CPU: server ${(cpu * n / 1000).toFixed(2)} s, sink ${(sinkCpu * n / 1000).toFixed(2)} s` +
+      (store === 'postgres' ? `, PostgreSQL ${(dbCpu * n / 1000).toFixed(2)} s (${dbCpu.toFixed(3)} ms/copy)` : ''));
   }
   if (!SKIP_FLOOR) {
     // The floor, at the largest count: the same relay client and sink, a pre-built copy of the run's copy size.
@@ -227,8 +277,10 @@ for (const size of SIZES) {
 }
 console.log(`\nload average at the end ${loadAvg()}`);
 console.log('\nwall: from the start of the SMTP submission to the last copy accepted by the sink (includes receiving,');
-console.log('opening, verifying, sealing, wrapping, queueing in SQLite and delivering). CPU/copy and peak RSS are the');
+console.log('opening, verifying, sealing, wrapping, queueing in the database and delivering). CPU/copy and peak RSS are the');
 console.log('list server process only (/proc); sink CPU/copy is the sink process. Baseline: same sink, same pooled SMTP,');
 console.log('encryption per recipient, on a subset. Floor: no list server at all, only its relay client and the sink.');
+if (STORES.includes('postgres')) console.log('PostgreSQL: a local cluster (fsync off, as in the tests); its CPU (postmaster and backends) is counted apart from the server\'s.');
 sink.kill();
+await (pgServer as RunningPostgres | null)?.stop();
 process.exit(0);

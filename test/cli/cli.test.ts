@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { makeKey, type TestKey } from '../support/keys.ts';
 import { tempDir } from '../integration/server/harness.ts';
+import { testDatabaseArgs } from '../support/test-store.ts';
 import { letterlock, letterlockAsync, oneLine, ROOT, viaNpx } from './run.ts';
 
 const root = tempDir('cli-cmd');
@@ -112,9 +113,9 @@ describe('the command itself', () => {
 });
 
 describe('init', () => {
-  it('prints next steps and the back-up warning; a secret file is created with mode 0600', () => {
+  it('prints next steps and the back-up warning; a secret file is created with mode 0600', async () => {
     const dir = join(root, 'with-file');
-    const r = letterlock(['init', '--data', dir, '--smtp-port', '2600'], { LETTERLOCK_SECRET: undefined });
+    const r = letterlock(['init', '--data', dir, '--smtp-port', '2600', ...(await testDatabaseArgs())], { LETTERLOCK_SECRET: undefined });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`initialized ${dir}`);
     expect(r.stdout).toContain(`server secret: new file ${join(dir, 'secret')} (mode 0600)`);
@@ -135,8 +136,8 @@ describe('init', () => {
     expect(debug.stderr).toMatch(/^\s+at /m);
   });
 
-  it('with the secret in the environment; --json; a re-run that differs is refused, one that agrees is not', () => {
-    const r = letterlock(['init', ...d, '--smtp-port', '0', '--http-port', '0', '--json']);
+  it('with the secret in the environment; --json; a re-run that differs is refused, one that agrees is not', async () => {
+    const r = letterlock(['init', ...d, '--smtp-port', '0', '--http-port', '0', '--json', ...(await testDatabaseArgs())]);
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual({
       dataDir: data, created: true, secretSource: 'env', secretFile: null, smtpPort: 0, httpPort: 0, relay: null,
@@ -313,7 +314,7 @@ describe('serve', () => {
     blockers.push(blocker);
     const busy = (blocker.address() as { port: number }).port;
     const dir = join(root, 'busy');
-    expect(letterlock(['init', '--data', dir, '--smtp-port', '0', '--http-port', String(busy)]).status).toBe(0);
+    expect(letterlock(['init', '--data', dir, '--smtp-port', '0', '--http-port', String(busy), ...(await testDatabaseArgs())]).status).toBe(0);
     const r = await letterlockAsync(['serve', '--data', dir]);
     expect(r.status).toBe(3);
     expect(oneLine(r)).toBe(`letterlock: HTTP port 127.0.0.1:${busy} is in use: set http.port in letterlock.json or LETTERLOCK_HTTP_PORT`);

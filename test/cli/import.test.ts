@@ -14,6 +14,7 @@ import { createList } from '../../server/lists/lists.ts';
 import { makeKey, type TestKey } from '../support/keys.ts';
 import { tempDir } from '../integration/server/harness.ts';
 import { BIN, CLI_SECRET, letterlock, oneLine, ROOT } from './run.ts';
+import { testDatabaseConfig } from '../support/test-store.ts';
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 300_000 });
 
@@ -33,7 +34,7 @@ function members(): Array<{ address: string; fingerprint: string }> {
 
 beforeAll(async () => {
   process.env.LETTERLOCK_SECRET = CLI_SECRET;
-  await init({ dataDir: data, config: {} });
+  await init({ dataDir: data, config: { ...(await testDatabaseConfig()) } });
   const sql = await openData(data, CLI_SECRET);
   await createList(sql, CLI_SECRET, LIST, { maxBytes: 1024 * 1024 });
   await sql.close();

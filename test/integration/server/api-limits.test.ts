@@ -15,7 +15,7 @@ import { getList } from '../../../server/store/lists.ts';
 import { upsertMember } from '../../../server/store/members.ts';
 import type { Sql } from '../../../server/store/db.ts';
 import { addList, initData, SECRET, Sink, tempDir } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import type { SqlParam } from '../../../server/store/sql.ts';
 
 const LIST = 'club@lists.test';
 const OTHER = ['two@lists.test', 'three@lists.test', 'four@lists.test', 'five@lists.test', 'six@lists.test', 'seven@lists.test', 'eight@lists.test', 'nine@lists.test'] as const;
@@ -47,7 +47,7 @@ beforeAll(async () => {
   // Stale rows left by an earlier run, to be purged at start, beside live ones that must stay.
   const sql = await openData(dataDir, SECRET);
   try {
-    plant(sql, 'boot', (await getList(sql, LIST))!.id);
+    await plant(sql, 'boot', (await getList(sql, LIST))!.id);
   } finally {
     await sql.close();
   }
@@ -134,46 +134,46 @@ async function keyFor(address: string): Promise<string> {
   return (await openpgp.generateKey({ userIDs: [{ email: address }], format: 'armored' })).publicKey;
 }
 
-function liveChallenges(): number {
-  return (rawDb(server.sql).prepare('SELECT count(*) AS n FROM challenges WHERE expires_at > ? AND used_at IS NULL').get(Date.now()) as { n: number }).n;
+async function liveChallenges(): Promise<number> {
+  return ((await server.sql.get('SELECT count(*) AS n FROM challenges WHERE expires_at > ? AND used_at IS NULL', [Date.now()])) as { n: number }).n;
 }
 
 /** Waits until the delivery queue holds nothing to send. */
 async function queueDrained(): Promise<void> {
-  await sink.waitFor(() => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','sending')").get() as { n: number }).n === 0, 60_000, 'the delivery queue to drain');
+  await sink.waitFor(async () => ((await server.sql.get("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','sending')")) as { n: number }).n === 0, 60_000, 'the delivery queue to drain');
 }
 
 /** Stale rows of every kind the purge handles, plus live ones that must survive; tagged. */
-function plant(sql: Sql, tag: string, listId: number): void {
+async function plant(sql: Sql, tag: string, listId: number): Promise<void> {
   const t = Date.now();
-  const ch = rawDb(sql).prepare('INSERT INTO challenges (id_hash, list_id, address, statement, expires_at, used_at) VALUES (?,?,?,?,?,?)');
-  ch.run(`${tag}-stale-expired`, listId, 'a@example.org', 's', t - 1000, null);
-  ch.run(`${tag}-stale-used`, listId, 'a@example.org', 's', t + 3_600_000, t - 1000);
-  ch.run(`${tag}-live`, listId, 'a@example.org', 's', t + 3_600_000, null);
-  const tok = rawDb(sql).prepare(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, created_at, expires_at, used_at) VALUES (?,'subscribe',?,?,?,?,?)`);
-  tok.run(`${tag}-stale-expired`, listId, 'a@example.org', t - 49 * 3_600_000, t - 1000, null);
-  tok.run(`${tag}-stale-used`, listId, 'a@example.org', t - 1000, t + 3_600_000, t - 500);
-  tok.run(`${tag}-live`, listId, 'a@example.org', t, t + 3_600_000, null);
-  const ses = rawDb(sql).prepare('INSERT INTO sessions (token_hash, list_id, address, fingerprint, created_at, expires_at) VALUES (?,?,?,?,?,?)');
-  ses.run(`${tag}-stale-expired`, listId, 'a@example.org', 'F', t - 3_600_000, t - 1000);
-  ses.run(`${tag}-live`, listId, 'a@example.org', 'F', t, t + 3_600_000);
-  const non = rawDb(sql).prepare('INSERT INTO request_nonces (list_id, nonce, seen_at) VALUES (?,?,?)');
-  non.run(listId, `${tag}-stale-old`, t - 2 * 86_400_000);
-  non.run(listId, `${tag}-live`, t);
-  const ev = rawDb(sql).prepare('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)');
-  ev.run('test', `${tag}-stale-old`, t - 7_200_000, t - 3_600_000);
-  ev.run('test', `${tag}-live`, t, t + 3_600_000);
+  const ch = { run: (...a: SqlParam[]) => sql.run('INSERT INTO challenges (id_hash, list_id, address, statement, expires_at, used_at) VALUES (?,?,?,?,?,?)', a) };
+  await ch.run(`${tag}-stale-expired`, listId, 'a@example.org', 's', t - 1000, null);
+  await ch.run(`${tag}-stale-used`, listId, 'a@example.org', 's', t + 3_600_000, t - 1000);
+  await ch.run(`${tag}-live`, listId, 'a@example.org', 's', t + 3_600_000, null);
+  const tok = { run: (...a: SqlParam[]) => sql.run(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, created_at, expires_at, used_at) VALUES (?,'subscribe',?,?,?,?,?)`, a) };
+  await tok.run(`${tag}-stale-expired`, listId, 'a@example.org', t - 49 * 3_600_000, t - 1000, null);
+  await tok.run(`${tag}-stale-used`, listId, 'a@example.org', t - 1000, t + 3_600_000, t - 500);
+  await tok.run(`${tag}-live`, listId, 'a@example.org', t, t + 3_600_000, null);
+  const ses = { run: (...a: SqlParam[]) => sql.run('INSERT INTO sessions (token_hash, list_id, address, fingerprint, created_at, expires_at) VALUES (?,?,?,?,?,?)', a) };
+  await ses.run(`${tag}-stale-expired`, listId, 'a@example.org', 'F', t - 3_600_000, t - 1000);
+  await ses.run(`${tag}-live`, listId, 'a@example.org', 'F', t, t + 3_600_000);
+  const non = { run: (...a: SqlParam[]) => sql.run('INSERT INTO request_nonces (list_id, nonce, seen_at) VALUES (?,?,?)', a) };
+  await non.run(listId, `${tag}-stale-old`, t - 2 * 86_400_000);
+  await non.run(listId, `${tag}-live`, t);
+  const ev = { run: (...a: SqlParam[]) => sql.run('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)', a) };
+  await ev.run('test', `${tag}-stale-old`, t - 7_200_000, t - 3_600_000);
+  await ev.run('test', `${tag}-live`, t, t + 3_600_000);
 }
 
 /** The tagged rows still present, per table. */
-function planted(tag: string): Record<string, string[]> {
-  const q = (sql: string) => (rawDb(server.sql).prepare(sql).all(`${tag}-%`) as Array<{ k: string }>).map((r) => r.k.slice(tag.length + 1)).sort();
+async function planted(tag: string): Promise<Record<string, string[]>> {
+  const q = async (sql: string) => ((await server.sql.all(sql, [`${tag}-%`])) as Array<{ k: string }>).map((r) => r.k.slice(tag.length + 1)).sort();
   return {
-    challenges: q('SELECT id_hash AS k FROM challenges WHERE id_hash LIKE ?'),
-    pending_tokens: q('SELECT token_hash AS k FROM pending_tokens WHERE token_hash LIKE ?'),
-    sessions: q('SELECT token_hash AS k FROM sessions WHERE token_hash LIKE ?'),
-    request_nonces: q('SELECT nonce AS k FROM request_nonces WHERE nonce LIKE ?'),
-    rate_events: q('SELECT key AS k FROM rate_events WHERE key LIKE ?'),
+    challenges: await q('SELECT id_hash AS k FROM challenges WHERE id_hash LIKE ?'),
+    pending_tokens: await q('SELECT token_hash AS k FROM pending_tokens WHERE token_hash LIKE ?'),
+    sessions: await q('SELECT token_hash AS k FROM sessions WHERE token_hash LIKE ?'),
+    request_nonces: await q('SELECT nonce AS k FROM request_nonces WHERE nonce LIKE ?'),
+    rate_events: await q('SELECT key AS k FROM rate_events WHERE key LIKE ?'),
   };
 }
 
@@ -183,8 +183,8 @@ const onlyLive = { challenges: ['live'], pending_tokens: ['live'], sessions: ['l
 
 // First, before any test ages or expires rows on purpose.
 describe('start', () => {
-  it('purges stale rows: expired and used challenges and tokens, expired sessions, old nonces, past rate-limit rows; live ones stay', () => {
-    expect(planted('boot')).toEqual(onlyLive);
+  it('purges stale rows: expired and used challenges and tokens, expired sessions, old nonces, past rate-limit rows; live ones stay', async () => {
+    expect(await planted('boot')).toEqual(onlyLive);
   });
 });
 
@@ -203,7 +203,7 @@ describe('log-in challenges', () => {
   });
 
   it('pending challenges have a total cap: past it every IP gets 503 BUSY with Retry-After, and the table holds no more', async () => {
-    const before = liveChallenges();
+    const before = await liveChallenges();
     expect(before).toBeLessThan(LIMITS.maxPendingChallenges);
     let ok = 0;
     let busy: Reply | undefined;
@@ -217,11 +217,11 @@ describe('log-in challenges', () => {
     expect(busy).toBeDefined();
     expectRefusal(busy!, 503, 'BUSY', 120);
     expect(before + ok).toBeGreaterThanOrEqual(LIMITS.maxPendingChallenges); // the cap was reached, not some other limit
-    expect(liveChallenges()).toBeLessThanOrEqual(LIMITS.maxPendingChallenges);
+    expect(await liveChallenges()).toBeLessThanOrEqual(LIMITS.maxPendingChallenges);
     expectRefusal(await call('127.0.0.41', 'POST', `/v1/lists/${LIST}/auth/challenge`, { address: 'late@example.org' }), 503, 'BUSY', 120);
     // Once the pending ones expire (made so here) and are purged, log-ins work again.
-    rawDb(server.sql).prepare('UPDATE challenges SET expires_at = ? WHERE expires_at > ?').run(Date.now() - 1, Date.now());
-    await sink.waitFor(() => liveChallenges() === 0 && (rawDb(server.sql).prepare('SELECT count(*) AS n FROM challenges').get() as { n: number }).n === 0, 30_000, 'the purge of expired challenges');
+    (await server.sql.run('UPDATE challenges SET expires_at = ? WHERE expires_at > ?', [Date.now() - 1, Date.now()]));
+    await sink.waitFor(async () => (await liveChallenges()) === 0 && ((await server.sql.get('SELECT count(*) AS n FROM challenges')) as { n: number }).n === 0, 30_000, 'the purge of expired challenges');
     expect((await call('127.0.0.41', 'POST', `/v1/lists/${LIST}/auth/challenge`, { address: 'late@example.org' })).status).toBe(200);
   });
 });
@@ -297,42 +297,41 @@ describe('subscriptions and confirmation mails', () => {
     const open = OTHER[4];
     const fullId = (await getList(server.sql, full))!.id;
     const openId = (await getList(server.sql, open))!.id;
-    const insert = rawDb(server.sql).prepare(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, created_at, expires_at) VALUES (?,'subscribe',?,?,?,?)`);
-    const live = (listId: number | null) => (rawDb(server.sql).prepare(`SELECT count(*) AS n FROM pending_tokens WHERE purpose = 'subscribe' AND used_at IS NULL AND expires_at > ?${listId === null ? '' : ' AND list_id = ?'}`)
-      .get(...(listId === null ? [Date.now()] : [Date.now(), listId])) as { n: number }).n;
+    const insert = { run: (...a: SqlParam[]) => server.sql.run(`INSERT INTO pending_tokens (token_hash, purpose, list_id, address, created_at, expires_at) VALUES (?,'subscribe',?,?,?,?)`, a) };
+    const live = async (listId: number | null) => ((await server.sql.get(`SELECT count(*) AS n FROM pending_tokens WHERE purpose = 'subscribe' AND used_at IS NULL AND expires_at > ?${listId === null ? '' : ' AND list_id = ?'}`, [...(listId === null ? [Date.now()] : [Date.now(), listId])])) as { n: number }).n;
     // Earlier floods from many IPs, as rows: one list at its cap.
     const t = Date.now();
-    for (let i = 0; i < LIMITS.maxPendingSubscriptionsPerList; i++) insert.run(`flood-${full}-${i}`, fullId, `f${i}@flood.test`, t, t + 48 * 3_600_000);
+    for (let i = 0; i < LIMITS.maxPendingSubscriptionsPerList; i++) await insert.run(`flood-${full}-${i}`, fullId, `f${i}@flood.test`, t, t + 48 * 3_600_000);
     const r1 = await call('127.0.3.1', 'POST', `/v1/lists/${full}/subscriptions`, { address: 'one@people.test', publicKey: await keyFor('one@people.test') });
     expectRefusal(r1, 503, 'BUSY', 3600);
-    expect(live(fullId)).toBe(LIMITS.maxPendingSubscriptionsPerList);
+    expect(await live(fullId)).toBe(LIMITS.maxPendingSubscriptionsPerList);
     expect((await call('127.0.3.1', 'POST', `/v1/lists/${open}/subscriptions`, { address: 'two@people.test', publicKey: await keyFor('two@people.test') })).status).toBe(202);
     // The whole server at its cap: another list refuses too.
-    const missing = LIMITS.maxPendingSubscriptions - live(null);
-    for (let i = 0; i < missing; i++) insert.run(`flood-${open}-${i}`, openId, `g${i}@flood.test`, t, t + 48 * 3_600_000);
+    const missing = LIMITS.maxPendingSubscriptions - (await live(null));
+    for (let i = 0; i < missing; i++) await insert.run(`flood-${open}-${i}`, openId, `g${i}@flood.test`, t, t + 48 * 3_600_000);
     const r2 = await call('127.0.3.2', 'POST', `/v1/lists/${open}/subscriptions`, { address: 'three@people.test', publicKey: await keyFor('three@people.test') });
     expectRefusal(r2, 503, 'BUSY', 3600);
-    expect(live(null)).toBe(LIMITS.maxPendingSubscriptions);
+    expect(await live(null)).toBe(LIMITS.maxPendingSubscriptions);
     // Expired (made so here) and purged, they no longer count.
-    rawDb(server.sql).prepare("UPDATE pending_tokens SET expires_at = ? WHERE token_hash LIKE 'flood-%'").run(Date.now() - 1);
-    await sink.waitFor(() => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM pending_tokens WHERE token_hash LIKE 'flood-%'").get() as { n: number }).n === 0, 30_000, 'the purge of expired subscriptions');
+    (await server.sql.run("UPDATE pending_tokens SET expires_at = ? WHERE token_hash LIKE 'flood-%'", [Date.now() - 1]));
+    await sink.waitFor(async () => ((await server.sql.get("SELECT count(*) AS n FROM pending_tokens WHERE token_hash LIKE 'flood-%'")) as { n: number }).n === 0, 30_000, 'the purge of expired subscriptions');
     expect((await call('127.0.3.2', 'POST', `/v1/lists/${full}/subscriptions`, { address: 'three@people.test', publicKey: await keyFor('three@people.test') })).status).toBe(202);
   });
 });
 
 describe('stale rows', () => {
   it('are purged on an interval while the server runs', async () => {
-    plant(server.sql, 'run', (await getList(server.sql, LIST))!.id);
-    expect(planted('run').challenges).toHaveLength(3);
-    await sink.waitFor(() => JSON.stringify(planted('run')) === JSON.stringify(onlyLive), 30_000, 'the interval purge');
-    expect(planted('run')).toEqual(onlyLive);
+    await plant(server.sql, 'run', (await getList(server.sql, LIST))!.id);
+    expect((await planted('run')).challenges).toHaveLength(3);
+    await sink.waitFor(async () => JSON.stringify(await planted('run')) === JSON.stringify(onlyLive), 30_000, 'the interval purge');
+    expect(await planted('run')).toEqual(onlyLive);
   });
 
-  it('the rate-limit table holds keyed hashes, not IP or mail addresses', () => {
-    const keys = (rawDb(server.sql).prepare("SELECT DISTINCT key FROM rate_events WHERE bucket != 'test'").all() as Array<{ key: string }>).map((r) => r.key);
+  it('the rate-limit table holds keyed hashes, not IP or mail addresses', async () => {
+    const keys = ((await server.sql.all("SELECT DISTINCT key FROM rate_events WHERE bucket != 'test'")) as Array<{ key: string }>).map((r) => r.key);
     expect(keys.length).toBeGreaterThan(10);
     for (const k of keys) expect(k).toMatch(/^[A-Za-z0-9_-]{27}$/);
-    const dump = JSON.stringify(rawDb(server.sql).prepare('SELECT * FROM rate_events').all());
+    const dump = JSON.stringify((await server.sql.all('SELECT * FROM rate_events')));
     expect(dump).not.toContain('127.0.0');
     expect(dump).not.toContain('victims');
   });

@@ -16,7 +16,6 @@ import { loadConfig } from '../../../server/config/config.ts';
 import { wkdPath } from '../../../server/http/wkd.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'club@lists.test';
 const MODERATED = 'closed@lists.test';
@@ -435,10 +434,7 @@ describe('attacks that must fail', () => {
   it('an expired challenge is refused', async () => {
     const c = await api<{ challengeId: string; statement: string }>('POST', `/v1/lists/${LIST}/auth/challenge`, { address: bob.address });
     // Age the challenge in the database rather than wait two minutes.
-    const { openSqlite } = await import('../../../server/store/db.ts');
-    const sql = openSqlite(join(dataDir, 'letterlock.db'));
-    rawDb(sql).prepare('UPDATE challenges SET expires_at = ? WHERE expires_at > ?').run(Date.now() - 1, Date.now());
-    await sql.close();
+    await server.sql.run('UPDATE challenges SET expires_at = ? WHERE expires_at > ?', [Date.now() - 1, Date.now()]);
     expectError(await api('POST', `/v1/lists/${LIST}/auth/login`, { challengeId: c.body.challengeId, signature: await signStatement(c.body.statement, bob.privateKey) }), 401, 'CHALLENGE_INVALID');
   });
 

@@ -7,9 +7,10 @@ import { chmodSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { generateKey, readPrivateKeyForStorage, unlockPrivateKey } from '../../../shared/index.ts';
-import { openSqlite } from '../../../server/store/db.ts';
+import { databaseSpec } from '../../../server/app.ts';
+import { openDatabase } from '../../../server/store/open.ts';
+import { testDatabaseArgs } from '../../support/test-store.ts';
 import { tempDir } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const root = tempDir('cli');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -22,7 +23,7 @@ function cli(args: string[], env: Record<string, string> = {}) {
 
 it('init, list create/show, member add/list/remove, and the secret file checks', async () => {
   const data = join(root, 'data');
-  const init = cli(['init', '--data', data, '--smtp-port', '0']);
+  const init = cli(['init', '--data', data, '--smtp-port', '0', ...(await testDatabaseArgs())]);
   expect(init.status, init.stderr).toBe(0);
   expect(init.stdout).toMatch(/server secret: new file .*secret \(mode 0600\)/);
   expect(statSync(join(data, 'secret')).mode & 0o777).toBe(0o600);
@@ -33,8 +34,8 @@ it('init, list create/show, member add/list/remove, and the secret file checks',
   const fpr = /list key\s+([0-9A-F]{40})/.exec(created.stdout)?.[1];
   expect(fpr).toBeDefined();
   // The stored private keys are protected: the storage check of shared/ refuses unprotected ones.
-  const sql = openSqlite(join(data, 'letterlock.db'));
-  const row = rawDb(sql).prepare('SELECT list_private, archive_private FROM lists').get() as { list_private: string; archive_private: string };
+  const sql = await openDatabase(databaseSpec(data));
+  const row = (await sql.get('SELECT list_private, archive_private FROM lists')) as { list_private: string; archive_private: string };
   await sql.close();
   for (const armored of [row.list_private, row.archive_private]) {
     const { key } = await readPrivateKeyForStorage(armored);

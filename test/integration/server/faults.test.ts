@@ -15,7 +15,6 @@ import { composePost } from '../../../shared/index.ts';
 import { openData } from '../../../server/app.ts';
 import { RawSmtp, type Reply } from '../../support/smtp-raw.ts';
 import { addList, SECRET, initData, listPublicKey, person, seedMembers, Sink, spawnServer, stopChild, tempDir, type Child, type Person, type SinkMessage } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'faults@lists.test';
 const OWNER = 'owner@example.org';
@@ -80,8 +79,9 @@ async function queueIdle(timeoutMs = 60_000): Promise<Record<string, number>> {
 async function triedCopies(): Promise<{ rows: number; minAttempts: number; sent: number }> {
   const sql = await openData(dataDir, SECRET);
   try {
-    const r = rawDb(sql).prepare("SELECT count(*) AS rows, coalesce(min(attempts), 0) AS minAttempts, coalesce(sum(state = 'sent'), 0) AS sent FROM deliveries WHERE kind = 'copy'").get() as { rows: number; minAttempts: number; sent: number };
-    return r;
+    const r = (await sql.get("SELECT count(*) AS rows, coalesce(min(attempts), 0) AS min_attempts, coalesce(sum(CASE WHEN state = 'sent' THEN 1 ELSE 0 END), 0) AS sent FROM deliveries WHERE kind = 'copy'")) as { rows: number; min_attempts: number; sent: number };
+    // snake_case: PostgreSQL folds an unquoted alias to lower case.
+    return { rows: r.rows, minAttempts: r.min_attempts, sent: r.sent };
   } finally {
     await sql.close();
   }
@@ -91,7 +91,7 @@ async function triedCopies(): Promise<{ rows: number; minAttempts: number; sent:
 async function bounceRowsResent(): Promise<number> {
   const sql = await openData(dataDir, SECRET);
   try {
-    return (rawDb(sql).prepare("SELECT coalesce(sum(resent_after_crash), 0) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
+    return ((await sql.get("SELECT coalesce(sum(resent_after_crash), 0) AS n FROM deliveries WHERE kind = 'bounce'")) as { n: number }).n;
   } finally {
     await sql.close();
   }

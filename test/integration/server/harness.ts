@@ -17,7 +17,7 @@ import { openData } from '../../../server/app.ts';
 import { createList, type CreateListOptions } from '../../../server/lists/lists.ts';
 import { registerMember } from '../../../server/lists/members.ts';
 import type { Sql } from '../../../server/store/db.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { testDatabaseConfig } from '../../support/test-store.ts';
 
 export const SECRET = 'integration-test-secret-0123456789';
 
@@ -100,9 +100,10 @@ export class Sink {
     return this.messages.filter((m) => m.to.includes(rcpt));
   }
 
-  async waitFor(predicate: () => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  /** The predicate may be async (a count read from the database). */
+  async waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
     const end = Date.now() + timeoutMs;
-    while (!predicate()) {
+    while (!(await predicate())) {
       if (Date.now() > end) throw new Error(`timed out waiting for ${what} (sink has ${this.messages.length} messages)`);
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -138,6 +139,8 @@ export async function initData(dataDir: string, relayPort: number, extra: Record
       smtp: { port: 0, trustedClients: ['127.0.0.1'] }, http: { port: 0 }, relay: `smtp://127.0.0.1:${relayPort}`,
       delivery: { retryBaseMs: 150, retryMaxMs: 1000, reportDelayMs: 200 },
       logLevel: 'debug',
+      // LETTERLOCK_TEST_STORE=postgres: a fresh database on the file's PostgreSQL.
+      ...(await testDatabaseConfig()),
       ...extra,
     },
   });

@@ -18,7 +18,6 @@ import { registerMember } from '../../../server/lists/members.ts';
 import { Gpg } from '../../support/gpg.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
 import { badSignaturePost, unsignedPost, wrongKeyPost } from './policy-mail.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const OPEN = 'open@lists.test';
 const MOD = 'mod@lists.test';
@@ -152,7 +151,7 @@ describe('accepted post', () => {
     const sql = await openData(dataDir, SECRET);
     try {
       const list = (await getList(sql, OPEN))!;
-      const post = rawDb(sql).prepare('SELECT * FROM posts WHERE list_id = ? ORDER BY id DESC LIMIT 1').get(list.id) as Record<string, unknown>;
+      const post = (await sql.get('SELECT * FROM posts WHERE list_id = ? ORDER BY id DESC LIMIT 1', [list.id])) as Record<string, unknown>;
       // Threading metadata and ciphertext only: no subject, no sender in clear. The
       // author's name and address for the copies' From are sealed to the list key.
       expect(Object.keys(post).sort()).toEqual(['archive_pkesk', 'bare_text', 'body', 'created_at', 'date', 'display', 'id', 'in_reply_to', 'list_id', 'list_pkesk', 'message_id', 'outer_message_id', 'refs', 'size', 'wrap_after', 'wrap_done', 'wrap_owner', 'wrap_until'].sort());
@@ -160,7 +159,7 @@ describe('accepted post', () => {
       expect(post.bare_text).toBe(0);
       expect(post.wrap_done).toBe(1);
       expect(post.list_pkesk).toBeNull(); // K's wrap to the list key is dropped once the fan-out is done
-      const rows = rawDb(sql).prepare("SELECT kind, pkesk, mail, state FROM deliveries WHERE post_id = ? AND kind = 'copy'").all(post.id) as Array<{ pkesk: Buffer | null; state: string }>;
+      const rows = (await sql.all("SELECT kind, pkesk, mail, state FROM deliveries WHERE post_id = ? AND kind = 'copy'", [post.id as number])) as Array<{ pkesk: Buffer | null; state: string }>;
       expect(rows).toHaveLength(3);
       expect(rows.every((r) => r.state === 'sent' && r.pkesk === null)).toBe(true); // a sent row keeps nothing
       const archivePriv = await unlockPrivateKey(await parsePrivateKey(list.archivePrivate), SECRET);
@@ -191,8 +190,8 @@ describe('refused posts are answered 550 at SMTP time with the reason, and bounc
       const marker = `MARKER-${name.replace(/\W/g, '')}-${Date.now()}`;
       const { from, list, raw } = await make(marker);
       const copiesBefore = sink.messages.filter((m) => m.from.startsWith(list.split('@')[0]! + '+bounces-')).length;
-      const bouncesBefore = (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
-      const postsBefore = (rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n;
+      const bouncesBefore = ((await server.sql.get("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'")) as { n: number }).n;
+      const postsBefore = ((await server.sql.get('SELECT count(*) AS n FROM posts')) as { n: number }).n;
       const refused = await send(server.smtpPort, from.address, list, raw).then(
         (reply) => { throw new Error(`accepted: ${reply}`); },
         (e: { responseCode?: number; response?: string }) => e,
@@ -202,8 +201,8 @@ describe('refused posts are answered 550 at SMTP time with the reason, and bounc
       expect(refused.response).toBe(`550 ${status}: ${sentence}`);
       expect(refused.response).not.toContain(marker);
       // No bounce is queued (backscatter), no copy goes out.
-      expect((rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n).toBe(bouncesBefore);
-      expect((rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n).toBe(postsBefore);
+      expect(((await server.sql.get("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'")) as { n: number }).n).toBe(bouncesBefore);
+      expect(((await server.sql.get('SELECT count(*) AS n FROM posts')) as { n: number }).n).toBe(postsBefore);
       expect(sink.messages.filter((m) => m.from.startsWith(list.split('@')[0]! + '+bounces-')).length).toBe(copiesBefore);
     });
   }
@@ -234,7 +233,7 @@ describe('moderated list', () => {
     const notice = await bounceFor(alice.address, marker, before);
     expect(text(notice)).toMatch(/held until a moderator approves it/);
     const sql = await openData(dataDir, SECRET);
-    const held = rawDb(sql).prepare('SELECT id, payload FROM held').all() as Array<{ id: number; payload: Buffer }>;
+    const held = (await sql.all('SELECT id, payload FROM held')) as Array<{ id: number; payload: Buffer }>;
     await sql.close();
     expect(held).toHaveLength(1);
     expect(held[0]!.payload.toString('latin1')).toMatch(/^-----BEGIN PGP MESSAGE-----/);
@@ -296,7 +295,7 @@ describe('members whose key cannot be used, and failed deliveries', () => {
     for (const m of sink.to(OWNER).slice(ownerBefore)) for (const x of ['eve@example.org', 'KEY_EXPIRED', 'frank@example.org']) expect(text(m)).not.toContain(x);
     const dbm = await openData(dataDir, SECRET);
     const l = (await getList(dbm, OPEN))!;
-    rawDb(dbm).prepare('DELETE FROM members WHERE list_id = ? AND address IN (?, ?)').run(l.id, eve.address, frank.address);
+    (await dbm.run('DELETE FROM members WHERE list_id = ? AND address IN (?, ?)', [l.id, eve.address, frank.address]));
     await dbm.close();
   });
 

@@ -21,7 +21,6 @@ import { getList } from '../../../server/store/lists.ts';
 import { setNotifySettings } from '../../../server/store/notify.ts';
 import { findMarker, scan } from './scan.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const MOD = 'mod@lists.test';
 const OTHER = 'other@lists.test';
@@ -231,7 +230,7 @@ describe('moderating held posts in the browser', () => {
     try {
       const id = (await getList(sql, MOD))!.id;
       // As server/mailman/sync.ts leaves it: alice (key registered) as a Mailman moderator, bob as a plain member.
-      rawDb(sql).prepare("INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,'moderator'), (?,?,'member')").run(id, alice.address, id, bob.address);
+      (await sql.run("INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,'moderator'), (?,?,'member')", [id, alice.address, id, bob.address]));
     } finally {
       await sql.close();
     }

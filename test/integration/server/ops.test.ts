@@ -19,7 +19,6 @@ import { getList } from '../../../server/store/lists.ts';
 import { getNotifySettings, setNotifySettings } from '../../../server/store/notify.ts';
 import { Gpg } from '../../support/gpg.ts';
 import { addList, compose, initData, listPublicKey, person, seedMembers, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const FAN = 'fan@lists.test';
 const MOD = 'mod@lists.test';
@@ -146,7 +145,7 @@ function logged(event: string): Array<Record<string, unknown>> {
 }
 
 /** No mail waits in the queue (each queued mail reached the sink or was given up). */
-const queueDrained = async () => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','claimed','sending')").get() as { n: number }).n === 0;
+const queueDrained = async () => ((await server.sql.get("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','claimed','sending')")) as { n: number }).n === 0;
 
 /** GnuPG decrypts `m` with `who`'s key and finds the list key's good signature. */
 async function gpgOpens(m: SinkMessage, who: Person, list: string): Promise<string> {
@@ -276,8 +275,8 @@ describe('held-post notices', () => {
     const marker = `MARKER-held-${Date.now()}`;
     const reply = await send(server.smtpPort, alice.address, MOD, await compose(alice, MOD, listKeys[MOD]!, `Body ${marker}\n`, `Subject ${marker}`));
     expect(reply).toMatch(/^250 .*held/);
-    const heldId = (rawDb(server.sql).prepare('SELECT max(id) AS id FROM held').get() as { id: number }).id;
-    const size = (rawDb(server.sql).prepare('SELECT size FROM held WHERE id = ?').get(heldId) as { size: number }).size;
+    const heldId = ((await server.sql.get('SELECT max(id) AS id FROM held')) as { id: number }).id;
+    const size = ((await server.sql.get('SELECT size FROM held WHERE id = ?', [heldId])) as { size: number }).size;
     const who = [owner, mod1, mod2];
     await sink.waitFor(() => who.every((p) => heldNotices(p.address).length >= 1), 30_000, 'held notices');
     await server.ops.held.idle();
@@ -330,7 +329,7 @@ describe('held-post notices', () => {
     expect(JSON.parse(off.stdout)).toMatchObject({ address: MOD, notifyHeld: false, digest: true, moderators: [mod1.address, mod2.address, 'nobody@example.org'] });
     expect(await getNotifySettings(server.sql, list.id)).toMatchObject({ held: false, digest: true });
     expect(await send(server.smtpPort, alice.address, MOD, await compose(alice, MOD, listKeys[MOD]!, 'quiet\n'))).toMatch(/^250 .*held/);
-    const quietId = (rawDb(server.sql).prepare('SELECT max(id) AS id FROM held').get() as { id: number }).id;
+    const quietId = ((await server.sql.get('SELECT max(id) AS id FROM held')) as { id: number }).id;
     const on = letterlock('list', 'set', MOD, '--notify-held');
     expect(on.code, on.stderr).toBe(0);
     expect(on.stdout).toContain('held notices on, digest on, moderators mod1@example.org, mod2@example.org, nobody@example.org');
@@ -354,7 +353,7 @@ describe('the owner\'s digest', () => {
     try {
       expect(await send(server.smtpPort, alice.address, DIG, await compose(alice, DIG, listKeys[DIG]!, `digest ${marker}\n`))).toMatch(/^250 /);
       const list = (await getList(server.sql, DIG))!;
-      await waitUntil('the failure recorded', async () => (rawDb(server.sql).prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND rcpt = ?').get(list.id, failing.address) as { n: number }).n > 0);
+      await waitUntil('the failure recorded', async () => ((await server.sql.get('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND rcpt = ?', [list.id, failing.address])) as { n: number }).n > 0);
     } finally {
       sink.refuse = () => undefined;
     }
@@ -380,14 +379,14 @@ describe('the owner\'s digest', () => {
     const off = letterlock('list', 'set', DIG, '--no-digest');
     expect(off.code, off.stderr).toBe(0);
     expect(off.stdout).toContain('held notices on, digest off');
-    const rows = () => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE list_id = ? AND kind = 'notice' AND rcpt = ?").get(list.id, owner.address) as { n: number }).n;
-    const queued = rows();
+    const rows = async () => ((await server.sql.get("SELECT count(*) AS n FROM deliveries WHERE list_id = ? AND kind = 'notice' AND rcpt = ?", [list.id, owner.address])) as { n: number }).n;
+    const queued = await rows();
     expect((await server.ops.digest.run({ force: true })).find((r) => r.list === DIG)?.outcome).toBe('off');
-    expect(rows()).toBe(queued);
+    expect(await rows()).toBe(queued);
     await setNotifySettings(server.sql, list.id, { digest: true });
     // Still something to tell (the expiring key): on again, it is sent.
     expect((await server.ops.digest.run({ force: true })).find((r) => r.list === DIG)?.outcome).toBe('sent');
-    expect(rows()).toBe(queued + 1);
+    expect(await rows()).toBe(queued + 1);
   }, 60_000);
 });
 
@@ -442,12 +441,12 @@ describe('the owner\'s failure report', () => {
     sink.refuse = (rcpt) => (rcpt === failing.address ? 550 : undefined);
     try {
       expect(await send(server.smtpPort, alice.address, NOKEY, await compose(alice, NOKEY, await listPublicKey(dataDir, NOKEY), 'no key\n'))).toMatch(/^250 /);
-      await waitUntil('the failure reported', async () => (rawDb(server.sql).prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 1').get(list.id) as { n: number }).n > 0, 60_000);
+      await waitUntil('the failure reported', async () => ((await server.sql.get('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 1', [list.id])) as { n: number }).n > 0, 60_000);
     } finally {
       sink.refuse = () => undefined;
     }
     expect(logged('ops.owner_unreachable').filter((e) => e.list === NOKEY)).toEqual([expect.objectContaining({ level: 40, list: NOKEY, count: 1, code: 'NO_KEY' })]);
-    expect(rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE rcpt = ?").get(KEYLESS)).toEqual({ n: 0 });
+    expect((await server.sql.get("SELECT count(*) AS n FROM deliveries WHERE rcpt = ?", [KEYLESS]))).toEqual({ n: 0 });
     await waitUntil('the queue drained', queueDrained);
     expect(sink.to(KEYLESS)).toHaveLength(0);
     const r = await fetch(`${base}/v1/admin/lists/${encodeURIComponent(NOKEY)}/failures`, { headers: { authorization: `Bearer ${token}` } });

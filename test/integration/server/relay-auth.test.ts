@@ -10,7 +10,6 @@ import { loadConfig } from '../../../server/config/config.ts';
 import { createEventLog } from '../../../server/log/log.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'tls@lists.test';
 const dirs: string[] = [];
@@ -44,7 +43,7 @@ it('logs in over STARTTLS and delivers; a wrong password keeps the copies queued
   const bad = await serverWith('wrong-pass');
   const sql = await openData(bad.dataDir, SECRET);
   const q = new QueueStore(sql);
-  await sink.waitFor(() => (rawDb(sql).prepare('SELECT min(attempts) AS n FROM deliveries').get() as { n: number }).n >= 2, 20_000, 'retries');
+  await sink.waitFor(async () => ((await sql.get('SELECT min(attempts) AS n FROM deliveries')) as { n: number }).n >= 2, 20_000, 'retries');
   expect(await q.stats()).not.toHaveProperty('failed');
   expect(sink.messages).toHaveLength(2); // only the first server's two copies
   await sql.close();

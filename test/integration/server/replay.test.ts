@@ -23,7 +23,6 @@ import { REFUSAL_MESSAGES } from '../../../server/pipeline/reasons.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { openData } from '../../../server/app.ts';
 import { addList, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
-import { rawDb } from '../../support/raw-db.ts';
 
 const A = 'alpha@lists.test';
 const B = 'beta@lists.test';
@@ -115,9 +114,9 @@ async function refusedWith(p: Promise<string>): Promise<string> {
   return e.response ?? '';
 }
 
-const postsOn = (list: string) => (rawDb(server.sql).prepare('SELECT count(*) AS n FROM posts p JOIN lists l ON l.id = p.list_id WHERE l.address = ?').get(list) as { n: number }).n;
-const bounceRows = (rcpt: string) => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce' AND rcpt = ?").get(rcpt.toLowerCase()) as { n: number }).n;
-const allBounceRows = () => (rawDb(server.sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'").get() as { n: number }).n;
+const postsOn = async (list: string) => ((await server.sql.get('SELECT count(*) AS n FROM posts p JOIN lists l ON l.id = p.list_id WHERE l.address = ?', [list])) as { n: number }).n;
+const bounceRows = async (rcpt: string) => ((await server.sql.get("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce' AND rcpt = ?", [rcpt.toLowerCase()])) as { n: number }).n;
+const allBounceRows = async () => ((await server.sql.get("SELECT count(*) AS n FROM deliveries WHERE kind = 'bounce'")) as { n: number }).n;
 const copiesTo = (rcpt: string, list: string) => sink.to(rcpt).filter((m) => m.from.startsWith(`${list.split('@')[0]}+bounces-`));
 const nullSender = (rcpt: string) => sink.to(rcpt).filter((m) => m.from === '');
 const text = (m: SinkMessage) => m.raw.toString('utf8').replace(/\r\n/g, '\n');
@@ -162,17 +161,17 @@ describe('replay protection', () => {
       // A new outer Message-ID, so it is not taken for an MTA retry.
       return buildPgpMimeMail(outerHeaders(alice.address, [list], newMessageId('example.org')), armorMessage(assembleCopy(toList, body)));
     };
-    const postsBefore = postsOn(A);
+    const postsBefore = await postsOn(A);
     const copiesBefore = sink.messages.length;
     const reply = await refusedWith(send(server.smtpPort, alice.address, A, await forged(A)));
     expect(reply).toMatch(/^550 5\.7\.1 REPLAYED: /);
     expect(reply).toContain(REFUSAL_MESSAGES.REPLAYED);
-    expect(postsOn(A)).toBe(postsBefore);
+    expect(await postsOn(A)).toBe(postsBefore);
     // The same body on another list where alice is a member: its signed To names list A.
     const other = await refusedWith(send(server.smtpPort, alice.address, B, await forged(B)));
     expect(other).toMatch(/^550 5\.7\.1 WRONG_LIST: /);
-    expect(postsOn(B)).toBe(0);
-    expect(allBounceRows()).toBe(0); // refused at SMTP time: no bounce
+    expect(await postsOn(B)).toBe(0);
+    expect(await allBounceRows()).toBe(0); // refused at SMTP time: no bounce
     expect(sink.messages.length).toBe(copiesBefore);
   });
 
@@ -183,29 +182,29 @@ describe('replay protection', () => {
     expect(await send(server.smtpPort, alice.address, A, await mail(inner.messageId))).toMatch(/^250 .*accepted/);
     const sig = signed.packets.filterByTag(openpgp.enums.packet.signature)[0] as unknown as { unhashedSubpackets: Array<{ type: number; critical: boolean; body: Uint8Array }> };
     sig.unhashedSubpackets.push({ type: 101, critical: false, body: new Uint8Array([1, 2, 3, 4]) }); // a private, unhashed subpacket
-    const before = postsOn(A);
+    const before = await postsOn(A);
     expect(await refusedWith(send(server.smtpPort, alice.address, A, await mail(newMessageId('example.org'))))).toMatch(/^550 5\.7\.1 REPLAYED: /);
-    expect(postsOn(A)).toBe(before);
+    expect(await postsOn(A)).toBe(before);
   });
 
   it('the same mail sent twice, one after the other and at the same time, gives one post each', async () => {
     const once = await post(alice, [A], [A], 'sent twice');
-    const before = postsOn(A);
+    const before = await postsOn(A);
     expect(await send(server.smtpPort, alice.address, A, once.raw)).toMatch(/^250 .*accepted/);
     expect(await send(server.smtpPort, alice.address, A, once.raw)).toMatch(/^250 .*duplicate/);
-    expect(postsOn(A)).toBe(before + 1);
+    expect(await postsOn(A)).toBe(before + 1);
 
     const racing = await post(alice, [A], [A], 'sent at once');
     const replies = await Promise.all([0, 1, 2].map(() => send(server.smtpPort, alice.address, A, racing.raw)));
     for (const r of replies) expect(r).toMatch(/^250 /);
     expect(replies.filter((r) => r === '250 OK: accepted')).toHaveLength(1);
     expect(replies.filter((r) => /duplicate/.test(r))).toHaveLength(2);
-    expect(postsOn(A)).toBe(before + 2);
+    expect(await postsOn(A)).toBe(before + 2);
 
     // The same signature under a new Message-ID is a replay, not a duplicate.
     const renamed = once.raw.replace(/^Message-ID: .*$/m, `Message-ID: ${newMessageId('example.org')}`);
     expect(await refusedWith(send(server.smtpPort, alice.address, A, renamed))).toMatch(/REPLAYED/);
-    expect(postsOn(A)).toBe(before + 2);
+    expect(await postsOn(A)).toBe(before + 2);
   });
 
   it('a post to list B whose signed To names list A: 550 WRONG_LIST', async () => {
@@ -255,7 +254,7 @@ describe('replay protection', () => {
     const [early, late] = await heldIds(MOD);
     // As if the first had waited two days for a moderator, held when its signature was a day old;
     // the window is now two days, so only the first was fresh when it was held.
-    rawDb(server.sql).prepare('UPDATE held SET received_at = ? WHERE id = ?').run(signedAt + DAY, early);
+    (await server.sql.run('UPDATE held SET received_at = ? WHERE id = ?', [signedAt + DAY, early!]));
     expect((await api('PUT', `/v1/admin/lists/${MOD}/settings`, { replayWindowDays: 2 })).status).toBe(200);
     try {
       const ok = await api('POST', `/v1/admin/lists/${MOD}/held/${early}/approve`);
@@ -281,7 +280,7 @@ describe('replay protection', () => {
 
 describe('no backscatter', () => {
   it('100 junk mails with forged envelope senders: 100 SMTP 550s and no bounce', async () => {
-    const before = allBounceRows();
+    const before = await allBounceRows();
     const sinkBefore = sink.messages.length;
     const spoofed = await post(mallory, [A], [A], 'not a member');
     const t = nodemailer.createTransport({ host: '127.0.0.1', port: server.smtpPort, secure: false, ignoreTLS: true, pool: true, maxConnections: 2, maxMessages: 1000 });
@@ -302,7 +301,7 @@ describe('no backscatter', () => {
     } finally {
       t.close();
     }
-    expect(allBounceRows()).toBe(before);
+    expect(await allBounceRows()).toBe(before);
     expect(sink.messages.slice(sinkBefore).filter((m) => m.to.some((r) => r.startsWith('victim')))).toHaveLength(0);
   });
 
@@ -326,7 +325,7 @@ describe('no backscatter', () => {
       const r = await api('POST', `/v1/admin/lists/${MOD}/held/${ids[0]}/reject`);
       expect((r.body.outcome as { result: string }).result).toBe('refused');
       // Held notice + rejection for a person; nothing for the rest.
-      expect(bounceRows(c.envelope), c.name).toBe(c.notified ? 2 : 0);
+      expect(await bounceRows(c.envelope), c.name).toBe(c.notified ? 2 : 0);
     }
     await sink.waitFor(() => nullSender('person@example.org').length >= 2, 30_000, 'held notice and bounce');
     const mails = nullSender('person@example.org').map(text);
@@ -345,14 +344,14 @@ describe('no backscatter', () => {
     }
     const ids = await heldIds(RATE);
     expect(ids).toHaveLength(3);
-    expect(bounceRows(envelope)).toBe(3); // three held notices
+    expect(await bounceRows(envelope)).toBe(3); // three held notices
     await api('POST', `/v1/admin/lists/${RATE}/held/${ids[0]}/reject`);
     await api('POST', `/v1/admin/lists/${RATE}/held/${ids[1]}/reject`);
-    expect(bounceRows(envelope)).toBe(5); // the limit: 5 an hour
+    expect(await bounceRows(envelope)).toBe(5); // the limit: 5 an hour
     await server.close();
     await start();
     await api('POST', `/v1/admin/lists/${RATE}/held/${ids[2]}/reject`);
-    expect(bounceRows(envelope)).toBe(5);
+    expect(await bounceRows(envelope)).toBe(5);
     await sink.waitFor(() => nullSender(envelope).length >= 5, 30_000, 'the five bounces');
     expect(nullSender(envelope)).toHaveLength(5);
   });
@@ -362,18 +361,18 @@ describe('no backscatter', () => {
     const refusedEverywhere = await post(alice, [C, D], [C, D], 'not a member of either');
     const reply = await refusedWith(sendMany(envelope, [C, D], refusedEverywhere.raw));
     expect(reply).toMatch(/^550 5\.7\.1 Refused by every list: gamma@lists\.test NOT_MEMBER: .* \| delta@lists\.test NOT_MEMBER: /);
-    expect(bounceRows(envelope)).toBe(0);
+    expect(await bounceRows(envelope)).toBe(0);
 
     const mixed = await post(alice, [A, C, D], [A, C, D], 'member of one of three');
-    const before = postsOn(A);
+    const before = await postsOn(A);
     expect(await sendMany(envelope, [A, C, D], mixed.raw)).toMatch(/^250 .*accepted; gamma@lists\.test refused \(NOT_MEMBER\); delta@lists\.test refused \(NOT_MEMBER\)/);
-    expect(postsOn(A)).toBe(before + 1);
-    expect(bounceRows(envelope)).toBe(1);
+    expect(await postsOn(A)).toBe(before + 1);
+    expect(await bounceRows(envelope)).toBe(1);
     await sink.waitFor(() => nullSender(envelope).length >= 1, 30_000, 'the one bounce');
     const bounce = text(nullSender(envelope)[0]!);
     expect(bounce).toContain(`- ${C}: ${REFUSAL_MESSAGES.NOT_MEMBER}`);
     expect(bounce).toContain(`- ${D}: ${REFUSAL_MESSAGES.NOT_MEMBER}`);
     expect(bounce).not.toContain('member of one of three');
-    expect(bounceRows(envelope)).toBe(1);
+    expect(await bounceRows(envelope)).toBe(1);
   });
 });

@@ -17,7 +17,6 @@ import { getList } from '../../../server/store/lists.ts';
 import { getMember } from '../../../server/store/members.ts';
 import { addRateEvent, getDeliveryPreference } from '../../../server/store/registry.ts';
 import type { Sql } from '../../../server/store/sql.ts';
-import { rawDb } from '../../support/raw-db.ts';
 import { Gpg } from '../../support/gpg.ts';
 import { scan } from './scan.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, tempDir, type Person, type SinkMessage } from './harness.ts';
@@ -107,11 +106,11 @@ async function ask(m: GpgMember, raw: string): Promise<{ text: string; keys: str
 
 /** Sends a request that must be refused: the one 550, and nothing queued for anyone. */
 async function refused(raw: string, envelopeFrom: string): Promise<string> {
-  const rows = await db((d) => (rawDb(d).prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n);
+  const rows = await db(async (d) => ((await d.get('SELECT count(*) AS n FROM deliveries')) as { n: number }).n);
   const error = await send(server.smtpPort, envelopeFrom, REQUEST, raw).then(() => null, (e: Error & { responseCode?: number; response?: string }) => e);
   expect(error, 'the request was accepted').not.toBeNull();
   expect(error!.responseCode).toBe(550);
-  expect(await db((d) => (rawDb(d).prepare('SELECT count(*) AS n FROM deliveries').get() as { n: number }).n)).toBe(rows);
+  expect(await db(async (d) => ((await d.get('SELECT count(*) AS n FROM deliveries')) as { n: number }).n)).toBe(rows);
   return error!.response!;
 }
 
@@ -314,7 +313,7 @@ describe('commands by mail', () => {
     expect(error?.responseCode).toBe(451);
     expect(error?.response).toMatch(/4\.7\.1 More than 30 requests in an hour/);
     // Not recorded as done: the same mail goes through once the budget is back.
-    await db((d) => rawDb(d).prepare('DELETE FROM rate_events WHERE bucket = ? AND key = ?').run('request', key));
+    await db(async (d) => (await d.run('DELETE FROM rate_events WHERE bucket = ? AND key = ?', ['request', key])));
     await ask(erin, raw);
   });
 

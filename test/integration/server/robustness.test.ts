@@ -12,7 +12,6 @@ import { openData } from '../../../server/app.ts';
 import { getList } from '../../../server/store/lists.ts';
 import { addList, compose, initData, listPublicKey, person, send, Sink, SECRET, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
 import type { PublicKey } from 'openpgp';
-import { rawDb } from '../../support/raw-db.ts';
 
 const LIST = 'robust@lists.test';
 let sink: Sink;
@@ -101,10 +100,10 @@ it('a queue row that cannot be rendered fails alone, with a content-free reason;
   let rowId: number;
   try {
     const list = (await getList(sql, LIST))!;
-    const postId = Number(rawDb(sql).prepare(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, wrap_done, created_at)
-      VALUES (?, '<corrupt@x>', NULL, '{not json', NULL, 1, x'00', x'00', NULL, 1, ?)`).run(list.id, Date.now()).lastInsertRowid);
-    rowId = Number(rawDb(sql).prepare(`INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, created_at) VALUES (?, ?, 'copy', ?, x'00', ?)`)
-      .run(list.id, postId, bob.address, Date.now()).lastInsertRowid);
+    const zero = Buffer.from([0]);
+    const postId = Number((await sql.get<{ id: number }>(`INSERT INTO posts (list_id, message_id, in_reply_to, refs, date, size, body, archive_pkesk, list_pkesk, wrap_done, created_at)
+      VALUES (?, '<corrupt@x>', NULL, '{not json', NULL, 1, ?, ?, NULL, 1, ?) RETURNING id`, [list.id, zero, zero, Date.now()]))!.id);
+    rowId = Number((await sql.get<{ id: number }>(`INSERT INTO deliveries (list_id, post_id, kind, rcpt, pkesk, created_at) VALUES (?, ?, 'copy', ?, ?, ?) RETURNING id`, [list.id, postId, bob.address, zero, Date.now()]))!.id);
   } finally {
     await sql.close();
   }
@@ -114,7 +113,7 @@ it('a queue row that cannot be rendered fails alone, with a content-free reason;
   const state = async () => {
     const d = await openData(dataDir, SECRET);
     try {
-      return rawDb(d).prepare('SELECT state, last_error FROM deliveries WHERE id = ?').get(rowId) as { state: string; last_error: string | null };
+      return (await d.get('SELECT state, last_error FROM deliveries WHERE id = ?', [rowId])) as { state: string; last_error: string | null };
     } finally {
       await d.close();
     }

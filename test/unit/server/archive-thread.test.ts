@@ -10,12 +10,13 @@ import { threadOf, threadPage } from '../../../server/archive/threads.ts';
 import { openSqlite } from '../../../server/store/db.ts';
 import { insertList } from '../../../server/store/lists.ts';
 import { insertPost } from '../../../server/store/posts.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-threads-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function setup() {
-  const sql = openSqlite(join(dir, `${Math.random()}.db`));
+async function setup() {
+  const sql = await openTestSql(join(dir, `${Math.random()}.db`));
   const list = (address: string) => insertList(sql, { address, owner: null, listFingerprint: 'A', listPublic: 'p', listPrivate: 'k', archiveFingerprint: 'B', archivePublic: 'p', archivePrivate: 'k', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000 });
   const post = async (listId: number, messageId: string | null, inReplyTo: string | null = null) =>
     await insertPost(sql, { listId, messageId, inReplyTo, references: inReplyTo ? [inReplyTo] : [], date: Date.now(), size: 10, body: new Uint8Array(10), archivePkesk: new Uint8Array(96), listPkesk: new Uint8Array(96), display: null, bareText: false });
@@ -24,7 +25,7 @@ function setup() {
 
 describe('threadOf', () => {
   it('finds the thread of a reply by id and by Message-ID, the same as the page shows it', async () => {
-    const { sql, list, post } = setup();
+    const { sql, list, post } = await setup();
     const l = await list('a@x.test');
     const root = await post(l, '<r@x>');
     await post(l, '<other@x>');
@@ -37,7 +38,7 @@ describe('threadOf', () => {
   });
 
   it('is confined to its list: a post of another list, or an unknown one, is not found', async () => {
-    const { sql, list, post } = setup();
+    const { sql, list, post } = await setup();
     const a = await list('a@x.test');
     const b = await list('b@x.test');
     const inB = await post(b, '<b@x>');
@@ -49,7 +50,7 @@ describe('threadOf', () => {
   });
 
   it('a thread longer than the cap is cut at 500 posts, and still holds the asked-for post', async () => {
-    const { sql, list, post } = setup();
+    const { sql, list, post } = await setup();
     const l = await list('a@x.test');
     await post(l, '<p0@x>');
     let last = 0;

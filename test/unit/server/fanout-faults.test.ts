@@ -18,14 +18,16 @@ import { openSqlite } from '../../../server/store/db.ts';
 import { upsertMember } from '../../../server/store/members.ts';
 import { getWrapState } from '../../../server/store/posts.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { onPostgres, openTestSql } from '../../support/test-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-fanout-faults-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SECRET = 'unit-test-secret-0123456789';
 
-it('one row that cannot be queued is reported; the page and the post go on', async () => {
-  const sql = openSqlite(join(dir, 'f.db'));
+// The bad row is an address with a NUL, which a PostgreSQL text column refuses at the
+// member's insert already: the row-level fault this test arranges exists on SQLite only.
+it.skipIf(onPostgres)('one row that cannot be queued is reported; the page and the post go on', async () => {
+  const sql = await openTestSql(join(dir, 'f.db'));
   const queue = new QueueStore(sql);
   const list = await createList(sql, SECRET, 'f@lists.test', { maxBytes: 100_000 });
   const g = await generateKey({ kind: 'subscriber', address: 'm@x.test', passphrase: 'p' });
@@ -47,9 +49,9 @@ it('one row that cannot be queued is reported; the page and the post go on', asy
   const result = await new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 5 }).run(postId);
   expect(result.copies).toBe(11);
   expect(await getWrapState(sql, postId)).toBeNull(); // finished
-  const copies = rawDb(sql).prepare("SELECT rcpt FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY rcpt").all(postId) as Array<{ rcpt: string }>;
+  const copies = (await sql.all("SELECT rcpt FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY rcpt", [postId])) as Array<{ rcpt: string }>;
   expect(copies.map((c) => c.rcpt)).toEqual(addresses.filter((a) => a !== bad));
-  const reports = rawDb(sql).prepare('SELECT rcpt, reason FROM owner_reports WHERE post_id = ?').all(postId) as Array<{ rcpt: string; reason: string }>;
+  const reports = (await sql.all('SELECT rcpt, reason FROM owner_reports WHERE post_id = ?', [postId])) as Array<{ rcpt: string; reason: string }>;
   expect(reports).toEqual([{ rcpt: bad, reason: ROW_FAILED }]);
   await sql.close();
 });

@@ -17,14 +17,14 @@ import { upsertMember } from '../../../server/store/members.ts';
 import { getWrapState } from '../../../server/store/posts.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
 import { wrapMany } from '../../../shared/index.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-fanout-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SECRET = 'unit-test-secret-0123456789';
 
 it('an interrupted fan-out resumes after the last committed page, without duplicates', async () => {
-  const sql = openSqlite(join(dir, 'f.db'));
+  const sql = await openTestSql(join(dir, 'f.db'));
   const queue = new QueueStore(sql);
   const list = await createList(sql, SECRET, 'f@lists.test', { maxBytes: 100_000 });
   const g = await generateKey({ kind: 'subscriber', address: 'm@x.test', passphrase: 'p' });
@@ -48,13 +48,13 @@ it('an interrupted fan-out resumes after the last committed page, without duplic
   const fresh = new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 10 });
   await fresh.resumeAll();
   expect(await getWrapState(sql, postId)).toBeNull(); // done, and K's wrap to the list key dropped
-  const rows = rawDb(sql).prepare('SELECT kind, rcpt, pkesk FROM deliveries WHERE post_id = ? ORDER BY rcpt').all(postId) as Array<{ kind: string; rcpt: string; pkesk: Buffer | null }>;
+  const rows = (await sql.all('SELECT kind, rcpt, pkesk FROM deliveries WHERE post_id = ? ORDER BY rcpt', [postId])) as Array<{ kind: string; rcpt: string; pkesk: Buffer | null }>;
   expect(rows.map((r) => r.rcpt)).toEqual(Array.from({ length: 25 }, (_, i) => `m${String(i).padStart(2, '0')}@x.test`));
   expect(rows.filter((r) => r.kind === 'notice').map((r) => r.rcpt)).toEqual(['m03@x.test']); // expired key: a notice
   // The resumed PKESKs wrap the same K: the list key recovers it from a copy row.
   const { listKey } = keys;
   const k = await new KeyIdentity(listKey).unwrap(new Uint8Array(listPkesk!));
   expect(Buffer.from(k.data).length).toBe(32);
-  expect((rawDb(sql).prepare('SELECT list_pkesk FROM posts WHERE id = ?').get(postId) as { list_pkesk: Buffer | null }).list_pkesk).toBeNull();
+  expect(((await sql.get('SELECT list_pkesk FROM posts WHERE id = ?', [postId])) as { list_pkesk: Buffer | null }).list_pkesk).toBeNull();
   await sql.close();
 });

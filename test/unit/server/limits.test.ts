@@ -9,13 +9,14 @@ import { parseConfig } from '../../../server/config/config.ts';
 import { Limiter, RateLimited } from '../../../server/registry/limits.ts';
 import { openSqlite } from '../../../server/store/db.ts';
 import { purgeStale } from '../../../server/store/registry.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import type { SqlParam } from '../../../server/store/sql.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-limits-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function setup() {
-  const sql = openSqlite(join(dir, `${Math.random()}.db`));
+async function setup() {
+  const sql = await openTestSql(join(dir, `${Math.random()}.db`));
   let t = 1_000_000_000;
   const clock = { advance: (ms: number) => { t += ms; }, now: () => t };
   return { sql, clock, limiter: new Limiter(sql, 'secret', clock.now) };
@@ -23,7 +24,7 @@ function setup() {
 
 describe('Limiter', () => {
   it('allows max events in any window, then answers with the seconds until the oldest leaves', async () => {
-    const { clock, limiter } = setup();
+    const { clock, limiter } = await setup();
     const rule = [{ bucket: 'b', key: 'k', rate: { max: 3, windowSeconds: 60 } }];
     expect([await limiter.tryTake(rule), await limiter.tryTake(rule)]).toEqual([0, 0]);
     clock.advance(20_000);
@@ -36,7 +37,7 @@ describe('Limiter', () => {
   });
 
   it('counts nothing when any rule fails, so a refused request spends no quota', async () => {
-    const { limiter } = setup();
+    const { limiter } = await setup();
     const tight = { bucket: 'ip', key: '1.2.3.4', rate: { max: 1, windowSeconds: 600 } };
     const loose = (k: string) => ({ bucket: 'address', key: k, rate: { max: 2, windowSeconds: 60 } });
     expect(await limiter.tryTake([loose('a'), tight])).toBe(0);
@@ -50,16 +51,16 @@ describe('Limiter', () => {
   });
 
   it('two requests at once cannot both pass a limit with room for one (check and count in one transaction)', async () => {
-    const { sql, limiter } = setup();
+    const { sql, limiter } = await setup();
     const rule = [{ bucket: 'b', key: 'race', rate: { max: 1, windowSeconds: 60 } }];
     const waits = await Promise.all(Array.from({ length: 8 }, () => limiter.tryTake(rule)));
     expect(waits.filter((w) => w === 0)).toHaveLength(1);
     expect(waits.filter((w) => w > 0)).toHaveLength(7);
-    expect((rawDb(sql).prepare("SELECT count(*) AS n FROM rate_events WHERE bucket = 'b'").get() as { n: number }).n).toBe(1);
+    expect(((await sql.get("SELECT count(*) AS n FROM rate_events WHERE bucket = 'b'")) as { n: number }).n).toBe(1);
   });
 
   it('take throws a 429 RateLimited carrying Retry-After', async () => {
-    const { limiter } = setup();
+    const { limiter } = await setup();
     const rule = [{ bucket: 'b', key: 'k', rate: { max: 1, windowSeconds: 5 } }];
     await limiter.take(rule);
     try {
@@ -72,9 +73,9 @@ describe('Limiter', () => {
   });
 
   it('rows are purged once past their window, and hold hashed keys only', async () => {
-    const { sql, clock, limiter } = setup();
+    const { sql, clock, limiter } = await setup();
     await limiter.take([{ bucket: 'ip:x', key: '192.0.2.7', rate: { max: 5, windowSeconds: 10 } }]);
-    const rows = rawDb(sql).prepare('SELECT key FROM rate_events').all() as Array<{ key: string }>;
+    const rows = (await sql.all('SELECT key FROM rate_events')) as Array<{ key: string }>;
     expect(rows).toHaveLength(1);
     expect(rows[0]!.key).not.toContain('192.0.2');
     expect((await purgeStale(sql, clock.now())).deleted).toBe(0);
@@ -83,9 +84,9 @@ describe('Limiter', () => {
   });
 
   it('purges in chunks and says when more remain', async () => {
-    const { sql, clock } = setup();
-    const ins = rawDb(sql).prepare('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)');
-    for (let i = 0; i < 25; i++) ins.run('b', `k${i}`, 0, 1);
+    const { sql, clock } = await setup();
+    const ins = { run: (...a: SqlParam[]) => sql.run('INSERT INTO rate_events (bucket, key, at, until) VALUES (?,?,?,?)', a) };
+    for (let i = 0; i < 25; i++) await ins.run('b', `k${i}`, 0, 1);
     expect(await purgeStale(sql, clock.now(), 10)).toEqual({ deleted: 10, more: true });
     expect(await purgeStale(sql, clock.now(), 10)).toEqual({ deleted: 10, more: true });
     expect(await purgeStale(sql, clock.now(), 10)).toEqual({ deleted: 5, more: false });

@@ -17,7 +17,7 @@ import type { MailmanRest } from '../../../server/mailman/rest.ts';
 import { insertList, type ListRecord } from '../../../server/store/lists.ts';
 import type { MemberRecord } from '../../../server/store/members.ts';
 import type { Verification } from '../../../shared/index.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 let dir: string;
 let sql: Sql;
@@ -37,7 +37,7 @@ const roster: RosterEntry[] = [
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'letterlock-mm-policy-'));
-  sql = openSqlite(join(dir, 'db.sqlite'));
+  sql = await openTestSql(join(dir, 'db.sqlite'));
   listId = await insertList(sql, {
     address: 'l@x.test', owner: null, listFingerprint: 'F', listPublic: '', listPrivate: '', archiveFingerprint: 'A', archivePublic: '',
     archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000,
@@ -122,15 +122,15 @@ describe('key notices for keyless Mailman members', () => {
     const queue = new QueueStore(sql);
     const log = createEventLog({ stdout: false });
     const svc = new MailmanService({ sql, queue, log, rest: {} as MailmanRest, publicUrl: () => 'https://lists.x.test', now: () => clock });
-    const noticesTo = (address: string) => (rawDb(sql).prepare("SELECT count(*) AS n FROM deliveries WHERE kind = 'notice' AND rcpt = ?").get(address) as { n: number }).n;
+    const noticesTo = async (address: string) => ((await sql.get("SELECT count(*) AS n FROM deliveries WHERE kind = 'notice' AND rcpt = ?", [address])) as { n: number }).n;
     // ann and cat are deliverable members without a key; ben's delivery is off (no notice); roles other than member get none.
     expect(await svc.keyNotices(await list())).toBe(2);
-    expect([noticesTo('ann@x.test'), noticesTo('cat@x.test'), noticesTo('ben@x.test'), noticesTo('mod@x.test')]).toEqual([1, 1, 0, 0]);
+    expect(await Promise.all([noticesTo('ann@x.test'), noticesTo('cat@x.test'), noticesTo('ben@x.test'), noticesTo('mod@x.test')])).toEqual([1, 1, 0, 0]);
     clock += 6 * 86_400_000;
     expect(await svc.keyNotices(await list())).toBe(0);
     clock += 86_400_000 + 1;
     expect(await svc.keyNotices(await list())).toBe(2);
-    expect(noticesTo('ann@x.test')).toBe(2);
+    expect(await noticesTo('ann@x.test')).toBe(2);
     expect(await svc.keyNotices(await list())).toBe(0);
   });
 });

@@ -16,7 +16,7 @@ import { MailmanService, RosterUnavailable } from '../../../server/mailman/sync.
 import { openSqlite, type Sql } from '../../../server/store/db.ts';
 import { getListById, insertList, type ListRecord } from '../../../server/store/lists.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 let dir: string;
 let sql: Sql;
@@ -31,7 +31,7 @@ const log: EventLog = {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'letterlock-mm-ready-'));
-  sql = openSqlite(join(dir, 'db.sqlite'));
+  sql = await openTestSql(join(dir, 'db.sqlite'));
   const id = await insertList(sql, {
     address: 'l@x.test', owner: null, listFingerprint: 'F', listPublic: '', listPrivate: '', archiveFingerprint: 'A', archivePublic: '',
     archivePrivate: '', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000,
@@ -79,7 +79,7 @@ describe('MailmanService.ready: the roster staleness bound', () => {
   });
 
   it('a roster older than the bound: never used; the post waits', async () => {
-    rawDb(sql).prepare('UPDATE mailman_state SET synced_at = ? WHERE list_id = ?').run(Date.now() - 601_000, list.id);
+    (await sql.run('UPDATE mailman_state SET synced_at = ? WHERE list_id = ?', [Date.now() - 601_000, list.id]));
     const e = await service().ready(list).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(RosterUnavailable);
     expect((e as RosterUnavailable).message).toMatch(/^4\.4\.3 .*l@x\.test.*try again later/);

@@ -9,10 +9,11 @@ import { normalizeListAddress } from '../../../server/lists/lists.ts';
 import { openSqlite } from '../../../server/store/db.ts';
 import { insertList } from '../../../server/store/lists.ts';
 import { getMember } from '../../../server/store/members.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-members-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const sql = openSqlite(join(dir, 'm.db'));
+const sql = await openTestSql(join(dir, 'm.db'));
 const listId = await insertList(sql, { address: 'l@x.test', owner: null, listFingerprint: 'A', listPublic: 'p', listPrivate: 'k', archiveFingerprint: 'B', archivePublic: 'p', archivePrivate: 'k', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000 });
 
 describe('registering a member key (the key policy, with the member address expected)', () => {

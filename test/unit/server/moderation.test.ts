@@ -13,7 +13,7 @@ import { openSqlite } from '../../../server/store/db.ts';
 import { insertHeld, type HeldRecord } from '../../../server/store/held.ts';
 import { getListById } from '../../../server/store/lists.ts';
 import { makeKey, type TestKey } from '../../support/keys.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 let list: TestKey, moderator: TestKey, sender: TestKey, other: TestKey;
 
@@ -78,10 +78,10 @@ describe('rewrapHeld', () => {
 
 describe('held messages per answer', () => {
   it('stop before the byte bound (the first always goes); asking again for the rest gets them', async () => {
-    const sql = openSqlite(':memory:');
+    const sql = await openTestSql(':memory:');
     try {
-      const listId = Number(rawDb(sql).prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
-        VALUES ('l@lists.test', 'mod@example.org', 'F', 'P', 'S', 'AF', 'AP', 'AS', 100000, 0)`).run().lastInsertRowid);
+      const listId = Number((await sql.get<{ id: number }>(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
+        VALUES ('l@lists.test', 'mod@example.org', 'F', 'P', 'S', 'AF', 'AP', 'AS', 100000, 0) RETURNING id`))!.id);
       const ids: number[] = [];
       for (const n of [1, 2, 3]) {
         const payload = await post(`post ${n} ${'x'.repeat(3000)}`, 'binary');

@@ -17,25 +17,27 @@ import { QueueStore } from '../../../server/store/queue.ts';
 import { getNotifySettings, setNotifySettings } from '../../../server/store/notify.ts';
 import type { HeldRecord } from '../../../server/store/held.ts';
 import { rawDb } from '../../support/raw-db.ts';
+import type { SqlParam } from '../../../server/store/sql.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 const TOKEN = 'a-long-operator-token-0123456789abcdef';
 const dbs: Sql[] = [];
 
-function memoryDb(): Sql {
-  const sql = openSqlite(':memory:');
+async function memoryDb(): Promise<Sql> {
+  const sql = await openTestSql(':memory:');
   dbs.push(sql);
   return sql;
 }
 
-function addList(sql: Sql, address: string): number {
-  return Number(rawDb(sql).prepare(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
-    VALUES (?, 'owner@example.org', 'F', 'P', 'S', 'AF', 'AP', 'AS', 1000, 0)`).run(address).lastInsertRowid);
+async function addList(sql: Sql, address: string): Promise<number> {
+  return Number((await sql.get<{ id: number }>(`INSERT INTO lists (address, owner, list_fingerprint, list_public, list_private, archive_fingerprint, archive_public, archive_private, max_bytes, created_at)
+    VALUES (?, 'owner@example.org', 'F', 'P', 'S', 'AF', 'AP', 'AS', 1000, 0) RETURNING id`, [address]))!.id);
 }
 
-afterAll(() => { for (const sql of dbs) sql.close(); });
+afterAll(async () => { for (const sql of dbs) await sql.close(); });
 
 async function app(access: MetricsAccess) {
-  const sql = memoryDb();
+  const sql = await memoryDb();
   const a = Fastify();
   registerOpsRoutes(a, {
     queue: new QueueStore(sql), adminToken: TOKEN, metricsAccess: access, metrics: new ServerMetrics({ sql, defaultMetrics: false }),
@@ -81,8 +83,8 @@ describe('/metrics access', () => {
 
 describe('metrics registry', () => {
   it('one registry per server: two in one process, the global default registry untouched', async () => {
-    const a = new ServerMetrics({ sql: memoryDb() });
-    const b = new ServerMetrics({ sql: memoryDb() });
+    const a = new ServerMetrics({ sql: await memoryDb() });
+    const b = new ServerMetrics({ sql: await memoryDb() });
     a.delivery({ kind: 'copy', outcome: 'sent' });
     a.delivery({ kind: 'copy', outcome: 'sent' });
     b.delivery({ kind: 'copy', outcome: 'failed', code: 'SMTP_550' });
@@ -93,7 +95,7 @@ describe('metrics registry', () => {
   });
 
   it('refusal reasons are the closed set of codes; anything else is OTHER', async () => {
-    const m = new ServerMetrics({ sql: memoryDb(), defaultMetrics: false });
+    const m = new ServerMetrics({ sql: await memoryDb(), defaultMetrics: false });
     const log = m.tap({ info() {}, warn() {}, error() {} });
     log.info('post.refused', { code: 'NOT_MEMBER' });
     log.info('post.refused', { code: 'WRONG_KEY' });
@@ -110,7 +112,7 @@ describe('metrics registry', () => {
   });
 
   it('a closed database leaves the gauges out, and the scrape still answers', async () => {
-    const sql = openSqlite(':memory:');
+    const sql = await openTestSql(':memory:');
     const m = new ServerMetrics({ sql, defaultMetrics: false });
     await sql.close();
     const t = await m.scrape();
@@ -132,17 +134,17 @@ describe('relay probe', () => {
 
 describe('the digest', () => {
   it('is bounded: however many failures and keys, a fixed number of rows is listed', async () => {
-    const sql = memoryDb();
-    const listId = addList(sql, 'big@lists.test');
+    const sql = await memoryDb();
+    const listId = await addList(sql, 'big@lists.test');
     const now = Date.now();
-    const report = rawDb(sql).prepare('INSERT INTO owner_reports (list_id, rcpt, post_id, reason, created_at) VALUES (?,?,?,?,?)');
-    const member = rawDb(sql).prepare("INSERT INTO members (list_id, address, fingerprint, public_key, encryption_key, expires_at, key_state, added_at) VALUES (?,?,?,?,?,?, 'valid', 0)");
-    rawDb(sql).transaction(() => {
-      for (let i = 0; i < 3000; i++) report.run(listId, `r${i}@example.org`, 1, i % 3 === 0 ? 'SMTP_550: no such user' : i % 3 === 1 ? 'NET_ECONNREFUSED (gave up after retries): connection problem' : 'odd reason', now - 1000);
-      report.run(listId, 'old@example.org', 1, 'SMTP_550: x', now - 3 * 86_400_000); // before the window
-      for (let i = 0; i < 500; i++) member.run(listId, `m${i}@example.org`, 'F'.repeat(40), 'P', Buffer.from([1]), now + 86_400_000 + i);
-      member.run(listId, 'later@example.org', 'F'.repeat(40), 'P', Buffer.from([1]), now + 30 * 86_400_000);
-    })();
+    const report = { run: (...a: SqlParam[]) => sql.run('INSERT INTO owner_reports (list_id, rcpt, post_id, reason, created_at) VALUES (?,?,?,?,?)', a) };
+    const member = { run: (...a: SqlParam[]) => sql.run("INSERT INTO members (list_id, address, fingerprint, public_key, encryption_key, expires_at, key_state, added_at) VALUES (?,?,?,?,?,?, 'valid', 0)", a) };
+    await sql.tx(async () => {
+      for (let i = 0; i < 3000; i++) await report.run(listId, `r${i}@example.org`, 1, i % 3 === 0 ? 'SMTP_550: no such user' : i % 3 === 1 ? 'NET_ECONNREFUSED (gave up after retries): connection problem' : 'odd reason', now - 1000);
+      await report.run(listId, 'old@example.org', 1, 'SMTP_550: x', now - 3 * 86_400_000); // before the window
+      for (let i = 0; i < 500; i++) await member.run(listId, `m${i}@example.org`, 'F'.repeat(40), 'P', Buffer.from([1]), now + 86_400_000 + i);
+      await member.run(listId, 'later@example.org', 'F'.repeat(40), 'P', Buffer.from([1]), now + 30 * 86_400_000);
+    });
     const c = await gatherDigest(sql, listId, now - 86_400_000, now);
     expect(c.failures.total).toBe(3000);
     expect(c.failures.byCode).toEqual([{ code: 'NET_ECONNREFUSED', count: 1000 }, { code: 'OTHER', count: 1000 }, { code: 'SMTP_550', count: 1000 }]);
@@ -166,8 +168,8 @@ describe('the digest', () => {
 
 describe('switches and notice text', () => {
   it('switches default on; moderators are stored lower case, once, and bounded', async () => {
-    const sql = memoryDb();
-    const id = addList(sql, 'sw@lists.test');
+    const sql = await memoryDb();
+    const id = await addList(sql, 'sw@lists.test');
     expect(await getNotifySettings(sql, id)).toEqual({ held: true, digest: true, moderators: [] });
     expect(await setNotifySettings(sql, id, { held: false, moderators: ['A@Example.org', 'a@example.org', 'b@example.org'] })).toEqual({ held: false, digest: true, moderators: ['a@example.org', 'b@example.org'] });
     await expect(setNotifySettings(sql, id, { moderators: Array.from({ length: 51 }, (_, i) => `m${i}@x.org`) })).rejects.toThrow(/at most 50/);
@@ -175,26 +177,26 @@ describe('switches and notice text', () => {
     for (const bad of ['a@x.org\r\nBcc: b@y.org', 'Ann <a@x.org>', 'a@x.org, b@y.org', 'no-at-sign', '']) {
       await expect(setNotifySettings(sql, id, { moderators: [bad] }), bad).rejects.toThrow(/not a valid moderator address/);
     }
-    rawDb(sql).prepare('UPDATE lists SET moderators = ? WHERE id = ?').run(JSON.stringify(['ok@x.org', 'x@y.org\nBcc: z@w.org', 42]), id);
+    (await sql.run('UPDATE lists SET moderators = ? WHERE id = ?', [JSON.stringify(['ok@x.org', 'x@y.org\nBcc: z@w.org', 42]), id]));
     expect((await getNotifySettings(sql, id)).moderators).toEqual(['ok@x.org']);
   });
 
   it('moderators: the owner, those set on the list, and for a list bound to Mailman its owners and moderators', async () => {
-    const sql = memoryDb();
-    const id = addList(sql, 'mm@lists.test');
+    const sql = await memoryDb();
+    const id = await addList(sql, 'mm@lists.test');
     const list = { id, owner: 'owner@example.org' } as ListRecord;
     await setNotifySettings(sql, id, { moderators: ['mod@example.org', 'owner@example.org'] });
     expect(await moderatorsOf(sql, list)).toEqual(['owner@example.org', 'mod@example.org']);
     // The roster table of server/mailman/store.ts (issue 11); openSqlite makes it, with a foreign key to lists.
-    sql.exec(`CREATE TABLE IF NOT EXISTS mailman_roster (list_id INTEGER NOT NULL, address TEXT NOT NULL, role TEXT NOT NULL, delivery_enabled INTEGER NOT NULL DEFAULT 1,
+    await sql.exec(`CREATE TABLE IF NOT EXISTS mailman_roster (list_id INTEGER NOT NULL, address TEXT NOT NULL, role TEXT NOT NULL, delivery_enabled INTEGER NOT NULL DEFAULT 1,
       moderation_action TEXT, PRIMARY KEY (list_id, address, role))`);
-    const roster = rawDb(sql).prepare('INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,?)');
-    roster.run(id, 'mmowner@example.org', 'owner');
-    roster.run(id, 'mmmod@example.org', 'moderator');
-    roster.run(id, 'mod@example.org', 'moderator');
-    roster.run(id, 'member@example.org', 'member');
-    roster.run(id, 'x@y.org\r\nBcc: z@w.org', 'moderator');
-    roster.run(addList(sql, 'other@lists.test'), 'elsewhere@example.org', 'moderator');
+    const roster = { run: (...a: SqlParam[]) => sql.run('INSERT INTO mailman_roster (list_id, address, role) VALUES (?,?,?)', a) };
+    await roster.run(id, 'mmowner@example.org', 'owner');
+    await roster.run(id, 'mmmod@example.org', 'moderator');
+    await roster.run(id, 'mod@example.org', 'moderator');
+    await roster.run(id, 'member@example.org', 'member');
+    await roster.run(id, 'x@y.org\r\nBcc: z@w.org', 'moderator');
+    await roster.run(await addList(sql, 'other@lists.test'), 'elsewhere@example.org', 'moderator');
     expect(await moderatorsOf(sql, list)).toEqual(['owner@example.org', 'mod@example.org', 'mmmod@example.org', 'mmowner@example.org']);
   });
 

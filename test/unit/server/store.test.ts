@@ -6,13 +6,13 @@ import { openSqlite } from '../../../server/store/db.ts';
 import { insertList } from '../../../server/store/lists.ts';
 import { insertPost } from '../../../server/store/posts.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function setup() {
-  const sql = openSqlite(join(dir, `${Math.random()}.db`));
+  const sql = await openTestSql(join(dir, `${Math.random()}.db`));
   const listId = await insertList(sql, { address: 'l@x.test', owner: null, listFingerprint: 'A', listPublic: 'p', listPrivate: 'k', archiveFingerprint: 'B', archivePublic: 'p', archivePrivate: 'k', postPolicy: 'members', posters: [], requireSignature: true, maxBytes: 1000 });
   const postId = await insertPost(sql, { listId, messageId: '<m@x>', inReplyTo: null, references: [], date: null, size: 5000, body: new Uint8Array(5000), archivePkesk: new Uint8Array(96), listPkesk: new Uint8Array(96), display: null, bareText: false });
   return { sql, q: new QueueStore(sql), listId, postId };
@@ -22,9 +22,9 @@ describe('delivery queue', () => {
   it('holds one PKESK per copy row and the body once, in the post', async () => {
     const { sql, q, listId, postId } = await setup();
     for (let i = 0; i < 100; i++) await q.add({ listId, postId, kind: 'copy', rcpt: `r${i}@x.test`, pkesk: new Uint8Array(96) });
-    const sizes = rawDb(sql).prepare('SELECT sum(length(pkesk)) AS pk, sum(coalesce(length(mail),0)) AS mail FROM deliveries').get() as { pk: number; mail: number };
+    const sizes = (await sql.get('SELECT sum(length(pkesk)) AS pk, sum(coalesce(length(mail),0)) AS mail FROM deliveries')) as { pk: number; mail: number };
     expect(sizes).toEqual({ pk: 9600, mail: 0 });
-    expect((rawDb(sql).prepare('SELECT count(*) AS n FROM posts').get() as { n: number }).n).toBe(1);
+    expect(((await sql.get('SELECT count(*) AS n FROM posts')) as { n: number }).n).toBe(1);
   });
 
   it('claims in batches, marks sent, retries later, and counts in-flight rows after a crash', async () => {

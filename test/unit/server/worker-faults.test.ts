@@ -22,7 +22,7 @@ import { DeliveryWorker } from '../../../server/delivery/worker.ts';
 import type { Relay, SendResult } from '../../../server/delivery/relay.ts';
 import { openSqlite } from '../../../server/store/db.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-worker-faults-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,7 +30,7 @@ const SECRET = 'unit-test-secret-0123456789';
 const full = () => Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
 
 it('storage errors pause and retry delivery; nothing crashes and every row ends sent', async () => {
-  const sql = openSqlite(join(dir, 'w.db'));
+  const sql = await openTestSql(join(dir, 'w.db'));
   const queue = new QueueStore(sql);
   const list = await createList(sql, SECRET, 'w@lists.test', { maxBytes: 100_000 });
   const N = 6;
@@ -65,17 +65,17 @@ it('storage errors pause and retry delivery; nothing crashes and every row ends 
     delivery: { concurrency: 2, batch: 4, retryBaseMs: 10, retryMaxMs: 50, giveUpAfterMs: 3_600_000, reportDelayMs: 0 },
   });
   worker.start();
-  const states = () => rawDb(sql).prepare('SELECT state, count(*) AS n FROM deliveries GROUP BY state').all() as Array<{ state: string; n: number }>;
-  const until = async (test: () => boolean, ms: number) => {
+  const states = async () => (await sql.all('SELECT state, count(*) AS n FROM deliveries GROUP BY state')) as Array<{ state: string; n: number }>;
+  const until = async (test: () => boolean | Promise<boolean>, ms: number) => {
     const end = Date.now() + ms;
-    while (!test() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    while (!(await test()) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     return test();
   };
   const ok = await until(() => faults.claim > 0 && faults.retry > 0 && faults.sent > 0, 15_000);
-  expect(ok, JSON.stringify({ faults, seen: [...seen], states: states() })).toBe(true);
-  expect(states().find((s) => s.state === 'sent')).toBeUndefined(); // nothing recorded while full
+  expect(ok, JSON.stringify({ faults, seen: [...seen], states: await states() })).toBe(true);
+  expect((await states()).find((s) => s.state === 'sent')).toBeUndefined(); // nothing recorded while full
   diskFull = false;
-  expect(await until(() => states().some((s) => s.state === 'sent' && s.n === N), 20_000)).toBe(true);
+  expect(await until(async () => (await states()).some((s) => s.state === 'sent' && s.n === N), 20_000)).toBe(true);
   await worker.stop();
   expect([...seen.keys()].sort()).toEqual(Array.from({ length: N }, (_, i) => `m${i}@x.test`));
   console.log(`worker faults: ${JSON.stringify(faults)}; sends per row ${JSON.stringify([...seen.values()])}`);
@@ -83,7 +83,7 @@ it('storage errors pause and retry delivery; nothing crashes and every row ends 
 });
 
 it('owner reports are sealed in the background, queued in one transaction with their rows marked, and never sent in clear', async () => {
-  const sql = openSqlite(join(dir, 'r.db'));
+  const sql = await openTestSql(join(dir, 'r.db'));
   const queue = new QueueStore(sql);
   const owner = await makeKey('owner@x.test');
   const bare = await createList(sql, SECRET, 'bare@lists.test', { maxBytes: 100_000, owner: 'keyless@x.test' });
@@ -93,8 +93,8 @@ it('owner reports are sealed in the background, queued in one transaction with t
   await queue.addReport(bare.id, 'c@x.test', null, 'SMTP_550: No such user');
   await queue.addReport(list.id, 'a@x.test', null, 'SMTP_550: No such user');
   await queue.addReport(list.id, 'b@x.test', null, 'BOUNCED: the copy bounced');
-  const unreported = (listId: number) => (rawDb(sql).prepare('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 0').get(listId) as { n: number }).n;
-  const reportRows = () => rawDb(sql).prepare("SELECT rcpt FROM deliveries WHERE kind = 'report'").all() as Array<{ rcpt: string }>;
+  const unreported = async (listId: number) => ((await sql.get('SELECT count(*) AS n FROM owner_reports WHERE list_id = ? AND reported = 0', [listId])) as { n: number }).n;
+  const reportRows = async () => (await sql.all("SELECT rcpt FROM deliveries WHERE kind = 'report'")) as Array<{ rcpt: string }>;
 
   const events: Array<{ event: string } & EventFields> = [];
   const log: EventLog = { info() {}, warn: (event, f) => events.push({ event, ...f }), error: (event, f) => events.push({ event, ...f }) };
@@ -115,11 +115,11 @@ it('owner reports are sealed in the background, queued in one transaction with t
   let fault = true;
   queue.markReported = async (ids) => { if (fault && ids.length === 2) { fault = false; throw full(); } await markReported(ids); };
   await worker.flushReports(true);
-  expect(unreported(list.id)).toBe(2);
-  expect(reportRows()).toEqual([]);
+  expect(await unreported(list.id)).toBe(2);
+  expect(await reportRows()).toEqual([]);
   expect(events).toContainEqual(expect.objectContaining({ event: 'delivery.error', code: 'SQLITE_FULL' }));
   // An owner without a key: nothing queued, the rows marked, a warning with a code.
-  expect(unreported(bare.id), JSON.stringify(events)).toBe(0);
+  expect(await unreported(bare.id), JSON.stringify(events)).toBe(0);
   expect(events).toContainEqual({ event: 'ops.owner_unreachable', list: bare.address, count: 1, code: 'NO_KEY' });
 
   // While a report is being sealed, the lanes keep claiming and sending rows.
@@ -137,13 +137,13 @@ it('owner reports are sealed in the background, queued in one transaction with t
   await queue.add({ listId: list.id, postId: null, kind: 'notice', rcpt: 'n@x.test', mail: 'Subject: n\r\n\r\nnotice\r\n' });
   worker.kick();
   await until(() => sent.some((s) => s.to === 'n@x.test'), 'a row sent while the report waits');
-  expect(reportRows()).toEqual([]);
-  expect(unreported(list.id)).toBe(2);
+  expect(await reportRows()).toEqual([]);
+  expect(await unreported(list.id)).toBe(2);
   await open();
   await until(() => sent.some((s) => s.to === owner.address), 'the report');
   await worker.stop();
-  expect(unreported(list.id)).toBe(0);
-  expect(reportRows()).toEqual([{ rcpt: owner.address }]);
+  expect(await unreported(list.id)).toBe(0);
+  expect(await reportRows()).toEqual([{ rcpt: owner.address }]);
   const mail = sent.find((s) => s.to === owner.address)!.mail;
   for (const x of ['a@x.test', 'b@x.test', 'SMTP_550', 'BOUNCED']) expect(mail).not.toContain(x);
   const armoredMessage = /-----BEGIN PGP MESSAGE-----[\s\S]+?-----END PGP MESSAGE-----/.exec(mail)![0];

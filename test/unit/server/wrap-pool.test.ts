@@ -19,7 +19,7 @@ import { Fanout, wrapPage } from '../../../server/pipeline/wrap.ts';
 import { openSqlite } from '../../../server/store/db.ts';
 import { upsertMember, type MemberRecord } from '../../../server/store/members.ts';
 import { QueueStore } from '../../../server/store/queue.ts';
-import { rawDb } from '../../support/raw-db.ts';
+import { openTestSql } from '../../support/test-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-wrappool-'));
 const pool = new WrapPool({ threads: 2, minPerThread: 4 });
@@ -91,7 +91,7 @@ describe('WrapPool', () => {
 
   for (const [name, failing] of [['through the pool', false], ['whose pool fails (a dead or stuck thread)', true]] as const) it(`a fan-out ${name} queues one copy per member, in order`, async () => {
     const SECRET = 'unit-test-secret-0123456789';
-    const sql = openSqlite(join(dir, `p${failing ? 'f' : ''}.db`));
+    const sql = await openTestSql(join(dir, `p${failing ? 'f' : ''}.db`));
     const queue = new QueueStore(sql);
     const list = await createList(sql, SECRET, 'p@lists.test', { maxBytes: 100_000 });
     await sql.tx(async () => {
@@ -109,7 +109,7 @@ describe('WrapPool', () => {
     const broken = { worthIt: () => true, wrap: () => Promise.reject(Object.assign(new Error('worker gone'), { name: 'AbortError' })) } as unknown as WrapPool;
     const fanout = new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 20, wrapPool: failing ? broken : pool });
     expect(await fanout.run(postId, { data: new Uint8Array(sealed.sessionKey.data), algorithm: 'aes256' })).toEqual({ copies: 95, notices: 0 });
-    const rows = rawDb(sql).prepare("SELECT rcpt, pkesk FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY id").all(postId) as Array<{ rcpt: string; pkesk: Buffer }>;
+    const rows = (await sql.all("SELECT rcpt, pkesk FROM deliveries WHERE post_id = ? AND kind = 'copy' ORDER BY id", [postId])) as Array<{ rcpt: string; pkesk: Buffer }>;
     expect(rows.map((r) => r.rcpt)).toEqual(Array.from({ length: 95 }, (_, i) => `m${String(i).padStart(2, '0')}@x.test`));
     for (const [i, r] of rows.entries()) {
       expect(Buffer.from((await members[i % 3]!.identity.unwrap(new Uint8Array(r.pkesk))).data).equals(Buffer.from(sealed.sessionKey.data))).toBe(true);
