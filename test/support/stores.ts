@@ -57,3 +57,13 @@ export function storeBackends(): Stores {
     ],
   };
 }
+
+/** The error p rejects with; the test fails when p resolves instead. */
+export async function rejectionOf(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}

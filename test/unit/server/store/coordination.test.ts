@@ -13,7 +13,7 @@ import { openDatabase } from '../../../../server/store/open.ts';
 import { PgSql } from '../../../../server/store/sql-pg.ts';
 import { isStorageError, type Sql } from '../../../../server/store/sql.ts';
 import type { RunningPostgres } from '../../../support/postgres.ts';
-import { storeBackends } from '../../../support/stores.ts';
+import { storeBackends, rejectionOf } from '../../../support/stores.ts';
 
 const stores = storeBackends();
 let server: RunningPostgres;
@@ -30,14 +30,6 @@ async function pool(url: string, max = 5): Promise<PgSql> {
   return stores.track(new PgSql(url, { max }));
 }
 
-async function caught(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 async function until(cond: () => boolean | Promise<boolean>, budgetMs = 30_000): Promise<void> {
   const end = Date.now() + budgetMs;
@@ -149,7 +141,7 @@ describe.each(['sqlite', 'postgres'] as const)('delivery claims on %s', (kind) =
     expect(await runOnce(sql, 'digest', job, { ...o, nodeId: 'B' })).toEqual({ ran: true, value: 5 });
     expect(await sql.get("SELECT node, started_at, finished_at FROM job_runs WHERE name = 'digest'")).toEqual({ node: 'B', started_at: now, finished_at: now });
     const boom = new Error('job failed');
-    expect(await caught(runOnce(sql, 'failing', async () => { throw boom; }))).toBe(boom);
+    expect(await rejectionOf(runOnce(sql, 'failing', async () => { throw boom; }))).toBe(boom);
   });
 });
 
@@ -287,7 +279,7 @@ describe('several nodes on one PostgreSQL', () => {
   it('runOnce with the database unreachable is a storage error', async () => {
     const gone = new PgSql('postgres://postgres@127.0.0.1:1/x', { connectTimeoutMs: 5000 });
     stores.track(gone);
-    const e = await caught(runOnce(gone, 'purge', async () => 1));
+    const e = await rejectionOf(runOnce(gone, 'purge', async () => 1));
     expect(isStorageError(e)).toBe(true);
   });
 });

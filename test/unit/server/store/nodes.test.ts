@@ -10,7 +10,7 @@ import { advanceWrap, claimWrap, finishWrap, insertPost, releaseWrap, takeableWr
 import { PgSql } from '../../../../server/store/sql-pg.ts';
 import type { Sql } from '../../../../server/store/sql.ts';
 import { PgWakeups } from '../../../../server/store/wakeup.ts';
-import { storeBackends } from '../../../support/stores.ts';
+import { storeBackends, rejectionOf } from '../../../support/stores.ts';
 
 const stores = storeBackends();
 
@@ -21,14 +21,6 @@ async function post(sql: Sql): Promise<number> {
     archivePkesk: new Uint8Array([2]), listPkesk: new Uint8Array([3]), display: null, bareText: false });
 }
 
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('node id and lease settings', () => {
   it('defaults to <hostname>:<smtp port>; bounded lengths and leases', () => {
@@ -60,14 +52,14 @@ describe.each(stores.list)('fan-out lease on $name', (backend) => {
     const b = await claimWrap(sql, id, 'b', 7001, 12_000);
     expect(b?.wrapAfter).toBe('m1');
     // a wakes up and tries to commit its next page: refused, and the page's rows roll back with it.
-    const lost = await caught(sql.tx(async () => {
+    const lost = await rejectionOf(sql.tx(async () => {
       await sql.run("INSERT INTO job_runs (name, started_at) VALUES ('page', 1)");
       await advanceWrap(sql, id, 'm1', 'm2', 'a', 13_000);
     }));
     expect(lost).toBeInstanceOf(WrapLeaseLost);
     expect(await sql.get("SELECT count(*) AS n FROM job_runs WHERE name = 'page'")).toEqual({ n: 0 });
     // b with a stale cursor (two pages at once would be a bug): refused too.
-    expect(await caught(advanceWrap(sql, id, '', 'm2', 'b', 13_000))).toBeInstanceOf(WrapLeaseLost);
+    expect(await rejectionOf(advanceWrap(sql, id, '', 'm2', 'b', 13_000))).toBeInstanceOf(WrapLeaseLost);
     await advanceWrap(sql, id, 'm1', 'm2', 'b', 13_000);
     await finishWrap(sql, id, 'a', 'm2'); // not a's any more: nothing
     expect(await takeableWraps(sql, 'b', 8000)).toEqual([id]);

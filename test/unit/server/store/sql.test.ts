@@ -16,6 +16,7 @@ import { openDatabase } from '../../../../server/store/open.ts';
 import { numberPlaceholders, PgError, PgSql } from '../../../../server/store/sql-pg.ts';
 import { isStorageError, SqliteSql, type Sql } from '../../../../server/store/sql.ts';
 import { startPostgres, type RunningPostgres } from '../../../support/postgres.ts';
+import { rejectionOf } from '../../../support/stores.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'letterlock-sql-'));
 let server: RunningPostgres;
@@ -63,14 +64,6 @@ async function turns(n = 20): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
 
-async function caught(p: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error & { code?: string };
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Everything an error would show in a log: message, stack, own fields, cause. */
 function everything(e: unknown): string {
@@ -159,7 +152,7 @@ describe.each(backends)('Sql on $name', ({ name, open }) => {
     expect(await sql.get<{ n: number }>("SELECT count(*) AS n FROM kv WHERE k LIKE 'tx%'")).toEqual({ n: 2 });
 
     const boom = new Error('undo');
-    const e = await caught(sql.tx(async () => {
+    const e = await rejectionOf(sql.tx(async () => {
       await sql.run('INSERT INTO kv (k, v) VALUES (?, ?)', ['tx3', 'c']);
       throw boom;
     }));
@@ -167,7 +160,7 @@ describe.each(backends)('Sql on $name', ({ name, open }) => {
     expect(await sql.get("SELECT v FROM kv WHERE k = 'tx3'")).toBeUndefined();
 
     // A failed statement rolls its transaction back too, and the Sql goes on working.
-    const dup = await caught(sql.tx(async () => {
+    const dup = await rejectionOf(sql.tx(async () => {
       await sql.run('INSERT INTO kv (k, v) VALUES (?, ?)', ['tx4', 'd']);
       await sql.run('INSERT INTO kv (k, v) VALUES (?, ?)', ['tx1', 'again']);
     }));
@@ -179,7 +172,7 @@ describe.each(backends)('Sql on $name', ({ name, open }) => {
   it('a nested tx is a savepoint: its failure, caught by the outer, undoes only the inner part', async () => {
     await sql.tx(async () => {
       await sql.run('INSERT INTO kv (k, v) VALUES (?, ?)', ['sp-a', '1']);
-      const e = await caught(sql.tx(async () => {
+      const e = await rejectionOf(sql.tx(async () => {
         await sql.run('INSERT INTO kv (k, v) VALUES (?, ?)', ['sp-b', '2']);
         await sql.run('INSERT INTO kv (k, v) VALUES (?, ?)', ['sp-a', 'duplicate']); // fails
       }));
@@ -225,16 +218,16 @@ describe.each(backends)('Sql on $name', ({ name, open }) => {
   it('errors name the constraint but carry no value of the statement, and are not storage errors', async () => {
     const secret = 'secret-address-4711@example.org';
     await sql.run('INSERT INTO t (name) VALUES (?)', [secret]);
-    const dup = await caught(sql.run('INSERT INTO t (name) VALUES (?)', [secret]));
+    const dup = await rejectionOf(sql.run('INSERT INTO t (name) VALUES (?)', [secret]));
     expect(dup.message).toMatch(/unique/i);
     expect(everything(dup)).not.toContain('4711');
     expect(isStorageError(dup)).toBe(false);
-    const nul = await caught(sql.run('INSERT INTO t (name, n, data) VALUES (?, ?, ?)', [null, 4712, Buffer.from('4713')]));
+    const nul = await rejectionOf(sql.run('INSERT INTO t (name, n, data) VALUES (?, ?, ?)', [null, 4712, Buffer.from('4713')]));
     expect(nul.message).toMatch(/null|NOT NULL/i);
     expect(everything(nul)).not.toMatch(/4712|4713/);
     expect(isStorageError(nul)).toBe(false);
     // A statement with the wrong number of values is refused before it is sent, as a plain error.
-    const count = await caught(sql.get('SELECT ? AS a', ['secret-4714', 'secret-4715']));
+    const count = await rejectionOf(sql.get('SELECT ? AS a', ['secret-4714', 'secret-4715']));
     expect(everything(count)).not.toMatch(/4714|4715/);
     expect(isStorageError(count)).toBe(false);
   });
@@ -256,15 +249,15 @@ describe('PgSql only', () => {
   });
 
   it('refuses an int8 or numeric past 2^53 instead of rounding it, and goes on working', async () => {
-    const e = await caught(sql.get('SELECT 9007199254740993::bigint AS big'));
+    const e = await rejectionOf(sql.get('SELECT 9007199254740993::bigint AS big'));
     expect(e).toBeInstanceOf(PgError);
     expect(e.code).toBe('22003');
     expect(isStorageError(e)).toBe(false);
-    expect(await caught(sql.get('SELECT sum(x) AS s FROM (VALUES (9007199254740991::bigint), (2::bigint)) v(x)'))).toMatchObject({ code: '22003' });
+    expect(await rejectionOf(sql.get('SELECT sum(x) AS s FROM (VALUES (9007199254740991::bigint), (2::bigint)) v(x)'))).toMatchObject({ code: '22003' });
     expect(await sql.get('SELECT 9007199254740991::bigint AS big, -9007199254740991::bigint AS small, 2.5::numeric AS half')).toEqual({ big: 9007199254740991, small: -9007199254740991, half: 2.5 });
     // Inside a transaction too, and the transaction can go on.
     await sql.tx(async () => {
-      await caught(sql.get('SELECT 9007199254740993::bigint AS big'));
+      await rejectionOf(sql.get('SELECT 9007199254740993::bigint AS big'));
       expect(await sql.get('SELECT 1 AS one')).toEqual({ one: 1 });
     });
     // Process-wide pg parsers are untouched: a bare pg client still gets strings.
@@ -276,11 +269,11 @@ describe('PgSql only', () => {
   });
 
   it('a data error does not repeat the value it refused', async () => {
-    const e = await caught(sql.run('INSERT INTO t (name, n) VALUES (?, ?)', ['x', 'secret-4716']));
+    const e = await rejectionOf(sql.run('INSERT INTO t (name, n) VALUES (?, ?)', ['x', 'secret-4716']));
     expect(e.code).toBe('22P02');
     expect(e.message).toMatch(/invalid input syntax for type bigint/);
     expect(everything(e)).not.toContain('4716');
-    const range = await caught(sql.get('SELECT ?::int AS n', ['98765432101']));
+    const range = await rejectionOf(sql.get('SELECT ?::int AS n', ['98765432101']));
     expect(range.code).toBe('22003');
     expect(everything(range)).not.toContain('98765432101');
   });
@@ -288,7 +281,7 @@ describe('PgSql only', () => {
   it('takes the pool size and timeouts from the URL, and never repeats the URL in an error', async () => {
     const small = await postgres(`${url}?max=2&statement_timeout=300&connect_timeout=5`);
     expect((small.pool as unknown as { options: { max: number } }).options.max).toBe(2);
-    const slow = await caught(small.get('SELECT pg_sleep(20)'));
+    const slow = await rejectionOf(small.get('SELECT pg_sleep(20)'));
     expect(slow.code).toBe('57014'); // cancelled by the server at 300 ms
     expect(await small.get('SELECT 1 AS one')).toEqual({ one: 1 });
     const bad = (() => { try { new PgSql('postgres://u:hunter2@127.0.0.1/x?max=lots'); } catch (e) { return e as Error; } return null; })();
@@ -305,7 +298,7 @@ describe('PgSql only', () => {
   });
 
   it('a connection lost inside a transaction is a storage error; the connection is dropped and the pool goes on', async () => {
-    const e = await caught(sql.tx(async () => {
+    const e = await rejectionOf(sql.tx(async () => {
       await sql.run('INSERT INTO kv (k, v) VALUES (?, ?)', ['lost', '1']);
       const me = await sql.get<{ pid: number }>('SELECT pg_backend_pid() AS pid');
       // Killed from outside, as a failover or an operator would.
@@ -327,10 +320,10 @@ describe('PgSql only', () => {
       s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
     });
     const nobody = await postgres(`postgres://postgres@127.0.0.1:${port}/x`, { connectTimeoutMs: 5000 });
-    const e = await caught(nobody.get('SELECT 1'));
+    const e = await rejectionOf(nobody.get('SELECT 1'));
     expect(e.code).toBe('ECONNREFUSED');
     expect(isStorageError(e)).toBe(true);
-    const t = await caught(nobody.tx(async () => 1));
+    const t = await rejectionOf(nobody.tx(async () => 1));
     expect(isStorageError(t)).toBe(true);
   });
 
@@ -340,7 +333,7 @@ describe('PgSql only', () => {
     const port = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)));
     try {
       const mute = await postgres(`postgres://postgres@127.0.0.1:${port}/x`, { connectTimeoutMs: 500 });
-      const e = await caught(mute.get('SELECT 1'));
+      const e = await rejectionOf(mute.get('SELECT 1'));
       expect(e.code).toBe('08001');
       expect(isStorageError(e)).toBe(true);
     } finally {
@@ -357,7 +350,7 @@ describe('PgSql only', () => {
     const inside = new Promise<void>((r) => { entered = r; });
     const holding = one.tx(async () => { await one.get('SELECT 1'); entered(); await gate; });
     await inside;
-    const e = await caught(one.get('SELECT 1'));
+    const e = await rejectionOf(one.get('SELECT 1'));
     expect(isStorageError(e)).toBe(true);
     open();
     await holding;
@@ -380,10 +373,10 @@ describe('SqliteSql only', () => {
     chmodSync(path, 0o444);
     const ro = new SqliteSql(new Database(path, { readonly: true }));
     opened.push(ro);
-    const e = await caught(ro.run('INSERT INTO x (a) VALUES (?)', [1]));
+    const e = await rejectionOf(ro.run('INSERT INTO x (a) VALUES (?)', [1]));
     expect(e.code).toMatch(/^SQLITE_READONLY/);
     expect(isStorageError(e)).toBe(true);
-    const t = await caught(ro.tx(async () => { await ro.run('INSERT INTO x (a) VALUES (1)'); }));
+    const t = await rejectionOf(ro.tx(async () => { await ro.run('INSERT INTO x (a) VALUES (1)'); }));
     expect(isStorageError(t)).toBe(true);
   });
 });
@@ -437,7 +430,7 @@ describe('PostgreSQL migrations', () => {
     await holder;
     expect(await waiting).toEqual({ from: 0, to: PG_SCHEMA_VERSION });
     // And its pool keeps its own timeout afterwards.
-    expect((await caught(tight.get('SELECT pg_sleep(5)'))).code).toBe('57014');
+    expect((await rejectionOf(tight.get('SELECT pg_sleep(5)'))).code).toBe('57014');
   });
 
   it('refuses a database from a newer Letterlock, and leaves it as it was', async () => {
@@ -445,13 +438,13 @@ describe('PostgreSQL migrations', () => {
     await migratePg(sql);
     await sql.run('UPDATE schema_version SET version = ?', [PG_SCHEMA_VERSION + 1]);
     await sql.exec('CREATE TABLE from_the_future (x BIGINT)');
-    const e = await caught(migratePg(sql));
+    const e = await rejectionOf(migratePg(sql));
     expect(e).toBeInstanceOf(SchemaError);
     expect(e.code).toBe('SCHEMA_TOO_NEW');
     expect(await pgSchemaVersion(sql)).toBe(PG_SCHEMA_VERSION + 1);
     expect(await sql.get("SELECT to_regclass('from_the_future')::text AS t")).toEqual({ t: 'from_the_future' });
     // Through openDatabase too, which closes what it opened.
-    expect(await caught(openDatabase(sql.pool.options.connectionString!))).toBeInstanceOf(SchemaError);
+    expect(await rejectionOf(openDatabase(sql.pool.options.connectionString!))).toBeInstanceOf(SchemaError);
   });
 
   it('openDatabase opens either store, migrated', async () => {
@@ -606,7 +599,7 @@ describe('PostgreSQL stopping under a running PgSql', () => {
     const inside = new Promise<void>((r) => { entered = r; });
     let stop!: () => void;
     const stopped = new Promise<void>((r) => { stop = r; });
-    const txFailed = caught(sql.tx(async () => {
+    const txFailed = rejectionOf(sql.tx(async () => {
       await sql.run('SELECT 1');
       entered();
       await stopped;
@@ -616,8 +609,8 @@ describe('PostgreSQL stopping under a running PgSql', () => {
     await server.stop();
     stop();
     expect(isStorageError(await txFailed)).toBe(true);
-    const after = await caught(sql.get('SELECT 1'));
+    const after = await rejectionOf(sql.get('SELECT 1'));
     expect(isStorageError(after), after.message).toBe(true);
-    expect(isStorageError(await caught(sql.tx(async () => 1)))).toBe(true);
+    expect(isStorageError(await rejectionOf(sql.tx(async () => 1)))).toBe(true);
   });
 });
