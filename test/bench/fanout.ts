@@ -329,7 +329,7 @@ for (const size of SIZES) {
       const dbCpu = median(runs.map((r) => r.dbCpuMs)) / copies;
       const line = `${setup.label.padEnd(W)} ${size.name.padEnd(7)} ${String(n).padStart(11)}  ${String(repeats).padStart(4)}  ${(wall / 1000).toFixed(2).padStart(11)} s  ${(median(runs.map((r) => r.acceptMs)) / 1000).toFixed(2).padStart(6)} s  ` +
         `${(median(runs.map((r) => r.queuedMs)) / 1000).toFixed(2).padStart(5)} s  ${rate.toFixed(0).padStart(8)}  ${cpu.toFixed(3).padStart(6)} ms  ${sinkCpu.toFixed(3).padStart(9)} ms  ${median(runs.map((r) => r.hwmMb)).toFixed(0).padStart(5)} MB | ` +
-        `${bRate.toFixed(0).padStart(6)} copies/s, ${bCpu.toFixed(3)} ms CPU/copy, ${b.peakRssMb.toFixed(0)} MB (${b.copies} copies) | ${(rate / bRate).toFixed(1).padStart(5)}x`;
+        (SKIP_BASELINE ? 'baseline skipped (--no-baseline)' : `${bRate.toFixed(0).padStart(6)} copies/s, ${bCpu.toFixed(3)} ms CPU/copy, ${b.peakRssMb.toFixed(0)} MB (${b.copies} copies) | ${(rate / bRate).toFixed(1).padStart(5)}x`);
       console.log(line);
       rows.push(line);
       // Each step's share of the wall time: until SMTP accepted the post (receive, open, verify,
