@@ -36,23 +36,29 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const SECRET = 'bench-secret-0123456789abcdef';
 const LIST = 'bench@lists.test';
 const QUICK = process.argv.includes('--quick');
+/** A bad option: say which, no stack trace. */
+function usage(msg: string): never {
+  console.error(`bench:fanout: ${msg}`);
+  process.exit(2);
+}
 const arg = (name: string) => { const i = process.argv.indexOf(name); return i >= 0 ? process.argv[i + 1] : undefined; };
 const SIZES = [{ name: '10 KB', bytes: 10 * 1024 }, { name: '1 MB', bytes: 1024 * 1024 }].filter((s) => !arg('--size') || s.name.replace(' ', '') === arg('--size'));
 const LARGE = process.argv.includes('--large');
 const COUNTS = arg('--count') ? [Number(arg('--count'))] : QUICK ? [100, 1000] : [100, 1000, 10_000, ...(LARGE ? [100_000] : [])];
+if (COUNTS.some((n) => !Number.isInteger(n) || n < 2 || n > 1_000_000)) usage('--count 2..1000000 (the list\'s members, the sender among them)');
 const SKIP_BASELINE = process.argv.includes('--no-baseline');
 const SKIP_FLOOR = process.argv.includes('--no-floor');
 const CLK_TCK = 100;
 const STORES: Array<'sqlite' | 'postgres'> = arg('--store') === 'postgres' ? ['sqlite', 'postgres'] : ['sqlite'];
-if (arg('--store') && !['sqlite', 'postgres'].includes(arg('--store')!)) throw new Error('--store sqlite|postgres');
+if (arg('--store') && !['sqlite', 'postgres'].includes(arg('--store')!)) usage('--store sqlite|postgres');
 const RUNS = arg('--runs') ? Number(arg('--runs')) : undefined;
-if (RUNS !== undefined && !(Number.isInteger(RUNS) && RUNS >= 1 && RUNS <= 9)) throw new Error('--runs 1..9');
+if (RUNS !== undefined && !(Number.isInteger(RUNS) && RUNS >= 1 && RUNS <= 9)) usage('--runs 1..9');
 const NODES = arg('--nodes') ? Number(arg('--nodes')) : 1;
-if (NODES !== 1 && NODES !== 2) throw new Error('--nodes 1|2');
-if (NODES === 2 && arg('--store') !== 'postgres') throw new Error('--nodes 2 needs --store postgres (several nodes share one PostgreSQL database)');
+if (NODES !== 1 && NODES !== 2) usage('--nodes 1|2');
+if (NODES === 2 && arg('--store') !== 'postgres') usage('--nodes 2 needs --store postgres (several nodes share one PostgreSQL database)');
 const POSTS = arg('--posts') ? Number(arg('--posts')) : 2;
-if (!Number.isInteger(POSTS) || POSTS < 2 || POSTS > 100) throw new Error('--posts 2..100 (the two-node row that sends posts to both nodes)');
-if (process.argv.includes('--posts') && NODES !== 2) throw new Error('--posts goes with --nodes 2');
+if (!Number.isInteger(POSTS) || POSTS < 2 || POSTS > 100) usage('--posts 2..100 (the two-node row that sends posts to both nodes)');
+if (process.argv.includes('--posts') && NODES !== 2) usage('--posts goes with --nodes 2');
 /** A row: its store, how many nodes, and which node each post is sent to (its index). */
 interface Setup { label: string; store: 'sqlite' | 'postgres'; nodes: number; postsTo: number[] }
 const SETUPS: Setup[] = [
