@@ -99,6 +99,7 @@ it('status counts a real fan-out: wrapped, sent, deferred, failed, with rate and
   const human = await cli(['status']);
   expect(human.status, human.stderr).toBe(0);
   expect(human.stdout).toMatch(/^queue: \d+ queued, \d+ sending, \d+ sent, \d+ failed, \d+ bounced; 0 held posts$/m);
+  expect(human.stdout).toMatch(/^node \S+$/m); // this node's id (several nodes on one database), on a line of its own
   expect(human.stdout).toMatch(/^POST\s+LIST\s+RECEIVED\s+SIZE\s+WRAPPED\s+QUEUED\s+DEFERRED\s+SENT\s+FAILED\s+RATE\s+ETA\s+STATE$/m);
   expect(human.stdout).toMatch(new RegExp(`^${p.id}\\s+open@lists\\.test\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d UTC\\s+[\\d.]+ K?B\\s+${members}/${members}\\s+0\\s+${DEFER}\\s+${accepted}\\s+${FAIL}\\s+[\\d.]+/s\\s+(\\d+s|\\d+m \\d\\ds)\\s+delivering$`, 'm'));
 });

@@ -17,7 +17,8 @@ function intArg(min: number, max: number) {
 
 export function statusText(s: StatusSnapshot): string {
   const q = s.queue;
-  const head = `queue: ${q.queued} queued, ${q.sending} sending, ${q.sent} sent, ${q.failed} failed, ${q.bounced} bounced; ${plural(s.held, 'held post')}${s.node ? `; node ${s.node}` : ''}`;
+  // The node on a line of its own: the queue line's shape is what scripts read.
+  const head = `${s.node ? `node ${s.node}\n` : ''}queue: ${q.queued} queued, ${q.sending} sending, ${q.sent} sent, ${q.failed} failed, ${q.bounced} bounced; ${plural(s.held, 'held post')}`;
   if (s.posts.length === 0) return `${head}\nNo posts yet.`;
   const rows = s.posts.map((p) => [
     String(p.id), p.list ?? '?', date(Date.parse(p.received)), size(p.size), `${p.wrapped}/${p.members}`, String(p.queued), String(p.deferred),
