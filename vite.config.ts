@@ -38,12 +38,24 @@ const SQLITE_ONLY = [
   'test/integration/server/backup.test.ts', 'test/integration/server/cli-backup.test.ts', 'test/integration/server/diskfull.test.ts',
   'test/unit/server/store/**', 'test/integration/server/backup-postgres.test.ts', // on PostgreSQL in every pass
 ];
+// Two groups, one after the other (vitest's sequence.groupOrder), because the default
+// on this 2-core machine is a single worker for everything:
+//  - 'node': unit, server, CLI and interoperability tests. Each file starts its own
+//    servers on ephemeral loopback ports and works in its own temporary folders, so two
+//    files run at once (2 workers; the tests wait for conditions, never for fixed times).
+//  - 'browsers-and-stack': real Chromium and Firefox, the system's mail stack, Mailman
+//    Core and the demo. These share system services and fixed ports, and a browser
+//    wants a core of its own, so they run one file at a time.
+const SERIAL = ['test/browser/**/*.test.ts', 'test/stack/**/*.test.ts', 'test/integration/mailman/**/*.test.ts', 'test/integration/demo/**/*.test.ts'];
+const exclude = ['**/node_modules/**', '**/.git/**', ...(process.env.LETTERLOCK_TEST_STORE === 'postgres' ? SQLITE_ONLY : [])];
 const test: UserConfig['test'] = {
-  include: ['test/**/*.test.ts'],
-  exclude: ['**/node_modules/**', '**/.git/**', ...(process.env.LETTERLOCK_TEST_STORE === 'postgres' ? SQLITE_ONLY : [])],
   testTimeout: 120_000,
   hookTimeout: 120_000,
   pool: 'forks',
+  projects: [
+    { extends: true, test: { name: 'node', include: ['test/**/*.test.ts'], exclude: [...exclude, ...SERIAL], maxWorkers: 2, sequence: { groupOrder: 0 } } },
+    { extends: true, test: { name: 'browsers-and-stack', include: SERIAL, exclude, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+  ],
 };
 
 // The browser extension: one source, two builds.
