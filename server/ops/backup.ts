@@ -91,15 +91,27 @@ async function readAnyKey(path: string): Promise<openpgp.Key> {
  * LETTERLOCK_DATABASE): backup and restore copy a SQLite file and nothing else.
  * The URL is never repeated (it may carry a password).
  */
-function onPostgres(dataDir: string): boolean {
+/** The folder's `database` setting (LETTERLOCK_DATABASE first), if any; read raw, as the server would. */
+function databaseSetting(dataDir: string): string | undefined {
   const env = process.env.LETTERLOCK_DATABASE;
-  if (env) return isPostgresUrl(env);
+  if (env) return env;
   try {
     const raw = JSON.parse(readFileSync(join(dataDir, CONFIG_FILE), 'utf8')) as { database?: unknown };
-    return typeof raw.database === 'string' && isPostgresUrl(raw.database);
+    return typeof raw.database === 'string' && raw.database !== '' ? raw.database : undefined;
   } catch {
-    return false; // no or unreadable config: the SQLite default (an unreadable one is reported further on)
+    return undefined; // no or unreadable config: the SQLite default (an unreadable one is reported further on)
   }
+}
+
+function onPostgres(dataDir: string): boolean {
+  const d = databaseSetting(dataDir);
+  return d !== undefined && isPostgresUrl(d);
+}
+
+/** The SQLite file the server uses: the `database` setting (relative to the folder), else letterlock.db. */
+function sqliteFile(dataDir: string): string {
+  const d = databaseSetting(dataDir);
+  return d === undefined ? join(dataDir, DB_FILE) : resolve(dataDir, d);
 }
 
 const PG_BACKUP = 'back the database up with PostgreSQL\'s own tools (pg_dump -Fc, restored with pg_restore), and keep letterlock.json and the server secret with that dump: the database cannot be used without the secret';
@@ -144,8 +156,8 @@ function sweepSnapshots(dataDir: string, now: number): void {
 
 /** A consistent copy of the live database (the server may keep running), checked, as bytes. */
 async function snapshot(dataDir: string): Promise<{ db: Buffer; schemaVersion: number }> {
-  const live = join(dataDir, DB_FILE);
-  if (!existsSync(live)) throw new BackupError('NOT_INITIALIZED', `${dataDir} has no ${DB_FILE} (is it a Letterlock data folder? see: letterlock init)`);
+  const live = sqliteFile(dataDir);
+  if (!existsSync(live)) throw new BackupError('NOT_INITIALIZED', `${live} does not exist (is ${dataDir} a Letterlock data folder? see: letterlock init)`);
   if (statSync(live).size > MAX_DB_BYTES) throw new BackupError('TOO_LARGE', `${live} is larger than ${MAX_DB_BYTES} bytes: copy it with sqlite3's .backup and encrypt it with gpg instead`);
   sweepSnapshots(dataDir, Date.now());
   const dir = mkdtempSync(join(dataDir, '.backup-')); // mode 0700
@@ -386,10 +398,21 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       } catch (e) {
         throw new BackupError('CONFIG_INVALID', `the configuration in ${o.file} is not valid for this Letterlock (${(e as Error).message.slice(0, 300)})`);
       }
+      let rewritten = false;
       if (secret && typeof config.secretFile === 'string') {
         // The secret goes into the restored folder; a path from the old machine would not find it.
         notes.push(`the secret file was at ${config.secretFile}; it is restored as ${join(dataDir, 'secret')} and secretFile is removed from ${CONFIG_FILE}`);
         delete config.secretFile;
+        rewritten = true;
+      }
+      if (typeof config.database === 'string') {
+        // The database is restored as DATA/letterlock.db; a setting naming another file
+        // would have the server open that file instead and ignore what was restored.
+        notes.push(`the database was at ${config.database}; it is restored as ${join(dataDir, DB_FILE)} and database is removed from ${CONFIG_FILE}`);
+        delete config.database;
+        rewritten = true;
+      }
+      if (rewritten) {
         writeFileSync(join(staging, CONFIG_FILE), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
       } else {
         writeFileSync(join(staging, CONFIG_FILE), configBytes, { mode: 0o600 });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assembleCopy, readMessage, signStatement, type ArchiveMessages, type ThreadPage } from '../../../shared/index.ts';
-import { startServer, type RunningServer } from '../../../server/app.ts';
+import { openData, startServer, type RunningServer } from '../../../server/app.ts';
 import { loadConfig } from '../../../server/config/config.ts';
 import { readSecretFile } from '../../../server/config/secret.ts';
 import { silentLog } from '../../../server/log/log.ts';
@@ -227,6 +227,28 @@ async function craftedBackup(name: string, db: Buffer): Promise<string> {
 }
 
 describe('restore checks what is inside', () => {
+  it('copies the SQLite file the database setting names, and restores it as letterlock.db without that setting', async () => {
+    const folder = join(work, 'named-file');
+    await initData(folder, sink.port, { database: 'other.db' });
+    await addList(folder, 'named@lists.test', {}, [alice]);
+    expect(existsSync(join(folder, 'other.db'))).toBe(true);
+    expect(existsSync(join(folder, 'letterlock.db'))).toBe(false);
+    const r = await backup({ dataDir: folder, to: operatorPublic, out: join(work, 'named.pgp') });
+    const target = join(work, 'named-restored');
+    const back = await restore({ file: r.file, key: operatorSecret, passphrase: OPERATOR_PASS, dataDir: target });
+    // Left in place, the setting would have the restored server open other.db (absent) and ignore the restored file.
+    expect(back.notes.join('\n')).toContain('database is removed');
+    expect(loadConfig(target).config.database).toBeUndefined();
+    const sql = await openData(target, SECRET);
+    try {
+      const list = await getList(sql, 'named@lists.test');
+      expect(list).toBeDefined();
+      expect(await countMembers(sql, list!.id)).toBe(1);
+    } finally {
+      await sql.close();
+    }
+  }, SLOW);
+
   it('refuses a database from a newer Letterlock (its schema version), and creates nothing', async () => {
     const folder = join(work, 'future');
     await initData(folder, sink.port);
