@@ -21,7 +21,7 @@ function envFor(env: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env, LETTERLOCK_SECRET: CLI_SECRET, NO_COLOR: '1', ...env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete e[k];
   // The overrides of a developer's shell must not leak into the command under test.
-  for (const k of ['LETTERLOCK_DATA', 'LETTERLOCK_DATABASE', 'LETTERLOCK_SMTP_PORT', 'LETTERLOCK_HTTP_PORT', 'LETTERLOCK_RELAY']) if (!(k in env)) delete e[k];
+  for (const k of ['LETTERLOCK_DATA', 'LETTERLOCK_DATABASE', 'LETTERLOCK_SMTP_PORT', 'LETTERLOCK_HTTP_PORT', 'LETTERLOCK_RELAY', 'LETTERLOCK_BACKUP_KEY', 'LETTERLOCK_KEY_PASSPHRASE']) if (!(k in env)) delete e[k];
   return e;
 }
 

@@ -4,9 +4,9 @@
 // a SQLite error, never the URL (it may carry a password). Runs on a real
 // PostgreSQL whatever LETTERLOCK_TEST_STORE says: the refusal is the subject.
 
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { letterlock } from '../../cli/run.ts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeKey } from '../../support/keys.ts';
 import { testPostgres } from '../../support/test-store.ts';
@@ -26,9 +26,7 @@ afterAll(async () => {
 }, SLOW);
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const e: Record<string, string | undefined> = { ...process.env, LETTERLOCK_SECRET: 'backup-pg-secret-0123456789abcdef', ...env };
-  for (const k of ['LETTERLOCK_DATA', 'LETTERLOCK_DATABASE', 'LETTERLOCK_BACKUP_KEY', 'LETTERLOCK_KEY_PASSPHRASE']) if (!(k in env)) delete e[k];
-  return spawnSync(process.execPath, ['server/cli/letterlock.mjs', ...args], { cwd: join(import.meta.dirname, '..', '..', '..'), env: e, encoding: 'utf8', timeout: 120_000 });
+  return letterlock(args, { LETTERLOCK_SECRET: 'backup-pg-secret-0123456789abcdef', ...env });
 }
 
 beforeAll(async () => {

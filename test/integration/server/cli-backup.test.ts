@@ -1,9 +1,9 @@
 // `letterlock backup` and `letterlock restore` run as the operator runs them (the
 // package's bin): exit codes, human and --json output, and the refusals.
 
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { letterlock } from '../../cli/run.ts';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeKey } from '../../support/keys.ts';
 import { tempDir } from './harness.ts';
@@ -19,9 +19,8 @@ const pass = join(root, 'pass.txt');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const e: Record<string, string | undefined> = { ...process.env, ...env };
-  for (const k of ['LETTERLOCK_SECRET', 'LETTERLOCK_DATA', 'LETTERLOCK_BACKUP_KEY', 'LETTERLOCK_KEY_PASSPHRASE']) if (!(k in env)) delete e[k];
-  return spawnSync(process.execPath, ['server/cli/letterlock.mjs', ...args], { cwd: join(import.meta.dirname, '..', '..', '..'), env: e, encoding: 'utf8', timeout: 120_000 });
+  // No LETTERLOCK_SECRET: init writes the folder's own secret file, as an operator's would.
+  return letterlock(args, { LETTERLOCK_SECRET: undefined, ...env });
 }
 
 beforeAll(async () => {
@@ -56,7 +55,7 @@ it('backup refusals: no key (2), not initialized (3), a secret key as --to (1), 
   expect(noKey.stderr).toMatch(/^letterlock: backup needs the operator's public key: --to KEYFILE/);
   const nowhere = cli(['backup', '--data', join(root, 'nothing'), '--to', pub]);
   expect(nowhere.status).toBe(3);
-  expect(nowhere.stderr).toMatch(/has no letterlock\.db/);
+  expect(nowhere.stderr).toMatch(/letterlock\.db does not exist/);
   const secret = cli(['backup', '--data', data, '--to', sec, '--out', join(root, 'x.pgp')]);
   expect(secret.status).toBe(1);
   expect(secret.stderr).toMatch(/holds a secret key: give the public key/);
