@@ -40,11 +40,19 @@ export function passesUnchanged(chunk: Buffer, lastByte: number | false): boolea
  * encoder need not scan their bytes again. Only whole copies at the start of the data
  * are trusted this way; such a buffer must never be changed after it was marked.
  */
-const provenClean = new WeakSet<Buffer>();
+const provenClean = new WeakMap<Buffer, Buffer | null>();
 
-/** Marks `copy` as one for which passesUnchanged(copy, false) holds (the caller proved it). */
-export function markClean(copy: Buffer): Buffer {
-  provenClean.add(copy);
+/** Room a copy needs after its end for the data's terminator ("\r\n.\r\n" at most). */
+export const TERMINATOR_ROOM = 5;
+
+/**
+ * Marks `copy` as one for which passesUnchanged(copy, false) holds (the caller proved
+ * it). `room`, when given, is the copy's own buffer with TERMINATOR_ROOM spare bytes
+ * after it (copy = room.subarray(0, copy.length)), which nothing else uses: the end
+ * of the data is written there instead of copying the whole copy once more.
+ */
+export function markClean(copy: Buffer, room: Buffer | null = null): Buffer {
+  provenClean.set(copy, room !== null && room.buffer === copy.buffer && room.byteOffset === copy.byteOffset && room.length >= copy.length + TERMINATOR_ROOM ? room : null);
   return copy;
 }
 
@@ -120,7 +128,13 @@ if (!proto.__letterlockOriginal) {
     this.__held = null;
     const end = terminator(this.lastByte);
     this.outByteCount += end.length;
-    this.push(Buffer.concat([held, end], held.length + end.length));
+    const room = provenClean.get(held);
+    if (room) {
+      end.copy(room, held.length); // the spare bytes after a rendered copy: no 15 KB copy per message
+      this.push(room.subarray(0, held.length + end.length));
+    } else {
+      this.push(Buffer.concat([held, end], held.length + end.length));
+    }
     done();
   };
   proto.__letterlockOriginal = original;

@@ -5,7 +5,7 @@
 // not a base64 pass over the whole body.
 
 import { encryptedBodyFrame, writeHeaders, type DeliveryForm, type HeaderList } from '../../shared/index.ts';
-import { markClean, passesUnchanged, piecesPassUnchanged } from './data-stream.ts';
+import { markClean, passesUnchanged, piecesPassUnchanged, TERMINATOR_ROOM } from './data-stream.ts';
 
 const LINE_BYTES = 48; // 64 base64 characters per armor line
 
@@ -149,10 +149,20 @@ export class PostRender {
     const checksum = this.bodyCrc ? crcLine(crc24Continue(crc24(pkesk), this.bodyCrc.zero, this.bodyCrc.operator)) : '';
     const tail = this.tail(skip);
     const closing = this.closings[form];
-    const pieces = [Buffer.from(prefix, 'utf8'), tail.bytes, Buffer.from(checksum, 'latin1'), closing.bytes];
-    const copy = Buffer.concat(pieces);
+    // Written straight into one buffer, with room after it for the DATA terminator (data-stream.ts).
+    const prefixLength = Buffer.byteLength(prefix, 'utf8');
+    const checksumAt = prefixLength + tail.bytes.length;
+    const closingAt = checksumAt + checksum.length;
+    const total = closingAt + closing.bytes.length;
+    const room = Buffer.allocUnsafe(total + TERMINATOR_ROOM);
+    room.write(prefix, 0, 'utf8');
+    tail.bytes.copy(room, prefixLength);
+    room.write(checksum, checksumAt, 'latin1');
+    closing.bytes.copy(room, closingAt);
+    const copy = room.subarray(0, total);
+    const pieces = [copy.subarray(0, prefixLength), tail.bytes, copy.subarray(checksumAt, closingAt), closing.bytes];
     // The relay's DATA encoder need not scan the copy when its pieces are clean: the
     // shared ones were checked once per post, the small per-copy ones are checked here.
-    return piecesPassUnchanged(pieces, [null, tail.clean, null, closing.clean]) ? markClean(copy) : copy;
+    return piecesPassUnchanged(pieces, [null, tail.clean, null, closing.clean]) ? markClean(copy, room) : copy;
   }
 }
