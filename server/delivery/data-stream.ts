@@ -34,12 +34,58 @@ export function passesUnchanged(chunk: Buffer, lastByte: number | false): boolea
   return true;
 }
 
+/**
+ * Copies the server built itself and proved clean piece by piece (render.ts: the
+ * per-post pieces are checked once per post, the per-copy ones per copy), so the
+ * encoder need not scan their bytes again. Only whole copies at the start of the data
+ * are trusted this way; such a buffer must never be changed after it was marked.
+ */
+const provenClean = new WeakMap<Buffer, Buffer | null>();
+
+/** Room a copy needs after its end for the data's terminator ("\r\n.\r\n" at most). */
+export const TERMINATOR_ROOM = 5;
+
+/**
+ * Marks `copy` as one for which passesUnchanged(copy, false) holds (the caller proved
+ * it). `room`, when given, is the copy's own buffer with TERMINATOR_ROOM spare bytes
+ * after it (copy = room.subarray(0, copy.length)), which nothing else uses: the end
+ * of the data is written there instead of copying the whole copy once more.
+ */
+export function markClean(copy: Buffer, room: Buffer | null = null): Buffer {
+  provenClean.set(copy, room !== null && room.buffer === copy.buffer && room.byteOffset === copy.byteOffset && room.length >= copy.length + TERMINATOR_ROOM ? room : null);
+  return copy;
+}
+
+/** True when `copy` was marked by markClean. */
+export function isMarkedClean(copy: Buffer): boolean {
+  return provenClean.has(copy);
+}
+
+/**
+ * passesUnchanged over pieces that will be joined in this order, scanning only those
+ * not known clean: `known` holds, per piece, true when it was checked before to pass
+ * after any byte other than CR and LF (null: check it now).
+ */
+export function piecesPassUnchanged(pieces: readonly Buffer[], known: readonly (boolean | null)[]): boolean {
+  let last: number | false = false;
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i]!;
+    if (piece.length === 0) continue;
+    const k = known[i];
+    if (k === null || k === undefined || last === false || last === CR || last === LF) {
+      if (!passesUnchanged(piece, last)) return false;
+    } else if (!k) return false;
+    last = piece[piece.length - 1]!;
+  }
+  return true;
+}
+
 type Flush = (this: DataStream, done: (err?: Error | null) => void) => void;
 type Held = DataStream & { __held?: Buffer | null };
 const proto = DataStream.prototype as unknown as { _transform: Transform; _flush: Flush; __letterlockOriginal?: Transform; __letterlockOriginalFlush?: Flush };
 
-/** Chunks passed through untouched (the tests check the relay's client uses this path). */
-export const fastPath = { chunks: 0 };
+/** Chunks passed through untouched, and of those the ones not scanned (marked clean); the tests check the relay's client uses these paths. */
+export const fastPath = { chunks: 0, trusted: 0 };
 
 /** nodemailer's own encoder (for the tests' comparison). */
 export const originalTransform: Transform = proto.__letterlockOriginal ?? proto._transform;
@@ -62,7 +108,8 @@ if (!proto.__letterlockOriginal) {
   proto._transform = function (this: Held, chunk, encoding, done) {
     // Only a non-empty Buffer, and only on a DataStream whose counters look as expected.
     if (Buffer.isBuffer(chunk) && chunk.length > 0 && typeof this.inByteCount === 'number' && typeof this.outByteCount === 'number' &&
-      (this.lastByte === false || typeof this.lastByte === 'number') && passesUnchanged(chunk, this.lastByte)) {
+      (this.lastByte === false || typeof this.lastByte === 'number') &&
+      ((this.lastByte === false && provenClean.has(chunk) && ++fastPath.trusted > 0) || passesUnchanged(chunk, this.lastByte))) {
       release(this);
       this.inByteCount += chunk.length;
       this.outByteCount += chunk.length;
@@ -81,7 +128,13 @@ if (!proto.__letterlockOriginal) {
     this.__held = null;
     const end = terminator(this.lastByte);
     this.outByteCount += end.length;
-    this.push(Buffer.concat([held, end], held.length + end.length));
+    const room = provenClean.get(held);
+    if (room) {
+      end.copy(room, held.length); // the spare bytes after a rendered copy: no 15 KB copy per message
+      this.push(room.subarray(0, held.length + end.length));
+    } else {
+      this.push(Buffer.concat([held, end], held.length + end.length));
+    }
     done();
   };
   proto.__letterlockOriginal = original;

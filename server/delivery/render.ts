@@ -5,6 +5,7 @@
 // not a base64 pass over the whole body.
 
 import { encryptedBodyFrame, writeHeaders, type DeliveryForm, type HeaderList } from '../../shared/index.ts';
+import { markClean, passesUnchanged, piecesPassUnchanged, TERMINATOR_ROOM } from './data-stream.ts';
 
 const LINE_BYTES = 48; // 64 base64 characters per armor line
 
@@ -91,13 +92,18 @@ function isSeipdV2(body: Uint8Array): boolean {
   return tag === 18 && body[headerLength] === 2;
 }
 
+/** A piece every copy of a post shares, with whether it passes the DATA encoder unchanged after a byte other than CR and LF. */
+function shared(bytes: Buffer): { bytes: Buffer; clean: boolean } {
+  return { bytes, clean: passesUnchanged(bytes, 0x41) };
+}
+
 /** The pieces of one post that every copy shares. */
 export class PostRender {
   /** Per alignment: the body's armor lines after the first `skip` bytes, as bytes. */
-  private readonly tails = new Map<number, Buffer>();
+  private readonly tails = new Map<number, { bytes: Buffer; clean: boolean }>();
   readonly headerText: string;
   private readonly frames: Record<DeliveryForm, { head: string; tail: string }>;
-  private readonly closings: Record<DeliveryForm, Buffer>;
+  private readonly closings: Record<DeliveryForm, { bytes: Buffer; clean: boolean }>;
   /** crc24(body, 0) and x^(8·|body|) mod P, or null when no CRC line is written. */
   private readonly bodyCrc: { zero: number; operator: number } | null;
 
@@ -105,15 +111,15 @@ export class PostRender {
     this.headerText = writeHeaders(headers);
     const boundary = `=_ll_${boundaryTag}`;
     this.frames = { 'pgp-mime': encryptedBodyFrame('pgp-mime', boundary), inline: encryptedBodyFrame('inline') };
-    const closing = (form: DeliveryForm) => Buffer.from(`\r\n-----END PGP MESSAGE-----\r\n${this.frames[form].tail}`, 'latin1');
+    const closing = (form: DeliveryForm) => shared(Buffer.from(`\r\n-----END PGP MESSAGE-----\r\n${this.frames[form].tail}`, 'latin1'));
     this.closings = { 'pgp-mime': closing('pgp-mime'), inline: closing('inline') };
     this.bodyCrc = isSeipdV2(body) ? null : { zero: crc24(body, 0), operator: zerosOperator(body.byteLength) };
   }
 
-  private tail(skip: number): Buffer {
+  private tail(skip: number): { bytes: Buffer; clean: boolean } {
     let t = this.tails.get(skip);
     if (t === undefined) {
-      t = Buffer.from(skip < this.body.byteLength ? `\r\n${base64Lines(this.body.subarray(skip))}` : '', 'latin1');
+      t = shared(Buffer.from(skip < this.body.byteLength ? `\r\n${base64Lines(this.body.subarray(skip))}` : '', 'latin1'));
       this.tails.set(skip, t);
     }
     return t;
@@ -141,6 +147,22 @@ export class PostRender {
       `${this.headerText}\r\n${recipientHeaderText}\r\n${this.frames[form].head}` +
       `-----BEGIN PGP MESSAGE-----\r\n\r\n${base64Lines(head)}`;
     const checksum = this.bodyCrc ? crcLine(crc24Continue(crc24(pkesk), this.bodyCrc.zero, this.bodyCrc.operator)) : '';
-    return Buffer.concat([Buffer.from(prefix, 'utf8'), this.tail(skip), Buffer.from(checksum, 'latin1'), this.closings[form]]);
+    const tail = this.tail(skip);
+    const closing = this.closings[form];
+    // Written straight into one buffer, with room after it for the DATA terminator (data-stream.ts).
+    const prefixLength = Buffer.byteLength(prefix, 'utf8');
+    const checksumAt = prefixLength + tail.bytes.length;
+    const closingAt = checksumAt + checksum.length;
+    const total = closingAt + closing.bytes.length;
+    const room = Buffer.allocUnsafe(total + TERMINATOR_ROOM);
+    room.write(prefix, 0, 'utf8');
+    tail.bytes.copy(room, prefixLength);
+    room.write(checksum, checksumAt, 'latin1');
+    closing.bytes.copy(room, closingAt);
+    const copy = room.subarray(0, total);
+    const pieces = [copy.subarray(0, prefixLength), tail.bytes, copy.subarray(checksumAt, closingAt), closing.bytes];
+    // The relay's DATA encoder need not scan the copy when its pieces are clean: the
+    // shared ones were checked once per post, the small per-copy ones are checked here.
+    return piecesPassUnchanged(pieces, [null, tail.clean, null, closing.clean]) ? markClean(copy, room) : copy;
   }
 }

@@ -90,8 +90,8 @@ export class SqliteSql implements Sql {
 
   /** Runs f now if the connection is free or ours, else after the transaction holding it ends. */
   private when<T>(f: () => T): Promise<T> {
-    const mine = this.txs.getStore();
-    if (this.holder === null || (mine !== undefined && mine === this.holder)) {
+    // The connection free (the usual case): no AsyncLocalStorage lookup, it costs on hot paths.
+    if (this.holder === null || this.txs.getStore() === this.holder) {
       try {
         return Promise.resolve(f());
       } catch (e) {
