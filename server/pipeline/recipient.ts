@@ -95,7 +95,7 @@ class Ephemeral {
     // holds the key's mutex while it allocates; a garbage collection then can free the
     // finished key-generation job, whose destructor takes the same mutex, and the thread
     // deadlocks for good (gdb: ~KeyGenJob under ExportJWKEdKey). That was the hang of
-    // bench:seal and of pool threads, with or without tsx; test/bench/keygen-race.ts.
+    // bench:seal and of pool threads, with or without tsx; test/bench/keygen-race.mjs.
     const pair = generateKeyPairSync('x25519', { publicKeyEncoding: { format: 'jwk' } });
     const point = Buffer.from((pair.publicKey as unknown as { x: string }).x, 'base64url');
     if (point.length !== 32) throw new Error('unexpected X25519 public key');

@@ -67,7 +67,7 @@ export class WrapPool {
       minThreads: this.threads,
       // Not piscina's default 'sync' Atomics: between tasks an idle thread then blocks in
       // Atomics.wait, stopping its event loop, which its docs allow only for tasks that leave
-      // nothing asynchronous behind. Our task is async (crypto, the tsx loader) and with
+      // nothing asynchronous behind. Our task is async (crypto) and with
       // 'sync' a posted slice now and then was never picked up, the thread asleep, until
       // the budget below ran out (test/bench/wrap-stall.ts: 5 runs in 8 stalled; with
       // 'disabled' or 'async', none in 12). Plain messages cost nothing at a slice's size.

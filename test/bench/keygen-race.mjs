@@ -7,19 +7,23 @@
 // on itself for good (gdb: ~KeyGenJob under ExportJWKEdKey, state S, no CPU).
 // 'inside' (recipient.ts now) has the key generation encode the public key, while
 // the job is still referenced.
-// Run: node test/bench/keygen-race.mjs after|inside [count]; a hang shows as the
+// 'webcrypto' is what openpgp.js does for each Curve25519 recipient (generateKey, then
+// exportKey 'jwk'), on Node's WebCrypto.
+// Run: node test/bench/keygen-race.mjs after|inside|webcrypto [count]; a hang shows as the
 // progress lines stopping with the process idle (in our runs within 100,000 keys).
 import { generateKeyPairSync } from 'node:crypto';
 
 const mode = process.argv[2];
 const n = Number(process.argv[3] ?? 1_000_000);
-if ((mode !== 'after' && mode !== 'inside') || !Number.isSafeInteger(n) || n < 1) {
-  console.error('usage: node test/bench/keygen-race.mjs after|inside [count]');
+if (!['after', 'inside', 'webcrypto'].includes(mode) || !Number.isSafeInteger(n) || n < 1) {
+  console.error('usage: node test/bench/keygen-race.mjs after|inside|webcrypto [count]');
   process.exit(2);
 }
 const t0 = performance.now();
 for (let i = 1; i <= n; i++) {
-  const x = mode === 'after'
+  const x = mode === 'webcrypto'
+    ? (await crypto.subtle.exportKey('jwk', (await crypto.subtle.generateKey('X25519', true, ['deriveBits'])).publicKey)).x
+    : mode === 'after'
     ? generateKeyPairSync('x25519').publicKey.export({ format: 'jwk' }).x
     : generateKeyPairSync('x25519', { publicKeyEncoding: { format: 'jwk' } }).publicKey.x;
   if (x.length !== 43) throw new Error('unexpected X25519 public key');
