@@ -13,6 +13,9 @@ import {
   protectedFacts, outerFactsOf, signedContentFacts, verifyAgainst, type ClearFacts, type ErrorCode, type InnerDisplay, type ProtectedThreading, type OuterFacts, type PayloadForm, type Verification,
 } from '../../shared/index.ts';
 
+// Tests ask a thread how it was started (pools' probe()).
+export { probe } from './worker-probe.ts';
+
 export interface ParseTask {
   kind: 'parse';
   raw: Uint8Array;

@@ -10,6 +10,10 @@ import type { PrivateKey } from 'openpgp';
 import { Piscina } from 'piscina';
 import { fail, type ErrorCode } from '../../shared/index.ts';
 import type { OpenedMail, OpenTask, ParsedMail, ParseTask, Task, TaskResult } from './open-worker.ts';
+import { workerFile } from './worker-build.ts';
+import type { WorkerFacts } from './worker-probe.ts';
+
+const ENTRY = fileURLToPath(new URL('./open-worker.ts', import.meta.url));
 
 export interface OpenPoolOptions {
   /** Worker threads; 0 or absent: one per core. */
@@ -21,34 +25,52 @@ export interface OpenPoolOptions {
 }
 
 export class OpenPool {
-  private piscina: Piscina<Task, TaskResult<ParsedMail | OpenedMail>> | null = null;
+  private piscina: Promise<Piscina<Task, TaskResult<ParsedMail | OpenedMail>>> | null = null;
   private readonly keyBytes = new WeakMap<PrivateKey, Uint8Array>();
 
   constructor(private readonly o: OpenPoolOptions) {}
 
   /** Threads start with the first task, so commands that never open a post pay nothing. */
-  private get pool(): Piscina<Task, TaskResult<ParsedMail | OpenedMail>> {
+  private get pool(): Promise<Piscina<Task, TaskResult<ParsedMail | OpenedMail>>> {
     if (this.piscina) return this.piscina;
+    const p = this.start();
+    this.piscina = p;
+    p.catch(() => { if (this.piscina === p) this.piscina = null; }); // the next post tries again
+    return p;
+  }
+
+  private async start(): Promise<Piscina<Task, TaskResult<ParsedMail | OpenedMail>>> {
+    const filename = await workerFile(ENTRY);
     const threads = this.o.threads || availableParallelism();
-    this.piscina = new Piscina({
-      filename: fileURLToPath(new URL('./open-worker.ts', import.meta.url)),
+    return new Piscina({
+      filename,
       minThreads: threads,
       maxThreads: threads,
-      // The server runs its TypeScript through tsx; workers load it the same way
-      // (also when the server runs inside a test runner that has no tsx hook).
-      execArgv: ['--import', 'tsx'],
+      // Plain JavaScript built from the sources (worker-build.ts): no loader, no hooks
+      // thread, the same code under tsx, a test runner or a global install.
+      execArgv: [],
       resourceLimits: { maxOldGenerationSizeMb: this.o.maxHeapMb ?? 1024 },
       // As in the wrap pool (wrap-pool.ts): 'sync' Atomics now and then leave an async
       // task unpicked by a sleeping thread, which here would refuse a good post as TOO_COMPLEX.
       atomics: 'disabled',
       idleTimeout: 60_000,
     });
-    return this.piscina;
   }
 
   /** Starts the threads now (a server does at start), so the first post does not wait for them to load. */
   warm(): void {
-    void this.pool;
+    this.pool.catch(() => {}); // a failed start is reported by the first post
+  }
+
+  /** How a thread of this pool was started (tests): run as the pool runs its tasks, by name. */
+  async probe(tsFile: string): Promise<WorkerFacts> {
+    const pool = (await this.pool) as unknown as Piscina<string, WorkerFacts>;
+    return pool.run(tsFile, { name: 'probe' });
+  }
+
+  /** Resolves when the pool is started (benchmarks and tests). */
+  async ready(): Promise<void> {
+    await this.pool;
   }
 
   /** Finds the payload and the outer facts of a raw mail. */
@@ -69,8 +91,11 @@ export class OpenPool {
 
   private async run<T>(task: Task): Promise<T> {
     let result: TaskResult<ParsedMail | OpenedMail>;
+    // (Before the budget starts: building the worker is not the post's time. workerFile
+    // puts the build back if it was removed, for a thread piscina starts anew.)
+    const [pool] = await Promise.all([this.pool, workerFile(ENTRY)]);
     try {
-      result = await this.pool.run(task, { signal: AbortSignal.timeout(this.o.budgetMs) });
+      result = await pool.run(task, { signal: AbortSignal.timeout(this.o.budgetMs) });
     } catch (e) {
       // Aborted at the budget, or the worker died (its heap limit, a crash):
       // either way this one input is refused and the pool replaces the thread.
@@ -92,7 +117,8 @@ export class OpenPool {
   }
 
   async close(): Promise<void> {
-    await this.piscina?.destroy();
+    const starting = this.piscina;
     this.piscina = null;
+    await (await starting?.catch(() => null))?.destroy();
   }
 }

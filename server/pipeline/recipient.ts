@@ -90,9 +90,14 @@ class Ephemeral {
   private constructor(private key: KeyObject | null, readonly point: Buffer) {}
 
   static fresh(): Ephemeral {
-    const pair = generateKeyPairSync('x25519');
-    // (JWK export measured about twice as fast as DER here.)
-    const point = Buffer.from((pair.publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url');
+    // The public point is encoded by the key generation itself (JWK: about twice as fast
+    // as DER here), never by exporting pair.publicKey afterwards. On Node 20 that export
+    // holds the key's mutex while it allocates; a garbage collection then can free the
+    // finished key-generation job, whose destructor takes the same mutex, and the thread
+    // deadlocks for good (gdb: ~KeyGenJob under ExportJWKEdKey). That was the hang of
+    // bench:seal and of pool threads, with or without tsx; test/bench/keygen-race.mjs.
+    const pair = generateKeyPairSync('x25519', { publicKeyEncoding: { format: 'jwk' } });
+    const point = Buffer.from((pair.publicKey as unknown as { x: string }).x, 'base64url');
     if (point.length !== 32) throw new Error('unexpected X25519 public key');
     return new Ephemeral(pair.privateKey, point);
   }

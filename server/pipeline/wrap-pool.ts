@@ -12,6 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { SessionKey } from '../../shared/index.ts';
 import type { WrapResult, WrapTask } from './wrap-worker.ts';
+import { workerFile } from './worker-build.ts';
+import type { WorkerFacts } from './worker-probe.ts';
+
+const ENTRY = fileURLToPath(new URL('./wrap-worker.ts', import.meta.url));
 
 export interface WrapPoolOptions {
   /** Worker threads; 0 or absent: one per core. */
@@ -39,7 +43,7 @@ const SLICE_BUDGET_MS = 2_000;
 const PER_MEMBER_BUDGET_MS = 5;
 
 export class WrapPool {
-  private piscina: Piscina<WrapTask, WrapResult> | null = null;
+  private piscina: Promise<Piscina<WrapTask, WrapResult>> | null = null;
   readonly threads: number;
   readonly minPerThread: number;
 
@@ -48,30 +52,48 @@ export class WrapPool {
     this.minPerThread = o.minPerThread ?? 16;
   }
 
-  private get pool(): Piscina<WrapTask, WrapResult> {
+  private get pool(): Promise<Piscina<WrapTask, WrapResult>> {
     if (this.piscina) return this.piscina;
-    this.piscina = new Piscina({
-      filename: fileURLToPath(new URL('./wrap-worker.ts', import.meta.url)),
+    const p = this.start();
+    this.piscina = p;
+    p.catch(() => { if (this.piscina === p) this.piscina = null; }); // the next page tries again
+    return p;
+  }
+
+  private async start(): Promise<Piscina<WrapTask, WrapResult>> {
+    const filename = await workerFile(ENTRY);
+    return new Piscina({
+      filename,
       minThreads: this.threads,
       // Not piscina's default 'sync' Atomics: between tasks an idle thread then blocks in
       // Atomics.wait, stopping its event loop, which its docs allow only for tasks that leave
-      // nothing asynchronous behind. Our task is async (crypto, the tsx loader) and with
+      // nothing asynchronous behind. Our task is async (crypto) and with
       // 'sync' a posted slice now and then was never picked up, the thread asleep, until
       // the budget below ran out (test/bench/wrap-stall.ts: 5 runs in 8 stalled; with
       // 'disabled' or 'async', none in 12). Plain messages cost nothing at a slice's size.
       atomics: 'disabled',
       maxThreads: this.threads,
-      // The server's TypeScript runs through tsx; the workers load it the same way.
-      execArgv: ['--import', 'tsx'],
+      // Plain JavaScript built from the sources (worker-build.ts): no loader, no hooks thread.
+      execArgv: [],
       // (No idle timeout: the threads stay for the server's life, minThreads = maxThreads.)
       ...(this.o.priority === undefined ? {} : { workerData: { priority: this.o.priority } }),
     });
-    return this.piscina;
   }
 
   /** Starts the threads now, so the first fan-out does not wait for them to load. */
   warm(): void {
-    void this.pool;
+    this.pool.catch(() => {}); // a failed start is reported by the first wrap
+  }
+
+  /** How a thread of this pool was started (tests): run as the pool runs its tasks, by name. */
+  async probe(tsFile: string): Promise<WorkerFacts> {
+    const pool = (await this.pool) as unknown as Piscina<string, WorkerFacts>;
+    return pool.run(tsFile, { name: 'probe' });
+  }
+
+  /** Resolves when the pool's threads are started (benchmarks and tests). */
+  async ready(): Promise<void> {
+    await this.pool;
   }
 
   /** True when a page of `n` members is worth sending to the pool. */
@@ -87,6 +109,7 @@ export class WrapPool {
     if (sessionKey.algorithm !== 'aes256' || sessionKey.data.length !== 32) throw new Error('unexpected session key');
     const slices = Math.max(1, Math.min(this.threads, Math.floor(packets.length / this.minPerThread)), Math.ceil(packets.length / MAX_SLICE));
     const size = Math.ceil(packets.length / slices);
+    const [pool] = await Promise.all([this.pool, workerFile(ENTRY)]); // (workerFile: as in pool.ts)
     const jobs: Array<Promise<WrapResult>> = [];
     for (let from = 0; from < packets.length; from += size) {
       const key = new Uint8Array(sessionKey.data); // moved to the worker, which zeroes it
@@ -112,7 +135,7 @@ export class WrapPool {
           reject(e);
         }, SLICE_BUDGET_MS + slice.length * PER_MEMBER_BUDGET_MS);
       });
-      const run = this.pool.run(task, { transferList: [key.buffer, bytes.buffer, ends.buffer], signal: controller.signal });
+      const run = pool.run(task, { transferList: [key.buffer, bytes.buffer, ends.buffer], signal: controller.signal });
       run.catch(() => {}); // the race below reports it, or the deadline came first
       jobs.push(Promise.race([run, deadline]).finally(() => clearTimeout(timer)));
     }
@@ -129,8 +152,10 @@ export class WrapPool {
 
   /** Bounded: a shutdown never waits more than a few seconds on the threads. */
   async close(): Promise<void> {
-    const p = this.piscina;
+    const starting = this.piscina;
     this.piscina = null;
+    if (!starting) return;
+    const p = await starting.catch(() => null);
     if (!p) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([p.destroy(), new Promise<void>((r) => { timer = setTimeout(r, 5_000); timer.unref(); })]);

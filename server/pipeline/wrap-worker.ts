@@ -10,6 +10,9 @@ import { setPriority } from 'node:os';
 import { workerData } from 'piscina';
 import { wrapSlice } from './recipient.ts';
 
+// Tests ask a thread how it was started (pools' probe()).
+export { probe } from './worker-probe.ts';
+
 export interface WrapTask {
   /** K's 32 bytes (AES-256); zeroed here after use. */
   key: Uint8Array;
