@@ -153,4 +153,4 @@ it('no plaintext of any post is left in the data folder, the logs or the tempora
   else expect(scanned.some((f) => f.endsWith('letterlock.db'))).toBe(true);
   expect(scanned.some((f) => f.endsWith('server.log'))).toBe(true);
   console.log(`no-plaintext: scanned ${scanned.length} files (data folder, logs, TMPDIR${onPostgres ? ', the PostgreSQL cluster' : ''}); marker ${MARKER} found nowhere`);
-});
+}, 600_000); // six paths, two server starts and 600 copies: minutes on a busy 2-core machine
