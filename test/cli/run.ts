@@ -57,3 +57,41 @@ export function oneLine(r: Run): string {
   if (/^\s+at /m.test(r.stderr + r.stdout)) throw new Error(`stack trace in output:\n${r.stderr}`);
   return lines[0]!;
 }
+
+/**
+ * The same command through the same code path as the bin (server/cli/main.ts's
+ * main(), which the bin's run() calls), in this process: its stdout and stderr
+ * captured, the environment the bin would get, the exit code main() returns.
+ * Starting Node and tsx costs seconds of CPU per run, so the tests about what a
+ * command says and does use this; the tests about the bin itself (npx, the secret
+ * file, a server) spawn it. One run at a time (it swaps process.env and the streams).
+ */
+let inProcessBusy = false;
+export async function letterlockIn(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+  if (inProcessBusy) throw new Error('letterlockIn: one run at a time');
+  inProcessBusy = true;
+  const { main } = await import('../../server/cli/main.ts');
+  const saved = { env: process.env, out: process.stdout.write, err: process.stderr.write, exitCode: process.exitCode };
+  let stdout = '';
+  let stderr = '';
+  const capture = (add: (s: string) => void) => ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    add(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+    cb?.();
+    return true;
+  }) as typeof process.stdout.write;
+  process.env = envFor(env);
+  process.exitCode = undefined;
+  process.stdout.write = capture((s) => { stdout += s; });
+  process.stderr.write = capture((s) => { stderr += s; });
+  try {
+    const status = await main(args);
+    return { status, stdout, stderr };
+  } finally {
+    process.stdout.write = saved.out;
+    process.stderr.write = saved.err;
+    process.env = saved.env;
+    process.exitCode = saved.exitCode;
+    inProcessBusy = false;
+  }
+}

@@ -53,19 +53,25 @@ async function health(port: number): Promise<Health> {
   return (await r.json()) as Health;
 }
 
-/** Polls GET /health until stopped; returns the answer times seen, sorted. */
-function watchLatency(port: number): { stop(): Promise<number[]> } {
+/**
+ * Polls GET /health until stopped; returns the answer times seen, sorted, and the worst
+ * of the server's own loop delay over the last completed second in those answers: its
+ * loop over the storm only (its minute figure would also count the server's start-up).
+ */
+function watchLatency(port: number): { stop(): Promise<{ times: number[]; loopWorstMs: number }> } {
   let running = true;
   const times: number[] = [];
+  let loopWorstMs = 0;
   const loop = (async () => {
     while (running) {
       const t = performance.now();
-      await health(port);
+      const h = await health(port);
       times.push(performance.now() - t);
+      loopWorstMs = Math.max(loopWorstMs, h.eventLoopDelay.lastSecondMs);
       await new Promise((res) => setTimeout(res, 25));
     }
   })();
-  return { async stop() { running = false; await loop; return times.sort((a, b) => a - b); } };
+  return { async stop() { running = false; await loop; return { times: times.sort((a, b) => a - b), loopWorstMs }; } };
 }
 
 async function reply(raw: string): Promise<string> {
@@ -78,21 +84,29 @@ async function reply(raw: string): Promise<string> {
 
 describe('hostile input does not block the event loop', () => {
   it('HTTP answers within 1 s while the worst inputs are processed; each gets an answer; a valid post follows', async () => {
+    // Start from a settled server: its start-up (module compilation, pools) is not the subject.
+    const settleBy = Date.now() + 60_000;
+    while ((await health(child.httpPort)).eventLoopDelay.lastSecondMs > 200) {
+      if (Date.now() > settleBy) throw new Error('the server\'s event loop did not settle within 60 s of its start');
+      await new Promise((res) => setTimeout(res, 250));
+    }
     const watch = watchLatency(child.httpPort);
     const t0 = performance.now();
     const replies = await Promise.all(HOSTILE.map(async ([name, make]) => [name, await reply(make()), Math.round(performance.now() - t0)] as const));
-    const times = await watch.stop();
-    // The server's own measure of its event loop over the storm (< 60 s ago).
-    const loop = (await health(child.httpPort)).eventLoopDelay;
+    const watched = await watch.stop();
+    const times = watched.times;
+    // The server's own measure of its event loop over the storm: each second's worst, as
+    // polled, and the last second once every answer is in.
+    const loopWorstMs = Math.max(watched.loopWorstMs, (await health(child.httpPort)).eventLoopDelay.lastSecondMs);
     for (const [name, r, ms] of replies) console.log(`event loop: ${name}: ${r.slice(0, 90)} after ${ms} ms`);
     const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
     console.log(`event loop: ${times.length} health requests: median ${at(0.5).toFixed(0)} ms, p95 ${at(0.95).toFixed(0)} ms, ` +
-      `worst ${at(1).toFixed(0)} ms; the server's own worst event-loop delay ${loop.maxLastMinuteMs} ms`);
+      `worst ${at(1).toFixed(0)} ms; the server's own worst event-loop delay ${loopWorstMs} ms`);
     expect(times.length).toBeGreaterThan(10);
     // The property: the server's loop never stalled for a second. From outside, the
     // answer time also counts CPU the machine gave to other processes, so the
     // bound there is on the 95th percentile; the worst is printed.
-    expect(loop.maxLastMinuteMs).toBeLessThan(1000);
+    expect(loopWorstMs).toBeLessThan(1000);
     expect(at(0.95)).toBeLessThan(1000);
     for (const [, r] of replies) {
       expect(r).not.toMatch(/^no reply|^4\d\d/); // decided, not left to retry

@@ -25,7 +25,7 @@ import type { MutateBatch, MutateWorkerData } from '../../support/mutate-worker.
 import { RawSmtp, type Reply } from '../../support/smtp-raw.ts';
 import { addList, initData, listPublicKey, person, Sink, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
 import { unsignedPost, wrongKeyPost } from './policy-mail.ts';
-import { cpuSeconds, LatencyProbe, rssMb, type LatencyReport } from './watch.ts';
+import { cpuSeconds, LatencyProbe, rssMb, settled, type LatencyReport } from './watch.ts';
 
 function envInt(name: string, dflt: number): number {
   const v = process.env[name];
@@ -159,6 +159,12 @@ describe('fuzz', () => {
       worker.postMessage('next');
     });
 
+    // The server was just started: its start-up, and the first use of each path (code
+    // compiled on first call, pools filled), are not what the latency bound is about. A
+    // valid post goes through first; then the loop is left to settle.
+    const warmUp = await validPost(w, 'warm-up');
+    expect(warmUp.reply.code, warmUp.reply.text).toBe(250);
+    await settled(`http://127.0.0.1:${w.child.httpPort}/health`);
     const probe = new LatencyProbe(`http://127.0.0.1:${w.child.httpPort}/health`);
     let latency: LatencyReport;
     const codes = new Map<string, number>();
@@ -247,7 +253,8 @@ describe('fuzz', () => {
         const check = await validPost(w, `batch ${batch.index}`).catch(async (e) => { throw await deathOr(e); });
         if (check.reply.code !== 250) throw new Error(`the valid post after batch ${batch.index} was answered ${check.reply.text}\ninputs kept in ${keep('valid post refused')}`);
         checks.push(check.deliveredMs);
-        if (probe.worstMs > LATENCY_MS) throw new Error(`the HTTP API took ${probe.worstMs.toFixed(0)} ms during batch ${batch.index}\ninputs kept in ${keep('event loop blocked', duringSlow())}`);
+        // The server's own loop delay: the answer time from here also counts a busy machine's other processes.
+        if (probe.loopWorstMs > LATENCY_MS) throw new Error(`the server's event loop stalled ${probe.loopWorstMs.toFixed(0)} ms (HTTP answer at worst ${probe.worstMs.toFixed(0)} ms) during batch ${batch.index}\ninputs kept in ${keep('event loop blocked', duringSlow())}`);
       }
     } finally {
       await Promise.all(slots.map((c) => c?.quit()));
@@ -261,13 +268,14 @@ describe('fuzz', () => {
     const histogram = [...codes].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}: ${v}`).join(', ');
     console.log(`fuzz: ${sent} inputs in ${seconds.toFixed(1)} s (${(sent / seconds).toFixed(0)}/s; generation ${(generateMs / 1000).toFixed(1)} s in the worker), ${reconnects} reconnects; CPU: server ${serverCpu.toFixed(1)} s (${(serverCpu * 1000 / sent).toFixed(1)} ms per input), this test process ${testCpu.toFixed(1)} s`);
     console.log(`fuzz: replies ${histogram}`);
-    console.log(`fuzz: HTTP ${latency.requests} requests, worst ${latency.worstMs.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms; RSS MB per batch ${rss.map((r) => r.toFixed(0)).join(' ')}; check post delivered in ${Math.max(...checks).toFixed(0)} ms at worst`);
+    console.log(`fuzz: HTTP ${latency.requests} requests, worst ${latency.worstMs.toFixed(0)} ms, p99 ${latency.p99Ms.toFixed(0)} ms, the server's own worst loop delay ${latency.loopWorstMs.toFixed(0)} ms; RSS MB per batch ${rss.map((r) => r.toFixed(0)).join(' ')}; check post delivered in ${Math.max(...checks).toFixed(0)} ms at worst`);
     console.log(`fuzz: slowest replies\n${slowest.map((s) => `  ${s.ms.toFixed(0)} ms, ${s.bytes} bytes, ${s.code}: ${s.labels.join(' + ')}`).join('\n')}`);
 
     expect(sent).toBe(COUNT);
     expect(failures, 'every mutant gets a reply (no dropped connection, no hang)').toEqual([]);
     expect(latency.bad).toEqual([]);
-    expect(latency.worstMs).toBeLessThan(LATENCY_MS);
+    expect(latency.loopWorstMs, 'the server\'s own worst event-loop delay').toBeLessThan(LATENCY_MS);
+    expect(latency.p99Ms, 'HTTP answer time, 99th percentile').toBeLessThan(LATENCY_MS);
     expect(Math.max(...rss)).toBeLessThan(RSS_CEILING_MB);
     // Warm-up (JIT, caches, the heap's first growth) ends after the first batches.
     const warm = Math.max(...rss.slice(0, Math.min(2, rss.length)));
@@ -291,8 +299,13 @@ describe.skipIf(SKIP_KNOWN)('known attacks (issue 10 regressions)', () => {
     if (w) await stopChild(w.child, 'SIGKILL');
   });
 
-  /** Sends `raw`, then a valid post; records the HTTP latency meanwhile. */
+  /**
+   * Sends `raw`, then a valid post; meanwhile polls /health. worstMs is the server's own
+   * worst event-loop delay (answer times from here also count a busy machine's other
+   * processes), measured from a settled server (its start-up is not the subject).
+   */
   async function attack(world: World, raw: Buffer, from = poster.address): Promise<{ reply: Reply | string; worstMs: number }> {
+    await settled(`http://127.0.0.1:${world.child.httpPort}/health`);
     const probe = new LatencyProbe(`http://127.0.0.1:${world.child.httpPort}/health`, 100);
     let reply: Reply | string;
     const c = await RawSmtp.connect(world.child.smtpPort);
@@ -303,8 +316,8 @@ describe.skipIf(SKIP_KNOWN)('known attacks (issue 10 regressions)', () => {
     } finally {
       c.destroy();
     }
-    const worst = (await probe.stop()).worstMs;
-    return { reply, worstMs: worst };
+    const report = await probe.stop();
+    return { reply, worstMs: report.loopWorstMs };
   }
 
   async function expectHealthy(world: World, tag: string): Promise<void> {
@@ -337,7 +350,7 @@ describe.skipIf(SKIP_KNOWN)('known attacks (issue 10 regressions)', () => {
     const raw = `From: <${poster.address}>\r\nTo: <${LIST}>\r\nSubject: lt\r\nMessage-ID: <lt-${Date.now()}@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n${'<'.repeat(257 * 1024)}\r\n`;
     const { reply, worstMs } = await attack(world, Buffer.from(raw));
     expect(typeof reply === 'string' ? reply : reply.code).toBeTypeOf('number');
-    expect(worstMs, 'HTTP latency while the post was processed').toBeLessThan(LATENCY_MS);
+    expect(worstMs, 'the server\'s event-loop delay while the post was processed').toBeLessThan(LATENCY_MS);
     await expectHealthy(world, 'html');
   }, 400_000);
 
@@ -350,7 +363,7 @@ describe.skipIf(SKIP_KNOWN)('known attacks (issue 10 regressions)', () => {
     const raw = post.pgpMime.replace(`--${b}--`, `${extra}--${b}--`);
     const { reply, worstMs } = await attack(world, Buffer.from(raw));
     expect(typeof reply === 'string' ? reply : reply.code).toBeTypeOf('number');
-    expect(worstMs, 'HTTP latency while the post was processed').toBeLessThan(LATENCY_MS);
+    expect(worstMs, 'the server\'s event-loop delay while the post was processed').toBeLessThan(LATENCY_MS);
     await expectHealthy(world, 'parts');
   }, 400_000);
 
@@ -364,7 +377,7 @@ describe.skipIf(SKIP_KNOWN)('known attacks (issue 10 regressions)', () => {
     expect(raw.length).toBeGreaterThan(1_500_000);
     const { reply, worstMs } = await attack(world, Buffer.from(raw));
     expect(typeof reply === 'string' ? reply : reply.code).toBeTypeOf('number');
-    expect(worstMs, 'HTTP latency while the post was processed').toBeLessThan(LATENCY_MS);
+    expect(worstMs, 'the server\'s event-loop delay while the post was processed').toBeLessThan(LATENCY_MS);
     await expectHealthy(world, 'subject');
   }, 400_000);
 });

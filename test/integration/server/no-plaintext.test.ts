@@ -5,13 +5,13 @@
 // and that temporary folder is scanned, raw and decoded: the marker is nowhere.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, expect, it } from 'vitest';
 import { openData } from '../../../server/app.ts';
 import { addList, compose, initData, listPublicKey, person, seedMembers, send, Sink, SECRET, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
-import { findMarker, listFiles, scan } from './scan.ts';
+import { findMarker, listFiles, scan, scanDatabase } from './scan.ts';
 import { unsignedPost } from './policy-mail.ts';
 import pgClient from 'pg';
 import { onPostgres, testPostgres } from '../../support/test-store.ts';
@@ -105,7 +105,8 @@ it('no plaintext of any post is left in the data folder, the logs or the tempora
   const roots = [root]; // holds the data folder (with logs/), the child's TMPDIR and its captured output
   // On PostgreSQL the database lives in the cluster's folder: written out (CHECKPOINT: tables,
   // and the WAL that already holds every change) and scanned too. Values PostgreSQL compresses
-  // (TOAST, over about 2 KB) are not read in clear by this scan; posts are stored sealed anyway.
+  // (TOAST, over about 2 KB) are not in clear in those files: every value of every column is
+  // also read back through SQL, decompressed, below.
   if (onPostgres) {
     const pg = await testPostgres();
     const c = new pgClient.Client({ connectionString: `${pg.base}/postgres` });
@@ -127,9 +128,29 @@ it('no plaintext of any post is left in the data folder, the logs or the tempora
 
   const hits = scan(roots, MARKER);
   expect(hits).toEqual([]);
+  if (onPostgres) {
+    // Every value of the server's database through SELECT (TOAST-compressed values included).
+    const url = (JSON.parse(readFileSync(join(dataDir, 'letterlock.json'), 'utf8')) as { database?: string }).database;
+    expect(url).toMatch(/^postgres:/);
+    // Control: a marked value long and repetitive enough to be stored compressed is found.
+    const c = new pgClient.Client({ connectionString: url });
+    await c.connect();
+    await c.query('CREATE TABLE scan_control (v text)');
+    await c.query('INSERT INTO scan_control VALUES ($1)', [`pad ${MARKER} `.repeat(400)]);
+    const stored = await c.query<{ raw: number; kept: number }>("SELECT octet_length(v) AS raw, pg_column_size(v) AS kept FROM scan_control");
+    expect(stored.rows[0]!.kept, 'the control value is stored compressed').toBeLessThan(stored.rows[0]!.raw / 4);
+    const control = await scanDatabase(url!, MARKER);
+    expect(control.hits).toEqual([{ column: 'scan_control.v', how: 'raw' }]);
+    await c.query('DROP TABLE scan_control');
+    await c.end();
+    const db = await scanDatabase(url!, MARKER);
+    expect(db.hits).toEqual([]);
+    expect(db.values).toBeGreaterThan(1000); // 600+ members, their deliveries, the posts
+    console.log(`no-plaintext: read ${db.values} values of ${db.tables} tables through SQL; marker found in none`);
+  }
   const scanned = roots.flatMap((r) => listFiles(r));
   if (onPostgres) expect(scanned.some((f) => f.includes('/base/'))).toBe(true); // the cluster's table files
   else expect(scanned.some((f) => f.endsWith('letterlock.db'))).toBe(true);
   expect(scanned.some((f) => f.endsWith('server.log'))).toBe(true);
   console.log(`no-plaintext: scanned ${scanned.length} files (data folder, logs, TMPDIR${onPostgres ? ', the PostgreSQL cluster' : ''}); marker ${MARKER} found nowhere`);
-});
+}, 600_000); // six paths, two server starts and 600 copies: minutes on a busy 2-core machine

@@ -58,3 +58,37 @@ export function scan(roots: string[], marker: string): Array<{ file: string; how
   }
   return hits;
 }
+
+/**
+ * Reads every value of every column of every table in the PostgreSQL database at
+ * `url` (the schema `public`) through SQL, and looks for the marker in each. A
+ * value PostgreSQL compressed (TOAST) is not in clear in the cluster's files, so a
+ * raw scan of those cannot see it; a SELECT returns it decompressed. bytea comes back
+ * as its bytes, anything else cast to text. Returns the hits and how many values were read.
+ */
+export async function scanDatabase(url: string, marker: string): Promise<{ hits: Array<{ column: string; how: string }>; values: number; tables: number }> {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const cols = await c.query<{ t: string; col: string; type: string }>(
+      "SELECT c.table_name AS t, c.column_name AS col, c.data_type AS type FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name) WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' ORDER BY 1, 2",
+    );
+    const hits: Array<{ column: string; how: string }> = [];
+    let values = 0;
+    const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
+    for (const { t, col, type } of cols.rows) {
+      const expr = type === 'bytea' ? q(col) : `${q(col)}::text`;
+      const r = await c.query<{ v: Buffer | string | null }>(`SELECT ${expr} AS v FROM ${q(t)} WHERE ${q(col)} IS NOT NULL`);
+      for (const { v } of r.rows) {
+        if (v === null) continue;
+        values++;
+        const how = findMarker(Buffer.isBuffer(v) ? v : Buffer.from(v, 'utf8'), marker);
+        if (how) hits.push({ column: `${t}.${col}`, how });
+      }
+    }
+    return { hits, values, tables: new Set(cols.rows.map((r) => r.t)).size };
+  } finally {
+    await c.end();
+  }
+}

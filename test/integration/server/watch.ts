@@ -23,6 +23,38 @@ export interface LatencyReport {
   p99Ms: number;
   /** Answers that were not 2xx or 429 (a 429 is still an answer from a live loop). */
   bad: Array<{ status: number | string; ms: number }>;
+  /**
+   * The server's own worst event-loop delay over the run (GET /health reports the worst
+   * of its last completed second): unlike the answer times, it does not count the CPU
+   * a busy machine gave to other processes. 0 if the URL does not report it.
+   */
+  loopWorstMs: number;
+}
+
+/** The server's /health figure for its event loop, if the body carries it. */
+function loopDelayOf(body: ArrayBuffer): number | null {
+  try {
+    const v = (JSON.parse(Buffer.from(body).toString('utf8')) as { eventLoopDelay?: { lastSecondMs?: unknown } }).eventLoopDelay?.lastSecondMs;
+    return typeof v === 'number' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits until the server's event loop has settled after its start (module compilation,
+ * pools), so a measure taken next is about the input, not the start-up.
+ */
+export async function settled(healthUrl: string, budgetMs = 60_000): Promise<void> {
+  const until = Date.now() + budgetMs;
+  for (;;) {
+    const r = await fetch(healthUrl, { signal: AbortSignal.timeout(30_000) });
+    const ms = loopDelayOf(await r.arrayBuffer());
+    if (ms === null) throw new Error(`${healthUrl} reports no eventLoopDelay`);
+    if (ms <= 200) return;
+    if (Date.now() > until) throw new Error(`the server's event loop did not settle within ${budgetMs} ms (last second: ${ms} ms)`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
 }
 
 /**
@@ -33,6 +65,7 @@ export interface LatencyReport {
 export class LatencyProbe {
   private readonly times: number[] = [];
   private readonly bad: LatencyReport['bad'] = [];
+  private loopWorst = 0;
   /** Requests slower than `slowMs`: when they started (performance.now()) and how long they took. */
   readonly slow: Array<{ at: number; ms: number }> = [];
   private running = true;
@@ -48,7 +81,8 @@ export class LatencyProbe {
       let status: number | string;
       try {
         const r = await fetch(this.url, { signal: AbortSignal.timeout(300_000) });
-        await r.arrayBuffer();
+        const loop = loopDelayOf(await r.arrayBuffer());
+        if (loop !== null) this.loopWorst = Math.max(this.loopWorst, loop);
         status = r.status;
       } catch (e) {
         status = (e as Error).name;
@@ -59,6 +93,11 @@ export class LatencyProbe {
       if (typeof status !== 'number' || !(status < 300 || status === 429)) this.bad.push({ status, ms });
       await new Promise((r) => setTimeout(r, this.gapMs));
     }
+  }
+
+  /** The server's own worst event-loop delay so far (see LatencyReport). */
+  get loopWorstMs(): number {
+    return this.loopWorst;
   }
 
   /** The worst latency so far, without stopping. */
@@ -75,6 +114,7 @@ export class LatencyProbe {
       worstMs: sorted.at(-1) ?? 0,
       p99Ms: sorted[Math.floor(sorted.length * 0.99)] ?? 0,
       bad: this.bad,
+      loopWorstMs: this.loopWorst,
     };
   }
 }
