@@ -1,5 +1,5 @@
 /// <reference types="vitest/config" />
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crx } from '@crxjs/vite-plugin';
 import preact from '@preact/preset-vite';
@@ -47,7 +47,15 @@ const SQLITE_ONLY = [
 //    Core and the demo. These share system services and fixed ports, and a browser
 //    wants a core of its own, so they run one file at a time.
 const SERIAL = ['test/browser/**/*.test.ts', 'test/stack/**/*.test.ts', 'test/integration/mailman/**/*.test.ts', 'test/integration/demo/**/*.test.ts'];
-const exclude = ['**/node_modules/**', '**/.git/**', ...(process.env.LETTERLOCK_TEST_STORE === 'postgres' ? SQLITE_ONLY : [])];
+// Also left out of the PostgreSQL pass: server unit files that never open a store (no
+// store helper, harness, server or CLI in them): on PostgreSQL they would be the same test
+// again. Found by reading the files, so a file that starts using a store joins the pass.
+const STORE_USE = /test-store|storeBackends|harness|openData|openTestSql|startServer|cli\/run/;
+function storeFreeUnitFiles(): string[] {
+  const dir = 'test/unit/server';
+  return readdirSync(dir).filter((n) => n.endsWith('.test.ts') && !STORE_USE.test(readFileSync(join(dir, n), 'utf8'))).map((n) => `${dir}/${n}`);
+}
+const exclude = ['**/node_modules/**', '**/.git/**', ...(process.env.LETTERLOCK_TEST_STORE === 'postgres' ? [...SQLITE_ONLY, ...storeFreeUnitFiles()] : [])];
 const test: UserConfig['test'] = {
   testTimeout: 120_000,
   hookTimeout: 120_000,
