@@ -16,7 +16,8 @@
 // their own data folders, the same secret, distinct node ids: one row with the post
 // sent to node A, one with --posts P posts (default 2) sent at once, alternately to
 // A and B; CPU summed over both nodes plus PostgreSQL's, peak RSS per node, and
-// ratios to the one-node PostgreSQL and SQLite rows of the same run)
+// ratios to the one-node PostgreSQL and SQLite rows of the same run;
+// --cold: time the first post after the server starts, instead of a warmed server)
 
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -36,6 +37,12 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const SECRET = 'bench-secret-0123456789abcdef';
 const LIST = 'bench@lists.test';
 const QUICK = process.argv.includes('--quick');
+// A list server runs for months: by default each started node first delivers one post to a
+// small second list (threads loaded, code compiled, relay connections open), and the clock
+// starts after that. --cold times the first post after start instead.
+const COLD = process.argv.includes('--cold');
+const WARM_LIST = 'warmup@lists.test';
+const WARM_MEMBERS = 64; // the sender among them; a page of 64 goes to the wrap pool, as the big list's do
 /** A bad option: say which, no stack trace. */
 function usage(msg: string): never {
   console.error(`bench:fanout: ${msg}`);
@@ -120,32 +127,32 @@ async function dataFolders(n: number, setup: Setup): Promise<string[]> {
   for (const name of names.slice(1)) {
     const dir = await initFolder(n, database, name);
     listKeys.set(dir, listKeys.get(first)!);
+    warmKeys.set(dir, warmKeys.get(first)!);
     dirs.push(dir);
   }
   return dirs;
 }
 
-/** The list, its sender and n - 1 members, in the folder's database. */
-async function seedFolder(n: number, dir: string): Promise<string> {
-  const sql = await openData(dir, SECRET);
-  const list = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
-  await registerMember(sql, list.id, 'sender@example.org', sender.publicKeyArmored);
-  // Rows as registration writes them (upsertMember), 500 members per multi-row statement:
-  // one statement per member is a round trip each on PostgreSQL (minutes at 100,000).
+/**
+ * count members, addresses from addressOf, keys from the key pool, written as registration
+ * writes them (upsertMember), 500 per multi-row statement: one statement per member is a
+ * round trip each on PostgreSQL (minutes at 100,000).
+ */
+async function insertMembers(sql: Awaited<ReturnType<typeof openData>>, listId: number, count: number, addressOf: (i: number) => string): Promise<void> {
   await sql.tx(async () => {
     const CHUNK = 500;
-    for (let from = 0; from < n - 1; from += CHUNK) {
+    for (let from = 0; from < count; from += CHUNK) {
       const members: unknown[] = [];
       const ids: unknown[] = [];
       let idRows = 0;
-      const to = Math.min(n - 1, from + CHUNK);
+      const to = Math.min(count, from + CHUNK);
       for (let i = from; i < to; i++) {
         const k = pool[i % pool.length]!;
-        const address = `s${String(i).padStart(6, '0')}@sub.test`;
-        members.push(list.id, address, k.fpr, k.armored, Buffer.from(k.packet), null, 'valid', Date.now());
+        const address = addressOf(i);
+        members.push(listId, address, k.fpr, k.armored, Buffer.from(k.packet), null, 'valid', Date.now());
         for (const f of k.fprs) {
           const fpr = f.toUpperCase();
-          ids.push(list.id, address, fpr, fpr.length === 64 ? fpr.slice(0, 16) : fpr.slice(-16));
+          ids.push(listId, address, fpr, fpr.length === 64 ? fpr.slice(0, 16) : fpr.slice(-16));
           idRows++;
         }
       }
@@ -153,10 +160,43 @@ async function seedFolder(n: number, dir: string): Promise<string> {
       await sql.run(`INSERT INTO member_key_ids (list_id, address, fingerprint, key_id) VALUES ${Array.from({ length: idRows }, () => '(?,?,?,?)').join(',')}`, ids as never);
     }
   });
+}
+
+/** The list, its sender and n - 1 members, in the folder's database; and the warm-up list. */
+async function seedFolder(n: number, dir: string): Promise<string> {
+  const sql = await openData(dir, SECRET);
+  const list = await createList(sql, SECRET, LIST, { maxBytes: 25 * 1024 * 1024 });
+  await registerMember(sql, list.id, 'sender@example.org', sender.publicKeyArmored);
+  await insertMembers(sql, list.id, n - 1, (i) => `s${String(i).padStart(6, '0')}@sub.test`);
   const listPublic = (await getList(sql, LIST))!.listPublic;
+  const warm = await createList(sql, SECRET, WARM_LIST, { maxBytes: 25 * 1024 * 1024 });
+  await registerMember(sql, warm.id, 'sender@example.org', sender.publicKeyArmored);
+  await insertMembers(sql, warm.id, WARM_MEMBERS - 1, (i) => `w${i}@warm.test`);
+  warmKeys.set(dir, (await getList(sql, WARM_LIST))!.listPublic);
   await sql.close();
   listKeys.set(dir, listPublic);
   return dir;
+}
+const warmKeys = new Map<string, string>();
+
+/** One post to the small list through each node, delivered to the last copy (not timed). */
+async function warmUp(servers: Array<{ smtpPort: number }>, warmKey: string): Promise<void> {
+  const { key } = await readPublicKey(warmKey);
+  for (const server of servers) {
+    const before = sinkCount;
+    const post = await composePost({ message: { subject: 'warm-up', from: { address: 'sender@example.org' }, to: [{ address: WARM_LIST }], text: postText(1024) }, senderKey, listKey: key });
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port: server.smtpPort, secure: false, ignoreTLS: true, socketTimeout: 300_000 });
+    try {
+      await t.sendMail({ envelope: { from: 'sender@example.org', to: [WARM_LIST] }, raw: post.pgpMime });
+    } finally {
+      t.close();
+    }
+    const deadline = Date.now() + 120_000;
+    while (sinkCount < before + WARM_MEMBERS) {
+      if (Date.now() > deadline) throw new Error(`warm-up: ${sinkCount - before} of ${WARM_MEMBERS} copies in 120 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
 }
 const listKeys = new Map<string, string>();
 const dbOf = new Map<string, string | undefined>();
@@ -249,7 +289,8 @@ async function runOnce(dirs: string[], n: number, bytes: number, postsTo: number
   // One after the other: the second node starts on a schema the first has checked.
   const servers: Array<{ proc: ChildProcess; smtpPort: number }> = [];
   for (const dir of dirs) servers.push(await startServer(dir));
-  await new Promise((r) => setTimeout(r, 300)); // let startup settle before the CPU reading
+  if (COLD) await new Promise((r) => setTimeout(r, 300)); // let startup settle before the CPU reading
+  else await warmUp(servers, warmKeys.get(dirs[0]!)!);
   const { key: listKey } = await readPublicKey(listKeys.get(dirs[0]!)!);
   const text = postText(bytes);
   // Each post composed apart (its own Message-ID and session key), before the clock starts.
@@ -306,6 +347,7 @@ function floor(copies: number, copyBytes: number): Promise<{ copies: number; fai
 
 const loadAvg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 console.log(`Fan-out benchmark on ${cpus().length} CPU(s), Node ${process.version}${QUICK ? ' (quick)' : ''}; load average at start ${loadAvg()}`);
+console.log(COLD ? 'cold: each run times the first post after the server starts' : `warm: each node first delivers one post to a ${WARM_MEMBERS}-member list, then the clock starts (--cold: the first post after start)`);
 console.log('list server: seal once + one PKESK per subscriber (wrap pool, one thread per core), durable queue (SQLite; with --store postgres each row again on PostgreSQL), persistent pipelined SMTP (8 connections) to a loopback sink\n');
 const rows: string[] = [];
 const W = NODES === 2 ? 24 : 9; // the setup column
