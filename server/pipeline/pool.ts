@@ -10,8 +10,7 @@ import type { PrivateKey } from 'openpgp';
 import { Piscina } from 'piscina';
 import { fail, type ErrorCode } from '../../shared/index.ts';
 import type { OpenedMail, OpenTask, ParsedMail, ParseTask, Task, TaskResult } from './open-worker.ts';
-import { workerFile } from './worker-build.ts';
-import type { WorkerFacts } from './worker-probe.ts';
+import { LazyPool } from './lazy-pool.ts';
 
 const ENTRY = fileURLToPath(new URL('./open-worker.ts', import.meta.url));
 
@@ -24,23 +23,15 @@ export interface OpenPoolOptions {
   maxHeapMb?: number;
 }
 
-export class OpenPool {
-  private piscina: Promise<Piscina<Task, TaskResult<ParsedMail | OpenedMail>>> | null = null;
+export class OpenPool extends LazyPool<Task, TaskResult<ParsedMail | OpenedMail>> {
   private readonly keyBytes = new WeakMap<PrivateKey, Uint8Array>();
 
-  constructor(private readonly o: OpenPoolOptions) {}
-
   /** Threads start with the first task, so commands that never open a post pay nothing. */
-  private get pool(): Promise<Piscina<Task, TaskResult<ParsedMail | OpenedMail>>> {
-    if (this.piscina) return this.piscina;
-    const p = this.start();
-    this.piscina = p;
-    p.catch(() => { if (this.piscina === p) this.piscina = null; }); // the next post tries again
-    return p;
+  constructor(private readonly o: OpenPoolOptions) {
+    super(ENTRY);
   }
 
-  private async start(): Promise<Piscina<Task, TaskResult<ParsedMail | OpenedMail>>> {
-    const filename = await workerFile(ENTRY);
+  protected start(filename: string): Piscina<Task, TaskResult<ParsedMail | OpenedMail>> {
     const threads = this.o.threads || availableParallelism();
     return new Piscina({
       filename,
@@ -55,22 +46,6 @@ export class OpenPool {
       atomics: 'disabled',
       idleTimeout: 60_000,
     });
-  }
-
-  /** Starts the threads now (a server does at start), so the first post does not wait for them to load. */
-  warm(): void {
-    this.pool.catch(() => {}); // a failed start is reported by the first post
-  }
-
-  /** How a thread of this pool was started (tests): run as the pool runs its tasks, by name. */
-  async probe(tsFile: string): Promise<WorkerFacts> {
-    const pool = (await this.pool) as unknown as Piscina<string, WorkerFacts>;
-    return pool.run(tsFile, { name: 'probe' });
-  }
-
-  /** Resolves when the pool is started (benchmarks and tests). */
-  async ready(): Promise<void> {
-    await this.pool;
   }
 
   /** Finds the payload and the outer facts of a raw mail. */
@@ -91,9 +66,7 @@ export class OpenPool {
 
   private async run<T>(task: Task): Promise<T> {
     let result: TaskResult<ParsedMail | OpenedMail>;
-    // (Before the budget starts: building the worker is not the post's time. workerFile
-    // puts the build back if it was removed, for a thread piscina starts anew.)
-    const [pool] = await Promise.all([this.pool, workerFile(ENTRY)]);
+    const pool = await this.forTask();
     try {
       result = await pool.run(task, { signal: AbortSignal.timeout(this.o.budgetMs) });
     } catch (e) {
@@ -117,8 +90,6 @@ export class OpenPool {
   }
 
   async close(): Promise<void> {
-    const starting = this.piscina;
-    this.piscina = null;
-    await (await starting?.catch(() => null))?.destroy();
+    await (await this.detach())?.destroy();
   }
 }

@@ -12,8 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { SessionKey } from '../../shared/index.ts';
 import type { WrapResult, WrapTask } from './wrap-worker.ts';
-import { workerFile } from './worker-build.ts';
-import type { WorkerFacts } from './worker-probe.ts';
+import { LazyPool } from './lazy-pool.ts';
 
 const ENTRY = fileURLToPath(new URL('./wrap-worker.ts', import.meta.url));
 
@@ -42,26 +41,17 @@ const MAX_SLICE = 2000;
 const SLICE_BUDGET_MS = 2_000;
 const PER_MEMBER_BUDGET_MS = 5;
 
-export class WrapPool {
-  private piscina: Promise<Piscina<WrapTask, WrapResult>> | null = null;
+export class WrapPool extends LazyPool<WrapTask, WrapResult> {
   readonly threads: number;
   readonly minPerThread: number;
 
   constructor(private readonly o: WrapPoolOptions = {}) {
+    super(ENTRY);
     this.threads = o.threads || availableParallelism();
     this.minPerThread = o.minPerThread ?? 16;
   }
 
-  private get pool(): Promise<Piscina<WrapTask, WrapResult>> {
-    if (this.piscina) return this.piscina;
-    const p = this.start();
-    this.piscina = p;
-    p.catch(() => { if (this.piscina === p) this.piscina = null; }); // the next page tries again
-    return p;
-  }
-
-  private async start(): Promise<Piscina<WrapTask, WrapResult>> {
-    const filename = await workerFile(ENTRY);
+  protected start(filename: string): Piscina<WrapTask, WrapResult> {
     return new Piscina({
       filename,
       minThreads: this.threads,
@@ -80,22 +70,6 @@ export class WrapPool {
     });
   }
 
-  /** Starts the threads now, so the first fan-out does not wait for them to load. */
-  warm(): void {
-    this.pool.catch(() => {}); // a failed start is reported by the first wrap
-  }
-
-  /** How a thread of this pool was started (tests): run as the pool runs its tasks, by name. */
-  async probe(tsFile: string): Promise<WorkerFacts> {
-    const pool = (await this.pool) as unknown as Piscina<string, WorkerFacts>;
-    return pool.run(tsFile, { name: 'probe' });
-  }
-
-  /** Resolves when the pool's threads are started (benchmarks and tests). */
-  async ready(): Promise<void> {
-    await this.pool;
-  }
-
   /** True when a page of `n` members is worth sending to the pool. */
   worthIt(n: number): boolean {
     return n >= this.minPerThread * 2;
@@ -109,7 +83,7 @@ export class WrapPool {
     if (sessionKey.algorithm !== 'aes256' || sessionKey.data.length !== 32) throw new Error('unexpected session key');
     const slices = Math.max(1, Math.min(this.threads, Math.floor(packets.length / this.minPerThread)), Math.ceil(packets.length / MAX_SLICE));
     const size = Math.ceil(packets.length / slices);
-    const [pool] = await Promise.all([this.pool, workerFile(ENTRY)]); // (workerFile: as in pool.ts)
+    const pool = await this.forTask();
     const jobs: Array<Promise<WrapResult>> = [];
     for (let from = 0; from < packets.length; from += size) {
       const key = new Uint8Array(sessionKey.data); // moved to the worker, which zeroes it
@@ -152,10 +126,7 @@ export class WrapPool {
 
   /** Bounded: a shutdown never waits more than a few seconds on the threads. */
   async close(): Promise<void> {
-    const starting = this.piscina;
-    this.piscina = null;
-    if (!starting) return;
-    const p = await starting.catch(() => null);
+    const p = await this.detach();
     if (!p) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([p.destroy(), new Promise<void>((r) => { timer = setTimeout(r, 5_000); timer.unref(); })]);
