@@ -30,23 +30,26 @@ function onlyFramesWebAccessible(): Plugin {
 // The tests (vitest reads this file; it runs with mode 'test'). Unit and
 // integration tests run in Node; browser end-to-end tests drive real browsers
 // from inside these tests rather than through a vitest browser mode.
-// LETTERLOCK_TEST_STORE=postgres (npm run test:postgres) runs the server suite again
-// with every data folder on a real PostgreSQL. Left out of that pass: files whose
-// subject is SQLite itself (the backup of its file, the disk-full of its folder), and
-// test/unit/server/store/, which runs on both stores in every pass already (storeBackends).
+// Three projects, in two rounds (vitest's sequence.groupOrder); the default on this
+// 2-core machine would be a single worker for everything:
+//  - round 1, 'node': unit, server, CLI and interoperability tests. Each file starts its
+//    own servers on ephemeral loopback ports and works in its own temporary folders, so
+//    two files run at once (2 workers; the tests wait for conditions, never for fixed times).
+//  - round 2, 'browsers-and-stack': real Chromium and Firefox, the system's mail stack,
+//    Mailman Core and the demo. These share system services and fixed ports, and a
+//    browser wants a core of its own, so they run one file at a time.
+//  - round 2 beside it, 'postgres': the server suite again with every data folder on a
+//    real PostgreSQL (LETTERLOCK_TEST_STORE=postgres; one server per file, on loopback in
+//    a temporary folder), one file at a time. Run alone: npm run test:postgres.
+//    Left out of that pass: files whose subject is SQLite itself (the backup of its file,
+//    the disk-full of its folder), and test/unit/server/store/, which runs on both stores
+//    in every pass already (storeBackends).
 const SQLITE_ONLY = [
   'test/integration/server/backup.test.ts', 'test/integration/server/cli-backup.test.ts', 'test/integration/server/diskfull.test.ts',
   'test/unit/server/store/**', 'test/integration/server/backup-postgres.test.ts', // on PostgreSQL in every pass
 ];
-// Two groups, one after the other (vitest's sequence.groupOrder), because the default
-// on this 2-core machine is a single worker for everything:
-//  - 'node': unit, server, CLI and interoperability tests. Each file starts its own
-//    servers on ephemeral loopback ports and works in its own temporary folders, so two
-//    files run at once (2 workers; the tests wait for conditions, never for fixed times).
-//  - 'browsers-and-stack': real Chromium and Firefox, the system's mail stack, Mailman
-//    Core and the demo. These share system services and fixed ports, and a browser
-//    wants a core of its own, so they run one file at a time.
 const SERIAL = ['test/browser/**/*.test.ts', 'test/stack/**/*.test.ts', 'test/integration/mailman/**/*.test.ts', 'test/integration/demo/**/*.test.ts'];
+const SERVER_SUITE = ['test/unit/server/**/*.test.ts', 'test/integration/server/**/*.test.ts', 'test/cli/**/*.test.ts'];
 // Also left out of the PostgreSQL pass: server unit files that never open a store (no
 // store helper, harness, server or CLI in them): on PostgreSQL they would be the same test
 // again. Found by reading the files, so a file that starts using a store joins the pass.
@@ -55,7 +58,8 @@ function storeFreeUnitFiles(): string[] {
   const dir = 'test/unit/server';
   return readdirSync(dir).filter((n) => n.endsWith('.test.ts') && !STORE_USE.test(readFileSync(join(dir, n), 'utf8'))).map((n) => `${dir}/${n}`);
 }
-const exclude = ['**/node_modules/**', '**/.git/**', ...(process.env.LETTERLOCK_TEST_STORE === 'postgres' ? [...SQLITE_ONLY, ...storeFreeUnitFiles()] : [])];
+const exclude = ['**/node_modules/**', '**/.git/**'];
+const postgresPass = { LETTERLOCK_TEST_STORE: 'postgres', FUZZ_COUNT: '2000' };
 const test: UserConfig['test'] = {
   testTimeout: 120_000,
   hookTimeout: 120_000,
@@ -63,6 +67,7 @@ const test: UserConfig['test'] = {
   projects: [
     { extends: true, test: { name: 'node', include: ['test/**/*.test.ts'], exclude: [...exclude, ...SERIAL], maxWorkers: 2, sequence: { groupOrder: 0 } } },
     { extends: true, test: { name: 'browsers-and-stack', include: SERIAL, exclude, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+    { extends: true, test: { name: 'postgres', include: SERVER_SUITE, exclude: [...exclude, ...SQLITE_ONLY, ...storeFreeUnitFiles()], env: postgresPass, maxWorkers: 1, sequence: { groupOrder: 1 } } },
   ],
 };
 
