@@ -11,10 +11,13 @@
 // The file's name is the hash of its content, and the content is built from the
 // sources every time a process first needs it: a changed source gives a new file,
 // never a stale one. The cache folder is private (0700, ours, not a symlink),
-// because whatever is in it runs with the server's rights.
+// because whatever is in it runs with the server's rights. When the shared default
+// folder is not (another local user made it first, to stop our pools), this process
+// builds into a fresh private folder of its own instead, removed at exit; a folder
+// the operator named (LETTERLOCK_WORKER_CACHE) is never replaced: that is an error.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -31,8 +34,41 @@ const builds = new Map<string, Promise<Built>>();
 
 /** The folder for worker builds: LETTERLOCK_WORKER_CACHE, or one per user under the system's temporary folder. */
 export function workerCacheDir(): string {
+  return process.env.LETTERLOCK_WORKER_CACHE || defaultCacheDir();
+}
+
+function defaultCacheDir(): string {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
-  return process.env.LETTERLOCK_WORKER_CACHE || join(tmpdir(), `letterlock-workers-${uid}`);
+  return join(tmpdir(), `letterlock-workers-${uid}`);
+}
+
+let ownDir: string | null = null;
+
+/** This process's own private folder (mkdtemp: a fresh random name, 0700), removed at exit. */
+function processDir(): string {
+  if (!ownDir) {
+    const made = mkdtempSync(join(tmpdir(), 'letterlock-workers-own-'));
+    ownDir = made;
+    process.once('exit', () => rmSync(made, { recursive: true, force: true }));
+  }
+  return ownDir;
+}
+
+/**
+ * `dir` when it is a private folder of ours; for the shared default folder that is
+ * not (taken by another user), this process's own folder, with a warning.
+ */
+function usableDir(dir: string): string {
+  try {
+    privateDir(dir);
+    return dir;
+  } catch (e) {
+    if (dir !== defaultCacheDir() || process.env.LETTERLOCK_WORKER_CACHE) throw e;
+    const first = ownDir === null;
+    const own = processDir();
+    if (first) process.emitWarning(`${(e as Error).message}; building the worker threads' code in ${own} for this process instead`, { code: 'LETTERLOCK_WORKER_CACHE' });
+    return own;
+  }
 }
 
 /**
@@ -49,8 +85,15 @@ export async function workerFile(entry: string): Promise<string> {
     builds.set(entry, p);
     p.catch(() => builds.delete(entry)); // a failed build is tried again by the next pool
   }
-  const b = await p;
-  if (!existsSync(b.file)) place(b.file, b.code);
+  let b = await p;
+  if (!existsSync(b.file)) {
+    const dir = usableDir(dirname(b.file));
+    if (dir !== dirname(b.file)) {
+      b = { file: join(dir, basename(b.file)), code: b.code };
+      builds.set(entry, Promise.resolve(b));
+    }
+    place(b.file, b.code);
+  }
   return b.file;
 }
 
@@ -59,7 +102,7 @@ export async function buildWorker(entry: string, dir = workerCacheDir()): Promis
   return (await build(entry, dir)).file;
 }
 
-async function build(entry: string, dir: string): Promise<Built> {
+async function build(entry: string, wanted: string): Promise<Built> {
   const { build } = await import('esbuild');
   const result = await build({
     entryPoints: [entry],
@@ -76,7 +119,7 @@ async function build(entry: string, dir: string): Promise<Built> {
   if (!out || result.outputFiles.length !== 1) throw new Error(`worker build of ${basename(entry)} gave ${result.outputFiles.length} files`);
   const code = out.contents;
   const hash = createHash('sha256').update(code).digest('hex').slice(0, 32);
-  privateDir(dir);
+  const dir = usableDir(wanted);
   const file = join(dir, `${basename(entry).replace(/\.[cm]?ts$/, '')}-${hash}.mjs`);
   let same = false;
   try {

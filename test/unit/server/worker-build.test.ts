@@ -3,10 +3,11 @@
 // A changed source gives a new build (never stale worker code); the cache folder
 // must be private; a build removed while a process runs is put back, same bytes.
 
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OpenPool } from '../../../server/pipeline/pool.ts';
@@ -79,4 +80,42 @@ describe('pool threads without a loader', () => {
     expect(existsSync(file)).toBe(true);
     expect(readFileSync(file).equals(bytes)).toBe(true);
   }, 60_000);
+
+  it('when another user holds the shared default folder, a process builds into a private folder of its own, removed at exit', () => {
+    // In a child process with a temporary folder of its own, so the default folder
+    // other test files share is left alone. The squatter: another user's folder
+    // (as root, owned by nobody) or, for a non-root run, one others may write.
+    const tmp = mkdtempSync(join(dir, 'tmp-'));
+    chmodSync(tmp, 0o755);
+    const uid = process.getuid!();
+    const squatted = join(tmp, `letterlock-workers-${uid}`);
+    mkdirSync(squatted, { mode: 0o777 });
+    chmodSync(squatted, 0o777);
+    if (uid === 0) chownSync(squatted, 65534, 65534);
+    const entry = fileURLToPath(new URL('../../../server/pipeline/wrap-worker.ts', import.meta.url));
+    const script = `
+      import { statSync } from 'node:fs';
+      import { dirname } from 'node:path';
+      const { workerFile } = await import(${JSON.stringify(fileURLToPath(new URL('../../../server/pipeline/worker-build.ts', import.meta.url)))});
+      const file = await workerFile(${JSON.stringify(entry)});
+      const d = statSync(dirname(file));
+      console.log(JSON.stringify({ file, mode: d.mode & 0o777, uid: d.uid }));`;
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp };
+    delete env.LETTERLOCK_WORKER_CACHE;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { file: string; mode: number; uid: number };
+    expect(out.file.startsWith(`${tmp}/letterlock-workers-own-`)).toBe(true);
+    expect(out.mode).toBe(0o700);
+    expect(out.uid).toBe(uid);
+    expect(r.stderr).toMatch(/must be a folder owned by this user with mode 0700.*building the worker threads' code in/);
+    // Nothing was written into the other user's folder, and the own folder went with the process.
+    expect(readdirSync(squatted)).toEqual([]);
+    expect(existsSync(dirname(out.file))).toBe(false);
+
+    // A folder the operator named is theirs to fix: an error, not a quiet fallback.
+    const named = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...env, LETTERLOCK_WORKER_CACHE: squatted }, encoding: 'utf8', timeout: 60_000 });
+    expect(named.status).not.toBe(0);
+    expect(named.stderr).toMatch(/worker cache folder .* must be a folder owned by this user with mode 0700 \(remove it, or set LETTERLOCK_WORKER_CACHE\)/);
+  }, 120_000);
 });
