@@ -204,7 +204,7 @@ export async function startServer(dataDir: string, config: Config, secret: strin
     undo.push(() => pool.close());
     const held = new HeldNotifier({ sql, queue, log, keysFor, get publicUrl() { return publicUrl; }, perHour: config.notify.heldPerHour, onQueued: queued });
     undo.push(async () => { held.stop(); await held.idle(); });
-    const pipeline = new Pipeline({ sql, queue, log, keysFor, fanout, pool, onQueued: queued, onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
+    const pipeline = new Pipeline({ sql, queue, log, keysFor, fanout, pool, nodeId: node, onQueued: queued, onHeld: (list, id) => held.held(list, id), ...(mailman ? { mailman } : {}) });
     const health = new HealthCheck({
       sql, keysFor, relay: relayTarget(config.relay, config.maildir ?? join(dataDir, 'maildir')), timeoutMs: config.health.relayTimeoutMs, cacheMs: config.health.cacheMs,
     });

@@ -25,7 +25,7 @@ import { ArchiveAccess } from '../archive/access.ts';
 import { HttpLimitsSchema, type HttpLimits } from '../config/config.ts';
 import type { Tokens } from '../delivery/tokens.ts';
 import type { EventLog } from '../log/log.ts';
-import type { Pipeline } from '../pipeline/run.ts';
+import { HeldUnavailable, type Pipeline } from '../pipeline/run.ts';
 import { watchLoopDelay, type LoopDelay } from './loop-delay.ts';
 import { registerOpsRoutes, type OpsRouteDeps } from '../ops/routes.ts';
 import { Limiter, type Rate, type Rule } from '../registry/limits.ts';
@@ -167,6 +167,10 @@ export async function createApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.setErrorHandler((error: unknown, _req, reply) => {
     // A held post of a list bound to Mailman, approved while its roster cannot be read (issue 11).
     if (error instanceof RosterUnavailable) error = busy('The list\'s membership cannot be read from Mailman right now. Try again later.', 60);
+    // Two decisions on one held post at once (moderators, the CLI, other nodes): one runs.
+    if (error instanceof HeldUnavailable) {
+      error = error.why === 'gone' ? notFound('No such held post (another moderator may have decided it already).') : new ApiFailure(409, 'CONFLICT', 'A decision on this held post is under way.');
+    }
     if (error instanceof ApiFailure) {
       if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
       return reply.status(error.status).send({ error: error.code, message: error.message });

@@ -13,7 +13,7 @@ import { bounceMail, heldMail, refusalsMail } from '../delivery/notices.ts';
 import type { ListKeys } from '../lists/lists.ts';
 import { codeOf, type EventLog } from '../log/log.ts';
 import type { Sql } from '../store/db.ts';
-import { deleteHeld, getHeld, insertHeld } from '../store/held.ts';
+import { claimDecision, deleteHeld, getHeld, insertHeld, type HeldRecord } from '../store/held.ts';
 import { getListById, type ListRecord } from '../store/lists.ts';
 import type { QueueStore } from '../store/queue.ts';
 import { archive } from './archive.ts';
@@ -54,6 +54,20 @@ export interface PipelineDeps {
   mailman?: Pick<MailmanService, 'ready' | 'policy'>;
   /** Called after a hold is committed (the moderators' notices, server/ops/held-notice.ts); must not throw. */
   onHeld?(list: ListRecord, heldId: number): void;
+  /** This node's id (config.ts nodeId), recorded with a decision's claim on a held post. */
+  nodeId?: string;
+}
+
+/**
+ * A decision on a held post that cannot be made: the post is gone (decided
+ * already), or another decision on it is under way (another moderator, the CLI,
+ * another node). Nothing was done.
+ */
+export class HeldUnavailable extends Error {
+  constructor(readonly heldId: number, readonly why: 'gone' | 'busy') {
+    super(why === 'gone' ? `no held post ${heldId} (decided already?)` : `a decision on held post ${heldId} is under way`);
+    this.name = 'HeldUnavailable';
+  }
 }
 
 function refusalCode(e: unknown): ReasonCode | null {
@@ -101,30 +115,48 @@ export class Pipeline {
     return await queueBounce(this.deps, first.list, envelopeFrom, outer.autoSubmitted, (to) => refusalsMail(first.list.address, to, items, outer.messageId));
   }
 
-  /** A moderator's approval runs the held ciphertext through the pipeline again, from open. */
-  async approve(heldId: number): Promise<Outcome> {
-    const h = await getHeld(this.deps.sql, heldId);
-    if (!h) throw new Error(`no held post ${heldId}`);
-    const list = (await getListById(this.deps.sql, h.listId))!;
-    const parsed: Parsed = { list, envelopeFrom: h.envelopeFrom, size: h.size, form: 'pgp-mime', payload: h.payload, outer: h.outer, clear: null };
-    // Replay rules judge the post as of when it was held: a moderator may approve it after the window.
-    const outcome = await this.fromParsed(parsed, { approved: true, heldAt: h.receivedAt });
-    await deleteHeld(this.deps.sql, heldId);
-    this.deps.log.info('post.approved', { list: list.address, held: heldId });
-    return outcome;
+  /**
+   * One decision per held post at a time (claimDecision): two moderators, or a
+   * moderator and the CLI, deciding at once would otherwise both run it: the post
+   * delivered and its sender told it was rejected, or a second approval bounced as
+   * a duplicate.
+   */
+  private async decideOnce<T>(heldId: number, decision: (h: HeldRecord) => Promise<T>): Promise<T> {
+    const release = await claimDecision(this.deps.sql, heldId, this.deps.nodeId ?? null);
+    if (!release) throw new HeldUnavailable(heldId, 'busy');
+    try {
+      const h = await getHeld(this.deps.sql, heldId);
+      if (!h) throw new HeldUnavailable(heldId, 'gone');
+      return await decision(h);
+    } finally {
+      await release().catch(() => undefined); // an old claim is taken over after its lease anyway
+    }
   }
 
-  async reject(heldId: number): Promise<Outcome> {
-    const h = await getHeld(this.deps.sql, heldId);
-    if (!h) throw new Error(`no held post ${heldId}`);
-    const list = (await getListById(this.deps.sql, h.listId))!;
-    // The held row is taken and the bounce queued in one transaction: of two decisions at once, one rejects.
-    const outcome = await this.deps.sql.tx(async () => {
-      if (!await deleteHeld(this.deps.sql, heldId)) throw new Error(`no held post ${heldId}`);
-      return this.refuse(list, h.envelopeFrom, h.outer, 'REJECTED_BY_MODERATOR', true);
+  /** A moderator's approval runs the held ciphertext through the pipeline again, from open. */
+  approve(heldId: number): Promise<Outcome> {
+    return this.decideOnce(heldId, async (h) => {
+      const list = (await getListById(this.deps.sql, h.listId))!;
+      const parsed: Parsed = { list, envelopeFrom: h.envelopeFrom, size: h.size, form: 'pgp-mime', payload: h.payload, outer: h.outer, clear: null };
+      // Replay rules judge the post as of when it was held: a moderator may approve it after the window.
+      const outcome = await this.fromParsed(parsed, { approved: true, heldAt: h.receivedAt });
+      await deleteHeld(this.deps.sql, heldId);
+      this.deps.log.info('post.approved', { list: list.address, held: heldId });
+      return outcome;
     });
-    this.deps.log.info('post.rejected', { list: list.address, held: heldId });
-    return outcome;
+  }
+
+  reject(heldId: number): Promise<Outcome> {
+    return this.decideOnce(heldId, async (h) => {
+      const list = (await getListById(this.deps.sql, h.listId))!;
+      // The held row is taken and the bounce queued in one transaction.
+      const outcome = await this.deps.sql.tx(async () => {
+        if (!await deleteHeld(this.deps.sql, heldId)) throw new HeldUnavailable(heldId, 'gone');
+        return this.refuse(list, h.envelopeFrom, h.outer, 'REJECTED_BY_MODERATOR', true);
+      });
+      this.deps.log.info('post.rejected', { list: list.address, held: heldId });
+      return outcome;
+    });
   }
 
   /** `approved`: a moderator's approval of a held post (bounces are then asynchronous); `heldAt`: when it was held. */

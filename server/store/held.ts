@@ -56,6 +56,26 @@ export async function getHeld(sql: Sql, id: number): Promise<HeldRecord | null> 
   return r ? fromRow(r) : null;
 }
 
+/**
+ * A moderator's decision on one held post runs once, across processes and nodes:
+ * the decision takes a claim named after the post in job_runs (one statement, so
+ * two claims cannot both win, on SQLite between processes as on PostgreSQL between
+ * nodes). A claim older than the lease (its process died mid-decision) can be taken
+ * again. Returns a release function, or null when another decision holds it.
+ */
+export const DECISION_LEASE_MS = 10 * 60_000;
+
+export async function claimDecision(sql: Sql, heldId: number, node: string | null, now = Date.now()): Promise<(() => Promise<void>) | null> {
+  const name = `held-decision:${heldId}`;
+  const got = await sql.get(`INSERT INTO job_runs (name, node, started_at) VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET node = excluded.node, started_at = excluded.started_at, finished_at = NULL
+    WHERE job_runs.started_at <= ?
+    RETURNING name`, [name, node, now, now - DECISION_LEASE_MS]);
+  if (!got) return null;
+  // Removed afterwards (decided or failed): the held row, gone or kept, says the rest.
+  return async () => { await sql.run('DELETE FROM job_runs WHERE name = ? AND started_at = ?', [name, now]); };
+}
+
 /** Deletes a held post; false when it was already gone (another decision took it). */
 export async function deleteHeld(sql: Sql, id: number): Promise<boolean> {
   return (await sql.run('DELETE FROM held WHERE id = ?', [id])).changes > 0;

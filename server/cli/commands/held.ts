@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { listKeyCache } from '../../app.ts';
 import { createEventLog } from '../../log/log.ts';
 import { OpenPool } from '../../pipeline/pool.ts';
-import { Pipeline } from '../../pipeline/run.ts';
+import { HeldUnavailable, Pipeline } from '../../pipeline/run.ts';
 import { Fanout } from '../../pipeline/wrap.ts';
 import { getHeld, listHeld } from '../../store/held.ts';
 import { allLists } from '../../store/lists.ts';
@@ -61,7 +61,10 @@ Examples:
         const mailman = mailmanService(config, dataDir, { sql, queue, log });
         const pipeline = new Pipeline({ sql, queue, log, keysFor, pool, fanout: new Fanout({ sql, queue, log, keysFor, ...(mailman ? { mailman } : {}) }), ...(mailman ? { mailman } : {}) });
         try {
-          const outcome = verb === 'approve' ? await pipeline.approve(id) : await pipeline.reject(id);
+          const outcome = await (verb === 'approve' ? pipeline.approve(id) : pipeline.reject(id)).catch((e: unknown) => {
+            // Decided meanwhile, or being decided now (a moderator, the running server).
+            throw e instanceof HeldUnavailable ? new CliError(e.why === 'gone' ? `no held post ${id} (decided already)` : `held post ${id} is being decided right now (by a moderator or another command); try again in a moment`) : e;
+          });
           // The fan-out runs here, to the end, before the command returns.
           const copies = outcome.result === 'accepted' ? (await outcome.fanout).copies : 0;
           const code = outcome.result === 'refused' ? outcome.code : null;

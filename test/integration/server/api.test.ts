@@ -507,6 +507,48 @@ describe('operator API', () => {
     expectError(await api('POST', `/v1/admin/lists/${HELD}/held/${held[1]!.id}/approve`, undefined, admin), 404, 'NOT_FOUND');
   });
 
+  it('decisions on one held post at once: one runs, the others are told (409 under way, 404 decided)', async () => {
+    // Without the claim both ran: the post delivered and its sender also told it was
+    // rejected, or a second approval bounced as a duplicate.
+    const listKey = await listPublicKey(dataDir, HELD);
+    const marker = `RACE-${Date.now()}`;
+    // The rejection is a bounce; bob gets only copies of this list's posts.
+    const bouncesToAlice = () => sink.to(alice.address).filter((m) => m.raw.includes(`Subject: Your post to ${HELD} was not delivered`)).length;
+    const before = { bob: sink.to(bob.address).length, aliceBounces: bouncesToAlice() };
+    await send(server.smtpPort, alice.address, HELD, await compose(alice, HELD, listKey, `raced ${marker}`, `held ${marker}`));
+    let held: Array<{ id: number }> = [];
+    for (let i = 0; i < 200 && held.length < 1; i++) {
+      held = (await api<{ held: Array<{ id: number }> }>('GET', `/v1/admin/lists/${HELD}/held`, undefined, admin)).body.held;
+      if (held.length < 1) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(held).toHaveLength(1);
+    const id = held[0]!.id;
+    const actions = ['approve', 'reject', 'approve', 'reject'] as const;
+    const answers = await Promise.all(actions.map((a) => api<{ outcome?: { result: string }; error?: string }>('POST', `/v1/admin/lists/${HELD}/held/${id}/${a}`, undefined, admin)));
+    const ran = answers.map((r, i) => ({ r, action: actions[i]! })).filter(({ r }) => r.status === 200);
+    expect(ran, JSON.stringify(answers.map((r) => [r.status, r.body]))).toHaveLength(1);
+    for (const r of answers.filter((x) => x.status !== 200)) {
+      expect([[409, 'CONFLICT'], [404, 'NOT_FOUND']]).toContainEqual([r.status, r.body.error]);
+    }
+    const winner = ran[0]!.action;
+    expect(ran[0]!.r.body.outcome!.result).toBe(winner === 'approve' ? 'accepted' : 'refused');
+    expect((await api<{ held: unknown[] }>('GET', `/v1/admin/lists/${HELD}/held`, undefined, admin)).body.held).toHaveLength(0);
+    if (winner === 'approve') {
+      await sink.waitFor(() => sink.to(bob.address).length > before.bob, 20_000, 'approved copy to bob');
+    } else {
+      await sink.waitFor(() => bouncesToAlice() > before.aliceBounces, 20_000, 'rejection to alice');
+    }
+    // Whatever ran, nothing else did: one copy to bob or one bounce to alice, never both
+    // and never a second, once nothing is left in the queue.
+    for (let i = 0; i < 400; i++) {
+      const left = await server.sql.get<{ n: number }>("SELECT count(*) AS n FROM deliveries WHERE state IN ('queued','claimed','sending')");
+      if (Number(left!.n) === 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(sink.to(bob.address).length - before.bob).toBe(winner === 'approve' ? 1 : 0);
+    expect(bouncesToAlice() - before.aliceBounces).toBe(winner === 'approve' ? 0 : 1);
+  });
+
   it('delivery failures: a copy the relay refuses for good is listed for the operator', async () => {
     const oz = await person('oz@example.org');
     await api('POST', `/v1/admin/lists/${LIST}/members`, { address: oz.address, publicKey: oz.publicArmored }, admin);

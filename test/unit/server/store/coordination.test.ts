@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   claimDeliveries, DEFAULT_LEASE_MS, jobLockKey, markSentClaimed, reclaimExpired, recoverOwnClaims, releaseClaims, renewLeases, runOnce,
 } from '../../../../server/store/coordination.ts';
+import { claimDecision, DECISION_LEASE_MS } from '../../../../server/store/held.ts';
 import { SQLITE_LEASE_STEP } from '../../../../server/store/migrations-pg.ts';
 import { openDatabase } from '../../../../server/store/open.ts';
 import { PgSql } from '../../../../server/store/sql-pg.ts';
@@ -142,6 +143,30 @@ describe.each(['sqlite', 'postgres'] as const)('delivery claims on %s', (kind) =
     expect(await sql.get("SELECT node, started_at, finished_at FROM job_runs WHERE name = 'digest'")).toEqual({ node: 'B', started_at: now, finished_at: now });
     const boom = new Error('job failed');
     expect(await rejectionOf(runOnce(sql, 'failing', async () => { throw boom; }))).toBe(boom);
+  });
+
+  it('a decision on a held post is claimed once at a time; released, or taken over after its lease', async () => {
+    const now = 50_000_000;
+    const release = await claimDecision(sql, 41, 'A', now);
+    expect(release).not.toBeNull();
+    // Another moderator, the CLI or another node, at once or within the lease: refused.
+    expect(await claimDecision(sql, 41, 'B', now)).toBeNull();
+    expect(await claimDecision(sql, 41, 'B', now + DECISION_LEASE_MS - 1)).toBeNull();
+    // Another held post is not held up.
+    const other = await claimDecision(sql, 42, 'B', now);
+    expect(other).not.toBeNull();
+    await release!();
+    const again = await claimDecision(sql, 41, 'B', now + 1);
+    expect(again).not.toBeNull();
+    // A claim whose process died mid-decision (never released) is taken over after the lease.
+    expect(await claimDecision(sql, 41, 'C', now + 1 + DECISION_LEASE_MS)).not.toBeNull();
+    // The stale holder's release removes nothing of the new claim.
+    await again!();
+    expect(await claimDecision(sql, 41, 'D', now + 2 + DECISION_LEASE_MS)).toBeNull();
+    await other!();
+    // Two claims racing on one post: one wins.
+    const raced = await Promise.all(Array.from({ length: 8 }, (_, i) => claimDecision(sql, 43, `N${i}`, now)));
+    expect(raced.filter((r) => r !== null)).toHaveLength(1);
   });
 });
 
