@@ -7,7 +7,8 @@
 // carries nothing: it only means "look at the queue".
 
 import pg from 'pg';
-import type { PgSql } from './sql-pg.ts';
+import { PgSql } from './sql-pg.ts';
+import type { Sql } from './sql.ts';
 
 export const WAKE_CHANNEL = 'letterlock_queue';
 const RECONNECT_MIN_MS = 200;
@@ -112,3 +113,15 @@ export class PgWakeups {
     if (c) await c.end().catch(() => {});
   }
 }
+
+/**
+ * For a command outside the server (letterlock held approve, mailman import) that
+ * queued rows: one notification, so the running nodes start on them now rather
+ * than at their next poll. SQLite: nothing (the server polls its own file). Never
+ * throws: the poll still finds the rows.
+ */
+export async function notifyQueued(sql: Sql): Promise<void> {
+  if (!(sql instanceof PgSql)) return;
+  await sql.run('SELECT pg_notify(?, ?)', [WAKE_CHANNEL, '']).catch(() => undefined);
+}
+

@@ -13,6 +13,7 @@ import { QueueStore } from '../../store/queue.ts';
 import { globals, needList, withStore } from '../context.ts';
 import { CliError, date, emit, iso, note, size, table } from '../output.ts';
 import { idArg } from './args.ts';
+import { notifyQueued } from '../../store/wakeup.ts';
 
 /** Held reasons as a moderator reads them; unknown codes are shown as they are. */
 const REASONS: Record<string, string> = {
@@ -67,6 +68,7 @@ Examples:
           });
           // The fan-out runs here, to the end, before the command returns.
           const copies = outcome.result === 'accepted' ? (await outcome.fanout).copies : 0;
+          await notifyQueued(sql); // the running nodes (PostgreSQL) start on the copies now
           const code = outcome.result === 'refused' ? outcome.code : null;
           emit(globals(cmd), { id, result: outcome.result, copies, code },
             () => `held post ${id}: ${outcome.result}${outcome.result === 'accepted' ? ` (${copies} copies queued; a running server delivers them)` : code ? ` (${code})` : ''}`);

@@ -19,6 +19,7 @@ import { globals, withStore } from '../context.ts';
 import { CliError, date, emit, EXIT, iso, note, table } from '../output.ts';
 import { startProgress } from '../progress.ts';
 import { maxBytesArg } from './args.ts';
+import { notifyQueued } from '../../store/wakeup.ts';
 
 function hostPortArg(v: string): { host: string; port: number } {
   try {
@@ -168,6 +169,7 @@ subscribed in Mailman (pre-verified and confirmed), so none of them stops gettin
         });
         (bar as ReturnType<typeof startProgress> | null)?.stop();
         bar = null;
+        await notifyQueued(sql); // invitations: the running nodes (PostgreSQL) send them now
         emit(g, r, () => [
           `${r.list} ${r.created ? 'created and bound' : 'bound'} to Mailman list ${r.mailmanListId}`,
           ...r.fixed.map((f) => `  fixed in Mailman: ${f.setting} ${f.current} -> ${f.wanted}`),

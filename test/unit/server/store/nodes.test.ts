@@ -9,7 +9,7 @@ import { nodeId, parseConfig } from '../../../../server/config/config.ts';
 import { advanceWrap, claimWrap, finishWrap, insertPost, releaseWrap, takeableWraps, WrapLeaseLost } from '../../../../server/store/posts.ts';
 import { PgSql } from '../../../../server/store/sql-pg.ts';
 import type { Sql } from '../../../../server/store/sql.ts';
-import { PgWakeups } from '../../../../server/store/wakeup.ts';
+import { notifyQueued, PgWakeups } from '../../../../server/store/wakeup.ts';
 import { storeBackends, rejectionOf } from '../../../support/stores.ts';
 
 const stores = storeBackends();
@@ -108,6 +108,10 @@ describe('wake-ups between nodes (PostgreSQL)', () => {
       const again = woken;
       sender.notify();
       await until(() => woken > again, 'the wake-up after the reconnect');
+      // A command outside the server (letterlock held approve) that queued rows wakes the nodes too.
+      const byCommand = woken;
+      await notifyQueued(a);
+      await until(() => woken > byCommand, 'the wake-up from a command');
     } finally {
       await listener.stop();
       await sender.stop();
