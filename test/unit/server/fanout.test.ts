@@ -23,10 +23,10 @@ const dir = mkdtempSync(join(tmpdir(), 'letterlock-fanout-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SECRET = 'unit-test-secret-0123456789';
 
-it('an interrupted fan-out resumes after the last committed page, without duplicates', async () => {
-  const sql = await openTestSql(join(dir, 'f.db'));
+async function postFor25(file: string) {
+  const sql = await openTestSql(join(dir, file));
   const queue = new QueueStore(sql);
-  const list = await createList(sql, SECRET, 'f@lists.test', { maxBytes: 100_000 });
+  const list = await createList(sql, SECRET, `${file}@lists.test`, { maxBytes: 100_000 });
   const g = await generateKey({ kind: 'subscriber', address: 'm@x.test', passphrase: 'p' });
   const { key } = await readPublicKey(g.publicKeyArmored);
   const packet = (await key.getEncryptionKey()).keyPacket.write();
@@ -39,6 +39,11 @@ it('an interrupted fan-out resumes after the last committed page, without duplic
   const [archivePkesk, listPkesk] = await wrapMany(sealed.sessionKey, [keys.archive, keys.listRecipient]);
   const postId = await archivePost(sql, { listId: list.id, messageId: '<p@x>', inReplyTo: null, references: [], date: null, size: sealed.body.length, body: sealed.body, archivePkesk: archivePkesk!, listPkesk: listPkesk! });
 
+  return { sql, queue, keysFor, keys, listPkesk, postId };
+}
+
+it('an interrupted fan-out resumes after the last committed page, without duplicates', async () => {
+  const { sql, queue, keysFor, keys, listPkesk, postId } = await postFor25('f');
   // "Crash" after the second page is committed.
   let pages = 0;
   const crashing = new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 10, onQueued: () => { if (++pages === 2) throw new Error('crash'); } });
@@ -56,5 +61,28 @@ it('an interrupted fan-out resumes after the last committed page, without duplic
   const k = await new KeyIdentity(listKey).unwrap(new Uint8Array(listPkesk!));
   expect(Buffer.from(k.data).length).toBe(32);
   expect(((await sql.get('SELECT list_pkesk FROM posts WHERE id = ?', [postId])) as { list_pkesk: Buffer | null }).list_pkesk).toBeNull();
+  await sql.close();
+});
+
+it("a fan-out left by another node id with its lease still running: on SQLite (one node) resumed at start; on PostgreSQL left to its node's lease", async () => {
+  // The default node id is <hostname>:<smtp port>: a restart on another port is a
+  // new id, and on SQLite there is no other node that could still be wrapping.
+  const { sql, queue, keysFor, postId } = await postFor25('g');
+  let pages = 0;
+  const crashing = new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 10, nodeId: 'mx:2525', leaseMs: 600_000, onQueued: () => { if (++pages === 1) throw new Error('crash'); } });
+  await expect(crashing.run(postId)).rejects.toThrow('crash');
+  expect((await getWrapState(sql, postId))!.wrapAfter).toBe('m09@x.test');
+  const restarted = new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 10, nodeId: 'mx:2600', leaseMs: 600_000 });
+  await restarted.resumeAll();
+  const queued = async () => ((await sql.get('SELECT count(*) AS n FROM deliveries WHERE post_id = ?', [postId])) as { n: number }).n;
+  if (sql.dialect === 'postgres') {
+    // Another node may be alive and wrapping it: not taken before its lease runs out...
+    expect((await getWrapState(sql, postId))!.wrapAfter).toBe('m09@x.test');
+    expect(Number(await queued())).toBe(10);
+    // ...and that node itself, back under its id, takes its own fan-out back at once.
+    await new Fanout({ sql, queue, log: silentLog, keysFor, pageSize: 10, nodeId: 'mx:2525', leaseMs: 600_000 }).resumeAll();
+  }
+  expect(await getWrapState(sql, postId)).toBeNull();
+  expect(Number(await queued())).toBe(25);
   await sql.close();
 });
