@@ -30,8 +30,11 @@ function onlyFramesWebAccessible(): Plugin {
 // The tests (vitest reads this file; it runs with mode 'test'). Unit and
 // integration tests run in Node; browser end-to-end tests drive real browsers
 // from inside these tests rather than through a vitest browser mode.
-// Three projects, in two rounds (vitest's sequence.groupOrder); the default on this
-// 2-core machine would be a single worker for everything:
+// Three projects, in two rounds; the default on this 2-core machine would be a single
+// worker for everything. npm test runs them with test/setup/run-tests.mjs: round 2's
+// two projects in two vitest processes at once, since in one vitest run projects of
+// one round (sequence.groupOrder) share one worker count. A plain `vitest run` runs
+// the same three, round 2 one file at a time.
 //  - round 1, 'node': unit, server, CLI and interoperability tests. Each file starts its
 //    own servers on ephemeral loopback ports and works in its own temporary folders, so
 //    two files run at once (2 workers; the tests wait for conditions, never for fixed times).
