@@ -45,11 +45,12 @@ function onlyFramesWebAccessible(): Plugin {
 //    real PostgreSQL (LETTERLOCK_TEST_STORE=postgres; one server per file, on loopback in
 //    a temporary folder), one file at a time. Run alone: npm run test:postgres.
 //    Left out of that pass: files whose subject is SQLite itself (the backup of its file,
-//    the disk-full of its folder), and test/unit/server/store/, which runs on both stores
-//    in every pass already (storeBackends).
+//    the disk-full of its folder), and those on PostgreSQL in every pass already:
+//    test/unit/server/store/ (storeBackends), the PostgreSQL backup and the two-node test.
 const SQLITE_ONLY = [
   'test/integration/server/backup.test.ts', 'test/integration/server/cli-backup.test.ts', 'test/integration/server/diskfull.test.ts',
-  'test/unit/server/store/**', 'test/integration/server/backup-postgres.test.ts', // on PostgreSQL in every pass
+  // On PostgreSQL in every pass already (their own server): the same test again otherwise.
+  'test/unit/server/store/**', 'test/integration/server/backup-postgres.test.ts', 'test/integration/server/nodes.test.ts',
 ];
 const SERIAL = ['test/browser/**/*.test.ts', 'test/stack/**/*.test.ts', 'test/integration/mailman/**/*.test.ts', 'test/integration/demo/**/*.test.ts'];
 const SERVER_SUITE = ['test/unit/server/**/*.test.ts', 'test/integration/server/**/*.test.ts', 'test/cli/**/*.test.ts'];
