@@ -91,7 +91,8 @@ async function ensureNpmPackages() {
   log('3-4 minutes on 2 cores, most of it compiling better-sqlite3 (the embedded SQLite)');
   log('natively; progress every 10 s, npm\'s summary at the end.');
   const t0 = Date.now();
-  const child = spawn('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  // JOBS=max: node-gyp compiles better-sqlite3's two sources at once (make --jobs <cores>).
+  const child = spawn('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: { JOBS: 'max', ...process.env } });
   const beat = setInterval(() => log(`still installing, ${elapsed(Date.now() - t0)} elapsed: ${npmPhase()}...`), HEARTBEAT_MS);
   const status = await new Promise((resolve) => {
     child.once('error', (e) => resolve({ code: null, why: e.code === 'ENOENT' ? 'npm is not on PATH' : e.message }));
