@@ -196,13 +196,21 @@ export async function runOnce<T>(sql: Sql, jobName: string, fn: () => Promise<T>
 async function runRecorded<T>(sql: Sql, jobName: string, fn: () => Promise<T>, o: RunOnceOptions, now: () => number): Promise<RunOnceResult<T>> {
   if (o.minIntervalMs === undefined) return { ran: true, value: await fn() };
   const t = now();
-  // One statement decides and records: the start is written only when the last one is old enough.
-  const claimed = await sql.get(`INSERT INTO job_runs (name, node, started_at) VALUES (?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET node = excluded.node, started_at = excluded.started_at, finished_at = NULL
-    WHERE job_runs.started_at <= ?
-    RETURNING name`, [jobName, o.nodeId ?? null, t, t - o.minIntervalMs]);
-  if (!claimed) return { ran: false, why: 'recent' };
+  if (!await claimJobRun(sql, jobName, o.nodeId ?? null, t, o.minIntervalMs)) return { ran: false, why: 'recent' };
   const value = await fn();
   await sql.run('UPDATE job_runs SET finished_at = ? WHERE name = ? AND started_at = ?', [now(), jobName, t]);
   return { ran: true, value };
 }
+
+/**
+ * Records a start of `name` in job_runs at `t`, unless one started within `minIntervalMs`
+ * before it; true when this call recorded it. One statement decides and records, so of
+ * claims racing (processes on SQLite, nodes on PostgreSQL) exactly one wins.
+ */
+export async function claimJobRun(sql: Sql, name: string, node: string | null, t: number, minIntervalMs: number): Promise<boolean> {
+  return (await sql.get(`INSERT INTO job_runs (name, node, started_at) VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET node = excluded.node, started_at = excluded.started_at, finished_at = NULL
+    WHERE job_runs.started_at <= ?
+    RETURNING name`, [name, node, t, t - minIntervalMs])) != null;
+}
+

@@ -2,6 +2,7 @@
 // encrypted to the list key, so holding it writes no plaintext.
 
 import type { OuterFacts } from '../../shared/index.ts';
+import { claimJobRun } from './coordination.ts';
 import type { Sql } from './sql.ts';
 
 export interface HeldRecord {
@@ -67,11 +68,7 @@ export const DECISION_LEASE_MS = 10 * 60_000;
 
 export async function claimDecision(sql: Sql, heldId: number, node: string | null, now = Date.now()): Promise<(() => Promise<void>) | null> {
   const name = `held-decision:${heldId}`;
-  const got = await sql.get(`INSERT INTO job_runs (name, node, started_at) VALUES (?, ?, ?)
-    ON CONFLICT (name) DO UPDATE SET node = excluded.node, started_at = excluded.started_at, finished_at = NULL
-    WHERE job_runs.started_at <= ?
-    RETURNING name`, [name, node, now, now - DECISION_LEASE_MS]);
-  if (!got) return null;
+  if (!await claimJobRun(sql, name, node, now, DECISION_LEASE_MS)) return null;
   // Removed afterwards (decided or failed): the held row, gone or kept, says the rest.
   return async () => { await sql.run('DELETE FROM job_runs WHERE name = ? AND started_at = ?', [name, now]); };
 }
