@@ -158,6 +158,9 @@ export class DeliveryWorker {
 
   /** All idle lanes share one wait, ended by kick() or by the next due retry. */
   private async waitForWork(): Promise<void> {
+    // stop() may have kicked before this lane came to wait (its claim was still in
+    // flight): waiting now would hold the stop up to the full idle timer.
+    if (!this.running) return;
     if (!this.idleWait) {
       // Made at once (before the query), so lanes arriving meanwhile share this wait and kick() ends it.
       let timer: NodeJS.Timeout | null = null;
@@ -173,6 +176,7 @@ export class DeliveryWorker {
         this.wakeIdle = done;
         this.o.queue.nextDueAt().then((next) => next, () => null).then((next) => {
           if (woken) return;
+          if (!this.running) return done();
           timer = setTimeout(done, Math.max(20, Math.min(1000, next === null ? 1000 : next - Date.now())));
         });
       });

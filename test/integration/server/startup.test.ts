@@ -136,3 +136,26 @@ it('SIGTERM on a running server: exit 0, promptly, ports closed', async () => {
   expect(await listening(child.smtpPort)).toBe(false);
   expect(await listening(child.httpPort)).toBe(false);
 });
+
+it('SIGTERM repeated while the server closes (a supervisor asking again): still a clean exit 0', async () => {
+  const dataDir = await dataFolder();
+  const child = await spawnServer(dataDir);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.proc.once('exit', (code, signal) => r({ code, signal })));
+  let ended = false;
+  void exited.then(() => { ended = true; });
+  child.proc.kill('SIGTERM');
+  // Asked again every few ms until it is gone: the close takes longer than that, so
+  // some of these arrive while it runs (the default action would end it by the signal).
+  let again = 0;
+  while (!ended) {
+    await new Promise((r) => setTimeout(r, 5));
+    if (!ended && child.proc.exitCode === null && child.proc.signalCode === null) {
+      child.proc.kill('SIGTERM');
+      again++;
+    }
+  }
+  const { code, signal } = await exited;
+  console.log(`startup test: ${again} more SIGTERMs while closing`);
+  expect(again).toBeGreaterThan(0);
+  expect({ code, signal }, child.output().slice(-3000)).toEqual({ code: 0, signal: null });
+});
