@@ -301,12 +301,23 @@ describe('page isolation and reading in Firefox', { timeout: 240_000 }, () => {
     await mail.keyboard.press('Enter');
     // The background opened the tab (the frame says so); find it among the pages.
     await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="attachment-opened"]', { timeout: 30_000 });
+    // tabs.create resolves before the tab has loaded; on a busy machine its page can be
+    // listed as about:blank for a while, so a page still blank is asked where it is.
+    const isAttachmentPage = async (p: Page): Promise<boolean> => {
+      if (p.url().includes('/extension/pages/attachment/index.html')) return true;
+      if (p.url() !== 'about:blank') return false;
+      const href = await Promise.race([p.evaluate(() => location.href).catch(() => ''), new Promise<string>((r) => setTimeout(() => r(''), 2000))]);
+      return href.includes('/extension/pages/attachment/index.html');
+    };
     let tab: Page | undefined;
-    for (const end = Date.now() + 30_000; !tab && Date.now() < end;) {
-      tab = (await browser.pages()).find((p) => p.url().includes('/extension/pages/attachment/index.html'));
+    let seen: string[] = [];
+    for (const end = Date.now() + 60_000; !tab && Date.now() < end;) {
+      const pages = await browser.pages();
+      seen = pages.map((p) => p.url());
+      for (const p of pages) if (!tab && await isAttachmentPage(p)) tab = p;
       if (!tab) await new Promise((r) => setTimeout(r, 200));
     }
-    if (!tab) throw new Error('the attachment page did not open');
+    if (!tab) throw new Error(`the attachment page did not open; pages: ${seen.join(', ')}`);
     await tab.waitForSelector('[data-test=attachment-page][data-test-state=ready]', { timeout: 30_000 });
     expect(await tab.$eval('[data-test=attachment-name]', (e) => e.textContent)).toBe('notes.txt');
     expect(await tab.$eval('[data-test=attachment-text]', (e) => e.textContent)).toBe(words);
