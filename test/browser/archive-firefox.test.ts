@@ -213,7 +213,7 @@ describe('the archive viewer in Firefox', () => {
     const link = await archive.$eval('[data-test=archive-permalink]', (e) => (e as HTMLInputElement).value);
     expect(link).toBe(`${BASE}extension/pages/archive/index.html#list=${encodeURIComponent(LIST)}&msg=${id}`);
     await archive.click('[data-test=archive-copy-link]');
-    await expect.poll(() => texts(archive, '[data-test=archive-copy-link]'), { timeout: 10_000 }).toEqual(['Link copied']);
+    await expect.poll(() => texts(archive, '[data-test=archive-copy-link]'), { timeout: 30_000 }).toEqual(['Link copied']);
     await shootFirefox(archive, 'archive-message');
     await archive.close();
 

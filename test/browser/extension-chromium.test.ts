@@ -253,7 +253,7 @@ describe('the extension in Chromium', () => {
     const swTarget = async () => ((await cdp.send('Target.getTargets')).targetInfos).find((t) => t.type === 'service_worker' && t.url.startsWith(extBase));
     const firstId = (await swTarget())!.targetId;
     await cdp.send('Target.closeTarget', { targetId: firstId });
-    await expect.poll(async () => (await swTarget()) === undefined, { timeout: 10_000 }).toBe(true);
+    await expect.poll(async () => (await swTarget()) === undefined, { timeout: 30_000 }).toBe(true);
     const after = await options.evaluate(`chrome.runtime.sendMessage({ letterlock: 1, type: 'state.get', payload: {} })`) as { value: { unlocked: boolean; lockAt: number } };
     expect(after.value.unlocked).toBe(true);
     expect(after.value.lockAt).toBe(before.value.lockAt);
@@ -403,7 +403,7 @@ describe('page isolation and reading in Chromium', () => {
     await body.locator('text=our site').waitFor();
     // Two short lines: the body frame fits them (it used to keep its first 300px, blank).
     const bodyHeight = () => reader.locator('[data-test=html-body]').evaluate((f) => f.getBoundingClientRect().height);
-    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeLessThan(150);
+    await expect.poll(bodyHeight, { timeout: 30_000 }).toBeLessThan(150);
     expect(await body.locator('img').count()).toBe(0);
     expect(await body.locator('body').textContent()).toContain('[image: chart]');
     // The CSP itself refuses a remote image in the reader, whatever the sanitizer does.
@@ -420,13 +420,13 @@ describe('page isolation and reading in Chromium', () => {
     await body.locator('img[alt=chart]').waitFor();
     expect(await body.locator('img[alt=chart]').getAttribute('src')).toMatch(/^data:image\/png;base64,/);
     // Reloaded with the images, it fits again, and the reader frame follows its content.
-    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeLessThan(200);
+    await expect.poll(bodyHeight, { timeout: 30_000 }).toBeLessThan(200);
     const gap = async () => {
       const outer = await mail.frameLocator('#messagecontframe').locator('iframe[data-letterlock="reader"]').first().evaluate((f) => f.getBoundingClientRect().height);
       const inner = await reader.locator('html').evaluate((e) => e.getBoundingClientRect().height);
       return Math.abs(outer - inner);
     };
-    await expect.poll(gap, { timeout: 10_000 }).toBeLessThan(12);
+    await expect.poll(gap, { timeout: 30_000 }).toBeLessThan(12);
     expect(site.hits).toEqual([{ path: '/img.png?from=mail', cookie: null, referer: null }]); // the webmail's cookie stays home
     // The link: the real target first, then a new tab.
     await body.locator('text=our site').click();

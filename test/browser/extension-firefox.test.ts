@@ -284,8 +284,8 @@ describe('page isolation and reading in Firefox', { timeout: 240_000 }, () => {
     // One short line: the body frame fits it (it used to keep its first 300px, blank).
     const reader = await extensionFrameIn(mail, 'reader');
     const bodyHeight = () => reader.evaluate(() => document.querySelector('[data-test=html-body]')?.getBoundingClientRect().height ?? -1);
-    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeGreaterThan(0);
-    await expect.poll(bodyHeight, { timeout: 10_000 }).toBeLessThan(150);
+    await expect.poll(bodyHeight, { timeout: 30_000 }).toBeGreaterThan(0);
+    await expect.poll(bodyHeight, { timeout: 30_000 }).toBeLessThan(150);
     await focusInFrame(mail, frame, 1); // "Load images" is the first control
     await mail.keyboard.press('Enter');
     await (await messageFrame(mail)).waitForSelector('iframe[data-letterlock="reader"][data-test-step="images-1"]', { timeout: 30_000 });
@@ -359,7 +359,7 @@ describe('page isolation and reading in Firefox', { timeout: 240_000 }, () => {
     await page.waitForSelector('[data-test=key] [data-test=lock][data-test-state=locked]', { timeout: 30_000 });
     expect(await page.$$eval('[data-test=unlock-passphrase]', (e) => e.length)).toBe(1);
     await page.click('[data-test=key-card] [data-test=key-unlock-link]');
-    await page.waitForFunction(() => document.activeElement?.getAttribute('data-test') === 'unlock-passphrase', { timeout: 10_000 });
+    await page.waitForFunction(() => document.activeElement?.getAttribute('data-test') === 'unlock-passphrase', { timeout: 30_000 });
     await page.keyboard.type(PASSPHRASE);
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => document.querySelector('[data-test=key-card] [data-test=key-lock-state]')?.textContent === 'Unlocked', { timeout: 60_000 });

@@ -143,7 +143,7 @@ describe('joining from a list\'s join page in Chromium', () => {
     await expect.poll(() => options.locator('[data-test=list-lookup]').evaluate((e) => {
       const r = e.getBoundingClientRect();
       return r.top >= 0 && r.bottom <= innerHeight;
-    }), { timeout: 10_000 }).toBe(true);
+    }), { timeout: 30_000 }).toBe(true);
     await options.click('[data-test=list-lookup]');
     await options.locator('[data-test=list-candidate]').waitFor({ timeout: 60_000 });
     await options.close();

@@ -86,7 +86,7 @@ describe('Roundcube on the real stack, driven by the page helpers (no extension)
     expect((await page.locator(SELECTORS.attachments).allInnerTexts()).join(' ')).toMatch(/encrypted\.asc/);
     await logout(page);
     await screenshot(page, '04b-bob-logged-out');
-  }, 90_000);
+  }, 240_000);
 
   it('Bob sends a plain mail to Carol from Roundcube; it arrives in her IMAP box; Carol replies from Roundcube and Bob gets it', async () => {
     const subject = `Lunch? ${randomUUID().slice(0, 8)}`;
@@ -96,14 +96,14 @@ describe('Roundcube on the real stack, driven by the page helpers (no extension)
     await composeAndSend(page, { to: [stack.users.carol!.address], subject, body: text });
     await screenshot(page, '05-bob-sent-to-carol');
 
-    const got = await waitForMail(stack, stack.users.carol!, (m) => m.subject === subject, "Bob's mail from Roundcube", 30_000);
+    const got = await waitForMail(stack, stack.users.carol!, (m) => m.subject === subject, "Bob's mail from Roundcube", 60_000);
     const parsed = await PostalMime.parse(got.raw);
     expect(parsed.from?.address).toBe(stack.users.bob!.address);
     expect(parsed.to?.map((a) => a.address)).toEqual([stack.users.carol!.address]);
     expect(parsed.text?.replace(/\r\n/g, '\n')).toContain(text);
     expect(got.raw.toString('latin1')).toMatch(/by mx\.example\.test \(Postfix\)/); // through Postfix, not a shortcut
     // Roundcube keeps the sent copy in Bob's Sent folder over IMAP.
-    await waitForMail(stack, stack.users.bob!, (m) => m.subject === subject, 'sent copy', 10_000, 'Sent');
+    await waitForMail(stack, stack.users.bob!, (m) => m.subject === subject, 'sent copy', 30_000, 'Sent');
 
     const carol = await newPage();
     await login(carol, stack.urls.roundcube!, stack.users.carol!);
@@ -115,7 +115,7 @@ describe('Roundcube on the real stack, driven by the page helpers (no extension)
     await screenshot(carol, '07-carol-reply-compose');
     await sendCompose(carol);
 
-    const answer = await waitForMail(stack, stack.users.bob!, (m) => m.subject === `Re: ${subject}`, "Carol's reply", 30_000);
+    const answer = await waitForMail(stack, stack.users.bob!, (m) => m.subject === `Re: ${subject}`, "Carol's reply", 60_000);
     const a = await PostalMime.parse(answer.raw);
     expect(a.from?.address).toBe(stack.users.carol!.address);
     expect(a.inReplyTo).toBe(parsed.messageId);
@@ -123,7 +123,7 @@ describe('Roundcube on the real stack, driven by the page helpers (no extension)
     await openInbox(page);
     await waitForRow(page, `Re: ${subject}`);
     await screenshot(page, '08-bob-inbox-reply');
-  }, 120_000);
+  }, 300_000);
 
   it("after all that, no file of the stack (Roundcube's database and temp, Dovecot, Postfix, the list server) holds the post's marker", async () => {
     for (const c of contexts.splice(0)) await c.close();

@@ -34,6 +34,12 @@ export const SELECTORS = {
   encryptedNotice: '#messagebody .boxwarning',
 } as const;
 
+/**
+ * How long a page transition may take. Roundcube runs as PHP CGI; in CI it shares
+ * 2 cores with the PostgreSQL pass, where a compose page once took over 20 s.
+ */
+const PAGE_MS = 60_000;
+
 /** Saves a full-page screenshot under test-artifacts/stack/ and returns its path. */
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -47,8 +53,8 @@ export async function login(page: Page, baseUrl: string, user: { address: string
   await page.goto(baseUrl);
   await page.locator(SELECTORS.loginUser).fill(user.address);
   await page.locator(SELECTORS.loginPassword).fill(user.password);
-  await Promise.all([page.waitForURL(/_task=mail/, { timeout: 20_000 }), page.locator(SELECTORS.loginSubmit).click()]);
-  await page.locator(SELECTORS.messageList).waitFor({ state: 'attached', timeout: 20_000 });
+  await Promise.all([page.waitForURL(/_task=mail/, { timeout: PAGE_MS }), page.locator(SELECTORS.loginSubmit).click()]);
+  await page.locator(SELECTORS.messageList).waitFor({ state: 'attached', timeout: PAGE_MS });
   const refused = page.locator(`${SELECTORS.notice} .error`);
   if (await refused.count()) throw new Error(`Roundcube refused the login of ${user.address}: ${await refused.first().innerText()}`);
 }
@@ -61,12 +67,12 @@ function baseOf(page: Page): string {
 /** Opens the inbox (a fresh load, so newly delivered mail is listed) and waits for its list. */
 export async function openInbox(page: Page): Promise<void> {
   await page.goto(`${baseOf(page)}?_task=mail&_mbox=INBOX`);
-  await page.locator(SELECTORS.messageList).waitFor({ state: 'attached', timeout: 20_000 });
+  await page.locator(SELECTORS.messageList).waitFor({ state: 'attached', timeout: PAGE_MS });
   // The list is filled by an XHR after the page loads; it is done when the busy marker goes.
   await page.waitForFunction(() => {
     const rc = (window as unknown as { rcmail?: { busy?: boolean; message_list?: unknown } }).rcmail;
     return !!rc && !rc.busy && !!rc.message_list;
-  }, undefined, { timeout: 20_000 });
+  }, undefined, { timeout: PAGE_MS });
 }
 
 /** The inbox row whose text holds `subject`; reloads the inbox until it shows up. */
@@ -111,20 +117,20 @@ export async function openInPreview(page: Page, which: string | RegExp | ByUid):
   const row = await rowOf(page, which);
   await row.click();
   const frameEl = page.locator(SELECTORS.previewFrame);
-  await frameEl.waitFor({ state: 'visible', timeout: 20_000 });
+  await frameEl.waitFor({ state: 'visible', timeout: PAGE_MS });
   const handle = await frameEl.elementHandle();
   const frame = await handle?.contentFrame();
   if (!frame) throw new Error('the preview frame #messagecontframe has no content frame');
-  await frame.waitForURL(/_action=(show|preview)/, { timeout: 20_000 });
-  await frame.locator(SELECTORS.messageBody).waitFor({ state: 'attached', timeout: 20_000 });
+  await frame.waitForURL(/_action=(show|preview)/, { timeout: PAGE_MS });
+  await frame.locator(SELECTORS.messageBody).waitFor({ state: 'attached', timeout: PAGE_MS });
   return frame;
 }
 
 /** Opens a message in the full view (double click on its row); waits for its body. */
 export async function openFullView(page: Page, which: string | RegExp | ByUid): Promise<void> {
   const row = await rowOf(page, which);
-  await Promise.all([page.waitForURL(/_action=show/, { timeout: 20_000 }), row.dblclick()]);
-  await page.locator(SELECTORS.messageBody).waitFor({ state: 'attached', timeout: 20_000 });
+  await Promise.all([page.waitForURL(/_action=show/, { timeout: PAGE_MS }), row.dblclick()]);
+  await page.locator(SELECTORS.messageBody).waitFor({ state: 'attached', timeout: PAGE_MS });
 }
 
 /** The visible text of a shown message (preview frame or full view). */
@@ -140,8 +146,14 @@ export interface Draft {
 
 /** Waits for the compose page to be ready for typing. */
 export async function waitForCompose(page: Page): Promise<void> {
-  await page.waitForURL(/_action=compose/, { timeout: 20_000 });
-  await page.locator(SELECTORS.body).waitFor({ state: 'visible', timeout: 20_000 });
+  await page.waitForURL(/_action=compose/, { timeout: PAGE_MS });
+  try {
+    await page.locator(SELECTORS.body).waitFor({ state: 'visible', timeout: PAGE_MS });
+  } catch (e) {
+    // Say what Roundcube showed instead (an error page, a notice, the login form).
+    const shown = await page.locator('body').innerText({ timeout: 5_000 }).catch(() => '(unreadable)');
+    throw new Error(`the compose form did not show at ${page.url()}; the page says: ${shown.replace(/\s+/g, ' ').slice(0, 500)}`, { cause: e });
+  }
 }
 
 /** Opens an empty compose page. */
@@ -181,7 +193,7 @@ export async function fillCompose(page: Page, draft: Draft, options: { prepend?:
 /** Sends the open compose page and waits until Roundcube reports it sent (it then leaves compose). */
 export async function sendCompose(page: Page): Promise<void> {
   await Promise.all([
-    page.waitForURL((u) => !/_action=compose/.test(u.toString()), { timeout: 30_000 }),
+    page.waitForURL((u) => !/_action=compose/.test(u.toString()), { timeout: PAGE_MS }),
     page.locator(SELECTORS.send).first().click(),
   ]);
   const error = page.locator(`${SELECTORS.notice} .error`);
@@ -208,5 +220,5 @@ export async function reply(page: Page, text?: string): Promise<void> {
 /** Logs out with the task menu's Logout (a bare ?_task=logout is refused: it needs the request token). */
 export async function logout(page: Page): Promise<void> {
   await page.locator(SELECTORS.logout).first().click();
-  await page.locator(SELECTORS.loginUser).waitFor({ timeout: 20_000 });
+  await page.locator(SELECTORS.loginUser).waitFor({ timeout: PAGE_MS });
 }

@@ -91,8 +91,8 @@ async function login(p: Person): Promise<void> {
   await p.mail.goto(stack.urls.roundcube!);
   await p.mail.locator(SELECTORS.loginUser).fill(p.user.address);
   await p.mail.locator(SELECTORS.loginPassword).fill(p.user.password);
-  await Promise.all([p.mail.waitForNavigation({ timeout: 20_000 }), p.mail.click(SELECTORS.loginSubmit)]);
-  await p.mail.waitForSelector(SELECTORS.messageList, { timeout: 20_000 });
+  await Promise.all([p.mail.waitForNavigation({ timeout: 60_000 }), p.mail.click(SELECTORS.loginSubmit)]);
+  await p.mail.waitForSelector(SELECTORS.messageList, { timeout: 60_000 });
 }
 
 /** Opens the inbox until the message with this IMAP uid is listed, clicks it, and returns the preview frame. */
@@ -104,13 +104,13 @@ async function openInPreview(p: Person, uid: number): Promise<Frame> {
     await p.mail.waitForFunction(() => {
       const rc = (window as unknown as { rcmail?: { busy?: boolean; message_list?: unknown } }).rcmail;
       return !!rc && !rc.busy && !!rc.message_list;
-    }, { timeout: 20_000 });
+    }, { timeout: 60_000 });
     id = await p.mail.evaluate((u) => (window as unknown as { rcmail: { message_list: { rows: Record<string, { obj?: HTMLElement }> } } }).rcmail.message_list.rows[u]?.obj?.id ?? null, uid);
     if (!id && Date.now() > end) throw new Error(`no message with uid ${uid} in ${p.user.address}'s Roundcube inbox`);
   }
   await p.mail.click(`[id="${id}"]`);
   const frame = (await (await p.mail.waitForSelector(SELECTORS.previewFrame, { visible: true }))!.contentFrame())!;
-  await frame.waitForFunction((u) => location.href.includes(`_uid=${u}`) && !!document.querySelector('#messagebody'), { timeout: 20_000 }, uid);
+  await frame.waitForFunction((u) => location.href.includes(`_uid=${u}`) && !!document.querySelector('#messagebody'), { timeout: 60_000 }, uid);
   return frame;
 }
 
@@ -265,7 +265,7 @@ describe('the story in Roundcube with the extension in Firefox ESR', () => {
     const t = Date.now();
     const page = alice.mail;
     await page.goto(`${stack.urls.roundcube}?_task=mail&_action=compose`);
-    await page.waitForSelector(SELECTORS.body, { visible: true, timeout: 20_000 });
+    await page.waitForSelector(SELECTORS.body, { visible: true, timeout: 60_000 });
     const to = (await page.waitForSelector(SELECTORS.recipientInput))!;
     await to.click();
     await to.type(stack.listAddress);
@@ -333,7 +333,7 @@ describe('the story in Roundcube with the extension in Firefox ESR', () => {
     const page = bob.mail;
     await page.bringToFront();
     await page.click(SELECTORS.reply); // the post is still open in Bob's preview
-    await page.waitForSelector(SELECTORS.body, { visible: true, timeout: 20_000 });
+    await page.waitForSelector(SELECTORS.body, { visible: true, timeout: 60_000 });
     expect(await page.$eval(SELECTORS.subject, (e) => (e as HTMLInputElement).value)).toBe('Re: ...');
     expect(await page.$eval(SELECTORS.toField, (e) => (e as HTMLTextAreaElement).value)).toContain(stack.listAddress);
     await writeWithComposer(bob, REPLY_SUBJECT, REPLY_BODY, '07-bob-composer-reply');
