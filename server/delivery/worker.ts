@@ -176,7 +176,6 @@ export class DeliveryWorker {
         this.wakeIdle = done;
         this.o.queue.nextDueAt().then((next) => next, () => null).then((next) => {
           if (woken) return;
-          if (!this.running) return done();
           timer = setTimeout(done, Math.max(20, Math.min(1000, next === null ? 1000 : next - Date.now())));
         });
       });

@@ -155,8 +155,9 @@ describe('fuzz', () => {
     // A generator that throws or exits must fail the test at once with its own error
     // and the seed, not as a missing batch at the end of the budget.
     let workerEnd: Error | null = null;
-    const ended: Array<(e: Error) => void> = [];
-    const endWith = (e: Error) => { workerEnd ??= e; for (const f of ended.splice(0)) f(workerEnd); };
+    /** Fails the batch being waited for (at most one is asked for at a time). */
+    let failWaiting: ((e: Error) => void) | null = null;
+    const endWith = (e: Error) => { workerEnd ??= e; failWaiting?.(workerEnd); failWaiting = null; };
     worker.on('error', (e) => endWith(new Error(`the generator failed (FUZZ_SEED=${FC_SEED}): ${e.stack ?? e.message}`)));
     worker.on('exit', (code) => endWith(new Error(`the generator exited with code ${code} (FUZZ_SEED=${FC_SEED})`)));
     let asked = 0;
@@ -165,10 +166,10 @@ describe('fuzz', () => {
       const index = asked++;
       const t = performance.now();
       const timer = setTimeout(() => reject(new Error(`the generator gave no batch ${index} within ${GENERATE_MS} ms (FUZZ_SEED=${FC_SEED})`)), GENERATE_MS);
-      ended.push((e) => { clearTimeout(timer); reject(e); });
+      failWaiting = (e) => { clearTimeout(timer); reject(e); };
       worker.once('message', (b: MutateBatch) => {
         clearTimeout(timer);
-        ended.length = 0;
+        failWaiting = null;
         if (performance.now() - t > 10_000) console.log(`fuzz: batch ${index} came ${Math.round(performance.now() - t)} ms after it was asked for (${Math.round(b.ms)} ms generating)`);
         resolve(b);
       });

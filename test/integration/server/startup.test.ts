@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { initData, SECRET, spawnServer, tempDir } from './harness.ts';
+import { initData, SECRET, spawnServer, tempDir, type Child } from './harness.ts';
 import { freePorts } from '../../stack/procs.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -28,6 +28,10 @@ afterAll(async () => {
   for (const b of blockers) await new Promise((r) => b.close(r));
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+
+/** How the server process ends: exit code, or the signal that ended it. */
+const exitOf = (c: Child): Promise<{ code: number | null; signal: NodeJS.Signals | null }> =>
+  new Promise((r) => c.proc.once('exit', (code, signal) => r({ code, signal })));
 
 /** A port that was free a moment ago. */
 const freePort = async (): Promise<number> => (await freePorts(1))[0]!;
@@ -125,7 +129,7 @@ it('SIGTERM on a running server: exit 0, promptly, ports closed', async () => {
   const child = await spawnServer(dataDir);
   expect(await listening(child.smtpPort)).toBe(true);
   const t0 = performance.now();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.proc.once('exit', (code, signal) => r({ code, signal })));
+  const exited = exitOf(child);
   child.proc.kill('SIGTERM');
   const { code, signal } = await exited;
   const ms = performance.now() - t0;
@@ -140,7 +144,7 @@ it('SIGTERM on a running server: exit 0, promptly, ports closed', async () => {
 it('SIGTERM repeated while the server closes (a supervisor asking again): still a clean exit 0', async () => {
   const dataDir = await dataFolder();
   const child = await spawnServer(dataDir);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.proc.once('exit', (code, signal) => r({ code, signal })));
+  const exited = exitOf(child);
   let ended = false;
   void exited.then(() => { ended = true; });
   child.proc.kill('SIGTERM');
