@@ -4,10 +4,25 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
+const gone = (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT';
+
+/**
+ * Every regular file under `root`. A running daemon (PostgreSQL rewrites
+ * pg_internal.init by rename, Postfix moves queue files) can remove a file or
+ * folder between the listing and the read; what is gone is no longer on disk, so
+ * it is skipped rather than failing the scan.
+ */
 export function listFiles(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (e) {
+      if (gone(e) && dir !== root) return;
+      throw e;
+    }
+    for (const name of names) {
       const p = join(dir, name);
       const s = statSync(p, { throwIfNoEntry: false });
       if (!s) continue;
@@ -17,6 +32,16 @@ export function listFiles(root: string): string[] {
   };
   walk(root);
   return out;
+}
+
+/** The bytes of a listed file, or null when it was removed since the listing (see listFiles). */
+export function readListed(file: string): Buffer | null {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    if (gone(e)) return null;
+    throw e;
+  }
 }
 
 function decodeQuotedPrintable(text: string): Buffer {
@@ -52,7 +77,8 @@ export function scan(roots: string[], marker: string): Array<{ file: string; how
   const hits: Array<{ file: string; how: string }> = [];
   for (const root of roots) {
     for (const file of listFiles(root)) {
-      const how = findMarker(readFileSync(file), marker);
+      const bytes = readListed(file);
+      const how = bytes && findMarker(bytes, marker);
       if (how) hits.push({ file, how });
     }
   }
