@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { generateKey, isLetterlockError } from '../../shared/index.ts';
 import { openData, StartError, startServer, type RunningServer } from '../app.ts';
 import { init } from '../cli/init.ts';
+import { onStopSignals } from '../cli/stop-signals.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import { createList } from '../lists/lists.ts';
 import { registerMember } from '../lists/members.ts';
@@ -104,17 +105,11 @@ const { fresh, secret } = prepared;
 // Signals first; SMTP opens last inside startServer; a failed start is one line and exit 1.
 let server: RunningServer | null = null;
 let inbox: Inbox | null = null;
-let stopping = false;
-const stop = () => {
-  if (stopping) return;
-  stopping = true;
+// As `letterlock serve`: a repeated SIGTERM while closing is ignored, a second Ctrl-C stops at once.
+const stopping = onStopSignals(() => {
   removeRunInfo(DEMO_DIR);
-  if (!server) process.exit(0);
-  setTimeout(() => process.exit(1), 15_000).unref();
-  Promise.all([server.close(), inbox?.close()]).then(() => process.exit(0), () => process.exit(1));
-};
-process.once('SIGINT', stop);
-process.once('SIGTERM', stop);
+  return server ? Promise.all([server.close(), inbox?.close()]) : undefined;
+}, { name: 'letterlock demo' });
 try {
   server = await startServer(DEMO_DIR, config, secret, {
     log: createEventLog({ file: join(DEMO_DIR, 'logs', 'server.log'), level: config.logLevel, stdout: false }),
@@ -122,7 +117,7 @@ try {
 } catch (e) {
   fail(e instanceof StartError ? startProblem(e) : e instanceof ConfigError ? e.message : `could not start (${e instanceof Error ? e.name : 'error'})`);
 }
-if (stopping) {
+if (stopping()) {
   await server.close();
   process.exit(0);
 }

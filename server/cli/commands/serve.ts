@@ -9,6 +9,7 @@ import { joinUrl } from '../../http/join-page.ts';
 import { codeOf, createEventLog } from '../../log/log.ts';
 import { allLists } from '../../store/lists.ts';
 import { dataDirOf, requireInitialized } from '../context.ts';
+import { onStopSignals } from '../stop-signals.ts';
 import { CliError, EXIT } from '../output.ts';
 
 export function register(program: Command): void {
@@ -28,27 +29,9 @@ Example:
       const secret = loadSecret(config.secretFile ?? defaultSecretFile(dataDir));
       const log = createEventLog({ file: join(dataDir, 'logs', 'server.log'), level: config.logLevel });
       let server: RunningServer | null = null;
-      let stopping = false;
-      // Signals first: a SIGTERM during start stops the start, and after it a clean close.
-      // A repeated SIGTERM (a supervisor, a second kill) while closing is ignored: the
-      // close is bounded below, and dying by the signal's default action mid-close
-      // would leave copies 'sending' (re-sent at the next start). A second Ctrl-C stops at once.
-      const stop = (signal: NodeJS.Signals) => {
-        if (stopping) {
-          if (signal === 'SIGINT') {
-            process.stderr.write('letterlock: stopped without finishing the close (second Ctrl-C)\n');
-            process.exit(130);
-          }
-          return;
-        }
-        stopping = true;
-        if (!server) process.exit(0); // nothing accepted yet: SMTP opens last
-        // A close that hangs (a relay that never answers) must not keep the process.
-        setTimeout(() => process.exit(1), 15_000).unref();
-        server.close().then(() => process.exit(0), () => process.exit(1));
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
+      // Signals first: a SIGTERM during start stops the start (nothing accepted yet:
+      // SMTP opens last), and after it a clean close.
+      const stopping = onStopSignals(() => server?.close());
       // An error that escapes every isolation is a bug: log its code only (a message
       // could quote input), exit, and let the supervisor restart us (the queue and
       // any interrupted fan-out resume). Failures of one row or post never get here.
@@ -67,7 +50,7 @@ Example:
         if (e instanceof StartError) throw new CliError(e.message, EXIT.UNREACHABLE, 'START_FAILED');
         throw e;
       }
-      if (stopping) {
+      if (stopping()) {
         await server.close();
         process.exit(0);
       }

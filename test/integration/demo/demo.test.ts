@@ -223,3 +223,23 @@ it('the demo inbox shows each address\'s delivered mail as ciphertext for the ex
   const refused = await (await fetch(`${inbox}send`, { method: 'POST', headers, body: form('demo@lists.localhost'), redirect: 'manual' })).text();
   expect(refused).toMatch(/id="send-result">Not sent: .*5\d\d/);
 }, 200_000);
+
+it('SIGTERM, then SIGTERMs again while the demo closes: exit 0 and the run file removed (last: it stops the demo)', async () => {
+  const proc = server!;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  let ended = false;
+  void exited.then(() => { ended = true; });
+  proc.kill('SIGTERM');
+  // Asked again every few ms until it is gone; the default action would end it by the signal mid-close.
+  let again = 0;
+  while (!ended) {
+    await new Promise((r) => setTimeout(r, 5));
+    if (!ended && proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      again++;
+    }
+  }
+  expect(again).toBeGreaterThan(0);
+  expect(await exited, serverOut.slice(-3000)).toEqual({ code: 0, signal: null });
+  expect(existsSync(join(DIR, 'demo-server.json'))).toBe(false);
+}, 60_000);

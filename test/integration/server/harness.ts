@@ -182,6 +182,18 @@ export async function send(port: number, from: string, to: string, raw: string |
   }
 }
 
+/**
+ * Waits for a condition, polling every `everyMs`, within a generous budget; a miss
+ * throws naming what was awaited and, if given, `detail()` (a child's last output).
+ */
+export async function until(what: string, ok: () => boolean | Promise<boolean>, o: { timeoutMs?: number; everyMs?: number; detail?: () => string } = {}): Promise<void> {
+  const end = Date.now() + (o.timeoutMs ?? 30_000);
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${o.detail ? `\n${o.detail()}` : ''}`);
+    await new Promise((r) => setTimeout(r, o.everyMs ?? 50));
+  }
+}
+
 export interface Child {
   proc: ChildProcess;
   smtpPort: number;

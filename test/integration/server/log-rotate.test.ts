@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { initData, send, Sink, spawnServer, stopChild, tempDir, type Child } from './harness.ts';
+import { initData, send, Sink, spawnServer, stopChild, tempDir, until as untilWithin, type Child } from './harness.ts';
 
 let sink: Sink, dataDir: string, child: Child;
 const logFile = () => join(dataDir, 'logs', 'server.log');
@@ -24,13 +24,7 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-async function until(what: string, ok: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${child.output().slice(-2000)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (what: string, ok: () => boolean) => untilWithin(what, ok, { detail: () => child.output().slice(-2000) });
 
 const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : '');
 

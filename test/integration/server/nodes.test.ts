@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startPostgres, type RunningPostgres } from '../../support/postgres.ts';
-import { addList, compose, initData, listPublicKey, person, seedMembers, send, Sink, spawnServer, stopChild, tempDir, type Child, type Person } from './harness.ts';
+import { addList, compose, initData, listPublicKey, person, seedMembers, send, Sink, spawnServer, stopChild, tempDir, until as untilWithin, type Child, type Person } from './harness.ts';
 
 const LIST = 'nodes@lists.test';
 const N = 3000;
@@ -31,13 +31,9 @@ async function q<T extends pg.QueryResultRow>(text: string, params: unknown[] = 
   return (await db!.query<T>(text, params)).rows;
 }
 
-async function until(what: string, f: () => Promise<boolean> | boolean, timeoutMs = 180_000, everyMs = 50): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (sink has ${sink.messages.length} messages)`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+/** The harness's wait with this file's budget (fan-outs of thousands) and the sink's count on a miss. */
+const until = (what: string, f: () => Promise<boolean> | boolean, timeoutMs = 180_000, everyMs = 50) =>
+  untilWithin(what, f, { timeoutMs, everyMs, detail: () => `(sink has ${sink.messages.length} messages)` });
 
 /** Copies per recipient and post (the post's Message-ID, which every copy carries). */
 function copiesBy(): Map<string, number> {

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { initData, SECRET, spawnServer, tempDir, type Child } from './harness.ts';
+import { initData, SECRET, spawnServer, tempDir, until, type Child } from './harness.ts';
 import { freePorts } from '../../stack/procs.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -162,4 +162,25 @@ it('SIGTERM repeated while the server closes (a supervisor asking again): still 
   console.log(`startup test: ${again} more SIGTERMs while closing`);
   expect(again).toBeGreaterThan(0);
   expect({ code, signal }, child.output().slice(-3000)).toEqual({ code: 0, signal: null });
+});
+
+it('Ctrl-C twice: the second stops at once, exit 130 with one line saying the close was not finished', async () => {
+  const dataDir = await dataFolder();
+  const child = await spawnServer(dataDir);
+  // An SMTP client that stays connected keeps the close waiting (up to smtp-server's
+  // closeTimeout, 5 s), so the second Ctrl-C surely lands mid-close.
+  const client = connect({ port: child.smtpPort, host: '127.0.0.1' });
+  let greeted = '';
+  client.on('data', (d: Buffer) => { greeted += d.toString(); });
+  client.on('error', () => {});
+  await until('the SMTP greeting', () => greeted.startsWith('220'), { detail: child.output });
+  const exited = exitOf(child);
+  child.proc.kill('SIGINT');
+  await until('the close to begin', () => child.output().includes('server.stopping'), { detail: child.output });
+  child.proc.kill('SIGINT');
+  const { code, signal } = await exited;
+  client.destroy();
+  // 130, not 0: the second Ctrl-C ended the process before the close (held by the client) did.
+  expect({ code, signal }, child.output().slice(-3000)).toEqual({ code: 130, signal: null });
+  expect(child.output()).toContain('letterlock: stopped without finishing the close (second Ctrl-C)\n');
 });
