@@ -247,7 +247,8 @@ describe('fuzz', () => {
             try {
               const r = await slots[s]!.send(from, [LIST], m.bytes, REPLY_MS);
               code = r.code;
-              const reason = /\b([A-Z][A-Z0-9]*_[A-Z0-9_]+)\b/.exec(r.text)?.[1] ?? (/accepted|held/.exec(r.text)?.[0] ?? '');
+              // A refusal reads "550 5.7.1 CODE: sentence" (codes without an underscore too: REPLAYED).
+              const reason = /^(?:\d{3}[ -])?\d\.\d{1,3}\.\d{1,3} ([A-Z][A-Z0-9_]*):/.exec(r.text)?.[1] ?? /\b([A-Z][A-Z0-9]*_[A-Z0-9_]+)\b/.exec(r.text)?.[1] ?? (/accepted|held/.exec(r.text)?.[0] ?? '');
               const key = `${r.code} ${reason}`.trim();
               codes.set(key, (codes.get(key) ?? 0) + 1);
             } catch (e) {
